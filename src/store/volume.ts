@@ -1,0 +1,60 @@
+/**
+ * What a host can attach: the contract between the protocol layers (nbd/) and the store.
+ * Every method takes byte offsets and lengths; alignment to the block size is NOT required
+ * (unaligned writes are read-modify-write inside the store). Errors are SnaplogError:
+ * OUT_OF_RANGE past the end, READ_ONLY on writes to a read-only volume, CORRUPT when a stored
+ * checksum fails, NO_SPACE when the medium is full, CLOSED when the disk went away, IO otherwise.
+ */
+export interface WriteOptions {
+  /** Durable before the promise resolves (NBD FUA). */
+  fua: boolean;
+}
+
+export interface ZeroOptions extends WriteOptions {
+  /** The caller wants allocated zeros, not a hole (NBD_CMD_FLAG_NO_HOLE). */
+  noHole: boolean;
+}
+
+/** One run of a block-status answer; flags are NBD base:allocation bits. */
+export interface StatusExtent {
+  lengthBytes: number;
+  /** bit 0: hole (NBD_STATE_HOLE), bit 1: reads as zeros (NBD_STATE_ZERO). */
+  flags: number;
+}
+
+export const STATE_HOLE = 1;
+export const STATE_ZERO = 2;
+
+export interface Volume {
+  /** Export name this volume was resolved from, e.g. "vm1@daily". */
+  readonly name: string;
+  /** One line for NBD_OPT_LIST / nbdinfo --list, e.g. "disk vm1, LUN 3". */
+  readonly description: string;
+  readonly sizeBytes: number;
+  /** The disk's block size: the preferred I/O size and the unit of the log. */
+  readonly blockSizeBytes: number;
+  readonly readOnly: boolean;
+  read(offsetBytes: number, lengthBytes: number): Promise<Buffer>;
+  write(offsetBytes: number, data: Buffer, options: WriteOptions): Promise<void>;
+  writeZeroes(offsetBytes: number, lengthBytes: number, options: ZeroOptions): Promise<void>;
+  trim(offsetBytes: number, lengthBytes: number, options: WriteOptions): Promise<void>;
+  /** Everything written before the call is durable when it resolves. */
+  flush(): Promise<void>;
+  /** Allocation status of [offset, offset+length); may answer a shorter prefix. */
+  blockStatus(offsetBytes: number, lengthBytes: number): Promise<StatusExtent[]>;
+}
+
+export interface ExportInfo {
+  name: string;
+  description: string;
+}
+
+/** Finds volumes by NBD export name (SPEC §3.1). */
+export interface VolumeResolver {
+  /** Throws NOT_FOUND (or INVALID_ARGUMENT for a malformed name). */
+  resolve(exportName: string): Volume;
+  /** Every attachable volume, for NBD_OPT_LIST. */
+  list(): ExportInfo[];
+  /** Export used when a client asks for the empty name "". Undefined: refuse. */
+  readonly defaultExport?: string;
+}
