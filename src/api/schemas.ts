@@ -14,7 +14,7 @@ import type {
 import { ErrorCodes } from "../util/errors.js";
 import { nameLengthMax } from "../util/parse.js";
 
-const namePattern = `^(?!\\.{1,2}$)[A-Za-z0-9._-]{1,${nameLengthMax}}$`;
+export const namePattern = `^(?!\\.{1,2}$)[A-Za-z0-9._-]{1,${nameLengthMax}}$`;
 
 export const NameSchema = Type.String({
   pattern: namePattern,

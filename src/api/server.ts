@@ -9,13 +9,13 @@
  */
 import { timingSafeEqual } from "node:crypto";
 import type { AddressInfo } from "node:net";
-import Fastify, { type FastifyBaseLogger, type FastifyError, type FastifyInstance } from "fastify";
+import Fastify, { LogController, type FastifyBaseLogger, type FastifyError, type FastifyInstance, type FastifySchemaValidationError } from "fastify";
 import swagger from "@fastify/swagger";
 import { Type, type TypeBoxTypeProvider } from "@fastify/type-provider-typebox";
 import { Counter, Registry, collectDefaultMetrics } from "prom-client";
 import type { Operations } from "../store/operations.js";
 import { ErrorCodes, SnaplogError } from "../util/errors.js";
-import { formatHostPort, type HostPort } from "../util/parse.js";
+import { formatHostPort, nameLengthMax, type HostPort } from "../util/parse.js";
 import {
   CreateDiskBodySchema,
   CreateSnapshotBodySchema,
@@ -23,6 +23,7 @@ import {
   DiskInfoSchema,
   DiskParamsSchema,
   ErrorSchema,
+  namePattern,
   SnapshotInfoSchema,
   StoreStatusSchema,
 } from "./schemas.js";
@@ -72,8 +73,9 @@ const errorResponses = { "4xx": ErrorSchema, "5xx": ErrorSchema } as const;
 export async function buildApiApp(options: ApiAppOptions): Promise<FastifyInstance> {
   const app = Fastify({
     ...(options.logger === undefined ? { logger: false } : { loggerInstance: options.logger }),
-    disableRequestLogging: true,
+    logController: new LogController({ disableRequestLogging: true }),
     ajv: { customOptions: { coerceTypes: false, removeAdditional: false } },
+    schemaErrorFormatter: formatValidationError,
   }).withTypeProvider<TypeBoxTypeProvider>();
 
   installErrorHandlers(app);
@@ -158,6 +160,20 @@ export async function buildApiApp(options: ApiAppOptions): Promise<FastifyInstan
 
   await app.ready();
   return app;
+}
+
+/** The first schema violation, as one line that names the field ("body/sizeBytes must be integer"). */
+function formatValidationError(errors: FastifySchemaValidationError[], dataVar: string): Error {
+  const [first] = errors;
+  const where = `${dataVar}${first?.instancePath ?? ""}`;
+  const params = (first?.params ?? {}) as { pattern?: unknown; additionalProperty?: unknown };
+  let message = first?.message ?? "is invalid";
+  if (first?.keyword === "pattern" && params.pattern === namePattern) {
+    message = `must be 1-${nameLengthMax} characters from A-Z, a-z, 0-9, ".", "_" and "-" (not "." or "..")`;
+  } else if (first?.keyword === "additionalProperties") {
+    message = `has unknown property "${String(params.additionalProperty)}"`;
+  }
+  return new Error(oneLine(`${where} ${message}`));
 }
 
 function installErrorHandlers(app: FastifyInstance): void {
