@@ -24,6 +24,7 @@ import type {
   SnapshotInfo,
   StoreStatus,
 } from "../src/store/operations.js";
+import { apiSocketPath, apiTokenPath } from "../src/store/paths.js";
 import { ErrorCodes, SnaplogError } from "../src/util/errors.js";
 
 /** Just enough of a store to answer every route; counts calls that would change it. */
@@ -115,13 +116,13 @@ function send(target: { socketPath: string } | { host: string; port: number }, m
 
 const json = { "content-type": "application/json" };
 const directory = mkdtempSync(join(tmpdir(), "snaplog-api-"));
-const socketPath = join(directory, "api.sock");
-const tokenPath = join(directory, "api.token");
+const socketPath = apiSocketPath(directory);
+const tokenPath = apiTokenPath(directory);
 const operations = new MemoryOperations();
 let server: ApiServer;
 
 before(async () => {
-  server = await startApiServer({ operations, storePath: directory, socketPath, tokenPath, tcp: { host: "127.0.0.1", port: 0 } });
+  server = await startApiServer({ operations, storePath: directory, tcp: { host: "127.0.0.1", port: 0 } });
 });
 after(async () => {
   await server?.close();
@@ -197,7 +198,7 @@ test("store errors map to their HTTP status, and ApiClient turns them back", asy
   const noRoute = await send({ socketPath }, "GET", "/v2/nothing");
   assert.equal(noRoute.status, 404);
 
-  const client = (await ApiClient.connectIfRunning(socketPath))!;
+  const client = (await ApiClient.connectIfRunning(directory))!;
   assert.ok(client);
   const created = await client.createDisk({ name: "vm1", sizeBytes: 1 << 20 });
   assert.equal(created.name, "vm1");
@@ -228,12 +229,12 @@ test("/metrics is in the Prometheus text format", async () => {
 });
 
 test("connectIfRunning answers undefined when nothing listens", async () => {
-  assert.equal(await ApiClient.connectIfRunning(join(directory, "none.sock")), undefined);
+  assert.equal(await ApiClient.connectIfRunning(join(directory, "none")), undefined);
 });
 
 test("a live socket is refused with CONFLICT, a stale one is replaced", async () => {
   await assert.rejects(
-    startApiServer({ operations, storePath: directory, socketPath, tokenPath }),
+    startApiServer({ operations, storePath: directory }),
     (error: unknown) => error instanceof SnaplogError && error.code === ErrorCodes.CONFLICT,
   );
   assert.ok(existsSync(socketPath), "the live server's socket is left alone");
@@ -246,8 +247,8 @@ test("a live socket is refused with CONFLICT, a stale one is replaced", async ()
   child.kill("SIGKILL");
   await new Promise((resolve) => child.once("exit", resolve));
   assert.ok(existsSync(stalePath));
-  assert.equal(await ApiClient.connectIfRunning(stalePath), undefined);
-  const second = await startApiServer({ operations, storePath: directory, socketPath: stalePath, tokenPath });
+  assert.equal(await ApiClient.connectToSocketIfRunning(stalePath), undefined);
+  const second = await startApiServer({ operations, storePath: directory, socketPath: stalePath });
   try {
     assert.equal((await send({ socketPath: stalePath }, "GET", "/v1/disks")).status, 200);
   } finally {

@@ -13,6 +13,7 @@ import type {
   SnapshotInfo,
   StoreStatus,
 } from "../store/operations.js";
+import { apiSocketPath } from "../store/paths.js";
 import { ErrorCodes, SnaplogError } from "../util/errors.js";
 import { probeSocket, socketPathBytesMax } from "./socket.js";
 import { isErrorCode } from "./status.js";
@@ -23,8 +24,12 @@ const responseBytesMax = 64 * 1024 * 1024;
 export class ApiClient implements Operations {
   constructor(readonly socketPath: string) {}
 
-  /** A client when a server answers on socketPath; undefined when no socket or nobody answers. */
-  static async connectIfRunning(socketPath: string): Promise<ApiClient | undefined> {
+  /** A client when a server answers on the store's socket; undefined when no socket or nobody answers. */
+  static async connectIfRunning(storePath: string): Promise<ApiClient | undefined> {
+    return ApiClient.connectToSocketIfRunning(apiSocketPath(storePath));
+  }
+
+  static async connectToSocketIfRunning(socketPath: string): Promise<ApiClient | undefined> {
     if (Buffer.byteLength(socketPath) > socketPathBytesMax) return undefined;
     return (await probeSocket(socketPath)) ? new ApiClient(socketPath) : undefined;
   }

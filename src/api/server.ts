@@ -14,6 +14,7 @@ import swagger from "@fastify/swagger";
 import { Type, type TypeBoxTypeProvider } from "@fastify/type-provider-typebox";
 import { Counter, Registry, collectDefaultMetrics } from "prom-client";
 import type { Operations } from "../store/operations.js";
+import { apiSocketPath, apiTokenPath } from "../store/paths.js";
 import { ErrorCodes, SnaplogError } from "../util/errors.js";
 import { formatHostPort, nameLengthMax, type HostPort } from "../util/parse.js";
 import {
@@ -44,8 +45,10 @@ export interface ApiAppOptions {
 export interface ApiServerOptions {
   operations: Operations;
   storePath: string;
-  socketPath: string;
-  tokenPath: string;
+  /** Default apiSocketPath(storePath). */
+  socketPath?: string;
+  /** Default apiTokenPath(storePath). */
+  tokenPath?: string;
   tcp?: HostPort;
   /** Registry served on /metrics; default metrics are added to a new one when absent. */
   metrics?: Registry;
@@ -231,33 +234,35 @@ function installRequestCounter(app: FastifyInstance, registry: Registry): void {
 
 /** Listens on the unix socket, and on TCP when options.tcp is set. */
 export async function startApiServer(options: ApiServerOptions): Promise<ApiServer> {
+  const socketPath = options.socketPath ?? apiSocketPath(options.storePath);
+  const tokenPath = options.tokenPath ?? apiTokenPath(options.storePath);
   const metrics = options.metrics ?? createMetricsRegistry();
   const apps: FastifyInstance[] = [];
   let socketClaimed = false;
   const close = async (): Promise<void> => {
     await Promise.allSettled(apps.map((app) => app.close()));
     // Only our own socket: a CONFLICT from claimSocketPath leaves the other server's alone.
-    if (socketClaimed) await removeSocket(options.socketPath).catch(() => undefined);
+    if (socketClaimed) await removeSocket(socketPath).catch(() => undefined);
   };
   try {
-    await claimSocketPath(options.socketPath);
+    await claimSocketPath(socketPath);
     socketClaimed = true;
     const unixApp = await buildApiApp({ operations: options.operations, metrics, logger: options.logger });
     apps.push(unixApp);
-    await unixApp.listen({ path: options.socketPath });
-    await restrictToOwner(options.socketPath);
-    const endpoints = [`api: unix:${options.socketPath}`];
+    await unixApp.listen({ path: socketPath });
+    await restrictToOwner(socketPath);
+    const endpoints = [`api: unix:${socketPath}`];
     let tcp: HostPort | undefined;
     if (options.tcp !== undefined) {
-      const token = await ensureToken(options.tokenPath);
+      const token = await ensureToken(tokenPath);
       const tcpApp = await buildApiApp({ operations: options.operations, metrics, logger: options.logger, token });
       apps.push(tcpApp);
       await tcpApp.listen({ host: options.tcp.host, port: options.tcp.port });
       const address = tcpApp.server.address() as AddressInfo;
       tcp = { host: options.tcp.host, port: address.port };
-      endpoints.push(`api: http://${formatHostPort(tcp)} (token: ${options.tokenPath})`);
+      endpoints.push(`api: http://${formatHostPort(tcp)} (token: ${tokenPath})`);
     }
-    return { socketPath: options.socketPath, tcp, endpoints, close };
+    return { socketPath, tcp, endpoints, close };
   } catch (error) {
     await close();
     throw listenError(error, options);
