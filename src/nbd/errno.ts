@@ -1,0 +1,57 @@
+/**
+ * The only place where a SnaplogError becomes an NBD errno. The mapping is lossy (NBD has a
+ * handful of codes), so callers log the real error before sending the code (see transmission.ts).
+ * test/nbd-errno.test.ts checks that every ErrorCodes value has a row.
+ */
+import { ErrorCodes, SnaplogError, type ErrorCode } from "../util/errors.js";
+import {
+  NBD_EINVAL,
+  NBD_EIO,
+  NBD_ENOMEM,
+  NBD_ENOSPC,
+  NBD_ENOTSUP,
+  NBD_EOVERFLOW,
+  NBD_EPERM,
+  NBD_ESHUTDOWN,
+} from "./protocol.js";
+
+/** Errno sent for each code. OUT_OF_RANGE becomes ENOSPC for writes (see nbdErrnoForError). */
+export const NBD_ERRNO_BY_CODE: Readonly<Record<ErrorCode, number>> = {
+  [ErrorCodes.INVALID_ARGUMENT]: NBD_EINVAL,
+  [ErrorCodes.OUT_OF_RANGE]: NBD_EINVAL,
+  [ErrorCodes.NOT_FOUND]: NBD_EIO,
+  [ErrorCodes.ALREADY_EXISTS]: NBD_EIO,
+  [ErrorCodes.READ_ONLY]: NBD_EPERM,
+  [ErrorCodes.CORRUPT]: NBD_EIO,
+  [ErrorCodes.IO]: NBD_EIO,
+  [ErrorCodes.NO_SPACE]: NBD_ENOSPC,
+  [ErrorCodes.STORE_LOCKED]: NBD_EIO,
+  [ErrorCodes.NO_STORE]: NBD_EIO,
+  [ErrorCodes.CLOSED]: NBD_ESHUTDOWN,
+  [ErrorCodes.UNSUPPORTED]: NBD_ENOTSUP,
+  [ErrorCodes.CONFLICT]: NBD_EIO,
+  [ErrorCodes.INTERNAL]: NBD_EIO,
+};
+
+/**
+ * The errno for a failed volume call. `isWrite` is true for WRITE, TRIM and WRITE_ZEROES, where
+ * the NBD specification wants ENOSPC for I/O past the end. Anything that is not a SnaplogError
+ * is a bug or an unexpected system error: EIO.
+ */
+export function nbdErrnoForError(error: unknown, isWrite: boolean): number {
+  if (!(error instanceof SnaplogError)) return NBD_EIO;
+  if (isWrite && error.code === ErrorCodes.OUT_OF_RANGE) return NBD_ENOSPC;
+  return NBD_ERRNO_BY_CODE[error.code] ?? NBD_EIO;
+}
+
+/** Short names for log lines and ERROR chunk messages. */
+export const NBD_ERRNO_NAMES: Readonly<Record<number, string>> = {
+  [NBD_EPERM]: "EPERM",
+  [NBD_EIO]: "EIO",
+  [NBD_ENOMEM]: "ENOMEM",
+  [NBD_EINVAL]: "EINVAL",
+  [NBD_ENOSPC]: "ENOSPC",
+  [NBD_EOVERFLOW]: "EOVERFLOW",
+  [NBD_ENOTSUP]: "ENOTSUP",
+  [NBD_ESHUTDOWN]: "ESHUTDOWN",
+};

@@ -1,0 +1,397 @@
+/**
+ * The option phase of the fixed newstyle handshake.
+ *
+ *   server: NBDMAGIC IHAVEOPT handshake-flags
+ *   client: client-flags            (without FIXED_NEWSTYLE, or with unknown bits: we close)
+ *   client: IHAVEOPT option length payload   (repeated, at most OPTION_COUNT_MAX times)
+ *   server: one or more option replies per option, found in OPTION_HANDLERS
+ *   ... until NBD_OPT_GO / NBD_OPT_EXPORT_NAME succeed (transmission) or ABORT / error (close).
+ *
+ * Every option payload is read in full (bounded by OPTION_LENGTH_MAX_BYTES, oversized ones are
+ * skipped up to OPTION_SKIP_MAX_BYTES), so a rejected option never puts the stream out of sync.
+ * Volumes are resolved only when an export is named: connecting alone costs nothing.
+ *
+ * TLS: NBD_OPT_STARTTLS is answered NBD_REP_ERR_UNSUP. When `serve` gets a certificate, the
+ * STARTTLS handler upgrades the socket (tls.TLSSocket) and the session's `tlsRequired` makes every
+ * other option except ABORT answer NBD_REP_ERR_TLS_REQD until then; see handleStartTls.
+ */
+import type { Socket } from "node:net";
+import { ErrorCodes, SnaplogError } from "../util/errors.js";
+import type { Volume, VolumeResolver } from "../store/volume.js";
+import type { SocketReader } from "./socket-reader.js";
+import * as P from "./protocol.js";
+
+export interface HandshakeLogger {
+  info(object: object | string, message?: string): void;
+  warn(object: object | string, message?: string): void;
+  error(object: object | string, message?: string): void;
+}
+
+export interface HandshakeOptions {
+  resolver: VolumeResolver;
+  logger: HandshakeLogger;
+  /** Largest READ/WRITE payload: the advertised maximum block size. */
+  requestBytesMax: number;
+  /** True once the server is closing: NBD_OPT_GO answers NBD_REP_ERR_SHUTDOWN. */
+  isClosing(): boolean;
+}
+
+/** What the client chose; everything transmission needs. */
+export interface Negotiated {
+  volume: Volume;
+  structuredReplies: boolean;
+  /** base:allocation was selected with NBD_OPT_SET_META_CONTEXT for this export. */
+  baseAllocation: boolean;
+}
+
+type OptionOutcome = "continue" | "transmission" | "close";
+
+interface Session {
+  readonly socket: Socket;
+  readonly options: HandshakeOptions;
+  noZeroes: boolean;
+  structuredReplies: boolean;
+  /** Export the SET_META_CONTEXT selection was made for; null: nothing selected. */
+  metaExportName: string | null;
+  baseAllocation: boolean;
+  chosen: Volume | null;
+}
+
+type OptionHandler = (session: Session, option: number, payload: Buffer) => Promise<OptionOutcome> | OptionOutcome;
+
+/**
+ * Runs the handshake. Resolves with the negotiated export, or null when the connection must be
+ * closed (the caller closes it). Rejects only when the peer vanished (CLOSED).
+ */
+export async function negotiate(socket: Socket, reader: SocketReader, options: HandshakeOptions): Promise<Negotiated | null> {
+  socket.write(greeting());
+  const clientFlags = (await reader.read(4)).readUInt32BE(0);
+  if ((clientFlags & P.CLIENT_FLAG_FIXED_NEWSTYLE) === 0 || (clientFlags & ~P.CLIENT_FLAGS_KNOWN) !== 0) {
+    options.logger.warn({ clientFlags }, "nbd: client without fixed newstyle or with unknown flags, closing");
+    return null;
+  }
+  const session: Session = {
+    socket,
+    options,
+    noZeroes: (clientFlags & P.CLIENT_FLAG_NO_ZEROES) !== 0,
+    structuredReplies: false,
+    metaExportName: null,
+    baseAllocation: false,
+    chosen: null,
+  };
+  for (let optionCount = 0; optionCount < P.OPTION_COUNT_MAX; optionCount++) {
+    const outcome = await receiveOption(session, reader);
+    if (outcome === "close") return null;
+    if (outcome === "transmission") return negotiated(session);
+  }
+  options.logger.warn({ optionCountMax: P.OPTION_COUNT_MAX }, "nbd: too many options, closing");
+  return null;
+}
+
+function negotiated(session: Session): Negotiated {
+  const volume = session.chosen;
+  if (volume === null) throw new SnaplogError(ErrorCodes.INTERNAL, "transmission without an export");
+  const sameExport = session.metaExportName === volume.name;
+  return {
+    volume,
+    structuredReplies: session.structuredReplies,
+    baseAllocation: session.structuredReplies && sameExport && session.baseAllocation,
+  };
+}
+
+function greeting(): Buffer {
+  const buffer = Buffer.alloc(P.GREETING_BYTES);
+  buffer.writeBigUInt64BE(P.NBD_MAGIC, 0);
+  buffer.writeBigUInt64BE(P.IHAVEOPT_MAGIC, 8);
+  buffer.writeUInt16BE(P.FLAG_FIXED_NEWSTYLE | P.FLAG_NO_ZEROES, 16);
+  return buffer;
+}
+
+/** Reads one option header and payload, and runs its handler. */
+async function receiveOption(session: Session, reader: SocketReader): Promise<OptionOutcome> {
+  const header = await reader.read(P.OPTION_HEADER_BYTES);
+  if (header.readBigUInt64BE(0) !== P.IHAVEOPT_MAGIC) {
+    session.options.logger.warn("nbd: bad option magic, closing");
+    return "close";
+  }
+  const option = header.readUInt32BE(8);
+  const lengthBytes = header.readUInt32BE(12);
+  if (lengthBytes > P.OPTION_LENGTH_MAX_BYTES) return rejectOversized(session, reader, option, lengthBytes);
+  const payload = await reader.read(lengthBytes);
+  const handler = OPTION_HANDLERS.get(option) ?? handleUnsupported;
+  return handler(session, option, payload);
+}
+
+async function rejectOversized(session: Session, reader: SocketReader, option: number, lengthBytes: number): Promise<OptionOutcome> {
+  session.options.logger.warn({ option, lengthBytes }, "nbd: oversized option");
+  if (option === P.OPT_EXPORT_NAME || lengthBytes > P.OPTION_SKIP_MAX_BYTES) return "close";
+  await reader.skip(lengthBytes);
+  replyError(session, option, P.REP_ERR_TOO_BIG, "option too long");
+  return "continue";
+}
+
+// ---- Replies ----------------------------------------------------------------------------------
+
+function reply(session: Session, option: number, replyType: number, payload?: Buffer): void {
+  const header = Buffer.allocUnsafe(P.OPTION_REPLY_HEADER_BYTES);
+  header.writeBigUInt64BE(P.OPTION_REPLY_MAGIC, 0);
+  header.writeUInt32BE(option, 8);
+  header.writeUInt32BE(replyType, 12);
+  header.writeUInt32BE(payload === undefined ? 0 : payload.length, 16);
+  session.socket.write(payload === undefined ? header : Buffer.concat([header, payload]));
+}
+
+function replyError(session: Session, option: number, replyType: number, message: string): void {
+  reply(session, option, replyType, Buffer.from(message, "utf8"));
+}
+
+// ---- Option handlers --------------------------------------------------------------------------
+
+const OPTION_HANDLERS: ReadonlyMap<number, OptionHandler> = new Map<number, OptionHandler>([
+  [P.OPT_EXPORT_NAME, handleExportName],
+  [P.OPT_ABORT, handleAbort],
+  [P.OPT_LIST, handleList],
+  [P.OPT_STARTTLS, handleStartTls],
+  [P.OPT_INFO, handleInfoOrGo],
+  [P.OPT_GO, handleInfoOrGo],
+  [P.OPT_STRUCTURED_REPLY, handleStructuredReply],
+  [P.OPT_LIST_META_CONTEXT, handleMetaContext],
+  [P.OPT_SET_META_CONTEXT, handleMetaContext],
+]);
+
+function handleUnsupported(session: Session, option: number): OptionOutcome {
+  replyError(session, option, P.REP_ERR_UNSUP, `option ${option} is not supported`);
+  return "continue";
+}
+
+/** TLS is a later issue: until a certificate is configured, STARTTLS is unsupported. */
+function handleStartTls(session: Session, option: number): OptionOutcome {
+  replyError(session, option, P.REP_ERR_UNSUP, "TLS is not configured on this server");
+  return "continue";
+}
+
+function handleAbort(session: Session, option: number): OptionOutcome {
+  reply(session, option, P.REP_ACK);
+  return "close";
+}
+
+function handleStructuredReply(session: Session, option: number, payload: Buffer): OptionOutcome {
+  if (payload.length !== 0) {
+    replyError(session, option, P.REP_ERR_INVALID, "NBD_OPT_STRUCTURED_REPLY takes no data");
+    return "continue";
+  }
+  session.structuredReplies = true;
+  reply(session, option, P.REP_ACK);
+  return "continue";
+}
+
+function handleList(session: Session, option: number, payload: Buffer): OptionOutcome {
+  if (payload.length !== 0) {
+    replyError(session, option, P.REP_ERR_INVALID, "NBD_OPT_LIST takes no data");
+    return "continue";
+  }
+  for (const exportInfo of session.options.resolver.list()) {
+    const name = Buffer.from(exportInfo.name, "utf8");
+    const description = Buffer.from(exportInfo.description, "utf8");
+    const item = Buffer.allocUnsafe(4 + name.length + description.length);
+    item.writeUInt32BE(name.length, 0);
+    name.copy(item, 4);
+    description.copy(item, 4 + name.length);
+    reply(session, option, P.REP_SERVER, item);
+  }
+  reply(session, option, P.REP_ACK);
+  return "continue";
+}
+
+/** NBD_OPT_EXPORT_NAME has no error reply: an unknown export closes the connection. */
+function handleExportName(session: Session, option: number, payload: Buffer): OptionOutcome {
+  if (payload.length > P.NBD_MAX_STRING_BYTES) return "close";
+  const volume = resolveVolume(session, payload.toString("utf8"));
+  if (typeof volume === "string") {
+    session.options.logger.warn({ reason: volume }, "nbd: NBD_OPT_EXPORT_NAME refused, closing");
+    return "close";
+  }
+  if (session.options.isClosing()) return "close";
+  const padBytes = session.noZeroes ? 0 : P.EXPORT_NAME_PADDING_BYTES;
+  const answer = Buffer.alloc(10 + padBytes);
+  writeUInt64(answer, volume.sizeBytes, 0);
+  answer.writeUInt16BE(transmissionFlags(volume, session.structuredReplies), 8);
+  session.socket.write(answer);
+  session.chosen = volume;
+  return "transmission";
+}
+
+/** NBD_OPT_INFO and NBD_OPT_GO: name length (4), name, info count (2), info types (2 each). */
+function handleInfoOrGo(session: Session, option: number, payload: Buffer): OptionOutcome {
+  const request = parseInfoRequest(payload);
+  if (typeof request === "string") {
+    replyError(session, option, P.REP_ERR_INVALID, request);
+    return "continue";
+  }
+  const resolved = resolveVolume(session, request.name);
+  if (typeof resolved === "string") {
+    replyError(session, option, resolveErrorReply(resolved), resolved);
+    return "continue";
+  }
+  if (option === P.OPT_GO && session.options.isClosing()) {
+    replyError(session, option, P.REP_ERR_SHUTDOWN, "server is shutting down");
+    return "continue";
+  }
+  sendInfoItems(session, option, resolved, request.infoTypes);
+  reply(session, option, P.REP_ACK);
+  if (option === P.OPT_INFO) return "continue";
+  session.chosen = resolved;
+  return "transmission";
+}
+
+interface InfoRequest {
+  name: string;
+  infoTypes: number[];
+}
+
+/** Returns the parsed request or the reason it is invalid. */
+export function parseInfoRequest(payload: Buffer): InfoRequest | string {
+  if (payload.length < 6) return "option too short";
+  const nameBytes = payload.readUInt32BE(0);
+  if (nameBytes > payload.length - 6) return "export name length past the option's end";
+  if (nameBytes > P.NBD_MAX_STRING_BYTES) return "export name too long";
+  const countOffset = 4 + nameBytes;
+  const infoCount = payload.readUInt16BE(countOffset);
+  if (infoCount > P.INFO_REQUEST_COUNT_MAX) return "too many information requests";
+  if (countOffset + 2 + 2 * infoCount !== payload.length) return "information request count does not match the length";
+  const infoTypes: number[] = [];
+  for (let index = 0; index < infoCount; index++) infoTypes.push(payload.readUInt16BE(countOffset + 2 + 2 * index));
+  return { name: payload.toString("utf8", 4, 4 + nameBytes), infoTypes };
+}
+
+function sendInfoItems(session: Session, option: number, volume: Volume, infoTypes: number[]): void {
+  const exportItem = Buffer.allocUnsafe(12);
+  exportItem.writeUInt16BE(P.INFO_EXPORT, 0);
+  writeUInt64(exportItem, volume.sizeBytes, 2);
+  exportItem.writeUInt16BE(transmissionFlags(volume, session.structuredReplies), 10);
+  reply(session, option, P.REP_INFO, exportItem);
+  if (infoTypes.includes(P.INFO_NAME)) reply(session, option, P.REP_INFO, stringItem(P.INFO_NAME, volume.name));
+  if (infoTypes.includes(P.INFO_DESCRIPTION)) {
+    reply(session, option, P.REP_INFO, stringItem(P.INFO_DESCRIPTION, volume.description));
+  }
+  const blockSizeItem = Buffer.allocUnsafe(14);
+  blockSizeItem.writeUInt16BE(P.INFO_BLOCK_SIZE, 0);
+  blockSizeItem.writeUInt32BE(1, 2);
+  blockSizeItem.writeUInt32BE(volume.blockSizeBytes, 6);
+  blockSizeItem.writeUInt32BE(session.options.requestBytesMax, 10);
+  reply(session, option, P.REP_INFO, blockSizeItem);
+}
+
+function stringItem(infoType: number, text: string): Buffer {
+  const encoded = Buffer.from(text, "utf8");
+  const item = Buffer.allocUnsafe(2 + encoded.length);
+  item.writeUInt16BE(infoType, 0);
+  encoded.copy(item, 2);
+  return item;
+}
+
+/** NBD_OPT_LIST_META_CONTEXT and NBD_OPT_SET_META_CONTEXT; we know only base:allocation. */
+function handleMetaContext(session: Session, option: number, payload: Buffer): OptionOutcome {
+  const isSet = option === P.OPT_SET_META_CONTEXT;
+  if (isSet && !session.structuredReplies) {
+    replyError(session, option, P.REP_ERR_INVALID, "negotiate structured replies first");
+    return "continue";
+  }
+  const request = parseMetaContextRequest(payload);
+  if (typeof request === "string") {
+    replyError(session, option, P.REP_ERR_INVALID, request);
+    return "continue";
+  }
+  const resolved = resolveVolume(session, request.name);
+  if (typeof resolved === "string") {
+    replyError(session, option, resolveErrorReply(resolved), resolved);
+    return "continue";
+  }
+  const matched = request.queries.length === 0 ? !isSet : request.queries.some((query) => queryMatches(query, isSet));
+  if (isSet) {
+    session.metaExportName = resolved.name;
+    session.baseAllocation = matched;
+  }
+  if (matched) reply(session, option, P.REP_META_CONTEXT, metaContextItem());
+  reply(session, option, P.REP_ACK);
+  return "continue";
+}
+
+function queryMatches(query: string, isSet: boolean): boolean {
+  if (query === P.META_BASE_ALLOCATION) return true;
+  return !isSet && query === P.META_BASE_NAMESPACE;
+}
+
+function metaContextItem(): Buffer {
+  const name = Buffer.from(P.META_BASE_ALLOCATION, "utf8");
+  const item = Buffer.allocUnsafe(4 + name.length);
+  item.writeUInt32BE(P.META_ID_BASE_ALLOCATION, 0);
+  name.copy(item, 4);
+  return item;
+}
+
+interface MetaContextRequest {
+  name: string;
+  queries: string[];
+}
+
+/** Export name length (4), name, query count (4), then length (4) + query for each. */
+export function parseMetaContextRequest(payload: Buffer): MetaContextRequest | string {
+  if (payload.length < 8) return "option too short";
+  const nameBytes = payload.readUInt32BE(0);
+  if (nameBytes > payload.length - 8) return "export name length past the option's end";
+  if (nameBytes > P.NBD_MAX_STRING_BYTES) return "export name too long";
+  const name = payload.toString("utf8", 4, 4 + nameBytes);
+  const queryCount = payload.readUInt32BE(4 + nameBytes);
+  if (queryCount > P.META_QUERY_COUNT_MAX) return "too many queries";
+  const queries: string[] = [];
+  let offsetBytes = 8 + nameBytes;
+  for (let index = 0; index < queryCount; index++) {
+    if (offsetBytes + 4 > payload.length) return "query past the option's end";
+    const queryBytes = payload.readUInt32BE(offsetBytes);
+    if (queryBytes > P.NBD_MAX_STRING_BYTES) return "query too long";
+    if (queryBytes > payload.length - offsetBytes - 4) return "query past the option's end";
+    queries.push(payload.toString("utf8", offsetBytes + 4, offsetBytes + 4 + queryBytes));
+    offsetBytes += 4 + queryBytes;
+  }
+  if (offsetBytes !== payload.length) return "trailing bytes after the queries";
+  return { name, queries };
+}
+
+// ---- Exports ----------------------------------------------------------------------------------
+
+const SHUTDOWN_PREFIX = "shutting down: ";
+
+/** The volume, or a message saying why not (for the error reply). */
+function resolveVolume(session: Session, requestedName: string): Volume | string {
+  const resolver = session.options.resolver;
+  const name = requestedName === "" ? resolver.defaultExport : requestedName;
+  if (name === undefined) return "no default export: give an export name";
+  try {
+    return resolver.resolve(name);
+  } catch (error) {
+    if (error instanceof SnaplogError && error.code === ErrorCodes.CLOSED) return SHUTDOWN_PREFIX + error.message;
+    if (!(error instanceof SnaplogError) || error.code !== ErrorCodes.NOT_FOUND) {
+      session.options.logger.warn({ err: error, exportName: name }, "nbd: export could not be resolved");
+    }
+    return error instanceof Error ? `unknown export "${name}": ${error.message}` : `unknown export "${name}"`;
+  }
+}
+
+function resolveErrorReply(message: string): number {
+  return message.startsWith(SHUTDOWN_PREFIX) ? P.REP_ERR_SHUTDOWN : P.REP_ERR_UNKNOWN;
+}
+
+/** The flags a volume is exported with; SEND_DF only with structured replies (DF needs them). */
+export function transmissionFlags(volume: Volume, structuredReplies: boolean): number {
+  let flags = P.TFLAG_HAS_FLAGS | P.TFLAG_SEND_FLUSH | P.TFLAG_CAN_MULTI_CONN;
+  if (structuredReplies) flags |= P.TFLAG_SEND_DF;
+  if (volume.readOnly) return flags | P.TFLAG_READ_ONLY;
+  return flags | P.TFLAG_SEND_FUA | P.TFLAG_SEND_TRIM | P.TFLAG_SEND_WRITE_ZEROES | P.TFLAG_SEND_FAST_ZERO;
+}
+
+/** Writes a safe integer as a 64-bit big-endian value without BigInt. */
+export function writeUInt64(buffer: Buffer, value: number, offsetBytes: number): void {
+  buffer.writeUInt32BE(Math.floor(value / 0x100000000), offsetBytes);
+  buffer.writeUInt32BE(value >>> 0, offsetBytes + 4);
+}
