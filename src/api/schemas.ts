@@ -89,7 +89,7 @@ export const CreateDiskBodySchema = Type.Object(
 export const CreateSnapshotBodySchema = Type.Object(
   {
     name: Type.Optional(NameSchema),
-    lun: Type.Optional(Type.Integer({ minimum: 0 })),
+    lun: Type.Optional(Type.Integer({ minimum: 1, maximum: 0xffff_ffff })),
   },
   { additionalProperties: false, title: "CreateSnapshotRequest" },
 );

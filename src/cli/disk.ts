@@ -1,0 +1,145 @@
+/** `snaplog disk create | list | show | delete`. */
+import { stat } from "node:fs/promises";
+import path from "node:path";
+import type { Command } from "commander";
+import type { CreateDiskRequest, DiskInfo, SnapshotInfo } from "../store/operations.js";
+import { invalidArgument } from "../util/errors.js";
+import { formatBytes, formatDuration, parseBlockSize, parseDuration, parseName, parseSize } from "../util/parse.js";
+import { globalOptions, withOperations } from "./context.js";
+import { printFields, printJson, printLine, printTable, type Column } from "./output.js";
+
+interface CreateOptions {
+  size: string;
+  from?: string;
+  history?: string;
+  blockSize?: string;
+}
+
+export const diskColumns: ReadonlyArray<Column<DiskInfo>> = [
+  { header: "NAME", value: (disk) => disk.name },
+  { header: "SIZE", value: (disk) => formatBytes(disk.sizeBytes), alignRight: true },
+  { header: "BLOCK", value: (disk) => formatBytes(disk.blockSizeBytes), alignRight: true },
+  { header: "LUN", value: (disk) => String(disk.lun), alignRight: true },
+  { header: "ENTRIES", value: (disk) => String(disk.entryCount), alignRight: true },
+  { header: "USED", value: (disk) => formatBytes(disk.logBytes), alignRight: true },
+  { header: "HISTORY", value: (disk) => formatDuration(disk.historySeconds), alignRight: true },
+  { header: "SNAPSHOTS", value: (disk) => String(disk.snapshotCount), alignRight: true },
+];
+
+export const snapshotColumns: ReadonlyArray<Column<SnapshotInfo>> = [
+  { header: "NAME", value: (snapshot) => snapshot.name },
+  { header: "LUN", value: (snapshot) => String(snapshot.lun), alignRight: true },
+  { header: "LSN", value: (snapshot) => String(snapshot.lsn), alignRight: true },
+  { header: "CREATED", value: (snapshot) => snapshot.createdAt },
+];
+
+/** Every argument is checked here, before the store is touched. */
+async function createRequest(name: string, options: CreateOptions): Promise<CreateDiskRequest> {
+  const sizeBytes = parseSize(options.size);
+  if (sizeBytes === 0) throw invalidArgument(`invalid size "${options.size}": a disk needs at least one block`);
+  const request: CreateDiskRequest = { name: parseName(name, "disk name"), sizeBytes };
+  if (options.blockSize !== undefined) request.blockSizeBytes = parseBlockSize(options.blockSize);
+  if (options.history !== undefined) request.historySeconds = parseDuration(options.history, "history");
+  if (options.from !== undefined) request.fromImage = await checkImage(options.from);
+  return request;
+}
+
+/** The image path, absolute, because a running server resolves it from its own directory. */
+async function checkImage(imagePath: string): Promise<string> {
+  const absolutePath = path.resolve(imagePath);
+  try {
+    const info = await stat(absolutePath);
+    if (!info.isFile() && !info.isBlockDevice()) throw invalidArgument(`--from ${imagePath}: not a file or block device`);
+  } catch (error) {
+    if ((error as NodeJS.ErrnoException).code === undefined) throw error;
+    throw invalidArgument(`--from ${imagePath}: ${(error as NodeJS.ErrnoException).code === "ENOENT" ? "no such file" : (error as Error).message}`);
+  }
+  return absolutePath;
+}
+
+export function registerDisk(program: Command): void {
+  const disk = program.command("disk").description("create, list, show and delete disks");
+
+  disk
+    .command("create")
+    .description("create a disk, empty or with a raw image as its baseline")
+    .argument("<name>", "disk name: 1-64 characters from A-Z a-z 0-9 . _ -")
+    .requiredOption("--size <size>", "disk size: 4096, 512K, 10G, 1TiB (binary units)")
+    .option("--from <raw-image>", "raw image file that becomes the disk's baseline")
+    .option("--history <duration>", "how far back every write is kept: 0, 90s, 15m, 24h, 7d (default 1h)")
+    .option("--block-size <size>", "block size, a power of two from 512 to 64K (default: the store's)")
+    .addHelpText(
+      "after",
+      [
+        "",
+        "Examples:",
+        "  $ snaplog disk create vm1 --size 10G",
+        "  $ snaplog disk create db --size 100GiB --history 24h --block-size 64K",
+        "  $ snaplog disk create golden --size 20G --from ./golden.raw",
+        "",
+        "A running server attaches it at once as the NBD export NAME (e.g. nbd://127.0.0.1:10809/vm1).",
+      ].join("\n"),
+    )
+    .action(async (name: string, options: CreateOptions, command: Command) => {
+      const { storePath, json } = globalOptions(command);
+      const request = await createRequest(name, options);
+      const created = await withOperations(storePath, (operations) => operations.createDisk(request));
+      if (json) printJson(created);
+      else printLine(`created disk ${created.name}: ${formatBytes(created.sizeBytes)}, block size ${formatBytes(created.blockSizeBytes)}, LUN ${created.lun}, history ${formatDuration(created.historySeconds)}`);
+    });
+
+  disk
+    .command("list")
+    .description("list disks with sizes, space used, entries, window and snapshots")
+    .action(async (_options: unknown, command: Command) => {
+      const { storePath, json } = globalOptions(command);
+      const disks = await withOperations(storePath, (operations) => operations.listDisks());
+      if (json) printJson(disks);
+      else printTable(disks, diskColumns, "no disks (create one with: snaplog disk create NAME --size SIZE)");
+    });
+
+  disk
+    .command("show")
+    .description("show a disk and its snapshots")
+    .argument("<name>", "disk name")
+    .action(async (name: string, _options: unknown, command: Command) => {
+      const { storePath, json } = globalOptions(command);
+      const diskName = parseName(name, "disk name");
+      const detail = await withOperations(storePath, (operations) => operations.showDisk(diskName));
+      if (json) {
+        printJson(detail);
+        return;
+      }
+      printFields([
+        ["name", detail.name],
+        ["size", `${formatBytes(detail.sizeBytes)} (${detail.sizeBytes} bytes)`],
+        ["block size", formatBytes(detail.blockSizeBytes)],
+        ["LUN", String(detail.lun)],
+        ["history", formatDuration(detail.historySeconds)],
+        ["created", detail.createdAt],
+        ["baseline", detail.hasBaseline ? "yes" : "no"],
+        ["entries", String(detail.entryCount)],
+        ["log", formatBytes(detail.logBytes)],
+        ["segments", formatBytes(detail.segmentBytes)],
+        ["journal", formatBytes(detail.journalBytes)],
+        ["last LSN", String(detail.lsnLast)],
+        ["snapshots", String(detail.snapshotCount)],
+      ]);
+      if (detail.snapshots.length > 0) {
+        printLine("");
+        printTable(detail.snapshots, snapshotColumns, "");
+      }
+    });
+
+  disk
+    .command("delete")
+    .description("delete a disk, its history and its snapshots")
+    .argument("<name>", "disk name")
+    .action(async (name: string, _options: unknown, command: Command) => {
+      const { storePath, json } = globalOptions(command);
+      const diskName = parseName(name, "disk name");
+      await withOperations(storePath, (operations) => operations.deleteDisk(diskName));
+      if (json) printJson({ deleted: diskName });
+      else printLine(`deleted disk ${diskName}`);
+    });
+}

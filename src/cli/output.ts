@@ -1,0 +1,40 @@
+/**
+ * How results reach the terminal: `--json` prints the value as JSON (one document per
+ * command, stable field names from store/operations.ts); otherwise aligned tables and
+ * "key: value" blocks for people. Errors go to stderr as one line (see main.ts).
+ */
+export interface Column<Row> {
+  header: string;
+  value: (row: Row) => string;
+  /** Right-align (numbers). */
+  alignRight?: boolean;
+}
+
+export function printJson(value: unknown): void {
+  process.stdout.write(`${JSON.stringify(value, null, 2)}\n`);
+}
+
+export function formatTable<Row>(rows: readonly Row[], columns: readonly Column<Row>[]): string {
+  const cells = rows.map((row) => columns.map((column) => column.value(row)));
+  const widths = columns.map((column, index) => Math.max(column.header.length, ...cells.map((line) => line[index].length)));
+  const formatLine = (line: readonly string[]): string =>
+    line
+      .map((cell, index) => (columns[index].alignRight ? cell.padStart(widths[index]) : cell.padEnd(widths[index])))
+      .join("  ")
+      .trimEnd();
+  return [formatLine(columns.map((column) => column.header)), ...cells.map(formatLine)].join("\n");
+}
+
+export function printTable<Row>(rows: readonly Row[], columns: readonly Column<Row>[], emptyText: string): void {
+  process.stdout.write(rows.length === 0 ? `${emptyText}\n` : `${formatTable(rows, columns)}\n`);
+}
+
+/** "key: value" lines, keys padded to one width. */
+export function printFields(fields: ReadonlyArray<readonly [string, string]>): void {
+  const width = Math.max(...fields.map(([key]) => key.length)) + 1;
+  process.stdout.write(fields.map(([key, value]) => `${`${key}:`.padEnd(width)} ${value}`).join("\n") + "\n");
+}
+
+export function printLine(text: string): void {
+  process.stdout.write(`${text}\n`);
+}

@@ -1,0 +1,75 @@
+/**
+ * `snaplog serve`: parses options and runs the appliance (src/server/appliance.ts) until
+ * SIGTERM or SIGINT. The first signal shuts down cleanly (stop accepting, finish in-flight
+ * I/O, close the API, flush and checkpoint the store) and exits 0; a second signal during
+ * shutdown exits at once with 1.
+ */
+import path from "node:path";
+import type { Command } from "commander";
+import pino from "pino";
+import { startAppliance } from "../server/appliance.js";
+import { parseHostPort } from "../util/parse.js";
+import { globalOptions } from "./context.js";
+import { printJson, printLine } from "./output.js";
+
+interface ServeOptions {
+  nbd: string;
+  nbdSocket?: string;
+  api?: string;
+  demo?: boolean;
+}
+
+const shutdownSignals = ["SIGTERM", "SIGINT"] as const;
+
+export function registerServe(program: Command, reportError: (error: unknown) => number): void {
+  program
+    .command("serve")
+    .description("run the appliance: NBD exports for every disk and snapshot, and the HTTP API")
+    .option("--nbd <host:port>", "NBD listen address (port 0: any free port)", "127.0.0.1:10809")
+    .option("--nbd-socket <path>", "also serve NBD on this unix socket")
+    .option("--api <host:port>", "also serve the HTTP API on TCP; requests need the bearer token from STORE/api.token")
+    .option("--demo", "create the store and a 1 GiB disk \"demo\" if missing")
+    .addHelpText(
+      "after",
+      [
+        "",
+        "The HTTP API is always on the unix socket STORE/api.sock; while serve runs, other",
+        "snaplog commands on the same store go through it. SIGTERM or SIGINT shuts down",
+        "cleanly (in-flight I/O finished, store flushed and checkpointed).",
+        "",
+        "Examples:",
+        "  $ snaplog serve --demo",
+        "  $ sudo nbd-client -N demo 127.0.0.1 10809 /dev/nbd0",
+        "  $ snaplog --store /srv/snaplog serve --nbd 0.0.0.0:10809 --api 127.0.0.1:8080",
+        "  $ snaplog serve --nbd-socket /run/snaplog/nbd.sock",
+        "  $ curl --unix-socket ./snaplog-data/api.sock http://localhost/v1/disks",
+        "",
+        "Log level: SNAPLOG_LOG_LEVEL (info by default; logs go to stderr).",
+      ].join("\n"),
+    )
+    .action(async (options: ServeOptions, command: Command) => {
+      const { storePath, json } = globalOptions(command);
+      const nbd = parseHostPort(options.nbd, "127.0.0.1");
+      const api = options.api === undefined ? undefined : parseHostPort(options.api, "127.0.0.1");
+      const nbdSocket = options.nbdSocket === undefined ? undefined : path.resolve(options.nbdSocket);
+      const logger = pino({ level: process.env.SNAPLOG_LOG_LEVEL ?? "info" }, pino.destination({ fd: 2, sync: true }));
+      const appliance = await startAppliance({ storePath, nbd, nbdSocket, api, demo: options.demo === true, logger });
+      if (json) printJson({ endpoints: appliance.endpoints, nbd: appliance.nbdUrls, api: appliance.api.endpoints });
+      else for (const endpoint of appliance.endpoints) printLine(endpoint);
+
+      let shuttingDown = false;
+      const onSignal = (signal: NodeJS.Signals): void => {
+        if (shuttingDown) {
+          logger.warn({ signal }, "second signal during shutdown: exiting at once");
+          process.exit(1);
+        }
+        shuttingDown = true;
+        logger.info({ signal }, "shutting down");
+        appliance.close().then(
+          () => process.exit(0),
+          (error: unknown) => process.exit(reportError(error)),
+        );
+      };
+      for (const signal of shutdownSignals) process.on(signal, onSignal);
+    });
+}

@@ -1,0 +1,168 @@
+/**
+ * The running appliance (`snaplog serve`): the store opened in server mode, the NBD server
+ * on its endpoints, and the HTTP API on the store's unix socket (and TCP when asked).
+ * cli/serve.ts only parses options and calls startAppliance; tests start it in-process.
+ *
+ * Lifecycle: startAppliance opens the store first (a second server fails at once with
+ * STORE_LOCKED), then listens; if any step fails, what was started is closed again.
+ * close() stops accepting, lets the NBD server finish in-flight I/O, closes the API, and
+ * closes the store (flush, checkpoint, unlock). close() is idempotent.
+ */
+import pino, { type Logger } from "pino";
+import { NbdServer } from "../nbd/server.js";
+import { startApiServer, createMetricsRegistry, type ApiServer } from "../api/server.js";
+import { Store, type StoreOpenOptions } from "../store/store.js";
+import { ErrorCodes, SnaplogError } from "../util/errors.js";
+import { formatHostPort, type HostPort } from "../util/parse.js";
+import { registerNbdMetrics } from "./metrics.js";
+
+export const nbdDefault: HostPort = { host: "127.0.0.1", port: 10809 };
+export const demoDiskName = "demo";
+export const demoDiskSizeBytes = 1024 ** 3;
+
+export interface ApplianceOptions {
+  storePath: string;
+  /** NBD on TCP; default 127.0.0.1:10809; null for none (then nbdSocket should be set). */
+  nbd?: HostPort | null;
+  /** NBD on a unix socket as well. */
+  nbdSocket?: string;
+  /** HTTP API on TCP as well (bearer token required). */
+  api?: HostPort;
+  /** Create the store and a 1 GiB disk "demo" when they are missing. */
+  demo?: boolean;
+  /** Default: silent. */
+  logger?: Logger;
+}
+
+export interface Appliance {
+  readonly store: Store;
+  /** One line per listening endpoint, e.g. "nbd: nbd://127.0.0.1:10809/demo". */
+  readonly endpoints: string[];
+  /** NBD base URLs, e.g. "nbd://127.0.0.1:10809", "nbd+unix:///?socket=/run/x.sock". */
+  readonly nbdUrls: string[];
+  readonly api: ApiServer;
+  close(): Promise<void>;
+}
+
+export async function startAppliance(options: ApplianceOptions): Promise<Appliance> {
+  const logger = options.logger ?? pino({ level: "silent" });
+  const store = await openStore(options, logger);
+  const closers: Array<() => Promise<void>> = [() => store.close()];
+  const closeStarted = async (): Promise<void> => {
+    for (const closer of closers.splice(0).reverse()) {
+      await closer().catch((error: unknown) => logger.error({ err: error }, "shutdown step failed"));
+    }
+  };
+  try {
+    const exportName = options.demo === true ? demoDiskName : undefined;
+    const nbd = new NbdServer({ resolver: store, logger: logger.child({ component: "nbd" }) });
+    closers.push(() => nbd.close());
+    const nbdUrls = await listenNbd(nbd, options);
+    store.setNbdEndpoints(nbdUrls);
+
+    const metrics = createMetricsRegistry();
+    registerNbdMetrics(metrics, nbd);
+    const api = await startApiServer({ operations: store, storePath: store.path, tcp: options.api, metrics, logger: logger.child({ component: "api" }) });
+    closers.push(() => api.close());
+
+    const endpoints = [...nbdUrls.map((url) => `nbd: ${withExport(url, exportName)}`), ...api.endpoints];
+    for (const endpoint of endpoints) logger.info({ endpoint }, "listening");
+    let closed: Promise<void> | undefined;
+    const close = (): Promise<void> => {
+      closed ??= closeInOrder(closers, logger);
+      return closed;
+    };
+    return { store, endpoints, nbdUrls, api, close };
+  } catch (error) {
+    await closeStarted();
+    throw error;
+  }
+}
+
+/** NBD first (finishes in-flight I/O and flushes), then the API, then the store. */
+async function closeInOrder(closers: Array<() => Promise<void>>, logger: Logger): Promise<void> {
+  logger.info("shutting down");
+  const [storeClose, nbdClose, apiClose] = closers.splice(0);
+  let failure: unknown;
+  for (const step of [nbdClose, apiClose, storeClose]) {
+    try {
+      await step?.();
+    } catch (error) {
+      logger.error({ err: error }, "shutdown step failed");
+      failure ??= error;
+    }
+  }
+  if (failure !== undefined) throw failure;
+  logger.info("store closed");
+}
+
+async function openStore(options: ApplianceOptions, logger: Logger): Promise<Store> {
+  let store: Store;
+  try {
+    store = await Store.open(options.storePath, { mode: "server", logger: storeLogger(logger) });
+  } catch (error) {
+    if (options.demo !== true || !(error instanceof SnaplogError) || error.code !== ErrorCodes.NO_STORE) throw error;
+    await Store.init(options.storePath, {});
+    logger.info({ store: options.storePath }, "demo: created the store");
+    store = await Store.open(options.storePath, { mode: "server", logger: storeLogger(logger) });
+  }
+  if (options.demo === true) {
+    try {
+      await createDemoDisk(store, logger);
+    } catch (error) {
+      await store.close();
+      throw error;
+    }
+  }
+  return store;
+}
+
+function storeLogger(logger: Logger): StoreOpenOptions["logger"] {
+  const child = logger.child({ component: "store" });
+  return { warn: (message) => child.warn(message), error: (message) => child.error(message) };
+}
+
+async function createDemoDisk(store: Store, logger: Logger): Promise<void> {
+  if ((await store.listDisks()).length > 0) return;
+  await store.createDisk({ name: demoDiskName, sizeBytes: demoDiskSizeBytes });
+  logger.info({ disk: demoDiskName, sizeBytes: demoDiskSizeBytes }, "demo: created disk demo (1 GiB)");
+}
+
+async function listenNbd(nbd: NbdServer, options: ApplianceOptions): Promise<string[]> {
+  const urls: string[] = [];
+  const tcp = options.nbd === undefined ? nbdDefault : options.nbd;
+  if (tcp !== null) {
+    try {
+      urls.push(`nbd://${await nbd.listen(tcp)}`);
+    } catch (error) {
+      throw addressError(error, tcp);
+    }
+  }
+  if (options.nbdSocket !== undefined) {
+    const socketPath = await nbd.listen({ path: options.nbdSocket });
+    urls.push(`nbd+unix:///?socket=${socketPath}`);
+  }
+  if (urls.length === 0) throw new SnaplogError(ErrorCodes.INVALID_ARGUMENT, "no NBD endpoint: give --nbd HOST:PORT or --nbd-socket PATH");
+  return urls;
+}
+
+function addressError(error: unknown, address: HostPort): unknown {
+  const code = (error as NodeJS.ErrnoException | undefined)?.code;
+  if (code === "EADDRINUSE") {
+    return new SnaplogError(ErrorCodes.CONFLICT, `NBD address ${formatHostPort(address)} is in use`, {
+      cause: error,
+      hint: "choose another --nbd HOST:PORT (port 0 picks a free one)",
+    });
+  }
+  if (code === "EADDRNOTAVAIL" || code === "ENOTFOUND" || code === "EACCES") {
+    return new SnaplogError(ErrorCodes.INVALID_ARGUMENT, `cannot listen on ${formatHostPort(address)}: ${code}`, { cause: error });
+  }
+  return error;
+}
+
+/** "nbd://h:p" + "demo" → "nbd://h:p/demo"; "nbd+unix:///?socket=s" → "nbd+unix:///demo?socket=s". */
+function withExport(url: string, exportName: string | undefined): string {
+  if (exportName === undefined || exportName === "") return url;
+  const encoded = encodeURIComponent(exportName);
+  return url.startsWith("nbd+unix:///") ? url.replace("nbd+unix:///", `nbd+unix:///${encoded}`) : `${url}/${encoded}`;
+}
