@@ -1,0 +1,166 @@
+import { crc32c } from "../util/crc32c.js";
+import { SnaplogError, ErrorCodes } from "../util/errors.js";
+import { CHECKPOINT_MAGIC, CHECKPOINT_VERSION } from "./constants.js";
+import type { Medium } from "./medium.js";
+
+/**
+ * A checkpoint is the engine's tables at one moment, so that opening replays only the journal
+ * written after it. Layout (little-endian), see docs/on-disk-format.md:
+ *
+ *   0  u32 magic "SLCK"   4 u32 version   8 u32 crc32c of bytes [16, end)   12 u32 reserved
+ *  16  f64 generation (first journal file to replay)
+ *  24  f64 lsnLast
+ *  32  f64 entryCount    40 u32 snapshotJsonBytes   44 u32 timePointCount   48..64 reserved
+ *  64  entryCount × (f64 lba, f64 lsn, u32 slot, u32 crc), in LSN order
+ *      snapshot JSON (utf-8), padded to 8
+ *      timePointCount × (f64 lsn, f64 timeMs)
+ */
+export const CHECKPOINT_FILE = "checkpoint.ckpt";
+const CHECKPOINT_TEMP_FILE = "checkpoint.tmp";
+const HEADER_BYTES = 64;
+const ENTRY_BYTES = 24;
+const ENTRIES_PER_CHUNK = 64 * 1024;
+
+export interface SnapshotCut {
+  name: string;
+  lun: number;
+  lsn: number;
+  timeMs: number;
+}
+
+export interface CheckpointState {
+  generation: number;
+  lsnLast: number;
+  entryCount: number;
+  /** Calls back with each live entry in LSN order. */
+  forEachEntry(visit: (lba: number, lsn: number, slot: number, crc: number) => void): void;
+  snapshots: SnapshotCut[];
+  timePoints: { lsn: number; timeMs: number }[];
+}
+
+export interface LoadedCheckpoint {
+  generation: number;
+  lsnLast: number;
+  entryCount: number;
+  /** Raw entry bytes: ENTRY_BYTES each. */
+  entries: Buffer;
+  snapshots: SnapshotCut[];
+  timePoints: { lsn: number; timeMs: number }[];
+}
+
+/** Serializes the state into buffers (synchronously, so the state is one consistent moment). */
+export function encodeCheckpoint(state: CheckpointState): Buffer[] {
+  const chunks: Buffer[] = [];
+  let chunk = Buffer.alloc(Math.min(state.entryCount, ENTRIES_PER_CHUNK) * ENTRY_BYTES);
+  let offset = 0;
+  let written = 0;
+  state.forEachEntry((lba, lsn, slot, crc) => {
+    if (offset === chunk.length) {
+      chunks.push(chunk);
+      chunk = Buffer.alloc(Math.min(state.entryCount - written, ENTRIES_PER_CHUNK) * ENTRY_BYTES);
+      offset = 0;
+    }
+    chunk.writeDoubleLE(lba, offset);
+    chunk.writeDoubleLE(lsn, offset + 8);
+    chunk.writeUInt32LE(slot, offset + 16);
+    chunk.writeUInt32LE(crc, offset + 20);
+    offset += ENTRY_BYTES;
+    written++;
+  });
+  if (written !== state.entryCount) throw new SnaplogError(ErrorCodes.INTERNAL, "checkpoint entry count mismatch");
+  if (chunk.length > 0) chunks.push(chunk);
+
+  const json = Buffer.from(JSON.stringify(state.snapshots), "utf8");
+  const jsonPadded = Buffer.alloc((json.length + 7) & ~7);
+  json.copy(jsonPadded);
+  const points = Buffer.alloc(state.timePoints.length * 16);
+  state.timePoints.forEach((point, index) => {
+    points.writeDoubleLE(point.lsn, index * 16);
+    points.writeDoubleLE(point.timeMs, index * 16 + 8);
+  });
+
+  const header = Buffer.alloc(HEADER_BYTES);
+  header.writeUInt32LE(CHECKPOINT_MAGIC, 0);
+  header.writeUInt32LE(CHECKPOINT_VERSION, 4);
+  header.writeDoubleLE(state.generation, 16);
+  header.writeDoubleLE(state.lsnLast, 24);
+  header.writeDoubleLE(state.entryCount, 32);
+  header.writeUInt32LE(json.length, 40);
+  header.writeUInt32LE(state.timePoints.length, 44);
+  const body = [...chunks, jsonPadded, points];
+  let crc = crc32c(header.subarray(16));
+  for (const part of body) crc = crc32c(part, crc);
+  header.writeUInt32LE(crc, 8);
+  return [header, ...body];
+}
+
+/** Writes a checkpoint durably: temp file, sync, rename, directory sync. */
+export async function writeCheckpoint(medium: Medium, buffers: Buffer[]): Promise<void> {
+  await medium.remove(CHECKPOINT_TEMP_FILE);
+  const file = await medium.open(CHECKPOINT_TEMP_FILE, { create: true });
+  try {
+    let position = 0;
+    // writev takes at most IOV_MAX buffers per call on some platforms; libuv splits, but keep calls bounded.
+    for (let index = 0; index < buffers.length; index += 64) {
+      const group = buffers.slice(index, index + 64);
+      await file.writev(group, position);
+      for (const buffer of group) position += buffer.length;
+    }
+    await file.sync();
+  } finally {
+    await file.close();
+  }
+  await medium.rename(CHECKPOINT_TEMP_FILE, CHECKPOINT_FILE);
+  await medium.syncDirectory();
+}
+
+export async function readCheckpoint(medium: Medium, diskName: string): Promise<LoadedCheckpoint | undefined> {
+  if (!(await medium.exists(CHECKPOINT_FILE))) return undefined;
+  const file = await medium.open(CHECKPOINT_FILE, { create: false });
+  let bytes: Buffer;
+  try {
+    bytes = Buffer.alloc(await file.sizeBytes());
+    await file.read(bytes, 0);
+  } finally {
+    await file.close();
+  }
+  const corrupt = (why: string) =>
+    new SnaplogError(ErrorCodes.CORRUPT, `checkpoint of disk ${diskName} is corrupt: ${why}`, {
+      disk: diskName,
+      path: CHECKPOINT_FILE,
+      hint: "the store cannot open this disk safely; restore it from an archive",
+    });
+  if (bytes.length < HEADER_BYTES || bytes.readUInt32LE(0) !== CHECKPOINT_MAGIC) throw corrupt("bad header");
+  if (bytes.readUInt32LE(4) !== CHECKPOINT_VERSION) throw corrupt(`unknown version ${bytes.readUInt32LE(4)}`);
+  if (crc32c(bytes.subarray(16)) !== bytes.readUInt32LE(8)) throw corrupt("checksum mismatch");
+  const entryCount = bytes.readDoubleLE(32);
+  const jsonBytes = bytes.readUInt32LE(40);
+  const timePointCount = bytes.readUInt32LE(44);
+  const entriesEnd = HEADER_BYTES + entryCount * ENTRY_BYTES;
+  const jsonEnd = entriesEnd + ((jsonBytes + 7) & ~7);
+  if (jsonEnd + timePointCount * 16 !== bytes.length) throw corrupt("sizes do not add up");
+  const timePoints: { lsn: number; timeMs: number }[] = [];
+  for (let index = 0; index < timePointCount; index++) {
+    timePoints.push({ lsn: bytes.readDoubleLE(jsonEnd + index * 16), timeMs: bytes.readDoubleLE(jsonEnd + index * 16 + 8) });
+  }
+  return {
+    generation: bytes.readDoubleLE(16),
+    lsnLast: bytes.readDoubleLE(24),
+    entryCount,
+    entries: bytes.subarray(HEADER_BYTES, entriesEnd),
+    snapshots: JSON.parse(bytes.toString("utf8", entriesEnd, entriesEnd + jsonBytes)) as SnapshotCut[],
+    timePoints,
+  };
+}
+
+export function checkpointEntry(entries: Buffer, index: number): { lba: number; lsn: number; slot: number; crc: number } {
+  const offset = index * ENTRY_BYTES;
+  return {
+    lba: entries.readDoubleLE(offset),
+    lsn: entries.readDoubleLE(offset + 8),
+    slot: entries.readUInt32LE(offset + 16),
+    crc: entries.readUInt32LE(offset + 20),
+  };
+}
+
+export const CHECKPOINT_ENTRY_BYTES = ENTRY_BYTES;

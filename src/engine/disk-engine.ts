@@ -1,0 +1,587 @@
+import { crc32c } from "../util/crc32c.js";
+import { assert, ErrorCodes, fromSystemError, SnaplogError } from "../util/errors.js";
+import { CHECKPOINT_FILE, encodeCheckpoint, writeCheckpoint, type SnapshotCut } from "./checkpoint.js";
+import {
+  JOURNAL_CHECKPOINT_BYTES,
+  SLOT_TRIM,
+  SLOT_ZERO,
+  UNSYNCED_BYTES_MAX,
+  UNSYNCED_MS_MAX,
+} from "./constants.js";
+import { BlockSource, DiskState } from "./disk-state.js";
+import {
+  encodeEntriesRecord,
+  encodeHeaderRecord,
+  encodeSnapshotRecord,
+  FLAG_SYNCED,
+  journalFileName,
+} from "./journal-format.js";
+import type { Medium, MediumFile } from "./medium.js";
+import { recoverDisk } from "./recovery.js";
+import { SegmentFiles } from "./segment-files.js";
+
+export const BASELINE_FILE = "baseline.img";
+
+export interface DiskGeometry {
+  name: string;
+  sizeBytes: number;
+  blockSizeBytes: number;
+  hasBaseline: boolean;
+}
+
+export interface DiskEngineTuning {
+  /** Rotate the journal and checkpoint past this size (tests make it small). */
+  journalCheckpointBytes?: number;
+}
+
+export interface DiskEngineEvents {
+  /** A stored block failed its checksum (answered with EIO). */
+  onChecksumError?(info: { disk: string; lba: number; lsn: number }): void;
+  /** Something went wrong in the background (a checkpoint write, a background sync). */
+  onBackgroundError?(error: SnaplogError): void;
+}
+
+/** Extents of a block-status answer at one view, in blocks. */
+export interface BlockRun {
+  blockCount: number;
+  source: number;
+}
+
+type Settle = { resolve: () => void; reject: (error: SnaplogError) => void };
+type WriteOp = Settle & { type: "write"; lbaFirst: number; blockCount: number; data: Buffer; crcs: Uint32Array };
+type ZeroOp = Settle & { type: "zero" | "trim"; lbaFirst: number; blockCount: number };
+type SnapshotOp = Settle & { type: "snapshot"; name: string; lun: number; timeMs: number; cut?: SnapshotCut };
+type FlushOp = Settle & { type: "flush" };
+type Op = WriteOp | ZeroOp | SnapshotOp | FlushOp;
+
+class Batch {
+  readonly ops: Op[] = [];
+  blockCount = 0;
+  sync = false;
+}
+
+/** A contiguous run of slots in one segment and the buffers that fill it. */
+interface SlotRun {
+  slotFirst: number;
+  slotCount: number;
+  buffers: Buffer[];
+}
+
+/**
+ * One disk's log engine: group commit of writes into data segments and the metadata
+ * journal, reads of the disk at any LSN, O(1) snapshot cuts, checkpoints and recovery.
+ *
+ * Lifecycle: create() once → open() → (write/read/flush/cutSnapshot)* → close().
+ * Write path: operations arriving in one turn of the event loop form a batch; one batch
+ * commits at a time (data writev per segment run, one journal write, syncs when a FLUSH,
+ * FUA or snapshot is in it), then becomes visible and its callers are answered. A batch
+ * that fails before its journal record is written is rolled back; a failed sync leaves the
+ * engine failed (every later call errors) until the disk is reopened, because the kernel
+ * may have dropped the unsynced pages.
+ */
+export class DiskEngine {
+  /** Highest LSN whose batch completed: what readers of the current volume see. */
+  private lsnVisible: number;
+  private pending: Batch | undefined;
+  private committing = false;
+  private failure: SnaplogError | undefined;
+  private closing = false;
+  private idleWaiters: (() => void)[] = [];
+  private unsyncedBytes = 0;
+  private lastSyncMs = Date.now();
+  private syncTimer: NodeJS.Timeout | undefined;
+  private checkpointWrite: Promise<void> | undefined;
+  /** Ids appended by the batch being committed, for rollback. */
+  private batchIds = new Uint32Array(1024);
+  checksumErrorCount = 0;
+
+  private constructor(
+    readonly geometry: DiskGeometry,
+    private readonly medium: Medium,
+    private readonly state: DiskState,
+    private readonly segments: SegmentFiles,
+    private readonly baseline: MediumFile | undefined,
+    private journal: MediumFile,
+    private journalGeneration: number,
+    private journalPositionBytes: number,
+    private readonly events: DiskEngineEvents,
+    private readonly journalCheckpointBytes: number,
+  ) {
+    this.lsnVisible = state.lsnLast;
+    this.syncTimer = setInterval(() => this.syncIfStale(), UNSYNCED_MS_MAX);
+    this.syncTimer.unref();
+  }
+
+  get blockCount(): number {
+    return this.geometry.sizeBytes / this.geometry.blockSizeBytes;
+  }
+
+  /** Writes the files of a new, empty disk: journal 1 and an empty checkpoint naming it. */
+  static async create(medium: Medium): Promise<void> {
+    const journal = await medium.open(journalFileName(1), { create: true });
+    try {
+      await journal.writev([encodeHeaderRecord(1, Date.now())], 0);
+      await journal.sync();
+    } finally {
+      await journal.close();
+    }
+    const empty = new DiskState(false);
+    await writeCheckpoint(medium, encodeCheckpoint(checkpointStateOf(empty, 1)));
+  }
+
+  static async open(medium: Medium, geometry: DiskGeometry, events: DiskEngineEvents = {}, tuning: DiskEngineTuning = {}): Promise<DiskEngine> {
+    const segments = new SegmentFiles(medium, geometry.blockSizeBytes);
+    const recovered = await recoverDisk({ diskName: geometry.name, medium, segments, hasBaseline: geometry.hasBaseline });
+    const journal = await medium.open(journalFileName(recovered.generation), { create: false });
+    if (recovered.droppedTailBytes > 0) {
+      await journal.truncate(recovered.journalEndBytes);
+      await journal.sync();
+    }
+    for (const generation of recovered.staleGenerations) await medium.remove(journalFileName(generation));
+    const baseline = geometry.hasBaseline ? await medium.open(BASELINE_FILE, { create: false }) : undefined;
+    return new DiskEngine(geometry, medium, recovered.state, segments, baseline, journal, recovered.generation, recovered.journalEndBytes, events, tuning.journalCheckpointBytes ?? JOURNAL_CHECKPOINT_BYTES);
+  }
+
+  // ---- queries -------------------------------------------------------------------------
+
+  get lsnLast(): number {
+    return this.lsnVisible;
+  }
+
+  get snapshots(): readonly SnapshotCut[] {
+    return this.state.snapshots;
+  }
+
+  findSnapshot(name: string): SnapshotCut | undefined {
+    return this.state.findSnapshot(name);
+  }
+
+  stats() {
+    return {
+      entryCount: this.state.entries.count,
+      slotCount: this.state.slots.slotLimit - this.state.slots.freeSlotCount,
+      segmentBytes: this.state.slots.slotLimit * this.geometry.blockSizeBytes,
+      journalBytes: this.journalPositionBytes,
+      memoryBytes: this.state.memoryBytes,
+      lsnLast: this.lsnVisible,
+      timePointCount: this.state.times.count,
+    };
+  }
+
+  /** Wall-clock time (ms) of the entry with this LSN. */
+  timeOfLsn(lsn: number): number {
+    return this.state.times.timeOf(lsn);
+  }
+
+  // ---- writes --------------------------------------------------------------------------
+
+  /** Writes whole blocks; `data.length` is a multiple of the block size. */
+  writeBlocks(lbaFirst: number, data: Buffer, fua: boolean): Promise<void> {
+    const blockSizeBytes = this.geometry.blockSizeBytes;
+    assert(data.length % blockSizeBytes === 0, "writeBlocks takes whole blocks");
+    const blockCount = data.length / blockSizeBytes;
+    this.checkBlockRange(lbaFirst, blockCount, "write");
+    const crcs = new Uint32Array(blockCount);
+    for (let index = 0; index < blockCount; index++) {
+      crcs[index] = crc32c(data.subarray(index * blockSizeBytes, (index + 1) * blockSizeBytes));
+    }
+    return this.enqueue({ type: "write", lbaFirst, blockCount, data, crcs }, blockCount, fua);
+  }
+
+  /** Records WRITE_ZEROES (`zero`) or TRIM (`trim`) of whole blocks. */
+  zeroBlocks(lbaFirst: number, blockCount: number, kind: "zero" | "trim", fua: boolean): Promise<void> {
+    this.checkBlockRange(lbaFirst, blockCount, kind);
+    return this.enqueue({ type: kind, lbaFirst, blockCount }, blockCount, fua);
+  }
+
+  flush(): Promise<void> {
+    return this.enqueue({ type: "flush" }, 0, true);
+  }
+
+  /** Cuts the log: O(1), durable when it resolves, atomic with respect to writes. */
+  async cutSnapshot(name: string, lun: number): Promise<SnapshotCut> {
+    const op: SnapshotOp = { type: "snapshot", name, lun, timeMs: Date.now(), resolve: noop, reject: noop };
+    await this.enqueueOp(op, 0, true);
+    assert(op.cut !== undefined, "snapshot committed without a cut");
+    return op.cut;
+  }
+
+  private checkBlockRange(lbaFirst: number, blockCount: number, what: string): void {
+    if (!Number.isInteger(lbaFirst) || !Number.isInteger(blockCount) || lbaFirst < 0 || blockCount < 0 || lbaFirst + blockCount > this.blockCount) {
+      throw new SnaplogError(ErrorCodes.OUT_OF_RANGE, `${what} of blocks [${lbaFirst}, +${blockCount}) is outside disk ${this.geometry.name} (${this.blockCount} blocks)`, { disk: this.geometry.name });
+    }
+  }
+
+  private enqueue(partial: Omit<WriteOp, keyof Settle> | Omit<ZeroOp, keyof Settle> | Omit<FlushOp, keyof Settle>, blockCount: number, sync: boolean): Promise<void> {
+    return this.enqueueOp({ ...partial, resolve: noop, reject: noop } as Op, blockCount, sync);
+  }
+
+  private enqueueOp(op: Op, blockCount: number, sync: boolean): Promise<void> {
+    if (this.failure !== undefined) return Promise.reject(this.failure);
+    if (this.closing) return Promise.reject(new SnaplogError(ErrorCodes.CLOSED, `disk ${this.geometry.name} is closing`, { disk: this.geometry.name }));
+    return new Promise<void>((resolve, reject) => {
+      op.resolve = resolve;
+      op.reject = reject;
+      let batch = this.pending;
+      if (batch === undefined) {
+        batch = new Batch();
+        this.pending = batch;
+        // Everything that arrives in this turn of the event loop joins the batch.
+        setImmediate(() => this.pump());
+      }
+      batch.ops.push(op);
+      batch.blockCount += blockCount;
+      if (sync) batch.sync = true;
+    });
+  }
+
+  private pump(): void {
+    if (this.committing || this.pending === undefined) {
+      if (!this.committing && this.pending === undefined) this.wakeIdle();
+      return;
+    }
+    const batch = this.pending;
+    this.pending = undefined;
+    this.committing = true;
+    this.commit(batch)
+      .then(() => this.maybeRotateJournal())
+      .catch((error: unknown) => this.events.onBackgroundError?.(fromSystemError(error, { disk: this.geometry.name })))
+      .finally(() => {
+        this.committing = false;
+        this.pump();
+      });
+  }
+
+  /** Assigns LSNs and slots, writes data then the journal record, syncs if asked, publishes. */
+  private async commit(batch: Batch): Promise<void> {
+    if (this.failure !== undefined) return this.settle(batch, this.failure);
+    const state = this.state;
+    const lsnFirst = state.lsnLast + 1;
+    const timeMs = Date.now();
+    if (this.batchIds.length < batch.blockCount) this.batchIds = new Uint32Array(batch.blockCount * 2);
+    const lbas = new Float64Array(batch.blockCount);
+    const slots = new Uint32Array(batch.blockCount);
+    const crcs = new Uint32Array(batch.blockCount);
+    const runs: SlotRun[] = [];
+    const snapshotRecords: Buffer[] = [];
+    let count = 0;
+    try {
+      for (const op of batch.ops) {
+        if (op.type === "write") count = this.assignWrite(op, count, lbas, slots, crcs, runs);
+        else if (op.type === "zero" || op.type === "trim") count = this.assignZero(op, count, lbas, slots, crcs);
+        else if (op.type === "snapshot") this.assignSnapshot(op, batch, snapshotRecords);
+      }
+    } catch (error) {
+      state.rollback(this.batchIds, count, lsnFirst);
+      return this.settle(batch, fromSystemError(error, { disk: this.geometry.name }));
+    }
+
+    const dataBytes = runs.reduce((sum, run) => sum + run.slotCount, 0) * this.geometry.blockSizeBytes;
+    const sync = batch.sync || this.unsyncedBytes + dataBytes >= UNSYNCED_BYTES_MAX;
+    const records: Buffer[] = [];
+    if (count > 0 || (sync && snapshotRecords.length === 0)) {
+      records.push(encodeEntriesRecord(lsnFirst, timeMs, sync && snapshotRecords.length === 0 ? FLAG_SYNCED : 0, { lbas, slots, crcs, count }));
+    }
+    if (snapshotRecords.length > 0) {
+      // Snapshot records were encoded unsynced; the last record carries the synced flag.
+      const last = snapshotRecords[snapshotRecords.length - 1];
+      snapshotRecords[snapshotRecords.length - 1] = withSyncedFlag(last);
+      records.push(...snapshotRecords);
+    }
+
+    let journalWritten = false;
+    try {
+      await Promise.all(runs.map((run) => this.segments.writeRun(run.slotFirst, run.buffers)));
+      if (sync) await this.segments.syncDirty();
+      const recordBytes = records.reduce((sum, record) => sum + record.length, 0);
+      if (records.length > 0) await this.journal.writev(records, this.journalPositionBytes);
+      journalWritten = true;
+      this.journalPositionBytes += recordBytes;
+      if (sync) await this.journal.sync();
+    } catch (error) {
+      const failure = fromSystemError(error, { disk: this.geometry.name });
+      if (journalWritten) {
+        // A sync failed: the kernel may have dropped the pages; only a reopen knows what is on disk.
+        this.failure = new SnaplogError(ErrorCodes.IO, `disk ${this.geometry.name} failed a sync and is offline until the store is reopened: ${failure.message}`, { disk: this.geometry.name, cause: error });
+        return this.settle(batch, this.failure);
+      }
+      state.rollback(this.batchIds, count, lsnFirst);
+      return this.settle(batch, failure);
+    }
+
+    this.unsyncedBytes = sync ? 0 : this.unsyncedBytes + dataBytes;
+    if (sync) this.lastSyncMs = Date.now();
+    if (count > 0) state.times.add(lsnFirst, timeMs);
+    for (const op of batch.ops) if (op.type === "snapshot" && op.cut !== undefined) state.snapshots.push(op.cut);
+    this.lsnVisible = state.lsnLast;
+    this.settle(batch, undefined);
+  }
+
+  private assignWrite(op: WriteOp, count: number, lbas: Float64Array, slots: Uint32Array, crcs: Uint32Array, runs: SlotRun[]): number {
+    const blockSizeBytes = this.geometry.blockSizeBytes;
+    const slotsPerSegment = this.segments.slotsPerSegment;
+    let run = runs[runs.length - 1];
+    let pieceStart = 0;
+    for (let index = 0; index < op.blockCount; index++) {
+      const lba = op.lbaFirst + index;
+      const slot = this.state.slots.allocate();
+      const extends_ = run !== undefined && slot === run.slotFirst + run.slotCount && slot % slotsPerSegment !== 0;
+      if (!extends_) {
+        if (run !== undefined && index > pieceStart) run.buffers.push(op.data.subarray(pieceStart * blockSizeBytes, index * blockSizeBytes));
+        pieceStart = index;
+        run = { slotFirst: slot, slotCount: 0, buffers: [] };
+        runs.push(run);
+      }
+      run!.slotCount++;
+      this.batchIds[count] = this.state.append(lba, slot, op.crcs[index]);
+      lbas[count] = lba;
+      slots[count] = slot;
+      crcs[count] = op.crcs[index];
+      count++;
+    }
+    if (op.blockCount > pieceStart) run!.buffers.push(op.data.subarray(pieceStart * blockSizeBytes, op.blockCount * blockSizeBytes));
+    return count;
+  }
+
+  private assignZero(op: ZeroOp, count: number, lbas: Float64Array, slots: Uint32Array, crcs: Uint32Array): number {
+    const marker = op.type === "zero" ? SLOT_ZERO : SLOT_TRIM;
+    for (let index = 0; index < op.blockCount; index++) {
+      const lba = op.lbaFirst + index;
+      // Zeros over zeros change no volume: no entry (keeps mkfs-style full-disk discards cheap).
+      if (this.state.isRedundantZero(lba, marker)) continue;
+      this.batchIds[count] = this.state.append(lba, marker, 0);
+      lbas[count] = lba;
+      slots[count] = marker;
+      crcs[count] = 0;
+      count++;
+    }
+    return count;
+  }
+
+  private assignSnapshot(op: SnapshotOp, batch: Batch, records: Buffer[]): void {
+    const taken = this.state.findSnapshot(op.name) ?? batch.ops.find((other) => other !== op && other.type === "snapshot" && other.cut?.name === op.name);
+    if (taken !== undefined) {
+      // Settled with the rest of the batch; marked by leaving `cut` undefined.
+      op.reject(new SnaplogError(ErrorCodes.ALREADY_EXISTS, `disk ${this.geometry.name} already has a snapshot named ${op.name}`, { disk: this.geometry.name }));
+      op.resolve = noop;
+      op.reject = noop;
+      return;
+    }
+    op.cut = { name: op.name, lun: op.lun, lsn: this.state.lsnLast, timeMs: op.timeMs };
+    records.push(encodeSnapshotRecord(op.cut.lsn, op.timeMs, 0, op.lun, op.name));
+  }
+
+  private settle(batch: Batch, error: SnaplogError | undefined): void {
+    for (const op of batch.ops) {
+      if (error === undefined) op.resolve();
+      else op.reject(error);
+    }
+  }
+
+  private syncIfStale(): void {
+    if (this.unsyncedBytes > 0 && Date.now() - this.lastSyncMs >= UNSYNCED_MS_MAX && this.failure === undefined && !this.closing) {
+      this.flush().catch((error: unknown) => this.events.onBackgroundError?.(fromSystemError(error, { disk: this.geometry.name })));
+    }
+  }
+
+  // ---- checkpoints ---------------------------------------------------------------------
+
+  /**
+   * Between batches, when the journal is long: make everything durable, capture the tables,
+   * switch appends to a new journal generation, then write the checkpoint in the background.
+   * Until the checkpoint's rename, opening replays the old journal and then the new one.
+   */
+  private async maybeRotateJournal(force = false): Promise<void> {
+    if (this.failure !== undefined || this.checkpointWrite !== undefined) return;
+    if (!force && this.journalPositionBytes < this.journalCheckpointBytes) return;
+    await this.segments.syncDirty();
+    // A failed append may have left bytes past the position; a journal that is not the last must end clean.
+    await this.journal.truncate(this.journalPositionBytes);
+    await this.journal.sync();
+    const generation = this.journalGeneration + 1;
+    const buffers = encodeCheckpoint(checkpointStateOf(this.state, generation));
+    const journal = await this.medium.open(journalFileName(generation), { create: true });
+    const header = encodeHeaderRecord(generation, Date.now());
+    await journal.truncate(0);
+    await journal.writev([header], 0);
+    await journal.sync();
+    await this.medium.syncDirectory();
+    const previous = this.journal;
+    const previousGeneration = this.journalGeneration;
+    this.journal = journal;
+    this.journalGeneration = generation;
+    this.journalPositionBytes = header.length;
+    this.unsyncedBytes = 0;
+    this.checkpointWrite = (async () => {
+      await writeCheckpoint(this.medium, buffers);
+      await previous.close();
+      await this.medium.remove(journalFileName(previousGeneration));
+    })()
+      .catch((error: unknown) => this.events.onBackgroundError?.(fromSystemError(error, { disk: this.geometry.name, path: CHECKPOINT_FILE })))
+      .finally(() => {
+        this.checkpointWrite = undefined;
+      });
+  }
+
+  // ---- reads ---------------------------------------------------------------------------
+
+  /** Reads whole blocks of the disk as it was at `lsnView` (Infinity: the current volume). */
+  async readBlocks(lbaFirst: number, blockCount: number, lsnView: number): Promise<Buffer> {
+    this.checkBlockRange(lbaFirst, blockCount, "read");
+    if (this.failure !== undefined) throw this.failure;
+    const blockSizeBytes = this.geometry.blockSizeBytes;
+    const view = Math.min(lsnView, this.lsnVisible);
+    const target = Buffer.allocUnsafe(blockCount * blockSizeBytes);
+    const ids = new Uint32Array(blockCount);
+    const reads: Promise<void>[] = [];
+    const state = this.state;
+    let runStart = 0;
+    let runKind = -1;
+    let runSlotFirst = 0;
+    const finishRun = (end: number) => {
+      if (end <= runStart) return;
+      const piece = target.subarray(runStart * blockSizeBytes, end * blockSizeBytes);
+      if (runKind === BlockSource.SLOT) reads.push(this.segments.readRun(runSlotFirst, piece));
+      else if (runKind === BlockSource.BASELINE && this.baseline !== undefined) reads.push(this.readBaseline(lbaFirst + runStart, piece));
+      else piece.fill(0);
+    };
+    for (let index = 0; index < blockCount; index++) {
+      const id = state.resolve(lbaFirst + index, view);
+      ids[index] = id;
+      let kind = state.sourceOf(id);
+      if (kind === BlockSource.TRIM) kind = BlockSource.ZERO;
+      if (kind === BlockSource.BASELINE && this.baseline === undefined) kind = BlockSource.ZERO;
+      const slot = kind === BlockSource.SLOT ? state.entries.slot(id) : 0;
+      const continues =
+        kind === runKind &&
+        (kind !== BlockSource.SLOT || (slot === runSlotFirst + (index - runStart) && slot % this.segments.slotsPerSegment !== 0));
+      if (!continues) {
+        finishRun(index);
+        runStart = index;
+        runKind = kind;
+        runSlotFirst = slot;
+      }
+    }
+    finishRun(blockCount);
+    await Promise.all(reads);
+    this.verifyBlocks(target, ids, lbaFirst);
+    return target;
+  }
+
+  private async readBaseline(lbaFirst: number, target: Buffer): Promise<void> {
+    const readBytes = await this.baseline!.read(target, lbaFirst * this.geometry.blockSizeBytes);
+    if (readBytes < target.length) target.fill(0, readBytes);
+  }
+
+  private verifyBlocks(target: Buffer, ids: Uint32Array, lbaFirst: number): void {
+    const blockSizeBytes = this.geometry.blockSizeBytes;
+    const entries = this.state.entries;
+    for (let index = 0; index < ids.length; index++) {
+      const id = ids[index];
+      if (id === 0) continue;
+      const slot = entries.slot(id);
+      if (slot === SLOT_ZERO || slot === SLOT_TRIM) continue;
+      if (crc32c(target.subarray(index * blockSizeBytes, (index + 1) * blockSizeBytes)) === entries.crc(id)) continue;
+      this.checksumErrorCount++;
+      const lba = lbaFirst + index;
+      const lsn = entries.lsn(id);
+      this.events.onChecksumError?.({ disk: this.geometry.name, lba, lsn });
+      throw new SnaplogError(ErrorCodes.CORRUPT, `disk ${this.geometry.name}: block ${lba} (LSN ${lsn}, slot ${slot}) failed its checksum`, { disk: this.geometry.name, lsn });
+    }
+  }
+
+  /**
+   * What each block of [lbaFirst, +blockCount) is at `lsnView`, as runs (data, zero, trim,
+   * baseline). Skips unwritten index pages whole, so mapping a large empty disk is cheap.
+   */
+  blockRuns(lbaFirst: number, blockCount: number, lsnView: number): BlockRun[] {
+    this.checkBlockRange(lbaFirst, blockCount, "block status");
+    const view = Math.min(lsnView, this.lsnVisible);
+    const runs: BlockRun[] = [];
+    const push = (source: number, count: number) => {
+      const last = runs[runs.length - 1];
+      if (last !== undefined && last.source === source) last.blockCount += count;
+      else runs.push({ blockCount: count, source });
+    };
+    const pageBlocks = DiskState.pageBlocks;
+    let lba = lbaFirst;
+    const end = lbaFirst + blockCount;
+    while (lba < end) {
+      if (this.state.pageIsEmpty(lba)) {
+        const pageEnd = Math.min(end, (Math.floor(lba / pageBlocks) + 1) * pageBlocks);
+        push(BlockSource.BASELINE, pageEnd - lba);
+        lba = pageEnd;
+        continue;
+      }
+      push(this.state.sourceOf(this.state.resolve(lba, view)), 1);
+      lba++;
+    }
+    return runs;
+  }
+
+  // ---- lifecycle -----------------------------------------------------------------------
+
+  /** Resolves once nothing is queued or committing. */
+  private idle(): Promise<void> {
+    if (!this.committing && this.pending === undefined) return Promise.resolve();
+    return new Promise((resolve) => this.idleWaiters.push(resolve));
+  }
+
+  private wakeIdle(): void {
+    const waiters = this.idleWaiters;
+    this.idleWaiters = [];
+    for (const wake of waiters) wake();
+  }
+
+  /** Finishes queued work, writes a final checkpoint (so the next open replays nothing), closes files. */
+  async close(): Promise<void> {
+    if (this.closing) return;
+    this.closing = true;
+    clearInterval(this.syncTimer);
+    await this.idle();
+    if (this.checkpointWrite !== undefined) await this.checkpointWrite;
+    if (this.failure === undefined) {
+      try {
+        await this.maybeRotateJournal(true);
+        if (this.checkpointWrite !== undefined) await this.checkpointWrite;
+      } catch (error) {
+        this.events.onBackgroundError?.(fromSystemError(error, { disk: this.geometry.name }));
+      }
+    }
+    await this.journal.close();
+    await this.segments.close();
+    await this.baseline?.close();
+  }
+
+  /** For tests: the engine as a crash would leave it (no final checkpoint), files closed. */
+  async abandon(): Promise<void> {
+    this.closing = true;
+    clearInterval(this.syncTimer);
+    await this.idle();
+    if (this.checkpointWrite !== undefined) await this.checkpointWrite;
+    await this.journal.close();
+    await this.segments.close();
+    await this.baseline?.close();
+  }
+}
+
+function noop(): void {}
+
+function withSyncedFlag(record: Buffer): Buffer {
+  record.writeUInt8(record.readUInt8(13) | FLAG_SYNCED, 13);
+  record.writeUInt32LE(crc32c(record.subarray(8)), 4);
+  return record;
+}
+
+function checkpointStateOf(state: DiskState, generation: number) {
+  const timePoints: { lsn: number; timeMs: number }[] = [];
+  for (let index = 0; index < state.times.count; index++) timePoints.push(state.times.pointAt(index));
+  return {
+    generation,
+    lsnLast: state.lsnLast,
+    entryCount: state.entries.count,
+    forEachEntry: (visit: (lba: number, lsn: number, slot: number, crc: number) => void) => state.forEachEntryInLsnOrder(visit),
+    snapshots: [...state.snapshots],
+    timePoints,
+  };
+}

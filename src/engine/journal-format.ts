@@ -1,0 +1,143 @@
+import { crc32c } from "../util/crc32c.js";
+import { JOURNAL_ENTRY_BYTES, JOURNAL_HEADER_BYTES, JOURNAL_MAGIC } from "./constants.js";
+
+/**
+ * The metadata journal: append-only records, each checksummed. Layout (little-endian),
+ * see docs/on-disk-format.md:
+ *
+ *   0  u32 magic "SLJR"
+ *   4  u32 crc32c of bytes [8, lengthBytes)
+ *   8  u32 lengthBytes of the whole record
+ *  12  u8  type, u8 flags, u16 reserved
+ *  16  f64 lsn        (ENTRIES: LSN of the first entry; SNAPSHOT: the cut; HEADER: generation)
+ *  24  f64 timeMs
+ *  32  payload
+ */
+export const RecordType = {
+  /** First record of every journal file: lsn field holds the generation. */
+  HEADER: 1,
+  /** count u32, pad u32, then count × (f64 lba, u32 slot, u32 crc); LSNs are lsn, lsn+1, ... */
+  ENTRIES: 2,
+  /** lun u32, nameBytes u32, name (utf-8), padded to 8. */
+  SNAPSHOT: 3,
+} as const;
+
+/** The record's data and every record before it were synced before it was written. */
+export const FLAG_SYNCED = 1;
+
+export interface RecordHeader {
+  type: number;
+  flags: number;
+  lsn: number;
+  timeMs: number;
+  lengthBytes: number;
+}
+
+export interface JournalEntryWrite {
+  lba: number;
+  slot: number;
+  crc: number;
+}
+
+function pad8(bytes: number): number {
+  return (bytes + 7) & ~7;
+}
+
+function finishRecord(record: Buffer, type: number, flags: number, lsn: number, timeMs: number): Buffer {
+  record.writeUInt32LE(JOURNAL_MAGIC, 0);
+  record.writeUInt32LE(record.length, 8);
+  record.writeUInt8(type, 12);
+  record.writeUInt8(flags, 13);
+  record.writeUInt16LE(0, 14);
+  record.writeDoubleLE(lsn, 16);
+  record.writeDoubleLE(timeMs, 24);
+  record.writeUInt32LE(crc32c(record.subarray(8)), 4);
+  return record;
+}
+
+export function encodeHeaderRecord(generation: number, timeMs: number): Buffer {
+  return finishRecord(Buffer.alloc(JOURNAL_HEADER_BYTES), RecordType.HEADER, 0, generation, timeMs);
+}
+
+/** Entries given as parallel columns, `count` of them from index 0. */
+export function encodeEntriesRecord(
+  lsnFirst: number,
+  timeMs: number,
+  flags: number,
+  columns: { lbas: Float64Array; slots: Uint32Array; crcs: Uint32Array; count: number },
+): Buffer {
+  const record = Buffer.alloc(JOURNAL_HEADER_BYTES + 8 + columns.count * JOURNAL_ENTRY_BYTES);
+  record.writeUInt32LE(columns.count, JOURNAL_HEADER_BYTES);
+  let offset = JOURNAL_HEADER_BYTES + 8;
+  for (let index = 0; index < columns.count; index++) {
+    record.writeDoubleLE(columns.lbas[index], offset);
+    record.writeUInt32LE(columns.slots[index], offset + 8);
+    record.writeUInt32LE(columns.crcs[index], offset + 12);
+    offset += JOURNAL_ENTRY_BYTES;
+  }
+  return finishRecord(record, RecordType.ENTRIES, flags, lsnFirst, timeMs);
+}
+
+export function encodeSnapshotRecord(cutLsn: number, timeMs: number, flags: number, lun: number, name: string): Buffer {
+  const nameBytes = Buffer.from(name, "utf8");
+  const record = Buffer.alloc(pad8(JOURNAL_HEADER_BYTES + 8 + nameBytes.length));
+  record.writeUInt32LE(lun, JOURNAL_HEADER_BYTES);
+  record.writeUInt32LE(nameBytes.length, JOURNAL_HEADER_BYTES + 4);
+  nameBytes.copy(record, JOURNAL_HEADER_BYTES + 8);
+  return finishRecord(record, RecordType.SNAPSHOT, flags, cutLsn, timeMs);
+}
+
+export type RecordCheck =
+  | { kind: "record"; header: RecordHeader }
+  /** Not a whole, valid record: a torn tail, or corruption if valid records follow. */
+  | { kind: "invalid"; reason: string }
+  /** The buffer ends inside the record; read more. */
+  | { kind: "short"; lengthBytes: number };
+
+/** Checks the record starting at `offset` of `bytes` (which may end early). */
+export function checkRecord(bytes: Buffer, offset: number): RecordCheck {
+  if (bytes.length - offset < JOURNAL_HEADER_BYTES) return { kind: "short", lengthBytes: JOURNAL_HEADER_BYTES };
+  if (bytes.readUInt32LE(offset) !== JOURNAL_MAGIC) return { kind: "invalid", reason: "bad magic" };
+  const lengthBytes = bytes.readUInt32LE(offset + 8);
+  if (lengthBytes < JOURNAL_HEADER_BYTES || lengthBytes % 8 !== 0) return { kind: "invalid", reason: "bad length" };
+  if (bytes.length - offset < lengthBytes) return { kind: "short", lengthBytes };
+  const expected = bytes.readUInt32LE(offset + 4);
+  if (crc32c(bytes.subarray(offset + 8, offset + lengthBytes)) !== expected) {
+    return { kind: "invalid", reason: "record checksum mismatch" };
+  }
+  return {
+    kind: "record",
+    header: {
+      type: bytes.readUInt8(offset + 12),
+      flags: bytes.readUInt8(offset + 13),
+      lsn: bytes.readDoubleLE(offset + 16),
+      timeMs: bytes.readDoubleLE(offset + 24),
+      lengthBytes,
+    },
+  };
+}
+
+export function entryCountOf(bytes: Buffer, recordOffset: number): number {
+  return bytes.readUInt32LE(recordOffset + JOURNAL_HEADER_BYTES);
+}
+
+export function readEntry(bytes: Buffer, recordOffset: number, index: number): JournalEntryWrite {
+  const offset = recordOffset + JOURNAL_HEADER_BYTES + 8 + index * JOURNAL_ENTRY_BYTES;
+  return { lba: bytes.readDoubleLE(offset), slot: bytes.readUInt32LE(offset + 8), crc: bytes.readUInt32LE(offset + 12) };
+}
+
+export function readSnapshotPayload(bytes: Buffer, recordOffset: number): { lun: number; name: string } {
+  const lun = bytes.readUInt32LE(recordOffset + JOURNAL_HEADER_BYTES);
+  const nameLength = bytes.readUInt32LE(recordOffset + JOURNAL_HEADER_BYTES + 4);
+  const start = recordOffset + JOURNAL_HEADER_BYTES + 8;
+  return { lun, name: bytes.toString("utf8", start, start + nameLength) };
+}
+
+export function journalFileName(generation: number): string {
+  return `journal-${String(generation).padStart(8, "0")}.log`;
+}
+
+export function parseJournalFileName(name: string): number | undefined {
+  const match = /^journal-(\d{8})\.log$/.exec(name);
+  return match ? Number(match[1]) : undefined;
+}

@@ -1,0 +1,149 @@
+import { constants as fsConstants, promises as fs } from "node:fs";
+import * as path from "node:path";
+import { fromSystemError } from "../util/errors.js";
+
+/**
+ * The storage medium under the engine: a directory of files. The real one is the file system;
+ * a simulated one (a later issue) keeps written-but-unsynced bytes apart so a power cut can
+ * lose or tear them. Every method throws SnaplogError (IO, NO_SPACE) on failure.
+ *
+ * Contract: `write` makes bytes readable at once but durable only after `sync` of that file;
+ * `rename`, `create` and `remove` are durable only after `syncDirectory`.
+ */
+export interface MediumFile {
+  readonly name: string;
+  read(target: Uint8Array, positionBytes: number): Promise<number>;
+  /** Writes every buffer back to back from positionBytes, with one syscall where possible. */
+  writev(buffers: Uint8Array[], positionBytes: number): Promise<void>;
+  /** fdatasync: written data (and the size) durable. */
+  sync(): Promise<void>;
+  sizeBytes(): Promise<number>;
+  truncate(sizeBytes: number): Promise<void>;
+  close(): Promise<void>;
+}
+
+export interface Medium {
+  /** Opens a file for reading and writing, creating it (empty) when `create` is set. */
+  open(name: string, options: { create: boolean }): Promise<MediumFile>;
+  exists(name: string): Promise<boolean>;
+  remove(name: string): Promise<void>;
+  rename(source: string, target: string): Promise<void>;
+  list(): Promise<string[]>;
+  syncDirectory(): Promise<void>;
+  /** Creates `name` as a copy of an outside file (cloned where the file system can). */
+  copyIn(sourcePath: string, name: string): Promise<void>;
+}
+
+class FileOnDisk implements MediumFile {
+  constructor(
+    readonly name: string,
+    private readonly handle: fs.FileHandle,
+  ) {}
+
+  async read(target: Uint8Array, positionBytes: number): Promise<number> {
+    let doneBytes = 0;
+    try {
+      while (doneBytes < target.length) {
+        const { bytesRead } = await this.handle.read(target, doneBytes, target.length - doneBytes, positionBytes + doneBytes);
+        if (bytesRead === 0) break;
+        doneBytes += bytesRead;
+      }
+    } catch (error) {
+      throw fromSystemError(error, { path: this.name });
+    }
+    return doneBytes;
+  }
+
+  async writev(buffers: Uint8Array[], positionBytes: number): Promise<void> {
+    try {
+      if (buffers.length === 1) {
+        await this.handle.write(buffers[0], 0, buffers[0].length, positionBytes);
+      } else {
+        await this.handle.writev(buffers, positionBytes);
+      }
+    } catch (error) {
+      throw fromSystemError(error, { path: this.name });
+    }
+  }
+
+  async sync(): Promise<void> {
+    try {
+      await this.handle.datasync();
+    } catch (error) {
+      throw fromSystemError(error, { path: this.name });
+    }
+  }
+
+  async sizeBytes(): Promise<number> {
+    return (await this.handle.stat()).size;
+  }
+
+  async truncate(sizeBytes: number): Promise<void> {
+    try {
+      await this.handle.truncate(sizeBytes);
+    } catch (error) {
+      throw fromSystemError(error, { path: this.name });
+    }
+  }
+
+  async close(): Promise<void> {
+    await this.handle.close();
+  }
+}
+
+/** The real medium: files in one directory. */
+export class DirectoryMedium implements Medium {
+  constructor(readonly directory: string) {}
+
+  async open(name: string, options: { create: boolean }): Promise<MediumFile> {
+    const flags = options.create ? fsConstants.O_RDWR | fsConstants.O_CREAT : fsConstants.O_RDWR;
+    try {
+      const handle = await fs.open(path.join(this.directory, name), flags, 0o644);
+      return new FileOnDisk(name, handle);
+    } catch (error) {
+      throw fromSystemError(error, { path: path.join(this.directory, name) });
+    }
+  }
+
+  async exists(name: string): Promise<boolean> {
+    try {
+      await fs.access(path.join(this.directory, name));
+      return true;
+    } catch {
+      return false;
+    }
+  }
+
+  async remove(name: string): Promise<void> {
+    await fs.rm(path.join(this.directory, name), { force: true });
+  }
+
+  async rename(source: string, target: string): Promise<void> {
+    try {
+      await fs.rename(path.join(this.directory, source), path.join(this.directory, target));
+    } catch (error) {
+      throw fromSystemError(error, { path: path.join(this.directory, source) });
+    }
+  }
+
+  async list(): Promise<string[]> {
+    return fs.readdir(this.directory);
+  }
+
+  async syncDirectory(): Promise<void> {
+    const handle = await fs.open(this.directory, fsConstants.O_RDONLY);
+    try {
+      await handle.sync();
+    } finally {
+      await handle.close();
+    }
+  }
+
+  async copyIn(sourcePath: string, name: string): Promise<void> {
+    try {
+      await fs.copyFile(sourcePath, path.join(this.directory, name), fsConstants.COPYFILE_FICLONE);
+    } catch (error) {
+      throw fromSystemError(error, { path: sourcePath });
+    }
+  }
+}

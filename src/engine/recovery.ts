@@ -1,0 +1,242 @@
+import { crc32c } from "../util/crc32c.js";
+import { SnaplogError, ErrorCodes } from "../util/errors.js";
+import { CHECKPOINT_ENTRY_BYTES, readCheckpoint } from "./checkpoint.js";
+import { JOURNAL_ENTRY_BYTES, JOURNAL_HEADER_BYTES, SLOT_TRIM, SLOT_ZERO } from "./constants.js";
+import { DiskState } from "./disk-state.js";
+import {
+  checkRecord,
+  entryCountOf,
+  FLAG_SYNCED,
+  journalFileName,
+  parseJournalFileName,
+  readSnapshotPayload,
+  RecordType,
+  type RecordHeader,
+} from "./journal-format.js";
+import type { Medium } from "./medium.js";
+import { SegmentFiles } from "./segment-files.js";
+import { SlotAllocator } from "./slot-allocator.js";
+
+/**
+ * Opening a disk: load the checkpoint, then replay the journal files written after it.
+ * The rules for the journal's tail (docs/recovery.md), as a decision table:
+ *
+ *  A  record valid                                  → apply it
+ *  B  record invalid/short, nothing valid after it,
+ *     in the last journal file                      → torn tail: cut the file there
+ *  C  record invalid, a valid record after it        → corruption: refuse to open the disk
+ *  D  record invalid in a journal that is not the last
+ *     (it was synced before the next one began)     → corruption
+ *  E  valid record after the last SYNCED record whose
+ *     data fails its checksum                       → never promised: cut there (it and all after)
+ *  F  valid record at or before the last SYNCED
+ *     record whose data fails its checksum          → not checked here; a read of that block
+ *                                                     answers EIO (real corruption, reported)
+ */
+export interface RecoveredDisk {
+  state: DiskState;
+  /** Generation of the journal to append to, and where. */
+  generation: number;
+  journalEndBytes: number;
+  /** Generations of journal files older than the checkpoint's, safe to delete. */
+  staleGenerations: number[];
+  /** Whether the journal's tail was cut (torn or unpromised records dropped). */
+  droppedTailBytes: number;
+  checkpointGeneration: number;
+}
+
+interface ParsedRecord {
+  generation: number;
+  offset: number;
+  header: RecordHeader;
+}
+
+function corrupt(diskName: string, message: string, path?: string): SnaplogError {
+  return new SnaplogError(ErrorCodes.CORRUPT, `disk ${diskName}: ${message}`, {
+    disk: diskName,
+    path,
+    hint: "the disk's metadata is damaged; it stays offline (other disks are served). Restore it from an archive.",
+  });
+}
+
+async function readWhole(medium: Medium, name: string): Promise<Buffer> {
+  const file = await medium.open(name, { create: false });
+  try {
+    const bytes = Buffer.alloc(await file.sizeBytes());
+    await file.read(bytes, 0);
+    return bytes;
+  } finally {
+    await file.close();
+  }
+}
+
+/** True when a valid record starts anywhere in `bytes` after `offset` (8-byte aligned). */
+function validRecordAfter(bytes: Buffer, offset: number): boolean {
+  for (let position = (offset + 8) & ~7; position + JOURNAL_HEADER_BYTES <= bytes.length; position += 8) {
+    if (checkRecord(bytes, position).kind === "record") return true;
+  }
+  return false;
+}
+
+function parseJournal(diskName: string, generation: number, bytes: Buffer, isLast: boolean): { records: ParsedRecord[]; validEnd: number } {
+  const name = journalFileName(generation);
+  const records: ParsedRecord[] = [];
+  let offset = 0;
+  while (offset < bytes.length) {
+    const check = checkRecord(bytes, offset);
+    if (check.kind === "record") {
+      if (offset === 0 && (check.header.type !== RecordType.HEADER || check.header.lsn !== generation)) {
+        throw corrupt(diskName, `journal ${name} does not start with its header`, name);
+      }
+      records.push({ generation, offset, header: check.header });
+      offset += check.header.lengthBytes;
+      continue;
+    }
+    const why = check.kind === "short" ? "truncated record" : check.reason;
+    if (!isLast) throw corrupt(diskName, `journal ${name} has a bad record at byte ${offset} (${why})`, name);
+    if (validRecordAfter(bytes, offset)) {
+      throw corrupt(diskName, `journal ${name} has a bad record at byte ${offset} (${why}) followed by valid ones`, name);
+    }
+    break;
+  }
+  if (records.length === 0 && bytes.length > 0 && !isLast) throw corrupt(diskName, `journal ${name} is empty`, name);
+  return { records, validEnd: offset };
+}
+
+/** Whether every data block of an ENTRIES record matches its checksum. */
+async function recordDataIsWhole(segments: SegmentFiles, bytes: Buffer, offset: number): Promise<boolean> {
+  const count = entryCountOf(bytes, offset);
+  const blockSizeBytes = segments.blockSizeBytes;
+  const block = Buffer.alloc(blockSizeBytes);
+  for (let index = 0; index < count; index++) {
+    const entryOffset = offset + JOURNAL_HEADER_BYTES + 8 + index * JOURNAL_ENTRY_BYTES;
+    const slot = bytes.readUInt32LE(entryOffset + 8);
+    if (slot === SLOT_ZERO || slot === SLOT_TRIM) continue;
+    await segments.readRun(slot, block);
+    if (crc32c(block) !== bytes.readUInt32LE(entryOffset + 12)) return false;
+  }
+  return true;
+}
+
+function applyRecord(diskName: string, state: DiskState, bytes: Buffer, record: ParsedRecord): void {
+  const { header, offset } = record;
+  if (header.type === RecordType.HEADER) return;
+  if (header.type === RecordType.ENTRIES) {
+    const count = entryCountOf(bytes, offset);
+    if (count > 0 && header.lsn !== state.lsnLast + 1) {
+      throw corrupt(diskName, `journal LSN gap: expected ${state.lsnLast + 1}, found ${header.lsn}`);
+    }
+    for (let index = 0; index < count; index++) {
+      const entryOffset = offset + JOURNAL_HEADER_BYTES + 8 + index * JOURNAL_ENTRY_BYTES;
+      state.appendRecovered(bytes.readDoubleLE(entryOffset), header.lsn + index, bytes.readUInt32LE(entryOffset + 8), bytes.readUInt32LE(entryOffset + 12));
+    }
+    if (count > 0) state.times.add(header.lsn, header.timeMs);
+    return;
+  }
+  if (header.type === RecordType.SNAPSHOT) {
+    const { lun, name } = readSnapshotPayload(bytes, offset);
+    if (header.lsn > state.lsnLast) throw corrupt(diskName, `snapshot ${name} cuts at LSN ${header.lsn}, past the log's end`);
+    state.snapshots.push({ name, lun, lsn: header.lsn, timeMs: header.timeMs });
+    return;
+  }
+  throw corrupt(diskName, `unknown journal record type ${header.type}`);
+}
+
+function loadCheckpointInto(state: DiskState, entries: Buffer, entryCount: number): void {
+  for (let index = 0; index < entryCount; index++) {
+    const base = index * CHECKPOINT_ENTRY_BYTES;
+    state.appendRecovered(entries.readDoubleLE(base), entries.readDoubleLE(base + 8), entries.readUInt32LE(base + 16), entries.readUInt32LE(base + 20));
+  }
+}
+
+/** Rebuilds the slot allocator from the live entries: used slots, high water, the rest free. */
+function rebuildSlots(state: DiskState): void {
+  let highWater = 0;
+  const entries = state.entries;
+  for (let id = 1; id < entries.idLimit; id++) {
+    if (entries.lsn(id) === 0) continue;
+    const slot = entries.slot(id);
+    if (slot !== SLOT_ZERO && slot !== SLOT_TRIM && slot + 1 > highWater) highWater = slot + 1;
+  }
+  const used = new Uint8Array((highWater + 7) >>> 3);
+  for (let id = 1; id < entries.idLimit; id++) {
+    if (entries.lsn(id) === 0) continue;
+    const slot = entries.slot(id);
+    if (slot === SLOT_ZERO || slot === SLOT_TRIM) continue;
+    const byte = slot >>> 3;
+    const bit = 1 << (slot & 7);
+    if (used[byte] & bit) throw new SnaplogError(ErrorCodes.CORRUPT, `slot ${slot} is used by two entries`);
+    used[byte] |= bit;
+  }
+  state.slots = SlotAllocator.fromUsed(used, highWater);
+}
+
+export async function recoverDisk(options: {
+  diskName: string;
+  medium: Medium;
+  segments: SegmentFiles;
+  hasBaseline: boolean;
+}): Promise<RecoveredDisk> {
+  const { diskName, medium, segments } = options;
+  const checkpoint = await readCheckpoint(medium, diskName);
+  if (checkpoint === undefined) throw corrupt(diskName, "no checkpoint file");
+  const state = new DiskState(options.hasBaseline);
+  loadCheckpointInto(state, checkpoint.entries, checkpoint.entryCount);
+  if (state.lsnLast > checkpoint.lsnLast) throw corrupt(diskName, "checkpoint entries past its LSN");
+  state.lsnLast = checkpoint.lsnLast;
+  for (const snapshot of checkpoint.snapshots) state.snapshots.push(snapshot);
+  for (const point of checkpoint.timePoints) state.times.add(point.lsn, point.timeMs);
+
+  const generations = (await medium.list())
+    .map(parseJournalFileName)
+    .filter((generation): generation is number => generation !== undefined)
+    .sort((a, b) => a - b);
+  const staleGenerations = generations.filter((generation) => generation < checkpoint.generation);
+  const replay = generations.filter((generation) => generation >= checkpoint.generation);
+  if (replay[0] !== checkpoint.generation) throw corrupt(diskName, `journal ${journalFileName(checkpoint.generation)} is missing`);
+  replay.forEach((generation, index) => {
+    if (generation !== checkpoint.generation + index) throw corrupt(diskName, `journal generation ${checkpoint.generation + index} is missing`);
+  });
+
+  const files = new Map<number, Buffer>();
+  const records: ParsedRecord[] = [];
+  let lastValidEnd = 0;
+  for (const [index, generation] of replay.entries()) {
+    const bytes = await readWhole(medium, journalFileName(generation));
+    files.set(generation, bytes);
+    const parsed = parseJournal(diskName, generation, bytes, index === replay.length - 1);
+    records.push(...parsed.records);
+    lastValidEnd = parsed.validEnd;
+  }
+  const lastGeneration = replay[replay.length - 1];
+
+  // Rule E: records after the last synced one must prove their data, else the tail goes.
+  let lastSynced = -1;
+  records.forEach((record, index) => {
+    if (record.header.flags & FLAG_SYNCED || record.generation !== lastGeneration) lastSynced = index;
+  });
+  let cut = records.length;
+  for (let index = lastSynced + 1; index < records.length; index++) {
+    const record = records[index];
+    if (record.header.type !== RecordType.ENTRIES) continue;
+    if (!(await recordDataIsWhole(segments, files.get(record.generation)!, record.offset))) {
+      cut = index;
+      break;
+    }
+  }
+  for (let index = 0; index < cut; index++) {
+    applyRecord(diskName, state, files.get(records[index].generation)!, records[index]);
+  }
+  rebuildSlots(state);
+
+  const journalEndBytes = cut < records.length ? records[cut].offset : lastValidEnd;
+  const lastBytes = files.get(lastGeneration)!;
+  return {
+    state,
+    generation: lastGeneration,
+    journalEndBytes,
+    staleGenerations,
+    droppedTailBytes: lastBytes.length - journalEndBytes,
+    checkpointGeneration: checkpoint.generation,
+  };
+}

@@ -1,0 +1,79 @@
+import { SEGMENT_SIZE_BYTES } from "./constants.js";
+import type { Medium, MediumFile } from "./medium.js";
+
+/**
+ * The data slots of one disk, in segment files of SEGMENT_SIZE_BYTES: slot s lies in segment
+ * floor(s / slotsPerSegment) at byte (s mod slotsPerSegment) × blockSize. Files are opened on
+ * first use and kept open; written segments are remembered until the next sync.
+ */
+export class SegmentFiles {
+  readonly slotsPerSegment: number;
+  private readonly files = new Map<number, MediumFile>();
+  private readonly opening = new Map<number, Promise<MediumFile>>();
+  private readonly dirty = new Set<number>();
+  /** A segment file was created since the last sync: its directory entry must be made durable too. */
+  private directoryDirty = false;
+
+  constructor(
+    private readonly medium: Medium,
+    readonly blockSizeBytes: number,
+  ) {
+    this.slotsPerSegment = SEGMENT_SIZE_BYTES / blockSizeBytes;
+  }
+
+  static fileName(segmentIndex: number): string {
+    return `segment-${String(segmentIndex).padStart(8, "0")}.dat`;
+  }
+
+  /** Writes buffers holding consecutive slots starting at `slotFirst`, all inside one segment. */
+  async writeRun(slotFirst: number, buffers: Uint8Array[]): Promise<void> {
+    const segmentIndex = Math.floor(slotFirst / this.slotsPerSegment);
+    const file = await this.file(segmentIndex);
+    this.dirty.add(segmentIndex);
+    await file.writev(buffers, (slotFirst % this.slotsPerSegment) * this.blockSizeBytes);
+  }
+
+  /** Reads consecutive slots (inside one segment) into `target`. Bytes past the file's end read as zeros. */
+  async readRun(slotFirst: number, target: Uint8Array): Promise<void> {
+    const segmentIndex = Math.floor(slotFirst / this.slotsPerSegment);
+    const file = await this.file(segmentIndex);
+    const readBytes = await file.read(target, (slotFirst % this.slotsPerSegment) * this.blockSizeBytes);
+    if (readBytes < target.length) target.fill(0, readBytes);
+  }
+
+  /** Makes every segment written since the last call durable. */
+  async syncDirty(): Promise<void> {
+    if (this.dirty.size === 0) return;
+    const segments = [...this.dirty];
+    this.dirty.clear();
+    await Promise.all(segments.map(async (segmentIndex) => (await this.file(segmentIndex)).sync()));
+    if (this.directoryDirty) {
+      this.directoryDirty = false;
+      await this.medium.syncDirectory();
+    }
+  }
+
+  async close(): Promise<void> {
+    await Promise.allSettled([...this.opening.values()]);
+    await Promise.all([...this.files.values()].map((file) => file.close()));
+    this.files.clear();
+    this.opening.clear();
+  }
+
+  private file(segmentIndex: number): Promise<MediumFile> | MediumFile {
+    const open = this.files.get(segmentIndex);
+    if (open !== undefined) return open;
+    let pending = this.opening.get(segmentIndex);
+    if (pending === undefined) {
+      pending = this.medium.open(SegmentFiles.fileName(segmentIndex), { create: true }).then((file) => {
+        this.directoryDirty = true;
+        this.files.set(segmentIndex, file);
+        this.opening.delete(segmentIndex);
+        return file;
+      });
+      pending.catch(() => this.opening.delete(segmentIndex));
+      this.opening.set(segmentIndex, pending);
+    }
+    return pending;
+  }
+}

@@ -1,0 +1,145 @@
+import { ErrorCodes, SnaplogError } from "../util/errors.js";
+import { BlockSource } from "../engine/disk-state.js";
+import type { DiskEngine } from "../engine/disk-engine.js";
+import { STATE_HOLE, STATE_ZERO, type StatusExtent, type Volume, type WriteOptions, type ZeroOptions } from "./volume.js";
+
+/** Block-status flags of each BlockSource (baseline: data unless the disk has no baseline). */
+function flagsOf(source: number, hasBaseline: boolean): number {
+  if (source === BlockSource.SLOT) return 0;
+  if (source === BlockSource.ZERO) return STATE_ZERO;
+  if (source === BlockSource.TRIM) return STATE_HOLE | STATE_ZERO;
+  return hasBaseline ? 0 : STATE_HOLE | STATE_ZERO;
+}
+
+/** Longest block-status answer, in blocks: bounds the work per request. */
+const STATUS_BLOCKS_MAX = 1 << 20;
+
+/**
+ * A volume of a disk: the disk at one LSN. The current volume reads at Infinity and takes
+ * writes; a snapshot reads at its cut; the baseline reads at LSN 0. Byte offsets in, whole
+ * blocks to the engine: unaligned writes read the edge blocks, merge, and write whole blocks.
+ */
+export class DiskVolume implements Volume {
+  readonly sizeBytes: number;
+  readonly blockSizeBytes: number;
+
+  constructor(
+    private readonly engine: DiskEngine,
+    readonly name: string,
+    readonly description: string,
+    private readonly lsnView: number,
+    readonly readOnly: boolean,
+    /** Throws CLOSED when the disk or snapshot behind this volume went away. */
+    private readonly checkAlive: () => void,
+  ) {
+    this.sizeBytes = engine.geometry.sizeBytes;
+    this.blockSizeBytes = engine.geometry.blockSizeBytes;
+  }
+
+  async read(offsetBytes: number, lengthBytes: number): Promise<Buffer> {
+    this.checkRange(offsetBytes, lengthBytes, "read");
+    if (lengthBytes === 0) return Buffer.alloc(0);
+    const { lbaFirst, blockCount } = this.blocksCovering(offsetBytes, lengthBytes);
+    const blocks = await this.engine.readBlocks(lbaFirst, blockCount, this.lsnView);
+    const skipBytes = offsetBytes - lbaFirst * this.blockSizeBytes;
+    return skipBytes === 0 && blocks.length === lengthBytes ? blocks : blocks.subarray(skipBytes, skipBytes + lengthBytes);
+  }
+
+  async write(offsetBytes: number, data: Buffer, options: WriteOptions): Promise<void> {
+    this.checkWritable(offsetBytes, data.length, "write");
+    if (data.length === 0) return;
+    const { lbaFirst, blockCount } = this.blocksCovering(offsetBytes, data.length);
+    if (offsetBytes % this.blockSizeBytes === 0 && data.length % this.blockSizeBytes === 0) {
+      return this.engine.writeBlocks(lbaFirst, data, options.fua);
+    }
+    const merged = await this.readEdges(lbaFirst, blockCount, offsetBytes, data.length);
+    data.copy(merged, offsetBytes - lbaFirst * this.blockSizeBytes);
+    return this.engine.writeBlocks(lbaFirst, merged, options.fua);
+  }
+
+  writeZeroes(offsetBytes: number, lengthBytes: number, options: ZeroOptions): Promise<void> {
+    return this.zeroRange(offsetBytes, lengthBytes, "zero", options.fua);
+  }
+
+  trim(offsetBytes: number, lengthBytes: number, options: WriteOptions): Promise<void> {
+    return this.zeroRange(offsetBytes, lengthBytes, "trim", options.fua);
+  }
+
+  async flush(): Promise<void> {
+    this.checkAlive();
+    if (!this.readOnly) await this.engine.flush();
+  }
+
+  async blockStatus(offsetBytes: number, lengthBytes: number): Promise<StatusExtent[]> {
+    this.checkRange(offsetBytes, lengthBytes, "block status");
+    if (lengthBytes === 0) return [];
+    const blockSizeBytes = this.blockSizeBytes;
+    const covering = this.blocksCovering(offsetBytes, lengthBytes);
+    const blockCount = Math.min(covering.blockCount, STATUS_BLOCKS_MAX);
+    const runs = this.engine.blockRuns(covering.lbaFirst, blockCount, this.lsnView);
+    const hasBaseline = this.engine.geometry.hasBaseline;
+    const extents: StatusExtent[] = [];
+    let position = covering.lbaFirst * blockSizeBytes;
+    const end = offsetBytes + lengthBytes;
+    for (const run of runs) {
+      const runEnd = position + run.blockCount * blockSizeBytes;
+      const start = Math.max(position, offsetBytes);
+      const stop = Math.min(runEnd, end);
+      if (stop > start) extents.push({ lengthBytes: stop - start, flags: flagsOf(run.source, hasBaseline) });
+      position = runEnd;
+    }
+    return extents;
+  }
+
+  private async zeroRange(offsetBytes: number, lengthBytes: number, kind: "zero" | "trim", fua: boolean): Promise<void> {
+    this.checkWritable(offsetBytes, lengthBytes, kind === "zero" ? "write zeroes" : "trim");
+    if (lengthBytes === 0) return;
+    const blockSizeBytes = this.blockSizeBytes;
+    const end = offsetBytes + lengthBytes;
+    const wholeFirst = Math.ceil(offsetBytes / blockSizeBytes);
+    const wholeEnd = Math.floor(end / blockSizeBytes);
+    const work: Promise<void>[] = [];
+    if (wholeEnd > wholeFirst) work.push(this.engine.zeroBlocks(wholeFirst, wholeEnd - wholeFirst, kind, fua));
+    // Partial blocks at the edges are written as data (zeros merged into the old bytes).
+    if (wholeEnd < wholeFirst) {
+      work.push(this.write(offsetBytes, Buffer.alloc(lengthBytes), { fua }));
+    } else {
+      if (offsetBytes < wholeFirst * blockSizeBytes) work.push(this.write(offsetBytes, Buffer.alloc(wholeFirst * blockSizeBytes - offsetBytes), { fua }));
+      if (end > wholeEnd * blockSizeBytes) work.push(this.write(wholeEnd * blockSizeBytes, Buffer.alloc(end - wholeEnd * blockSizeBytes), { fua }));
+    }
+    await Promise.all(work);
+  }
+
+  /** A buffer of the covering blocks with the old contents of the partial edge blocks. */
+  private async readEdges(lbaFirst: number, blockCount: number, offsetBytes: number, lengthBytes: number): Promise<Buffer> {
+    const blockSizeBytes = this.blockSizeBytes;
+    const merged = Buffer.alloc(blockCount * blockSizeBytes);
+    const lbaLast = lbaFirst + blockCount - 1;
+    const headPartial = offsetBytes % blockSizeBytes !== 0;
+    const tailPartial = (offsetBytes + lengthBytes) % blockSizeBytes !== 0;
+    if (headPartial) (await this.engine.readBlocks(lbaFirst, 1, Infinity)).copy(merged, 0);
+    if (tailPartial && !(headPartial && lbaLast === lbaFirst)) {
+      (await this.engine.readBlocks(lbaLast, 1, Infinity)).copy(merged, (blockCount - 1) * blockSizeBytes);
+    }
+    return merged;
+  }
+
+  private blocksCovering(offsetBytes: number, lengthBytes: number): { lbaFirst: number; blockCount: number } {
+    const lbaFirst = Math.floor(offsetBytes / this.blockSizeBytes);
+    const lbaEnd = Math.ceil((offsetBytes + lengthBytes) / this.blockSizeBytes);
+    return { lbaFirst, blockCount: lbaEnd - lbaFirst };
+  }
+
+  private checkRange(offsetBytes: number, lengthBytes: number, what: string): void {
+    this.checkAlive();
+    if (!Number.isSafeInteger(offsetBytes) || !Number.isSafeInteger(lengthBytes) || offsetBytes < 0 || lengthBytes < 0 || offsetBytes + lengthBytes > this.sizeBytes) {
+      throw new SnaplogError(ErrorCodes.OUT_OF_RANGE, `${what} of [${offsetBytes}, +${lengthBytes}) is past the end of ${this.name} (${this.sizeBytes} bytes)`);
+    }
+  }
+
+  private checkWritable(offsetBytes: number, lengthBytes: number, what: string): void {
+    this.checkAlive();
+    if (this.readOnly) throw new SnaplogError(ErrorCodes.READ_ONLY, `${this.name} is read-only`);
+    this.checkRange(offsetBytes, lengthBytes, what);
+  }
+}
