@@ -64,7 +64,7 @@ export function registerServe(program: Command, reportError: (error: unknown) =>
           process.exit(1);
         }
         shuttingDown = true;
-        logger.info({ signal }, "shutting down");
+        logger.info({ signal }, "signal received");
         appliance.close().then(
           () => process.exit(0),
           (error: unknown) => process.exit(reportError(error)),
