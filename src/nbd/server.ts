@@ -251,5 +251,7 @@ async function flushQuietly(volume: Volume, logger: NbdLogger): Promise<void> {
 function endSoon(socket: net.Socket): void {
   if (socket.destroyed) return;
   socket.end();
+  // Drain (and drop) whatever the client still sends, so its FIN is seen and 'close' follows.
+  socket.resume();
   setTimeout(() => socket.destroy(), 2_000).unref();
 }

@@ -491,6 +491,8 @@ export class Transmission implements RequestLimits {
     this.ending = true;
     if (!this.socketClosed) {
       this.socket.end();
+      // Drain (and drop) whatever the client still sends, so its FIN is seen and 'close' follows.
+      this.socket.resume();
       setTimeout(destroySocket, END_GRACE_MS, this.socket).unref();
     }
     this.checkSettled();
