@@ -58,6 +58,7 @@ export class NbdServer implements TransmissionHost {
     errorCount: 0,
     connectionCountTotal: 0,
     bufferedBytesMax: 0,
+    backpressurePauseCount: 0,
   };
   private readonly listeners: net.Server[] = [];
   private readonly connections = new Map<ConnectionRecord, Promise<void>>();

@@ -41,6 +41,8 @@ export interface NbdCounters {
   connectionCountTotal: number;
   /** High-water mark of one connection's held bytes (in-flight payloads and read data + socket write buffer). */
   bufferedBytesMax: number;
+  /** Times a connection stopped reading because of backpressure. */
+  backpressurePauseCount: number;
 }
 
 export interface TransmissionHost {
@@ -264,6 +266,7 @@ export class Transmission implements RequestLimits {
     while (this.queue.length > 0 && !this.inputStopped) {
       if (this.parseState === PARSE_HEADER && this.isOverBudget()) {
         this.inputBlocked = true;
+        this.host.counters.backpressurePauseCount++;
         this.socket.pause();
         return;
       }
@@ -432,6 +435,11 @@ export class Transmission implements RequestLimits {
 
   private reserve(lengthBytes: number): void {
     this.inflightBytes += lengthBytes;
+    this.noteBuffered();
+  }
+
+  /** Updates the high-water marks of held bytes: in flight plus the socket's write buffer. */
+  private noteBuffered(): void {
     const bufferedBytes = this.inflightBytes + this.socket.writableLength;
     if (bufferedBytes > this.bufferedBytesMax) this.bufferedBytesMax = bufferedBytes;
     if (bufferedBytes > this.host.counters.bufferedBytesMax) this.host.counters.bufferedBytesMax = bufferedBytes;
@@ -466,6 +474,7 @@ export class Transmission implements RequestLimits {
     if (errno === 0) this.sendSuccess(request);
     else this.sendError(request, errno);
     if (request.commandType === P.CMD_READ || request.commandType === P.CMD_WRITE) this.inflightBytes -= request.lengthBytes;
+    this.noteBuffered();
     request.payload = null;
     this.unblockInput();
     this.finishIfIdle();

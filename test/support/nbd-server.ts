@@ -241,8 +241,8 @@ export class RawNbdClient {
     return this.write(payload === undefined ? header : Buffer.concat([header, payload]));
   }
 
-  async readSimpleReply(): Promise<SimpleReply> {
-    const header = await this.read(16);
+  async readSimpleReply(timeoutMs?: number): Promise<SimpleReply> {
+    const header = await this.read(16, timeoutMs);
     const magic = header.readUInt32BE(0);
     if (magic !== SIMPLE_REPLY_MAGIC) throw new Error(`bad simple reply magic ${magic.toString(16)}`);
     return { magic, errno: header.readUInt32BE(4), cookie: header.readBigUInt64BE(8) };
