@@ -8,8 +8,9 @@
  * only the TCP one has the token check. Errors are mapped once, by the table in status.ts.
  */
 import { timingSafeEqual } from "node:crypto";
+import type { IncomingMessage, ServerResponse } from "node:http";
 import type { AddressInfo } from "node:net";
-import Fastify, { LogController, type FastifyBaseLogger, type FastifyError, type FastifyInstance, type FastifySchemaValidationError } from "fastify";
+import Fastify, { LogController, type RawServerDefault, type FastifyBaseLogger, type FastifyError, type FastifyInstance, type FastifySchemaValidationError } from "fastify";
 import swagger from "@fastify/swagger";
 import { Type, type TypeBoxTypeProvider } from "@fastify/type-provider-typebox";
 import { Counter, Registry, collectDefaultMetrics } from "prom-client";
@@ -94,8 +95,23 @@ export async function buildApiApp(options: ApiAppOptions): Promise<FastifyInstan
     },
   });
 
-  const { operations } = options;
+  registerOperationRoutes(app, options.operations);
 
+  app.get("/v1/openapi.json", { schema: { hide: true } }, () => app.swagger({ yaml: false }));
+
+  app.get("/metrics", { schema: { summary: "Prometheus metrics (text format)" } }, async (_request, reply) => {
+    const text = await options.metrics.metrics();
+    return reply.header("content-type", options.metrics.contentType).send(text);
+  });
+
+  await app.ready();
+  return app;
+}
+
+type TypedApp = FastifyInstance<RawServerDefault, IncomingMessage, ServerResponse, FastifyBaseLogger, TypeBoxTypeProvider>;
+
+/** The /v1 routes: one per Operations method. */
+function registerOperationRoutes(app: TypedApp, operations: Operations): void {
   app.get("/v1/disks", { schema: { summary: "List disks", response: { 200: Type.Array(DiskInfoSchema), ...errorResponses } } }, () =>
     operations.listDisks(),
   );
@@ -153,16 +169,6 @@ export async function buildApiApp(options: ApiAppOptions): Promise<FastifyInstan
   app.get("/v1/status", { schema: { summary: "Store status", response: { 200: StoreStatusSchema, ...errorResponses } } }, () =>
     operations.status(),
   );
-
-  app.get("/v1/openapi.json", { schema: { hide: true } }, () => app.swagger({ yaml: false }));
-
-  app.get("/metrics", { schema: { summary: "Prometheus metrics (text format)" } }, async (_request, reply) => {
-    const text = await options.metrics.metrics();
-    return reply.header("content-type", options.metrics.contentType).send(text);
-  });
-
-  await app.ready();
-  return app;
 }
 
 /** The first schema violation, as one line that names the field ("body/sizeBytes must be integer"). */

@@ -59,7 +59,13 @@ async function checkImage(imagePath: string): Promise<string> {
 
 export function registerDisk(program: Command): void {
   const disk = program.command("disk").description("create, list, show and delete disks");
+  registerDiskCreate(disk);
+  registerDiskList(disk);
+  registerDiskShow(disk);
+  registerDiskDelete(disk);
+}
 
+function registerDiskCreate(disk: Command): void {
   disk
     .command("create")
     .description("create a disk, empty or with a raw image as its baseline")
@@ -87,7 +93,9 @@ export function registerDisk(program: Command): void {
       if (json) printJson(created);
       else printLine(`created disk ${created.name}: ${formatBytes(created.sizeBytes)}, block size ${formatBytes(created.blockSizeBytes)}, LUN ${created.lun}, history ${formatDuration(created.historySeconds)}`);
     });
+}
 
+function registerDiskList(disk: Command): void {
   disk
     .command("list")
     .description("list disks with sizes, space used, entries, window and snapshots")
@@ -97,7 +105,9 @@ export function registerDisk(program: Command): void {
       if (json) printJson(disks);
       else printTable(disks, diskColumns, "no disks (create one with: snaplog disk create NAME --size SIZE)");
     });
+}
 
+function registerDiskShow(disk: Command): void {
   disk
     .command("show")
     .description("show a disk and its snapshots")
@@ -130,7 +140,9 @@ export function registerDisk(program: Command): void {
         printTable(detail.snapshots, snapshotColumns, "");
       }
     });
+}
 
+function registerDiskDelete(disk: Command): void {
   disk
     .command("delete")
     .description("delete a disk, its history and its snapshots")

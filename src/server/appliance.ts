@@ -47,46 +47,36 @@ export interface Appliance {
 export async function startAppliance(options: ApplianceOptions): Promise<Appliance> {
   const logger = options.logger ?? pino({ level: "silent" });
   const store = await openStore(options, logger);
-  const closers: Array<() => Promise<void>> = [() => store.close()];
-  const closeStarted = async (): Promise<void> => {
-    for (const closer of closers.splice(0).reverse()) {
-      await closer().catch((error: unknown) => logger.error({ err: error }, "shutdown step failed"));
-    }
-  };
+  let nbd: NbdServer | undefined;
+  let api: ApiServer | undefined;
+  const closeAll = (): Promise<void> => closeInOrder([() => nbd?.close(), () => api?.close(), () => store.close()], logger);
   try {
-    const exportName = options.demo === true ? demoDiskName : undefined;
-    const nbd = new NbdServer({ resolver: store, logger: logger.child({ component: "nbd" }) });
-    closers.push(() => nbd.close());
+    nbd = new NbdServer({ resolver: store, logger: logger.child({ component: "nbd" }) });
     const nbdUrls = await listenNbd(nbd, options);
     store.setNbdEndpoints(nbdUrls);
-
     const metrics = createMetricsRegistry();
     registerNbdMetrics(metrics, nbd);
-    const api = await startApiServer({ operations: store, storePath: store.path, tcp: options.api, metrics, logger: logger.child({ component: "api" }) });
-    closers.push(() => api.close());
+    api = await startApiServer({ operations: store, storePath: store.path, tcp: options.api, metrics, logger: logger.child({ component: "api" }) });
 
+    const exportName = options.demo === true ? demoDiskName : undefined;
     const endpoints = [...nbdUrls.map((url) => `nbd: ${withExport(url, exportName)}`), ...api.endpoints];
     for (const endpoint of endpoints) logger.info({ endpoint }, "listening");
     let closed: Promise<void> | undefined;
-    const close = (): Promise<void> => {
-      closed ??= closeInOrder(closers, logger);
-      return closed;
-    };
+    const close = (): Promise<void> => (closed ??= closeAll());
     return { store, endpoints, nbdUrls, api, close };
   } catch (error) {
-    await closeStarted();
+    await closeAll().catch(() => undefined);
     throw error;
   }
 }
 
-/** NBD first (finishes in-flight I/O and flushes), then the API, then the store. */
-async function closeInOrder(closers: Array<() => Promise<void>>, logger: Logger): Promise<void> {
+/** Runs every step even if one fails (NBD, then API, then store); rethrows the first failure. */
+async function closeInOrder(steps: ReadonlyArray<() => Promise<void> | undefined>, logger: Logger): Promise<void> {
   logger.info("shutting down");
-  const [storeClose, nbdClose, apiClose] = closers.splice(0);
   let failure: unknown;
-  for (const step of [nbdClose, apiClose, storeClose]) {
+  for (const step of steps) {
     try {
-      await step?.();
+      await step();
     } catch (error) {
       logger.error({ err: error }, "shutdown step failed");
       failure ??= error;
