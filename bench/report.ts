@@ -1,0 +1,450 @@
+/**
+ * BENCHMARKS.md from one run of bench/run.ts. Everything is generated except the text between
+ * the analysis markers, which is carried over from the existing file so that notes written by
+ * hand survive reruns.
+ */
+import { readFileSync } from "node:fs";
+import type { Crc32cResult } from "./crc32c.js";
+import { JOB_SHAPES, type JobResult } from "./harness.js";
+import type { MachineInfo } from "./machine.js";
+
+export const ANALYSIS_BEGIN = "<!-- analysis:begin -->";
+export const ANALYSIS_END = "<!-- analysis:end -->";
+export const ANALYSIS_PLACEHOLDER = "<!-- analysis: written by hand -->";
+
+export interface Settings {
+  quick: boolean;
+  size: string;
+  runtimeSeconds: number;
+  rampSeconds: number;
+  jobs: readonly string[];
+  peers: readonly string[];
+  quietWaitSeconds: number;
+  retries: number;
+  maxForeignPct: number;
+  snapshotCount: number;
+  writesPerSnapshot: number;
+  commandLine: string;
+}
+
+export interface DiskSnapshotState {
+  entryCount: number;
+  logBytes: number;
+  segmentBytes: number;
+  journalBytes: number;
+  historySeconds: number;
+}
+
+export interface SnapshotScenario {
+  diskName: string;
+  snapshotName?: string;
+  createdCount: number;
+  createSeconds?: number;
+  writtenBlocks: number;
+  none?: JobResult;
+  current?: JobResult;
+  snapshotExport?: JobResult;
+}
+
+export interface RunData {
+  startedAt: Date;
+  finishedAt: Date;
+  machine: MachineInfo;
+  settings: Settings;
+  /** Default history window. */
+  snaplog: JobResult[];
+  /** --history 0. */
+  snaplogNoHistory: JobResult[];
+  diskStates: { label: string; state: DiskSnapshotState }[];
+  defaultHistorySeconds?: number;
+  peers: JobResult[];
+  peersSkippedReason?: string;
+  snapshot: SnapshotScenario;
+  crc?: Crc32cResult;
+  errors: string[];
+}
+
+type Row = { key: string; label: string; results: JobResult[] };
+
+const PEER_LABELS: Record<string, string> = {
+  "qemu-qcow2": "qemu-nbd / qcow2",
+  "nbdkit-file": "nbdkit file",
+  "local-direct": "raw disk (local-direct)",
+  "nbdkit-memory": "nbdkit memory",
+  "nbd-server": "nbd-server",
+  "qemu-chain": "qemu-nbd / qcow2 chain",
+};
+
+// ---------------------------------------------------------------------------- formatting
+
+function fmtInt(value: number | undefined): string {
+  return value === undefined || !Number.isFinite(value) ? "—" : Math.round(value).toLocaleString("en-US");
+}
+
+function fmtNum(value: number | undefined, digits = 1): string {
+  return value === undefined || !Number.isFinite(value) ? "—" : value.toFixed(digits);
+}
+
+function fmtRatio(ratio: number | undefined): string {
+  return ratio === undefined || !Number.isFinite(ratio) ? "—" : `${ratio.toFixed(2)}×`;
+}
+
+function fmtBytes(bytes: number): string {
+  const units = ["B", "KiB", "MiB", "GiB", "TiB"];
+  let value = bytes;
+  let unit = 0;
+  while (value >= 1024 && unit < units.length - 1) {
+    value /= 1024;
+    unit++;
+  }
+  return `${value.toFixed(unit === 0 ? 0 : 1)} ${units[unit]}`;
+}
+
+function fmtDuration(seconds: number): string {
+  if (seconds === 0) return "0 (none)";
+  if (seconds % 3600 === 0) return `${seconds / 3600} h`;
+  if (seconds % 60 === 0) return `${seconds / 60} min`;
+  return `${seconds} s`;
+}
+
+function table(headers: string[], rows: string[][], alignRight: boolean[] = []): string {
+  const align = headers.map((_, index) => (alignRight[index] ? "---:" : "---"));
+  return [`| ${headers.join(" | ")} |`, `| ${align.join(" | ")} |`, ...rows.map((row) => `| ${row.join(" | ")} |`)].join("\n");
+}
+
+// ---------------------------------------------------------------------------- lookups
+
+function find(results: readonly JobResult[], job: string): JobResult | undefined {
+  return results.find((result) => result.phase === "job" && result.job === job);
+}
+
+function peerResults(data: RunData, peer: string): JobResult[] {
+  return data.peers.filter((result) => result.target === peer);
+}
+
+/** Throughput ratio a ÷ b (IOPS; equal to the MB/s ratio for one block size). */
+export function ratio(a: JobResult | undefined, b: JobResult | undefined): number | undefined {
+  if (a?.iops === undefined || b?.iops === undefined || a.error !== undefined || b.error !== undefined || b.iops <= 0) return undefined;
+  return a.iops / b.iops;
+}
+
+function rows(data: RunData): { snaplog: Row[]; peers: Row[] } {
+  const snaplog: Row[] = [
+    { key: "snaplog", label: `snaplog (history ${fmtDuration(data.defaultHistorySeconds ?? 3600)}, default)`, results: data.snaplog },
+    { key: "snaplog-h0", label: "snaplog (--history 0)", results: data.snaplogNoHistory },
+  ];
+  const peers: Row[] = data.settings.peers.map((peer) => ({ key: peer, label: PEER_LABELS[peer] ?? peer, results: peerResults(data, peer) }));
+  return { snaplog, peers };
+}
+
+// ---------------------------------------------------------------------------- sections
+
+function machineSection(data: RunData): string {
+  const m = data.machine;
+  return [
+    "## Machine",
+    "",
+    table(
+      ["", ""],
+      [
+        ["date", `${data.startedAt.toISOString()} (run took ${((data.finishedAt.getTime() - data.startedAt.getTime()) / 60_000).toFixed(1)} min)`],
+        ["CPU", `${m.cpuModel}, ${m.cores} cores`],
+        ["memory", `${m.memoryGiB} GiB`],
+        ["kernel", m.kernel],
+        ["scratch disk", `${m.scratchDevice} (${m.scratchFsType}); ${m.scratchDisk}`],
+        ["load average at start", m.loadAverage],
+        ["node", m.nodeVersion],
+        ["fio", m.fioVersion],
+        ["libnbd", m.libnbdVersion],
+        ["qemu-nbd", m.qemuVersion],
+        ["nbdkit", m.nbdkitVersion],
+        ["nbd-server", m.nbdServerVersion],
+        ["snaplog commit", m.snaplogCommit],
+        ["harness", `${m.harnessPath} (sha256 ${m.harnessSha256})`],
+      ],
+    ),
+  ].join("\n");
+}
+
+function settingsSection(data: RunData): string {
+  const s = data.settings;
+  const jobRows = s.jobs.map((job) => {
+    const shape = JOB_SHAPES[job];
+    return [`\`${job}\``, shape?.description ?? "", shape?.rw ?? "", shape?.bs ?? "", String(shape?.iodepth ?? "")];
+  });
+  const peerNotes = [...new Set(data.peers.map((result) => `${result.target}: ${result.notes ?? ""}`))];
+  return [
+    "## Client and settings",
+    "",
+    `- Client: fio ${data.machine.fioVersion.replace(/^fio-/, "")} with its \`nbd\` ioengine (libnbd, userspace, no client page cache), one NBD connection per job, ` +
+      "iodepth = NBD requests in flight on that connection, `numjobs=1`, `norandommap`, `randrepeat=0`; latency is fio's total latency (`lat`).",
+    `- Harness: \`nbd-bench.sh\` (shared), working set \`--size ${s.size}\`, \`--ramp ${s.rampSeconds}\` s unmeasured + \`--runtime ${s.runtimeSeconds}\` s measured per job, ` +
+      `\`--quiet-wait ${s.quietWaitSeconds}\`, \`--retries ${s.retries}\` (a job with > ${s.maxForeignPct} % foreign CPU is rerun, the least disturbed attempt is kept). ` +
+      "Before the jobs the working set is written once sequentially (1 MiB, QD 8: the prefill), so reads hit data. Single runs, not medians.",
+    "- Transport: unix sockets for snaplog and every peer (snaplog also listened on a loopback TCP port, unused by the jobs).",
+    `- snaplog: \`snaplog serve\` child process on a fresh store (block size 4 KiB) in a scratch dir on ${data.machine.scratchDevice}; one fresh disk of \`--size ${s.size}\` per scenario, ` +
+      `deleted after it; the server's CPU is read from /proc (\`--server-pid\`).`,
+    `- Mode: ${s.quick ? "**quick** (smoke run: small working set, short jobs; not for comparison)" : "full"}. Command: \`${s.commandLine}\``,
+    "",
+    table(["job", "shape", "fio rw", "bs", "iodepth"], jobRows, [false, false, false, false, true]),
+    ...(peerNotes.length > 0 ? ["", "Peers as the harness ran them:", "", ...peerNotes.map((note) => `- ${note}`)] : []),
+  ].join("\n");
+}
+
+interface TargetCheck {
+  name: string;
+  required: number;
+  ratios: (number | undefined)[];
+  basis: string;
+}
+
+function verdict(value: number | undefined, required: number): string {
+  if (value === undefined) return "n/a (not measured in this run)";
+  if (value >= required) return `**met** (${fmtRatio(value)} ≥ ${required.toFixed(1)}×)`;
+  const short = (1 - value / required) * 100;
+  return `**missed** by ${short.toFixed(0)} % (${fmtRatio(value)} < ${required.toFixed(1)}×)`;
+}
+
+function targetsSection(data: RunData): string {
+  const qcow2 = peerResults(data, "qemu-qcow2");
+  const nbdkitFile = peerResults(data, "nbdkit-file");
+  const snap = data.snapshot;
+  const checks: TargetCheck[] = [
+    {
+      name: "4K random write QD32 ≥ 1.0× qemu-nbd/qcow2",
+      required: 1.0,
+      basis: "IOPS",
+      ratios: [ratio(find(data.snaplog, "randwrite-4k-qd32"), find(qcow2, "randwrite-4k-qd32")), ratio(find(data.snaplogNoHistory, "randwrite-4k-qd32"), find(qcow2, "randwrite-4k-qd32"))],
+    },
+    {
+      name: "4K random read QD32 ≥ 1.0× qemu-nbd/qcow2",
+      required: 1.0,
+      basis: "IOPS",
+      ratios: [ratio(find(data.snaplog, "randread-4k-qd32"), find(qcow2, "randread-4k-qd32")), ratio(find(data.snaplogNoHistory, "randread-4k-qd32"), find(qcow2, "randread-4k-qd32"))],
+    },
+    {
+      name: "1M sequential write QD8 ≥ 0.7× nbdkit file",
+      required: 0.7,
+      basis: "MB/s",
+      ratios: [ratio(find(data.snaplog, "seqwrite-1m-qd8"), find(nbdkitFile, "seqwrite-1m-qd8")), ratio(find(data.snaplogNoHistory, "seqwrite-1m-qd8"), find(nbdkitFile, "seqwrite-1m-qd8"))],
+    },
+    {
+      name: `snapshot read, ${snap.createdCount.toLocaleString("en-US")} snapshots ≥ 0.9× none — current volume`,
+      required: 0.9,
+      basis: "IOPS, randread-4k-qd32",
+      ratios: [ratio(snap.current, snap.none), undefined],
+    },
+    {
+      name: `snapshot read, ${snap.createdCount.toLocaleString("en-US")} snapshots ≥ 0.9× none — snapshot export`,
+      required: 0.9,
+      basis: "IOPS, randread-4k-qd32",
+      ratios: [ratio(snap.snapshotExport, snap.none), undefined],
+    },
+  ];
+  const rowsOut = checks.map((check) => [
+    check.name,
+    check.basis,
+    fmtRatio(check.ratios[0]),
+    verdict(check.ratios[0], check.required),
+    check.ratios[1] === undefined && check.name.startsWith("snapshot") ? "—" : `${fmtRatio(check.ratios[1])}`,
+  ]);
+  return [
+    "## Targets",
+    "",
+    "Ratios of snaplog to the peer, measured in this run (same machine, settings and working set). " +
+      "The verdict is for the default history window; the `--history 0` column is for information.",
+    "",
+    table(["target", "measured on", "snaplog (default window)", "verdict", "snaplog (--history 0)"], rowsOut, [false, false, true, false, true]),
+  ].join("\n");
+}
+
+function resultsSection(data: RunData): string {
+  const { snaplog, peers } = rows(data);
+  const out: string[] = [
+    "## Results per job",
+    "",
+    "IOPS, MB/s (10^6 bytes/s), p99 latency (µs), server CPU (% of one core; `—` where there is no server process) and foreign CPU " +
+      "(host CPU used by neither fio nor the server, % of all cores: other load on this shared machine). " +
+      "The last two columns are snaplog's throughput ÷ that row's.",
+  ];
+  for (const job of data.settings.jobs) {
+    const base = find(snaplog[0].results, job);
+    const baseNoHistory = find(snaplog[1].results, job);
+    const tableRows = [...snaplog, ...peers].map((row) => {
+      const result = find(row.results, job);
+      const isSnaplog = row.key.startsWith("snaplog");
+      return [
+        row.label,
+        result?.error !== undefined ? "ERROR" : fmtInt(result?.iops),
+        fmtNum(result?.mb_s),
+        fmtNum(result?.lat_p99_us),
+        row.key === "local-direct" ? "—" : fmtNum(result?.server_cpu_pct_of_1_core, 0),
+        fmtNum(result?.foreign_cpu_pct_all_cores),
+        isSnaplog ? "" : fmtRatio(ratio(base, result)),
+        isSnaplog ? "" : fmtRatio(ratio(baseNoHistory, result)),
+      ];
+    });
+    const shape = JOB_SHAPES[job];
+    out.push(
+      "",
+      `### \`${job}\` — ${shape?.description ?? job}, bs ${shape?.bs ?? "?"}, QD ${shape?.iodepth ?? "?"}`,
+      "",
+      table(["target", "IOPS", "MB/s", "p99 µs", "server CPU %", "foreign %", "snaplog ÷ this", "snaplog h0 ÷ this"], tableRows, [false, true, true, true, true, true, true, true]),
+    );
+  }
+
+  // The matrix of ratios at a glance.
+  const matrixRows = data.settings.jobs.map((job) => {
+    const cells = [`\`${job}\``];
+    for (const snapRow of snaplog) for (const peer of peers) cells.push(fmtRatio(ratio(find(snapRow.results, job), find(peer.results, job))));
+    return cells;
+  });
+  const headers = ["job"];
+  for (const snapRow of snaplog) for (const peer of peers) headers.push(`${snapRow.key === "snaplog" ? "snaplog" : "snaplog h0"} ÷ ${peer.key}`);
+  out.push("", "### Ratios at a glance (throughput, snaplog ÷ peer)", "", table(headers, matrixRows, headers.map((_, index) => index > 0)));
+  if (data.peersSkippedReason !== undefined) out.push("", `Peers not run: ${data.peersSkippedReason}.`);
+
+  const errors = [...data.snaplog, ...data.snaplogNoHistory, ...data.peers].filter((result) => result.error !== undefined);
+  if (errors.length > 0) {
+    out.push("", "Jobs that failed:", "", ...errors.map((result) => `- ${result.target} / ${result.job}: ${result.error}`));
+  }
+  if (data.diskStates.length > 0) {
+    out.push(
+      "",
+      "snaplog disks after their jobs (from `disk show`):",
+      "",
+      table(
+        ["disk", "history", "live entries", "log (live data)", "segment files", "journal"],
+        data.diskStates.map(({ label, state }) => [label, fmtDuration(state.historySeconds), fmtInt(state.entryCount), fmtBytes(state.logBytes), fmtBytes(state.segmentBytes), fmtBytes(state.journalBytes)]),
+        [false, true, true, true, true, true],
+      ),
+    );
+  }
+  return out.join("\n");
+}
+
+function snapshotSection(data: RunData): string {
+  const snap = data.snapshot;
+  const count = snap.createdCount.toLocaleString("en-US");
+  const line = (label: string, exportName: string, result: JobResult | undefined): string[] => [
+    label,
+    `\`${exportName}\``,
+    result?.error !== undefined ? "ERROR" : fmtInt(result?.iops),
+    fmtNum(result?.mb_s),
+    fmtNum(result?.lat_p99_us),
+    fmtNum(result?.server_cpu_pct_of_1_core, 0),
+    fmtRatio(ratio(result, snap.none)),
+  ];
+  const create =
+    snap.createSeconds === undefined
+      ? ""
+      : `${count} snapshots were created in ${snap.createSeconds.toFixed(1)} s (${((snap.createSeconds * 1000) / Math.max(1, snap.createdCount)).toFixed(1)} ms each, ` +
+        `including the writes), through the running server's HTTP API on its unix socket (ApiClient, in-process).`;
+  return [
+    "## Snapshot read",
+    "",
+    `Job \`randread-4k-qd32\` on disk \`${snap.diskName}\` (default history window): first with no snapshot (after the prefill), then after ${count} snapshots, ` +
+      `each preceded by ${data.settings.writesPerSnapshot} random 4 KiB writes over the working set (${snap.writtenBlocks.toLocaleString("en-US")} blocks in all, pipelined on one NBD connection), ` +
+      "so that every snapshot cuts a different log position. The runs after the snapshots skip the prefill, which would otherwise overwrite the history. " +
+      `The snapshot export is the oldest snapshot: its reads walk past the most newer versions. ${create}`,
+    "",
+    table(
+      ["volume", "export", "IOPS", "MB/s", "p99 µs", "server CPU %", "÷ no snapshots"],
+      [
+        line("current, no snapshots", snap.diskName, snap.none),
+        line(`current, ${count} snapshots`, snap.diskName, snap.current),
+        line(`snapshot export (oldest of ${count})`, `${snap.diskName}@${snap.snapshotName ?? "?"}`, snap.snapshotExport),
+      ],
+      [false, false, true, true, true, true, true],
+    ),
+  ].join("\n");
+}
+
+function crcSection(data: RunData): string {
+  const crc = data.crc;
+  if (crc === undefined) return "## CRC32C share of a 4 KiB write\n\nNot measured (the micro benchmark failed).";
+  const write = find(data.snaplog, "randwrite-4k-qd32");
+  const serverNsPerRequest =
+    write?.iops !== undefined && write.server_cpu_pct_of_1_core !== undefined && write.iops > 0
+      ? ((write.server_cpu_pct_of_1_core / 100) / write.iops) * 1e9
+      : undefined;
+  const share = serverNsPerRequest === undefined ? undefined : (crc.crc32cNsPer4k / serverNsPerRequest) * 100;
+  return [
+    "## CRC32C share of a 4 KiB write",
+    "",
+    `\`bench/crc32c.ts\`: \`crc32c()\` (src/util/crc32c.ts, @node-rs/crc32) over 256 distinct 4 KiB buffers, ${crc.rounds} rounds of ${crc.blocksPerRound.toLocaleString("en-US")} blocks, median; ` +
+      "next to a 4 KiB `Buffer.copy` (memcpy). The server computes one CRC32C per 4 KiB block written.",
+    "",
+    table(
+      ["figure", "value"],
+      [
+        ["CRC32C, ns per 4 KiB", `${fmtNum(crc.crc32cNsPer4k)} ns (${fmtNum(crc.crc32cGbPerS, 1)} GB/s)`],
+        ["memcpy (Buffer.copy), ns per 4 KiB", `${fmtNum(crc.memcpyNsPer4k)} ns`],
+        ["CRC32C ÷ memcpy", fmtRatio(crc.crc32cNsPer4k / crc.memcpyNsPer4k)],
+        [
+          "server CPU per request, `randwrite-4k-qd32` (snaplog, default window)",
+          serverNsPerRequest === undefined
+            ? "—"
+            : `${fmtNum(serverNsPerRequest / 1000, 1)} µs (${fmtNum(write?.server_cpu_pct_of_1_core, 0)} % of a core at ${fmtInt(write?.iops)} IOPS)`,
+        ],
+        ["**CRC32C share of a 4 KiB write** (server CPU time)", share === undefined ? "—" : `**${share.toFixed(2)} %**`],
+      ],
+      [false, true],
+    ),
+  ].join("\n");
+}
+
+/** The hand-written analysis of the existing file, or the placeholder. */
+export function preservedAnalysis(existingPath: string): string {
+  let text: string;
+  try {
+    text = readFileSync(existingPath, "utf8");
+  } catch {
+    return ANALYSIS_PLACEHOLDER;
+  }
+  const begin = text.indexOf(ANALYSIS_BEGIN);
+  const end = text.indexOf(ANALYSIS_END, begin + ANALYSIS_BEGIN.length);
+  if (begin < 0 || end < 0) return ANALYSIS_PLACEHOLDER;
+  const inner = text.slice(begin + ANALYSIS_BEGIN.length, end).trim();
+  return inner === "" ? ANALYSIS_PLACEHOLDER : inner;
+}
+
+const SHORT_PEER_NAMES: Record<string, string> = { "qemu-qcow2": "qemu-nbd/qcow2", "nbdkit-file": "nbdkit file", "local-direct": "the raw disk" };
+
+function peerList(peers: readonly string[]): string {
+  const names = peers.map((peer) => SHORT_PEER_NAMES[peer] ?? peer);
+  if (names.length === 0) return "no peers (--skip-peers)";
+  return names.length === 1 ? names[0] : `${names.slice(0, -1).join(", ")} and ${names[names.length - 1]}`;
+}
+
+export function renderReport(data: RunData, analysis: string): string {
+  const sections = [
+    "# snaplog benchmarks",
+    "",
+    "<!-- Generated by `npm run bench` (bench/run.ts). Rerunning replaces everything except the text between the analysis markers. -->",
+    "",
+    `snaplog against ${peerList(data.settings.peers)}, all measured in one run on ${data.startedAt.toISOString().slice(0, 10)} ` +
+      `with the same fio client and settings${data.settings.quick ? " (**quick smoke run — figures not comparable**)" : ""}. ` +
+      "Shared, noisy machine: single runs, expect several % of run-to-run spread (see the foreign CPU column).",
+    "",
+    "Rerun: `npm run bench` (full, about 15 min; `-- --help` for options) or `npm run bench -- --quick --out /tmp/b.md` (smoke run, about 1 min).",
+    "",
+    machineSection(data),
+    "",
+    settingsSection(data),
+    "",
+    targetsSection(data),
+    "",
+    resultsSection(data),
+    "",
+    snapshotSection(data),
+    "",
+    crcSection(data),
+    "",
+  ];
+  if (data.errors.length > 0) {
+    sections.push("## Errors in this run", "", ...data.errors.map((error) => `- ${error}`), "");
+  }
+  sections.push("## Analysis", "", ANALYSIS_BEGIN, analysis, ANALYSIS_END, "");
+  return sections.join("\n");
+}
