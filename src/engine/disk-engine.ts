@@ -3,6 +3,7 @@ import { assert, ErrorCodes, fromSystemError, SnaplogError } from "../util/error
 import { CHECKPOINT_FILE, encodeCheckpoint, writeCheckpoint, type SnapshotCut } from "./checkpoint.js";
 import {
   JOURNAL_CHECKPOINT_BYTES,
+  JOURNAL_HEADER_BYTES,
   SLOT_TRIM,
   SLOT_ZERO,
   UNSYNCED_BYTES_MAX,
@@ -540,7 +541,8 @@ export class DiskEngine {
     clearInterval(this.syncTimer);
     await this.idle();
     if (this.checkpointWrite !== undefined) await this.checkpointWrite;
-    if (this.failure === undefined) {
+    // A journal holding only its header adds nothing to the checkpoint: leave the files as they are.
+    if (this.failure === undefined && this.journalPositionBytes > JOURNAL_HEADER_BYTES) {
       try {
         await this.maybeRotateJournal(true);
         if (this.checkpointWrite !== undefined) await this.checkpointWrite;

@@ -18,6 +18,9 @@ function isAlive(pid: number): boolean {
   }
 }
 
+/** Locks this process holds, so that a second open in the same process is refused too. */
+const heldLockPaths = new Set<string>();
+
 /**
  * One owner per store: a lock file holding the owner's PID, created with link(2) so that two
  * processes racing for it cannot both win. A lock whose PID is no longer alive is stale (the
@@ -25,6 +28,11 @@ function isAlive(pid: number): boolean {
  */
 export class StoreLock {
   private constructor(private readonly lockPath: string) {}
+
+  /** Forgets the lock without removing the file, as a killed owner would (crash tests). */
+  abandon(): void {
+    heldLockPaths.delete(this.lockPath);
+  }
 
   static async acquire(storePath: string, command: string): Promise<StoreLock> {
     const lockPath = path.join(storePath, LOCK_FILE);
@@ -35,12 +43,14 @@ export class StoreLock {
       for (let attempt = 0; attempt < 3; attempt++) {
         try {
           await fs.link(candidate, lockPath);
+          heldLockPaths.add(lockPath);
           return new StoreLock(lockPath);
         } catch (error) {
           if ((error as NodeJS.ErrnoException).code !== "EEXIST") throw error;
         }
         const holder = await StoreLock.readOwner(lockPath);
-        if (holder !== undefined && holder.pid !== process.pid && isAlive(holder.pid)) {
+        const ownedHere = holder?.pid === process.pid && heldLockPaths.has(lockPath);
+        if (holder !== undefined && (ownedHere || (holder.pid !== process.pid && isAlive(holder.pid)))) {
           throw new SnaplogError(
             ErrorCodes.STORE_LOCKED,
             `store ${storePath} is in use by process ${holder.pid} (${holder.command}, since ${holder.startedAt})`,
@@ -65,6 +75,7 @@ export class StoreLock {
   }
 
   async release(): Promise<void> {
+    heldLockPaths.delete(this.lockPath);
     await fs.rm(this.lockPath, { force: true });
   }
 }

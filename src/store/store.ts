@@ -451,5 +451,6 @@ export class Store implements Operations, VolumeResolver {
   async abandon(): Promise<void> {
     this.closed = true;
     await Promise.allSettled([...this.disks.values()].map((disk) => disk.engine.abandon()));
+    this.lock.abandon();
   }
 }
