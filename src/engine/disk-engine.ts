@@ -14,6 +14,7 @@ import {
   encodeEntriesRecord,
   encodeHeaderRecord,
   encodeSnapshotRecord,
+  encodeSyncMarkRecord,
   FLAG_SYNCED,
   journalFileName,
 } from "./journal-format.js";
@@ -28,6 +29,8 @@ export interface DiskGeometry {
   sizeBytes: number;
   blockSizeBytes: number;
   hasBaseline: boolean;
+  /** Every-write history window; 0 lets overwritten versions go at once. */
+  historySeconds: number;
 }
 
 export interface DiskEngineTuning {
@@ -94,6 +97,22 @@ export class DiskEngine {
   private checkpointWrite: Promise<void> | undefined;
   /** Ids appended by the batch being committed, for rollback. */
   private batchIds = new Uint32Array(1024);
+  /** Every entry with LSN <= this is durable (synced data and journal). */
+  private lsnDurable: number;
+  private backgroundSyncRun: Promise<void> | undefined;
+  /** Set by a finished background sync; the next journal write records it (shortens recovery). */
+  private syncMarkLsn = 0;
+  /**
+   * Slots of reclaimed entries wait here until (1) the entry that made them dead is durable,
+   * so a crash cannot bring the old version back after its slot was rewritten, and (2) every
+   * read that might have resolved the old version has finished. Parallel queues, FIFO.
+   */
+  private pendingSlots: number[] = [];
+  private pendingLsns: number[] = [];
+  private pendingEpochs: number[] = [];
+  /** Reads in flight per epoch; the epoch advances whenever slots are reclaimed. */
+  private readEpoch = 0;
+  private readsInFlight = new Map<number, number>();
   checksumErrorCount = 0;
 
   private constructor(
@@ -109,6 +128,7 @@ export class DiskEngine {
     private readonly journalCheckpointBytes: number,
   ) {
     this.lsnVisible = state.lsnLast;
+    this.lsnDurable = state.lsnLast;
     this.syncTimer = setInterval(() => this.syncIfStale(), UNSYNCED_MS_MAX);
     this.syncTimer.unref();
   }
@@ -126,13 +146,19 @@ export class DiskEngine {
     } finally {
       await journal.close();
     }
-    const empty = new DiskState(false);
+    const empty = new DiskState(false, false);
     await writeCheckpoint(medium, encodeCheckpoint(checkpointStateOf(empty, 1)));
   }
 
   static async open(medium: Medium, geometry: DiskGeometry, events: DiskEngineEvents = {}, tuning: DiskEngineTuning = {}): Promise<DiskEngine> {
     const segments = new SegmentFiles(medium, geometry.blockSizeBytes);
-    const recovered = await recoverDisk({ diskName: geometry.name, medium, segments, hasBaseline: geometry.hasBaseline });
+    const recovered = await recoverDisk({
+      diskName: geometry.name,
+      medium,
+      segments,
+      hasBaseline: geometry.hasBaseline,
+      reclaimOverwritten: geometry.historySeconds === 0,
+    });
     const journal = await medium.open(journalFileName(recovered.generation), { create: false });
     if (recovered.droppedTailBytes > 0) {
       await journal.truncate(recovered.journalEndBytes);
@@ -278,8 +304,12 @@ export class DiskEngine {
     }
 
     const dataBytes = runs.reduce((sum, run) => sum + run.slotCount, 0) * this.geometry.blockSizeBytes;
-    const sync = batch.sync || this.unsyncedBytes + dataBytes >= UNSYNCED_BYTES_MAX;
+    const sync = batch.sync;
     const records: Buffer[] = [];
+    if (this.syncMarkLsn > 0) {
+      records.push(encodeSyncMarkRecord(this.syncMarkLsn, timeMs));
+      this.syncMarkLsn = 0;
+    }
     if (count > 0 || (sync && snapshotRecords.length === 0)) {
       records.push(encodeEntriesRecord(lsnFirst, timeMs, sync && snapshotRecords.length === 0 ? FLAG_SYNCED : 0, { lbas, slots, crcs, count }));
     }
@@ -311,11 +341,76 @@ export class DiskEngine {
     }
 
     this.unsyncedBytes = sync ? 0 : this.unsyncedBytes + dataBytes;
-    if (sync) this.lastSyncMs = Date.now();
+    if (sync) {
+      this.lastSyncMs = Date.now();
+      this.lsnDurable = state.lsnLast;
+    }
     if (count > 0) state.times.add(lsnFirst, timeMs);
     for (const op of batch.ops) if (op.type === "snapshot" && op.cut !== undefined) state.snapshots.push(op.cut);
     this.lsnVisible = state.lsnLast;
+    if (state.reclaimOverwritten) this.reclaimBatch(count);
     this.settle(batch, undefined);
+    if (this.unsyncedBytes >= UNSYNCED_BYTES_MAX) this.startBackgroundSync();
+  }
+
+  /** Frees the versions this batch's entries made dead; their slots wait in the pending queue. */
+  private reclaimBatch(count: number): void {
+    const epoch = this.readEpoch;
+    const before = this.pendingSlots.length;
+    for (let index = 0; index < count; index++) {
+      const id = this.batchIds[index];
+      // An entry of this batch may itself have been reclaimed by a later one of the batch.
+      if (this.state.entries.lsn(id) === 0) continue;
+      const lsn = this.state.entries.lsn(id);
+      this.state.reclaimBelow(id, (slot) => {
+        this.pendingSlots.push(slot);
+        this.pendingLsns.push(lsn);
+        this.pendingEpochs.push(epoch);
+      });
+    }
+    if (this.pendingSlots.length > before) this.readEpoch++;
+    this.releasePendingSlots();
+  }
+
+  /** Moves pending slots whose release conditions hold to the allocator, oldest first. */
+  private releasePendingSlots(): void {
+    let oldestReadEpoch = Infinity;
+    for (const epoch of this.readsInFlight.keys()) if (epoch < oldestReadEpoch) oldestReadEpoch = epoch;
+    let ready = 0;
+    while (ready < this.pendingSlots.length && this.pendingLsns[ready] <= this.lsnDurable && this.pendingEpochs[ready] < oldestReadEpoch) ready++;
+    if (ready === 0) return;
+    this.state.slots.releaseInOrder(this.pendingSlots, ready);
+    this.pendingSlots.splice(0, ready);
+    this.pendingLsns.splice(0, ready);
+    this.pendingEpochs.splice(0, ready);
+  }
+
+  /**
+   * Syncs data and journal without holding up the commit pipeline. It bounds how much
+   * recovery must verify and lets reclaimed slots be reused. FLUSH/FUA never rely on it.
+   */
+  private startBackgroundSync(): void {
+    if (this.backgroundSyncRun !== undefined || this.failure !== undefined) return;
+    const lsnCovered = this.lsnVisible;
+    const journal = this.journal;
+    this.unsyncedBytes = 0;
+    this.backgroundSyncRun = (async () => {
+      await this.segments.syncDirty();
+      await journal.sync();
+      this.lastSyncMs = Date.now();
+      if (lsnCovered > this.lsnDurable) {
+        this.lsnDurable = lsnCovered;
+        this.syncMarkLsn = lsnCovered;
+      }
+      this.releasePendingSlots();
+    })()
+      .catch((error: unknown) => {
+        this.failure = new SnaplogError(ErrorCodes.IO, `disk ${this.geometry.name} failed a sync and is offline until the store is reopened`, { disk: this.geometry.name, cause: error });
+        this.events.onBackgroundError?.(this.failure);
+      })
+      .finally(() => {
+        this.backgroundSyncRun = undefined;
+      });
   }
 
   private assignWrite(op: WriteOp, count: number, lbas: Float64Array, slots: Uint32Array, crcs: Uint32Array, runs: SlotRun[]): number {
@@ -380,9 +475,8 @@ export class DiskEngine {
   }
 
   private syncIfStale(): void {
-    if (this.unsyncedBytes > 0 && Date.now() - this.lastSyncMs >= UNSYNCED_MS_MAX && this.failure === undefined && !this.closing) {
-      this.flush().catch((error: unknown) => this.events.onBackgroundError?.(fromSystemError(error, { disk: this.geometry.name })));
-    }
+    const stale = Date.now() - this.lastSyncMs >= UNSYNCED_MS_MAX;
+    if (stale && (this.unsyncedBytes > 0 || this.pendingSlots.length > 0) && !this.closing) this.startBackgroundSync();
   }
 
   // ---- checkpoints ---------------------------------------------------------------------
@@ -395,6 +489,7 @@ export class DiskEngine {
   private async maybeRotateJournal(force = false): Promise<void> {
     if (this.failure !== undefined || this.checkpointWrite !== undefined) return;
     if (!force && this.journalPositionBytes < this.journalCheckpointBytes) return;
+    await this.backgroundSyncRun;
     await this.segments.syncDirty();
     // A failed append may have left bytes past the position; a journal that is not the last must end clean.
     await this.journal.truncate(this.journalPositionBytes);
@@ -413,6 +508,9 @@ export class DiskEngine {
     this.journalGeneration = generation;
     this.journalPositionBytes = header.length;
     this.unsyncedBytes = 0;
+    this.syncMarkLsn = 0;
+    this.lsnDurable = this.lsnVisible;
+    this.releasePendingSlots();
     this.checkpointWrite = (async () => {
       await writeCheckpoint(this.medium, buffers);
       await previous.close();
@@ -434,6 +532,8 @@ export class DiskEngine {
     const view = Math.min(lsnView, this.lsnVisible);
     const target = Buffer.allocUnsafe(blockCount * blockSizeBytes);
     const ids = new Uint32Array(blockCount);
+    const expectedCrcs = new Uint32Array(blockCount);
+    const lsns = new Float64Array(blockCount);
     const reads: Promise<void>[] = [];
     const state = this.state;
     let runStart = 0;
@@ -448,8 +548,13 @@ export class DiskEngine {
     };
     for (let index = 0; index < blockCount; index++) {
       const id = state.resolve(lbaFirst + index, view);
-      ids[index] = id;
       let kind = state.sourceOf(id);
+      // Captured now: the entry may be reclaimed (and its id reused) while the read is in flight.
+      if (kind === BlockSource.SLOT) {
+        ids[index] = id;
+        expectedCrcs[index] = state.entries.crc(id);
+        lsns[index] = state.entries.lsn(id);
+      }
       if (kind === BlockSource.TRIM) kind = BlockSource.ZERO;
       if (kind === BlockSource.BASELINE && this.baseline === undefined) kind = BlockSource.ZERO;
       const slot = kind === BlockSource.SLOT ? state.entries.slot(id) : 0;
@@ -464,9 +569,26 @@ export class DiskEngine {
       }
     }
     finishRun(blockCount);
-    await Promise.all(reads);
-    this.verifyBlocks(target, ids, lbaFirst);
+    if (reads.length > 0) await this.awaitReads(reads);
+    this.verifyBlocks(target, ids, expectedCrcs, lsns, lbaFirst);
     return target;
+  }
+
+  /** Waits for a read's I/O while holding its epoch, so its slots are not reused under it. */
+  private async awaitReads(reads: Promise<void>[]): Promise<void> {
+    const epoch = this.readEpoch;
+    this.readsInFlight.set(epoch, (this.readsInFlight.get(epoch) ?? 0) + 1);
+    try {
+      await Promise.all(reads);
+    } finally {
+      const left = this.readsInFlight.get(epoch)! - 1;
+      if (left === 0) {
+        this.readsInFlight.delete(epoch);
+        if (this.pendingSlots.length > 0) this.releasePendingSlots();
+      } else {
+        this.readsInFlight.set(epoch, left);
+      }
+    }
   }
 
   private async readBaseline(lbaFirst: number, target: Buffer): Promise<void> {
@@ -474,20 +596,16 @@ export class DiskEngine {
     if (readBytes < target.length) target.fill(0, readBytes);
   }
 
-  private verifyBlocks(target: Buffer, ids: Uint32Array, lbaFirst: number): void {
+  private verifyBlocks(target: Buffer, ids: Uint32Array, expectedCrcs: Uint32Array, lsns: Float64Array, lbaFirst: number): void {
     const blockSizeBytes = this.geometry.blockSizeBytes;
-    const entries = this.state.entries;
     for (let index = 0; index < ids.length; index++) {
-      const id = ids[index];
-      if (id === 0) continue;
-      const slot = entries.slot(id);
-      if (slot === SLOT_ZERO || slot === SLOT_TRIM) continue;
-      if (crc32c(target.subarray(index * blockSizeBytes, (index + 1) * blockSizeBytes)) === entries.crc(id)) continue;
+      if (ids[index] === 0) continue;
+      if (crc32c(target.subarray(index * blockSizeBytes, (index + 1) * blockSizeBytes)) === expectedCrcs[index]) continue;
       this.checksumErrorCount++;
       const lba = lbaFirst + index;
-      const lsn = entries.lsn(id);
+      const lsn = lsns[index];
       this.events.onChecksumError?.({ disk: this.geometry.name, lba, lsn });
-      throw new SnaplogError(ErrorCodes.CORRUPT, `disk ${this.geometry.name}: block ${lba} (LSN ${lsn}, slot ${slot}) failed its checksum`, { disk: this.geometry.name, lsn });
+      throw new SnaplogError(ErrorCodes.CORRUPT, `disk ${this.geometry.name}: block ${lba} (LSN ${lsn}) failed its checksum`, { disk: this.geometry.name, lsn });
     }
   }
 
@@ -540,6 +658,7 @@ export class DiskEngine {
     this.closing = true;
     clearInterval(this.syncTimer);
     await this.idle();
+    await this.backgroundSyncRun;
     if (this.checkpointWrite !== undefined) await this.checkpointWrite;
     // A journal holding only its header adds nothing to the checkpoint: leave the files as they are.
     if (this.failure === undefined && this.journalPositionBytes > JOURNAL_HEADER_BYTES) {
@@ -560,6 +679,7 @@ export class DiskEngine {
     this.closing = true;
     clearInterval(this.syncTimer);
     await this.idle();
+    await this.backgroundSyncRun;
     if (this.checkpointWrite !== undefined) await this.checkpointWrite;
     await this.journal.close();
     await this.segments.close();

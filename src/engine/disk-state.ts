@@ -32,7 +32,15 @@ export class DiskState {
   /** Highest LSN assigned. */
   lsnLast = 0;
 
-  constructor(readonly hasBaseline: boolean) {}
+  /**
+   * With a zero history window, an entry overwritten with no snapshot cut between the two
+   * versions is seen by no view at all and is reclaimed at once (see supersededIsDead).
+   * With a window, reclaim waits for compaction (a later issue).
+   */
+  constructor(
+    readonly hasBaseline: boolean,
+    readonly reclaimOverwritten = false,
+  ) {}
 
   /** Appends an entry as the newest version of its block; returns its id. */
   append(lba: number, slot: number, crc: number): number {
@@ -97,6 +105,41 @@ export class DiskState {
   /** True when no block of the index page holding `lba` has an entry. */
   pageIsEmpty(lba: number): boolean {
     return this.latest.pageIsEmpty(lba);
+  }
+
+  /**
+   * The liveness rule (ENGINE.md): entry p, overwritten by q, is seen by the views in
+   * [lsn(p), lsn(q)). With no history window the only kept views there are snapshot cuts,
+   * so p is dead when no cut falls in that interval. Cuts are kept in LSN order.
+   */
+  supersededIsDead(q: number): boolean {
+    const p = this.entries.prev(q);
+    if (p === 0 || !this.reclaimOverwritten) return false;
+    const lsnFirst = this.entries.lsn(p);
+    const lsnEnd = this.entries.lsn(q);
+    const snapshots = this.snapshots;
+    let low = 0;
+    let high = snapshots.length;
+    while (low < high) {
+      const middle = (low + high) >>> 1;
+      if (snapshots[middle].lsn < lsnFirst) low = middle + 1;
+      else high = middle;
+    }
+    return low === snapshots.length || snapshots[low].lsn >= lsnEnd;
+  }
+
+  /**
+   * Unlinks every dead older version below entry q and frees their ids; calls back with
+   * each freed slot (data slots only) so the caller can decide when it may be reused.
+   */
+  reclaimBelow(q: number, freeSlot: (slot: number) => void): void {
+    while (this.supersededIsDead(q)) {
+      const p = this.entries.prev(q);
+      this.entries.setPrev(q, this.entries.prev(p));
+      const slot = this.entries.slot(p);
+      this.entries.release(p);
+      if (slot !== SLOT_ZERO && slot !== SLOT_TRIM) freeSlot(slot);
+    }
   }
 
   findSnapshot(name: string): SnapshotCut | undefined {

@@ -20,6 +20,8 @@ export const RecordType = {
   ENTRIES: 2,
   /** lun u32, nameBytes u32, name (utf-8), padded to 8. */
   SNAPSHOT: 3,
+  /** A background sync finished: every entry with LSN <= lsn is durable (no payload). */
+  SYNC_MARK: 4,
 } as const;
 
 /** The record's data and every record before it were synced before it was written. */
@@ -76,6 +78,10 @@ export function encodeEntriesRecord(
     offset += JOURNAL_ENTRY_BYTES;
   }
   return finishRecord(record, RecordType.ENTRIES, flags, lsnFirst, timeMs);
+}
+
+export function encodeSyncMarkRecord(lsnDurable: number, timeMs: number): Buffer {
+  return finishRecord(Buffer.alloc(JOURNAL_HEADER_BYTES), RecordType.SYNC_MARK, 0, lsnDurable, timeMs);
 }
 
 export function encodeSnapshotRecord(cutLsn: number, timeMs: number, flags: number, lun: number, name: string): Buffer {

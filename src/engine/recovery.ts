@@ -118,9 +118,9 @@ async function recordDataIsWhole(segments: SegmentFiles, bytes: Buffer, offset: 
   return true;
 }
 
-function applyRecord(diskName: string, state: DiskState, bytes: Buffer, record: ParsedRecord): void {
+function applyRecord(diskName: string, state: DiskState, bytes: Buffer, record: ParsedRecord, overwrites: number[]): void {
   const { header, offset } = record;
-  if (header.type === RecordType.HEADER) return;
+  if (header.type === RecordType.HEADER || header.type === RecordType.SYNC_MARK) return;
   if (header.type === RecordType.ENTRIES) {
     const count = entryCountOf(bytes, offset);
     if (count > 0 && header.lsn !== state.lsnLast + 1) {
@@ -128,7 +128,8 @@ function applyRecord(diskName: string, state: DiskState, bytes: Buffer, record: 
     }
     for (let index = 0; index < count; index++) {
       const entryOffset = offset + JOURNAL_HEADER_BYTES + 8 + index * JOURNAL_ENTRY_BYTES;
-      state.appendRecovered(bytes.readDoubleLE(entryOffset), header.lsn + index, bytes.readUInt32LE(entryOffset + 8), bytes.readUInt32LE(entryOffset + 12));
+      const id = state.appendRecovered(bytes.readDoubleLE(entryOffset), header.lsn + index, bytes.readUInt32LE(entryOffset + 8), bytes.readUInt32LE(entryOffset + 12));
+      if (state.entries.prev(id) !== 0) overwrites.push(id);
     }
     if (count > 0) state.times.add(header.lsn, header.timeMs);
     return;
@@ -176,11 +177,12 @@ export async function recoverDisk(options: {
   medium: Medium;
   segments: SegmentFiles;
   hasBaseline: boolean;
+  reclaimOverwritten: boolean;
 }): Promise<RecoveredDisk> {
   const { diskName, medium, segments } = options;
   const checkpoint = await readCheckpoint(medium, diskName);
   if (checkpoint === undefined) throw corrupt(diskName, "no checkpoint file");
-  const state = new DiskState(options.hasBaseline);
+  const state = new DiskState(options.hasBaseline, options.reclaimOverwritten);
   loadCheckpointInto(state, checkpoint.entries, checkpoint.entryCount);
   if (state.lsnLast > checkpoint.lsnLast) throw corrupt(diskName, "checkpoint entries past its LSN");
   state.lsnLast = checkpoint.lsnLast;
@@ -215,18 +217,27 @@ export async function recoverDisk(options: {
   records.forEach((record, index) => {
     if (record.header.flags & FLAG_SYNCED || record.generation !== lastGeneration) lastSynced = index;
   });
+  // A sync mark says every entry up to its LSN is durable, whichever records hold them.
+  let lsnMarked = 0;
+  for (const record of records) if (record.header.type === RecordType.SYNC_MARK) lsnMarked = Math.max(lsnMarked, record.header.lsn);
   let cut = records.length;
   for (let index = lastSynced + 1; index < records.length; index++) {
     const record = records[index];
     if (record.header.type !== RecordType.ENTRIES) continue;
+    const bytes = files.get(record.generation)!;
+    if (record.header.lsn + entryCountOf(bytes, record.offset) - 1 <= lsnMarked) continue;
     if (!(await recordDataIsWhole(segments, files.get(record.generation)!, record.offset))) {
       cut = index;
       break;
     }
   }
+  const overwrites: number[] = [];
   for (let index = 0; index < cut; index++) {
-    applyRecord(diskName, state, files.get(records[index].generation)!, records[index]);
+    applyRecord(diskName, state, files.get(records[index].generation)!, records[index], overwrites);
   }
+  // Reclaim what the running engine reclaimed (or would have): the rule only needs the
+  // snapshot cuts, all known now. Slots it freed may already hold newer data.
+  if (state.reclaimOverwritten) for (const id of overwrites) if (state.entries.lsn(id) !== 0) state.reclaimBelow(id, () => undefined);
   rebuildSlots(state);
 
   const journalEndBytes = cut < records.length ? records[cut].offset : lastValidEnd;

@@ -13,6 +13,7 @@ export class SegmentFiles {
   private readonly dirty = new Set<number>();
   /** A segment file was created since the last sync: its directory entry must be made durable too. */
   private directoryDirty = false;
+  private syncInFlight: Promise<void> | undefined;
 
   constructor(
     private readonly medium: Medium,
@@ -42,19 +43,35 @@ export class SegmentFiles {
   }
 
   /** Makes every segment written since the last call durable. */
+  /**
+   * Makes every segment written before the call durable. A sync already in flight (a
+   * background one) took some dirty segments with it, so this one also waits for it.
+   */
   async syncDirty(): Promise<void> {
-    if (this.dirty.size === 0) return;
+    const previous = this.syncInFlight;
+    if (this.dirty.size === 0) {
+      await previous;
+      return;
+    }
     const segments = [...this.dirty];
     this.dirty.clear();
-    await Promise.all(segments.map(async (segmentIndex) => (await this.file(segmentIndex)).sync()));
-    if (this.directoryDirty) {
-      this.directoryDirty = false;
-      await this.medium.syncDirectory();
+    const directory = this.directoryDirty;
+    this.directoryDirty = false;
+    const current = (async () => {
+      await Promise.all(segments.map(async (segmentIndex) => (await this.file(segmentIndex)).sync()));
+      if (directory) await this.medium.syncDirectory();
+    })();
+    const both = Promise.all([previous, current]).then(() => undefined);
+    this.syncInFlight = both;
+    try {
+      await both;
+    } finally {
+      if (this.syncInFlight === both) this.syncInFlight = undefined;
     }
   }
 
   async close(): Promise<void> {
-    await Promise.allSettled([...this.opening.values()]);
+    await Promise.allSettled([...this.opening.values(), this.syncInFlight]);
     await Promise.all([...this.files.values()].map((file) => file.close()));
     this.files.clear();
     this.opening.clear();

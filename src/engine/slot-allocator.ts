@@ -43,6 +43,11 @@ export class SlotAllocator {
     this.free[this.freeCount++] = slot;
   }
 
+  /** Returns freed slots so that they are handed out again in the given order (keeps runs sequential). */
+  releaseInOrder(slots: number[], count: number): void {
+    for (let index = count - 1; index >= 0; index--) this.release(slots[index]);
+  }
+
   /**
    * Rebuilds the allocator after recovery from the set of slots live entries use:
    * high water just past the highest, every unused slot below it free.

@@ -155,7 +155,7 @@ export class Store implements Operations, VolumeResolver {
   private openEngine(meta: DiskFile): Promise<DiskEngine> {
     return DiskEngine.open(
       new DirectoryMedium(diskPath(this.path, meta.name)),
-      { name: meta.name, sizeBytes: meta.sizeBytes, blockSizeBytes: meta.blockSizeBytes, hasBaseline: meta.hasBaseline },
+      { name: meta.name, sizeBytes: meta.sizeBytes, blockSizeBytes: meta.blockSizeBytes, hasBaseline: meta.hasBaseline, historySeconds: meta.historySeconds },
       {
         onChecksumError: (info) => this.logger?.error(`checksum error on disk ${info.disk}, block ${info.lba}, LSN ${info.lsn}`),
         onBackgroundError: (error) => this.logger?.error(error.message),
