@@ -56,12 +56,17 @@ type WriteOp = Settle & { type: "write"; lbaFirst: number; blockCount: number; d
 type ZeroOp = Settle & { type: "zero" | "trim"; lbaFirst: number; blockCount: number };
 type SnapshotOp = Settle & { type: "snapshot"; name: string; lun: number; timeMs: number; cut?: SnapshotCut };
 type FlushOp = Settle & { type: "flush" };
-type Op = WriteOp | ZeroOp | SnapshotOp | FlushOp;
+/** Bytes inside one block: merged with the block's newest content at commit time. */
+type PartialOp = Settle & { type: "partial"; lba: number; offsetBytes: number; data: Buffer };
+/** An op that failed before assignment (already answered); it takes no part in the batch. */
+type VoidOp = Settle & { type: "void" };
+type Op = WriteOp | ZeroOp | SnapshotOp | FlushOp | PartialOp | VoidOp;
 
 class Batch {
   readonly ops: Op[] = [];
   blockCount = 0;
   sync = false;
+  hasPartial = false;
 }
 
 /** A contiguous run of slots in one segment and the buffers that fill it. */
@@ -225,6 +230,17 @@ export class DiskEngine {
     return this.enqueue({ type: "flush" }, 0, true);
   }
 
+  /**
+   * Writes `data` at `offsetBytes` inside block `lba`. The rest of the block keeps its newest
+   * content, decided at commit time in queue order: a read-modify-write no concurrent write
+   * to the same block can interleave with.
+   */
+  writePartial(lba: number, offsetBytes: number, data: Buffer, fua: boolean): Promise<void> {
+    this.checkBlockRange(lba, 1, "write");
+    assert(offsetBytes >= 0 && offsetBytes + data.length <= this.geometry.blockSizeBytes, "partial write stays inside its block");
+    return this.enqueue({ type: "partial", lba, offsetBytes, data }, 1, fua);
+  }
+
   /** Cuts the log: O(1), durable when it resolves, atomic with respect to writes. */
   async cutSnapshot(name: string, lun: number): Promise<SnapshotCut> {
     const op: SnapshotOp = { type: "snapshot", name, lun, timeMs: Date.now(), resolve: noop, reject: noop };
@@ -239,7 +255,11 @@ export class DiskEngine {
     }
   }
 
-  private enqueue(partial: Omit<WriteOp, keyof Settle> | Omit<ZeroOp, keyof Settle> | Omit<FlushOp, keyof Settle>, blockCount: number, sync: boolean): Promise<void> {
+  private enqueue(
+    partial: Omit<WriteOp, keyof Settle> | Omit<ZeroOp, keyof Settle> | Omit<FlushOp, keyof Settle> | Omit<PartialOp, keyof Settle>,
+    blockCount: number,
+    sync: boolean,
+  ): Promise<void> {
     return this.enqueueOp({ ...partial, resolve: noop, reject: noop } as Op, blockCount, sync);
   }
 
@@ -259,6 +279,7 @@ export class DiskEngine {
       batch.ops.push(op);
       batch.blockCount += blockCount;
       if (sync) batch.sync = true;
+      if (op.type === "partial") batch.hasPartial = true;
     });
   }
 
@@ -282,6 +303,7 @@ export class DiskEngine {
   /** Assigns LSNs and slots, writes data then the journal record, syncs if asked, publishes. */
   private async commit(batch: Batch): Promise<void> {
     if (this.failure !== undefined) return this.settle(batch, this.failure);
+    if (batch.hasPartial) await this.mergePartials(batch);
     const state = this.state;
     const lsnFirst = state.lsnLast + 1;
     const timeMs = Date.now();
@@ -411,6 +433,39 @@ export class DiskEngine {
       .finally(() => {
         this.backgroundSyncRun = undefined;
       });
+  }
+
+  /**
+   * Turns each partial op into a whole-block write: the block's newest content is the last
+   * earlier op of this batch that wrote it, else what the committed log holds (every earlier
+   * batch is complete, and this one is the only batch committing).
+   */
+  private async mergePartials(batch: Batch): Promise<void> {
+    const blockSizeBytes = this.geometry.blockSizeBytes;
+    const written = new Map<number, Buffer | null>(); // null: zeros
+    for (let index = 0; index < batch.ops.length; index++) {
+      const op = batch.ops[index];
+      if (op.type === "write") {
+        for (let block = 0; block < op.blockCount; block++) written.set(op.lbaFirst + block, op.data.subarray(block * blockSizeBytes, (block + 1) * blockSizeBytes));
+      } else if (op.type === "zero" || op.type === "trim") {
+        for (let block = 0; block < op.blockCount; block++) written.set(op.lbaFirst + block, null);
+      } else if (op.type === "partial") {
+        const merged = Buffer.alloc(blockSizeBytes);
+        const newest = written.get(op.lba);
+        try {
+          if (newest === undefined) (await this.readBlocks(op.lba, 1, Infinity)).copy(merged);
+          else if (newest !== null) newest.copy(merged);
+        } catch (error) {
+          op.reject(fromSystemError(error, { disk: this.geometry.name }));
+          batch.ops[index] = { type: "void", resolve: noop, reject: noop };
+          continue;
+        }
+        op.data.copy(merged, op.offsetBytes);
+        const crcs = new Uint32Array([crc32c(merged)]);
+        batch.ops[index] = { type: "write", lbaFirst: op.lba, blockCount: 1, data: merged, crcs, resolve: op.resolve, reject: op.reject };
+        written.set(op.lba, merged);
+      }
+    }
   }
 
   private assignWrite(op: WriteOp, count: number, lbas: Float64Array, slots: Uint32Array, crcs: Uint32Array, runs: SlotRun[]): number {

@@ -48,13 +48,30 @@ export class DiskVolume implements Volume {
   async write(offsetBytes: number, data: Buffer, options: WriteOptions): Promise<void> {
     this.checkWritable(offsetBytes, data.length, "write");
     if (data.length === 0) return;
-    const { lbaFirst, blockCount } = this.blocksCovering(offsetBytes, data.length);
-    if (offsetBytes % this.blockSizeBytes === 0 && data.length % this.blockSizeBytes === 0) {
-      return this.engine.writeBlocks(lbaFirst, data, options.fua);
+    return this.writeBytes(offsetBytes, data, options.fua);
+  }
+
+  /**
+   * Whole blocks go to the engine as they are; partial blocks at the edges become partial
+   * writes, merged in queue order at commit. All parts are queued in this one turn.
+   */
+  private async writeBytes(offsetBytes: number, data: Buffer, fua: boolean): Promise<void> {
+    const blockSizeBytes = this.blockSizeBytes;
+    const end = offsetBytes + data.length;
+    const wholeFirst = Math.ceil(offsetBytes / blockSizeBytes);
+    const wholeEnd = Math.floor(end / blockSizeBytes);
+    if (wholeEnd < wholeFirst) {
+      // Inside one block.
+      const lba = wholeEnd;
+      return this.engine.writePartial(lba, offsetBytes - lba * blockSizeBytes, data, fua);
     }
-    const merged = await this.readEdges(lbaFirst, blockCount, offsetBytes, data.length);
-    data.copy(merged, offsetBytes - lbaFirst * this.blockSizeBytes);
-    return this.engine.writeBlocks(lbaFirst, merged, options.fua);
+    const work: Promise<void>[] = [];
+    const headBytes = wholeFirst * blockSizeBytes - offsetBytes;
+    if (headBytes > 0) work.push(this.engine.writePartial(wholeFirst - 1, blockSizeBytes - headBytes, data.subarray(0, headBytes), fua));
+    if (wholeEnd > wholeFirst) work.push(this.engine.writeBlocks(wholeFirst, data.subarray(headBytes, headBytes + (wholeEnd - wholeFirst) * blockSizeBytes), fua));
+    const tailBytes = end - wholeEnd * blockSizeBytes;
+    if (tailBytes > 0) work.push(this.engine.writePartial(wholeEnd, 0, data.subarray(data.length - tailBytes), fua));
+    await Promise.all(work);
   }
 
   writeZeroes(offsetBytes: number, lengthBytes: number, options: ZeroOptions): Promise<void> {
@@ -98,30 +115,13 @@ export class DiskVolume implements Volume {
     const end = offsetBytes + lengthBytes;
     const wholeFirst = Math.ceil(offsetBytes / blockSizeBytes);
     const wholeEnd = Math.floor(end / blockSizeBytes);
-    const work: Promise<void>[] = [];
-    if (wholeEnd > wholeFirst) work.push(this.engine.zeroBlocks(wholeFirst, wholeEnd - wholeFirst, kind, fua));
+    if (wholeEnd <= wholeFirst) return this.writeBytes(offsetBytes, Buffer.alloc(lengthBytes), fua);
     // Partial blocks at the edges are written as data (zeros merged into the old bytes).
-    if (wholeEnd < wholeFirst) {
-      work.push(this.write(offsetBytes, Buffer.alloc(lengthBytes), { fua }));
-    } else {
-      if (offsetBytes < wholeFirst * blockSizeBytes) work.push(this.write(offsetBytes, Buffer.alloc(wholeFirst * blockSizeBytes - offsetBytes), { fua }));
-      if (end > wholeEnd * blockSizeBytes) work.push(this.write(wholeEnd * blockSizeBytes, Buffer.alloc(end - wholeEnd * blockSizeBytes), { fua }));
-    }
+    const work: Promise<void>[] = [];
+    if (offsetBytes < wholeFirst * blockSizeBytes) work.push(this.writeBytes(offsetBytes, Buffer.alloc(wholeFirst * blockSizeBytes - offsetBytes), fua));
+    work.push(this.engine.zeroBlocks(wholeFirst, wholeEnd - wholeFirst, kind, fua));
+    if (end > wholeEnd * blockSizeBytes) work.push(this.writeBytes(wholeEnd * blockSizeBytes, Buffer.alloc(end - wholeEnd * blockSizeBytes), fua));
     await Promise.all(work);
-  }
-
-  /** A buffer of the covering blocks with the old contents of the partial edge blocks. */
-  private async readEdges(lbaFirst: number, blockCount: number, offsetBytes: number, lengthBytes: number): Promise<Buffer> {
-    const blockSizeBytes = this.blockSizeBytes;
-    const merged = Buffer.alloc(blockCount * blockSizeBytes);
-    const lbaLast = lbaFirst + blockCount - 1;
-    const headPartial = offsetBytes % blockSizeBytes !== 0;
-    const tailPartial = (offsetBytes + lengthBytes) % blockSizeBytes !== 0;
-    if (headPartial) (await this.engine.readBlocks(lbaFirst, 1, Infinity)).copy(merged, 0);
-    if (tailPartial && !(headPartial && lbaLast === lbaFirst)) {
-      (await this.engine.readBlocks(lbaLast, 1, Infinity)).copy(merged, (blockCount - 1) * blockSizeBytes);
-    }
-    return merged;
   }
 
   private blocksCovering(offsetBytes: number, lengthBytes: number): { lbaFirst: number; blockCount: number } {
