@@ -342,24 +342,38 @@ export class DiskEngine {
       records.push(...snapshotRecords);
     }
 
-    let journalWritten = false;
-    try {
-      await Promise.all(runs.map((run) => this.segments.writeRun(run.slotFirst, run.buffers)));
-      if (sync) await this.segments.syncDirty();
-      const recordBytes = records.reduce((sum, record) => sum + record.length, 0);
-      if (records.length > 0) await this.journal.writev(records, this.journalPositionBytes);
-      journalWritten = true;
-      this.journalPositionBytes += recordBytes;
-      if (sync) await this.journal.sync();
-    } catch (error) {
-      const failure = fromSystemError(error, { disk: this.geometry.name });
-      if (journalWritten) {
-        // A sync failed: the kernel may have dropped the pages; only a reopen knows what is on disk.
-        this.failure = new SnaplogError(ErrorCodes.IO, `disk ${this.geometry.name} failed a sync and is offline until the store is reopened: ${failure.message}`, { disk: this.geometry.name, cause: error });
-        return this.settle(batch, this.failure);
+    const recordBytes = records.reduce((sum, record) => sum + record.length, 0);
+    // Without a sync, data and journal record go out together: recovery checks the data of
+    // every record past the last sync point, so their order on disk does not matter.
+    // A sync batch writes its record only after its data (and all before) is synced.
+    const writes: Promise<void>[] = runs.map((run) => this.segments.writeRun(run.slotFirst, run.buffers));
+    if (!sync && records.length > 0) writes.push(this.journal.writev(records, this.journalPositionBytes));
+    const written = await Promise.allSettled(writes);
+    const writeFailure = written.find((result): result is PromiseRejectedResult => result.status === "rejected");
+    if (writeFailure === undefined && sync) {
+      try {
+        await this.segments.syncDirty();
+      } catch (error) {
+        return this.failBatch(batch, error);
       }
+      try {
+        if (records.length > 0) await this.journal.writev(records, this.journalPositionBytes);
+      } catch (error) {
+        state.rollback(this.batchIds, count, lsnFirst);
+        return this.settle(batch, fromSystemError(error, { disk: this.geometry.name }));
+      }
+      this.journalPositionBytes += recordBytes;
+      try {
+        await this.journal.sync();
+      } catch (error) {
+        return this.failBatch(batch, error);
+      }
+    } else if (writeFailure !== undefined) {
+      // Nothing of this batch counts: the journal position stays, the next record overwrites.
       state.rollback(this.batchIds, count, lsnFirst);
-      return this.settle(batch, failure);
+      return this.settle(batch, fromSystemError(writeFailure.reason, { disk: this.geometry.name }));
+    } else {
+      this.journalPositionBytes += recordBytes;
     }
 
     this.unsyncedBytes = sync ? 0 : this.unsyncedBytes + dataBytes;
@@ -373,6 +387,13 @@ export class DiskEngine {
     if (state.reclaimOverwritten) this.reclaimBatch(count);
     this.settle(batch, undefined);
     if (this.unsyncedBytes >= UNSYNCED_BYTES_MAX) this.startBackgroundSync();
+  }
+
+  /** A sync failed: the kernel may have dropped the pages; only a reopen knows what is on disk. */
+  private failBatch(batch: Batch, error: unknown): void {
+    const cause = fromSystemError(error, { disk: this.geometry.name });
+    this.failure = new SnaplogError(ErrorCodes.IO, `disk ${this.geometry.name} failed a sync and is offline until the store is reopened: ${cause.message}`, { disk: this.geometry.name, cause: error });
+    this.settle(batch, this.failure);
   }
 
   /** Frees the versions this batch's entries made dead; their slots wait in the pending queue. */
