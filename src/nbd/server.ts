@@ -100,9 +100,10 @@ export class NbdServer implements TransmissionHost {
     if (this.closing) throw new SnaplogError(ErrorCodes.CLOSED, "the NBD server is closed");
     const listener = net.createServer({ allowHalfOpen: true, pauseOnConnect: true, noDelay: true });
     listener.on("connection", (socket: net.Socket) => this.accept(socket));
-    listener.on("error", (error: Error) => this.logger.error({ err: error }, "nbd: listener error"));
     if ("path" in target) await this.listenUnix(listener, target.path);
     else await listenOn(listener, { host: target.host, port: target.port });
+    // Registered once listening: errors while binding (a stale socket) are handled above, not logged.
+    listener.on("error", (error: Error) => this.logger.error({ err: error }, "nbd: listener error"));
     this.listeners.push(listener);
     const address = listener.address();
     if (address === null || typeof address === "string") return "path" in target ? target.path : String(address);
