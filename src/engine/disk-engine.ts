@@ -45,6 +45,9 @@ export interface DiskEngineEvents {
   onBackgroundError?(error: SnaplogError): void;
 }
 
+/** A block-status answer stops after this many runs (a shorter answer is allowed by NBD). */
+const BLOCK_RUN_COUNT_MAX = 256;
+
 /** Extents of a block-status answer at one view, in blocks. */
 export interface BlockRun {
   blockCount: number;
@@ -53,7 +56,7 @@ export interface BlockRun {
 
 type Settle = { resolve: () => void; reject: (error: SnaplogError) => void };
 type WriteOp = Settle & { type: "write"; lbaFirst: number; blockCount: number; data: Buffer; crcs: Uint32Array };
-type ZeroOp = Settle & { type: "zero" | "trim"; lbaFirst: number; blockCount: number };
+type ZeroOp = Settle & { type: "zero" | "trim"; lbaFirst: number; blockCount: number; noHole: boolean };
 type SnapshotOp = Settle & { type: "snapshot"; name: string; lun: number; timeMs: number; cut?: SnapshotCut };
 type FlushOp = Settle & { type: "flush" };
 /** Bytes inside one block: merged with the block's newest content at commit time. */
@@ -221,9 +224,9 @@ export class DiskEngine {
   }
 
   /** Records WRITE_ZEROES (`zero`) or TRIM (`trim`) of whole blocks. */
-  zeroBlocks(lbaFirst: number, blockCount: number, kind: "zero" | "trim", fua: boolean): Promise<void> {
+  zeroBlocks(lbaFirst: number, blockCount: number, kind: "zero" | "trim", options: { fua: boolean; noHole: boolean }): Promise<void> {
     this.checkBlockRange(lbaFirst, blockCount, kind);
-    return this.enqueue({ type: kind, lbaFirst, blockCount }, blockCount, fua);
+    return this.enqueue({ type: kind, lbaFirst, blockCount, noHole: options.noHole }, blockCount, options.fua);
   }
 
   flush(): Promise<void> {
@@ -520,7 +523,7 @@ export class DiskEngine {
     for (let index = 0; index < op.blockCount; index++) {
       const lba = op.lbaFirst + index;
       // Zeros over zeros change no volume: no entry (keeps mkfs-style full-disk discards cheap).
-      if (this.state.isRedundantZero(lba, marker)) continue;
+      if (this.state.isRedundantZero(lba, marker, op.noHole)) continue;
       this.batchIds[count] = this.state.append(lba, marker, 0);
       lbas[count] = lba;
       slots[count] = marker;
@@ -689,27 +692,32 @@ export class DiskEngine {
    * What each block of [lbaFirst, +blockCount) is at `lsnView`, as runs (data, zero, trim,
    * baseline). Skips unwritten index pages whole, so mapping a large empty disk is cheap.
    */
-  blockRuns(lbaFirst: number, blockCount: number, lsnView: number): BlockRun[] {
+  blockRuns(lbaFirst: number, blockCount: number, lsnView: number, runCountMax = BLOCK_RUN_COUNT_MAX): BlockRun[] {
     this.checkBlockRange(lbaFirst, blockCount, "block status");
     const view = Math.min(lsnView, this.lsnVisible);
     const runs: BlockRun[] = [];
-    const push = (source: number, count: number) => {
-      const last = runs[runs.length - 1];
-      if (last !== undefined && last.source === source) last.blockCount += count;
-      else runs.push({ blockCount: count, source });
-    };
     const pageBlocks = DiskState.pageBlocks;
     let lba = lbaFirst;
     const end = lbaFirst + blockCount;
+    // Answers a prefix once runCountMax runs are complete: clients ask again from there.
     while (lba < end) {
+      let source: number;
+      let count: number;
       if (this.state.pageIsEmpty(lba)) {
-        const pageEnd = Math.min(end, (Math.floor(lba / pageBlocks) + 1) * pageBlocks);
-        push(BlockSource.BASELINE, pageEnd - lba);
-        lba = pageEnd;
-        continue;
+        source = BlockSource.BASELINE;
+        count = Math.min(end, (Math.floor(lba / pageBlocks) + 1) * pageBlocks) - lba;
+      } else {
+        source = this.state.sourceOf(this.state.resolve(lba, view));
+        count = 1;
       }
-      push(this.state.sourceOf(this.state.resolve(lba, view)), 1);
-      lba++;
+      const last = runs[runs.length - 1];
+      if (last !== undefined && last.source === source) {
+        last.blockCount += count;
+      } else {
+        if (runs.length === runCountMax) break;
+        runs.push({ blockCount: count, source });
+      }
+      lba += count;
     }
     return runs;
   }

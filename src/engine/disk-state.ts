@@ -94,11 +94,12 @@ export class DiskState {
 
   /**
    * True when a zero/trim entry of `marker` at the newest position would change nothing
-   * at any volume: the block already reads as that kind of zeros.
+   * at any volume: the block already reads as that kind of zeros. A never-written block
+   * (without a baseline) is a hole already, unless the caller wants it allocated (NO_HOLE).
    */
-  isRedundantZero(lba: number, marker: number): boolean {
+  isRedundantZero(lba: number, marker: number, allocate: boolean): boolean {
     const id = this.latest.get(lba);
-    if (id === 0) return !this.hasBaseline;
+    if (id === 0) return !this.hasBaseline && !allocate;
     return this.entries.slot(id) === marker;
   }
 

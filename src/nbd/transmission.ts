@@ -605,7 +605,10 @@ async function perform(volume: Volume, request: NbdRequest): Promise<void> {
       return;
     }
     case P.CMD_BLOCK_STATUS:
-      request.payload = blockStatusChunk(request, await volume.blockStatus(request.offsetBytes, request.lengthBytes));
+      request.payload = blockStatusChunk(
+        request,
+        await volume.blockStatus(request.offsetBytes, request.lengthBytes, request.commandFlags & P.CMD_FLAG_REQ_ONE ? 1 : undefined),
+      );
       return;
     default:
       throw internalError(`dispatch of unvalidated command ${request.commandType}`);

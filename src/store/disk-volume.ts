@@ -75,11 +75,11 @@ export class DiskVolume implements Volume {
   }
 
   writeZeroes(offsetBytes: number, lengthBytes: number, options: ZeroOptions): Promise<void> {
-    return this.zeroRange(offsetBytes, lengthBytes, "zero", options.fua);
+    return this.zeroRange(offsetBytes, lengthBytes, "zero", options.fua, options.noHole);
   }
 
   trim(offsetBytes: number, lengthBytes: number, options: WriteOptions): Promise<void> {
-    return this.zeroRange(offsetBytes, lengthBytes, "trim", options.fua);
+    return this.zeroRange(offsetBytes, lengthBytes, "trim", options.fua, false);
   }
 
   async flush(): Promise<void> {
@@ -87,13 +87,13 @@ export class DiskVolume implements Volume {
     if (!this.readOnly) await this.engine.flush();
   }
 
-  async blockStatus(offsetBytes: number, lengthBytes: number): Promise<StatusExtent[]> {
+  async blockStatus(offsetBytes: number, lengthBytes: number, extentCountMax?: number): Promise<StatusExtent[]> {
     this.checkRange(offsetBytes, lengthBytes, "block status");
     if (lengthBytes === 0) return [];
     const blockSizeBytes = this.blockSizeBytes;
     const covering = this.blocksCovering(offsetBytes, lengthBytes);
     const blockCount = Math.min(covering.blockCount, STATUS_BLOCKS_MAX);
-    const runs = this.engine.blockRuns(covering.lbaFirst, blockCount, this.lsnView);
+    const runs = this.engine.blockRuns(covering.lbaFirst, blockCount, this.lsnView, extentCountMax);
     const hasBaseline = this.engine.geometry.hasBaseline;
     const extents: StatusExtent[] = [];
     let position = covering.lbaFirst * blockSizeBytes;
@@ -108,7 +108,7 @@ export class DiskVolume implements Volume {
     return extents;
   }
 
-  private async zeroRange(offsetBytes: number, lengthBytes: number, kind: "zero" | "trim", fua: boolean): Promise<void> {
+  private async zeroRange(offsetBytes: number, lengthBytes: number, kind: "zero" | "trim", fua: boolean, noHole: boolean): Promise<void> {
     this.checkWritable(offsetBytes, lengthBytes, kind === "zero" ? "write zeroes" : "trim");
     if (lengthBytes === 0) return;
     const blockSizeBytes = this.blockSizeBytes;
@@ -119,7 +119,7 @@ export class DiskVolume implements Volume {
     // Partial blocks at the edges are written as data (zeros merged into the old bytes).
     const work: Promise<void>[] = [];
     if (offsetBytes < wholeFirst * blockSizeBytes) work.push(this.writeBytes(offsetBytes, Buffer.alloc(wholeFirst * blockSizeBytes - offsetBytes), fua));
-    work.push(this.engine.zeroBlocks(wholeFirst, wholeEnd - wholeFirst, kind, fua));
+    work.push(this.engine.zeroBlocks(wholeFirst, wholeEnd - wholeFirst, kind, { fua, noHole }));
     if (end > wholeEnd * blockSizeBytes) work.push(this.writeBytes(wholeEnd * blockSizeBytes, Buffer.alloc(end - wholeEnd * blockSizeBytes), fua));
     await Promise.all(work);
   }

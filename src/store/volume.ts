@@ -40,8 +40,11 @@ export interface Volume {
   trim(offsetBytes: number, lengthBytes: number, options: WriteOptions): Promise<void>;
   /** Everything written before the call is durable when it resolves. */
   flush(): Promise<void>;
-  /** Allocation status of [offset, offset+length); may answer a shorter prefix. */
-  blockStatus(offsetBytes: number, lengthBytes: number): Promise<StatusExtent[]>;
+  /**
+   * Allocation status of [offset, offset+length); may answer a shorter prefix, and stops
+   * after about `extentCountMax` extents when given (NBD REQ_ONE asks for one).
+   */
+  blockStatus(offsetBytes: number, lengthBytes: number, extentCountMax?: number): Promise<StatusExtent[]>;
 }
 
 export interface ExportInfo {
