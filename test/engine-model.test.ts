@@ -78,7 +78,8 @@ async function openEngine(directory: string, hasBaseline: boolean, historySecond
     new DirectoryMedium(directory),
     { name: "model", sizeBytes: SIZE_BYTES, blockSizeBytes: BLOCK_BYTES, hasBaseline, historySeconds },
     {},
-    { journalCheckpointBytes: 2048 },
+    // Tiny journal and segments (8 slots): rotation, segment boundaries and segment reuse happen often.
+    { journalCheckpointBytes: 2048, segmentSizeBytes: 8 * BLOCK_BYTES },
   );
 }
 

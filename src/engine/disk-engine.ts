@@ -36,6 +36,8 @@ export interface DiskGeometry {
 export interface DiskEngineTuning {
   /** Rotate the journal and checkpoint past this size (tests make it small). */
   journalCheckpointBytes?: number;
+  /** Data segment size; part of the format, so only tests that always pass the same value may set it. */
+  segmentSizeBytes?: number;
 }
 
 export interface DiskEngineEvents {
@@ -159,7 +161,7 @@ export class DiskEngine {
   }
 
   static async open(medium: Medium, geometry: DiskGeometry, events: DiskEngineEvents = {}, tuning: DiskEngineTuning = {}): Promise<DiskEngine> {
-    const segments = new SegmentFiles(medium, geometry.blockSizeBytes);
+    const segments = new SegmentFiles(medium, geometry.blockSizeBytes, tuning.segmentSizeBytes);
     const recovered = await recoverDisk({
       diskName: geometry.name,
       medium,
@@ -425,7 +427,7 @@ export class DiskEngine {
     let ready = 0;
     while (ready < this.pendingSlots.length && this.pendingLsns[ready] <= this.lsnDurable && this.pendingEpochs[ready] < oldestReadEpoch) ready++;
     if (ready === 0) return;
-    this.state.slots.releaseInOrder(this.pendingSlots, ready);
+    this.state.slots.releaseMany(this.pendingSlots, ready);
     this.pendingSlots.splice(0, ready);
     this.pendingLsns.splice(0, ready);
     this.pendingEpochs.splice(0, ready);

@@ -151,7 +151,7 @@ function loadCheckpointInto(state: DiskState, entries: Buffer, entryCount: numbe
 }
 
 /** Rebuilds the slot allocator from the live entries: used slots, high water, the rest free. */
-function rebuildSlots(state: DiskState): void {
+function rebuildSlots(state: DiskState, slotsPerSegment: number): void {
   let highWater = 0;
   const entries = state.entries;
   for (let id = 1; id < entries.idLimit; id++) {
@@ -169,7 +169,7 @@ function rebuildSlots(state: DiskState): void {
     if (used[byte] & bit) throw new SnaplogError(ErrorCodes.CORRUPT, `slot ${slot} is used by two entries`);
     used[byte] |= bit;
   }
-  state.slots = SlotAllocator.fromUsed(used, highWater);
+  state.slots = SlotAllocator.fromUsed(used, highWater, slotsPerSegment);
 }
 
 export async function recoverDisk(options: {
@@ -238,7 +238,7 @@ export async function recoverDisk(options: {
   // Reclaim what the running engine reclaimed (or would have): the rule only needs the
   // snapshot cuts, all known now. Slots it freed may already hold newer data.
   if (state.reclaimOverwritten) for (const id of overwrites) if (state.entries.lsn(id) !== 0) state.reclaimBelow(id, () => undefined);
-  rebuildSlots(state);
+  rebuildSlots(state, segments.slotsPerSegment);
 
   const journalEndBytes = cut < records.length ? records[cut].offset : lastValidEnd;
   const lastBytes = files.get(lastGeneration)!;

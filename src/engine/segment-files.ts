@@ -18,8 +18,9 @@ export class SegmentFiles {
   constructor(
     private readonly medium: Medium,
     readonly blockSizeBytes: number,
+    segmentSizeBytes: number = SEGMENT_SIZE_BYTES,
   ) {
-    this.slotsPerSegment = SEGMENT_SIZE_BYTES / blockSizeBytes;
+    this.slotsPerSegment = segmentSizeBytes / blockSizeBytes;
   }
 
   static fileName(segmentIndex: number): string {
