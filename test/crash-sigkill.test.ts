@@ -3,8 +3,9 @@
  * with SIGKILL under load, again and again on the same store, and the server comes back each
  * time without manual cleanup (stale lock, stale API and NBD sockets).
  *
- * Method. One store with two 64 MiB disks of 4 KiB blocks: `d` (empty) and `b` (created with
- * --from a random raw image, so the baseline path is covered). Each round:
+ * Method. One store with two 64 MiB disks of 4 KiB blocks: `d` (empty, history window 0, so
+ * overwritten versions are reclaimed and their slots reused) and `b` (created with --from a
+ * random raw image, so the baseline path is covered; default window). Each round:
  *   1. a writer process (test/support/crash-writer.ts) drives `snaplog serve` over NBD — pipelined
  *      aligned and unaligned writes with content derived from (seed, round, id), WRITE_ZEROES,
  *      TRIM, FLUSH and FUA — takes snapshots through the API socket and the CLI, and journals
@@ -660,7 +661,7 @@ test(`SIGKILL under load: durable writes survive, nothing unwritten appears, sna
   image.copy(padded);
 
   cli(storePath, "init");
-  cli(storePath, "disk", "create", "d", "--size", "64M", "--block-size", "4096");
+  cli(storePath, "disk", "create", "d", "--size", "64M", "--block-size", "4096", "--history", "0");
   const server = await startServer(storePath, nbdSocketPath);
   // Created through the running server's API.
   cli(storePath, "disk", "create", "b", "--size", "64M", "--block-size", "4096", "--from", imagePath);
