@@ -153,14 +153,4 @@ export async function readCheckpoint(medium: Medium, diskName: string): Promise<
   };
 }
 
-export function checkpointEntry(entries: Buffer, index: number): { lba: number; lsn: number; slot: number; crc: number } {
-  const offset = index * ENTRY_BYTES;
-  return {
-    lba: entries.readDoubleLE(offset),
-    lsn: entries.readDoubleLE(offset + 8),
-    slot: entries.readUInt32LE(offset + 16),
-    crc: entries.readUInt32LE(offset + 20),
-  };
-}
-
 export const CHECKPOINT_ENTRY_BYTES = ENTRY_BYTES;

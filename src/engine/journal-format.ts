@@ -35,12 +35,6 @@ export interface RecordHeader {
   lengthBytes: number;
 }
 
-export interface JournalEntryWrite {
-  lba: number;
-  slot: number;
-  crc: number;
-}
-
 function pad8(bytes: number): number {
   return (bytes + 7) & ~7;
 }
@@ -125,11 +119,6 @@ export function checkRecord(bytes: Buffer, offset: number): RecordCheck {
 
 export function entryCountOf(bytes: Buffer, recordOffset: number): number {
   return bytes.readUInt32LE(recordOffset + JOURNAL_HEADER_BYTES);
-}
-
-export function readEntry(bytes: Buffer, recordOffset: number, index: number): JournalEntryWrite {
-  const offset = recordOffset + JOURNAL_HEADER_BYTES + 8 + index * JOURNAL_ENTRY_BYTES;
-  return { lba: bytes.readDoubleLE(offset), slot: bytes.readUInt32LE(offset + 8), crc: bytes.readUInt32LE(offset + 12) };
 }
 
 export function readSnapshotPayload(bytes: Buffer, recordOffset: number): { lun: number; name: string } {

@@ -1,8 +1,5 @@
 import { INDEX_PAGE_BLOCKS } from "./constants.js";
 
-const PAGE_SHIFT = Math.log2(INDEX_PAGE_BLOCKS);
-const PAGE_MASK = INDEX_PAGE_BLOCKS - 1;
-
 /**
  * latest[lba] → id of the newest entry of that block (0 = never written). A paged table:
  * a Uint32Array page of INDEX_PAGE_BLOCKS blocks is allocated only where the disk was written,
@@ -38,5 +35,3 @@ export class LatestIndex {
     return this.pageCount * INDEX_PAGE_BLOCKS * 4 + this.pages.length * 8;
   }
 }
-
-export { PAGE_SHIFT as INDEX_PAGE_SHIFT, PAGE_MASK as INDEX_PAGE_MASK };
