@@ -174,12 +174,14 @@ test("an option too long to skip, too many options, or an unknown NBD_OPT_EXPORT
   await assertServerHealthy();
 });
 
-test("NBD_OPT_ABORT is acknowledged, then the connection closes", async () => {
+test("NBD_OPT_ABORT is acknowledged, then the connection closes, and is not counted as an error", async () => {
+  const errorsBefore = server.server.counters.errorCount;
   const client = await RawNbdClient.connect(server.port);
   await client.greet();
   client.sendOption(2);
   assert.equal((await client.readOptionReply()).replyType, REP_ACK);
   assert.ok(await client.waitClosed());
+  assert.equal(server.server.counters.errorCount, errorsBefore, "a normal abort (as after nbdinfo --list) is no error");
 });
 
 test("bad requests get errors and the connection keeps serving", async () => {

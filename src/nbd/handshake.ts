@@ -44,7 +44,8 @@ export interface Negotiated {
   baseAllocation: boolean;
 }
 
-type OptionOutcome = "continue" | "transmission" | "close";
+/** "abort": the client ended the handshake normally (NBD_OPT_ABORT, e.g. after a list). */
+type OptionOutcome = "continue" | "transmission" | "close" | "abort";
 
 interface Session {
   readonly socket: Socket;
@@ -60,10 +61,11 @@ interface Session {
 type OptionHandler = (session: Session, option: number, payload: Buffer) => Promise<OptionOutcome> | OptionOutcome;
 
 /**
- * Runs the handshake. Resolves with the negotiated export, or null when the connection must be
- * closed (the caller closes it). Rejects only when the peer vanished (CLOSED).
+ * Runs the handshake. Resolves with the negotiated export, "aborted" when the client ended it
+ * normally, or null when the connection must be closed for an error (the caller closes it).
+ * Rejects only when the peer vanished (CLOSED).
  */
-export async function negotiate(socket: Socket, reader: SocketReader, options: HandshakeOptions): Promise<Negotiated | null> {
+export async function negotiate(socket: Socket, reader: SocketReader, options: HandshakeOptions): Promise<Negotiated | "aborted" | null> {
   socket.write(greeting());
   const clientFlags = (await reader.read(4)).readUInt32BE(0);
   if ((clientFlags & P.CLIENT_FLAG_FIXED_NEWSTYLE) === 0 || (clientFlags & ~P.CLIENT_FLAGS_KNOWN) !== 0) {
@@ -82,6 +84,7 @@ export async function negotiate(socket: Socket, reader: SocketReader, options: H
   for (let optionCount = 0; optionCount < P.OPTION_COUNT_MAX; optionCount++) {
     const outcome = await receiveOption(session, reader);
     if (outcome === "close") return null;
+    if (outcome === "abort") return "aborted";
     if (outcome === "transmission") return negotiated(session);
   }
   options.logger.warn({ optionCountMax: P.OPTION_COUNT_MAX }, "nbd: too many options, closing");
@@ -172,7 +175,7 @@ function handleStartTls(session: Session, option: number): OptionOutcome {
 
 function handleAbort(session: Session, option: number): OptionOutcome {
   reply(session, option, P.REP_ACK);
-  return "close";
+  return "abort";
 }
 
 function handleStructuredReply(session: Session, option: number, payload: Buffer): OptionOutcome {

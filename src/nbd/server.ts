@@ -194,7 +194,7 @@ export class NbdServer implements TransmissionHost {
       socket.destroy();
     };
     socket.setTimeout(HANDSHAKE_TIMEOUT_MS, onTimeout);
-    let result: Negotiated | null = null;
+    let result: Negotiated | "aborted" | null = null;
     try {
       result = await negotiate(socket, reader, this.handshakeOptions);
     } catch (error) {
@@ -204,7 +204,7 @@ export class NbdServer implements TransmissionHost {
     socket.off("timeout", onTimeout);
     const chunks = reader.detach();
     if (result === null) this.counters.errorCount++;
-    return result === null || socket.destroyed ? null : { result, chunks };
+    return result === null || result === "aborted" || socket.destroyed ? null : { result, chunks };
   }
 }
 
