@@ -594,6 +594,8 @@ export class DiskEngine {
     this.releasePendingSlots();
     this.checkpointWrite = (async () => {
       await writeCheckpoint(this.medium, buffers);
+      // A background sync that began before the switch may still hold the old journal.
+      await this.backgroundSyncRun;
       await previous.close();
       await this.medium.remove(journalFileName(previousGeneration));
     })()

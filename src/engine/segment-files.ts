@@ -31,8 +31,10 @@ export class SegmentFiles {
   async writeRun(slotFirst: number, buffers: Uint8Array[]): Promise<void> {
     const segmentIndex = Math.floor(slotFirst / this.slotsPerSegment);
     const file = await this.file(segmentIndex);
-    this.dirty.add(segmentIndex);
     await file.writev(buffers, (slotFirst % this.slotsPerSegment) * this.blockSizeBytes);
+    // Dirty only once written: a sync that started while this write was in flight may not
+    // cover it, so the segment must stay dirty for the next one.
+    this.dirty.add(segmentIndex);
   }
 
   /** Reads consecutive slots (inside one segment) into `target`. Bytes past the file's end read as zeros. */
