@@ -18,7 +18,7 @@ const BLOCK_COUNT = 2048;
 async function openVolume() {
   const medium = new DirectoryMedium(tempDir("status"));
   await DiskEngine.create(medium);
-  const engine = await DiskEngine.open(medium, { name: "s", sizeBytes: BLOCK_COUNT * BLOCK_BYTES, blockSizeBytes: BLOCK_BYTES, hasBaseline: false, historySeconds: 0 });
+  const engine = await DiskEngine.open(medium, { name: "s", sizeBytes: BLOCK_COUNT * BLOCK_BYTES, blockSizeBytes: BLOCK_BYTES, historySeconds: 0 });
   return { engine, volume: new DiskVolume(engine, "s", "s", Infinity, false, () => undefined) };
 }
 

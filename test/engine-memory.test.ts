@@ -24,7 +24,7 @@ test("memory per live entry stays at or under 32 bytes", async () => {
   const directory = tempDir("memory");
   const medium = new DirectoryMedium(directory);
   await DiskEngine.create(medium);
-  const engine = await DiskEngine.open(medium, { name: "mem", sizeBytes: ENTRY_COUNT * BLOCK_BYTES, blockSizeBytes: BLOCK_BYTES, hasBaseline: false, historySeconds: 3600 });
+  const engine = await DiskEngine.open(medium, { name: "mem", sizeBytes: ENTRY_COUNT * BLOCK_BYTES, blockSizeBytes: BLOCK_BYTES, historySeconds: 3600 });
   try {
     gc();
     const before = process.memoryUsage();

@@ -18,6 +18,7 @@ export const httpStatusByCode = {
   [ErrorCodes.CORRUPT]: 500,
   [ErrorCodes.IO]: 500,
   [ErrorCodes.INTERNAL]: 500,
+  [ErrorCodes.OUTSIDE_WINDOW]: 410,
   [ErrorCodes.CLOSED]: 503,
   [ErrorCodes.UNSUPPORTED]: 501,
 } as const satisfies Record<ErrorCode, number>;

@@ -13,6 +13,7 @@ export const exitCodeByCode = {
   [ErrorCodes.INVALID_ARGUMENT]: exitCodeUsage,
   [ErrorCodes.OUT_OF_RANGE]: exitCodeUsage,
   [ErrorCodes.NOT_FOUND]: 3,
+  [ErrorCodes.OUTSIDE_WINDOW]: 3,
   [ErrorCodes.ALREADY_EXISTS]: 4,
   [ErrorCodes.CONFLICT]: 4,
   [ErrorCodes.READ_ONLY]: 4,

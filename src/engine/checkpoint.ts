@@ -1,7 +1,7 @@
 import { crc32c } from "../util/crc32c.js";
 import { SnaplogError, ErrorCodes } from "../util/errors.js";
 import { CHECKPOINT_MAGIC, CHECKPOINT_VERSION } from "./constants.js";
-import type { Medium } from "./medium.js";
+import type { Medium, MediumFile } from "./medium.js";
 
 /**
  * A checkpoint is the engine's tables at one moment, so that opening replays only the journal
@@ -10,7 +10,9 @@ import type { Medium } from "./medium.js";
  *   0  u32 magic "SLCK"   4 u32 version   8 u32 crc32c of bytes [16, end)   12 u32 reserved
  *  16  f64 generation (first journal file to replay)
  *  24  f64 lsnLast
- *  32  f64 entryCount    40 u32 snapshotJsonBytes   44 u32 timePointCount   48..64 reserved
+ *  32  f64 entryCount    40 u32 snapshotJsonBytes   44 u32 timePointCount
+ *  48  f64 lsnHorizon (history window's horizon)   56 f64 foldLsn (a fold under way, else 0)
+ *      (version 1 had zeros at 48..64: no horizon, no fold)
  *  64  entryCount × (f64 lba, f64 lsn, u32 slot, u32 crc), in LSN order
  *      snapshot JSON (utf-8), padded to 8
  *      timePointCount × (f64 lsn, f64 timeMs)
@@ -36,6 +38,8 @@ export interface CheckpointState {
   forEachEntry(visit: (lba: number, lsn: number, slot: number, crc: number) => void): void;
   snapshots: SnapshotCut[];
   timePoints: { lsn: number; timeMs: number }[];
+  lsnHorizon: number;
+  foldLsn: number;
 }
 
 export interface LoadedCheckpoint {
@@ -46,6 +50,8 @@ export interface LoadedCheckpoint {
   entries: Buffer;
   snapshots: SnapshotCut[];
   timePoints: { lsn: number; timeMs: number }[];
+  lsnHorizon: number;
+  foldLsn: number;
 }
 
 /** Serializes the state into buffers (synchronously, so the state is one consistent moment). */
@@ -87,6 +93,8 @@ export function encodeCheckpoint(state: CheckpointState): Buffer[] {
   header.writeDoubleLE(state.entryCount, 32);
   header.writeUInt32LE(json.length, 40);
   header.writeUInt32LE(state.timePoints.length, 44);
+  header.writeDoubleLE(state.lsnHorizon, 48);
+  header.writeDoubleLE(state.foldLsn, 56);
   const body = [...chunks, jsonPadded, points];
   let crc = crc32c(header.subarray(16));
   for (const part of body) crc = crc32c(part, crc);
@@ -131,7 +139,8 @@ export async function readCheckpoint(medium: Medium, diskName: string): Promise<
       hint: "the store cannot open this disk safely; restore it from an archive",
     });
   if (bytes.length < HEADER_BYTES || bytes.readUInt32LE(0) !== CHECKPOINT_MAGIC) throw corrupt("bad header");
-  if (bytes.readUInt32LE(4) !== CHECKPOINT_VERSION) throw corrupt(`unknown version ${bytes.readUInt32LE(4)}`);
+  const version = bytes.readUInt32LE(4);
+  if (version !== CHECKPOINT_VERSION && version !== 1) throw corrupt(`unknown version ${version}`);
   if (crc32c(bytes.subarray(16)) !== bytes.readUInt32LE(8)) throw corrupt("checksum mismatch");
   const entryCount = bytes.readDoubleLE(32);
   const jsonBytes = bytes.readUInt32LE(40);
@@ -150,7 +159,19 @@ export async function readCheckpoint(medium: Medium, diskName: string): Promise<
     entries: bytes.subarray(HEADER_BYTES, entriesEnd),
     snapshots: JSON.parse(bytes.toString("utf8", entriesEnd, entriesEnd + jsonBytes)) as SnapshotCut[],
     timePoints,
+    lsnHorizon: bytes.readDoubleLE(48),
+    foldLsn: bytes.readDoubleLE(56),
   };
 }
 
 export const CHECKPOINT_ENTRY_BYTES = ENTRY_BYTES;
+export const CHECKPOINT_HEADER_BYTES = HEADER_BYTES;
+
+/** The header fields of an open checkpoint file (for streaming readers; no whole-file checksum check). */
+export async function readCheckpointHeader(file: MediumFile): Promise<{ generation: number; lsnLast: number; entryCount: number }> {
+  const header = Buffer.alloc(HEADER_BYTES);
+  if ((await file.read(header, 0)) < HEADER_BYTES || header.readUInt32LE(0) !== CHECKPOINT_MAGIC) {
+    throw new SnaplogError(ErrorCodes.CORRUPT, `checkpoint ${file.name} has a bad header`, { path: file.name });
+  }
+  return { generation: header.readDoubleLE(16), lsnLast: header.readDoubleLE(24), entryCount: header.readDoubleLE(32) };
+}

@@ -36,7 +36,7 @@ export const JOURNAL_MAGIC = 0x524a_4c53; // "SLJR" little-endian
 export const JOURNAL_HEADER_BYTES = 32;
 export const JOURNAL_ENTRY_BYTES = 16;
 export const CHECKPOINT_MAGIC = 0x4b43_4c53; // "SLCK"
-export const CHECKPOINT_VERSION = 1;
+export const CHECKPOINT_VERSION = 2;
 export const FORMAT_VERSION = 1;
 
 function checkConstants(): void {

@@ -1,7 +1,23 @@
 import { crc32c } from "../util/crc32c.js";
-import { assert, ErrorCodes, fromSystemError, SnaplogError } from "../util/errors.js";
-import { CHECKPOINT_FILE, encodeCheckpoint, writeCheckpoint, type SnapshotCut } from "./checkpoint.js";
+import { assert, ErrorCodes, fromSystemError, notFound, SnaplogError } from "../util/errors.js";
+import { SerialQueue } from "../util/serial-queue.js";
+import { copyViewIntoBaseline } from "./baseline-fold.js";
+import { CHECKPOINT_FILE, encodeCheckpoint, readCheckpointHeader, writeCheckpoint, type SnapshotCut } from "./checkpoint.js";
 import {
+  Batch,
+  EntryColumns,
+  noop,
+  type ControlOp,
+  type Op,
+  type OpRequest,
+  type RollbackOp,
+  type SlotRun,
+  type SnapshotOp,
+  type WriteOp,
+  type ZeroOp,
+} from "./commit-batch.js";
+import {
+  INDEX_PAGE_BLOCKS,
   JOURNAL_CHECKPOINT_BYTES,
   JOURNAL_HEADER_BYTES,
   SLOT_TRIM,
@@ -9,14 +25,16 @@ import {
   UNSYNCED_BYTES_MAX,
   UNSYNCED_MS_MAX,
 } from "./constants.js";
-import { BlockSource, DiskState } from "./disk-state.js";
+import { BlockSource, DiskState, isDataSlot } from "./disk-state.js";
 import {
   encodeEntriesRecord,
+  encodeFoldDoneRecord,
   encodeHeaderRecord,
+  encodeMarkRecord,
   encodeSnapshotRecord,
-  encodeSyncMarkRecord,
-  FLAG_SYNCED,
   journalFileName,
+  RecordType,
+  withSyncedFlag,
 } from "./journal-format.js";
 import type { Medium, MediumFile } from "./medium.js";
 import { recoverDisk } from "./recovery.js";
@@ -28,8 +46,7 @@ export interface DiskGeometry {
   name: string;
   sizeBytes: number;
   blockSizeBytes: number;
-  hasBaseline: boolean;
-  /** Every-write history window; 0 lets overwritten versions go at once. */
+  /** Every-write history window at open; 0 lets overwritten versions go at once. See setHistory. */
   historySeconds: number;
 }
 
@@ -38,6 +55,10 @@ export interface DiskEngineTuning {
   journalCheckpointBytes?: number;
   /** Data segment size; part of the format, so only tests that always pass the same value may set it. */
   segmentSizeBytes?: number;
+  /** Wholly free segment files kept for reuse when compaction hands space back (default 2). */
+  spareSegmentCount?: number;
+  /** Wall clock for entry times and the history window (ms since the epoch); tests move it by hand. */
+  clock?: () => number;
 }
 
 export interface DiskEngineEvents {
@@ -49,6 +70,13 @@ export interface DiskEngineEvents {
 
 /** A block-status answer stops after this many runs (a shorter answer is allowed by NBD). */
 const BLOCK_RUN_COUNT_MAX = 256;
+/** Blocks a rollback copies per step (bounds its buffers). */
+const ROLLBACK_CHUNK_BLOCKS = 256;
+/** Index pages a compaction or diff scans per turn of the event loop. */
+const SCAN_PAGES_PER_TURN = 16;
+/** Entry times outside the window are kept to this resolution (TimeIndex.thinBefore). */
+const TIME_RESOLUTION_OUTSIDE_WINDOW_MS = 1000;
+const SPARE_SEGMENT_COUNT_DEFAULT = 2;
 
 /** Extents of a block-status answer at one view, in blocks. */
 export interface BlockRun {
@@ -56,47 +84,86 @@ export interface BlockRun {
   source: number;
 }
 
-type Settle = { resolve: () => void; reject: (error: SnaplogError) => void };
-type WriteOp = Settle & { type: "write"; lbaFirst: number; blockCount: number; data: Buffer; crcs: Uint32Array };
-type ZeroOp = Settle & { type: "zero" | "trim"; lbaFirst: number; blockCount: number; noHole: boolean };
-type SnapshotOp = Settle & { type: "snapshot"; name: string; lun: number; timeMs: number; cut?: SnapshotCut };
-type FlushOp = Settle & { type: "flush" };
-/** Bytes inside one block: merged with the block's newest content at commit time. */
-type PartialOp = Settle & { type: "partial"; lba: number; offsetBytes: number; data: Buffer };
-/** An op that failed before assignment (already answered); it takes no part in the batch. */
-type VoidOp = Settle & { type: "void" };
-type Op = WriteOp | ZeroOp | SnapshotOp | FlushOp | PartialOp | VoidOp;
+/** Reports progress of long work: `done` of `total` units (index pages, or blocks). */
+export type ProgressCallback = (done: number, total: number) => void;
 
-class Batch {
-  readonly ops: Op[] = [];
-  blockCount = 0;
-  sync = false;
-  hasPartial = false;
+export interface CompactionResult {
+  /** Entries looked at, and the log bytes they stand for (scan throughput is bytes / duration). */
+  entriesScanned: number;
+  bytesScanned: number;
+  entriesFreed: number;
+  /** Data bytes whose slots went to the free list. */
+  bytesFreed: number;
+  /** Data bytes copied: always 0 for in-place compaction (the patent's Fig. 6). */
+  bytesMoved: number;
+  segmentsReleased: number;
+  lsnHorizon: number;
+  durationMs: number;
 }
 
-/** A contiguous run of slots in one segment and the buffers that fill it. */
-interface SlotRun {
-  slotFirst: number;
-  slotCount: number;
-  buffers: Buffer[];
+export interface FoldResult {
+  /** The view folded (0: nothing to fold). */
+  lsnFold: number;
+  /** Blocks copied into the baseline, and their bytes. */
+  blockCount: number;
+  bytesMoved: number;
+  entriesFreed: number;
+  /** Blocks whose data failed its checksum: left in the log. */
+  corruptLbas: number[];
+  durationMs: number;
+}
+
+export interface RollbackResult {
+  /** The snapshot holding the state before the rollback. */
+  cut: SnapshotCut;
+  /** Blocks that got a new version (those written after the target). */
+  blockCount: number;
+}
+
+export interface HistoryWindow {
+  historySeconds: number;
+  /** Oldest point-in-time view available, and its time (ms; 0 when before every entry). */
+  lsnFirst: number;
+  timeMsFirst: number;
+  lsnLast: number;
+}
+
+export interface SpaceReport {
+  /** Slots held by entries some kept view needs. */
+  liveSlots: number;
+  /** Slots held by entries compaction would free now (time-based window included). */
+  deadSlots: number;
+  /** Slots on the free list, in segment files that exist. */
+  freeSlots: number;
+  segmentFileCount: number;
+  segmentBytes: number;
+  baselineBytes: number;
+  liveEntries: number;
+  deadEntries: number;
 }
 
 /**
  * One disk's log engine: group commit of writes into data segments and the metadata
- * journal, reads of the disk at any LSN, O(1) snapshot cuts, checkpoints and recovery.
+ * journal, reads of the disk at any LSN, O(1) snapshot cuts, and the history operations
+ * (delete, compaction, fold into the baseline, rollback, point-in-time views), with
+ * checkpoints and recovery.
  *
- * Lifecycle: create() once → open() → (write/read/flush/cutSnapshot)* → close().
+ * Lifecycle: create() once → open() → (write/read/flush/cutSnapshot/...)* → close().
  * Write path: operations arriving in one turn of the event loop form a batch; one batch
  * commits at a time (data writev per segment run, one journal write, syncs when a FLUSH,
- * FUA or snapshot is in it), then becomes visible and its callers are answered. A batch
- * that fails before its journal record is written is rolled back; a failed sync leaves the
- * engine failed (every later call errors) until the disk is reopened, because the kernel
- * may have dropped the unsynced pages.
+ * FUA, snapshot or metadata record is in it), then becomes visible and its callers are
+ * answered. A batch that fails before its journal record is written is rolled back; a failed
+ * sync leaves the engine failed (every later call errors) until the disk is reopened,
+ * because the kernel may have dropped the unsynced pages.
+ * Maintenance (compaction, fold, rollback, delete, window changes) runs one at a time,
+ * beside the write path; each puts its metadata records through the same commit pipeline.
  */
 export class DiskEngine {
   /** Highest LSN whose batch completed: what readers of the current volume see. */
   private lsnVisible: number;
+  /** The open batch (takes ops) and sealed batches waiting, in order. */
   private pending: Batch | undefined;
+  private readonly sealed: Batch[] = [];
   private committing = false;
   private failure: SnaplogError | undefined;
   private closing = false;
@@ -105,24 +172,33 @@ export class DiskEngine {
   private lastSyncMs = Date.now();
   private syncTimer: NodeJS.Timeout | undefined;
   private checkpointWrite: Promise<void> | undefined;
-  /** Ids appended by the batch being committed, for rollback. */
-  private batchIds = new Uint32Array(1024);
   /** Every entry with LSN <= this is durable (synced data and journal). */
   private lsnDurable: number;
   private backgroundSyncRun: Promise<void> | undefined;
   /** Set by a finished background sync; the next journal write records it (shortens recovery). */
   private syncMarkLsn = 0;
   /**
-   * Slots of reclaimed entries wait here until (1) the entry that made them dead is durable,
-   * so a crash cannot bring the old version back after its slot was rewritten, and (2) every
-   * read that might have resolved the old version has finished. Parallel queues, FIFO.
+   * Slots of freed entries wait here until (1) the entry or record that made them dead is
+   * durable, so a crash cannot bring the old version back after its slot was rewritten, and
+   * (2) every read that might have resolved the old version has finished. Parallel queues, FIFO.
    */
   private pendingSlots: number[] = [];
   private pendingLsns: number[] = [];
   private pendingEpochs: number[] = [];
-  /** Reads in flight per epoch; the epoch advances whenever slots are reclaimed. */
+  /** Reads in flight per epoch; the epoch advances whenever slots are freed. */
   private readEpoch = 0;
   private readsInFlight = new Map<number, number>();
+  private readonly maintenance = new SerialQueue();
+  /** While a fold writes the baseline, reads of views older than it wait (the baseline view changes at once). */
+  private foldBarrier: { lsn: number; done: Promise<void> } | undefined;
+  /** A fold between its FOLD_BEGIN and FOLD_DONE records (0: none), as checkpoints must carry it. */
+  private foldLsnActive = 0;
+  private historySecondsNow: number;
+  private readonly clock: () => number;
+  /** Log readers opening their files: journal rotation waits (see openLogFiles). */
+  private logFilesOpening = 0;
+  /** Time of the last write accepted (ms), for idle detection. */
+  lastWriteMs = 0;
   checksumErrorCount = 0;
 
   private constructor(
@@ -130,15 +206,17 @@ export class DiskEngine {
     private readonly medium: Medium,
     private readonly state: DiskState,
     private readonly segments: SegmentFiles,
-    private readonly baseline: MediumFile | undefined,
+    private baseline: MediumFile | undefined,
     private journal: MediumFile,
     private journalGeneration: number,
     private journalPositionBytes: number,
     private readonly events: DiskEngineEvents,
-    private readonly journalCheckpointBytes: number,
+    private readonly tuning: DiskEngineTuning,
   ) {
     this.lsnVisible = state.lsnLast;
     this.lsnDurable = state.lsnLast;
+    this.historySecondsNow = geometry.historySeconds;
+    this.clock = tuning.clock ?? Date.now;
     this.syncTimer = setInterval(() => this.syncIfStale(), UNSYNCED_MS_MAX);
     this.syncTimer.unref();
   }
@@ -160,13 +238,20 @@ export class DiskEngine {
     await writeCheckpoint(medium, encodeCheckpoint(checkpointStateOf(empty, 1)));
   }
 
+  /**
+   * Opens a disk: recovery (checkpoint, journal replay, freeing), then a fold that a crash
+   * interrupted is finished before anything is served. The baseline is whatever
+   * baseline.img holds, if it exists.
+   */
   static async open(medium: Medium, geometry: DiskGeometry, events: DiskEngineEvents = {}, tuning: DiskEngineTuning = {}): Promise<DiskEngine> {
     const segments = new SegmentFiles(medium, geometry.blockSizeBytes, tuning.segmentSizeBytes);
+    await segments.discover();
+    const hasBaseline = await medium.exists(BASELINE_FILE);
     const recovered = await recoverDisk({
       diskName: geometry.name,
       medium,
       segments,
-      hasBaseline: geometry.hasBaseline,
+      hasBaseline,
       reclaimOverwritten: geometry.historySeconds === 0,
     });
     const journal = await medium.open(journalFileName(recovered.generation), { create: false });
@@ -175,8 +260,21 @@ export class DiskEngine {
       await journal.sync();
     }
     for (const generation of recovered.staleGenerations) await medium.remove(journalFileName(generation));
-    const baseline = geometry.hasBaseline ? await medium.open(BASELINE_FILE, { create: false }) : undefined;
-    return new DiskEngine(geometry, medium, recovered.state, segments, baseline, journal, recovered.generation, recovered.journalEndBytes, events, tuning.journalCheckpointBytes ?? JOURNAL_CHECKPOINT_BYTES);
+    const baseline = hasBaseline ? await medium.open(BASELINE_FILE, { create: false }) : undefined;
+    const engine = new DiskEngine(geometry, medium, recovered.state, segments, baseline, journal, recovered.generation, recovered.journalEndBytes, events, tuning);
+    if (recovered.foldLsn !== 0) {
+      try {
+        engine.foldLsnActive = recovered.foldLsn;
+        await engine.ensureBaseline();
+        await engine.finishFold(recovered.foldLsn, undefined);
+      } catch (error) {
+        await engine.abandon();
+        throw fromSystemError(error, { disk: geometry.name });
+      } finally {
+        recovered.state.unpin(recovered.foldLsn);
+      }
+    }
+    return engine;
   }
 
   // ---- queries -------------------------------------------------------------------------
@@ -189,6 +287,14 @@ export class DiskEngine {
     return this.state.snapshots;
   }
 
+  get hasBaseline(): boolean {
+    return this.state.hasBaseline;
+  }
+
+  get historySeconds(): number {
+    return this.historySecondsNow;
+  }
+
   findSnapshot(name: string): SnapshotCut | undefined {
     return this.state.findSnapshot(name);
   }
@@ -197,10 +303,11 @@ export class DiskEngine {
     return {
       entryCount: this.state.entries.count,
       slotCount: this.state.slots.slotLimit - this.state.slots.freeSlotCount,
-      segmentBytes: this.state.slots.slotLimit * this.geometry.blockSizeBytes,
+      segmentBytes: this.segments.fileCount * this.segments.segmentSizeBytes,
       journalBytes: this.journalPositionBytes,
       memoryBytes: this.state.memoryBytes,
       lsnLast: this.lsnVisible,
+      lsnHorizon: this.state.lsnHorizon,
       timePointCount: this.state.times.count,
     };
   }
@@ -208,6 +315,102 @@ export class DiskEngine {
   /** Wall-clock time (ms) of the entry with this LSN. */
   timeOfLsn(lsn: number): number {
     return this.state.times.timeOf(lsn);
+  }
+
+  /** The LSN of the disk as it was at `timeMs` (no window check). */
+  lsnAtTime(timeMs: number): number {
+    return this.state.times.lsnAtTime(timeMs, this.lsnVisible);
+  }
+
+  /**
+   * The history window now: every view from lsnFirst to the current one can be attached.
+   * With a zero window only the current view is in it.
+   */
+  historyWindow(nowMs = this.clock()): HistoryWindow {
+    const lsnLast = this.lsnVisible;
+    let lsnFirst = lsnLast;
+    if (this.historySecondsNow > 0) {
+      lsnFirst = Math.max(this.state.lsnHorizon, Math.min(this.lsnAtTime(nowMs - this.historySecondsNow * 1000), lsnLast));
+    }
+    return { historySeconds: this.historySecondsNow, lsnFirst, timeMsFirst: lsnFirst === 0 ? 0 : this.timeOfLsn(lsnFirst), lsnLast };
+  }
+
+  /**
+   * Checks that the view at `lsn` can be attached now: inside the history window, or a
+   * snapshot's cut or a pinned view. Throws OUTSIDE_WINDOW (naming the window) otherwise.
+   */
+  checkViewAvailable(lsn: number, asked = `LSN ${lsn}`): void {
+    if (!Number.isSafeInteger(lsn) || lsn < 0) throw new SnaplogError(ErrorCodes.INVALID_ARGUMENT, `${asked} is not a valid LSN`, { disk: this.geometry.name });
+    const window = this.historyWindow();
+    if (lsn > window.lsnLast) {
+      throw new SnaplogError(ErrorCodes.OUTSIDE_WINDOW, `${asked} of disk ${this.geometry.name} is in the future: its newest LSN is ${window.lsnLast}`, { disk: this.geometry.name, lsn });
+    }
+    if (lsn >= window.lsnFirst || this.state.hasCutOrPinAt(lsn)) return;
+    throw new SnaplogError(ErrorCodes.OUTSIDE_WINDOW, `${asked} is outside the history window of disk ${this.geometry.name}: ${describeWindow(window)}`, {
+      disk: this.geometry.name,
+      lsn,
+      hint: "attach a snapshot instead (snaplog snapshot list), or keep more history (snaplog policy set DISK --history 24h)",
+    });
+  }
+
+  /** The LSN of the view at `timeMs`, checked as checkViewAvailable does. */
+  viewAtTime(timeMs: number): number {
+    const asked = new Date(timeMs).toISOString();
+    if (timeMs > this.clock()) {
+      throw new SnaplogError(ErrorCodes.OUTSIDE_WINDOW, `${asked} is in the future for disk ${this.geometry.name}`, { disk: this.geometry.name });
+    }
+    const lsn = this.lsnAtTime(timeMs);
+    this.checkViewAvailable(lsn, asked);
+    return lsn;
+  }
+
+  /**
+   * Keeps the view at `lsn` (a point-in-time volume while attached): nothing it sees is freed
+   * until the returned release is called (once; later calls do nothing).
+   */
+  pinView(lsn: number): () => void {
+    this.checkViewAvailable(lsn);
+    this.state.pin(lsn);
+    let pinned = true;
+    return () => {
+      if (!pinned) return;
+      pinned = false;
+      this.state.unpin(lsn);
+    };
+  }
+
+  /** The whole-disk check (DiskState.checkIntegrity): problems found, empty when sound. */
+  checkIntegrity(): string[] {
+    return this.state.checkIntegrity(this.pendingSlots);
+  }
+
+  /** Space of the log: live, dead (what compaction would free now) and free slots. */
+  async space(): Promise<SpaceReport> {
+    const state = this.state;
+    const window = this.historyWindow();
+    // A dry run of compaction with the horizon it would move to (synchronous: no write interleaves).
+    const horizon = state.lsnHorizon;
+    if (this.historySecondsNow > 0) state.lsnHorizon = Math.max(horizon, window.lsnFirst);
+    let dead;
+    try {
+      dead = state.scanBlocks(0, this.blockCount, { lsnMin: 0, lsnMax: Infinity, dryRun: true }, noop);
+    } finally {
+      state.lsnHorizon = horizon;
+    }
+    const usedSlots = state.slots.slotLimit - state.slots.freeSlotCount;
+    const deadSlots = dead.slotsFreed + this.pendingSlots.length;
+    const slotsPerSegment = this.segments.slotsPerSegment;
+    const freeSlots = Math.max(0, this.segments.fileCount * slotsPerSegment - usedSlots);
+    return {
+      liveSlots: usedSlots - deadSlots,
+      deadSlots,
+      freeSlots,
+      segmentFileCount: this.segments.fileCount,
+      segmentBytes: this.segments.fileCount * this.segments.segmentSizeBytes,
+      baselineBytes: this.baseline === undefined ? 0 : await this.baseline.sizeBytes(),
+      liveEntries: state.entries.count - dead.entriesFreed,
+      deadEntries: dead.entriesFreed,
+    };
   }
 
   // ---- writes --------------------------------------------------------------------------
@@ -246,12 +449,28 @@ export class DiskEngine {
     return this.enqueue({ type: "partial", lba, offsetBytes, data }, 1, fua);
   }
 
-  /** Cuts the log: O(1), durable when it resolves, atomic with respect to writes. */
-  async cutSnapshot(name: string, lun: number): Promise<SnapshotCut> {
-    const op: SnapshotOp = { type: "snapshot", name, lun, timeMs: Date.now(), resolve: noop, reject: noop };
-    await this.enqueueOp(op, 0, true);
-    assert(op.cut !== undefined, "snapshot committed without a cut");
-    return op.cut;
+  /**
+   * Cuts the log: O(1), durable when it resolves, atomic with respect to writes. Without
+   * `lsn` the cut is at the log's end; with it, at that earlier view (restore --as-snapshot),
+   * which must be available (checkViewAvailable).
+   */
+  async cutSnapshot(name: string, lun: number, lsn?: number): Promise<SnapshotCut> {
+    const cut = async () => {
+      const op: SnapshotOp = { type: "snapshot", name, lun, timeMs: this.clock(), lsn, resolve: noop, reject: noop };
+      await this.enqueueOp(op, 0, true);
+      assert(op.cut !== undefined, "snapshot committed without a cut");
+      return op.cut;
+    };
+    if (lsn === undefined) return cut();
+    // An earlier view: checked and pinned inside maintenance, so no compaction frees it meanwhile.
+    return this.maintenance.run(async () => {
+      const release = this.pinView(lsn);
+      try {
+        return await cut();
+      } finally {
+        release();
+      }
+    });
   }
 
   private checkBlockRange(lbaFirst: number, blockCount: number, what: string): void {
@@ -260,20 +479,32 @@ export class DiskEngine {
     }
   }
 
-  private enqueue(
-    partial: Omit<WriteOp, keyof Settle> | Omit<ZeroOp, keyof Settle> | Omit<FlushOp, keyof Settle> | Omit<PartialOp, keyof Settle>,
-    blockCount: number,
-    sync: boolean,
-  ): Promise<void> {
-    return this.enqueueOp({ ...partial, resolve: noop, reject: noop } as Op, blockCount, sync);
+  private enqueue(request: OpRequest, blockCount: number, sync: boolean): Promise<void> {
+    return this.enqueueOp({ ...request, resolve: noop, reject: noop } as Op, blockCount, sync);
   }
 
-  private enqueueOp(op: Op, blockCount: number, sync: boolean): Promise<void> {
+  /**
+   * Queues an op. Ops arriving in one turn of the event loop share a batch; an exclusive op
+   * (a rollback) seals the open batch and takes a batch of its own, so every op queued before
+   * it commits before it and every op after it, after.
+   */
+  private enqueueOp(op: Op, blockCount: number, sync: boolean, exclusive = false): Promise<void> {
     if (this.failure !== undefined) return Promise.reject(this.failure);
     if (this.closing) return Promise.reject(new SnaplogError(ErrorCodes.CLOSED, `disk ${this.geometry.name} is closing`, { disk: this.geometry.name }));
+    if (blockCount > 0) this.lastWriteMs = Date.now();
     return new Promise<void>((resolve, reject) => {
       op.resolve = resolve;
       op.reject = reject;
+      if (exclusive) {
+        this.sealPending();
+        const batch = new Batch();
+        batch.ops.push(op);
+        batch.sync = true;
+        batch.sealed = true;
+        this.sealed.push(batch);
+        setImmediate(() => this.pump());
+        return;
+      }
       let batch = this.pending;
       if (batch === undefined) {
         batch = new Batch();
@@ -288,13 +519,27 @@ export class DiskEngine {
     });
   }
 
+  private sealPending(): void {
+    if (this.pending === undefined) return;
+    this.pending.sealed = true;
+    this.sealed.push(this.pending);
+    this.pending = undefined;
+  }
+
+  /** Writes one metadata record through the commit pipeline (synced); `apply` runs once it is durable. */
+  private commitControl(encode: (timeMs: number) => Buffer, apply: () => void = noop): Promise<void> {
+    const op: ControlOp = { type: "control", encode, apply, resolve: noop, reject: noop };
+    return this.enqueueOp(op, 0, true);
+  }
+
   private pump(): void {
-    if (this.committing || this.pending === undefined) {
-      if (!this.committing && this.pending === undefined) this.wakeIdle();
+    if (this.committing) return;
+    const batch = this.sealed.shift() ?? this.pending;
+    if (batch === undefined) {
+      this.wakeIdle();
       return;
     }
-    const batch = this.pending;
-    this.pending = undefined;
+    if (batch === this.pending) this.pending = undefined;
     this.committing = true;
     this.commit(batch)
       .then(() => this.maybeRotateJournal())
@@ -305,91 +550,109 @@ export class DiskEngine {
       });
   }
 
-  /** Assigns LSNs and slots, writes data then the journal record, syncs if asked, publishes. */
+  /** Assigns LSNs and slots, writes data then the journal records, syncs if asked, publishes. */
   private async commit(batch: Batch): Promise<void> {
     if (this.failure !== undefined) return this.settle(batch, this.failure);
+    const first = batch.ops[0];
+    if (first !== undefined && first.type === "rollback") return this.commitRollback(batch, first);
     if (batch.hasPartial) await this.mergePartials(batch);
     const state = this.state;
     const lsnFirst = state.lsnLast + 1;
-    const timeMs = Date.now();
-    if (this.batchIds.length < batch.blockCount) this.batchIds = new Uint32Array(batch.blockCount * 2);
-    const lbas = new Float64Array(batch.blockCount);
-    const slots = new Uint32Array(batch.blockCount);
-    const crcs = new Uint32Array(batch.blockCount);
+    const timeMs = this.clock();
+    const columns = new EntryColumns(batch.blockCount);
     const runs: SlotRun[] = [];
-    const snapshotRecords: Buffer[] = [];
-    let count = 0;
+    const tail: Buffer[] = [];
     try {
       for (const op of batch.ops) {
-        if (op.type === "write") count = this.assignWrite(op, count, lbas, slots, crcs, runs);
-        else if (op.type === "zero" || op.type === "trim") count = this.assignZero(op, count, lbas, slots, crcs);
-        else if (op.type === "snapshot") this.assignSnapshot(op, batch, snapshotRecords);
+        if (op.type === "write") this.assignWrite(op, columns, runs);
+        else if (op.type === "zero" || op.type === "trim") this.assignZero(op, columns);
+        else if (op.type === "snapshot") this.assignSnapshot(op, batch, tail);
+        else if (op.type === "control") tail.push(op.encode(timeMs));
       }
     } catch (error) {
-      state.rollback(this.batchIds, count, lsnFirst);
+      state.rollback(columns.ids, columns.count, lsnFirst);
       return this.settle(batch, fromSystemError(error, { disk: this.geometry.name }));
     }
-
+    const entriesRecord = columns.count > 0 || (batch.sync && tail.length === 0);
+    const records = this.batchRecords(timeMs, entriesRecord ? encodeEntriesRecord(lsnFirst, timeMs, 0, columns) : undefined, tail, batch.sync);
+    if (!(await this.writeBatch(batch, runs, records, columns, lsnFirst))) return;
     const dataBytes = runs.reduce((sum, run) => sum + run.slotCount, 0) * this.geometry.blockSizeBytes;
-    const sync = batch.sync;
+    this.publish(batch, columns, lsnFirst, timeMs, dataBytes);
+  }
+
+  /** The journal records of a batch: a pending sync mark, its entries, then snapshot/control records; the last carries SYNCED. */
+  private batchRecords(timeMs: number, entries: Buffer | undefined, tail: Buffer[], sync: boolean): Buffer[] {
     const records: Buffer[] = [];
     if (this.syncMarkLsn > 0) {
-      records.push(encodeSyncMarkRecord(this.syncMarkLsn, timeMs));
+      records.push(encodeMarkRecord(RecordType.SYNC_MARK, this.syncMarkLsn, timeMs));
       this.syncMarkLsn = 0;
     }
-    if (count > 0 || (sync && snapshotRecords.length === 0)) {
-      records.push(encodeEntriesRecord(lsnFirst, timeMs, sync && snapshotRecords.length === 0 ? FLAG_SYNCED : 0, { lbas, slots, crcs, count }));
-    }
-    if (snapshotRecords.length > 0) {
-      // Snapshot records were encoded unsynced; the last record carries the synced flag.
-      const last = snapshotRecords[snapshotRecords.length - 1];
-      snapshotRecords[snapshotRecords.length - 1] = withSyncedFlag(last);
-      records.push(...snapshotRecords);
-    }
+    if (entries !== undefined) records.push(entries);
+    records.push(...tail);
+    if (sync && records.length > 0) records[records.length - 1] = withSyncedFlag(records[records.length - 1]);
+    return records;
+  }
 
+  /**
+   * Writes a batch's data runs and records. Without a sync, data and journal record go out
+   * together: recovery checks the data of every record past the last sync point, so their
+   * order on disk does not matter. A sync batch writes its records only after its data (and
+   * all before) is synced. Returns false when the batch failed (and was settled).
+   */
+  private async writeBatch(batch: Batch, runs: SlotRun[], records: Buffer[], columns: EntryColumns, lsnFirst: number): Promise<boolean> {
     const recordBytes = records.reduce((sum, record) => sum + record.length, 0);
-    // Without a sync, data and journal record go out together: recovery checks the data of
-    // every record past the last sync point, so their order on disk does not matter.
-    // A sync batch writes its record only after its data (and all before) is synced.
     const writes: Promise<void>[] = runs.map((run) => this.segments.writeRun(run.slotFirst, run.buffers));
-    if (!sync && records.length > 0) writes.push(this.journal.writev(records, this.journalPositionBytes));
+    if (!batch.sync && records.length > 0) writes.push(this.journal.writev(records, this.journalPositionBytes));
     const written = await Promise.allSettled(writes);
     const writeFailure = written.find((result): result is PromiseRejectedResult => result.status === "rejected");
-    if (writeFailure === undefined && sync) {
-      try {
-        await this.segments.syncDirty();
-      } catch (error) {
-        return this.failBatch(batch, error);
-      }
-      try {
-        if (records.length > 0) await this.journal.writev(records, this.journalPositionBytes);
-      } catch (error) {
-        state.rollback(this.batchIds, count, lsnFirst);
-        return this.settle(batch, fromSystemError(error, { disk: this.geometry.name }));
-      }
-      this.journalPositionBytes += recordBytes;
-      try {
-        await this.journal.sync();
-      } catch (error) {
-        return this.failBatch(batch, error);
-      }
-    } else if (writeFailure !== undefined) {
+    if (writeFailure !== undefined) {
       // Nothing of this batch counts: the journal position stays, the next record overwrites.
-      state.rollback(this.batchIds, count, lsnFirst);
-      return this.settle(batch, fromSystemError(writeFailure.reason, { disk: this.geometry.name }));
-    } else {
-      this.journalPositionBytes += recordBytes;
+      this.state.rollback(columns.ids, columns.count, lsnFirst);
+      this.settle(batch, fromSystemError(writeFailure.reason, { disk: this.geometry.name }));
+      return false;
     }
+    if (!batch.sync) {
+      this.journalPositionBytes += recordBytes;
+      return true;
+    }
+    try {
+      await this.segments.syncDirty();
+    } catch (error) {
+      this.failBatch(batch, error);
+      return false;
+    }
+    try {
+      if (records.length > 0) await this.journal.writev(records, this.journalPositionBytes);
+    } catch (error) {
+      this.state.rollback(columns.ids, columns.count, lsnFirst);
+      this.settle(batch, fromSystemError(error, { disk: this.geometry.name }));
+      return false;
+    }
+    this.journalPositionBytes += recordBytes;
+    try {
+      await this.journal.sync();
+    } catch (error) {
+      this.failBatch(batch, error);
+      return false;
+    }
+    return true;
+  }
 
-    this.unsyncedBytes = sync ? 0 : this.unsyncedBytes + dataBytes;
-    if (sync) {
+  /** Makes a written batch visible: times, cuts, control records' effects, reclaim; answers it. */
+  private publish(batch: Batch, columns: EntryColumns, lsnFirst: number, timeMs: number, dataBytes: number): void {
+    const state = this.state;
+    this.unsyncedBytes = batch.sync ? 0 : this.unsyncedBytes + dataBytes;
+    if (batch.sync) {
       this.lastSyncMs = Date.now();
       this.lsnDurable = state.lsnLast;
     }
-    if (count > 0) state.times.add(lsnFirst, timeMs);
-    for (const op of batch.ops) if (op.type === "snapshot" && op.cut !== undefined) state.snapshots.push(op.cut);
+    if (columns.count > 0) state.times.add(lsnFirst, timeMs);
+    for (const op of batch.ops) {
+      if (op.type === "snapshot" && op.cut !== undefined) state.insertSnapshot(op.cut);
+      else if (op.type === "control") op.apply();
+    }
     this.lsnVisible = state.lsnLast;
-    if (state.reclaimOverwritten) this.reclaimBatch(count);
+    if (state.reclaimOverwritten) this.reclaimBatch(columns);
     this.settle(batch, undefined);
     if (this.unsyncedBytes >= UNSYNCED_BYTES_MAX) this.startBackgroundSync();
   }
@@ -401,24 +664,26 @@ export class DiskEngine {
     this.settle(batch, this.failure);
   }
 
-  /** Frees the versions this batch's entries made dead; their slots wait in the pending queue. */
-  private reclaimBatch(count: number): void {
-    const epoch = this.readEpoch;
+  /** Frees the versions this batch's entries made dead (zero window); their slots wait in the pending queue. */
+  private reclaimBatch(columns: EntryColumns): void {
     const before = this.pendingSlots.length;
-    for (let index = 0; index < count; index++) {
-      const id = this.batchIds[index];
+    for (let index = 0; index < columns.count; index++) {
+      const id = columns.ids[index];
       // An entry of this batch may itself have been reclaimed by a later one of the batch.
       if (this.state.entries.lsn(id) === 0) continue;
-      const lsn = this.state.entries.lsn(id);
-      this.state.reclaimBelow(id, (slot) => {
-        this.pendingSlots.push(slot);
-        this.pendingLsns.push(lsn);
-        this.pendingEpochs.push(epoch);
-      });
+      this.state.reclaimBelow(id, this.retireSlot);
     }
     if (this.pendingSlots.length > before) this.readEpoch++;
     this.releasePendingSlots();
   }
+
+  /** A freed entry's slot: reusable once `lsnSuperseding` is durable and no read can still see it. */
+  private readonly retireSlot = (slot: number, lsnSuperseding: number): void => {
+    if (!isDataSlot(slot)) return;
+    this.pendingSlots.push(slot);
+    this.pendingLsns.push(lsnSuperseding);
+    this.pendingEpochs.push(this.readEpoch);
+  };
 
   /** Moves pending slots whose release conditions hold to the allocator, oldest first. */
   private releasePendingSlots(): void {
@@ -494,7 +759,7 @@ export class DiskEngine {
     }
   }
 
-  private assignWrite(op: WriteOp, count: number, lbas: Float64Array, slots: Uint32Array, crcs: Uint32Array, runs: SlotRun[]): number {
+  private assignWrite(op: WriteOp, columns: EntryColumns, runs: SlotRun[]): void {
     const blockSizeBytes = this.geometry.blockSizeBytes;
     const slotsPerSegment = this.segments.slotsPerSegment;
     let run = runs[runs.length - 1];
@@ -510,29 +775,19 @@ export class DiskEngine {
         runs.push(run);
       }
       run!.slotCount++;
-      this.batchIds[count] = this.state.append(lba, slot, op.crcs[index]);
-      lbas[count] = lba;
-      slots[count] = slot;
-      crcs[count] = op.crcs[index];
-      count++;
+      columns.push(this.state.append(lba, slot, op.crcs[index]), lba, slot, op.crcs[index]);
     }
     if (op.blockCount > pieceStart) run!.buffers.push(op.data.subarray(pieceStart * blockSizeBytes, op.blockCount * blockSizeBytes));
-    return count;
   }
 
-  private assignZero(op: ZeroOp, count: number, lbas: Float64Array, slots: Uint32Array, crcs: Uint32Array): number {
+  private assignZero(op: ZeroOp, columns: EntryColumns): void {
     const marker = op.type === "zero" ? SLOT_ZERO : SLOT_TRIM;
     for (let index = 0; index < op.blockCount; index++) {
       const lba = op.lbaFirst + index;
       // Zeros over zeros change no volume: no entry (keeps mkfs-style full-disk discards cheap).
       if (this.state.isRedundantZero(lba, marker, op.noHole)) continue;
-      this.batchIds[count] = this.state.append(lba, marker, 0);
-      lbas[count] = lba;
-      slots[count] = marker;
-      crcs[count] = 0;
-      count++;
+      columns.push(this.state.append(lba, marker, 0), lba, marker, 0);
     }
-    return count;
   }
 
   private assignSnapshot(op: SnapshotOp, batch: Batch, records: Buffer[]): void {
@@ -544,8 +799,8 @@ export class DiskEngine {
       op.reject = noop;
       return;
     }
-    op.cut = { name: op.name, lun: op.lun, lsn: this.state.lsnLast, timeMs: op.timeMs };
-    records.push(encodeSnapshotRecord(op.cut.lsn, op.timeMs, 0, op.lun, op.name));
+    op.cut = { name: op.name, lun: op.lun, lsn: op.lsn ?? this.state.lsnLast, timeMs: op.timeMs };
+    records.push(encodeSnapshotRecord(RecordType.SNAPSHOT, op.cut.lsn, op.timeMs, op.lun, op.name));
   }
 
   private settle(batch: Batch, error: SnaplogError | undefined): void {
@@ -560,6 +815,426 @@ export class DiskEngine {
     if (stale && (this.unsyncedBytes > 0 || this.pendingSlots.length > 0) && !this.closing) this.startBackgroundSync();
   }
 
+  // ---- history: rollback, delete, window, compaction, fold ----------------------------
+
+  /**
+   * Rolls the current volume back to the view at `lsnTarget`. First the state before is cut
+   * as snapshot `name` (LUN `lun`); then every block written after the target gets a new
+   * version with its content at the target (data copied to new slots: no slot has two
+   * owners). One synced journal write holds the cut and all new versions: a crash leaves
+   * either the old current volume or the rolled-back one, never a mix. Writes queued before
+   * the call commit before the rollback (and are in the snapshot); writes after, after it.
+   */
+  rollback(lsnTarget: number, name: string, lun: number): Promise<RollbackResult> {
+    return this.maintenance.run(async () => {
+      const release = this.pinView(lsnTarget);
+      try {
+        const op: RollbackOp = { type: "rollback", lsnTarget, name, lun, resolve: noop, reject: noop };
+        await this.enqueueOp(op, 0, true, true);
+        assert(op.result !== undefined, "rollback committed without a result");
+        return op.result;
+      } finally {
+        release();
+      }
+    });
+  }
+
+  private async commitRollback(batch: Batch, op: RollbackOp): Promise<void> {
+    const state = this.state;
+    if (state.findSnapshot(op.name) !== undefined) {
+      return this.settle(batch, new SnaplogError(ErrorCodes.ALREADY_EXISTS, `disk ${this.geometry.name} already has a snapshot named ${op.name}`, { disk: this.geometry.name }));
+    }
+    const lsnBefore = state.lsnLast;
+    const lsnFirst = lsnBefore + 1;
+    const timeMs = this.clock();
+    const changed = this.blocksWrittenAfter(op.lsnTarget);
+    const columns = new EntryColumns(changed.length);
+    try {
+      for (let start = 0; start < changed.length; start += ROLLBACK_CHUNK_BLOCKS) {
+        await this.appendRestoredBlocks(changed.slice(start, start + ROLLBACK_CHUNK_BLOCKS), op.lsnTarget, columns);
+      }
+    } catch (error) {
+      state.rollback(columns.ids, columns.count, lsnFirst);
+      return this.settle(batch, fromSystemError(error, { disk: this.geometry.name }));
+    }
+    const cut: SnapshotCut = { name: op.name, lun: op.lun, lsn: lsnBefore, timeMs };
+    const snapshotRecord = encodeSnapshotRecord(RecordType.SNAPSHOT, lsnBefore, timeMs, op.lun, op.name);
+    const entries = columns.count > 0 ? encodeEntriesRecord(lsnFirst, timeMs, 0, columns) : undefined;
+    const records = this.batchRecords(timeMs, undefined, entries === undefined ? [snapshotRecord] : [snapshotRecord, entries], true);
+    if (!(await this.writeBatch(batch, [], records, columns, lsnFirst))) return;
+    op.result = { cut, blockCount: columns.count };
+    state.insertSnapshot(cut);
+    this.publish(batch, columns, lsnFirst, timeMs, 0);
+  }
+
+  /** Blocks whose newest version is younger than `lsn`, in block order. */
+  private blocksWrittenAfter(lsn: number): number[] {
+    const state = this.state;
+    const lbas: number[] = [];
+    const lbaEnd = this.blockCount;
+    for (let page = 0; page < state.latest.pageLimit; page++) {
+      const pageLba = page * INDEX_PAGE_BLOCKS;
+      if (state.pageIsEmpty(pageLba)) continue;
+      for (let lba = pageLba; lba < Math.min(pageLba + INDEX_PAGE_BLOCKS, lbaEnd); lba++) {
+        const id = state.latest.get(lba);
+        if (id !== 0 && state.entries.lsn(id) > lsn) lbas.push(lba);
+      }
+    }
+    return lbas;
+  }
+
+  /** Appends, for each block, a new version with its content at `lsnTarget`; writes the data. */
+  private async appendRestoredBlocks(lbas: number[], lsnTarget: number, columns: EntryColumns): Promise<void> {
+    const state = this.state;
+    const blockSizeBytes = this.geometry.blockSizeBytes;
+    const buffer = Buffer.allocUnsafe(lbas.length * blockSizeBytes);
+    const sources = lbas.map((lba) => state.resolve(lba, lsnTarget));
+    const reads: Promise<void>[] = [];
+    lbas.forEach((lba, index) => {
+      const piece = buffer.subarray(index * blockSizeBytes, (index + 1) * blockSizeBytes);
+      const kind = state.sourceOf(sources[index]);
+      if (kind === BlockSource.SLOT) reads.push(this.segments.readRun(state.entries.slot(sources[index]), piece));
+      else if (kind === BlockSource.BASELINE && this.baseline !== undefined) reads.push(this.readBaseline(lba, piece));
+    });
+    await Promise.all(reads);
+    const runs: SlotRun[] = [];
+    lbas.forEach((lba, index) => {
+      const id = sources[index];
+      const kind = state.sourceOf(id);
+      if (kind === BlockSource.ZERO || kind === BlockSource.TRIM || (kind === BlockSource.BASELINE && this.baseline === undefined)) {
+        const marker = kind === BlockSource.ZERO ? SLOT_ZERO : SLOT_TRIM;
+        columns.push(state.append(lba, marker, 0), lba, marker, 0);
+        return;
+      }
+      const piece = buffer.subarray(index * blockSizeBytes, (index + 1) * blockSizeBytes);
+      const crc = crc32c(piece);
+      if (kind === BlockSource.SLOT && crc !== state.entries.crc(id)) {
+        this.checksumErrorCount++;
+        this.events.onChecksumError?.({ disk: this.geometry.name, lba, lsn: state.entries.lsn(id) });
+        throw new SnaplogError(ErrorCodes.CORRUPT, `disk ${this.geometry.name}: block ${lba} (LSN ${state.entries.lsn(id)}) failed its checksum; nothing was rolled back`, { disk: this.geometry.name });
+      }
+      const slot = state.slots.allocate();
+      const run = runs[runs.length - 1];
+      if (run !== undefined && slot === run.slotFirst + run.slotCount && slot % this.segments.slotsPerSegment !== 0) {
+        run.slotCount++;
+        run.buffers.push(piece);
+      } else {
+        runs.push({ slotFirst: slot, slotCount: 1, buffers: [piece] });
+      }
+      columns.push(state.append(lba, slot, crc), lba, slot, crc);
+    });
+    await Promise.all(runs.map((run) => this.segments.writeRun(run.slotFirst, run.buffers)));
+  }
+
+  /**
+   * Deletes a snapshot: a synced SNAPSHOT_DELETE record, after which the cut is no kept view.
+   * With `free`, its partition merges into the next at once: every entry of the partition
+   * that no other kept view sees is freed (in place). Returns the deleted cut.
+   */
+  deleteSnapshot(name: string, options: { free: boolean } = { free: true }): Promise<{ cut: SnapshotCut; entriesFreed: number; bytesFreed: number }> {
+    return this.maintenance.run(async () => {
+      const cut = this.state.findSnapshot(name);
+      if (cut === undefined) throw notFound(`disk ${this.geometry.name} has no snapshot named ${JSON.stringify(name)}`, { disk: this.geometry.name });
+      const index = this.state.snapshots.indexOf(cut);
+      const lsnMin = index > 0 ? this.state.snapshots[index - 1].lsn + 1 : 0;
+      await this.commitControl(
+        (timeMs) => encodeSnapshotRecord(RecordType.SNAPSHOT_DELETE, cut.lsn, timeMs, cut.lun, cut.name),
+        () => this.state.removeSnapshot(name),
+      );
+      if (!options.free) return { cut, entriesFreed: 0, bytesFreed: 0 };
+      const counts = await this.scanAndFree(lsnMin, cut.lsn, undefined);
+      return { cut, entriesFreed: counts.entriesFreed, bytesFreed: counts.slotsFreed * this.geometry.blockSizeBytes };
+    });
+  }
+
+  /**
+   * Changes the history window. From zero to a window, the horizon is first recorded at the
+   * current LSN (versions reclaimed while it was zero stay gone, also after a crash), so the
+   * caller persists the new window only after this resolves; to zero, the caller persists
+   * it first (a replay with a zero window frees at least what the engine frees).
+   */
+  setHistory(seconds: number): Promise<void> {
+    return this.maintenance.run(async () => {
+      assert(Number.isSafeInteger(seconds) && seconds >= 0, "history window is whole seconds >= 0");
+      if (this.state.reclaimOverwritten && seconds > 0) {
+        const lsn = this.lsnVisible;
+        await this.commitControl(
+          (timeMs) => encodeMarkRecord(RecordType.HORIZON, lsn, timeMs),
+          () => {
+            this.state.lsnHorizon = Math.max(this.state.lsnHorizon, lsn);
+          },
+        );
+        this.state.reclaimOverwritten = false;
+      } else if (seconds === 0) {
+        this.state.reclaimOverwritten = true;
+      }
+      this.historySecondsNow = seconds;
+    });
+  }
+
+  /**
+   * In-place compaction (the patent's Fig. 6): moves the window's horizon to now − window
+   * (a synced HORIZON record), then frees every entry no kept view sees: unlinked, its slot
+   * to the free list for later writes; no data moves. With `snapshot`, only that snapshot's
+   * partition is scanned. Wholly free segment files beyond a few spares go back to the file
+   * system. Stops early (with what it freed so far) when the disk closes.
+   */
+  compact(options: { snapshot?: string; onProgress?: ProgressCallback } = {}): Promise<CompactionResult> {
+    return this.maintenance.run(async () => {
+      const startedMs = performance.now();
+      await this.advanceHorizon();
+      let lsnMin = 0;
+      let lsnMax = Infinity;
+      if (options.snapshot !== undefined) {
+        const cut = this.state.findSnapshot(options.snapshot);
+        if (cut === undefined) throw notFound(`disk ${this.geometry.name} has no snapshot named ${JSON.stringify(options.snapshot)}`, { disk: this.geometry.name });
+        const index = this.state.snapshots.indexOf(cut);
+        lsnMin = index > 0 ? this.state.snapshots[index - 1].lsn + 1 : 0;
+        lsnMax = cut.lsn;
+      }
+      const entriesBefore = this.state.entries.count;
+      const counts = await this.scanAndFree(lsnMin, lsnMax, options.onProgress);
+      this.state.times.thinBefore(this.historyWindow().lsnFirst, TIME_RESOLUTION_OUTSIDE_WINDOW_MS);
+      const segmentsReleased = await this.releaseFreeSegments();
+      return {
+        entriesScanned: entriesBefore,
+        bytesScanned: entriesBefore * this.geometry.blockSizeBytes,
+        entriesFreed: counts.entriesFreed,
+        bytesFreed: counts.slotsFreed * this.geometry.blockSizeBytes,
+        bytesMoved: 0,
+        segmentsReleased,
+        lsnHorizon: this.state.lsnHorizon,
+        durationMs: performance.now() - startedMs,
+      };
+    });
+  }
+
+  /** Records the horizon of the time window (now − window) when it moved. */
+  private async advanceHorizon(): Promise<void> {
+    if (this.historySecondsNow === 0) return;
+    const lsn = this.historyWindow().lsnFirst;
+    if (lsn <= this.state.lsnHorizon) return;
+    await this.commitControl(
+      (timeMs) => encodeMarkRecord(RecordType.HORIZON, lsn, timeMs),
+      () => {
+        this.state.lsnHorizon = Math.max(this.state.lsnHorizon, lsn);
+      },
+    );
+  }
+
+  /** The compaction scan over every written block, a few index pages per turn of the event loop. */
+  private async scanAndFree(lsnMin: number, lsnMax: number, onProgress: ProgressCallback | undefined): Promise<{ entriesFreed: number; slotsFreed: number }> {
+    const total = { entriesFreed: 0, slotsFreed: 0 };
+    const pageLimit = this.state.latest.pageLimit;
+    for (let page = 0; page < pageLimit && !this.closing; page += SCAN_PAGES_PER_TURN) {
+      const pageEnd = Math.min(page + SCAN_PAGES_PER_TURN, pageLimit);
+      const counts = this.state.scanBlocks(page * INDEX_PAGE_BLOCKS, pageEnd * INDEX_PAGE_BLOCKS, { lsnMin, lsnMax, dryRun: false }, this.retireSlot);
+      total.entriesFreed += counts.entriesFreed;
+      total.slotsFreed += counts.slotsFreed;
+      if (counts.entriesFreed > 0) {
+        this.readEpoch++;
+        this.releasePendingSlots();
+      }
+      onProgress?.(pageEnd, pageLimit);
+      await new Promise((resolve) => setImmediate(resolve));
+    }
+    return total;
+  }
+
+  /** Deletes wholly free segment files beyond the spares; returns how many. */
+  private async releaseFreeSegments(): Promise<number> {
+    const spare = this.tuning.spareSegmentCount ?? SPARE_SEGMENT_COUNT_DEFAULT;
+    const candidates = this.state.slots.wholeFreeSegments().filter((segment) => this.segments.exists(segment));
+    // Keep the lowest ones: reused first, so the log stays at the front of its slot space.
+    candidates.sort((a, b) => a - b);
+    let released = 0;
+    for (const segment of candidates.slice(spare)) {
+      if (!this.state.slots.isWholeFree(segment)) continue;
+      await this.segments.release(segment);
+      released++;
+    }
+    return released;
+  }
+
+  /**
+   * Folds the oldest kept view into the baseline (compact --into-baseline): with K the oldest
+   * view any snapshot, pin or the window needs, the data every block has at K is written into
+   * the baseline image, then that version and all older ones are freed. Views at K or later
+   * read the same bytes as before; the baseline volume becomes the disk at K.
+   * Durability: FOLD_BEGIN (synced) → baseline writes → baseline sync → FOLD_DONE (synced) →
+   * free. A crash in between resumes the fold at the next open.
+   */
+  foldIntoBaseline(options: { onProgress?: ProgressCallback } = {}): Promise<FoldResult> {
+    return this.maintenance.run(async () => {
+      const startedMs = performance.now();
+      await this.advanceHorizon();
+      const lsnFold = Math.min(this.state.oldestKeptView(), this.lsnVisible);
+      if (lsnFold === 0) return { lsnFold: 0, blockCount: 0, bytesMoved: 0, entriesFreed: 0, corruptLbas: [], durationMs: performance.now() - startedMs };
+      this.state.pin(lsnFold);
+      try {
+        await this.ensureBaseline();
+        await this.commitControl(
+          (timeMs) => encodeMarkRecord(RecordType.FOLD_BEGIN, lsnFold, timeMs),
+          () => {
+            this.foldLsnActive = lsnFold;
+          },
+        );
+        const result = await this.finishFold(lsnFold, options.onProgress);
+        return { ...result, durationMs: performance.now() - startedMs };
+      } finally {
+        this.state.unpin(lsnFold);
+      }
+    });
+  }
+
+  /** The part of a fold after FOLD_BEGIN (also run at open when a crash interrupted one). */
+  private async finishFold(lsnFold: number, onProgress: ProgressCallback | undefined): Promise<Omit<FoldResult, "durationMs">> {
+    let done = noop;
+    this.foldBarrier = { lsn: lsnFold, done: new Promise<void>((resolve) => (done = resolve)) };
+    try {
+      const copy = await copyViewIntoBaseline({
+        state: this.state,
+        segments: this.segments,
+        baseline: this.baseline!,
+        blockSizeBytes: this.geometry.blockSizeBytes,
+        lsnFold,
+        onProgress,
+      });
+      for (const lba of copy.corruptLbas) {
+        this.checksumErrorCount++;
+        this.events.onChecksumError?.({ disk: this.geometry.name, lba, lsn: lsnFold });
+      }
+      await this.baseline!.sync();
+      let entriesFreed = 0;
+      await this.commitControl(
+        (timeMs) => encodeFoldDoneRecord(lsnFold, timeMs, copy.corruptLbas),
+        () => {
+          this.state.dropFoldedAll(lsnFold, new Set(copy.corruptLbas), (slot, lsn) => {
+            entriesFreed++;
+            this.retireSlot(slot, lsn);
+          });
+          this.readEpoch++;
+          this.foldLsnActive = 0;
+        },
+      );
+      this.releasePendingSlots();
+      return { lsnFold, blockCount: copy.blockCount, bytesMoved: copy.blockCount * this.geometry.blockSizeBytes, entriesFreed, corruptLbas: copy.corruptLbas };
+    } finally {
+      this.foldBarrier = undefined;
+      done();
+    }
+  }
+
+  /** Makes sure baseline.img exists (sparse, the disk's size) before a fold writes into it. */
+  private async ensureBaseline(): Promise<void> {
+    if (this.baseline !== undefined) return;
+    const file = await this.medium.open(BASELINE_FILE, { create: true });
+    await file.truncate(this.geometry.sizeBytes);
+    await file.sync();
+    await this.medium.syncDirectory();
+    this.baseline = file;
+    this.state.hasBaseline = true;
+  }
+
+  /**
+   * The blocks that differ between the views at lsnFrom and lsnTo (both available), as runs in
+   * block order. A block differs when some entry of it lies between the two LSNs.
+   */
+  async *diffRuns(lsnFrom: number, lsnTo: number): AsyncGenerator<{ lbaFirst: number; blockCount: number }> {
+    const releaseFrom = this.pinView(lsnFrom);
+    let releaseTo = noop;
+    try {
+      releaseTo = this.pinView(lsnTo);
+      const lsnLow = Math.min(lsnFrom, lsnTo);
+      const lsnHigh = Math.max(lsnFrom, lsnTo);
+      const state = this.state;
+      let runFirst = -1;
+      let runCount = 0;
+      const lbaEnd = this.blockCount;
+      for (let page = 0; page < state.latest.pageLimit; page++) {
+        const pageLba = page * INDEX_PAGE_BLOCKS;
+        if (state.pageIsEmpty(pageLba)) continue;
+        const found: { lbaFirst: number; blockCount: number }[] = [];
+        for (let lba = pageLba; lba < Math.min(pageLba + INDEX_PAGE_BLOCKS, lbaEnd); lba++) {
+          const id = state.resolve(lba, lsnHigh);
+          if (id === 0 || state.entries.lsn(id) <= lsnLow) continue;
+          if (runCount > 0 && lba === runFirst + runCount) {
+            runCount++;
+            continue;
+          }
+          if (runCount > 0) found.push({ lbaFirst: runFirst, blockCount: runCount });
+          runFirst = lba;
+          runCount = 1;
+        }
+        for (const run of found) yield run;
+        if (page % SCAN_PAGES_PER_TURN === 0) await new Promise((resolve) => setImmediate(resolve));
+      }
+      if (runCount > 0) yield { lbaFirst: runFirst, blockCount: runCount };
+    } finally {
+      releaseFrom();
+      releaseTo();
+    }
+  }
+
+  /**
+   * The data of the entry of `lba` with exactly this LSN (checksum-checked), zeros for a zero
+   * or trim entry, or undefined when no such entry is live (never was, or freed).
+   */
+  async readEntryData(lba: number, lsn: number): Promise<Buffer | undefined> {
+    const state = this.state;
+    const id = state.findEntry(lba, lsn);
+    if (id === 0) return undefined;
+    const data = Buffer.alloc(this.geometry.blockSizeBytes);
+    const slot = state.entries.slot(id);
+    if (!isDataSlot(slot)) return data;
+    const crc = state.entries.crc(id);
+    await this.awaitReads([this.segments.readRun(slot, data)]);
+    const ids = new Uint32Array([id]);
+    this.verifyBlocks(data, ids, new Uint32Array([crc]), new Float64Array([lsn]), lba);
+    return data;
+  }
+
+  /**
+   * Opens the files that hold the log in LSN order — the checkpoint, then each journal after
+   * it, up to where appends stand now — for a streaming reader (log-reader.ts). Journal
+   * rotation waits while they open; open handles stay valid after a later rotation removes
+   * or replaces the files.
+   */
+  async openLogFiles(): Promise<{ checkpoint: MediumFile; journals: { file: MediumFile; endBytes: number }[]; lsnLast: number }> {
+    this.logFilesOpening++;
+    try {
+      while (this.checkpointWrite !== undefined) await this.checkpointWrite;
+      const generation = this.journalGeneration;
+      const endBytes = this.journalPositionBytes;
+      const lsnLast = this.lsnVisible;
+      const checkpoint = await this.medium.open(CHECKPOINT_FILE, { create: false });
+      const journals: { file: MediumFile; endBytes: number }[] = [];
+      try {
+        for (let current = (await readCheckpointHeader(checkpoint)).generation; current <= generation; current++) {
+          const file = await this.medium.open(journalFileName(current), { create: false });
+          journals.push({ file, endBytes: current === generation ? endBytes : await file.sizeBytes() });
+        }
+      } catch (error) {
+        await checkpoint.close();
+        for (const journal of journals) await journal.file.close();
+        throw error;
+      }
+      return { checkpoint, journals, lsnLast };
+    } finally {
+      this.logFilesOpening--;
+    }
+  }
+
+  /** Time-ordered facts the log reader needs from memory. */
+  logView() {
+    return {
+      isLive: (lba: number, lsn: number) => this.state.findEntry(lba, lsn) !== 0,
+      timeOf: (lsn: number) => this.state.times.timeOf(lsn),
+      snapshots: this.state.snapshots,
+      blockSizeBytes: this.geometry.blockSizeBytes,
+    };
+  }
+
   // ---- checkpoints ---------------------------------------------------------------------
 
   /**
@@ -569,14 +1244,14 @@ export class DiskEngine {
    */
   private async maybeRotateJournal(force = false): Promise<void> {
     if (this.failure !== undefined || this.checkpointWrite !== undefined) return;
-    if (!force && this.journalPositionBytes < this.journalCheckpointBytes) return;
+    if (!force && (this.journalPositionBytes < (this.tuning.journalCheckpointBytes ?? JOURNAL_CHECKPOINT_BYTES) || this.logFilesOpening > 0)) return;
     await this.backgroundSyncRun;
     await this.segments.syncDirty();
     // A failed append may have left bytes past the position; a journal that is not the last must end clean.
     await this.journal.truncate(this.journalPositionBytes);
     await this.journal.sync();
     const generation = this.journalGeneration + 1;
-    const buffers = encodeCheckpoint(checkpointStateOf(this.state, generation));
+    const buffers = encodeCheckpoint(checkpointStateOf(this.state, generation, this.foldLsnActive));
     const journal = await this.medium.open(journalFileName(generation), { create: true });
     const header = encodeHeaderRecord(generation, Date.now());
     await journal.truncate(0);
@@ -611,6 +1286,8 @@ export class DiskEngine {
   async readBlocks(lbaFirst: number, blockCount: number, lsnView: number): Promise<Buffer> {
     this.checkBlockRange(lbaFirst, blockCount, "read");
     if (this.failure !== undefined) throw this.failure;
+    // The baseline volume changes as a whole when a fold finishes: never show it half written.
+    if (this.foldBarrier !== undefined && lsnView < this.foldBarrier.lsn) await this.foldBarrier.done;
     const blockSizeBytes = this.geometry.blockSizeBytes;
     const view = Math.min(lsnView, this.lsnVisible);
     const target = Buffer.allocUnsafe(blockCount * blockSizeBytes);
@@ -730,7 +1407,7 @@ export class DiskEngine {
 
   /** Resolves once nothing is queued or committing. */
   private idle(): Promise<void> {
-    if (!this.committing && this.pending === undefined) return Promise.resolve();
+    if (!this.committing && this.pending === undefined && this.sealed.length === 0) return Promise.resolve();
     return new Promise((resolve) => this.idleWaiters.push(resolve));
   }
 
@@ -740,11 +1417,15 @@ export class DiskEngine {
     for (const wake of waiters) wake();
   }
 
-  /** Finishes queued work, writes a final checkpoint (so the next open replays nothing), closes files. */
+  /**
+   * Finishes queued work, writes a final checkpoint (so the next open replays nothing), closes
+   * files. Running maintenance stops at its next step (a fold resumes at the next open).
+   */
   async close(): Promise<void> {
     if (this.closing) return;
     this.closing = true;
     clearInterval(this.syncTimer);
+    await this.maintenance.run(async () => undefined);
     await this.idle();
     await this.backgroundSyncRun;
     if (this.checkpointWrite !== undefined) await this.checkpointWrite;
@@ -757,33 +1438,34 @@ export class DiskEngine {
         this.events.onBackgroundError?.(fromSystemError(error, { disk: this.geometry.name }));
       }
     }
-    await this.journal.close();
-    await this.segments.close();
-    await this.baseline?.close();
+    await this.closeFiles();
   }
 
   /** For tests: the engine as a crash would leave it (no final checkpoint), files closed. */
   async abandon(): Promise<void> {
     this.closing = true;
     clearInterval(this.syncTimer);
+    await this.maintenance.run(async () => undefined);
     await this.idle();
     await this.backgroundSyncRun;
     if (this.checkpointWrite !== undefined) await this.checkpointWrite;
+    await this.closeFiles();
+  }
+
+  private async closeFiles(): Promise<void> {
     await this.journal.close();
     await this.segments.close();
     await this.baseline?.close();
   }
 }
 
-function noop(): void {}
-
-function withSyncedFlag(record: Buffer): Buffer {
-  record.writeUInt8(record.readUInt8(13) | FLAG_SYNCED, 13);
-  record.writeUInt32LE(crc32c(record.subarray(8)), 4);
-  return record;
+function describeWindow(window: HistoryWindow): string {
+  if (window.historySeconds === 0) return `its history window is 0 (only the current volume, LSN ${window.lsnLast}, and its snapshots)`;
+  const since = window.timeMsFirst === 0 ? "its creation" : new Date(window.timeMsFirst).toISOString();
+  return `it keeps every write from ${since} (LSN ${window.lsnFirst}) to now (LSN ${window.lsnLast}), a ${window.historySeconds} s window; older views are its snapshots`;
 }
 
-function checkpointStateOf(state: DiskState, generation: number) {
+function checkpointStateOf(state: DiskState, generation: number, foldLsn = 0) {
   const timePoints: { lsn: number; timeMs: number }[] = [];
   for (let index = 0; index < state.times.count; index++) timePoints.push(state.times.pointAt(index));
   return {
@@ -793,5 +1475,7 @@ function checkpointStateOf(state: DiskState, generation: number) {
     forEachEntry: (visit: (lba: number, lsn: number, slot: number, crc: number) => void) => state.forEachEntryInLsnOrder(visit),
     snapshots: [...state.snapshots],
     timePoints,
+    lsnHorizon: state.lsnHorizon,
+    foldLsn,
   };
 }

@@ -18,28 +18,52 @@ export const BlockSource = {
   TRIM: 3,
 } as const;
 
+export function isDataSlot(slot: number): boolean {
+  return slot !== SLOT_ZERO && slot !== SLOT_TRIM;
+}
+
+/** Called for each entry a scan frees: its data slot (or a marker) and the LSN of the version that made it dead. */
+export type FreeEntryCallback = (slot: number, lsnSuperseding: number) => void;
+
+/** What a compaction scan found (or, in a dry run, would free). */
+export interface ScanCounts {
+  entriesFreed: number;
+  slotsFreed: number;
+}
+
 /**
  * The in-memory index of one disk, with no I/O: the entry table, latest[lba], the slot
- * allocator, entry times and snapshot cuts. Every volume is "the disk at LSN X":
- * resolve(lba, X) starts at latest[lba] and follows prev while the entry is newer than X.
+ * allocator, entry times, snapshot cuts and the other kept views. Every volume is "the disk
+ * at LSN X": resolve(lba, X) starts at latest[lba] and follows prev while the entry is newer.
+ *
+ * Liveness (ENGINE.md): entry p, whose next newer version is q, is seen by the views in
+ * [lsn(p), lsn(q)); it is live iff a kept view lies there. Kept views are the current volume,
+ * every snapshot cut, every pinned LSN (attached point-in-time volumes, a running fold) and,
+ * with a history window, every view from lsnHorizon on. Deleting a snapshot, moving the
+ * horizon and compacting are all "drop kept views, then free what became dead" (scanBlocks).
  */
 export class DiskState {
   readonly entries = new EntryTable();
   readonly latest = new LatestIndex();
   slots = new SlotAllocator();
   readonly times = new TimeIndex();
+  /** Snapshot cuts in LSN order (several may share an LSN). */
   readonly snapshots: SnapshotCut[] = [];
   /** Highest LSN assigned. */
   lsnLast = 0;
+  /** With a history window: every view at or after this LSN is kept. Only moves forward. */
+  lsnHorizon = 0;
+  /** Pinned views: LSN → number of holders. */
+  private readonly pins = new Map<number, number>();
 
   /**
-   * With a zero history window, an entry overwritten with no snapshot cut between the two
-   * versions is seen by no view at all and is reclaimed at once (see supersededIsDead).
-   * With a window, reclaim waits for compaction (a later issue).
+   * hasBaseline: the disk has a baseline image (from --from, or made by a fold).
+   * reclaimOverwritten: a zero history window — an overwritten entry with no kept view in its
+   * interval is seen by no view at all and is reclaimed at once (reclaimBelow).
    */
   constructor(
-    readonly hasBaseline: boolean,
-    readonly reclaimOverwritten = false,
+    public hasBaseline: boolean,
+    public reclaimOverwritten = false,
   ) {}
 
   /** Appends an entry as the newest version of its block; returns its id. */
@@ -70,7 +94,7 @@ export class DiskState {
       assert(this.latest.get(lba) === id, "rollback of an entry that is not the newest of its block");
       this.latest.set(lba, this.entries.prev(id));
       const slot = this.entries.slot(id);
-      if (slot !== SLOT_ZERO && slot !== SLOT_TRIM) this.slots.release(slot);
+      if (isDataSlot(slot)) this.slots.release(slot);
       this.entries.release(id);
     }
     this.lsnLast = lsnFirst - 1;
@@ -82,6 +106,12 @@ export class DiskState {
     let id = this.latest.get(lba);
     while (id !== 0 && this.entries.lsn(id) > lsnView) id = this.entries.prev(id);
     return id;
+  }
+
+  /** Id of the live entry of `lba` with exactly this LSN, or 0 when there is none (never was, or freed). */
+  findEntry(lba: number, lsn: number): number {
+    const id = this.resolve(lba, lsn);
+    return id !== 0 && this.entries.lsn(id) === lsn ? id : 0;
   }
 
   sourceOf(id: number): number {
@@ -108,16 +138,22 @@ export class DiskState {
     return this.latest.pageIsEmpty(lba);
   }
 
-  /**
-   * The liveness rule (ENGINE.md): entry p, overwritten by q, is seen by the views in
-   * [lsn(p), lsn(q)). With no history window the only kept views there are snapshot cuts,
-   * so p is dead when no cut falls in that interval. Cuts are kept in LSN order.
-   */
-  supersededIsDead(q: number): boolean {
-    const p = this.entries.prev(q);
-    if (p === 0 || !this.reclaimOverwritten) return false;
-    const lsnFirst = this.entries.lsn(p);
-    const lsnEnd = this.entries.lsn(q);
+  // ---- kept views ----------------------------------------------------------------------
+
+  pin(lsn: number): void {
+    this.pins.set(lsn, (this.pins.get(lsn) ?? 0) + 1);
+  }
+
+  unpin(lsn: number): void {
+    const holders = this.pins.get(lsn);
+    assert(holders !== undefined, "unpin of an LSN that is not pinned");
+    if (holders === 1) this.pins.delete(lsn);
+    else this.pins.set(lsn, holders - 1);
+  }
+
+  /** Whether a kept view other than the current volume lies in [lsnFirst, lsnEnd). */
+  isKeptIn(lsnFirst: number, lsnEnd: number): boolean {
+    if (!this.reclaimOverwritten && lsnEnd > this.lsnHorizon) return true;
     const snapshots = this.snapshots;
     let low = 0;
     let high = snapshots.length;
@@ -126,25 +162,188 @@ export class DiskState {
       if (snapshots[middle].lsn < lsnFirst) low = middle + 1;
       else high = middle;
     }
-    return low === snapshots.length || snapshots[low].lsn >= lsnEnd;
+    if (low < snapshots.length && snapshots[low].lsn < lsnEnd) return true;
+    for (const lsn of this.pins.keys()) if (lsn >= lsnFirst && lsn < lsnEnd) return true;
+    return false;
   }
 
-  /**
-   * Unlinks every dead older version below entry q and frees their ids; calls back with
-   * each freed slot (data slots only) so the caller can decide when it may be reused.
-   */
-  reclaimBelow(q: number, freeSlot: (slot: number) => void): void {
-    while (this.supersededIsDead(q)) {
-      const p = this.entries.prev(q);
-      this.entries.setPrev(q, this.entries.prev(p));
-      const slot = this.entries.slot(p);
-      this.entries.release(p);
-      if (slot !== SLOT_ZERO && slot !== SLOT_TRIM) freeSlot(slot);
-    }
+  /** Whether a snapshot cut or a pin holds exactly this LSN. */
+  hasCutOrPinAt(lsn: number): boolean {
+    return this.pins.has(lsn) || this.snapshots.some((snapshot) => snapshot.lsn === lsn);
+  }
+
+  /** The oldest kept view other than the baseline (LSN 0): what a fold into the baseline may move it up to. */
+  oldestKeptView(): number {
+    let oldest = this.reclaimOverwritten ? this.lsnLast : Math.min(this.lsnHorizon, this.lsnLast);
+    if (this.snapshots.length > 0) oldest = Math.min(oldest, this.snapshots[0].lsn);
+    for (const lsn of this.pins.keys()) oldest = Math.min(oldest, lsn);
+    return oldest;
+  }
+
+  insertSnapshot(cut: SnapshotCut): void {
+    let index = this.snapshots.length;
+    while (index > 0 && this.snapshots[index - 1].lsn > cut.lsn) index--;
+    this.snapshots.splice(index, 0, cut);
+  }
+
+  removeSnapshot(name: string): SnapshotCut | undefined {
+    const index = this.snapshots.findIndex((snapshot) => snapshot.name === name);
+    if (index < 0) return undefined;
+    return this.snapshots.splice(index, 1)[0];
   }
 
   findSnapshot(name: string): SnapshotCut | undefined {
     return this.snapshots.find((snapshot) => snapshot.name === name);
+  }
+
+  // ---- freeing ---------------------------------------------------------------------------
+
+  /**
+   * After q was appended: unlinks every older version below q that no kept view sees any
+   * more (zero history window only) and frees their ids.
+   */
+  reclaimBelow(q: number, freeEntry: FreeEntryCallback): void {
+    if (!this.reclaimOverwritten) return;
+    const lsnEnd = this.entries.lsn(q);
+    for (let p = this.entries.prev(q); p !== 0; p = this.entries.prev(q)) {
+      if (this.isKeptIn(this.entries.lsn(p), lsnEnd)) return;
+      this.entries.setPrev(q, this.entries.prev(p));
+      const slot = this.entries.slot(p);
+      this.entries.release(p);
+      freeEntry(slot, lsnEnd);
+    }
+  }
+
+  /**
+   * The compaction scan: for every block of [lbaFirst, lbaEnd), walks its versions newest to
+   * oldest and frees each one no kept view sees (in place: unlinked, its slot handed to
+   * `freeEntry`; no data moves). Only entries with LSN in [lsnMin, lsnMax] are candidates.
+   * With `dryRun` it only counts. Unwritten index pages are skipped whole.
+   */
+  scanBlocks(lbaFirst: number, lbaEnd: number, options: { lsnMin: number; lsnMax: number; dryRun: boolean }, freeEntry: FreeEntryCallback): ScanCounts {
+    const counts: ScanCounts = { entriesFreed: 0, slotsFreed: 0 };
+    const entries = this.entries;
+    lbaEnd = Math.min(lbaEnd, this.latest.pageLimit * INDEX_PAGE_BLOCKS);
+    let lba = lbaFirst;
+    while (lba < lbaEnd) {
+      if (this.latest.pageIsEmpty(lba)) {
+        lba = (Math.floor(lba / INDEX_PAGE_BLOCKS) + 1) * INDEX_PAGE_BLOCKS;
+        continue;
+      }
+      let newer = 0;
+      let lsnNewer = Infinity;
+      let id = this.latest.get(lba);
+      while (id !== 0) {
+        const older = entries.prev(id);
+        const lsn = entries.lsn(id);
+        const dead = lsnNewer !== Infinity && lsn >= options.lsnMin && lsn <= options.lsnMax && !this.isKeptIn(lsn, lsnNewer);
+        if (!dead) {
+          newer = id;
+          lsnNewer = lsn;
+        } else {
+          const slot = entries.slot(id);
+          counts.entriesFreed++;
+          if (isDataSlot(slot)) counts.slotsFreed++;
+          if (!options.dryRun) {
+            entries.setPrev(newer, older);
+            entries.release(id);
+            freeEntry(slot, lsnNewer);
+          }
+        }
+        id = older;
+      }
+      lba++;
+    }
+    return counts;
+  }
+
+  /**
+   * Frees every version of `lba` that a fold at `lsnFold` made redundant: the version the
+   * fold view sees, if it holds data (now in the baseline), and everything older. The
+   * callback gets lsnFold as the superseding LSN: the fold's own record is what makes them dead.
+   */
+  dropFolded(lba: number, lsnFold: number, freeEntry: FreeEntryCallback): void {
+    const entries = this.entries;
+    let newer = 0;
+    let id = this.latest.get(lba);
+    while (id !== 0 && entries.lsn(id) > lsnFold) {
+      newer = id;
+      id = entries.prev(id);
+    }
+    if (id === 0) return;
+    // A zero or trim version stays (as the oldest): no data to fold, and block status stays honest.
+    if (!isDataSlot(entries.slot(id))) {
+      newer = id;
+      id = entries.prev(id);
+    }
+    if (newer === 0) this.latest.set(lba, 0);
+    else entries.setPrev(newer, 0);
+    while (id !== 0) {
+      const older = entries.prev(id);
+      const slot = entries.slot(id);
+      entries.release(id);
+      freeEntry(slot, lsnFold);
+      id = older;
+    }
+  }
+
+  /** dropFolded for every written block but `skipped` (blocks the fold could not copy). */
+  dropFoldedAll(lsnFold: number, skipped: ReadonlySet<number>, freeEntry: FreeEntryCallback): void {
+    for (let page = 0; page < this.latest.pageLimit; page++) {
+      if (this.latest.pageIsEmpty(page * INDEX_PAGE_BLOCKS)) continue;
+      for (let lba = page * INDEX_PAGE_BLOCKS; lba < (page + 1) * INDEX_PAGE_BLOCKS; lba++) {
+        if (!skipped.has(lba)) this.dropFolded(lba, lsnFold, freeEntry);
+      }
+    }
+  }
+
+  /**
+   * The whole-disk check (fsck): every version chain runs newest to oldest within its block,
+   * every live entry is on exactly one chain, and every data slot below the high-water mark
+   * is held by exactly one live entry, waits in `retiring` (freed, not yet reusable), or is
+   * free — never two of these. Returns the problems found (empty when sound). O(entries).
+   */
+  checkIntegrity(retiring: readonly number[]): string[] {
+    const problems: string[] = [];
+    const entries = this.entries;
+    const slots = this.slots;
+    const owner = new Map<number, string>();
+    const claim = (slot: number, who: string) => {
+      const previous = owner.get(slot);
+      if (previous !== undefined) problems.push(`slot ${slot} is held by ${previous} and by ${who}`);
+      else owner.set(slot, who);
+      if (slot >= slots.slotLimit) problems.push(`slot ${slot} (${who}) is past the high-water mark ${slots.slotLimit}`);
+    };
+    let chained = 0;
+    for (let page = 0; page < this.latest.pageLimit; page++) {
+      if (this.latest.pageIsEmpty(page * INDEX_PAGE_BLOCKS)) continue;
+      for (let lba = page * INDEX_PAGE_BLOCKS; lba < (page + 1) * INDEX_PAGE_BLOCKS; lba++) {
+        let lsnNewer = Infinity;
+        for (let id = this.latest.get(lba); id !== 0; id = entries.prev(id)) {
+          const lsn = entries.lsn(id);
+          if (lsn === 0) problems.push(`block ${lba}: chain reaches freed entry ${id}`);
+          if (entries.lba(id) !== lba) problems.push(`block ${lba}: chain holds entry ${id} of block ${entries.lba(id)}`);
+          if (lsn >= lsnNewer) problems.push(`block ${lba}: LSN ${lsn} is not older than ${lsnNewer}`);
+          if (lsn > this.lsnLast) problems.push(`block ${lba}: LSN ${lsn} is past the log's end ${this.lsnLast}`);
+          lsnNewer = lsn;
+          chained++;
+          if (chained > entries.count) return [...problems, "version chains hold more entries than the table (a cycle?)"];
+          const slot = entries.slot(id);
+          if (isDataSlot(slot)) {
+            claim(slot, `entry LSN ${lsn} of block ${lba}`);
+            if (slots.isFree(slot)) problems.push(`slot ${slot} of entry LSN ${lsn} is on the free list`);
+          }
+        }
+      }
+    }
+    if (chained !== entries.count) problems.push(`${entries.count} live entries, but ${chained} on version chains`);
+    for (const slot of retiring) {
+      claim(slot, "the retiring queue");
+      if (slots.isFree(slot)) problems.push(`retiring slot ${slot} is on the free list`);
+    }
+    const accounted = owner.size + slots.freeSlotCount;
+    if (accounted !== slots.slotLimit) problems.push(`${slots.slotLimit} slots, but ${owner.size} held + ${slots.freeSlotCount} free`);
+    return problems;
   }
 
   /** Calls back with every live entry in LSN order (for checkpoints). */

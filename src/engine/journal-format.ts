@@ -22,6 +22,17 @@ export const RecordType = {
   SNAPSHOT: 3,
   /** A background sync finished: every entry with LSN <= lsn is durable (no payload). */
   SYNC_MARK: 4,
+  /** The snapshot cut at lsn named in the payload (as SNAPSHOT's) is deleted: its partition merges into the next. */
+  SNAPSHOT_DELETE: 5,
+  /** The history window's horizon moved to lsn: views before it (but cuts and pins) are gone. No payload. */
+  HORIZON: 6,
+  /** A fold into the baseline at lsn began: the view at lsn is pinned until FOLD_DONE. No payload. */
+  FOLD_BEGIN: 7,
+  /**
+   * The fold at lsn is in the baseline (synced): what it made redundant is freed.
+   * count u32, pad u32, then count × f64: blocks whose data failed its checksum (not folded).
+   */
+  FOLD_DONE: 8,
 } as const;
 
 /** The record's data and every record before it were synced before it was written. */
@@ -74,17 +85,40 @@ export function encodeEntriesRecord(
   return finishRecord(record, RecordType.ENTRIES, flags, lsnFirst, timeMs);
 }
 
-export function encodeSyncMarkRecord(lsnDurable: number, timeMs: number): Buffer {
-  return finishRecord(Buffer.alloc(JOURNAL_HEADER_BYTES), RecordType.SYNC_MARK, 0, lsnDurable, timeMs);
+/** A record with no payload: SYNC_MARK, HORIZON, FOLD_BEGIN, FOLD_DONE. */
+export function encodeMarkRecord(type: number, lsn: number, timeMs: number): Buffer {
+  return finishRecord(Buffer.alloc(JOURNAL_HEADER_BYTES), type, 0, lsn, timeMs);
 }
 
-export function encodeSnapshotRecord(cutLsn: number, timeMs: number, flags: number, lun: number, name: string): Buffer {
+/** SNAPSHOT (a cut) or SNAPSHOT_DELETE (its deletion): the cut's LSN, LUN and name. */
+export function encodeSnapshotRecord(type: number, cutLsn: number, timeMs: number, lun: number, name: string): Buffer {
   const nameBytes = Buffer.from(name, "utf8");
   const record = Buffer.alloc(pad8(JOURNAL_HEADER_BYTES + 8 + nameBytes.length));
   record.writeUInt32LE(lun, JOURNAL_HEADER_BYTES);
   record.writeUInt32LE(nameBytes.length, JOURNAL_HEADER_BYTES + 4);
   nameBytes.copy(record, JOURNAL_HEADER_BYTES + 8);
-  return finishRecord(record, RecordType.SNAPSHOT, flags, cutLsn, timeMs);
+  return finishRecord(record, type, 0, cutLsn, timeMs);
+}
+
+export function encodeFoldDoneRecord(lsnFold: number, timeMs: number, corruptLbas: readonly number[]): Buffer {
+  const record = Buffer.alloc(JOURNAL_HEADER_BYTES + 8 + corruptLbas.length * 8);
+  record.writeUInt32LE(corruptLbas.length, JOURNAL_HEADER_BYTES);
+  corruptLbas.forEach((lba, index) => record.writeDoubleLE(lba, JOURNAL_HEADER_BYTES + 8 + index * 8));
+  return finishRecord(record, RecordType.FOLD_DONE, 0, lsnFold, timeMs);
+}
+
+export function readFoldDonePayload(bytes: Buffer, recordOffset: number): number[] {
+  const count = bytes.readUInt32LE(recordOffset + JOURNAL_HEADER_BYTES);
+  const lbas: number[] = [];
+  for (let index = 0; index < count; index++) lbas.push(bytes.readDoubleLE(recordOffset + JOURNAL_HEADER_BYTES + 8 + index * 8));
+  return lbas;
+}
+
+/** Sets the SYNCED flag on an encoded record (the last record of a synced batch). */
+export function withSyncedFlag(record: Buffer): Buffer {
+  record.writeUInt8(record.readUInt8(13) | FLAG_SYNCED, 13);
+  record.writeUInt32LE(crc32c(record.subarray(8)), 4);
+  return record;
 }
 
 export type RecordCheck =

@@ -31,6 +31,11 @@ export class LatestIndex {
     return this.pages[Math.floor(lba / INDEX_PAGE_BLOCKS)] === undefined;
   }
 
+  /** Pages below this index may exist; past it every block is unwritten. */
+  get pageLimit(): number {
+    return this.pages.length;
+  }
+
   get memoryBytes(): number {
     return this.pageCount * INDEX_PAGE_BLOCKS * 4 + this.pages.length * 8;
   }

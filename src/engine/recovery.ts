@@ -9,6 +9,7 @@ import {
   FLAG_SYNCED,
   journalFileName,
   parseJournalFileName,
+  readFoldDonePayload,
   readSnapshotPayload,
   RecordType,
   type RecordHeader,
@@ -43,6 +44,8 @@ export interface RecoveredDisk {
   /** Whether the journal's tail was cut (torn or unpromised records dropped). */
   droppedTailBytes: number;
   checkpointGeneration: number;
+  /** LSN of a fold into the baseline that began and did not finish (0: none): resume it before serving. */
+  foldLsn: number;
 }
 
 interface ParsedRecord {
@@ -118,29 +121,61 @@ async function recordDataIsWhole(segments: SegmentFiles, bytes: Buffer, offset: 
   return true;
 }
 
-function applyRecord(diskName: string, state: DiskState, bytes: Buffer, record: ParsedRecord, overwrites: number[]): void {
+/** What replay carries from record to record besides the state. */
+interface ReplayContext {
+  diskName: string;
+  state: DiskState;
+  /** A fold under way (FOLD_BEGIN seen, FOLD_DONE not yet), else 0. */
+  foldLsn: number;
+}
+
+function applyRecord(context: ReplayContext, bytes: Buffer, record: ParsedRecord): void {
+  const { diskName, state } = context;
   const { header, offset } = record;
-  if (header.type === RecordType.HEADER || header.type === RecordType.SYNC_MARK) return;
-  if (header.type === RecordType.ENTRIES) {
-    const count = entryCountOf(bytes, offset);
-    if (count > 0 && header.lsn !== state.lsnLast + 1) {
-      throw corrupt(diskName, `journal LSN gap: expected ${state.lsnLast + 1}, found ${header.lsn}`);
+  switch (header.type) {
+    case RecordType.HEADER:
+    case RecordType.SYNC_MARK:
+      return;
+    case RecordType.ENTRIES: {
+      const count = entryCountOf(bytes, offset);
+      if (count > 0 && header.lsn !== state.lsnLast + 1) {
+        throw corrupt(diskName, `journal LSN gap: expected ${state.lsnLast + 1}, found ${header.lsn}`);
+      }
+      for (let index = 0; index < count; index++) {
+        const entryOffset = offset + JOURNAL_HEADER_BYTES + 8 + index * JOURNAL_ENTRY_BYTES;
+        state.appendRecovered(bytes.readDoubleLE(entryOffset), header.lsn + index, bytes.readUInt32LE(entryOffset + 8), bytes.readUInt32LE(entryOffset + 12));
+      }
+      if (count > 0) state.times.add(header.lsn, header.timeMs);
+      return;
     }
-    for (let index = 0; index < count; index++) {
-      const entryOffset = offset + JOURNAL_HEADER_BYTES + 8 + index * JOURNAL_ENTRY_BYTES;
-      const id = state.appendRecovered(bytes.readDoubleLE(entryOffset), header.lsn + index, bytes.readUInt32LE(entryOffset + 8), bytes.readUInt32LE(entryOffset + 12));
-      if (state.entries.prev(id) !== 0) overwrites.push(id);
+    case RecordType.SNAPSHOT: {
+      const { lun, name } = readSnapshotPayload(bytes, offset);
+      if (header.lsn > state.lsnLast) throw corrupt(diskName, `snapshot ${name} cuts at LSN ${header.lsn}, past the log's end`);
+      state.insertSnapshot({ name, lun, lsn: header.lsn, timeMs: header.timeMs });
+      return;
     }
-    if (count > 0) state.times.add(header.lsn, header.timeMs);
-    return;
+    case RecordType.SNAPSHOT_DELETE: {
+      const { name } = readSnapshotPayload(bytes, offset);
+      if (state.removeSnapshot(name) === undefined) throw corrupt(diskName, `journal deletes snapshot ${name}, which does not exist`);
+      return;
+    }
+    case RecordType.HORIZON:
+      state.lsnHorizon = Math.max(state.lsnHorizon, header.lsn);
+      return;
+    case RecordType.FOLD_BEGIN:
+      if (context.foldLsn !== 0) throw corrupt(diskName, `fold at LSN ${header.lsn} begins while the fold at ${context.foldLsn} is unfinished`);
+      context.foldLsn = header.lsn;
+      state.pin(header.lsn);
+      return;
+    case RecordType.FOLD_DONE:
+      if (context.foldLsn !== header.lsn) throw corrupt(diskName, `fold at LSN ${header.lsn} ends without having begun`);
+      state.dropFoldedAll(header.lsn, new Set(readFoldDonePayload(bytes, offset)), () => undefined);
+      state.unpin(header.lsn);
+      context.foldLsn = 0;
+      return;
+    default:
+      throw corrupt(diskName, `unknown journal record type ${header.type}`);
   }
-  if (header.type === RecordType.SNAPSHOT) {
-    const { lun, name } = readSnapshotPayload(bytes, offset);
-    if (header.lsn > state.lsnLast) throw corrupt(diskName, `snapshot ${name} cuts at LSN ${header.lsn}, past the log's end`);
-    state.snapshots.push({ name, lun, lsn: header.lsn, timeMs: header.timeMs });
-    return;
-  }
-  throw corrupt(diskName, `unknown journal record type ${header.type}`);
 }
 
 function loadCheckpointInto(state: DiskState, entries: Buffer, entryCount: number): void {
@@ -186,8 +221,11 @@ export async function recoverDisk(options: {
   loadCheckpointInto(state, checkpoint.entries, checkpoint.entryCount);
   if (state.lsnLast > checkpoint.lsnLast) throw corrupt(diskName, "checkpoint entries past its LSN");
   state.lsnLast = checkpoint.lsnLast;
-  for (const snapshot of checkpoint.snapshots) state.snapshots.push(snapshot);
+  state.lsnHorizon = checkpoint.lsnHorizon;
+  for (const snapshot of checkpoint.snapshots) state.insertSnapshot(snapshot);
   for (const point of checkpoint.timePoints) state.times.add(point.lsn, point.timeMs);
+  const context: ReplayContext = { diskName, state, foldLsn: checkpoint.foldLsn };
+  if (checkpoint.foldLsn !== 0) state.pin(checkpoint.foldLsn);
 
   const generations = (await medium.list())
     .map(parseJournalFileName)
@@ -231,13 +269,11 @@ export async function recoverDisk(options: {
       break;
     }
   }
-  const overwrites: number[] = [];
-  for (let index = 0; index < cut; index++) {
-    applyRecord(diskName, state, files.get(records[index].generation)!, records[index], overwrites);
-  }
-  // Reclaim what the running engine reclaimed (or would have): the rule only needs the
-  // snapshot cuts, all known now. Slots it freed may already hold newer data.
-  if (state.reclaimOverwritten) for (const id of overwrites) if (state.entries.lsn(id) !== 0) state.reclaimBelow(id, () => undefined);
+  for (let index = 0; index < cut; index++) applyRecord(context, files.get(records[index].generation)!, records[index]);
+  // Free what the running engine freed (or would have): the kept views are all known now
+  // (cuts, the recorded horizon, an unfinished fold's pin), and they are at most the ones it
+  // had, so this frees at least as much. Slots it freed may already hold newer data.
+  state.scanBlocks(0, Number.MAX_SAFE_INTEGER, { lsnMin: 0, lsnMax: Infinity, dryRun: false }, () => undefined);
   rebuildSlots(state, segments.slotsPerSegment);
 
   const journalEndBytes = cut < records.length ? records[cut].offset : lastValidEnd;
@@ -249,5 +285,6 @@ export async function recoverDisk(options: {
     staleGenerations,
     droppedTailBytes: lastBytes.length - journalEndBytes,
     checkpointGeneration: checkpoint.generation,
+    foldLsn: context.foldLsn,
   };
 }

@@ -8,7 +8,12 @@ import type { Medium, MediumFile } from "./medium.js";
  */
 export class SegmentFiles {
   readonly slotsPerSegment: number;
+  readonly segmentSizeBytes: number;
   private readonly files = new Map<number, MediumFile>();
+  /** Segment files on the medium (found at open, created since, minus released). */
+  private readonly present = new Set<number>();
+  /** Segments whose file is being removed: opening one waits for that. */
+  private readonly releasing = new Map<number, Promise<void>>();
   private readonly opening = new Map<number, Promise<MediumFile>>();
   private readonly dirty = new Set<number>();
   /** A segment file was created since the last sync: its directory entry must be made durable too. */
@@ -21,6 +26,46 @@ export class SegmentFiles {
     segmentSizeBytes: number = SEGMENT_SIZE_BYTES,
   ) {
     this.slotsPerSegment = segmentSizeBytes / blockSizeBytes;
+    this.segmentSizeBytes = segmentSizeBytes;
+  }
+
+  /** Learns which segment files exist (at open). */
+  async discover(): Promise<void> {
+    for (const name of await this.medium.list()) {
+      const match = /^segment-(\d{8})\.dat$/.exec(name);
+      if (match) this.present.add(Number(match[1]));
+    }
+  }
+
+  get fileCount(): number {
+    return this.present.size;
+  }
+
+  exists(segmentIndex: number): boolean {
+    return this.present.has(segmentIndex);
+  }
+
+  /**
+   * Hands a segment's file back to the file system. The caller guarantees that none of its
+   * slots is live or being written; a later write to it creates the file again.
+   */
+  async release(segmentIndex: number): Promise<void> {
+    this.dirty.delete(segmentIndex);
+    const removal = (async () => {
+      // A sync under way may hold the file; it finishes first.
+      await this.syncInFlight?.catch(() => undefined);
+      const file = this.files.get(segmentIndex) ?? (await this.opening.get(segmentIndex)?.catch(() => undefined));
+      this.files.delete(segmentIndex);
+      await file?.close();
+      await this.medium.remove(SegmentFiles.fileName(segmentIndex));
+      this.present.delete(segmentIndex);
+    })();
+    this.releasing.set(segmentIndex, removal);
+    try {
+      await removal;
+    } finally {
+      this.releasing.delete(segmentIndex);
+    }
   }
 
   static fileName(segmentIndex: number): string {
@@ -85,8 +130,10 @@ export class SegmentFiles {
     if (open !== undefined) return open;
     let pending = this.opening.get(segmentIndex);
     if (pending === undefined) {
-      pending = this.medium.open(SegmentFiles.fileName(segmentIndex), { create: true }).then((file) => {
-        this.directoryDirty = true;
+      const removal = this.releasing.get(segmentIndex);
+      pending = (removal ?? Promise.resolve()).then(() => this.medium.open(SegmentFiles.fileName(segmentIndex), { create: true })).then((file) => {
+        if (!this.present.has(segmentIndex)) this.directoryDirty = true;
+        this.present.add(segmentIndex);
         this.files.set(segmentIndex, file);
         this.opening.delete(segmentIndex);
         return file;

@@ -20,7 +20,8 @@ export class SlotAllocator {
   private free = new Uint32Array(0);
   private freeCountBySegment = new Int32Array(0);
   private freeTotal = 0;
-  private wholeFreeSegments: number[] = [];
+  /** Segments that became wholly free (a hint list for chooseFill; entries may be stale). */
+  private wholeFreeHints: number[] = [];
   /** Fill segment and next slot to try; fillSegment -1 = allocate at the high-water mark. */
   private fillSegment = -1;
   private fillNext = 0;
@@ -62,7 +63,23 @@ export class SlotAllocator {
     this.free[word] |= bit;
     this.freeTotal++;
     const segment = Math.floor(slot / this.slotsPerSegment);
-    if (++this.freeCountBySegment[segment] === this.slotsPerSegment && segment !== this.fillSegment) this.wholeFreeSegments.push(segment);
+    if (++this.freeCountBySegment[segment] === this.slotsPerSegment && segment !== this.fillSegment) this.wholeFreeHints.push(segment);
+  }
+
+  isFree(slot: number): boolean {
+    return slot < this.highWater && (this.free[slot >>> 5] & (1 << (slot & 31))) !== 0;
+  }
+
+  /** Segments whose every slot is free (and that are not being filled). */
+  wholeFreeSegments(): number[] {
+    const segments: number[] = [];
+    const segmentCount = Math.ceil(this.highWater / this.slotsPerSegment);
+    for (let segment = 0; segment < segmentCount; segment++) if (this.isWholeFree(segment)) segments.push(segment);
+    return segments;
+  }
+
+  isWholeFree(segment: number): boolean {
+    return segment !== this.fillSegment && this.freeCountBySegment[segment] === this.slotsPerSegment;
   }
 
   releaseMany(slots: number[], count: number): void {
@@ -81,8 +98,8 @@ export class SlotAllocator {
   }
 
   private chooseFill(): void {
-    while (this.wholeFreeSegments.length > 0) {
-      const segment = this.wholeFreeSegments.pop()!;
+    while (this.wholeFreeHints.length > 0) {
+      const segment = this.wholeFreeHints.pop()!;
       if (this.freeCountBySegment[segment] === this.slotsPerSegment) return this.startFill(segment);
     }
     const live = this.highWater - this.freeTotal;

@@ -2,6 +2,8 @@
  * Wall-clock time of log entries without a timestamp per entry: a sorted list of
  * (first LSN, time ms) points, one per group-commit batch whose millisecond differs from the
  * previous point's. An entry's time is the time of the last point at or before its LSN.
+ * Times never decrease (a clock stepped back is held at the last time), so LSN order is
+ * time order and a time maps to one LSN (lsnAtTime).
  */
 export class TimeIndex {
   private lsns = new Float64Array(1024);
@@ -15,6 +17,7 @@ export class TimeIndex {
   add(lsnFirst: number, timeMs: number): void {
     if (this.pointCount > 0) {
       const last = this.pointCount - 1;
+      if (timeMs < this.times[last]) timeMs = this.times[last];
       if (this.times[last] === timeMs) return;
       if (this.lsns[last] >= lsnFirst) {
         // Recovery replays records in LSN order; a point at the same LSN is replaced.
@@ -31,6 +34,48 @@ export class TimeIndex {
   timeOf(lsn: number): number {
     const index = this.upperBound(lsn) - 1;
     return index < 0 ? 0 : this.times[index];
+  }
+
+  /**
+   * The LSN of the volume as it was at `timeMs`: the last entry written at or before that
+   * time (0 when every entry is younger).
+   */
+  lsnAtTime(timeMs: number, lsnLast: number): number {
+    let low = 0;
+    let high = this.pointCount;
+    while (low < high) {
+      const middle = (low + high) >>> 1;
+      if (this.times[middle] <= timeMs) low = middle + 1;
+      else high = middle;
+    }
+    return low === this.pointCount ? lsnLast : this.lsns[low] - 1;
+  }
+
+  /** Time of the newest point (0 when empty). */
+  get lastTimeMs(): number {
+    return this.pointCount === 0 ? 0 : this.times[this.pointCount - 1];
+  }
+
+  /**
+   * Keeps at most one point per `resolutionMs` among the points before `lsnBefore` (history
+   * outside the window): the index stays bounded however long the disk lives, and old entries'
+   * times are then known to within that resolution.
+   */
+  thinBefore(lsnBefore: number, resolutionMs: number): void {
+    let kept = 0;
+    let index = 0;
+    for (; index < this.pointCount && this.lsns[index] < lsnBefore; index++) {
+      if (kept > 0 && this.times[index] - this.times[kept - 1] < resolutionMs) continue;
+      this.lsns[kept] = this.lsns[index];
+      this.times[kept] = this.times[index];
+      kept++;
+    }
+    for (; index < this.pointCount; index++) {
+      this.lsns[kept] = this.lsns[index];
+      this.times[kept] = this.times[index];
+      kept++;
+    }
+    this.pointCount = kept;
   }
 
   /** Drops points past `lsnLast` (after a rolled-back batch). */

@@ -30,6 +30,7 @@ export const NBD_ERRNO_BY_CODE: Readonly<Record<ErrorCode, number>> = {
   [ErrorCodes.CLOSED]: NBD_ESHUTDOWN,
   [ErrorCodes.UNSUPPORTED]: NBD_ENOTSUP,
   [ErrorCodes.CONFLICT]: NBD_EIO,
+  [ErrorCodes.OUTSIDE_WINDOW]: NBD_EINVAL,
   [ErrorCodes.INTERNAL]: NBD_EIO,
 };
 

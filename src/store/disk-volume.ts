@@ -94,7 +94,7 @@ export class DiskVolume implements Volume {
     const covering = this.blocksCovering(offsetBytes, lengthBytes);
     const blockCount = Math.min(covering.blockCount, STATUS_BLOCKS_MAX);
     const runs = this.engine.blockRuns(covering.lbaFirst, blockCount, this.lsnView, extentCountMax);
-    const hasBaseline = this.engine.geometry.hasBaseline;
+    const hasBaseline = this.engine.hasBaseline;
     const extents: StatusExtent[] = [];
     let position = covering.lbaFirst * blockSizeBytes;
     const end = offsetBytes + lengthBytes;

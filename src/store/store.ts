@@ -9,7 +9,7 @@ import { checkName, parseExportName } from "./export-name.js";
 import { DiskVolume } from "./disk-volume.js";
 import { DISK_FILE, diskPath, disksPath, STORE_FILE } from "./paths.js";
 import { StoreLock } from "./store-lock.js";
-import { SerialQueue } from "./serial-queue.js";
+import { SerialQueue } from "../util/serial-queue.js";
 import type {
   CreateDiskRequest,
   CreateSnapshotRequest,
@@ -155,7 +155,7 @@ export class Store implements Operations, VolumeResolver {
   private openEngine(meta: DiskFile): Promise<DiskEngine> {
     return DiskEngine.open(
       new DirectoryMedium(diskPath(this.path, meta.name)),
-      { name: meta.name, sizeBytes: meta.sizeBytes, blockSizeBytes: meta.blockSizeBytes, hasBaseline: meta.hasBaseline, historySeconds: meta.historySeconds },
+      { name: meta.name, sizeBytes: meta.sizeBytes, blockSizeBytes: meta.blockSizeBytes, historySeconds: meta.historySeconds },
       {
         onChecksumError: (info) => this.logger?.error(`checksum error on disk ${info.disk}, block ${info.lba}, LSN ${info.lsn}`),
         onBackgroundError: (error) => this.logger?.error(error.message),

@@ -31,6 +31,8 @@ export const ErrorCodes = {
   UNSUPPORTED: "SNAPLOG_UNSUPPORTED",
   /** The operation conflicts with the current state (e.g. deleting a disk in use). */
   CONFLICT: "SNAPLOG_CONFLICT",
+  /** A point in time (LSN or time) the disk's history no longer holds, or not yet. */
+  OUTSIDE_WINDOW: "SNAPLOG_OUTSIDE_WINDOW",
   /** A bug: an invariant did not hold. */
   INTERNAL: "SNAPLOG_INTERNAL",
 } as const;

@@ -1,0 +1,95 @@
+import type { SnaplogError } from "../util/errors.js";
+import type { SnapshotCut } from "./checkpoint.js";
+
+/**
+ * What the commit pipeline takes: operations queued by callers, grouped into batches. Every
+ * op is settled exactly once, when its batch is durable enough for it (or failed).
+ */
+export type Settle = { resolve: () => void; reject: (error: SnaplogError) => void };
+
+export type WriteOp = Settle & { type: "write"; lbaFirst: number; blockCount: number; data: Buffer; crcs: Uint32Array };
+export type ZeroOp = Settle & { type: "zero" | "trim"; lbaFirst: number; blockCount: number; noHole: boolean };
+/** A cut at the log's end, or at `lsn` (an earlier view the caller checked and pinned). */
+export type SnapshotOp = Settle & { type: "snapshot"; name: string; lun: number; timeMs: number; lsn?: number; cut?: SnapshotCut };
+export type FlushOp = Settle & { type: "flush" };
+/** Bytes inside one block: merged with the block's newest content at commit time. */
+export type PartialOp = Settle & { type: "partial"; lba: number; offsetBytes: number; data: Buffer };
+/**
+ * A metadata record (snapshot delete, horizon, fold begin/end): encoded at commit time,
+ * written with a sync, and `apply` runs once it is durable, before the batch is answered.
+ */
+export type ControlOp = Settle & { type: "control"; encode: (timeMs: number) => Buffer; apply: () => void };
+/** Rolls the current volume back to the view at lsnTarget; always alone in its batch. */
+export type RollbackOp = Settle & {
+  type: "rollback";
+  lsnTarget: number;
+  name: string;
+  lun: number;
+  result?: { cut: SnapshotCut; blockCount: number };
+};
+/** An op that failed before assignment (already answered); it takes no part in the batch. */
+export type VoidOp = Settle & { type: "void" };
+export type Op = WriteOp | ZeroOp | SnapshotOp | FlushOp | PartialOp | ControlOp | RollbackOp | VoidOp;
+
+/** Ops without their settle functions, as callers build them. */
+export type OpRequest = Op extends infer T ? (T extends Op ? Omit<T, keyof Settle> : never) : never;
+
+export class Batch {
+  readonly ops: Op[] = [];
+  blockCount = 0;
+  sync = false;
+  hasPartial = false;
+  /** A sealed batch takes no more ops (it waits in the queue, or holds an exclusive op). */
+  sealed = false;
+}
+
+/** A contiguous run of slots in one segment and the buffers that fill it. */
+export interface SlotRun {
+  slotFirst: number;
+  slotCount: number;
+  buffers: Buffer[];
+}
+
+/** The entries a batch appends, as parallel columns (what its ENTRIES record holds). */
+export class EntryColumns {
+  lbas: Float64Array;
+  slots: Uint32Array;
+  crcs: Uint32Array;
+  /** Entry ids, for rollback of a failed batch. */
+  ids: Uint32Array;
+  count = 0;
+
+  constructor(capacity: number) {
+    this.lbas = new Float64Array(capacity);
+    this.slots = new Uint32Array(capacity);
+    this.crcs = new Uint32Array(capacity);
+    this.ids = new Uint32Array(capacity);
+  }
+
+  push(id: number, lba: number, slot: number, crc: number): void {
+    if (this.count === this.lbas.length) this.grow();
+    this.ids[this.count] = id;
+    this.lbas[this.count] = lba;
+    this.slots[this.count] = slot;
+    this.crcs[this.count] = crc;
+    this.count++;
+  }
+
+  private grow(): void {
+    const capacity = Math.max(16, this.lbas.length * 2);
+    const lbas = new Float64Array(capacity);
+    lbas.set(this.lbas);
+    this.lbas = lbas;
+    const slots = new Uint32Array(capacity);
+    slots.set(this.slots);
+    this.slots = slots;
+    const crcs = new Uint32Array(capacity);
+    crcs.set(this.crcs);
+    this.crcs = crcs;
+    const ids = new Uint32Array(capacity);
+    ids.set(this.ids);
+    this.ids = ids;
+  }
+}
+
+export function noop(): void {}

@@ -1,0 +1,168 @@
+import { CHECKPOINT_ENTRY_BYTES, CHECKPOINT_HEADER_BYTES, readCheckpointHeader } from "./checkpoint.js";
+import { JOURNAL_ENTRY_BYTES, JOURNAL_HEADER_BYTES, SLOT_TRIM, SLOT_ZERO } from "./constants.js";
+import type { DiskEngine } from "./disk-engine.js";
+import { checkRecord, entryCountOf, RecordType } from "./journal-format.js";
+import type { MediumFile } from "./medium.js";
+
+/** One row of the log: a run of entries (consecutive LSNs and blocks, one kind, one time), or a snapshot cut. */
+export interface LogRow {
+  kind: "write" | "zero" | "trim" | "snapshot";
+  lsnFirst: number;
+  lsnLast: number;
+  /** Wall-clock time of the entries (ms since the epoch); a cut's creation time. */
+  timeMs: number;
+  /** First block and block count (0 and 0 for a cut). */
+  lba: number;
+  blockCount: number;
+  snapshot?: { name: string; lun: number };
+  /** With `withData`: the entries' bytes (zeros for zero/trim). Absent when compaction freed them while reading. */
+  data?: Buffer;
+}
+
+export interface LogQuery {
+  /** Inclusive LSN range. */
+  lsnFirst: number;
+  lsnLast: number;
+  withData: boolean;
+}
+
+/** A row holds at most this many blocks, so a row with data stays small. */
+const ROW_BLOCKS_MAX = 256;
+/** Checkpoint entries read per positioned read. */
+const CHECKPOINT_ENTRIES_PER_READ = 16 * 1024;
+
+/** One entry as the files hold it. */
+interface RawEntry {
+  lba: number;
+  lsn: number;
+  slot: number;
+}
+
+/**
+ * "Read entry" (the patent's term): the disk's log in time (= LSN) order, streamed from the
+ * files that hold it — the checkpoint's entries, then each journal's ENTRIES records — so
+ * memory stays constant whatever the log's size. Only entries still live are listed (freed
+ * ones no longer exist); snapshot cuts are interleaved at their LSN.
+ */
+export async function* readLog(engine: DiskEngine, query: LogQuery): AsyncGenerator<LogRow> {
+  const view = engine.logView();
+  const files = await engine.openLogFiles();
+  try {
+    const lsnLast = Math.min(query.lsnLast, files.lsnLast);
+    const cuts = view.snapshots.filter((cut) => cut.lsn >= query.lsnFirst && cut.lsn <= lsnLast).sort((a, b) => a.lsn - b.lsn);
+    let cutIndex = 0;
+    let row: LogRow | undefined;
+    const finishRow = async (): Promise<LogRow | undefined> => {
+      const done = row;
+      row = undefined;
+      if (done !== undefined && query.withData) done.data = await rowData(engine, done);
+      return done;
+    };
+    for await (const entry of entriesInLsnOrder(files, query.lsnFirst, lsnLast)) {
+      while (cutIndex < cuts.length && cuts[cutIndex].lsn < entry.lsn) {
+        const finished = await finishRow();
+        if (finished !== undefined) yield finished;
+        yield cutRow(cuts[cutIndex++]);
+      }
+      if (!view.isLive(entry.lba, entry.lsn)) continue;
+      const kind = entry.slot === SLOT_ZERO ? "zero" : entry.slot === SLOT_TRIM ? "trim" : "write";
+      const timeMs = view.timeOf(entry.lsn);
+      const extends_ =
+        row !== undefined &&
+        row.kind === kind &&
+        row.lsnLast + 1 === entry.lsn &&
+        row.lba + row.blockCount === entry.lba &&
+        row.timeMs === timeMs &&
+        row.blockCount < ROW_BLOCKS_MAX;
+      if (extends_) {
+        row!.lsnLast = entry.lsn;
+        row!.blockCount++;
+        continue;
+      }
+      const finished = await finishRow();
+      if (finished !== undefined) yield finished;
+      row = { kind, lsnFirst: entry.lsn, lsnLast: entry.lsn, timeMs, lba: entry.lba, blockCount: 1 };
+    }
+    const finished = await finishRow();
+    if (finished !== undefined) yield finished;
+    while (cutIndex < cuts.length) yield cutRow(cuts[cutIndex++]);
+  } finally {
+    await files.checkpoint.close();
+    for (const journal of files.journals) await journal.file.close();
+  }
+}
+
+function cutRow(cut: { name: string; lun: number; lsn: number; timeMs: number }): LogRow {
+  return { kind: "snapshot", lsnFirst: cut.lsn, lsnLast: cut.lsn, timeMs: cut.timeMs, lba: 0, blockCount: 0, snapshot: { name: cut.name, lun: cut.lun } };
+}
+
+async function rowData(engine: DiskEngine, row: LogRow): Promise<Buffer | undefined> {
+  const blockSizeBytes = engine.geometry.blockSizeBytes;
+  const data = Buffer.alloc(row.blockCount * blockSizeBytes);
+  for (let index = 0; index < row.blockCount; index++) {
+    const block = await engine.readEntryData(row.lba + index, row.lsnFirst + index);
+    if (block === undefined) return undefined;
+    block.copy(data, index * blockSizeBytes);
+  }
+  return data;
+}
+
+/** Every entry of the checkpoint and the journals with LSN in [lsnFirst, lsnLast], in LSN order. */
+async function* entriesInLsnOrder(
+  files: { checkpoint: MediumFile; journals: { file: MediumFile; endBytes: number }[] },
+  lsnFirst: number,
+  lsnLast: number,
+): AsyncGenerator<RawEntry> {
+  yield* checkpointEntries(files.checkpoint, lsnFirst, lsnLast);
+  for (const journal of files.journals) yield* journalEntries(journal.file, journal.endBytes, lsnFirst, lsnLast);
+}
+
+async function* checkpointEntries(file: MediumFile, lsnFirst: number, lsnLast: number): AsyncGenerator<RawEntry> {
+  const { entryCount } = await readCheckpointHeader(file);
+  const entryAt = async (index: number, target: Buffer) => file.read(target, CHECKPOINT_HEADER_BYTES + index * CHECKPOINT_ENTRY_BYTES);
+  // Entries are in LSN order: find the first with lsn >= lsnFirst by bisection.
+  const probe = Buffer.alloc(CHECKPOINT_ENTRY_BYTES);
+  let low = 0;
+  let high = entryCount;
+  while (low < high) {
+    const middle = Math.floor((low + high) / 2);
+    await entryAt(middle, probe);
+    if (probe.readDoubleLE(8) < lsnFirst) low = middle + 1;
+    else high = middle;
+  }
+  const chunk = Buffer.alloc(CHECKPOINT_ENTRIES_PER_READ * CHECKPOINT_ENTRY_BYTES);
+  for (let index = low; index < entryCount; index += CHECKPOINT_ENTRIES_PER_READ) {
+    const count = Math.min(CHECKPOINT_ENTRIES_PER_READ, entryCount - index);
+    await entryAt(index, chunk.subarray(0, count * CHECKPOINT_ENTRY_BYTES));
+    for (let offset = 0; offset < count * CHECKPOINT_ENTRY_BYTES; offset += CHECKPOINT_ENTRY_BYTES) {
+      const lsn = chunk.readDoubleLE(offset + 8);
+      if (lsn > lsnLast) return;
+      yield { lba: chunk.readDoubleLE(offset), lsn, slot: chunk.readUInt32LE(offset + 16) };
+    }
+  }
+}
+
+async function* journalEntries(file: MediumFile, endBytes: number, lsnFirst: number, lsnLast: number): AsyncGenerator<RawEntry> {
+  let record = Buffer.alloc(64 * 1024);
+  let position = 0;
+  while (position + JOURNAL_HEADER_BYTES <= endBytes) {
+    await file.read(record.subarray(0, JOURNAL_HEADER_BYTES), position);
+    const lengthBytes = record.readUInt32LE(8);
+    if (lengthBytes < JOURNAL_HEADER_BYTES || position + lengthBytes > endBytes) return;
+    if (lengthBytes > record.length) record = Buffer.alloc(lengthBytes);
+    await file.read(record.subarray(0, lengthBytes), position);
+    const check = checkRecord(record.subarray(0, lengthBytes), 0);
+    if (check.kind !== "record") return;
+    position += lengthBytes;
+    if (check.header.type !== RecordType.ENTRIES) continue;
+    const count = entryCountOf(record, 0);
+    if (check.header.lsn + count - 1 < lsnFirst) continue;
+    for (let index = 0; index < count; index++) {
+      const lsn = check.header.lsn + index;
+      if (lsn < lsnFirst) continue;
+      if (lsn > lsnLast) return;
+      const offset = JOURNAL_HEADER_BYTES + 8 + index * JOURNAL_ENTRY_BYTES;
+      yield { lba: record.readDoubleLE(offset), lsn, slot: record.readUInt32LE(offset + 8) };
+    }
+  }
+}
