@@ -48,6 +48,8 @@ class SinkVolume implements Volume {
   async writeZeroes(): Promise<void> {}
   async trim(): Promise<void> {}
   async flush(): Promise<void> {}
+  release(): void {}
+
   async blockStatus(offsetBytes: number, lengthBytes: number): Promise<StatusExtent[]> {
     return [{ lengthBytes, flags: 0 }];
   }

@@ -8,6 +8,7 @@ import path from "node:path";
 import type { Command } from "commander";
 import pino from "pino";
 import { startAppliance } from "../server/appliance.js";
+import { invalidArgument } from "../util/errors.js";
 import { parseHostPort } from "../util/parse.js";
 import { globalOptions } from "./context.js";
 import { printJson, printLine } from "./output.js";
@@ -53,7 +54,7 @@ export function registerServe(program: Command, reportError: (error: unknown) =>
       const api = options.api === undefined ? undefined : parseHostPort(options.api, "127.0.0.1");
       const nbdSocket = options.nbdSocket === undefined ? undefined : path.resolve(options.nbdSocket);
       const logger = pino({ level: process.env.SNAPLOG_LOG_LEVEL ?? "info" }, pino.destination({ fd: 2, sync: true }));
-      const appliance = await startAppliance({ storePath, nbd, nbdSocket, api, demo: options.demo === true, logger });
+      const appliance = await startAppliance({ storePath, nbd, nbdSocket, api, demo: options.demo === true, logger, compaction: compactionTimingFromEnvironment() });
       if (json) printJson({ endpoints: appliance.endpoints, nbd: appliance.nbdUrls, api: appliance.api.endpoints });
       else for (const endpoint of appliance.endpoints) printLine(endpoint);
 
@@ -72,4 +73,19 @@ export function registerServe(program: Command, reportError: (error: unknown) =>
       };
       for (const signal of shutdownSignals) process.on(signal, onSignal);
     });
+}
+
+/**
+ * Background compaction timing, from SNAPLOG_COMPACT_INTERVAL_MS and SNAPLOG_COMPACT_IDLE_MS
+ * (tests and impatient operators; the defaults suit a server).
+ */
+function compactionTimingFromEnvironment(): { intervalMs?: number; idleMs?: number } {
+  const read = (name: string) => {
+    const text = process.env[name];
+    if (text === undefined || text === "") return undefined;
+    const value = Number(text);
+    if (!Number.isSafeInteger(value) || value < 0) throw invalidArgument(`${name}=${text} must be a whole number of milliseconds`);
+    return value;
+  };
+  return { intervalMs: read("SNAPLOG_COMPACT_INTERVAL_MS"), idleMs: read("SNAPLOG_COMPACT_IDLE_MS") };
 }

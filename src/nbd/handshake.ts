@@ -214,7 +214,10 @@ function handleExportName(session: Session, option: number, payload: Buffer): Op
     session.options.logger.warn({ reason: volume }, "nbd: NBD_OPT_EXPORT_NAME refused, closing");
     return "close";
   }
-  if (session.options.isClosing()) return "close";
+  if (session.options.isClosing()) {
+    volume.release();
+    return "close";
+  }
   const padBytes = session.noZeroes ? 0 : P.EXPORT_NAME_PADDING_BYTES;
   const answer = Buffer.alloc(10 + padBytes);
   writeUInt64(answer, volume.sizeBytes, 0);
@@ -237,12 +240,16 @@ function handleInfoOrGo(session: Session, option: number, payload: Buffer): Opti
     return "continue";
   }
   if (option === P.OPT_GO && session.options.isClosing()) {
+    resolved.release();
     replyError(session, option, P.REP_ERR_SHUTDOWN, "server is shutting down");
     return "continue";
   }
   sendInfoItems(session, option, resolved, request.infoTypes);
   reply(session, option, P.REP_ACK);
-  if (option === P.OPT_INFO) return "continue";
+  if (option === P.OPT_INFO) {
+    resolved.release();
+    return "continue";
+  }
   session.chosen = resolved;
   return "transmission";
 }
@@ -374,10 +381,13 @@ function resolveVolume(session: Session, requestedName: string): Volume | string
     return resolver.resolve(name);
   } catch (error) {
     if (error instanceof SnaplogError && error.code === ErrorCodes.CLOSED) return SHUTDOWN_PREFIX + error.message;
-    if (!(error instanceof SnaplogError) || error.code !== ErrorCodes.NOT_FOUND) {
+    const notFound = error instanceof SnaplogError && error.code === ErrorCodes.NOT_FOUND;
+    // Expected refusals (no such export, a point outside the window) are the client's business, not the log's.
+    if (!(error instanceof SnaplogError) || (!notFound && error.code !== ErrorCodes.OUTSIDE_WINDOW)) {
       session.options.logger.warn({ err: error, exportName: name }, "nbd: export could not be resolved");
     }
-    return error instanceof Error ? `unknown export "${name}": ${error.message}` : `unknown export "${name}"`;
+    if (!(error instanceof Error)) return `unknown export "${name}"`;
+    return notFound ? `unknown export "${name}": ${error.message}` : `export "${name}": ${error.message}`;
   }
 }
 

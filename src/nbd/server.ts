@@ -182,9 +182,13 @@ export class NbdServer implements TransmissionHost {
       return record.closed;
     }
     record.transmission = new Transmission(socket, negotiated.result, this, negotiated.chunks);
-    record.transmission.start();
-    if (this.closing) record.transmission.shutdown();
-    await record.transmission.settled;
+    try {
+      record.transmission.start();
+      if (this.closing) record.transmission.shutdown();
+      await record.transmission.settled;
+    } finally {
+      negotiated.result.volume.release();
+    }
   }
 
   private async handshake(socket: net.Socket): Promise<{ result: Negotiated; chunks: Buffer[] } | null> {
@@ -204,7 +208,12 @@ export class NbdServer implements TransmissionHost {
     socket.off("timeout", onTimeout);
     const chunks = reader.detach();
     if (result === null) this.counters.errorCount++;
-    return result === null || result === "aborted" || socket.destroyed ? null : { result, chunks };
+    if (result === null || result === "aborted") return null;
+    if (socket.destroyed) {
+      result.volume.release();
+      return null;
+    }
+    return { result, chunks };
   }
 }
 

@@ -32,6 +32,8 @@ export interface ApplianceOptions {
   demo?: boolean;
   /** Default: silent. */
   logger?: Logger;
+  /** Background compaction timing (defaults in store.ts: every 10 s, idle after 5 s). */
+  compaction?: { intervalMs?: number; idleMs?: number };
 }
 
 export interface Appliance {
@@ -57,6 +59,7 @@ export async function startAppliance(options: ApplianceOptions): Promise<Applian
     const metrics = createMetricsRegistry();
     registerNbdMetrics(metrics, nbd);
     api = await startApiServer({ operations: store, storePath: store.path, tcp: options.api, metrics, logger: logger.child({ component: "api" }) });
+    store.startBackgroundCompaction(options.compaction);
 
     const exportName = options.demo === true ? demoDiskName : undefined;
     const endpoints = [...nbdUrls.map((url) => `nbd: ${withExport(url, exportName)}`), ...api.endpoints];
@@ -109,7 +112,7 @@ async function openStore(options: ApplianceOptions, logger: Logger): Promise<Sto
 
 function storeLogger(logger: Logger): StoreOpenOptions["logger"] {
   const child = logger.child({ component: "store" });
-  return { warn: (message) => child.warn(message), error: (message) => child.error(message) };
+  return { info: (message) => child.info(message), warn: (message) => child.warn(message), error: (message) => child.error(message) };
 }
 
 async function createDemoDisk(store: Store, logger: Logger): Promise<void> {

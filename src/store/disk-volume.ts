@@ -29,11 +29,17 @@ export class DiskVolume implements Volume {
     readonly description: string,
     private readonly lsnView: number,
     readonly readOnly: boolean,
-    /** Throws CLOSED when the disk or snapshot behind this volume went away. */
+    /** Throws CLOSED when the disk or snapshot behind this volume went away (CONFLICT after a rollback). */
     private readonly checkAlive: () => void,
+    /** Drops what attaching took (a point-in-time volume's pin); see release(). */
+    private readonly onRelease?: () => void,
   ) {
     this.sizeBytes = engine.geometry.sizeBytes;
     this.blockSizeBytes = engine.geometry.blockSizeBytes;
+  }
+
+  release(): void {
+    this.onRelease?.();
   }
 
   async read(offsetBytes: number, lengthBytes: number): Promise<Buffer> {

@@ -38,9 +38,161 @@ export interface DiskInfo {
   snapshotCount: number;
 }
 
+/** Where a disk's bytes are, and how far back its history reaches (`disk show`). */
+export interface DiskSpace {
+  /** The disk's size as hosts see it. */
+  logicalBytes: number;
+  /** Size of the baseline image (0 without one). */
+  baselineBytes: number;
+  /** Log data some kept view needs. */
+  logLiveBytes: number;
+  /** Log data no kept view needs: what compaction would free now. */
+  logDeadBytes: number;
+  /** Free slots inside existing segment files (reused by later writes). */
+  logFreeBytes: number;
+  segmentBytes: number;
+  journalBytes: number;
+  liveEntries: number;
+  deadEntries: number;
+  window: HistoryWindowInfo;
+}
+
+export interface HistoryWindowInfo {
+  historySeconds: number;
+  /** Oldest point in time that can be attached (LSN, ISO time or null when before every write). */
+  lsnFirst: number;
+  timeFirst: string | null;
+  lsnLast: number;
+}
+
+/** Per-disk rules (SPEC §4); the ones built so far. */
+export interface DiskPolicy {
+  /** Every-write history window, seconds. */
+  historySeconds: number;
+  /** Compact in the background when the disk is idle or the store's space is short. */
+  autoCompact: boolean;
+  /** Free a deleted snapshot's partition at once. */
+  compactOnDelete: boolean;
+}
+
 export interface DiskDetail extends DiskInfo {
   snapshots: SnapshotInfo[];
+  space: DiskSpace;
+  policy: DiskPolicy;
 }
+
+export interface PolicyUpdate {
+  disk: string;
+  historySeconds?: number;
+  autoCompact?: boolean;
+  compactOnDelete?: boolean;
+}
+
+export interface DeleteSnapshotResult extends SnapshotInfo {
+  /** Entries and log bytes the merge freed (0 with compact-on-delete off). */
+  entriesFreed: number;
+  bytesFreed: number;
+}
+
+export interface CompactRequest {
+  disk: string;
+  /** Only this snapshot's partition. */
+  snapshot?: string;
+  /** Fold the oldest versions into the baseline instead of freeing in place. */
+  intoBaseline?: boolean;
+}
+
+export interface CompactResult {
+  disk: string;
+  mode: "in-place" | "into-baseline";
+  entriesFreed: number;
+  bytesFreed: number;
+  /** Data bytes copied: 0 in place; the folded blocks into the baseline. */
+  bytesMoved: number;
+  /** In place: entries looked at and the log bytes they stand for. */
+  entriesScanned: number;
+  bytesScanned: number;
+  segmentsReleased: number;
+  /** Into the baseline: the LSN whose view the baseline now holds (0: nothing to fold). */
+  lsnFold: number;
+  durationMs: number;
+}
+
+/**
+ * A point in time, or a volume, as text: `lsn:N`, an ISO 8601 time, and for volumes also
+ * `current`, `baseline` or a snapshot name.
+ */
+export type PointSpec = string;
+
+export interface RestoreRequest {
+  disk: string;
+  /** `lsn:N` or an ISO 8601 time (a snapshot name also works: its cut). */
+  at: PointSpec;
+  /** Materialize as a raw image at this absolute path (must not exist). */
+  to?: string;
+  /** Name that point as a new snapshot (O(1)). */
+  asSnapshot?: string;
+  /** Roll the current volume back to that point. */
+  rollback?: boolean;
+  /** With rollback: name of the snapshot that keeps the state before (default before-rollback-<time>). */
+  name?: string;
+  /** LUN of the new snapshot (as-snapshot or the state before a rollback). */
+  lun?: number;
+}
+
+export interface RestoreResult {
+  disk: string;
+  mode: "file" | "snapshot" | "rollback";
+  /** The point restored. */
+  lsn: number;
+  time: string | null;
+  file?: { path: string; sizeBytes: number; bytesWritten: number };
+  snapshot?: SnapshotInfo;
+  /** Rollback: the snapshot holding the state before, and the blocks that changed. */
+  before?: SnapshotInfo;
+  blocksRestored?: number;
+}
+
+export interface LogRequest {
+  disk: string;
+  since?: PointSpec;
+  until?: PointSpec;
+  /** Only this snapshot's partition (and its cut). */
+  snapshot?: string;
+  /** Include each entry's data (base64). */
+  data?: boolean;
+}
+
+/** One row of `snaplog log`: a run of entries, or a snapshot cut. */
+export interface LogEntry {
+  kind: "write" | "zero" | "trim" | "snapshot";
+  lsnFirst: number;
+  lsnLast: number;
+  time: string;
+  block: number;
+  blockCount: number;
+  offsetBytes: number;
+  lengthBytes: number;
+  snapshot?: { name: string; lun: number };
+  /** Base64 of the entries' bytes (with data; absent if compaction freed them meanwhile). */
+  data?: string;
+}
+
+export interface DiffRequest {
+  disk: string;
+  from: PointSpec;
+  to: PointSpec;
+}
+
+export interface DiffRun {
+  block: number;
+  blockCount: number;
+  offsetBytes: number;
+  lengthBytes: number;
+}
+
+/** Progress of long work: `done` of `total` (units of the operation's choosing). */
+export type ProgressCallback = (done: number, total: number) => void;
 
 export interface CreateDiskRequest {
   name: string;
@@ -88,5 +240,15 @@ export interface Operations {
   deleteDisk(name: string): Promise<void>;
   createSnapshot(request: CreateSnapshotRequest): Promise<SnapshotInfo>;
   listSnapshots(disk: string): Promise<SnapshotInfo[]>;
+  /** Releases the LUN and merges the partition into the next (freeing it with compact-on-delete). */
+  deleteSnapshot(disk: string, name: string): Promise<DeleteSnapshotResult>;
+  showPolicy(disk: string): Promise<DiskPolicy>;
+  setPolicy(update: PolicyUpdate): Promise<DiskPolicy>;
+  compact(request: CompactRequest, onProgress?: ProgressCallback): Promise<CompactResult>;
+  restore(request: RestoreRequest, onProgress?: ProgressCallback): Promise<RestoreResult>;
+  /** The log in time order, streamed. */
+  readLog(request: LogRequest): AsyncIterable<LogEntry>;
+  /** The blocks that differ between two volumes, in block order, streamed. */
+  diff(request: DiffRequest): AsyncIterable<DiffRun>;
   status(): Promise<StoreStatus>;
 }

@@ -7,15 +7,32 @@ import { ErrorCodes, fromSystemError, invalidArgument, notFound, SnaplogError } 
 import { readJsonFile, writeJsonFile } from "../util/json-file.js";
 import { checkName, parseExportName } from "./export-name.js";
 import { DiskVolume } from "./disk-volume.js";
+import { readLog } from "../engine/log-reader.js";
+import { parsePoint, resolvePointLsn } from "./point-spec.js";
+import { restoreToFile } from "./restore-to-file.js";
+import { CompactionScheduler } from "./compaction-scheduler.js";
 import { DISK_FILE, diskPath, disksPath, STORE_FILE } from "./paths.js";
 import { StoreLock } from "./store-lock.js";
 import { SerialQueue } from "../util/serial-queue.js";
 import type {
+  CompactRequest,
+  CompactResult,
   CreateDiskRequest,
   CreateSnapshotRequest,
+  DeleteSnapshotResult,
+  DiffRequest,
+  DiffRun,
   DiskDetail,
   DiskInfo,
+  DiskPolicy,
+  DiskSpace,
+  LogEntry,
+  LogRequest,
   Operations,
+  PolicyUpdate,
+  ProgressCallback,
+  RestoreRequest,
+  RestoreResult,
   SnapshotInfo,
   StoreStatus,
 } from "./operations.js";
@@ -40,19 +57,32 @@ interface DiskFile {
   lun: number;
   historySeconds: number;
   createdAt: string;
+  /** Whether the disk was created --from an image (the engine knows whether a baseline exists now). */
   hasBaseline: boolean;
+  /** Policies (absent in disks made before they existed: defaults apply). */
+  autoCompact?: boolean;
+  compactOnDelete?: boolean;
 }
 
 interface OpenDisk {
   meta: DiskFile;
   engine: DiskEngine;
   deleted: boolean;
+  /** Bumped by a rollback: connections to the current volume made before it fail from then on. */
+  generation: number;
+  /** A rollback is under way: no new connection to the current volume until it is done. */
+  rollingBack: boolean;
 }
 
 export interface StoreOpenOptions {
   mode?: "server" | "direct";
-  logger?: { warn(message: string): void; error(message: string): void };
+  logger?: { info?(message: string): void; warn(message: string): void; error(message: string): void };
 }
+
+/** Background compaction: look every 10 s; a disk is idle after 5 s without writes; space is short under 10 % free. */
+const COMPACTION_INTERVAL_MS = 10_000;
+const COMPACTION_IDLE_MS = 5_000;
+const COMPACTION_FREE_FRACTION_MIN = 0.1;
 
 /**
  * A store: a directory holding disks, owned by one process at a time. Implements the
@@ -66,6 +96,7 @@ export class Store implements Operations, VolumeResolver {
   private nbdEndpoints: string[] = [];
   private readonly openedAtMs = Date.now();
   private closed = false;
+  private compactionScheduler: CompactionScheduler | undefined;
 
   private constructor(
     readonly path: string,
@@ -141,7 +172,7 @@ export class Store implements Operations, VolumeResolver {
       try {
         const meta = await readJsonFile<DiskFile>(path.join(directory, name, DISK_FILE));
         const engine = await this.openEngine(meta);
-        this.disks.set(name, { meta, engine, deleted: false });
+        this.disks.set(name, { meta, engine, deleted: false, generation: 0, rollingBack: false });
       } catch (error) {
         const message = error instanceof Error ? error.message : String(error);
         this.failedDisks.set(name, message);
@@ -189,6 +220,27 @@ export class Store implements Operations, VolumeResolver {
     return lun;
   }
 
+  /** Starts background compaction (the server does; a CLI in direct mode does not). */
+  startBackgroundCompaction(options: { intervalMs?: number; idleMs?: number; freeFractionMin?: number } = {}): void {
+    if (this.compactionScheduler !== undefined) return;
+    this.compactionScheduler = new CompactionScheduler(
+      () => [...this.disks.values()].map((disk) => ({ name: disk.meta.name, engine: disk.engine, autoCompact: policyOf(disk.meta).autoCompact })),
+      {
+        intervalMs: options.intervalMs ?? COMPACTION_INTERVAL_MS,
+        idleMs: options.idleMs ?? COMPACTION_IDLE_MS,
+        freeFractionMin: options.freeFractionMin ?? COMPACTION_FREE_FRACTION_MIN,
+        space: async () => {
+          const stat = await fs.statfs(this.path);
+          return { freeBytes: stat.bavail * stat.bsize, totalBytes: stat.blocks * stat.bsize };
+        },
+        onCompacted: (disk, result) =>
+          this.logger?.info?.(`compacted disk ${disk} (${result.reason}): ${result.entriesFreed} entries, ${result.bytesFreed} bytes freed, ${result.segmentsReleased} segment files released`),
+        onError: (disk, error) => this.logger?.error(`background compaction of disk ${disk} failed: ${error instanceof Error ? error.message : String(error)}`),
+      },
+    );
+    this.compactionScheduler.start();
+  }
+
   setNbdEndpoints(endpoints: string[]): void {
     this.nbdEndpoints = [...endpoints];
   }
@@ -217,7 +269,27 @@ export class Store implements Operations, VolumeResolver {
 
   async showDisk(name: string): Promise<DiskDetail> {
     const disk = this.disk(name);
-    return { ...this.diskInfo(disk), snapshots: this.snapshotInfos(disk) };
+    return { ...this.diskInfo(disk), snapshots: this.snapshotInfos(disk), space: await this.diskSpace(disk), policy: policyOf(disk.meta) };
+  }
+
+  private async diskSpace(disk: OpenDisk): Promise<DiskSpace> {
+    const engine = disk.engine;
+    const space = await engine.space();
+    const stats = engine.stats();
+    const blockSizeBytes = disk.meta.blockSizeBytes;
+    const window = engine.historyWindow();
+    return {
+      logicalBytes: disk.meta.sizeBytes,
+      baselineBytes: space.baselineBytes,
+      logLiveBytes: space.liveSlots * blockSizeBytes,
+      logDeadBytes: space.deadSlots * blockSizeBytes,
+      logFreeBytes: space.freeSlots * blockSizeBytes,
+      segmentBytes: space.segmentBytes,
+      journalBytes: stats.journalBytes,
+      liveEntries: space.liveEntries,
+      deadEntries: space.deadEntries,
+      window: { historySeconds: window.historySeconds, lsnFirst: window.lsnFirst, timeFirst: isoOrNull(window.timeMsFirst), lsnLast: window.lsnLast },
+    };
   }
 
   async listSnapshots(diskName: string): Promise<SnapshotInfo[]> {
@@ -280,7 +352,7 @@ export class Store implements Operations, VolumeResolver {
       throw fromSystemError(error, { disk: request.name });
     }
     const engine = await this.openEngine(meta);
-    const disk = { meta, engine, deleted: false };
+    const disk: OpenDisk = { meta, engine, deleted: false, generation: 0, rollingBack: false };
     this.disks.set(meta.name, disk);
     return this.diskInfo(disk);
   }
@@ -312,22 +384,197 @@ export class Store implements Operations, VolumeResolver {
   createSnapshot(request: CreateSnapshotRequest): Promise<SnapshotInfo> {
     return this.control.run(async () => {
       const disk = this.disk(request.disk);
-      const name = request.name ?? this.defaultSnapshotName(disk);
-      checkName("snapshot", name);
-      if (disk.engine.findSnapshot(name) !== undefined) {
-        throw new SnaplogError(ErrorCodes.ALREADY_EXISTS, `disk ${request.disk} already has a snapshot named ${name}`, { disk: request.disk });
-      }
-      const lun = await this.assignLun(request.lun);
-      const cut = await disk.engine.cutSnapshot(name, lun);
-      return { disk: disk.meta.name, name: cut.name, lun: cut.lun, lsn: cut.lsn, createdAt: new Date(cut.timeMs).toISOString() };
+      return this.cutSnapshotOf(disk, request.name ?? this.defaultSnapshotName(disk), request.lun, undefined);
     });
   }
 
-  private defaultSnapshotName(disk: OpenDisk): string {
+  /** A new snapshot (at the log's end, or at an earlier LSN): name checked, LUN assigned. Inside control. */
+  private async cutSnapshotOf(disk: OpenDisk, name: string, lun: number | undefined, lsn: number | undefined): Promise<SnapshotInfo> {
+    this.checkNewSnapshotName(disk, name);
+    const cut = await disk.engine.cutSnapshot(name, await this.assignLun(lun), lsn);
+    return snapshotInfo(disk.meta.name, cut);
+  }
+
+  private checkNewSnapshotName(disk: OpenDisk, name: string): void {
+    checkName("snapshot", name);
+    if (disk.engine.findSnapshot(name) !== undefined) {
+      throw new SnaplogError(ErrorCodes.ALREADY_EXISTS, `disk ${disk.meta.name} already has a snapshot named ${name}`, { disk: disk.meta.name });
+    }
+  }
+
+  private defaultSnapshotName(disk: OpenDisk, prefix = "snap"): string {
     const stamp = new Date().toISOString().replace(/[-:]/g, "").replace(/\.\d+Z$/, "Z");
-    let name = `snap-${stamp}`;
-    for (let suffix = 2; disk.engine.findSnapshot(name) !== undefined; suffix++) name = `snap-${stamp}-${suffix}`;
+    let name = `${prefix}-${stamp}`;
+    for (let suffix = 2; disk.engine.findSnapshot(name) !== undefined; suffix++) name = `${prefix}-${stamp}-${suffix}`;
     return name;
+  }
+
+  deleteSnapshot(diskName: string, name: string): Promise<DeleteSnapshotResult> {
+    return this.control.run(async () => {
+      const disk = this.disk(diskName);
+      const result = await disk.engine.deleteSnapshot(name, { free: policyOf(disk.meta).compactOnDelete });
+      return { ...snapshotInfo(disk.meta.name, result.cut), entriesFreed: result.entriesFreed, bytesFreed: result.bytesFreed };
+    });
+  }
+
+  async showPolicy(diskName: string): Promise<DiskPolicy> {
+    return policyOf(this.disk(diskName).meta);
+  }
+
+  /**
+   * Changes a disk's policies. The window is persisted in an order that keeps replay safe:
+   * to zero, disk.json first (a replay with a zero window frees at least what the engine
+   * frees); from zero, the engine first records its horizon (versions reclaimed meanwhile stay
+   * gone), then disk.json.
+   */
+  setPolicy(update: PolicyUpdate): Promise<DiskPolicy> {
+    return this.control.run(async () => {
+      const disk = this.disk(update.disk);
+      const seconds = update.historySeconds;
+      if (seconds !== undefined && (!Number.isSafeInteger(seconds) || seconds < 0)) throw invalidArgument(`history window ${seconds} must be a whole number of seconds >= 0`);
+      const next: DiskFile = { ...disk.meta };
+      if (seconds !== undefined) next.historySeconds = seconds;
+      if (update.autoCompact !== undefined) next.autoCompact = update.autoCompact;
+      if (update.compactOnDelete !== undefined) next.compactOnDelete = update.compactOnDelete;
+      const windowChanges = seconds !== undefined && seconds !== disk.engine.historySeconds;
+      if (windowChanges && seconds === 0) {
+        await this.saveDiskFile(disk, next);
+        await disk.engine.setHistory(0);
+      } else {
+        if (windowChanges) await disk.engine.setHistory(seconds);
+        await this.saveDiskFile(disk, next);
+      }
+      return policyOf(disk.meta);
+    });
+  }
+
+  private async saveDiskFile(disk: OpenDisk, next: DiskFile): Promise<void> {
+    await writeJsonFile(path.join(diskPath(this.path, disk.meta.name), DISK_FILE), next);
+    disk.meta = next;
+  }
+
+  compact(request: CompactRequest, onProgress?: ProgressCallback): Promise<CompactResult> {
+    const disk = this.disk(request.disk);
+    const name = disk.meta.name;
+    if (request.intoBaseline === true) {
+      if (request.snapshot !== undefined) throw invalidArgument("--into-baseline folds the oldest kept view into the baseline; it takes no --snapshot");
+      return disk.engine.foldIntoBaseline({ onProgress }).then((fold) => ({
+        disk: name,
+        mode: "into-baseline",
+        entriesFreed: fold.entriesFreed,
+        bytesFreed: fold.entriesFreed === 0 ? 0 : fold.bytesMoved,
+        bytesMoved: fold.bytesMoved,
+        entriesScanned: 0,
+        bytesScanned: 0,
+        segmentsReleased: 0,
+        lsnFold: fold.lsnFold,
+        durationMs: fold.durationMs,
+      }));
+    }
+    return disk.engine.compact({ snapshot: request.snapshot, onProgress }).then((result) => ({
+      disk: name,
+      mode: "in-place",
+      entriesFreed: result.entriesFreed,
+      bytesFreed: result.bytesFreed,
+      bytesMoved: result.bytesMoved,
+      entriesScanned: result.entriesScanned,
+      bytesScanned: result.bytesScanned,
+      segmentsReleased: result.segmentsReleased,
+      lsnFold: 0,
+      durationMs: result.durationMs,
+    }));
+  }
+
+  async restore(request: RestoreRequest, onProgress?: ProgressCallback): Promise<RestoreResult> {
+    const disk = this.disk(request.disk);
+    const engine = disk.engine;
+    const targets = [request.to !== undefined, request.asSnapshot !== undefined, request.rollback === true].filter(Boolean).length;
+    if (targets !== 1) throw invalidArgument("restore needs exactly one of --to FILE, --as-snapshot NAME, --rollback");
+    if (request.name !== undefined && request.rollback !== true) throw invalidArgument("--name names the snapshot a rollback keeps; it goes with --rollback");
+    const lsn = resolvePointLsn(engine, request.at, "--at");
+    const base = { disk: disk.meta.name, lsn, time: lsn === 0 ? null : isoOrNull(engine.timeOfLsn(lsn)) };
+    if (request.to !== undefined) {
+      if (!path.isAbsolute(request.to)) throw invalidArgument(`--to ${request.to} must be an absolute path (the server writes it)`);
+      const release = engine.pinView(lsn);
+      try {
+        const file = await restoreToFile(engine, lsn, request.to, onProgress);
+        return { ...base, mode: "file", file: { path: request.to, ...file } };
+      } finally {
+        release();
+      }
+    }
+    if (request.asSnapshot !== undefined) {
+      const snapshot = await this.createSnapshotAt(disk, request.asSnapshot, request.lun, lsn);
+      return { ...base, mode: "snapshot", snapshot };
+    }
+    return this.rollback(disk, lsn, request, base);
+  }
+
+  private createSnapshotAt(disk: OpenDisk, name: string, lun: number | undefined, lsn: number): Promise<SnapshotInfo> {
+    return this.control.run(() => this.cutSnapshotOf(disk, name, lun, lsn));
+  }
+
+  /**
+   * Rolls the current volume back. Connections to it made before fail from now on (CONFLICT:
+   * EIO over NBD), and none can be made until it is done: no host sees the switch silently.
+   */
+  private rollback(disk: OpenDisk, lsn: number, request: RestoreRequest, base: { disk: string; lsn: number; time: string | null }): Promise<RestoreResult> {
+    return this.control.run(async () => {
+      const name = request.name ?? this.defaultSnapshotName(disk, "before-rollback");
+      this.checkNewSnapshotName(disk, name);
+      disk.engine.checkViewAvailable(lsn);
+      const lun = await this.assignLun(request.lun);
+      disk.generation++;
+      disk.rollingBack = true;
+      try {
+        const result = await disk.engine.rollback(lsn, name, lun);
+        return { ...base, mode: "rollback" as const, before: snapshotInfo(disk.meta.name, result.cut), blocksRestored: result.blockCount };
+      } finally {
+        disk.rollingBack = false;
+      }
+    });
+  }
+
+  async *readLog(request: LogRequest): AsyncIterable<LogEntry> {
+    const disk = this.disk(request.disk);
+    const engine = disk.engine;
+    let lsnFirst = 0;
+    let lsnLast = engine.lsnLast;
+    if (request.snapshot !== undefined) {
+      const cut = engine.findSnapshot(request.snapshot);
+      if (cut === undefined) throw notFound(`disk ${disk.meta.name} has no snapshot named ${JSON.stringify(request.snapshot)}`, { disk: disk.meta.name });
+      const index = engine.snapshots.indexOf(cut);
+      lsnFirst = index > 0 ? engine.snapshots[index - 1].lsn + 1 : 0;
+      lsnLast = cut.lsn;
+    }
+    if (request.since !== undefined) lsnFirst = Math.max(lsnFirst, boundLsn(engine, request.since, "--since", "first"));
+    if (request.until !== undefined) lsnLast = Math.min(lsnLast, boundLsn(engine, request.until, "--until", "last"));
+    const blockSizeBytes = disk.meta.blockSizeBytes;
+    for await (const row of readLog(engine, { lsnFirst, lsnLast, withData: request.data === true })) {
+      const entry: LogEntry = {
+        kind: row.kind,
+        lsnFirst: row.lsnFirst,
+        lsnLast: row.lsnLast,
+        time: new Date(row.timeMs).toISOString(),
+        block: row.lba,
+        blockCount: row.blockCount,
+        offsetBytes: row.lba * blockSizeBytes,
+        lengthBytes: row.blockCount * blockSizeBytes,
+      };
+      if (row.snapshot !== undefined) entry.snapshot = row.snapshot;
+      if (row.data !== undefined) entry.data = row.data.toString("base64");
+      yield entry;
+    }
+  }
+
+  async *diff(request: DiffRequest): AsyncIterable<DiffRun> {
+    const disk = this.disk(request.disk);
+    const lsnFrom = resolvePointLsn(disk.engine, request.from, "FROM");
+    const lsnTo = resolvePointLsn(disk.engine, request.to, "TO");
+    const blockSizeBytes = disk.meta.blockSizeBytes;
+    for await (const run of disk.engine.diffRuns(lsnFrom, lsnTo)) {
+      yield { block: run.lbaFirst, blockCount: run.blockCount, offsetBytes: run.lbaFirst * blockSizeBytes, lengthBytes: run.blockCount * blockSizeBytes };
+    }
   }
 
   async status(): Promise<StoreStatus> {
@@ -365,7 +612,7 @@ export class Store implements Operations, VolumeResolver {
       lun: disk.meta.lun,
       historySeconds: disk.meta.historySeconds,
       createdAt: disk.meta.createdAt,
-      hasBaseline: disk.meta.hasBaseline,
+      hasBaseline: disk.engine.hasBaseline,
       entryCount: stats.entryCount,
       logBytes: stats.slotCount * disk.meta.blockSizeBytes,
       segmentBytes: stats.segmentBytes,
@@ -376,13 +623,7 @@ export class Store implements Operations, VolumeResolver {
   }
 
   private snapshotInfos(disk: OpenDisk): SnapshotInfo[] {
-    return disk.engine.snapshots.map((cut) => ({
-      disk: disk.meta.name,
-      name: cut.name,
-      lun: cut.lun,
-      lsn: cut.lsn,
-      createdAt: new Date(cut.timeMs).toISOString(),
-    }));
+    return disk.engine.snapshots.map((cut) => snapshotInfo(disk.meta.name, cut));
   }
 
   // ---- VolumeResolver -----------------------------------------------------------------
@@ -392,21 +633,41 @@ export class Store implements Operations, VolumeResolver {
     if (target.kind === "lun") return this.resolveLun(target.lun);
     const disk = this.disk(target.disk);
     const name = disk.meta.name;
-    const alive = () => {
+    const engine = disk.engine;
+    const diskAlive = () => {
       if (disk.deleted || this.closed) throw new SnaplogError(ErrorCodes.CLOSED, `disk ${name} was deleted or the store is closing`, { disk: name });
     };
     switch (target.kind) {
-      case "current":
-        return new DiskVolume(disk.engine, name, `disk ${name}, LUN ${disk.meta.lun}, read-write`, Infinity, false, alive);
-      case "baseline":
-        return new DiskVolume(disk.engine, `${name}@baseline`, `baseline of disk ${name}, read-only`, 0, true, alive);
-      case "snapshot": {
-        const cut = disk.engine.findSnapshot(target.snapshot);
-        if (cut === undefined) throw notFound(`disk ${name} has no snapshot named ${JSON.stringify(target.snapshot)}`, { disk: name });
-        return new DiskVolume(disk.engine, `${name}@${cut.name}`, this.snapshotDescription(name, cut), cut.lsn, true, alive);
+      case "current": {
+        if (disk.rollingBack) throw new SnaplogError(ErrorCodes.CONFLICT, `disk ${name} is being rolled back; connect again when it is done`, { disk: name });
+        const generation = disk.generation;
+        const alive = () => {
+          diskAlive();
+          if (disk.generation !== generation) {
+            throw new SnaplogError(ErrorCodes.CONFLICT, `disk ${name} was rolled back after this connection was made; reconnect to use the rolled-back volume`, { disk: name });
+          }
+        };
+        return new DiskVolume(engine, name, `disk ${name}, LUN ${disk.meta.lun}, read-write`, Infinity, false, alive);
       }
-      default:
-        throw new SnaplogError(ErrorCodes.UNSUPPORTED, `point-in-time exports (${exportName}) are not available yet`, { disk: name });
+      case "baseline":
+        return new DiskVolume(engine, `${name}@baseline`, `baseline of disk ${name}, read-only`, 0, true, diskAlive);
+      case "snapshot": {
+        const cut = engine.findSnapshot(target.snapshot);
+        if (cut === undefined) throw notFound(`disk ${name} has no snapshot named ${JSON.stringify(target.snapshot)}`, { disk: name });
+        const alive = () => {
+          diskAlive();
+          if (engine.findSnapshot(cut.name) !== cut) throw new SnaplogError(ErrorCodes.CLOSED, `snapshot ${cut.name} of disk ${name} was deleted`, { disk: name });
+        };
+        return new DiskVolume(engine, `${name}@${cut.name}`, this.snapshotDescription(name, cut), cut.lsn, true, alive);
+      }
+      case "lsn":
+      case "time": {
+        // Checked against the window now, then pinned while attached: nothing it sees is freed.
+        const lsn = target.kind === "lsn" ? (engine.checkViewAvailable(target.lsn), target.lsn) : engine.viewAtTime(target.timeMs);
+        const release = engine.pinView(lsn);
+        const time = lsn === 0 ? "the baseline" : new Date(engine.timeOfLsn(lsn)).toISOString();
+        return new DiskVolume(engine, exportName, `disk ${name} at LSN ${lsn} (${time}), read-only`, lsn, true, diskAlive, release);
+      }
     }
   }
 
@@ -440,8 +701,11 @@ export class Store implements Operations, VolumeResolver {
   async close(): Promise<void> {
     if (this.closed) return;
     this.closed = true;
+    // A pass under way ends at its next step once the engines close.
+    const compactionStopped = this.compactionScheduler?.stop();
     await this.control.run(async () => undefined);
     const results = await Promise.allSettled([...this.disks.values()].map((disk) => disk.engine.close()));
+    await compactionStopped;
     await this.lock.release();
     const failure = results.find((result): result is PromiseRejectedResult => result.status === "rejected");
     if (failure !== undefined) throw fromSystemError(failure.reason, { path: this.path });
@@ -450,7 +714,33 @@ export class Store implements Operations, VolumeResolver {
   /** For crash tests: drop everything without a final checkpoint (as a kill would), keep the lock file. */
   async abandon(): Promise<void> {
     this.closed = true;
+    const compactionStopped = this.compactionScheduler?.stop();
     await Promise.allSettled([...this.disks.values()].map((disk) => disk.engine.abandon()));
+    await compactionStopped;
     this.lock.abandon();
   }
+}
+
+function policyOf(meta: DiskFile): DiskPolicy {
+  return { historySeconds: meta.historySeconds, autoCompact: meta.autoCompact ?? true, compactOnDelete: meta.compactOnDelete ?? true };
+}
+
+function snapshotInfo(disk: string, cut: { name: string; lun: number; lsn: number; timeMs: number }): SnapshotInfo {
+  return { disk, name: cut.name, lun: cut.lun, lsn: cut.lsn, createdAt: new Date(cut.timeMs).toISOString() };
+}
+
+function isoOrNull(timeMs: number): string | null {
+  return timeMs === 0 ? null : new Date(timeMs).toISOString();
+}
+
+/**
+ * An LSN bound of `log --since/--until` (inclusive): `lsn:N` as given; a time T as the first
+ * entry at or after T (since) or the last at or before T (until). Listing the log needs no
+ * window: it shows what is still there.
+ */
+function boundLsn(engine: DiskEngine, text: string, what: string, side: "first" | "last"): number {
+  const target = parsePoint(text, what);
+  if (target.kind === "lsn") return target.lsn;
+  if (target.kind !== "time") throw invalidArgument(`${what} takes lsn:N or an ISO 8601 time, not ${JSON.stringify(text)}`);
+  return side === "last" ? engine.lsnAtTime(target.timeMs) : engine.lsnAtTime(target.timeMs - 1) + 1;
 }

@@ -45,6 +45,12 @@ export interface Volume {
    * after about `extentCountMax` extents when given (NBD REQ_ONE asks for one).
    */
   blockStatus(offsetBytes: number, lengthBytes: number, extentCountMax?: number): Promise<StatusExtent[]>;
+  /**
+   * The connection that resolved this volume is done with it (after NBD_OPT_INFO, or when
+   * the connection ends). Called once; the volume must not be used afterwards. A
+   * point-in-time volume drops its pin here, so compaction may free what it saw.
+   */
+  release(): void;
 }
 
 export interface ExportInfo {

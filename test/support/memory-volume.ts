@@ -33,6 +33,8 @@ export class MemoryVolume implements Volume {
   flushCount = 0;
   fuaCount = 0;
   writeCount = 0;
+  /** Times a connection let go of this volume (after NBD_OPT_INFO, or at its end). */
+  releaseCount = 0;
   /** Every volume call waits this long first (slow medium). */
   delayMs = 0;
   /** When set, every call fails with it. */
@@ -87,6 +89,10 @@ export class MemoryVolume implements Volume {
   async flush(): Promise<void> {
     await this.enter(0, 0, false);
     this.flushCount++;
+  }
+
+  release(): void {
+    this.releaseCount++;
   }
 
   async blockStatus(offsetBytes: number, lengthBytes: number): Promise<StatusExtent[]> {
