@@ -336,8 +336,9 @@ export class DiskEngine {
   }
 
   /**
-   * Checks that the view at `lsn` can be attached now: inside the history window, or a
-   * snapshot's cut or a pinned view. Throws OUTSIDE_WINDOW (naming the window) otherwise.
+   * Checks that the view at `lsn` can be attached now: the baseline (LSN 0), inside the
+   * history window, or a snapshot's cut or a pinned view. Throws OUTSIDE_WINDOW (naming the
+   * window) otherwise.
    */
   checkViewAvailable(lsn: number, asked = `LSN ${lsn}`): void {
     if (!Number.isSafeInteger(lsn) || lsn < 0) throw new SnaplogError(ErrorCodes.INVALID_ARGUMENT, `${asked} is not a valid LSN`, { disk: this.geometry.name });
@@ -345,23 +346,34 @@ export class DiskEngine {
     if (lsn > window.lsnLast) {
       throw new SnaplogError(ErrorCodes.OUTSIDE_WINDOW, `${asked} of disk ${this.geometry.name} is in the future: its newest LSN is ${window.lsnLast}`, { disk: this.geometry.name, lsn });
     }
-    if (lsn >= window.lsnFirst || this.state.hasCutOrPinAt(lsn)) return;
-    throw new SnaplogError(ErrorCodes.OUTSIDE_WINDOW, `${asked} is outside the history window of disk ${this.geometry.name}: ${describeWindow(window)}`, {
+    if (lsn === 0 || lsn >= window.lsnFirst || this.state.hasCutOrPinAt(lsn)) return;
+    throw this.outsideWindow(asked, window, lsn);
+  }
+
+  /**
+   * The LSN of the view at `timeMs`: the time must lie inside the window (the last
+   * `historySeconds`, up to now) and so must its view. Older times are refused even where a
+   * snapshot holds the same state: a snapshot is addressed by its name.
+   */
+  viewAtTime(timeMs: number): number {
+    const asked = new Date(timeMs).toISOString();
+    const nowMs = this.clock();
+    if (timeMs > nowMs) {
+      throw new SnaplogError(ErrorCodes.OUTSIDE_WINDOW, `${asked} is in the future for disk ${this.geometry.name}`, { disk: this.geometry.name });
+    }
+    const lsn = this.lsnAtTime(timeMs);
+    const window = this.historyWindow(nowMs);
+    // Only the window: entry times before its horizon are kept coarsely, so an older time could name the wrong view.
+    if (timeMs < nowMs - this.historySecondsNow * 1000 || lsn < window.lsnFirst) throw this.outsideWindow(asked, window, lsn);
+    return lsn;
+  }
+
+  private outsideWindow(asked: string, window: HistoryWindow, lsn: number): SnaplogError {
+    return new SnaplogError(ErrorCodes.OUTSIDE_WINDOW, `${asked} is outside the history window of disk ${this.geometry.name}: ${describeWindow(window)}`, {
       disk: this.geometry.name,
       lsn,
       hint: "attach a snapshot instead (snaplog snapshot list), or keep more history (snaplog policy set DISK --history 24h)",
     });
-  }
-
-  /** The LSN of the view at `timeMs`, checked as checkViewAvailable does. */
-  viewAtTime(timeMs: number): number {
-    const asked = new Date(timeMs).toISOString();
-    if (timeMs > this.clock()) {
-      throw new SnaplogError(ErrorCodes.OUTSIDE_WINDOW, `${asked} is in the future for disk ${this.geometry.name}`, { disk: this.geometry.name });
-    }
-    const lsn = this.lsnAtTime(timeMs);
-    this.checkViewAvailable(lsn, asked);
-    return lsn;
   }
 
   /**
@@ -994,7 +1006,7 @@ export class DiskEngine {
       }
       const entriesBefore = this.state.entries.count;
       const counts = await this.scanAndFree(lsnMin, lsnMax, options.onProgress);
-      this.state.times.thinBefore(this.historyWindow().lsnFirst, TIME_RESOLUTION_OUTSIDE_WINDOW_MS);
+      this.state.times.thinBefore(this.historySecondsNow > 0 ? this.state.lsnHorizon : this.lsnVisible, TIME_RESOLUTION_OUTSIDE_WINDOW_MS);
       const segmentsReleased = await this.releaseFreeSegments();
       return {
         entriesScanned: entriesBefore,

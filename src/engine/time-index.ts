@@ -57,20 +57,18 @@ export class TimeIndex {
   }
 
   /**
-   * Keeps at most one point per `resolutionMs` among the points before `lsnBefore` (history
-   * outside the window): the index stays bounded however long the disk lives, and old entries'
-   * times are then known to within that resolution.
+   * Keeps at most one point per `resolutionMs` among the points before `lsnBound` (history
+   * before the window's horizon): the index stays bounded however long the disk lives, and
+   * old entries' times are then known to within that resolution. The last point at or before
+   * the bound always stays, so a time whose view is at or after the bound still maps exactly,
+   * and a time before it still maps before it.
    */
-  thinBefore(lsnBefore: number, resolutionMs: number): void {
+  thinBefore(lsnBound: number, resolutionMs: number): void {
+    const boundary = this.upperBound(lsnBound) - 1;
     let kept = 0;
-    let index = 0;
-    for (; index < this.pointCount && this.lsns[index] < lsnBefore; index++) {
-      if (kept > 0 && this.times[index] - this.times[kept - 1] < resolutionMs) continue;
-      this.lsns[kept] = this.lsns[index];
-      this.times[kept] = this.times[index];
-      kept++;
-    }
-    for (; index < this.pointCount; index++) {
+    for (let index = 0; index < this.pointCount; index++) {
+      const thinnable = index < boundary && kept > 0 && this.times[index] - this.times[kept - 1] < resolutionMs;
+      if (thinnable) continue;
       this.lsns[kept] = this.lsns[index];
       this.times[kept] = this.times[index];
       kept++;

@@ -65,13 +65,25 @@ export class HistoryModel {
     return Math.max(this.horizon, Math.min(this.lsnAtTime(this.nowMs - this.windowSeconds * 1000), this.lsnCurrent));
   }
 
-  /** Whether the view at `lsn` may be attached: in the window, or a snapshot's cut. */
+  /** Whether the view at `lsn` may be attached: the baseline (LSN 0), in the window, or a snapshot's cut. */
   isAvailable(lsn: number): boolean {
     if (lsn > this.lsnCurrent) return false;
-    return lsn >= this.windowFirst() || this.snapshots.some((snapshot) => snapshot.lsn === lsn);
+    return lsn === 0 || lsn >= this.windowFirst() || this.snapshots.some((snapshot) => snapshot.lsn === lsn);
   }
 
+  /**
+   * The view a time names, or undefined when the time is refused: it must lie in the last
+   * windowSeconds, and its view inside the window (snapshots are named, not timed).
+   */
+  viewAtTime(timeMs: number): number | undefined {
+    const lsn = this.lsnAtTime(timeMs);
+    if (timeMs < this.nowMs - this.windowSeconds * 1000) return undefined;
+    return lsn >= this.windowFirst() ? lsn : undefined;
+  }
+
+  /** The image of the view at `lsn` (LSN 0 is the baseline, which a fold moves). */
   imageAt(lsn: number): Buffer {
+    if (lsn === 0) return this.baseline;
     const snapshot = this.snapshots.find((candidate) => candidate.lsn === lsn);
     if (snapshot !== undefined) return snapshot.image;
     const state = this.states.find((candidate) => candidate.lsn === lsn);
