@@ -14,26 +14,53 @@ import http from "node:http";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { ApiClient } from "../src/api/client.js";
-import { startApiServer, type ApiServer } from "../src/api/server.js";
+import type { FastifyInstance } from "fastify";
+import { Registry } from "prom-client";
+import { buildApiApp, startApiServer, type ApiServer } from "../src/api/server.js";
 import type {
+  CompactRequest,
+  CompactResult,
   CreateDiskRequest,
   CreateSnapshotRequest,
+  DeleteSnapshotResult,
+  DiffRequest,
+  DiffRun,
   DiskDetail,
   DiskInfo,
+  DiskPolicy,
+  LogEntry,
+  LogRequest,
   Operations,
+  PolicyUpdate,
+  ProgressCallback,
+  RestoreRequest,
+  RestoreResult,
   SnapshotInfo,
   StoreStatus,
 } from "../src/store/operations.js";
 import { apiSocketPath, apiTokenPath } from "../src/store/paths.js";
 import { ErrorCodes, SnaplogError } from "../src/util/errors.js";
 
-/** Just enough of a store to answer every route; counts calls that would change it. */
+/** How the long-running operations behave: a test sets it to report progress, wait or fail. */
+type LongRun = (onProgress: ProgressCallback | undefined) => Promise<void>;
+
+/**
+ * Just enough of a store to answer every route; counts calls that would change it. The log
+ * and diff streams are generated (logEntryCount items, or endless), can fail after
+ * `streamFailAfter` items, and record how many items were pulled and whether the stream was
+ * closed, so tests can see backpressure and a disconnect reach the store.
+ */
 class MemoryOperations implements Operations {
   readonly disks = new Map<string, DiskDetail>();
   mutationCount = 0;
+  longRun: LongRun = async () => undefined;
+  logEntryCount = 3;
+  streamFailAfter: number | undefined;
+  itemsPulled = 0;
+  streamClosed = false;
 
   async listDisks(): Promise<DiskInfo[]> {
-    return [...this.disks.values()].map(({ snapshots: _snapshots, ...info }) => info);
+    return [...this.disks.values()].map(({ snapshots: _snapshots, space: _space, policy: _policy, ...info }) => info);
   }
   async showDisk(name: string): Promise<DiskDetail> {
     const disk = this.disks.get(name);
@@ -58,6 +85,19 @@ class MemoryOperations implements Operations {
       lsnLast: 0,
       snapshotCount: 0,
       snapshots: [],
+      space: {
+        logicalBytes: request.sizeBytes,
+        baselineBytes: 0,
+        logLiveBytes: 0,
+        logDeadBytes: 0,
+        logFreeBytes: 0,
+        segmentBytes: 0,
+        journalBytes: 0,
+        liveEntries: 0,
+        deadEntries: 0,
+        window: { historySeconds: request.historySeconds ?? 3600, lsnFirst: 0, timeFirst: null, lsnLast: 0 },
+      },
+      policy: { historySeconds: request.historySeconds ?? 3600, autoCompact: true, compactOnDelete: true },
     };
     this.disks.set(request.name, disk);
     return (await this.listDisks()).find((info) => info.name === request.name)!;
@@ -77,6 +117,75 @@ class MemoryOperations implements Operations {
   }
   async listSnapshots(disk: string): Promise<SnapshotInfo[]> {
     return (await this.showDisk(disk)).snapshots;
+  }
+  async deleteSnapshot(diskName: string, name: string): Promise<DeleteSnapshotResult> {
+    const disk = await this.showDisk(diskName);
+    const index = disk.snapshots.findIndex((snapshot) => snapshot.name === name);
+    if (index === -1) throw new SnaplogError(ErrorCodes.NOT_FOUND, `disk ${diskName} has no snapshot named "${name}"`);
+    this.mutationCount += 1;
+    const [snapshot] = disk.snapshots.splice(index, 1);
+    disk.snapshotCount -= 1;
+    return { ...snapshot, entriesFreed: 2, bytesFreed: 8192 };
+  }
+  async showPolicy(disk: string): Promise<DiskPolicy> {
+    return (await this.showDisk(disk)).policy;
+  }
+  async setPolicy({ disk, ...changes }: PolicyUpdate): Promise<DiskPolicy> {
+    const detail = await this.showDisk(disk);
+    this.mutationCount += 1;
+    detail.policy = { ...detail.policy, ...changes };
+    return detail.policy;
+  }
+  async compact(request: CompactRequest, onProgress?: ProgressCallback): Promise<CompactResult> {
+    await this.showDisk(request.disk);
+    this.mutationCount += 1;
+    await this.longRun(onProgress);
+    const mode = request.intoBaseline === true ? "into-baseline" : "in-place";
+    return { disk: request.disk, mode, entriesFreed: 5, bytesFreed: 20480, bytesMoved: 0, entriesScanned: 9, bytesScanned: 36864, segmentsReleased: 1, lsnFold: 0, durationMs: 1.5 };
+  }
+  async restore(request: RestoreRequest, onProgress?: ProgressCallback): Promise<RestoreResult> {
+    await this.showDisk(request.disk);
+    const targets = [request.to !== undefined, request.asSnapshot !== undefined, request.rollback === true].filter(Boolean).length;
+    if (targets !== 1) throw new SnaplogError(ErrorCodes.INVALID_ARGUMENT, "restore needs exactly one of --to FILE, --as-snapshot NAME, --rollback");
+    if (request.at === "lsn:999") throw new SnaplogError(ErrorCodes.OUTSIDE_WINDOW, "LSN 999 is in the future");
+    this.mutationCount += 1;
+    await this.longRun(onProgress);
+    return { disk: request.disk, mode: "file", lsn: 7, time: null, file: { path: request.to ?? "", sizeBytes: 4096, bytesWritten: 4096 } };
+  }
+  async *readLog(request: LogRequest): AsyncIterable<LogEntry> {
+    await this.showDisk(request.disk);
+    if (request.since === "lsn:999") throw new SnaplogError(ErrorCodes.OUTSIDE_WINDOW, "LSN 999 is in the future");
+    yield* this.generate((index) => ({
+      kind: "write",
+      lsnFirst: index + 1,
+      lsnLast: index + 1,
+      time: new Date(index * 1000).toISOString(),
+      block: index,
+      blockCount: 1,
+      offsetBytes: index * 4096,
+      lengthBytes: 4096,
+      ...(request.data === true ? { data: Buffer.from(`entry ${index}`).toString("base64") } : {}),
+    }));
+  }
+  async *diff(request: DiffRequest): AsyncIterable<DiffRun> {
+    await this.showDisk(request.disk);
+    if (request.from === request.to) throw new SnaplogError(ErrorCodes.INVALID_ARGUMENT, "FROM and TO are the same");
+    yield* this.generate((index) => ({ block: index * 2, blockCount: 1, offsetBytes: index * 8192, lengthBytes: 4096 }));
+  }
+  private async *generate<T>(item: (index: number) => T): AsyncGenerator<T> {
+    this.itemsPulled = 0;
+    this.streamClosed = false;
+    try {
+      for (let index = 0; index < this.logEntryCount; index++) {
+        if (index === this.streamFailAfter) throw new SnaplogError(ErrorCodes.IO, "I/O error: the medium went away", { hint: "check the disk" });
+        this.itemsPulled += 1;
+        // A real store reads files here; yield to the event loop the same way.
+        if (index % 64 === 0) await new Promise((resolve) => setImmediate(resolve));
+        yield item(index);
+      }
+    } finally {
+      this.streamClosed = true;
+    }
   }
   async status(): Promise<StoreStatus> {
     return {
@@ -256,3 +365,332 @@ test("a live socket is refused with CONFLICT, a stale one is replaced", async ()
   }
   assert.equal(existsSync(stalePath), false, "close removes the socket");
 });
+
+// ---- history operations: snapshot delete, policy, compact, restore, log, diff ---------------
+//
+// Goal: the routes added for the history operations keep SPEC §3.3 and the streaming
+// contract in src/api/ndjson.ts: plain JSON where the answer is small; NDJSON for the log, a
+// diff and the progress of compact/restore; an error before anything was sent keeps its HTTP
+// status, one after ends the stream with an {"error"} line; streams follow the client's pace
+// and stop the store's reader when it disconnects. Method: inject() against an app over its
+// own MemoryOperations, and a second real server on its own socket for ApiClient and for
+// backpressure and disconnects, which inject() cannot show.
+
+const historyOperations = new MemoryOperations();
+const historySocketPath = join(directory, "history.sock");
+let historyApp: FastifyInstance;
+let historyServer: ApiServer;
+
+before(async () => {
+  historyApp = await buildApiApp({ operations: historyOperations, metrics: new Registry() });
+  historyServer = await startApiServer({ operations: historyOperations, storePath: directory, socketPath: historySocketPath });
+  await historyOperations.createDisk({ name: "vm1", sizeBytes: 1 << 20 });
+  await historyOperations.createSnapshot({ disk: "vm1", name: "s1", lun: 5 });
+  await historyOperations.createSnapshot({ disk: "vm1", name: "s2", lun: 6 });
+});
+after(async () => {
+  await historyApp?.close();
+  await historyServer?.close();
+});
+
+/** Each test starts from the default behaviour of the long operations and streams. */
+function resetHistoryBehaviour(): void {
+  historyOperations.longRun = async () => undefined;
+  historyOperations.logEntryCount = 3;
+  historyOperations.streamFailAfter = undefined;
+}
+
+/** The lines of an NDJSON body, parsed; the body must end with a newline. */
+function ndjsonLines(text: string): unknown[] {
+  if (text.length === 0) return [];
+  assert.ok(text.endsWith("\n"), `NDJSON ends with a newline: ${JSON.stringify(text.slice(-40))}`);
+  return text.slice(0, -1).split("\n").map((line) => JSON.parse(line) as unknown);
+}
+
+function sleep(ms: number): Promise<void> {
+  return new Promise((resolve) => setTimeout(resolve, ms));
+}
+
+async function waitUntil(condition: () => boolean, what: string, timeoutMs = 5000): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  while (!condition()) {
+    if (Date.now() > deadline) assert.fail(`timed out waiting until ${what}`);
+    await sleep(10);
+  }
+}
+
+/** Reports `steps` progress lines `intervalMs` apart, then optionally fails. */
+function progressing(steps: number, intervalMs: number, failure?: SnaplogError): LongRun {
+  return async (onProgress) => {
+    for (let step = 1; step <= steps; step++) {
+      onProgress?.(step * 4096, steps * 4096);
+      await sleep(intervalMs);
+    }
+    if (failure !== undefined) throw failure;
+  };
+}
+
+test("the OpenAPI document lists the history routes, with NDJSON answers for the streams", async () => {
+  const answer = await historyApp.inject({ method: "GET", url: "/v1/openapi.json" });
+  const document = JSON.parse(answer.body) as { paths: Record<string, Record<string, { responses: Record<string, { content?: Record<string, unknown> }> }>> };
+  assert.deepEqual(Object.keys(document.paths["/v1/disks/{name}/snapshots/{snapshot}"]), ["delete"]);
+  assert.deepEqual(Object.keys(document.paths["/v1/disks/{name}/policy"]).sort(), ["get", "patch"]);
+  for (const [path, method] of [["compact", "post"], ["restore", "post"], ["log", "get"], ["diff", "get"]] as const) {
+    const content = document.paths[`/v1/disks/{name}/${path}`][method].responses["200"].content ?? {};
+    assert.deepEqual(Object.keys(content), ["application/x-ndjson"], path);
+  }
+  const detail = JSON.stringify(document.paths["/v1/disks/{name}"].get.responses["200"]);
+  assert.match(detail, /logDeadBytes/);
+  assert.match(detail, /compactOnDelete/);
+});
+
+test("GET /v1/disks/:name carries space and policy", async () => {
+  const answer = await historyApp.inject({ method: "GET", url: "/v1/disks/vm1" });
+  assert.equal(answer.statusCode, 200);
+  const detail = JSON.parse(answer.body) as DiskDetail;
+  assert.equal(detail.space.logicalBytes, 1 << 20);
+  assert.deepEqual(detail.space.window, { historySeconds: 3600, lsnFirst: 0, timeFirst: null, lsnLast: 0 });
+  assert.deepEqual(detail.policy, { historySeconds: 3600, autoCompact: true, compactOnDelete: true });
+});
+
+test("DELETE a snapshot answers what was deleted and freed; an unknown one is 404", async () => {
+  const deleted = await historyApp.inject({ method: "DELETE", url: "/v1/disks/vm1/snapshots/s2" });
+  assert.equal(deleted.statusCode, 200, deleted.body);
+  assert.deepEqual(JSON.parse(deleted.body), { disk: "vm1", name: "s2", lun: 6, lsn: 0, createdAt: new Date(0).toISOString(), entriesFreed: 2, bytesFreed: 8192 });
+  const again = await historyApp.inject({ method: "DELETE", url: "/v1/disks/vm1/snapshots/s2" });
+  assert.equal(again.statusCode, 404);
+  assert.equal(JSON.parse(again.body).error.code, ErrorCodes.NOT_FOUND);
+});
+
+test("policy: GET shows it, PATCH changes only the fields given and answers the whole policy", async () => {
+  const shown = await historyApp.inject({ method: "GET", url: "/v1/disks/vm1/policy" });
+  assert.deepEqual(JSON.parse(shown.body), { historySeconds: 3600, autoCompact: true, compactOnDelete: true });
+  const changed = await historyApp.inject({ method: "PATCH", url: "/v1/disks/vm1/policy", payload: { autoCompact: false, historySeconds: 60 } });
+  assert.equal(changed.statusCode, 200, changed.body);
+  assert.deepEqual(JSON.parse(changed.body), { historySeconds: 60, autoCompact: false, compactOnDelete: true });
+  const missing = await historyApp.inject({ method: "GET", url: "/v1/disks/nothere/policy" });
+  assert.equal(missing.statusCode, 404);
+});
+
+test("bad history bodies and queries get 400 with a one-line message and change nothing", async () => {
+  resetHistoryBehaviour();
+  const before = historyOperations.mutationCount;
+  const cases: Array<{ method: "PATCH" | "POST" | "GET" | "DELETE"; url: string; payload?: unknown }> = [
+    { method: "PATCH", url: "/v1/disks/vm1/policy", payload: {} },
+    { method: "PATCH", url: "/v1/disks/vm1/policy", payload: { historySeconds: -1 } },
+    { method: "PATCH", url: "/v1/disks/vm1/policy", payload: { historySeconds: "1h" } },
+    { method: "PATCH", url: "/v1/disks/vm1/policy", payload: { autoCompact: "yes" } },
+    { method: "PATCH", url: "/v1/disks/vm1/policy", payload: { mergeOldest: true } },
+    { method: "POST", url: "/v1/disks/vm1/compact", payload: { intoBaseline: "true" } },
+    { method: "POST", url: "/v1/disks/vm1/compact", payload: { snapshot: "a b" } },
+    { method: "POST", url: "/v1/disks/vm1/restore", payload: { to: "/tmp/x.raw" } },
+    { method: "POST", url: "/v1/disks/vm1/restore", payload: { at: "", rollback: true } },
+    { method: "POST", url: "/v1/disks/vm1/restore", payload: { at: "lsn:1", rollback: true, lun: 0 } },
+    { method: "POST", url: "/v1/disks/vm1/restore", payload: { at: "lsn:1", asSnapshot: "../x" } },
+    { method: "POST", url: "/v1/disks/vm1/restore", payload: { at: "lsn:1", to: "/tmp/x.raw", asSnapshot: "both" } },
+    { method: "GET", url: "/v1/disks/vm1/log?data=yes" },
+    { method: "GET", url: "/v1/disks/vm1/log?bogus=1" },
+    { method: "GET", url: "/v1/disks/vm1/log?snapshot=a%20b" },
+    { method: "GET", url: "/v1/disks/vm1/diff?from=s1" },
+    { method: "GET", url: "/v1/disks/vm1/diff?from=s1&to=s1" },
+    { method: "DELETE", url: "/v1/disks/vm1/snapshots/a%20b" },
+  ];
+  for (const { method, url, payload } of cases) {
+    const answer = await historyApp.inject({ method, url, payload: payload as Record<string, unknown> | undefined });
+    assert.equal(answer.statusCode, 400, `${method} ${url} ${JSON.stringify(payload)} → ${answer.body}`);
+    assert.match(String(answer.headers["content-type"]), /^application\/json/);
+    const parsed = JSON.parse(answer.body) as { error: { code: string; message: string } };
+    assert.equal(parsed.error.code, ErrorCodes.INVALID_ARGUMENT);
+    assert.ok(parsed.error.message.length > 0 && !parsed.error.message.includes("\n"), parsed.error.message);
+  }
+  assert.equal(historyOperations.mutationCount, before);
+});
+
+test("compact and restore stream at most ten progress lines a second, then one result line", async () => {
+  historyOperations.longRun = progressing(30, 20);
+  const startedMs = Date.now();
+  const answer = await historyApp.inject({ method: "POST", url: "/v1/disks/vm1/restore", payload: { at: "lsn:7", to: "/tmp/vm1.raw" } });
+  const elapsedMs = Date.now() - startedMs;
+  assert.equal(answer.statusCode, 200);
+  assert.match(String(answer.headers["content-type"]), /^application\/x-ndjson/);
+  const lines = ndjsonLines(answer.body) as Array<{ progress?: { done: number; total: number }; result?: RestoreResult }>;
+  const progress = lines.slice(0, -1).map((line) => line.progress);
+  assert.ok(progress.every((entry) => entry !== undefined && entry.total === 30 * 4096), JSON.stringify(lines));
+  assert.ok(progress.length >= 2, `some progress in ${elapsedMs} ms: ${progress.length}`);
+  assert.ok(progress.length <= Math.ceil(elapsedMs / 100) + 1, `throttled: ${progress.length} lines in ${elapsedMs} ms`);
+  for (let index = 1; index < progress.length; index++) assert.ok(progress[index]!.done > progress[index - 1]!.done, "progress moves forward");
+  assert.deepEqual(lines.at(-1)?.result?.file, { path: "/tmp/vm1.raw", sizeBytes: 4096, bytesWritten: 4096 });
+
+  resetHistoryBehaviour();
+  const quick = await historyApp.inject({ method: "POST", url: "/v1/disks/vm1/compact" });
+  assert.equal(quick.statusCode, 200, quick.body);
+  assert.match(String(quick.headers["content-type"]), /^application\/x-ndjson/);
+  const quickLines = ndjsonLines(quick.body) as Array<{ result?: CompactResult }>;
+  assert.equal(quickLines.length, 1, "a quick operation answers with the result line alone");
+  assert.equal(quickLines[0].result?.mode, "in-place");
+});
+
+test("compact and restore: an error before any line keeps its status; after, it is the final line", async () => {
+  resetHistoryBehaviour();
+  const notFound = await historyApp.inject({ method: "POST", url: "/v1/disks/nothere/compact", payload: { intoBaseline: true } });
+  assert.equal(notFound.statusCode, 404);
+  assert.equal(JSON.parse(notFound.body).error.code, ErrorCodes.NOT_FOUND);
+  const twoTargets = await historyApp.inject({ method: "POST", url: "/v1/disks/vm1/restore", payload: { at: "lsn:1", rollback: true, to: "/tmp/x.raw" } });
+  assert.equal(twoTargets.statusCode, 400);
+  const future = await historyApp.inject({ method: "POST", url: "/v1/disks/vm1/restore", payload: { at: "lsn:999", rollback: true } });
+  assert.equal(future.statusCode, 410);
+  assert.equal(JSON.parse(future.body).error.code, ErrorCodes.OUTSIDE_WINDOW);
+
+  historyOperations.longRun = progressing(0, 0, new SnaplogError(ErrorCodes.NO_SPACE, "no space left"));
+  const early = await historyApp.inject({ method: "POST", url: "/v1/disks/vm1/compact", payload: {} });
+  assert.equal(early.statusCode, 507);
+  assert.match(String(early.headers["content-type"]), /^application\/json/);
+
+  historyOperations.longRun = progressing(5, 40, new SnaplogError(ErrorCodes.IO, "I/O error: gone", { hint: "check the medium" }));
+  const late = await historyApp.inject({ method: "POST", url: "/v1/disks/vm1/compact", payload: { snapshot: "s1" } });
+  assert.equal(late.statusCode, 200, "the status was sent with the first progress line");
+  const lines = ndjsonLines(late.body) as Array<Record<string, unknown>>;
+  assert.ok(lines.length >= 2 && lines.slice(0, -1).every((line) => "progress" in line), late.body);
+  assert.deepEqual(lines.at(-1), { error: { code: ErrorCodes.IO, message: "I/O error: gone", hint: "check the medium" } });
+});
+
+test("log and diff stream one item per line; errors before the first item keep their status", async () => {
+  resetHistoryBehaviour();
+  const log = await historyApp.inject({ method: "GET", url: "/v1/disks/vm1/log?since=lsn:1&until=2026-11-25T10:00:00Z&snapshot=s1&data=true" });
+  assert.equal(log.statusCode, 200, log.body);
+  assert.match(String(log.headers["content-type"]), /^application\/x-ndjson/);
+  const entries = ndjsonLines(log.body) as LogEntry[];
+  assert.deepEqual(entries.map((entry) => [entry.lsnFirst, entry.block, Buffer.from(entry.data ?? "", "base64").toString()]), [[1, 0, "entry 0"], [2, 1, "entry 1"], [3, 2, "entry 2"]]);
+  const withoutData = ndjsonLines((await historyApp.inject({ method: "GET", url: "/v1/disks/vm1/log" })).body) as LogEntry[];
+  assert.equal(withoutData.length, 3);
+  assert.ok(withoutData.every((entry) => entry.data === undefined));
+
+  const diff = await historyApp.inject({ method: "GET", url: "/v1/disks/vm1/diff?from=s1&to=current" });
+  assert.equal(diff.statusCode, 200, diff.body);
+  assert.deepEqual(ndjsonLines(diff.body), [0, 1, 2].map((index) => ({ block: index * 2, blockCount: 1, offsetBytes: index * 8192, lengthBytes: 4096 })));
+
+  historyOperations.logEntryCount = 0;
+  const empty = await historyApp.inject({ method: "GET", url: "/v1/disks/vm1/log" });
+  assert.equal(empty.statusCode, 200);
+  assert.equal(empty.body, "");
+
+  for (const [url, status, code] of [
+    ["/v1/disks/nothere/log", 404, ErrorCodes.NOT_FOUND],
+    ["/v1/disks/vm1/log?since=lsn:999", 410, ErrorCodes.OUTSIDE_WINDOW],
+    ["/v1/disks/nothere/diff?from=s1&to=current", 404, ErrorCodes.NOT_FOUND],
+  ] as const) {
+    const answer = await historyApp.inject({ method: "GET", url });
+    assert.equal(answer.statusCode, status, `${url}: ${answer.body}`);
+    assert.match(String(answer.headers["content-type"]), /^application\/json/);
+    assert.equal(JSON.parse(answer.body).error.code, code);
+  }
+});
+
+test("log and diff: a failure midway ends the stream with an error line after the items before it", async () => {
+  resetHistoryBehaviour();
+  historyOperations.logEntryCount = 10;
+  historyOperations.streamFailAfter = 2;
+  for (const url of ["/v1/disks/vm1/log", "/v1/disks/vm1/diff?from=baseline&to=current"]) {
+    const answer = await historyApp.inject({ method: "GET", url });
+    assert.equal(answer.statusCode, 200);
+    const lines = ndjsonLines(answer.body) as Array<Record<string, unknown>>;
+    assert.equal(lines.length, 3, answer.body);
+    assert.ok(!("error" in lines[0]) && !("error" in lines[1]));
+    assert.deepEqual(lines[2], { error: { code: ErrorCodes.IO, message: "I/O error: the medium went away", hint: "check the disk" } });
+  }
+});
+
+test("a log stream follows the client's pace, and a client that disconnects stops the store's reader", async () => {
+  resetHistoryBehaviour();
+  historyOperations.logEntryCount = Number.POSITIVE_INFINITY;
+  const request = http.request({ socketPath: historySocketPath, method: "GET", path: "/v1/disks/vm1/log" });
+  const response = await new Promise<http.IncomingMessage>((resolve, reject) => {
+    request.on("response", resolve).on("error", reject).end();
+  });
+  assert.equal(response.statusCode, 200);
+  await new Promise((resolve) => response.once("data", resolve));
+  response.pause();
+  await sleep(300);
+  const pulledWhilePaused = historyOperations.itemsPulled;
+  await sleep(300);
+  assert.equal(historyOperations.itemsPulled, pulledWhilePaused, "nothing more is read while the client does not read");
+  // About 150 bytes a line: what fits in the socket and stream buffers (~3500 when written), not the endless log.
+  assert.ok(pulledWhilePaused < 20_000, `pulled ${pulledWhilePaused} items`);
+  assert.equal(historyOperations.streamClosed, false);
+  request.on("error", () => undefined);
+  request.destroy();
+  await waitUntil(() => historyOperations.streamClosed, "the store's log reader is closed");
+});
+
+test("ApiClient: log and diff yield items as they come; error lines and error answers become SnaplogError", async () => {
+  resetHistoryBehaviour();
+  const client = new ApiClient(historySocketPath);
+  const entries: LogEntry[] = [];
+  for await (const entry of client.readLog({ disk: "vm1", since: "lsn:1", data: true })) entries.push(entry);
+  assert.deepEqual(entries.map((entry) => Buffer.from(entry.data ?? "", "base64").toString()), ["entry 0", "entry 1", "entry 2"]);
+  const runs: DiffRun[] = [];
+  for await (const run of client.diff({ disk: "vm1", from: "s1", to: "current" })) runs.push(run);
+  assert.deepEqual(runs.map((run) => run.block), [0, 2, 4]);
+
+  await assert.rejects(drain(client.readLog({ disk: "nothere" })), (error: unknown) => error instanceof SnaplogError && error.code === ErrorCodes.NOT_FOUND);
+  await assert.rejects(drain(client.readLog({ disk: "vm1", since: "lsn:999" })), (error: unknown) => error instanceof SnaplogError && error.code === ErrorCodes.OUTSIDE_WINDOW);
+
+  historyOperations.logEntryCount = 10;
+  historyOperations.streamFailAfter = 2;
+  const before: LogEntry[] = [];
+  await assert.rejects(
+    async () => {
+      for await (const entry of client.readLog({ disk: "vm1" })) before.push(entry);
+    },
+    (error: unknown) => error instanceof SnaplogError && error.code === ErrorCodes.IO && error.hint === "check the disk",
+  );
+  assert.equal(before.length, 2, "the items before the failure arrive first");
+});
+
+test("ApiClient: leaving a log early closes the connection and the store's reader", async () => {
+  resetHistoryBehaviour();
+  historyOperations.logEntryCount = Number.POSITIVE_INFINITY;
+  const client = new ApiClient(historySocketPath);
+  let count = 0;
+  for await (const entry of client.readLog({ disk: "vm1" })) {
+    assert.equal(entry.lsnFirst, count + 1);
+    if (++count === 1000) break;
+  }
+  await waitUntil(() => historyOperations.streamClosed, "the store's log reader is closed");
+});
+
+test("ApiClient: compact and restore report progress and return the result; a late failure is thrown", async () => {
+  resetHistoryBehaviour();
+  const client = new ApiClient(historySocketPath);
+  historyOperations.longRun = progressing(6, 40);
+  const seen: Array<[number, number]> = [];
+  const result = await client.compact({ disk: "vm1", intoBaseline: true }, (done, total) => seen.push([done, total]));
+  assert.equal(result.mode, "into-baseline");
+  assert.ok(seen.length >= 1 && seen.every(([done, total]) => total === 6 * 4096 && done > 0 && done <= total), JSON.stringify(seen));
+
+  historyOperations.longRun = progressing(3, 60, new SnaplogError(ErrorCodes.CORRUPT, "checksum error at block 9"));
+  await assert.rejects(client.restore({ disk: "vm1", at: "lsn:3", asSnapshot: "x" }), (error: unknown) => error instanceof SnaplogError && error.code === ErrorCodes.CORRUPT && error.message === "checksum error at block 9");
+  resetHistoryBehaviour();
+  await assert.rejects(client.restore({ disk: "vm1", at: "lsn:3", asSnapshot: "x", rollback: true }), (error: unknown) => error instanceof SnaplogError && error.code === ErrorCodes.INVALID_ARGUMENT);
+  const restored = await client.restore({ disk: "vm1", at: "lsn:3", to: "/tmp/y.raw" });
+  assert.equal(restored.file?.path, "/tmp/y.raw");
+});
+
+test("ApiClient: snapshot delete, policy show and set, disk detail", async () => {
+  resetHistoryBehaviour();
+  const client = new ApiClient(historySocketPath);
+  await client.createSnapshot({ disk: "vm1", name: "gone", lun: 9 });
+  const deleted = await client.deleteSnapshot("vm1", "gone");
+  assert.deepEqual([deleted.name, deleted.lun, deleted.entriesFreed, deleted.bytesFreed], ["gone", 9, 2, 8192]);
+  await assert.rejects(client.deleteSnapshot("vm1", "gone"), (error: unknown) => error instanceof SnaplogError && error.code === ErrorCodes.NOT_FOUND);
+  const policy = await client.setPolicy({ disk: "vm1", compactOnDelete: false });
+  assert.equal(policy.compactOnDelete, false);
+  assert.deepEqual(await client.showPolicy("vm1"), policy);
+  assert.deepEqual((await client.showDisk("vm1")).policy, policy);
+});
+
+async function drain(items: AsyncIterable<unknown>): Promise<number> {
+  let count = 0;
+  for await (const _item of items) count++;
+  return count;
+}

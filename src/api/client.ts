@@ -2,24 +2,48 @@
  * Operations over the running server's unix socket: what the CLI uses when a server owns
  * the store (SPEC §2 "One owner"). Error bodies turn back into SnaplogError with the same
  * code, message and hint, so the CLI reports them exactly as it would in direct mode.
+ *
+ * Plain answers are one JSON document. Long answers are NDJSON (see ndjson.ts): the log and
+ * diff yield their lines as they arrive; compact and restore call onProgress for each
+ * progress line and return the result line. A final error line is thrown as SnaplogError.
  */
 import http from "node:http";
 import type {
+  CompactRequest,
+  CompactResult,
   CreateDiskRequest,
   CreateSnapshotRequest,
+  DeleteSnapshotResult,
+  DiffRequest,
+  DiffRun,
   DiskDetail,
   DiskInfo,
+  DiskPolicy,
+  LogEntry,
+  LogRequest,
   Operations,
+  PolicyUpdate,
+  ProgressCallback,
+  RestoreRequest,
+  RestoreResult,
   SnapshotInfo,
   StoreStatus,
 } from "../store/operations.js";
 import { apiSocketPath } from "../store/paths.js";
 import { ErrorCodes, SnaplogError } from "../util/errors.js";
+import { ndjsonContentType } from "./ndjson.js";
+import { readNdjson } from "./ndjson-reader.js";
 import { probeSocket, socketPathBytesMax } from "./socket.js";
 import { isErrorCode } from "./status.js";
 
 const requestTimeoutMs = 10 * 60 * 1000;
+/** A stream may run for hours; it fails only when nothing arrives for this long while we wait for it. */
+const streamIdleTimeoutMs = 10 * 60 * 1000;
 const responseBytesMax = 64 * 1024 * 1024;
+/** The longest NDJSON line: a log row with data is at most 256 blocks of 64 KiB, as base64. */
+const lineBytesMax = 64 * 1024 * 1024;
+
+type Body = Record<string, unknown>;
 
 export class ApiClient implements Operations {
   constructor(readonly socketPath: string) {}
@@ -39,7 +63,7 @@ export class ApiClient implements Operations {
   }
 
   showDisk(name: string): Promise<DiskDetail> {
-    return this.request("GET", `/v1/disks/${encodeURIComponent(name)}`);
+    return this.request("GET", diskPath(name));
   }
 
   createDisk(request: CreateDiskRequest): Promise<DiskInfo> {
@@ -47,24 +71,108 @@ export class ApiClient implements Operations {
   }
 
   async deleteDisk(name: string): Promise<void> {
-    await this.request("DELETE", `/v1/disks/${encodeURIComponent(name)}`);
+    await this.request("DELETE", diskPath(name));
   }
 
   createSnapshot({ disk, ...body }: CreateSnapshotRequest): Promise<SnapshotInfo> {
-    return this.request("POST", `/v1/disks/${encodeURIComponent(disk)}/snapshots`, body);
+    return this.request("POST", diskPath(disk, "snapshots"), body);
   }
 
   listSnapshots(disk: string): Promise<SnapshotInfo[]> {
-    return this.request("GET", `/v1/disks/${encodeURIComponent(disk)}/snapshots`);
+    return this.request("GET", diskPath(disk, "snapshots"));
+  }
+
+  deleteSnapshot(disk: string, name: string): Promise<DeleteSnapshotResult> {
+    return this.request("DELETE", diskPath(disk, `snapshots/${encodeURIComponent(name)}`));
+  }
+
+  showPolicy(disk: string): Promise<DiskPolicy> {
+    return this.request("GET", diskPath(disk, "policy"));
+  }
+
+  setPolicy({ disk, ...body }: PolicyUpdate): Promise<DiskPolicy> {
+    return this.request("PATCH", diskPath(disk, "policy"), body);
+  }
+
+  compact({ disk, ...body }: CompactRequest, onProgress?: ProgressCallback): Promise<CompactResult> {
+    return this.progressRequest("POST", diskPath(disk, "compact"), body, onProgress);
+  }
+
+  restore({ disk, ...body }: RestoreRequest, onProgress?: ProgressCallback): Promise<RestoreResult> {
+    return this.progressRequest("POST", diskPath(disk, "restore"), body, onProgress);
+  }
+
+  async *readLog({ disk, data, ...bounds }: LogRequest): AsyncGenerator<LogEntry> {
+    const query = queryString({ ...bounds, data: data === true ? "true" : undefined });
+    yield* this.items<LogEntry>(`${diskPath(disk, "log")}${query}`);
+  }
+
+  async *diff({ disk, from, to }: DiffRequest): AsyncGenerator<DiffRun> {
+    yield* this.items<DiffRun>(`${diskPath(disk, "diff")}${queryString({ from, to })}`);
   }
 
   status(): Promise<StoreStatus> {
     return this.request("GET", "/v1/status");
   }
 
-  private request<T>(method: string, path: string, body?: unknown): Promise<T> {
+  private async request<T>(method: string, path: string, body?: Body | CreateDiskRequest): Promise<T> {
+    const response = await this.send(method, path, body, "application/json");
+    return this.decode<T>(response.statusCode ?? 0, await this.readBody(response));
+  }
+
+  /** The lines of an NDJSON answer as they arrive; a final {error} line is thrown. */
+  private async *items<T>(path: string): AsyncGenerator<T> {
+    for await (const line of this.lines(await this.openStream("GET", path))) {
+      const error = errorOfLine(line);
+      if (error !== undefined) throw error;
+      yield line as T;
+    }
+  }
+
+  /** Progress lines go to onProgress; the {result} line is the answer; an {error} line is thrown. */
+  private async progressRequest<T>(method: string, path: string, body: Body, onProgress: ProgressCallback | undefined): Promise<T> {
+    for await (const line of this.lines(await this.openStream(method, path, body))) {
+      const error = errorOfLine(line);
+      if (error !== undefined) throw error;
+      const { progress, result } = line as { progress?: { done: number; total: number }; result?: T };
+      if (result !== undefined) return result;
+      if (progress !== undefined) onProgress?.(progress.done, progress.total);
+      else throw new SnaplogError(ErrorCodes.INTERNAL, "the server sent a line that is neither progress, result nor error");
+    }
+    throw this.failure("the answer ended without a result");
+  }
+
+  /** Sends a request that answers NDJSON; resolves once the answer's headers are in, and throws an error answer. */
+  private async openStream(method: string, path: string, body?: Body): Promise<http.IncomingMessage> {
+    const response = await this.send(method, path, body, ndjsonContentType);
+    const statusCode = response.statusCode ?? 0;
+    const contentType = String(response.headers["content-type"] ?? "");
+    if (statusCode >= 200 && statusCode < 300 && contentType.startsWith(ndjsonContentType)) return response;
+    this.decode<unknown>(statusCode, await this.readBody(response));
+    throw new SnaplogError(ErrorCodes.INTERNAL, `the server answered HTTP ${statusCode} (${contentType}) where a stream was expected`);
+  }
+
+  private lines(response: http.IncomingMessage): AsyncGenerator<unknown> {
+    // From here on, only the stream's own idle timeout applies: a consumer that reads slowly is not the server being silent.
+    response.socket?.setTimeout(0);
+    return this.withFailures(
+      readNdjson(response, { idleMs: streamIdleTimeoutMs, lineBytesMax, idleError: () => this.failure(`no data from the server in ${streamIdleTimeoutMs / 1000}s`) }),
+    );
+  }
+
+  /** Socket errors in the middle of a stream (the server went away) become CLOSED, as for plain requests. */
+  private async *withFailures(lines: AsyncGenerator<unknown>): AsyncGenerator<unknown> {
+    try {
+      yield* lines;
+    } catch (error) {
+      throw error instanceof SnaplogError ? error : this.failure((error as Error).message, error);
+    }
+  }
+
+  /** Resolves with the response once its headers are in. */
+  private send(method: string, path: string, body: unknown, accept: string): Promise<http.IncomingMessage> {
     const payload = body === undefined ? undefined : Buffer.from(JSON.stringify(body));
-    return new Promise<T>((resolve, reject) => {
+    return new Promise((resolve, reject) => {
       const request = http.request(
         {
           socketPath: this.socketPath,
@@ -72,34 +180,32 @@ export class ApiClient implements Operations {
           path,
           timeout: requestTimeoutMs,
           headers: {
-            accept: "application/json",
+            accept,
             ...(payload === undefined ? {} : { "content-type": "application/json", "content-length": payload.length }),
           },
         },
-        (response) => {
-          const chunks: Buffer[] = [];
-          let receivedBytes = 0;
-          response.on("data", (chunk: Buffer) => {
-            receivedBytes += chunk.length;
-            if (receivedBytes > responseBytesMax) {
-              response.destroy(this.failure(`response from the server exceeds ${responseBytesMax} bytes`));
-              return;
-            }
-            chunks.push(chunk);
-          });
-          response.on("error", reject);
-          response.on("end", () => {
-            try {
-              resolve(this.decode<T>(response.statusCode ?? 0, Buffer.concat(chunks).toString("utf8")));
-            } catch (error) {
-              reject(error);
-            }
-          });
-        },
+        resolve,
       );
       request.on("timeout", () => request.destroy(this.failure(`no answer from the server in ${requestTimeoutMs / 1000}s`)));
       request.on("error", (error) => reject(error instanceof SnaplogError ? error : this.failure(error.message, error)));
       request.end(payload);
+    });
+  }
+
+  private readBody(response: http.IncomingMessage): Promise<string> {
+    return new Promise((resolve, reject) => {
+      const chunks: Buffer[] = [];
+      let receivedBytes = 0;
+      response.on("data", (chunk: Buffer) => {
+        receivedBytes += chunk.length;
+        if (receivedBytes > responseBytesMax) {
+          response.destroy(this.failure(`response from the server exceeds ${responseBytesMax} bytes`));
+          return;
+        }
+        chunks.push(chunk);
+      });
+      response.on("error", (error) => reject(error instanceof SnaplogError ? error : this.failure(error.message, error)));
+      response.on("end", () => resolve(Buffer.concat(chunks).toString("utf8")));
     });
   }
 
@@ -112,11 +218,7 @@ export class ApiClient implements Operations {
       throw new SnaplogError(ErrorCodes.INTERNAL, `the server sent invalid JSON (HTTP ${statusCode})`);
     }
     if (statusCode >= 200 && statusCode < 300) return parsed as T;
-    const error = (parsed as { error?: { code?: unknown; message?: unknown; hint?: unknown } } | undefined)?.error;
-    const code = isErrorCode(error?.code) ? error.code : ErrorCodes.INTERNAL;
-    const message = typeof error?.message === "string" ? error.message : `the server answered HTTP ${statusCode}`;
-    const hint = typeof error?.hint === "string" ? error.hint : undefined;
-    throw new SnaplogError(code, message, { hint });
+    throw errorOfBody(parsed) ?? new SnaplogError(ErrorCodes.INTERNAL, `the server answered HTTP ${statusCode}`);
   }
 
   private failure(message: string, cause?: unknown): SnaplogError {
@@ -126,4 +228,30 @@ export class ApiClient implements Operations {
       hint: "check that snaplog serve is still running",
     });
   }
+}
+
+function diskPath(disk: string, rest?: string): string {
+  const base = `/v1/disks/${encodeURIComponent(disk)}`;
+  return rest === undefined ? base : `${base}/${rest}`;
+}
+
+function queryString(values: Record<string, string | undefined>): string {
+  const query = new URLSearchParams();
+  for (const [key, value] of Object.entries(values)) if (value !== undefined) query.set(key, value);
+  const text = query.toString();
+  return text.length === 0 ? "" : `?${text}`;
+}
+
+/** The SnaplogError an `{ error: { code, message, hint? } }` body stands for; undefined for other bodies. */
+function errorOfBody(parsed: unknown): SnaplogError | undefined {
+  const error = (parsed as { error?: { code?: unknown; message?: unknown; hint?: unknown } } | undefined)?.error;
+  if (typeof error !== "object" || error === null) return undefined;
+  const code = isErrorCode(error.code) ? error.code : ErrorCodes.INTERNAL;
+  const message = typeof error.message === "string" ? error.message : "the server reported an error without a message";
+  const hint = typeof error.hint === "string" ? error.hint : undefined;
+  return new SnaplogError(code, message, { hint });
+}
+
+function errorOfLine(line: unknown): SnaplogError | undefined {
+  return typeof line === "object" && line !== null && "error" in line ? errorOfBody(line) : undefined;
 }

@@ -5,9 +5,23 @@
  */
 import { Type, type Static } from "@fastify/type-provider-typebox";
 import type {
+  CompactRequest,
+  CompactResult,
   CreateDiskRequest,
+  CreateSnapshotRequest,
+  DeleteSnapshotResult,
+  DiffRequest,
+  DiffRun,
   DiskDetail,
   DiskInfo,
+  DiskPolicy,
+  DiskSpace,
+  HistoryWindowInfo,
+  LogEntry,
+  LogRequest,
+  PolicyUpdate,
+  RestoreRequest,
+  RestoreResult,
   SnapshotInfo,
   StoreStatus,
 } from "../store/operations.js";
@@ -52,8 +66,43 @@ const diskInfoProperties = {
 
 export const DiskInfoSchema = Type.Object(diskInfoProperties, { title: "DiskInfo" });
 
+export const HistoryWindowInfoSchema = Type.Object(
+  {
+    historySeconds: Count,
+    lsnFirst: Count,
+    timeFirst: Type.Union([Type.String({ description: "ISO 8601" }), Type.Null()], { description: "null when the window reaches before every write" }),
+    lsnLast: Count,
+  },
+  { title: "HistoryWindowInfo" },
+);
+
+export const DiskSpaceSchema = Type.Object(
+  {
+    logicalBytes: Count,
+    baselineBytes: Count,
+    logLiveBytes: Count,
+    logDeadBytes: Type.Integer({ minimum: 0, description: "what compaction would free now" }),
+    logFreeBytes: Type.Integer({ minimum: 0, description: "free slots inside existing segment files" }),
+    segmentBytes: Count,
+    journalBytes: Count,
+    liveEntries: Count,
+    deadEntries: Count,
+    window: HistoryWindowInfoSchema,
+  },
+  { title: "DiskSpace" },
+);
+
+export const DiskPolicySchema = Type.Object(
+  {
+    historySeconds: Count,
+    autoCompact: Type.Boolean(),
+    compactOnDelete: Type.Boolean(),
+  },
+  { title: "DiskPolicy" },
+);
+
 export const DiskDetailSchema = Type.Object(
-  { ...diskInfoProperties, snapshots: Type.Array(SnapshotInfoSchema) },
+  { ...diskInfoProperties, snapshots: Type.Array(SnapshotInfoSchema), space: DiskSpaceSchema, policy: DiskPolicySchema },
   { title: "DiskDetail" },
 );
 
@@ -96,6 +145,121 @@ export const CreateSnapshotBodySchema = Type.Object(
 
 export const DiskParamsSchema = Type.Object({ name: NameSchema });
 
+export const SnapshotParamsSchema = Type.Object({ name: NameSchema, snapshot: NameSchema });
+
+export const DeleteSnapshotResultSchema = Type.Object(
+  {
+    ...SnapshotInfoSchema.properties,
+    entriesFreed: Count,
+    bytesFreed: Count,
+  },
+  { title: "DeleteSnapshotResult" },
+);
+
+export const PolicyUpdateBodySchema = Type.Object(
+  {
+    historySeconds: Type.Optional(Type.Integer({ minimum: 0, maximum: Number.MAX_SAFE_INTEGER })),
+    autoCompact: Type.Optional(Type.Boolean()),
+    compactOnDelete: Type.Optional(Type.Boolean()),
+  },
+  { additionalProperties: false, minProperties: 1, title: "PolicyUpdate" },
+);
+
+export const CompactBodySchema = Type.Object(
+  {
+    snapshot: Type.Optional(NameSchema),
+    intoBaseline: Type.Optional(Type.Boolean()),
+  },
+  { additionalProperties: false, title: "CompactRequest" },
+);
+
+export const CompactResultSchema = Type.Object(
+  {
+    disk: Type.String(),
+    mode: Type.Union([Type.Literal("in-place"), Type.Literal("into-baseline")]),
+    entriesFreed: Count,
+    bytesFreed: Count,
+    bytesMoved: Count,
+    entriesScanned: Count,
+    bytesScanned: Count,
+    segmentsReleased: Count,
+    lsnFold: Count,
+    durationMs: Type.Number({ minimum: 0 }),
+  },
+  { title: "CompactResult" },
+);
+
+/** A point in time, or a volume: lsn:N, an ISO 8601 time, current, baseline or a snapshot name. */
+const PointSpecSchema = Type.String({ minLength: 1, maxLength: 128, description: "lsn:N, an ISO 8601 time, current, baseline or a snapshot name" });
+
+export const RestoreBodySchema = Type.Object(
+  {
+    at: PointSpecSchema,
+    to: Type.Optional(Type.String({ minLength: 1, description: "absolute path on the server; must not exist" })),
+    asSnapshot: Type.Optional(NameSchema),
+    rollback: Type.Optional(Type.Boolean()),
+    name: Type.Optional(NameSchema),
+    lun: Type.Optional(Type.Integer({ minimum: 1, maximum: 0xffff_ffff })),
+  },
+  { additionalProperties: false, title: "RestoreRequest", description: "exactly one of to, asSnapshot, rollback" },
+);
+
+export const RestoreResultSchema = Type.Object(
+  {
+    disk: Type.String(),
+    mode: Type.Union([Type.Literal("file"), Type.Literal("snapshot"), Type.Literal("rollback")]),
+    lsn: Count,
+    time: Type.Union([Type.String(), Type.Null()]),
+    file: Type.Optional(Type.Object({ path: Type.String(), sizeBytes: Count, bytesWritten: Count })),
+    snapshot: Type.Optional(SnapshotInfoSchema),
+    before: Type.Optional(SnapshotInfoSchema),
+    blocksRestored: Type.Optional(Count),
+  },
+  { title: "RestoreResult" },
+);
+
+/**
+ * Query strings arrive as text and the API does not coerce types, so `data` is the literal
+ * "true" or "false" here and becomes a boolean in the route.
+ */
+export const LogQuerySchema = Type.Object(
+  {
+    since: Type.Optional(PointSpecSchema),
+    until: Type.Optional(PointSpecSchema),
+    snapshot: Type.Optional(NameSchema),
+    data: Type.Optional(Type.Union([Type.Literal("true"), Type.Literal("false")])),
+  },
+  { additionalProperties: false },
+);
+
+export const LogEntrySchema = Type.Object(
+  {
+    kind: Type.Union([Type.Literal("write"), Type.Literal("zero"), Type.Literal("trim"), Type.Literal("snapshot")]),
+    lsnFirst: Count,
+    lsnLast: Count,
+    time: Type.String({ description: "ISO 8601" }),
+    block: Count,
+    blockCount: Count,
+    offsetBytes: Count,
+    lengthBytes: Count,
+    snapshot: Type.Optional(Type.Object({ name: Type.String(), lun: Count })),
+    data: Type.Optional(Type.String({ description: "base64 of the entries' bytes" })),
+  },
+  { title: "LogEntry" },
+);
+
+export const DiffQuerySchema = Type.Object(
+  { from: PointSpecSchema, to: PointSpecSchema },
+  { additionalProperties: false },
+);
+
+export const DiffRunSchema = Type.Object(
+  { block: Count, blockCount: Count, offsetBytes: Count, lengthBytes: Count },
+  { title: "DiffRun" },
+);
+
+export const ProgressSchema = Type.Object({ done: Type.Number({ minimum: 0 }), total: Type.Number({ minimum: 0 }) });
+
 export const ErrorSchema = Type.Object(
   {
     error: Type.Object({
@@ -117,3 +281,17 @@ assertSame<Same<Static<typeof DiskInfoSchema>, DiskInfo>>();
 assertSame<Same<Static<typeof DiskDetailSchema>, DiskDetail>>();
 assertSame<Same<Static<typeof StoreStatusSchema>, StoreStatus>>();
 assertSame<Same<Static<typeof CreateDiskBodySchema>, CreateDiskRequest>>();
+assertSame<Same<Static<typeof CreateSnapshotBodySchema>, Omit<CreateSnapshotRequest, "disk">>>();
+assertSame<Same<Static<typeof HistoryWindowInfoSchema>, HistoryWindowInfo>>();
+assertSame<Same<Static<typeof DiskSpaceSchema>, DiskSpace>>();
+assertSame<Same<Static<typeof DiskPolicySchema>, DiskPolicy>>();
+assertSame<Same<Static<typeof DeleteSnapshotResultSchema>, DeleteSnapshotResult>>();
+assertSame<Same<Static<typeof PolicyUpdateBodySchema>, Omit<PolicyUpdate, "disk">>>();
+assertSame<Same<Static<typeof CompactBodySchema>, Omit<CompactRequest, "disk">>>();
+assertSame<Same<Static<typeof CompactResultSchema>, CompactResult>>();
+assertSame<Same<Static<typeof RestoreBodySchema>, Omit<RestoreRequest, "disk">>>();
+assertSame<Same<Static<typeof RestoreResultSchema>, RestoreResult>>();
+assertSame<Same<Omit<Static<typeof LogQuerySchema>, "data">, Omit<LogRequest, "disk" | "data">>>();
+assertSame<Same<Static<typeof LogEntrySchema>, LogEntry>>();
+assertSame<Same<Static<typeof DiffQuerySchema>, Omit<DiffRequest, "disk">>>();
+assertSame<Same<Static<typeof DiffRunSchema>, DiffRun>>();

@@ -12,23 +12,39 @@ import type { IncomingMessage, ServerResponse } from "node:http";
 import type { AddressInfo } from "node:net";
 import Fastify, { LogController, type RawServerDefault, type FastifyBaseLogger, type FastifyError, type FastifyInstance, type FastifySchemaValidationError } from "fastify";
 import swagger from "@fastify/swagger";
-import { Type, type TypeBoxTypeProvider } from "@fastify/type-provider-typebox";
+import { Type, type TSchema, type TypeBoxTypeProvider } from "@fastify/type-provider-typebox";
 import { Counter, Registry, collectDefaultMetrics } from "prom-client";
 import type { Operations } from "../store/operations.js";
 import { apiSocketPath, apiTokenPath } from "../store/paths.js";
 import { ErrorCodes, SnaplogError } from "../util/errors.js";
 import { formatHostPort, nameLengthMax, type HostPort } from "../util/parse.js";
 import {
+  CompactBodySchema,
+  CompactResultSchema,
   CreateDiskBodySchema,
   CreateSnapshotBodySchema,
+  DeleteSnapshotResultSchema,
+  DiffQuerySchema,
+  DiffRunSchema,
   DiskDetailSchema,
   DiskInfoSchema,
   DiskParamsSchema,
+  DiskPolicySchema,
   ErrorSchema,
+  LogEntrySchema,
+  LogQuerySchema,
   namePattern,
+  PolicyUpdateBodySchema,
+  ProgressSchema,
+  RestoreBodySchema,
+  RestoreResultSchema,
   SnapshotInfoSchema,
+  SnapshotParamsSchema,
   StoreStatusSchema,
 } from "./schemas.js";
+import { sendItemStream } from "./item-stream.js";
+import { ndjsonContentType } from "./ndjson.js";
+import { sendProgressStream } from "./progress-stream.js";
 import { claimSocketPath, ensureToken, removeSocket, restrictToOwner } from "./socket.js";
 import { errorBody, httpStatusByCode, oneLine } from "./status.js";
 
@@ -89,7 +105,13 @@ export async function buildApiApp(options: ApiAppOptions): Promise<FastifyInstan
   await app.register(swagger, {
     openapi: {
       openapi: "3.0.3",
-      info: { title: "snaplog", version: apiVersion, description: "Incremental block-storage appliance: disks, snapshots, status." },
+      info: {
+        title: "snaplog",
+        version: apiVersion,
+        description:
+          "Incremental block-storage appliance: disks, snapshots, policies, compaction, restore, log and diff, status. " +
+          "Long answers are NDJSON (application/x-ndjson, one JSON document per line); a stream that fails after its first line ends with an {\"error\": ...} line.",
+      },
       components: { securitySchemes: { bearer: { type: "http", scheme: "bearer" } } },
       security: options.token === undefined ? [] : [{ bearer: [] }],
     },
@@ -156,9 +178,7 @@ function registerOperationRoutes(app: TypedApp, operations: Operations): void {
         response: { 201: SnapshotInfoSchema, ...errorResponses },
       },
       // An empty POST is a snapshot with defaults, so curl -X POST works without a body.
-      preValidation: async (request) => {
-        if (request.body === undefined || request.body === null) (request as { body: unknown }).body = {};
-      },
+      preValidation: emptyBodyAsObject,
     },
     async (request, reply) => {
       const snapshot = await operations.createSnapshot({ disk: request.params.name, ...request.body });
@@ -168,6 +188,124 @@ function registerOperationRoutes(app: TypedApp, operations: Operations): void {
 
   app.get("/v1/status", { schema: { summary: "Store status", response: { 200: StoreStatusSchema, ...errorResponses } } }, () =>
     operations.status(),
+  );
+
+  registerSnapshotDeleteRoute(app, operations);
+  registerPolicyRoutes(app, operations);
+  registerLongRunningRoutes(app, operations);
+  registerStreamRoutes(app, operations);
+}
+
+/** A POST without a body means "all defaults", so curl -X POST works as is. */
+async function emptyBodyAsObject(request: { body: unknown }): Promise<void> {
+  if (request.body === undefined || request.body === null) request.body = {};
+}
+
+/** OpenAPI description of an NDJSON answer whose lines follow `lineSchema`. */
+function ndjsonResponse(description: string, lineSchema: TSchema): { description: string; content: Record<string, { schema: TSchema }> } {
+  return { description, content: { [ndjsonContentType]: { schema: lineSchema } } };
+}
+
+function registerSnapshotDeleteRoute(app: TypedApp, operations: Operations): void {
+  app.delete(
+    "/v1/disks/:name/snapshots/:snapshot",
+    {
+      schema: {
+        summary: "Delete a snapshot: releases its LUN and merges its partition into the next",
+        params: SnapshotParamsSchema,
+        response: { 200: DeleteSnapshotResultSchema, ...errorResponses },
+      },
+    },
+    (request) => operations.deleteSnapshot(request.params.name, request.params.snapshot),
+  );
+}
+
+function registerPolicyRoutes(app: TypedApp, operations: Operations): void {
+  app.get(
+    "/v1/disks/:name/policy",
+    { schema: { summary: "Show a disk's policy", params: DiskParamsSchema, response: { 200: DiskPolicySchema, ...errorResponses } } },
+    (request) => operations.showPolicy(request.params.name),
+  );
+
+  app.patch(
+    "/v1/disks/:name/policy",
+    {
+      schema: {
+        summary: "Change some of a disk's policy; the answer is the whole policy",
+        params: DiskParamsSchema,
+        body: PolicyUpdateBodySchema,
+        response: { 200: DiskPolicySchema, ...errorResponses },
+      },
+    },
+    (request) => operations.setPolicy({ disk: request.params.name, ...request.body }),
+  );
+}
+
+const progressLineSchema = Type.Union([Type.Object({ progress: ProgressSchema }), ErrorSchema]);
+
+function registerLongRunningRoutes(app: TypedApp, operations: Operations): void {
+  app.post(
+    "/v1/disks/:name/compact",
+    {
+      schema: {
+        summary: "Compact now (in place, or into the baseline), streaming progress",
+        params: DiskParamsSchema,
+        body: CompactBodySchema,
+        response: {
+          200: ndjsonResponse("{progress} lines, then one {result} (CompactResult) or {error} line", Type.Union([progressLineSchema, Type.Object({ result: CompactResultSchema })])),
+          ...errorResponses,
+        },
+      },
+      preValidation: emptyBodyAsObject,
+    },
+    (request, reply) => sendProgressStream(reply, (onProgress) => operations.compact({ disk: request.params.name, ...request.body }, onProgress)),
+  );
+
+  app.post(
+    "/v1/disks/:name/restore",
+    {
+      schema: {
+        summary: "Restore a point in time to a file, as a snapshot, or by rolling back, streaming progress",
+        params: DiskParamsSchema,
+        body: RestoreBodySchema,
+        response: {
+          200: ndjsonResponse("{progress} lines (bytes), then one {result} (RestoreResult) or {error} line", Type.Union([progressLineSchema, Type.Object({ result: RestoreResultSchema })])),
+          ...errorResponses,
+        },
+      },
+    },
+    (request, reply) => sendProgressStream(reply, (onProgress) => operations.restore({ disk: request.params.name, ...request.body }, onProgress)),
+  );
+}
+
+function registerStreamRoutes(app: TypedApp, operations: Operations): void {
+  app.get(
+    "/v1/disks/:name/log",
+    {
+      schema: {
+        summary: "The log in time order (runs of entries and snapshot cuts), streamed",
+        params: DiskParamsSchema,
+        querystring: LogQuerySchema,
+        response: { 200: ndjsonResponse("one LogEntry per line; a final {error} line if the stream fails midway", Type.Union([LogEntrySchema, ErrorSchema])), ...errorResponses },
+      },
+    },
+    (request, reply) => {
+      const { data, ...bounds } = request.query;
+      return sendItemStream(reply, operations.readLog({ disk: request.params.name, ...bounds, data: data === "true" }));
+    },
+  );
+
+  app.get(
+    "/v1/disks/:name/diff",
+    {
+      schema: {
+        summary: "The blocks that differ between two volumes, in block order, streamed",
+        params: DiskParamsSchema,
+        querystring: DiffQuerySchema,
+        response: { 200: ndjsonResponse("one DiffRun per line; a final {error} line if the stream fails midway", Type.Union([DiffRunSchema, ErrorSchema])), ...errorResponses },
+      },
+    },
+    (request, reply) => sendItemStream(reply, operations.diff({ disk: request.params.name, ...request.query })),
   );
 }
 

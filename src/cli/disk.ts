@@ -2,11 +2,12 @@
 import { stat } from "node:fs/promises";
 import path from "node:path";
 import type { Command } from "commander";
-import type { CreateDiskRequest, DiskInfo, SnapshotInfo } from "../store/operations.js";
+import type { CreateDiskRequest, DiskDetail, DiskInfo, HistoryWindowInfo, SnapshotInfo } from "../store/operations.js";
 import { invalidArgument } from "../util/errors.js";
 import { formatBytes, formatDuration, parseBlockSize, parseDuration, parseName, parseSize } from "../util/parse.js";
 import { globalOptions, withOperations } from "./context.js";
 import { printFields, printJson, printLine, printTable, type Column } from "./output.js";
+import { policyFields } from "./policy.js";
 
 interface CreateOptions {
   size: string;
@@ -110,8 +111,20 @@ function registerDiskList(disk: Command): void {
 function registerDiskShow(disk: Command): void {
   disk
     .command("show")
-    .description("show a disk and its snapshots")
+    .description("show a disk: size, space, history window, policy and snapshots")
     .argument("<name>", "disk name")
+    .addHelpText(
+      "after",
+      [
+        "",
+        "Space: the log's live bytes are what some kept volume needs, dead bytes what compaction",
+        "would free now, free bytes the reusable slots inside segment files.",
+        "",
+        "Examples:",
+        "  $ snaplog disk show vm1",
+        "  $ snaplog --json disk show vm1",
+      ].join("\n"),
+    )
     .action(async (name: string, _options: unknown, command: Command) => {
       const { storePath, json } = globalOptions(command);
       const diskName = parseName(name, "disk name");
@@ -120,26 +133,41 @@ function registerDiskShow(disk: Command): void {
         printJson(detail);
         return;
       }
-      printFields([
-        ["name", detail.name],
-        ["size", `${formatBytes(detail.sizeBytes)} (${detail.sizeBytes} bytes)`],
-        ["block size", formatBytes(detail.blockSizeBytes)],
-        ["LUN", String(detail.lun)],
-        ["history", formatDuration(detail.historySeconds)],
-        ["created", detail.createdAt],
-        ["baseline", detail.hasBaseline ? "yes" : "no"],
-        ["entries", String(detail.entryCount)],
-        ["log", formatBytes(detail.logBytes)],
-        ["segments", formatBytes(detail.segmentBytes)],
-        ["journal", formatBytes(detail.journalBytes)],
-        ["last LSN", String(detail.lsnLast)],
-        ["snapshots", String(detail.snapshotCount)],
-      ]);
+      printFields(detailFields(detail));
       if (detail.snapshots.length > 0) {
         printLine("");
         printTable(detail.snapshots, snapshotColumns, "");
       }
     });
+}
+
+function detailFields(detail: DiskDetail): Array<[string, string]> {
+  const { space, policy } = detail;
+  return [
+    ["name", detail.name],
+    ["size", `${formatBytes(detail.sizeBytes)} (${detail.sizeBytes} bytes)`],
+    ["block size", formatBytes(detail.blockSizeBytes)],
+    ["LUN", String(detail.lun)],
+    ["created", detail.createdAt],
+    ["last LSN", String(detail.lsnLast)],
+    ["snapshots", String(detail.snapshotCount)],
+    ["logical size", formatBytes(space.logicalBytes)],
+    ["baseline", detail.hasBaseline ? formatBytes(space.baselineBytes) : "none"],
+    ["log live", formatBytes(space.logLiveBytes)],
+    ["log dead", `${formatBytes(space.logDeadBytes)} (compaction would free it)`],
+    ["log free", `${formatBytes(space.logFreeBytes)} (reusable slots)`],
+    ["segments", formatBytes(space.segmentBytes)],
+    ["journal", formatBytes(space.journalBytes)],
+    ["entries", `${space.liveEntries} live, ${space.deadEntries} dead`],
+    ["history window", describeWindow(space.window)],
+    ...policyFields(policy).map(([key, value]): [string, string] => [`policy ${key}`, value]),
+  ];
+}
+
+/** "1h: from LSN 12 (2026-11-25T09:00:00.000Z) to LSN 40". */
+function describeWindow(window: HistoryWindowInfo): string {
+  const since = window.timeFirst ?? "before the first write";
+  return `${formatDuration(window.historySeconds)}: from LSN ${window.lsnFirst} (${since}) to LSN ${window.lsnLast}`;
 }
 
 function registerDiskDelete(disk: Command): void {

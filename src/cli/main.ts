@@ -9,9 +9,14 @@ import { Command, CommanderError } from "commander";
 import { oneLine } from "../api/status.js";
 import { SnaplogError } from "../util/errors.js";
 import { defaultStoreDirectory } from "./context.js";
+import { registerCompact } from "./compact.js";
+import { registerDiff } from "./diff.js";
 import { registerDisk } from "./disk.js";
 import { exitCodeByCode, exitCodeOther, exitCodeSuccess, exitCodeUsage } from "./exit-code.js";
 import { registerInit } from "./init.js";
+import { registerLog } from "./log.js";
+import { registerPolicy } from "./policy.js";
+import { registerRestore } from "./restore.js";
 import { registerServe } from "./serve.js";
 import { registerSnapshot } from "./snapshot.js";
 import { registerStatus } from "./status.js";
@@ -55,6 +60,8 @@ export function buildProgram(): Command {
         "  $ snaplog disk create vm1 --size 10G",
         "  $ snaplog serve                      # NBD on 127.0.0.1:10809, API on STORE/api.sock",
         "  $ snaplog snapshot create vm1 --name before-upgrade",
+        "  $ snaplog restore vm1 --at lsn:1200 --as-snapshot before-the-bug",
+        "  $ snaplog --json log vm1 --since 2026-11-25T10:00:00Z   # NDJSON",
         "  $ snaplog --json disk list",
       ].join("\n"),
     );
@@ -62,6 +69,11 @@ export function buildProgram(): Command {
   registerServe(program, reportError);
   registerDisk(program);
   registerSnapshot(program);
+  registerLog(program);
+  registerDiff(program);
+  registerRestore(program);
+  registerCompact(program);
+  registerPolicy(program);
   registerStatus(program);
   return program;
 }

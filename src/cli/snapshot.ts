@@ -1,14 +1,19 @@
-/** `snaplog snapshot create | list`. */
+/** `snaplog snapshot create | list | delete`. */
 import type { Command } from "commander";
-import type { CreateSnapshotRequest } from "../store/operations.js";
-import { parseCount, parseName } from "../util/parse.js";
+import type { CreateSnapshotRequest, DeleteSnapshotResult } from "../store/operations.js";
+import { formatBytes, parseCount, parseName } from "../util/parse.js";
 import { globalOptions, withOperations } from "./context.js";
 import { snapshotColumns } from "./disk.js";
 import { printJson, printLine, printTable } from "./output.js";
 
 export function registerSnapshot(program: Command): void {
-  const snapshot = program.command("snapshot").description("create and list snapshots");
+  const snapshot = program.command("snapshot").description("create, list and delete snapshots");
+  registerSnapshotCreate(snapshot);
+  registerSnapshotList(snapshot);
+  registerSnapshotDelete(snapshot);
+}
 
+function registerSnapshotCreate(snapshot: Command): void {
   snapshot
     .command("create")
     .description("cut the disk's log: the current partition becomes a read-only snapshot volume (O(1), copies nothing)")
@@ -25,7 +30,9 @@ export function registerSnapshot(program: Command): void {
       if (json) printJson(created);
       else printLine(`created snapshot ${created.name} of ${created.disk}: LUN ${created.lun}, LSN ${created.lsn}, at ${created.createdAt}`);
     });
+}
 
+function registerSnapshotList(snapshot: Command): void {
   snapshot
     .command("list")
     .description("list a disk's snapshots, oldest first")
@@ -37,4 +44,39 @@ export function registerSnapshot(program: Command): void {
       if (json) printJson(snapshots);
       else printTable(snapshots, snapshotColumns, `no snapshots of ${diskName}`);
     });
+}
+
+function registerSnapshotDelete(snapshot: Command): void {
+  snapshot
+    .command("delete")
+    .description("delete a snapshot: its LUN is released and its partition merges into the next one")
+    .argument("<disk>", "disk name")
+    .argument("<name>", "snapshot name")
+    .addHelpText(
+      "after",
+      [
+        "",
+        "With the disk's compact-on-delete policy on (the default), the entries only this",
+        "snapshot needed are freed at once; otherwise the next compaction frees them.",
+        "",
+        "Examples:",
+        "  $ snaplog snapshot delete vm1 before-upgrade",
+        "  $ snaplog --json snapshot delete vm1 snap-20261125T100000Z",
+      ].join("\n"),
+    )
+    .action(async (disk: string, name: string, _options: unknown, command: Command) => {
+      const { storePath, json } = globalOptions(command);
+      const diskName = parseName(disk, "disk name");
+      const snapshotName = parseName(name, "snapshot name");
+      const deleted = await withOperations(storePath, (operations) => operations.deleteSnapshot(diskName, snapshotName));
+      if (json) printJson(deleted);
+      else printLine(describeDeleted(deleted));
+    });
+}
+
+function describeDeleted(deleted: DeleteSnapshotResult): string {
+  return (
+    `deleted snapshot ${deleted.name} of ${deleted.disk} (LSN ${deleted.lsn}, created ${deleted.createdAt}): ` +
+    `LUN ${deleted.lun} released, ${deleted.entriesFreed} entries and ${formatBytes(deleted.bytesFreed)} freed`
+  );
 }
