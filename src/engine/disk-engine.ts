@@ -77,6 +77,8 @@ const SCAN_PAGES_PER_TURN = 16;
 /** Entry times outside the window are kept to this resolution (TimeIndex.thinBefore). */
 const TIME_RESOLUTION_OUTSIDE_WINDOW_MS = 1000;
 const SPARE_SEGMENT_COUNT_DEFAULT = 2;
+/** Start a background sync once this many freed slots wait for durability before reuse. */
+const RETIRING_SLOTS_SYNC = 8192;
 
 /** Extents of a block-status answer at one view, in blocks. */
 export interface BlockRun {
@@ -418,7 +420,7 @@ export class DiskEngine {
       deadSlots,
       freeSlots,
       segmentFileCount: this.segments.fileCount,
-      segmentBytes: this.segments.fileCount * this.segments.segmentSizeBytes,
+      segmentBytes: await this.segments.totalBytes(),
       baselineBytes: this.baseline === undefined ? 0 : await this.baseline.sizeBytes(),
       liveEntries: state.entries.count - dead.entriesFreed,
       deadEntries: dead.entriesFreed,
@@ -666,7 +668,8 @@ export class DiskEngine {
     this.lsnVisible = state.lsnLast;
     if (state.reclaimOverwritten) this.reclaimBatch(columns);
     this.settle(batch, undefined);
-    if (this.unsyncedBytes >= UNSYNCED_BYTES_MAX) this.startBackgroundSync();
+    // Reclaimed slots wait for durability: sync early when many wait, or the log grows past need.
+    if (this.unsyncedBytes >= UNSYNCED_BYTES_MAX || this.pendingSlots.length >= RETIRING_SLOTS_SYNC) this.startBackgroundSync();
   }
 
   /** A sync failed: the kernel may have dropped the pages; only a reopen knows what is on disk. */
@@ -988,10 +991,11 @@ export class DiskEngine {
    * In-place compaction (the patent's Fig. 6): moves the window's horizon to now − window
    * (a synced HORIZON record), then frees every entry no kept view sees: unlinked, its slot
    * to the free list for later writes; no data moves. With `snapshot`, only that snapshot's
-   * partition is scanned. Wholly free segment files beyond a few spares go back to the file
-   * system. Stops early (with what it freed so far) when the disk closes.
+   * partition is scanned. Wholly free segment files go back to the file system but for
+   * `spareSegmentCount` of them (default: the tuning's, 2), kept to take the next writes.
+   * Stops early (with what it freed so far) when the disk closes.
    */
-  compact(options: { snapshot?: string; onProgress?: ProgressCallback } = {}): Promise<CompactionResult> {
+  compact(options: { snapshot?: string; onProgress?: ProgressCallback; spareSegmentCount?: number } = {}): Promise<CompactionResult> {
     return this.maintenance.run(async () => {
       const startedMs = performance.now();
       await this.advanceHorizon();
@@ -1007,7 +1011,7 @@ export class DiskEngine {
       const entriesBefore = this.state.entries.count;
       const counts = await this.scanAndFree(lsnMin, lsnMax, options.onProgress);
       this.state.times.thinBefore(this.historySecondsNow > 0 ? this.state.lsnHorizon : this.lsnVisible, TIME_RESOLUTION_OUTSIDE_WINDOW_MS);
-      const segmentsReleased = await this.releaseFreeSegments();
+      const segmentsReleased = await this.releaseFreeSegments(options.spareSegmentCount ?? this.tuning.spareSegmentCount ?? SPARE_SEGMENT_COUNT_DEFAULT);
       return {
         entriesScanned: entriesBefore,
         bytesScanned: entriesBefore * this.geometry.blockSizeBytes,
@@ -1053,9 +1057,8 @@ export class DiskEngine {
     return total;
   }
 
-  /** Deletes wholly free segment files beyond the spares; returns how many. */
-  private async releaseFreeSegments(): Promise<number> {
-    const spare = this.tuning.spareSegmentCount ?? SPARE_SEGMENT_COUNT_DEFAULT;
+  /** Deletes wholly free segment files beyond `spare` of them; returns how many. */
+  private async releaseFreeSegments(spare: number): Promise<number> {
     const candidates = this.state.slots.wholeFreeSegments().filter((segment) => this.segments.exists(segment));
     // Keep the lowest ones: reused first, so the log stays at the front of its slot space.
     candidates.sort((a, b) => a - b);

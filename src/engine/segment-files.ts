@@ -41,6 +41,12 @@ export class SegmentFiles {
     return this.present.size;
   }
 
+  /** Bytes of every segment file on the medium (a file is as long as its highest written slot). */
+  async totalBytes(): Promise<number> {
+    const sizes = await Promise.all([...this.present].map(async (segmentIndex) => (await this.file(segmentIndex)).sizeBytes()));
+    return sizes.reduce((sum, size) => sum + size, 0);
+  }
+
   exists(segmentIndex: number): boolean {
     return this.present.has(segmentIndex);
   }

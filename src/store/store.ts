@@ -471,7 +471,8 @@ export class Store implements Operations, VolumeResolver {
         durationMs: fold.durationMs,
       }));
     }
-    return disk.engine.compact({ snapshot: request.snapshot, onProgress }).then((result) => ({
+    // Asked for by a user: every wholly free segment goes back (background passes keep spares).
+    return disk.engine.compact({ snapshot: request.snapshot, onProgress, spareSegmentCount: 0 }).then((result) => ({
       disk: name,
       mode: "in-place",
       entriesFreed: result.entriesFreed,
@@ -624,6 +625,13 @@ export class Store implements Operations, VolumeResolver {
 
   private snapshotInfos(disk: OpenDisk): SnapshotInfo[] {
     return disk.engine.snapshots.map((cut) => snapshotInfo(disk.meta.name, cut));
+  }
+
+  /** The whole-disk check of every open disk (fsck): problems per disk, empty lists when sound. */
+  checkIntegrity(): Record<string, string[]> {
+    const problems: Record<string, string[]> = {};
+    for (const disk of this.disks.values()) problems[disk.meta.name] = disk.engine.checkIntegrity();
+    return problems;
   }
 
   // ---- VolumeResolver -----------------------------------------------------------------
