@@ -453,7 +453,7 @@ export class Store implements Operations, VolumeResolver {
     disk.meta = next;
   }
 
-  compact(request: CompactRequest, onProgress?: ProgressCallback): Promise<CompactResult> {
+  async compact(request: CompactRequest, onProgress?: ProgressCallback): Promise<CompactResult> {
     const disk = this.disk(request.disk);
     const name = disk.meta.name;
     if (request.intoBaseline === true) {
