@@ -6,6 +6,7 @@
 import { readFileSync } from "node:fs";
 import type { Crc32cResult } from "./crc32c.js";
 import { JOB_SHAPES, type JobResult } from "./harness.js";
+import type { HistoryResults } from "./history.js";
 import type { MachineInfo } from "./machine.js";
 
 export const ANALYSIS_BEGIN = "<!-- analysis:begin -->";
@@ -47,6 +48,8 @@ export interface SnapshotScenario {
 }
 
 export interface RunData {
+  /** Issue 3's history scenarios (bench/history.ts), when run. */
+  history?: HistoryResults;
   startedAt: Date;
   finishedAt: Date;
   machine: MachineInfo;
@@ -439,6 +442,8 @@ export function renderReport(data: RunData, analysis: string): string {
     "",
     snapshotSection(data),
     "",
+    historySection(data),
+    "",
     crcSection(data),
     "",
   ];
@@ -447,4 +452,78 @@ export function renderReport(data: RunData, analysis: string): string {
   }
   sections.push("## Analysis", "", ANALYSIS_BEGIN, analysis, ANALYSIS_END, "");
   return sections.join("\n");
+}
+
+function historySection(data: RunData): string {
+  const history = data.history;
+  if (history === undefined) return "## History\n\nNot run in this run (`--scenarios` without `history`).";
+  const gb = (bytes: number) => (bytes / 1e9).toFixed(2);
+  const x = (value: number) => `${value.toFixed(2)}×`;
+  const out = ["## History: compaction, points in time, opening", ""];
+  const targets: string[][] = [];
+  for (const hot of history.hotSets) {
+    const held = hot.heldBytesAfter / hot.liveBytes;
+    const files = hot.segmentBytesAfter / hot.liveBytes;
+    targets.push([`log after compaction ≤ 1.1× live — hot set, ${hot.pattern}`, `held ${x(held)}; files ${x(files)}`, `${verdict(1.1 / held, 1)} (held); files ${files <= 1.1 ? "within" : "over"} 1.1×`]);
+  }
+  const compaction = history.compaction;
+  if (compaction !== undefined) {
+    targets.push(["compaction throughput (log scanned)", `${gb(compaction.bytesScanned / (compaction.scanMs / 1000))} GB/s`, "reported"]);
+  }
+  const pit = history.pointInTime;
+  if (pit !== undefined) targets.push(["point-in-time read ≥ 0.8× current (randread-4k-qd32)", fmtRatio(ratio(pit.point, pit.current)), verdict(ratio(pit.point, pit.current), 0.8)]);
+  const snap = data.snapshot;
+  if (snap.current !== undefined) {
+    targets.push([`read IOPS, ${snap.createdCount.toLocaleString("en-US")} snapshots and a full window ≥ 0.9× none`, fmtRatio(ratio(snap.current, snap.none)), verdict(ratio(snap.current, snap.none), 0.9)]);
+  }
+  const open = history.open;
+  if (open !== undefined) {
+    targets.push([`open with a ${fmtBytes(open.logBytes)} log, clean stop: < 2 s`, `${open.cleanSeconds.toFixed(2)} s`, verdict(2 / open.cleanSeconds, 1)]);
+    targets.push([`open with a ${fmtBytes(open.logBytes)} log, after SIGKILL: < 5 s`, `${open.killedSeconds.toFixed(2)} s`, verdict(5 / open.killedSeconds, 1)]);
+  }
+  out.push(table(["target", "measured", "verdict"], targets), "");
+
+  if (history.hotSets.length > 0) {
+    out.push(
+      "**Hot set.** A disk of the hot set's size with a zero window and no snapshots, overwritten ten times with fio (nbd engine), then `snaplog compact`. " +
+        "*Held* is the log data entries hold (live + dead slots); *files* is what the segment files take on the file system, free slots included " +
+        "(in-place compaction keeps freed slots where they are, on the free list, for the next writes; only wholly free segments go back).",
+      "",
+      table(
+        ["pattern", "live", "held before", "held after", "files before", "files after", "free in files", "segments released", "write MB/s"],
+        history.hotSets.map((hot) => [hot.pattern, fmtBytes(hot.liveBytes), fmtBytes(hot.heldBytesBefore), fmtBytes(hot.heldBytesAfter), fmtBytes(hot.segmentBytesBefore), fmtBytes(hot.segmentBytesAfter), fmtBytes(hot.freeBytesAfter), String(hot.segmentsReleased), fmtNum(hot.writeMbPerSecond)]),
+        [false, true, true, true, true, true, true, true, true],
+      ),
+      "",
+    );
+  }
+  if (compaction !== undefined) {
+    out.push(
+      `**Compaction.** Ten 1 MiB sequential passes over a hot set on a disk with a window (every version kept: ${fmtBytes(compaction.logBytesBefore)} of log), ` +
+        `then \`policy set --history 0\` and \`snaplog compact\`: ${fmtBytes(compaction.bytesScanned)} of log scanned in ${compaction.scanMs.toFixed(0)} ms ` +
+        `(${gb(compaction.bytesScanned / (compaction.scanMs / 1000))} GB/s; ${compaction.durationMs.toFixed(0)} ms in all, with the sync that makes the log durable first), ` +
+        `${compaction.entriesFreed.toLocaleString("en-US")} entries (${fmtBytes(compaction.bytesFreed)}) freed, ` +
+        `${fmtBytes(compaction.bytesMoved)} moved, ${compaction.segmentsReleased} segment files handed back; files after: ${fmtBytes(compaction.segmentBytesAfter)} for ${fmtBytes(compaction.liveBytes)} live.`,
+      "",
+    );
+  }
+  if (pit !== undefined) {
+    const row = (label: string, exportName: string, result: JobResult | undefined) => [label, `\`${exportName}\``, fmtInt(result?.iops), fmtNum(result?.lat_p99_us), fmtNum(result?.server_cpu_pct_of_1_core, 0)];
+    out.push(
+      `**Point in time.** A disk prefilled sequentially, then overwritten ${pit.passesAfter} times by 4 KiB random writes; \`randread-4k-qd32\` on the current volume and on the point before the overwrites (LSN ${pit.lsn}), whose reads walk past the newer versions of each block.`,
+      "",
+      table(["volume", "export", "IOPS", "p99 µs", "server CPU %"], [row("current", "bench-pit", pit.current), row("point in time", `bench-pit@lsn:${pit.lsn}`, pit.point)], [false, false, true, true, true]),
+      "",
+    );
+  }
+  if (open !== undefined) {
+    out.push(
+      `**Opening.** \`snaplog serve\` from spawn to listening (node start-up included) on a store whose disk holds ${fmtBytes(open.logBytes)} of log (${open.entries.toLocaleString("en-US")} entries): ` +
+        `after a clean stop (final checkpoint, nothing to replay) ${open.cleanSeconds.toFixed(2)} s; after a SIGKILL 5 s into a 4 KiB random write load ` +
+        `(journal at ${fmtBytes(open.journalBytesAtKill)}: checkpoint, journal replay, check of the unsynced tail's data) ${open.killedSeconds.toFixed(2)} s.`,
+      "",
+    );
+  }
+  if (history.errors.length > 0) out.push("Errors: " + history.errors.join("; "), "");
+  return out.join("\n");
 }

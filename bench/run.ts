@@ -22,6 +22,7 @@ import { ALL_JOBS, Harness, locateHarness, PEER_NAMES, type JobResult } from "./
 import { collectMachineInfo } from "./machine.js";
 import { preservedAnalysis, renderReport, type DiskSnapshotState, type RunData, type Settings, type SnapshotScenario } from "./report.js";
 import { createSnapshotsWithWrites } from "./snapshots.js";
+import { runHistoryScenarios } from "./history.js";
 import { runCli, startServer, tail, type SnaplogServer } from "./server.js";
 
 const repoRoot = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "..", "..");
@@ -42,6 +43,9 @@ Options (environment variable in brackets):
   --jobs LIST           comma-separated harness jobs (default: all six) [SNAPLOG_BENCH_JOBS]
   --peers LIST          harness peers (default: ${PEER_NAMES.join(",")}) [SNAPLOG_BENCH_PEERS]
   --skip-peers          run no peers [SNAPLOG_BENCH_SKIP_PEERS=1]
+  --scenarios LIST      snaplog scenarios: default (jobs, default window), h0 (jobs, --history 0),
+                        snapshots (snapshot read), history (compaction, points in time, open time)
+                        (default: all) [SNAPLOG_BENCH_SCENARIOS]
   --snapshots N         snapshots for the snapshot-read scenario (default 1000) [SNAPLOG_BENCH_SNAPSHOTS]
   --snapshot-writes N   random 4 KiB writes before each snapshot (default 16) [SNAPLOG_BENCH_SNAPSHOT_WRITES]
   --quiet-wait SEC      harness: wait up to SEC for an idle host before each job (default 30)
@@ -55,7 +59,10 @@ Options (environment variable in brackets):
 The harness is <repo>/../shared/bench/nbd-bench.sh, or SNAPLOG_BENCH_HARNESS.
 `;
 
+const SCENARIOS = ["default", "h0", "snapshots", "history"] as const;
+
 interface Options extends Settings {
+  scenarios: string[];
   tmpParent: string;
   outPath: string;
   jsonPath?: string;
@@ -78,6 +85,7 @@ function parseOptions(argv: string[]): Options {
       jobs: { type: "string" },
       peers: { type: "string" },
       "skip-peers": { type: "boolean" },
+      scenarios: { type: "string" },
       snapshots: { type: "string" },
       "snapshot-writes": { type: "string" },
       "quiet-wait": { type: "string" },
@@ -123,6 +131,7 @@ function parseOptions(argv: string[]): Options {
     jobs: list(values.jobs ?? env.SNAPLOG_BENCH_JOBS, quick ? ["randwrite-4k-qd32", "seqwrite-1m-qd8"] : ALL_JOBS, ALL_JOBS, "job"),
     peers: skipPeers ? [] : list(values.peers ?? env.SNAPLOG_BENCH_PEERS, quick ? ["nbdkit-file"] : PEER_NAMES, knownPeers, "peer"),
     skipPeers,
+    scenarios: list(values.scenarios ?? env.SNAPLOG_BENCH_SCENARIOS, SCENARIOS, SCENARIOS, "scenario"),
     quietWaitSeconds: integer(values["quiet-wait"], quick ? 2 : 30, "--quiet-wait"),
     retries: integer(values.retries, quick ? 0 : 1, "--retries"),
     maxForeignPct: integer(values["max-foreign"], 10, "--max-foreign"),
@@ -306,12 +315,23 @@ async function main(): Promise<number> {
   });
   const active = server;
   const runner = harness;
-  data.snaplog = (await step("snaplog, default history", data, () => runSnaplogScenario(active, runner, options, "bench-default", "snaplog", undefined, data))) ?? [];
-  data.snaplogNoHistory = (await step("snaplog, --history 0", data, () => runSnaplogScenario(active, runner, options, "bench-h0", "snaplog-h0", 0, data))) ?? [];
-  await step("snapshot read", data, () => runSnapshotScenario(active, runner, options, data.snapshot));
+  const wanted = (scenario: string) => options.scenarios.includes(scenario);
+  if (wanted("default")) data.snaplog = (await step("snaplog, default history", data, () => runSnaplogScenario(active, runner, options, "bench-default", "snaplog", undefined, data))) ?? [];
+  if (wanted("h0")) data.snaplogNoHistory = (await step("snaplog, --history 0", data, () => runSnaplogScenario(active, runner, options, "bench-h0", "snaplog-h0", 0, data))) ?? [];
+  if (wanted("snapshots")) await step("snapshot read", data, () => runSnapshotScenario(active, runner, options, data.snapshot));
+  if (wanted("history")) {
+    data.history = await step("history", data, () =>
+      runHistoryScenarios({ server: active, harness: runner, cliPath, storePath, scratch: scratch!, quick: options.quick, log, setServer: (next) => (server = next) }),
+    );
+    for (const error of data.history?.errors ?? []) data.errors.push(`history: ${error}`);
+  }
 
-  log(`stopping snaplog serve (pid ${active.pid}) before the peers`);
-  await active.stop();
+  // The history scenario may have restarted the server.
+  const last = server as SnaplogServer | undefined;
+  if (last !== undefined) {
+    log(`stopping snaplog serve (pid ${last.pid}) before the peers`);
+    await last.stop();
+  }
   server = undefined;
   if (options.peers.length > 0) {
     log(`peers: ${options.peers.join(",")}`);

@@ -20,6 +20,8 @@ export interface SnaplogServer {
   /** nbd+unix:///EXPORT?socket=... */
   unixUri(exportName: string): string;
   stop(): Promise<void>;
+  /** SIGKILL (a crash); resolves once it is gone. */
+  kill(): Promise<void>;
 }
 
 export async function runCli(cli: string, args: readonly string[]): Promise<string> {
@@ -82,6 +84,11 @@ export async function startServer(cli: string, storePath: string, scratch: strin
       logPath,
       unixUri: (exportName) => `nbd+unix:///${encodeURIComponent(exportName)}?socket=${nbdSocket}`,
       stop,
+      kill: async () => {
+        if (exited) return;
+        child.kill("SIGKILL");
+        await exitPromise;
+      },
     };
   } catch (error) {
     await stop();

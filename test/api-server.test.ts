@@ -141,7 +141,7 @@ class MemoryOperations implements Operations {
     this.mutationCount += 1;
     await this.longRun(onProgress);
     const mode = request.intoBaseline === true ? "into-baseline" : "in-place";
-    return { disk: request.disk, mode, entriesFreed: 5, bytesFreed: 20480, bytesMoved: 0, entriesScanned: 9, bytesScanned: 36864, segmentsReleased: 1, lsnFold: 0, durationMs: 1.5 };
+    return { disk: request.disk, mode, entriesFreed: 5, bytesFreed: 20480, bytesMoved: 0, entriesScanned: 9, bytesScanned: 36864, segmentsReleased: 1, lsnFold: 0, scanMs: 1, durationMs: 1.5 };
   }
   async restore(request: RestoreRequest, onProgress?: ProgressCallback): Promise<RestoreResult> {
     await this.showDisk(request.disk);

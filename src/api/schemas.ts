@@ -184,6 +184,7 @@ export const CompactResultSchema = Type.Object(
     bytesScanned: Count,
     segmentsReleased: Count,
     lsnFold: Count,
+    scanMs: Type.Number({ minimum: 0 }),
     durationMs: Type.Number({ minimum: 0 }),
   },
   { title: "CompactResult" },

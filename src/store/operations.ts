@@ -115,6 +115,8 @@ export interface CompactResult {
   segmentsReleased: number;
   /** Into the baseline: the LSN whose view the baseline now holds (0: nothing to fold). */
   lsnFold: number;
+  /** In place: the scan alone (bytesScanned / scanMs is the scan rate); 0 into the baseline. */
+  scanMs: number;
   durationMs: number;
 }
 

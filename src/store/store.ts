@@ -468,6 +468,7 @@ export class Store implements Operations, VolumeResolver {
         bytesScanned: 0,
         segmentsReleased: 0,
         lsnFold: fold.lsnFold,
+        scanMs: 0,
         durationMs: fold.durationMs,
       }));
     }
@@ -482,6 +483,7 @@ export class Store implements Operations, VolumeResolver {
       bytesScanned: result.bytesScanned,
       segmentsReleased: result.segmentsReleased,
       lsnFold: 0,
+      scanMs: result.scanMs,
       durationMs: result.durationMs,
     }));
   }
