@@ -224,3 +224,40 @@ test("close(): answers in-flight requests, drops handshakes, flushes each writte
   assert.equal(server.server.connectionCount, 0);
   await assert.rejects(RawNbdClient.connect(server.port));
 });
+
+test("a resolved volume is released once: right after NBD_OPT_INFO, and when a connection that chose it ends (however it ends)", async () => {
+  const volume = new MemoryVolume({ name: "point", sizeBytes: MiB, readOnly: true });
+  const server = await startTestServer(new MemoryResolver().add(volume));
+  const releasedAfter = async (expected: number): Promise<void> => {
+    for (let attempt = 0; attempt < 100 && volume.releaseCount < expected; attempt++) await sleep(10);
+    assert.equal(volume.releaseCount, expected);
+  };
+  try {
+    // NBD_OPT_INFO: resolved to answer, released at once; the session goes on.
+    const client = await RawNbdClient.connect(server.port);
+    await client.greet();
+    const info = Buffer.alloc(4 + 5 + 2);
+    info.writeUInt32BE(5, 0);
+    info.write("point", 4);
+    client.sendOption(P.OPT_INFO, info);
+    await client.readOptionReplies();
+    await releasedAfter(1);
+    client.socket.destroy();
+    // NBD_OPT_GO, then a clean disconnect.
+    const user = await RawNbdClient.connect(server.port);
+    await user.open("point");
+    await sleep(50);
+    assert.equal(volume.releaseCount, 1, "not released while the connection uses it");
+    user.request(P.CMD_DISC, 0, 1n, 0, 0);
+    await user.waitClosed();
+    await releasedAfter(2);
+    // A client that vanishes mid-transmission releases it too.
+    const vanishing = await RawNbdClient.connect(server.port);
+    await vanishing.open("point");
+    vanishing.socket.destroy();
+    await releasedAfter(3);
+  } finally {
+    await server.close();
+  }
+  assert.equal(volume.releaseCount, 3, "released exactly once per use");
+});
