@@ -176,6 +176,8 @@ export class DiskEngine {
   private lastSyncMs = Date.now();
   private syncTimer: NodeJS.Timeout | undefined;
   private checkpointWrite: Promise<void> | undefined;
+  /** The foreground part of a journal rotation (sync, switch to the next generation). */
+  private rotation: Promise<void> | undefined;
   /** Every entry with LSN <= this is durable (synced data and journal). */
   private lsnDurable: number;
   private backgroundSyncRun: Promise<void> | undefined;
@@ -267,6 +269,7 @@ export class DiskEngine {
     const baseline = hasBaseline ? await medium.open(BASELINE_FILE, { create: false }) : undefined;
     const engine = new DiskEngine(geometry, medium, recovered.state, segments, baseline, journal, recovered.generation, recovered.journalEndBytes, events, tuning);
     if (recovered.foldLsn !== 0) {
+      // Recovery pinned the fold's view; FOLD_DONE's apply drops the pin.
       try {
         engine.foldLsnActive = recovered.foldLsn;
         await engine.ensureBaseline();
@@ -274,8 +277,6 @@ export class DiskEngine {
       } catch (error) {
         await engine.abandon();
         throw fromSystemError(error, { disk: geometry.name });
-      } finally {
-        recovered.state.unpin(recovered.foldLsn);
       }
     }
     return engine;
@@ -1090,9 +1091,15 @@ export class DiskEngine {
   foldIntoBaseline(options: { onProgress?: ProgressCallback } = {}): Promise<FoldResult> {
     return this.maintenance.run(async () => {
       const startedMs = performance.now();
+      // A fold that failed after FOLD_BEGIN is still under way (its view still pinned): finish it first.
+      if (this.foldLsnActive !== 0) {
+        const resumed = await this.finishFold(this.foldLsnActive, options.onProgress);
+        return { ...resumed, durationMs: performance.now() - startedMs };
+      }
       await this.advanceHorizon();
       const lsnFold = Math.min(this.state.oldestKeptView(), this.lsnVisible);
       if (lsnFold === 0) return { lsnFold: 0, blockCount: 0, bytesMoved: 0, entriesFreed: 0, corruptLbas: [], durationMs: performance.now() - startedMs };
+      // The pin belongs to the fold from here to FOLD_DONE (whose apply drops it), across failures.
       this.state.pin(lsnFold);
       try {
         await this.ensureBaseline();
@@ -1102,11 +1109,12 @@ export class DiskEngine {
             this.foldLsnActive = lsnFold;
           },
         );
-        const result = await this.finishFold(lsnFold, options.onProgress);
-        return { ...result, durationMs: performance.now() - startedMs };
-      } finally {
+      } catch (error) {
         this.state.unpin(lsnFold);
+        throw error;
       }
+      const result = await this.finishFold(lsnFold, options.onProgress);
+      return { ...result, durationMs: performance.now() - startedMs };
     });
   }
 
@@ -1138,6 +1146,7 @@ export class DiskEngine {
           });
           this.readEpoch++;
           this.foldLsnActive = 0;
+          this.state.unpin(lsnFold);
         },
       );
       this.releasePendingSlots();
@@ -1226,7 +1235,8 @@ export class DiskEngine {
   async openLogFiles(): Promise<{ checkpoint: MediumFile; journals: { file: MediumFile; endBytes: number }[]; lsnLast: number }> {
     this.logFilesOpening++;
     try {
-      while (this.checkpointWrite !== undefined) await this.checkpointWrite;
+      // A rotation under way finishes first (and none starts while logFilesOpening > 0).
+      while (this.rotation !== undefined || this.checkpointWrite !== undefined) await (this.rotation ?? this.checkpointWrite);
       const generation = this.journalGeneration;
       const endBytes = this.journalPositionBytes;
       const lsnLast = this.lsnVisible;
@@ -1266,8 +1276,13 @@ export class DiskEngine {
    * Until the checkpoint's rename, opening replays the old journal and then the new one.
    */
   private async maybeRotateJournal(force = false): Promise<void> {
-    if (this.failure !== undefined || this.checkpointWrite !== undefined) return;
+    if (this.failure !== undefined || this.checkpointWrite !== undefined || this.rotation !== undefined) return;
     if (!force && (this.journalPositionBytes < (this.tuning.journalCheckpointBytes ?? JOURNAL_CHECKPOINT_BYTES) || this.logFilesOpening > 0)) return;
+    this.rotation = this.rotateJournal().finally(() => (this.rotation = undefined));
+    await this.rotation;
+  }
+
+  private async rotateJournal(): Promise<void> {
     await this.backgroundSyncRun;
     await this.segments.syncDirty();
     // A failed append may have left bytes past the position; a journal that is not the last must end clean.
