@@ -1,6 +1,8 @@
 import { crc32c } from "../util/crc32c.js";
 import { SnaplogError, ErrorCodes } from "../util/errors.js";
 import { CHECKPOINT_MAGIC, CHECKPOINT_VERSION } from "./constants.js";
+import type { CrashHook } from "./crash-points.js";
+import type { DiskState } from "./disk-state.js";
 import type { Medium, MediumFile } from "./medium.js";
 
 /**
@@ -54,6 +56,22 @@ export interface LoadedCheckpoint {
   foldLsn: number;
 }
 
+/** The checkpoint of a disk's tables, naming `generation` as the journal to replay from. */
+export function checkpointStateOf(state: DiskState, generation: number, foldLsn = 0): CheckpointState {
+  const timePoints: { lsn: number; timeMs: number }[] = [];
+  for (let index = 0; index < state.times.count; index++) timePoints.push(state.times.pointAt(index));
+  return {
+    generation,
+    lsnLast: state.lsnLast,
+    entryCount: state.entries.count,
+    forEachEntry: (visit) => state.forEachEntryInLsnOrder(visit),
+    snapshots: [...state.snapshots],
+    timePoints,
+    lsnHorizon: state.lsnHorizon,
+    foldLsn,
+  };
+}
+
 /** Serializes the state into buffers (synchronously, so the state is one consistent moment). */
 export function encodeCheckpoint(state: CheckpointState): Buffer[] {
   const chunks: Buffer[] = [];
@@ -103,7 +121,7 @@ export function encodeCheckpoint(state: CheckpointState): Buffer[] {
 }
 
 /** Writes a checkpoint durably: temp file, sync, rename, directory sync. */
-export async function writeCheckpoint(medium: Medium, buffers: Buffer[]): Promise<void> {
+export async function writeCheckpoint(medium: Medium, buffers: Buffer[], crash?: CrashHook): Promise<void> {
   await medium.remove(CHECKPOINT_TEMP_FILE);
   const file = await medium.open(CHECKPOINT_TEMP_FILE, { create: true });
   try {
@@ -118,8 +136,10 @@ export async function writeCheckpoint(medium: Medium, buffers: Buffer[]): Promis
   } finally {
     await file.close();
   }
+  crash?.("checkpoint:written");
   await medium.rename(CHECKPOINT_TEMP_FILE, CHECKPOINT_FILE);
   await medium.syncDirectory();
+  crash?.("checkpoint:renamed");
 }
 
 export async function readCheckpoint(medium: Medium, diskName: string): Promise<LoadedCheckpoint | undefined> {

@@ -1,0 +1,623 @@
+import { crc32c } from "../util/crc32c.js";
+import { assert, ErrorCodes, fromSystemError, SnaplogError } from "../util/errors.js";
+import { CHECKPOINT_FILE, checkpointStateOf, encodeCheckpoint, readCheckpointHeader, writeCheckpoint, type SnapshotCut } from "./checkpoint.js";
+import {
+  Batch,
+  EntryColumns,
+  noop,
+  type ControlOp,
+  type Op,
+  type OpRequest,
+  type RollbackOp,
+  type SlotRun,
+  type SnapshotOp,
+  type WriteOp,
+  type ZeroOp,
+} from "./commit-batch.js";
+import { JOURNAL_CHECKPOINT_BYTES, JOURNAL_HEADER_BYTES, SLOT_TRIM, SLOT_ZERO, UNSYNCED_BYTES_MAX, UNSYNCED_MS_MAX } from "./constants.js";
+import type { CrashHook } from "./crash-points.js";
+import type { DiskState } from "./disk-state.js";
+import type { DiskEngineEvents, DiskEngineTuning } from "./engine-options.js";
+import {
+  encodeEntriesRecord,
+  encodeHeaderRecord,
+  encodeMarkRecord,
+  encodeSnapshotRecord,
+  journalFileName,
+  RecordType,
+  withSyncedFlag,
+} from "./journal-format.js";
+import type { Medium, MediumFile } from "./medium.js";
+import type { RetiringSlots } from "./retiring-slots.js";
+import { appendRestoredBlocks, blocksWrittenAfter, ROLLBACK_CHUNK_BLOCKS, type RestoreCopyContext } from "./rollback-copy.js";
+import type { SegmentFiles } from "./segment-files.js";
+
+/** Start a background sync once this many freed slots wait for durability before reuse. */
+const RETIRING_SLOTS_SYNC = 8192;
+
+/** What the pipeline needs from the engine around it. */
+export interface PipelineContext {
+  diskName: string;
+  blockSizeBytes: number;
+  blockCount: number;
+  medium: Medium;
+  state: DiskState;
+  segments: SegmentFiles;
+  retiring: RetiringSlots;
+  events: DiskEngineEvents;
+  tuning: DiskEngineTuning;
+  clock: () => number;
+  /** The journal to append to, its generation and where appends go (from recovery). */
+  journal: MediumFile;
+  journalGeneration: number;
+  journalPositionBytes: number;
+  /** Reads the committed current volume (partial-block merges). */
+  readBlocks(lbaFirst: number, blockCount: number, lsnView: number): Promise<Buffer>;
+  /** What a rollback copies with. */
+  restoreCopy(): RestoreCopyContext;
+  /** A fold under way, which checkpoints must carry (0: none). */
+  foldLsnActive(): number;
+}
+
+/**
+ * The write path of one disk: group commit. Operations arriving in one turn of the event loop
+ * form a batch; one batch commits at a time: LSNs and slots assigned, data written per segment
+ * run, one journal write, syncs when a FLUSH, FUA, snapshot or metadata record is in it; then
+ * the batch becomes visible and its callers are answered. A batch that fails before its
+ * journal record is written is rolled back; a failed sync leaves the pipeline failed (every
+ * later call errors) until the disk is reopened, because the kernel may have dropped the
+ * unsynced pages. Between batches the journal rotates into a checkpoint when it is long.
+ *
+ *   enqueue ─▶ pending batch ─(setImmediate)─▶ commit ─▶ writeBatch ─▶ publish ─▶ answered
+ *   exclusive op (rollback) ─▶ seals pending, takes a sealed batch of its own, in order
+ */
+export class CommitPipeline {
+  /** Highest LSN whose batch completed: what readers of the current volume see. */
+  lsnVisible: number;
+  /** Every entry with LSN <= this is durable (synced data and journal). */
+  lsnDurable: number;
+  failure: SnaplogError | undefined;
+  closing = false;
+  /** Time of the last write accepted (ms), for idle detection. */
+  lastWriteMs = 0;
+  private pending: Batch | undefined;
+  private readonly sealed: Batch[] = [];
+  private committing = false;
+  private idleWaiters: (() => void)[] = [];
+  private unsyncedBytes = 0;
+  private lastSyncMs = Date.now();
+  private readonly syncTimer: NodeJS.Timeout | undefined;
+  private checkpointWrite: Promise<void> | undefined;
+  /** The foreground part of a journal rotation (sync, switch to the next generation). */
+  private rotation: Promise<void> | undefined;
+  private backgroundSyncRun: Promise<void> | undefined;
+  /** Set by a finished background sync; the next journal write records it (shortens recovery). */
+  private syncMarkLsn = 0;
+  /** Log readers opening their files: journal rotation waits (see openLogFiles). */
+  private logFilesOpening = 0;
+  private journal: MediumFile;
+  private journalGeneration: number;
+  private journalPositionBytes: number;
+  private readonly diskName: string;
+  private readonly blockSizeBytes: number;
+  private readonly blockCount: number;
+  private readonly medium: Medium;
+  private readonly state: DiskState;
+  private readonly segments: SegmentFiles;
+  private readonly retiring: RetiringSlots;
+  private readonly events: DiskEngineEvents;
+  private readonly tuning: DiskEngineTuning;
+  private readonly clock: () => number;
+  private readonly crash: CrashHook | undefined;
+
+  constructor(private readonly context: PipelineContext) {
+    ({ diskName: this.diskName, blockSizeBytes: this.blockSizeBytes, blockCount: this.blockCount, medium: this.medium, state: this.state } = context);
+    ({ segments: this.segments, retiring: this.retiring, events: this.events, tuning: this.tuning, clock: this.clock } = context);
+    this.journal = context.journal;
+    this.journalGeneration = context.journalGeneration;
+    this.journalPositionBytes = context.journalPositionBytes;
+    this.crash = context.tuning.crashHook;
+    this.lsnVisible = context.state.lsnLast;
+    this.lsnDurable = context.state.lsnLast;
+    if (context.tuning.backgroundSyncTimer !== false) {
+      this.syncTimer = setInterval(() => this.syncIfStale(), UNSYNCED_MS_MAX);
+      this.syncTimer.unref();
+    }
+  }
+
+  get journalBytes(): number {
+    return this.journalPositionBytes;
+  }
+
+  /** A FLUSH: everything committed before it durable when it resolves. */
+  flush(): Promise<void> {
+    return this.enqueue({ type: "flush" }, 0, true);
+  }
+
+  /** Cuts the log at its end (or at `lsn`, an earlier view the caller checked and pinned). */
+  async commitSnapshot(name: string, lun: number, lsn: number | undefined): Promise<SnapshotCut> {
+    const op: SnapshotOp = { type: "snapshot", name, lun, timeMs: this.clock(), lsn, resolve: noop, reject: noop };
+    await this.enqueueOp(op, 0, true);
+    assert(op.cut !== undefined, "snapshot committed without a cut");
+    return op.cut;
+  }
+
+  /** Queues an exclusive op (a rollback): it commits alone, after everything queued before it. */
+  enqueueExclusive(op: RollbackOp): Promise<void> {
+    return this.enqueueOp(op, 0, true, true);
+  }
+
+  /** Stops taking ops; the timer stops. Then idle() and finish(). */
+  beginClose(): void {
+    this.closing = true;
+    clearInterval(this.syncTimer);
+  }
+
+  /**
+   * Finishes queued work; with `checkpoint`, writes a final one (so the next open replays
+   * nothing) unless the journal holds only its header; closes the journal.
+   */
+  async finish(checkpoint: boolean): Promise<void> {
+    await this.idle();
+    await this.backgroundSyncRun;
+    if (this.checkpointWrite !== undefined) await this.checkpointWrite;
+    if (checkpoint && this.failure === undefined && this.journalPositionBytes > JOURNAL_HEADER_BYTES) {
+      try {
+        await this.maybeRotateJournal(true);
+        if (this.checkpointWrite !== undefined) await this.checkpointWrite;
+      } catch (error) {
+        this.events.onBackgroundError?.(fromSystemError(error, { disk: this.diskName }));
+      }
+    }
+    await this.journal.close();
+  }
+
+  enqueue(request: OpRequest, blockCount: number, sync: boolean): Promise<void> {
+    return this.enqueueOp({ ...request, resolve: noop, reject: noop } as Op, blockCount, sync);
+  }
+
+  /**
+   * Queues an op. Ops arriving in one turn of the event loop share a batch; an exclusive op
+   * (a rollback) seals the open batch and takes a batch of its own, so every op queued before
+   * it commits before it and every op after it, after.
+   */
+  private enqueueOp(op: Op, blockCount: number, sync: boolean, exclusive = false): Promise<void> {
+    if (this.failure !== undefined) return Promise.reject(this.failure);
+    if (this.closing) return Promise.reject(new SnaplogError(ErrorCodes.CLOSED, `disk ${this.diskName} is closing`, { disk: this.diskName }));
+    if (blockCount > 0) this.lastWriteMs = Date.now();
+    return new Promise<void>((resolve, reject) => {
+      op.resolve = resolve;
+      op.reject = reject;
+      if (exclusive) {
+        this.sealPending();
+        const batch = new Batch();
+        batch.ops.push(op);
+        batch.sync = true;
+        batch.sealed = true;
+        this.sealed.push(batch);
+        setImmediate(() => this.pump());
+        return;
+      }
+      let batch = this.pending;
+      if (batch === undefined) {
+        batch = new Batch();
+        this.pending = batch;
+        // Everything that arrives in this turn of the event loop joins the batch.
+        setImmediate(() => this.pump());
+      }
+      batch.ops.push(op);
+      batch.blockCount += blockCount;
+      if (sync) batch.sync = true;
+      if (op.type === "partial") batch.hasPartial = true;
+    });
+  }
+
+  private sealPending(): void {
+    if (this.pending === undefined) return;
+    this.pending.sealed = true;
+    this.sealed.push(this.pending);
+    this.pending = undefined;
+  }
+
+  /** Writes one metadata record through the commit pipeline (synced); `apply` runs once it is durable. */
+  commitControl(encode: (timeMs: number) => Buffer, apply: () => void = noop): Promise<void> {
+    const op: ControlOp = { type: "control", encode, apply, resolve: noop, reject: noop };
+    return this.enqueueOp(op, 0, true);
+  }
+
+  private pump(): void {
+    if (this.committing) return;
+    const batch = this.sealed.shift() ?? this.pending;
+    if (batch === undefined) {
+      this.wakeIdle();
+      return;
+    }
+    if (batch === this.pending) this.pending = undefined;
+    this.committing = true;
+    this.commit(batch)
+      .then(() => this.maybeRotateJournal())
+      .catch((error: unknown) => this.events.onBackgroundError?.(fromSystemError(error, { disk: this.diskName })))
+      .finally(() => {
+        this.committing = false;
+        this.pump();
+      });
+  }
+
+  /** Assigns LSNs and slots, writes data then the journal records, syncs if asked, publishes. */
+  private async commit(batch: Batch): Promise<void> {
+    if (this.failure !== undefined) return this.settle(batch, this.failure);
+    const first = batch.ops[0];
+    if (first !== undefined && first.type === "rollback") return this.commitRollback(batch, first);
+    if (batch.hasPartial) await this.mergePartials(batch);
+    const state = this.state;
+    const lsnFirst = state.lsnLast + 1;
+    const timeMs = this.clock();
+    const columns = new EntryColumns(batch.blockCount);
+    const runs: SlotRun[] = [];
+    const tail: Buffer[] = [];
+    try {
+      for (const op of batch.ops) {
+        if (op.type === "write") this.assignWrite(op, columns, runs);
+        else if (op.type === "zero" || op.type === "trim") this.assignZero(op, columns);
+        else if (op.type === "snapshot") this.assignSnapshot(op, batch, tail);
+        else if (op.type === "control") tail.push(op.encode(timeMs));
+      }
+    } catch (error) {
+      state.rollback(columns.ids, columns.count, lsnFirst);
+      return this.settle(batch, fromSystemError(error, { disk: this.diskName }));
+    }
+    const entriesRecord = columns.count > 0 || (batch.sync && tail.length === 0);
+    const records = this.batchRecords(timeMs, entriesRecord ? encodeEntriesRecord(lsnFirst, timeMs, 0, columns) : undefined, tail, batch.sync);
+    if (!(await this.writeBatch(batch, runs, records, columns, lsnFirst))) return;
+    const dataBytes = runs.reduce((sum, run) => sum + run.slotCount, 0) * this.blockSizeBytes;
+    this.publish(batch, columns, lsnFirst, timeMs, dataBytes);
+  }
+
+  /** The journal records of a batch: a pending sync mark, its entries, then snapshot/control records; the last carries SYNCED. */
+  private batchRecords(timeMs: number, entries: Buffer | undefined, tail: Buffer[], sync: boolean): Buffer[] {
+    const records: Buffer[] = [];
+    if (this.syncMarkLsn > 0) {
+      records.push(encodeMarkRecord(RecordType.SYNC_MARK, this.syncMarkLsn, timeMs));
+      this.syncMarkLsn = 0;
+    }
+    if (entries !== undefined) records.push(entries);
+    records.push(...tail);
+    if (sync && records.length > 0) records[records.length - 1] = withSyncedFlag(records[records.length - 1]);
+    return records;
+  }
+
+  /**
+   * Writes a batch's data runs and records. Without a sync, data and journal record go out
+   * together: recovery checks the data of every record past the last sync point, so their
+   * order on disk does not matter. A sync batch writes its records only after its data (and
+   * all before) is synced. Returns false when the batch failed (and was settled).
+   */
+  private async writeBatch(batch: Batch, runs: SlotRun[], records: Buffer[], columns: EntryColumns, lsnFirst: number): Promise<boolean> {
+    const recordBytes = records.reduce((sum, record) => sum + record.length, 0);
+    const writes: Promise<void>[] = runs.map((run) => this.segments.writeRun(run.slotFirst, run.buffers));
+    if (!batch.sync && records.length > 0) writes.push(this.journal.writev(records, this.journalPositionBytes));
+    const written = await Promise.allSettled(writes);
+    const writeFailure = written.find((result): result is PromiseRejectedResult => result.status === "rejected");
+    if (writeFailure !== undefined) {
+      // Nothing of this batch counts: the journal position stays, the next record overwrites.
+      this.state.rollback(columns.ids, columns.count, lsnFirst);
+      this.settle(batch, fromSystemError(writeFailure.reason, { disk: this.diskName }));
+      return false;
+    }
+    this.crash?.("batch:data-written");
+    if (!batch.sync) {
+      this.journalPositionBytes += recordBytes;
+      return true;
+    }
+    try {
+      if (this.tuning.sabotage !== "skip-data-sync") await this.segments.syncDirty();
+      this.crash?.("batch:data-synced");
+    } catch (error) {
+      this.failBatch(batch, error);
+      return false;
+    }
+    try {
+      if (records.length > 0) await this.journal.writev(records, this.journalPositionBytes);
+      this.crash?.("batch:journal-written");
+    } catch (error) {
+      this.state.rollback(columns.ids, columns.count, lsnFirst);
+      this.settle(batch, fromSystemError(error, { disk: this.diskName }));
+      return false;
+    }
+    this.journalPositionBytes += recordBytes;
+    try {
+      await this.journal.sync();
+      this.crash?.("batch:journal-synced");
+    } catch (error) {
+      this.failBatch(batch, error);
+      return false;
+    }
+    return true;
+  }
+
+  /** Makes a written batch visible: times, cuts, control records' effects, reclaim; answers it. */
+  private publish(batch: Batch, columns: EntryColumns, lsnFirst: number, timeMs: number, dataBytes: number): void {
+    const state = this.state;
+    this.unsyncedBytes = batch.sync ? 0 : this.unsyncedBytes + dataBytes;
+    if (batch.sync) {
+      this.lastSyncMs = Date.now();
+      this.lsnDurable = state.lsnLast;
+    }
+    if (columns.count > 0) state.times.add(lsnFirst, timeMs);
+    for (const op of batch.ops) {
+      if (op.type === "snapshot" && op.cut !== undefined) state.insertSnapshot(op.cut);
+      else if (op.type === "control") op.apply();
+    }
+    this.lsnVisible = state.lsnLast;
+    if (state.reclaimOverwritten) this.reclaimBatch(columns);
+    this.settle(batch, undefined);
+    // Reclaimed slots wait for durability: sync early when many wait, or the log grows past need.
+    if (this.unsyncedBytes >= UNSYNCED_BYTES_MAX || this.retiring.count >= RETIRING_SLOTS_SYNC) this.startBackgroundSync();
+  }
+
+  /** A sync failed: the kernel may have dropped the pages; only a reopen knows what is on disk. */
+  private failBatch(batch: Batch, error: unknown): void {
+    const cause = fromSystemError(error, { disk: this.diskName });
+    this.failure = new SnaplogError(ErrorCodes.IO, `disk ${this.diskName} failed a sync and is offline until the store is reopened: ${cause.message}`, { disk: this.diskName, cause: error });
+    this.settle(batch, this.failure);
+  }
+
+  /** Frees the versions this batch's entries made dead (zero window); their slots retire. */
+  private reclaimBatch(columns: EntryColumns): void {
+    for (let index = 0; index < columns.count; index++) {
+      const id = columns.ids[index];
+      // An entry of this batch may itself have been reclaimed by a later one of the batch.
+      if (this.state.entries.lsn(id) === 0) continue;
+      this.state.reclaimBelow(id, this.retiring.retire);
+    }
+    this.retiring.closeEpoch();
+    this.releaseRetired();
+  }
+
+  /** Retired slots whose superseding entries are durable (and unread) go back to the allocator. */
+  releaseRetired(): void {
+    this.retiring.release(this.state.slots, this.tuning.sabotage === "reuse-slots-early" ? Infinity : this.lsnDurable);
+  }
+
+  /**
+   * Syncs data and journal without holding up the commit pipeline. It bounds how much
+   * recovery must verify and lets reclaimed slots be reused. FLUSH/FUA never rely on it.
+   */
+  private startBackgroundSync(): void {
+    if (this.backgroundSyncRun !== undefined || this.failure !== undefined) return;
+    const lsnCovered = this.lsnVisible;
+    const journal = this.journal;
+    this.unsyncedBytes = 0;
+    this.backgroundSyncRun = (async () => {
+      await this.segments.syncDirty();
+      this.crash?.("background-sync:data-synced");
+      await journal.sync();
+      this.crash?.("background-sync:journal-synced");
+      this.lastSyncMs = Date.now();
+      if (lsnCovered > this.lsnDurable) {
+        this.lsnDurable = lsnCovered;
+        this.syncMarkLsn = lsnCovered;
+      }
+      this.releaseRetired();
+    })()
+      .catch((error: unknown) => {
+        this.failure = new SnaplogError(ErrorCodes.IO, `disk ${this.diskName} failed a sync and is offline until the store is reopened`, { disk: this.diskName, cause: error });
+        this.events.onBackgroundError?.(this.failure);
+      })
+      .finally(() => {
+        this.backgroundSyncRun = undefined;
+      });
+  }
+
+  /**
+   * Turns each partial op into a whole-block write: the block's newest content is the last
+   * earlier op of this batch that wrote it, else what the committed log holds (every earlier
+   * batch is complete, and this one is the only batch committing).
+   */
+  private async mergePartials(batch: Batch): Promise<void> {
+    const blockSizeBytes = this.blockSizeBytes;
+    const written = new Map<number, Buffer | null>(); // null: zeros
+    for (let index = 0; index < batch.ops.length; index++) {
+      const op = batch.ops[index];
+      if (op.type === "write") {
+        for (let block = 0; block < op.blockCount; block++) written.set(op.lbaFirst + block, op.data.subarray(block * blockSizeBytes, (block + 1) * blockSizeBytes));
+      } else if (op.type === "zero" || op.type === "trim") {
+        for (let block = 0; block < op.blockCount; block++) written.set(op.lbaFirst + block, null);
+      } else if (op.type === "partial") {
+        const merged = Buffer.alloc(blockSizeBytes);
+        const newest = written.get(op.lba);
+        try {
+          if (newest === undefined) (await this.context.readBlocks(op.lba, 1, Infinity)).copy(merged);
+          else if (newest !== null) newest.copy(merged);
+        } catch (error) {
+          op.reject(fromSystemError(error, { disk: this.diskName }));
+          batch.ops[index] = { type: "void", resolve: noop, reject: noop };
+          continue;
+        }
+        op.data.copy(merged, op.offsetBytes);
+        const crcs = new Uint32Array([crc32c(merged)]);
+        batch.ops[index] = { type: "write", lbaFirst: op.lba, blockCount: 1, data: merged, crcs, resolve: op.resolve, reject: op.reject };
+        written.set(op.lba, merged);
+      }
+    }
+  }
+
+  private assignWrite(op: WriteOp, columns: EntryColumns, runs: SlotRun[]): void {
+    const blockSizeBytes = this.blockSizeBytes;
+    const slotsPerSegment = this.segments.slotsPerSegment;
+    let run = runs[runs.length - 1];
+    let pieceStart = 0;
+    for (let index = 0; index < op.blockCount; index++) {
+      const lba = op.lbaFirst + index;
+      const slot = this.state.slots.allocate();
+      const extends_ = run !== undefined && slot === run.slotFirst + run.slotCount && slot % slotsPerSegment !== 0;
+      if (!extends_) {
+        if (run !== undefined && index > pieceStart) run.buffers.push(op.data.subarray(pieceStart * blockSizeBytes, index * blockSizeBytes));
+        pieceStart = index;
+        run = { slotFirst: slot, slotCount: 0, buffers: [] };
+        runs.push(run);
+      }
+      run!.slotCount++;
+      columns.push(this.state.append(lba, slot, op.crcs[index]), lba, slot, op.crcs[index]);
+    }
+    if (op.blockCount > pieceStart) run!.buffers.push(op.data.subarray(pieceStart * blockSizeBytes, op.blockCount * blockSizeBytes));
+  }
+
+  private assignZero(op: ZeroOp, columns: EntryColumns): void {
+    const marker = op.type === "zero" ? SLOT_ZERO : SLOT_TRIM;
+    for (let index = 0; index < op.blockCount; index++) {
+      const lba = op.lbaFirst + index;
+      // Zeros over zeros change no volume: no entry (keeps mkfs-style full-disk discards cheap).
+      if (this.state.isRedundantZero(lba, marker, op.noHole)) continue;
+      columns.push(this.state.append(lba, marker, 0), lba, marker, 0);
+    }
+  }
+
+  private assignSnapshot(op: SnapshotOp, batch: Batch, records: Buffer[]): void {
+    const taken = this.state.findSnapshot(op.name) ?? batch.ops.find((other) => other !== op && other.type === "snapshot" && other.cut?.name === op.name);
+    if (taken !== undefined) {
+      // Settled with the rest of the batch; marked by leaving `cut` undefined.
+      op.reject(new SnaplogError(ErrorCodes.ALREADY_EXISTS, `disk ${this.diskName} already has a snapshot named ${op.name}`, { disk: this.diskName }));
+      op.resolve = noop;
+      op.reject = noop;
+      return;
+    }
+    op.cut = { name: op.name, lun: op.lun, lsn: op.lsn ?? this.state.lsnLast, timeMs: op.timeMs };
+    records.push(encodeSnapshotRecord(RecordType.SNAPSHOT, op.cut.lsn, op.timeMs, op.lun, op.name));
+  }
+
+  private settle(batch: Batch, error: SnaplogError | undefined): void {
+    for (const op of batch.ops) {
+      if (error === undefined) op.resolve();
+      else op.reject(error);
+    }
+  }
+
+  private syncIfStale(): void {
+    const stale = Date.now() - this.lastSyncMs >= UNSYNCED_MS_MAX;
+    if (stale && (this.unsyncedBytes > 0 || this.retiring.count > 0) && !this.closing) this.startBackgroundSync();
+  }
+
+  private async commitRollback(batch: Batch, op: RollbackOp): Promise<void> {
+    const state = this.state;
+    if (state.findSnapshot(op.name) !== undefined) {
+      return this.settle(batch, new SnaplogError(ErrorCodes.ALREADY_EXISTS, `disk ${this.diskName} already has a snapshot named ${op.name}`, { disk: this.diskName }));
+    }
+    const lsnBefore = state.lsnLast;
+    const lsnFirst = lsnBefore + 1;
+    const timeMs = this.clock();
+    const changed = blocksWrittenAfter(state, op.lsnTarget, this.blockCount);
+    const columns = new EntryColumns(changed.length);
+    try {
+      for (let start = 0; start < changed.length; start += ROLLBACK_CHUNK_BLOCKS) {
+        await appendRestoredBlocks(this.context.restoreCopy(), changed.slice(start, start + ROLLBACK_CHUNK_BLOCKS), op.lsnTarget, columns);
+      }
+    } catch (error) {
+      state.rollback(columns.ids, columns.count, lsnFirst);
+      return this.settle(batch, fromSystemError(error, { disk: this.diskName }));
+    }
+    const cut: SnapshotCut = { name: op.name, lun: op.lun, lsn: lsnBefore, timeMs };
+    const snapshotRecord = encodeSnapshotRecord(RecordType.SNAPSHOT, lsnBefore, timeMs, op.lun, op.name);
+    const entries = columns.count > 0 ? encodeEntriesRecord(lsnFirst, timeMs, 0, columns) : undefined;
+    this.crash?.("rollback:data-written");
+    const records = this.batchRecords(timeMs, undefined, entries === undefined ? [snapshotRecord] : [snapshotRecord, entries], true);
+    if (!(await this.writeBatch(batch, [], records, columns, lsnFirst))) return;
+    op.result = { cut, blockCount: columns.count };
+    state.insertSnapshot(cut);
+    this.publish(batch, columns, lsnFirst, timeMs, 0);
+  }
+
+  /**
+   * Between batches, when the journal is long: make everything durable, capture the tables,
+   * switch appends to a new journal generation, then write the checkpoint in the background.
+   * Until the checkpoint's rename, opening replays the old journal and then the new one.
+   */
+  private async maybeRotateJournal(force = false): Promise<void> {
+    if (this.failure !== undefined || this.checkpointWrite !== undefined || this.rotation !== undefined) return;
+    if (!force && (this.journalPositionBytes < (this.tuning.journalCheckpointBytes ?? JOURNAL_CHECKPOINT_BYTES) || this.logFilesOpening > 0)) return;
+    this.rotation = this.rotateJournal().finally(() => (this.rotation = undefined));
+    await this.rotation;
+  }
+
+  private async rotateJournal(): Promise<void> {
+    await this.backgroundSyncRun;
+    await this.segments.syncDirty();
+    // A failed append may have left bytes past the position; a journal that is not the last must end clean.
+    await this.journal.truncate(this.journalPositionBytes);
+    await this.journal.sync();
+    this.crash?.("rotation:synced");
+    const generation = this.journalGeneration + 1;
+    const buffers = encodeCheckpoint(checkpointStateOf(this.state, generation, this.context.foldLsnActive()));
+    const journal = await this.medium.open(journalFileName(generation), { create: true });
+    const header = encodeHeaderRecord(generation, Date.now());
+    await journal.truncate(0);
+    await journal.writev([header], 0);
+    await journal.sync();
+    await this.medium.syncDirectory();
+    this.crash?.("rotation:journal-created");
+    const previous = this.journal;
+    const previousGeneration = this.journalGeneration;
+    this.journal = journal;
+    this.journalGeneration = generation;
+    this.journalPositionBytes = header.length;
+    this.unsyncedBytes = 0;
+    this.syncMarkLsn = 0;
+    this.lsnDurable = this.lsnVisible;
+    this.releaseRetired();
+    this.checkpointWrite = (async () => {
+      await writeCheckpoint(this.medium, buffers, this.crash);
+      // A background sync that began before the switch may still hold the old journal.
+      await this.backgroundSyncRun;
+      await previous.close();
+      await this.medium.remove(journalFileName(previousGeneration));
+    })()
+      .catch((error: unknown) => this.events.onBackgroundError?.(fromSystemError(error, { disk: this.diskName, path: CHECKPOINT_FILE })))
+      .finally(() => {
+        this.checkpointWrite = undefined;
+      });
+  }
+
+  /**
+   * Opens the files that hold the log in LSN order — the checkpoint, then each journal after
+   * it, up to where appends stand now — for a streaming reader (log-reader.ts). Journal
+   * rotation waits while they open; open handles stay valid after a later rotation removes
+   * or replaces the files.
+   */
+  async openLogFiles(): Promise<{ checkpoint: MediumFile; journals: { file: MediumFile; endBytes: number }[]; lsnLast: number }> {
+    this.logFilesOpening++;
+    try {
+      // A rotation under way finishes first (and none starts while logFilesOpening > 0).
+      while (this.rotation !== undefined || this.checkpointWrite !== undefined) await (this.rotation ?? this.checkpointWrite);
+      const generation = this.journalGeneration;
+      const endBytes = this.journalPositionBytes;
+      const lsnLast = this.lsnVisible;
+      const checkpoint = await this.medium.open(CHECKPOINT_FILE, { create: false });
+      const journals: { file: MediumFile; endBytes: number }[] = [];
+      try {
+        for (let current = (await readCheckpointHeader(checkpoint)).generation; current <= generation; current++) {
+          const file = await this.medium.open(journalFileName(current), { create: false });
+          journals.push({ file, endBytes: current === generation ? endBytes : await file.sizeBytes() });
+        }
+      } catch (error) {
+        await checkpoint.close();
+        for (const journal of journals) await journal.file.close();
+        throw error;
+      }
+      return { checkpoint, journals, lsnLast };
+    } finally {
+      this.logFilesOpening--;
+    }
+  }
+
+  /** Resolves once nothing is queued or committing. */
+  private idle(): Promise<void> {
+    if (!this.committing && this.pending === undefined && this.sealed.length === 0) return Promise.resolve();
+    return new Promise((resolve) => this.idleWaiters.push(resolve));
+  }
+
+  private wakeIdle(): void {
+    const waiters = this.idleWaiters;
+    this.idleWaiters = [];
+    for (const wake of waiters) wake();
+  }
+}

@@ -1,0 +1,48 @@
+import type { SnaplogError } from "../util/errors.js";
+import type { CrashHook } from "./crash-points.js";
+
+export interface DiskGeometry {
+  name: string;
+  sizeBytes: number;
+  blockSizeBytes: number;
+  /** Every-write history window at open; 0 lets overwritten versions go at once. See DiskEngine.setHistory. */
+  historySeconds: number;
+}
+
+export interface DiskEngineTuning {
+  /** Rotate the journal and checkpoint past this size (tests make it small). */
+  journalCheckpointBytes?: number;
+  /** Data segment size; part of the format, so only tests that always pass the same value may set it. */
+  segmentSizeBytes?: number;
+  /** Wholly free segment files kept for reuse when compaction hands space back (default 2). */
+  spareSegmentCount?: number;
+  /** Wall clock for entry times and the history window (ms since the epoch); tests move it by hand. */
+  clock?: () => number;
+  /** Off: no timer-driven background sync (a deterministic simulation drives time itself). Default on. */
+  backgroundSyncTimer?: boolean;
+  /** Called at each durability step (crash-points.ts); a simulator cuts the power there. */
+  crashHook?: CrashHook;
+  /**
+   * Test-only: break one durability rule on purpose, so tests can show the power-loss
+   * simulator catches it. Never set outside tests.
+   */
+  sabotage?: Sabotage;
+}
+
+/** The rules a sabotage can break (see test/sim-sabotage.test.ts). */
+export type Sabotage =
+  /** Write a sync batch's journal record without first syncing its data. */
+  | "skip-data-sync"
+  /** Apply journal records at open without checking their CRC32C. */
+  | "trust-record-without-crc"
+  /** Reuse freed slots at once, before the entry that made them dead is durable. */
+  | "reuse-slots-early"
+  /** Do not check the data of records past the last sync point at open. */
+  | "skip-tail-data-check";
+
+export interface DiskEngineEvents {
+  /** A stored block failed its checksum (answered with EIO). */
+  onChecksumError?(info: { disk: string; lba: number; lsn: number }): void;
+  /** Something went wrong in the background (a checkpoint write, a background sync). */
+  onBackgroundError?(error: SnaplogError): void;
+}
