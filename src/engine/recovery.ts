@@ -14,6 +14,7 @@ import {
   RecordType,
   type RecordHeader,
 } from "./journal-format.js";
+import type { Sabotage } from "./engine-options.js";
 import type { Medium } from "./medium.js";
 import { SegmentFiles } from "./segment-files.js";
 import { SlotAllocator } from "./slot-allocator.js";
@@ -23,9 +24,13 @@ import { SlotAllocator } from "./slot-allocator.js";
  * The rules for the journal's tail (docs/recovery.md), as a decision table:
  *
  *  A  record valid                                  → apply it
- *  B  record invalid/short, nothing valid after it,
- *     in the last journal file                      → torn tail: cut the file there
- *  C  record invalid, a valid record after it        → corruption: refuse to open the disk
+ *  B  record invalid/short in the last journal file,
+ *     and no proof that it was synced               → torn tail: cut the file there (appends
+ *                                                     not yet synced may reach the disk in any
+ *                                                     order, so valid ones may follow: dropped)
+ *  C  record invalid, then a valid SYNCED record,    → corruption: the SYNCED record's batch
+ *     then another valid record                       synced the journal before the next batch
+ *                                                     wrote: the bad record had been synced
  *  D  record invalid in a journal that is not the last
  *     (it was synced before the next one began)     → corruption
  *  E  valid record after the last SYNCED record whose
@@ -39,7 +44,7 @@ export interface RecoveredDisk {
   /** Generation of the journal to append to, and where. */
   generation: number;
   journalEndBytes: number;
-  /** Generations of journal files older than the checkpoint's, safe to delete. */
+  /** Generations of journal files older than the checkpoint's (or a headerless newest one), safe to delete. */
   staleGenerations: number[];
   /** Whether the journal's tail was cut (torn or unpromised records dropped). */
   droppedTailBytes: number;
@@ -73,20 +78,31 @@ async function readWhole(medium: Medium, name: string): Promise<Buffer> {
   }
 }
 
-/** True when a valid record starts anywhere in `bytes` after `offset` (8-byte aligned). */
-function validRecordAfter(bytes: Buffer, offset: number): boolean {
+/**
+ * True when the bytes at `offset` were synced: a valid record with the SYNCED flag follows
+ * them, and a valid record follows that one. A sync batch writes its SYNCED record and then
+ * syncs the journal before the next batch writes anything; so a record after it proves the
+ * sync, and the sync covered everything before. (A SYNCED record alone proves nothing: the
+ * power may have gone between its write and its sync.)
+ */
+function provenSynced(bytes: Buffer, offset: number, trustWithoutCrc: boolean): boolean {
+  let synced = false;
   for (let position = (offset + 8) & ~7; position + JOURNAL_HEADER_BYTES <= bytes.length; position += 8) {
-    if (checkRecord(bytes, position).kind === "record") return true;
+    const check = checkRecord(bytes, position, trustWithoutCrc);
+    if (check.kind !== "record") continue;
+    if (synced) return true;
+    if ((check.header.flags & FLAG_SYNCED) !== 0) synced = true;
+    position += check.header.lengthBytes - 8;
   }
   return false;
 }
 
-function parseJournal(diskName: string, generation: number, bytes: Buffer, isLast: boolean): { records: ParsedRecord[]; validEnd: number } {
+function parseJournal(diskName: string, generation: number, bytes: Buffer, isLast: boolean, trustWithoutCrc: boolean): { records: ParsedRecord[]; validEnd: number } {
   const name = journalFileName(generation);
   const records: ParsedRecord[] = [];
   let offset = 0;
   while (offset < bytes.length) {
-    const check = checkRecord(bytes, offset);
+    const check = checkRecord(bytes, offset, trustWithoutCrc);
     if (check.kind === "record") {
       if (offset === 0 && (check.header.type !== RecordType.HEADER || check.header.lsn !== generation)) {
         throw corrupt(diskName, `journal ${name} does not start with its header`, name);
@@ -97,13 +113,26 @@ function parseJournal(diskName: string, generation: number, bytes: Buffer, isLas
     }
     const why = check.kind === "short" ? "truncated record" : check.reason;
     if (!isLast) throw corrupt(diskName, `journal ${name} has a bad record at byte ${offset} (${why})`, name);
-    if (validRecordAfter(bytes, offset)) {
-      throw corrupt(diskName, `journal ${name} has a bad record at byte ${offset} (${why}) followed by valid ones`, name);
+    if (provenSynced(bytes, offset, trustWithoutCrc)) {
+      throw corrupt(diskName, `journal ${name} has a bad record at byte ${offset} (${why}), and records after it prove it was synced`, name);
     }
     break;
   }
   if (records.length === 0 && bytes.length > 0 && !isLast) throw corrupt(diskName, `journal ${name} is empty`, name);
   return { records, validEnd: offset };
+}
+
+/** Whether the journal file of `generation` begins with its valid HEADER record. */
+async function startsWithHeader(medium: Medium, generation: number): Promise<boolean> {
+  const file = await medium.open(journalFileName(generation), { create: false });
+  try {
+    const header = Buffer.alloc(JOURNAL_HEADER_BYTES);
+    if ((await file.read(header, 0)) < JOURNAL_HEADER_BYTES) return false;
+    const check = checkRecord(header, 0);
+    return check.kind === "record" && check.header.type === RecordType.HEADER && check.header.lsn === generation;
+  } finally {
+    await file.close();
+  }
 }
 
 /** Whether every data block of an ENTRIES record matches its checksum. */
@@ -213,6 +242,8 @@ export async function recoverDisk(options: {
   segments: SegmentFiles;
   hasBaseline: boolean;
   reclaimOverwritten: boolean;
+  /** Test-only (engine-options.ts). */
+  sabotage?: Sabotage;
 }): Promise<RecoveredDisk> {
   const { diskName, medium, segments } = options;
   const checkpoint = await readCheckpoint(medium, diskName);
@@ -238,13 +269,18 @@ export async function recoverDisk(options: {
     if (generation !== checkpoint.generation + index) throw corrupt(diskName, `journal generation ${checkpoint.generation + index} is missing`);
   });
 
+  // A rotation that a crash cut short may leave the next journal without its header (created,
+  // not yet synced): it holds nothing, and the one before it was synced whole before it began.
+  if (replay.length > 1 && !(await startsWithHeader(medium, replay[replay.length - 1]))) {
+    staleGenerations.push(replay.pop()!);
+  }
   const files = new Map<number, Buffer>();
   const records: ParsedRecord[] = [];
   let lastValidEnd = 0;
   for (const [index, generation] of replay.entries()) {
     const bytes = await readWhole(medium, journalFileName(generation));
     files.set(generation, bytes);
-    const parsed = parseJournal(diskName, generation, bytes, index === replay.length - 1);
+    const parsed = parseJournal(diskName, generation, bytes, index === replay.length - 1, options.sabotage === "trust-record-without-crc");
     records.push(...parsed.records);
     lastValidEnd = parsed.validEnd;
   }
@@ -264,7 +300,7 @@ export async function recoverDisk(options: {
     if (record.header.type !== RecordType.ENTRIES) continue;
     const bytes = files.get(record.generation)!;
     if (record.header.lsn + entryCountOf(bytes, record.offset) - 1 <= lsnMarked) continue;
-    if (!(await recordDataIsWhole(segments, files.get(record.generation)!, record.offset))) {
+    if (options.sabotage !== "skip-tail-data-check" && !(await recordDataIsWhole(segments, files.get(record.generation)!, record.offset))) {
       cut = index;
       break;
     }

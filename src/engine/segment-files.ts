@@ -41,6 +41,11 @@ export class SegmentFiles {
     return this.present.size;
   }
 
+  /** The file and byte offset of a slot. */
+  locate(slot: number): { file: string; offsetBytes: number } {
+    return { file: SegmentFiles.fileName(Math.floor(slot / this.slotsPerSegment)), offsetBytes: (slot % this.slotsPerSegment) * this.blockSizeBytes };
+  }
+
   /** Bytes of every segment file on the medium (a file is as long as its highest written slot). */
   async totalBytes(): Promise<number> {
     const sizes = await Promise.all([...this.present].map(async (segmentIndex) => (await this.file(segmentIndex)).sizeBytes()));

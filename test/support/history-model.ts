@@ -41,6 +41,30 @@ export class HistoryModel {
     this.states = [{ lsn: 0, timeMs: -Infinity, image: Buffer.from(baseline) }];
   }
 
+  /** An independent copy (recorded images are never changed, so they are shared). */
+  clone(): HistoryModel {
+    const copy = new HistoryModel(this.baseline, this.windowSeconds, this.nowMs);
+    copy.current = Buffer.from(this.current);
+    copy.states.length = 0;
+    copy.states.push(...this.states);
+    copy.snapshots = this.snapshots.map((snapshot) => ({ ...snapshot }));
+    copy.horizon = this.horizon;
+    return copy;
+  }
+
+  /**
+   * The model after a power cut that kept the log up to `lsn` (a state boundary): later states
+   * are gone and the current volume is the state at `lsn`. Undefined when no state has that LSN.
+   */
+  truncatedTo(lsn: number): HistoryModel | undefined {
+    const index = this.states.findIndex((state) => state.lsn === lsn);
+    if (index < 0) return undefined;
+    const copy = this.clone();
+    copy.states.length = index + 1;
+    copy.current = Buffer.from(this.states[index].image);
+    return copy;
+  }
+
   get lsnCurrent(): number {
     return this.states[this.states.length - 1].lsn;
   }

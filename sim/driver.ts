@@ -1,0 +1,498 @@
+/**
+ * The power-loss simulator's driver: one seed is one run. A random workload — writes (aligned
+ * or not, some FUA), zeroes, trims, bursts, flushes, snapshots, deletes, compactions, folds,
+ * rollbacks, as-snapshot cuts, window changes, clock ticks, point-in-time reads, reopens — runs
+ * against the real engine on a SimulatedMedium and against the history model
+ * (test/support/history-model.ts). At random moments (after some number of medium calls, or at
+ * a named crash point) the power is cut; the disk comes back from what the medium kept, and:
+ *
+ *   1. the recovered log is the model's log up to some state at or after the last durable one
+ *      (an acknowledged FLUSH, FUA write, snapshot or history operation) — or with the
+ *      operation that was under way, whole;
+ *   2. every kept view (current, baseline, snapshots, points in the window) equals that state's,
+ *      byte for byte — so no block reads bytes nobody wrote — except blocks whose stored bytes a
+ *      fault the medium injected explains, and those must fail (EIO), never return data;
+ *   3. the snapshot list is the model's, and the whole-disk check passes;
+ *   4. scrub reports every corrupt live block a fault explains, and no other.
+ *
+ * Everything derives from the seed: the workload, the cut moments, what each cut keeps, the
+ * faults. Running the same seed again replays it exactly (no timers, no real I/O, a hand clock).
+ */
+import { DiskEngine, BASELINE_FILE, type Sabotage } from "../src/engine/disk-engine.js";
+import type { CrashPoint } from "../src/engine/crash-points.js";
+import { CrashPoints } from "../src/engine/crash-points.js";
+import { DiskVolume } from "../src/store/disk-volume.js";
+import { ErrorCodes, SnaplogError } from "../src/util/errors.js";
+import { mix, Prng } from "../test/support/crash-model.js";
+import { HistoryModel } from "../test/support/history-model.js";
+import { NO_FAULTS, SimulatedMedium, type FaultRates, type InjectedFault } from "./simulated-medium.js";
+
+const BLOCK_BYTES = 512;
+const BLOCK_COUNT = 32;
+const SIZE_BYTES = BLOCK_BYTES * BLOCK_COUNT;
+const WINDOW_SECONDS = 5;
+const START_MS = Date.parse("2026-11-25T10:00:00Z");
+/** Chance, per operation, that a power cut is armed for it. */
+const CUT_CHANCE = 0.12;
+
+export interface SimOptions {
+  seed: number;
+  ops: number;
+  faults: FaultRates;
+  sabotage?: Sabotage;
+}
+
+export interface SimResult {
+  seed: number;
+  ok: boolean;
+  /** Why the run failed (the first broken rule). */
+  failure?: string;
+  /** The operations, cuts and recoveries, in order. */
+  trace: string[];
+  powerCuts: number;
+  faults: number;
+}
+
+type Op =
+  | { t: "write"; offset: number; length: number; seed: number; fua: boolean }
+  | { t: "zero" | "trim"; offset: number; length: number }
+  | { t: "burst"; writes: { offset: number; length: number; seed: number }[] }
+  | { t: "flush" }
+  | { t: "snapshot"; name: string }
+  | { t: "delete"; pick: number }
+  | { t: "compact" }
+  | { t: "fold" }
+  | { t: "rollback"; pick: number; name: string }
+  | { t: "asSnapshot"; pick: number; name: string }
+  | { t: "window"; seconds: number }
+  | { t: "tick"; ms: number }
+  | { t: "pointInTime"; pick: number }
+  | { t: "reopen" };
+
+class Failure extends Error {}
+
+function fail(message: string): never {
+  throw new Failure(message);
+}
+
+function pattern(seed: number, lengthBytes: number): Buffer {
+  const data = Buffer.alloc(lengthBytes);
+  let x = seed | 1;
+  for (let index = 0; index < lengthBytes; index++) {
+    x ^= x << 13;
+    x ^= x >>> 17;
+    x ^= x << 5;
+    data[index] = x & 0xff;
+  }
+  return data;
+}
+
+function randomRange(prng: Prng): { offset: number; length: number } {
+  if (prng.chance(0.5)) {
+    const lba = prng.below(BLOCK_COUNT);
+    return { offset: lba * BLOCK_BYTES, length: Math.min(1 + prng.below(6), BLOCK_COUNT - lba) * BLOCK_BYTES };
+  }
+  const offset = prng.below(SIZE_BYTES);
+  return { offset, length: Math.min(1 + prng.below(3 * BLOCK_BYTES), SIZE_BYTES - offset) };
+}
+
+function pickOp(prng: Prng, index: number): Op {
+  const roll = prng.below(100);
+  if (roll < 30) return { t: "write", ...randomRange(prng), seed: prng.next(), fua: prng.chance(0.15) };
+  if (roll < 36) return { t: prng.chance(0.5) ? "zero" : "trim", ...randomRange(prng) };
+  if (roll < 44) return { t: "burst", writes: Array.from({ length: 2 + prng.below(5) }, () => ({ ...randomRange(prng), seed: prng.next() })) };
+  if (roll < 50) return { t: "flush" };
+  if (roll < 57) return { t: "snapshot", name: `s${index}` };
+  if (roll < 61) return { t: "delete", pick: prng.next() };
+  if (roll < 66) return { t: "compact" };
+  if (roll < 69) return { t: "fold" };
+  if (roll < 73) return { t: "rollback", pick: prng.next(), name: `r${index}` };
+  if (roll < 76) return { t: "asSnapshot", pick: prng.next(), name: `a${index}` };
+  if (roll < 78) return { t: "window", seconds: prng.chance(0.5) ? 0 : WINDOW_SECONDS };
+  if (roll < 86) return { t: "tick", ms: prng.below(3000) };
+  if (roll < 95) return { t: "pointInTime", pick: prng.next() };
+  return { t: "reopen" };
+}
+
+function describe(op: Op): string {
+  switch (op.t) {
+    case "write":
+      return `write [${op.offset}, +${op.length})${op.fua ? " FUA" : ""}`;
+    case "zero":
+    case "trim":
+      return `${op.t} [${op.offset}, +${op.length})`;
+    case "burst":
+      return `burst ${op.writes.map((w) => `[${w.offset}, +${w.length})`).join(" ")}`;
+    case "snapshot":
+      return `snapshot ${op.name}`;
+    case "rollback":
+    case "asSnapshot":
+      return `${op.t} ${op.name} to state #${op.pick}`;
+    case "window":
+      return `window ${op.seconds} s`;
+    case "tick":
+      return `tick ${op.ms} ms`;
+    case "delete":
+    case "pointInTime":
+      return `${op.t} #${op.pick}`;
+    default:
+      return op.t;
+  }
+}
+
+/** Ops after which everything before is durable, when they answer. */
+function isSyncOp(op: Op): boolean {
+  return ["flush", "snapshot", "delete", "compact", "fold", "rollback", "asSnapshot", "window"].includes(op.t) || (op.t === "write" && op.fua);
+}
+
+export async function runSeed(options: SimOptions): Promise<SimResult> {
+  const run = new Run(options);
+  try {
+    await run.go();
+    return run.result(undefined);
+  } catch (error) {
+    const message = error instanceof Failure ? error.message : `unexpected ${error instanceof Error ? (error.stack ?? error.message) : String(error)}`;
+    return run.result(message);
+  } finally {
+    await run.engine?.abandon().catch(() => undefined);
+  }
+}
+
+class Run {
+  readonly trace: string[] = [];
+  readonly prng: Prng;
+  medium: SimulatedMedium;
+  engine: DiskEngine | undefined;
+  model: HistoryModel;
+  /** Every entry up to this LSN was acknowledged durable. */
+  lsnDurable = 0;
+  powerCuts = 0;
+  /** The engine's LSN when it last answered (a sync op answered just before a cut is durable). */
+  private lastLsnSeen = 0;
+  private crashPoint: { point: CrashPoint; count: number } | undefined;
+
+  constructor(private readonly options: SimOptions) {
+    this.prng = new Prng(options.seed);
+    this.medium = new SimulatedMedium(new Prng(mix(options.seed, 1)), options.faults);
+    const windowSeconds = this.prng.chance(0.5) ? 0 : WINDOW_SECONDS;
+    this.model = new HistoryModel(Buffer.alloc(SIZE_BYTES), windowSeconds, START_MS);
+  }
+
+  result(failure: string | undefined): SimResult {
+    return { seed: this.options.seed, ok: failure === undefined, failure, trace: this.trace, powerCuts: this.powerCuts, faults: this.medium.faults.length };
+  }
+
+  async go(): Promise<void> {
+    await DiskEngine.create(this.medium);
+    this.engine = await this.open();
+    this.trace.push(`disk: ${BLOCK_COUNT} blocks of ${BLOCK_BYTES} B, window ${this.model.windowSeconds} s`);
+    for (let index = 0; index < this.options.ops; index++) {
+      const op = pickOp(this.prng, index);
+      this.armCut();
+      this.trace.push(`${index}: ${describe(op)}${this.cutDescription()}`);
+      await this.step(op);
+    }
+    this.crashPoint = undefined;
+    this.medium.cutAtCall = Infinity;
+    await this.checkAll("at the end");
+  }
+
+  private cutDescription(): string {
+    if (this.crashPoint !== undefined) return ` (power cut armed at ${this.crashPoint.point} #${this.crashPoint.count})`;
+    if (this.medium.cutAtCall !== Infinity) return ` (power cut armed at medium call ${this.medium.cutAtCall})`;
+    return "";
+  }
+
+  private armCut(): void {
+    this.crashPoint = undefined;
+    this.medium.cutAtCall = Infinity;
+    if (!this.prng.chance(CUT_CHANCE)) return;
+    if (this.prng.chance(0.5)) this.medium.cutAtCall = this.medium.callCount + 1 + this.prng.below(40);
+    else this.crashPoint = { point: CrashPoints[this.prng.below(CrashPoints.length)], count: 1 + this.prng.below(2) };
+  }
+
+  private async open(): Promise<DiskEngine> {
+    return DiskEngine.open(
+      this.medium,
+      { name: "sim", sizeBytes: SIZE_BYTES, blockSizeBytes: BLOCK_BYTES, historySeconds: this.model.windowSeconds },
+      {},
+      {
+        journalCheckpointBytes: 4096,
+        segmentSizeBytes: 8 * BLOCK_BYTES,
+        spareSegmentCount: 1,
+        clock: () => this.model.nowMs,
+        backgroundSyncTimer: false,
+        sabotage: this.options.sabotage,
+        crashHook: (point) => {
+          if (this.crashPoint === undefined || this.crashPoint.point !== point) return;
+          if (--this.crashPoint.count === 0) this.medium.powerCut();
+        },
+      },
+    );
+  }
+
+  private volume(lsn: number, readOnly: boolean): DiskVolume {
+    return new DiskVolume(this.engine!, "sim", "sim", lsn, readOnly, () => undefined);
+  }
+
+  /** Runs one op against the engine and the model; recovers if the power went off. */
+  private async step(op: Op): Promise<void> {
+    const before = this.model.clone();
+    let error: unknown;
+    let answered = false;
+    // Window changes are not cut: which window the disk reopens with is the store's business (disk.json).
+    if (op.t === "window") {
+      this.crashPoint = undefined;
+      this.medium.cutAtCall = Infinity;
+    }
+    this.medium.faultsEnabled = true;
+    try {
+      answered = await this.execute(op);
+      if (answered && this.engine !== undefined) this.lastLsnSeen = this.engine.lsnLast;
+    } catch (caught) {
+      error = caught;
+    }
+    this.medium.faultsEnabled = false;
+    if (this.medium.isPoweredOff) return this.recover(op, before, answered);
+    if (error !== undefined) {
+      this.model = before;
+      this.explainError(op, error);
+      return;
+    }
+    if (answered) {
+      this.model.recordStep(this.engine!.lsnLast);
+      if (isSyncOp(op)) this.lsnDurable = this.engine!.lsnLast;
+    }
+  }
+
+  /** An op that failed with the power on: only faults the medium injected may explain it. */
+  private explainError(op: Op, error: unknown): void {
+    const code = error instanceof SnaplogError ? error.code : undefined;
+    const injected = this.medium.faults.length > 0;
+    if (code === ErrorCodes.OUTSIDE_WINDOW && (op.t === "rollback" || op.t === "asSnapshot")) return;
+    if (code === ErrorCodes.NOT_FOUND && op.t === "delete") return;
+    if (injected && (code === ErrorCodes.IO || code === ErrorCodes.CORRUPT || code === ErrorCodes.NO_SPACE)) {
+      this.trace.push(`   failed as explained by an injected fault: ${(error as Error).message}`);
+      // A failed sync leaves the engine offline until reopened, as after a real EIO.
+      return;
+    }
+    fail(`${describe(op)} failed: ${error instanceof Error ? error.message : String(error)}`);
+  }
+
+  /**
+   * Applies `op` to the model first (what it will be if the op lands), then to the engine;
+   * true when the engine answered it. The caller puts the model back if the engine refused.
+   */
+  private async execute(op: Op): Promise<boolean> {
+    const model = this.model;
+    const engine = this.engine!;
+    const writable = this.volume(Infinity, false);
+    switch (op.t) {
+      case "write": {
+        const data = pattern(op.seed, op.length);
+        data.copy(model.current, op.offset);
+        await writable.write(op.offset, data, { fua: op.fua });
+        return true;
+      }
+      case "zero":
+      case "trim":
+        model.current.fill(0, op.offset, op.offset + op.length);
+        if (op.t === "zero") await writable.writeZeroes(op.offset, op.length, { fua: false, noHole: false });
+        else await writable.trim(op.offset, op.length, { fua: false });
+        return true;
+      case "burst": {
+        // Issued in one turn of the event loop: one batch, applied in call order.
+        const work = op.writes.map((w) => {
+          const data = pattern(w.seed, w.length);
+          data.copy(model.current, w.offset);
+          return writable.write(w.offset, data, { fua: false });
+        });
+        await Promise.all(work);
+        return true;
+      }
+      case "flush":
+        await writable.flush();
+        return true;
+      case "snapshot": {
+        model.snapshots.push({ name: op.name, lun: 1, lsn: model.lsnCurrent, image: Buffer.from(model.current) });
+        const cut = await engine.cutSnapshot(op.name, 1);
+        if (cut.lsn !== model.lsnCurrent) fail(`snapshot ${op.name} cut at LSN ${cut.lsn}, the log ends at ${model.lsnCurrent}`);
+        return true;
+      }
+      case "delete": {
+        if (model.snapshots.length === 0) return false;
+        const [gone] = model.snapshots.splice(op.pick % model.snapshots.length, 1);
+        await engine.deleteSnapshot(gone.name, { free: true });
+        return true;
+      }
+      case "compact":
+        model.advanceHorizon();
+        await engine.compact({});
+        return true;
+      case "fold": {
+        const expected = model.fold();
+        const result = await engine.foldIntoBaseline();
+        if (result.lsnFold !== expected) fail(`fold folded LSN ${result.lsnFold}, the model says ${expected}`);
+        return true;
+      }
+      case "rollback": {
+        const state = model.states[op.pick % model.states.length];
+        if (!model.isAvailable(state.lsn)) return false;
+        model.snapshots.push({ name: op.name, lun: 2, lsn: model.lsnCurrent, image: Buffer.from(model.current) });
+        model.current = Buffer.from(model.imageAt(state.lsn));
+        await engine.rollback(state.lsn, op.name, 2);
+        return true;
+      }
+      case "asSnapshot": {
+        const state = model.states[op.pick % model.states.length];
+        if (!model.isAvailable(state.lsn)) return false;
+        model.snapshots.push({ name: op.name, lun: 3, lsn: state.lsn, image: Buffer.from(model.imageAt(state.lsn)) });
+        await engine.cutSnapshot(op.name, 3, state.lsn);
+        return true;
+      }
+      case "window":
+        model.setWindow(op.seconds);
+        await engine.setHistory(op.seconds);
+        return true;
+      case "tick":
+        model.nowMs += op.ms;
+        return false;
+      case "pointInTime": {
+        const state = model.states[op.pick % model.states.length];
+        if (!model.isAvailable(state.lsn)) return false;
+        await this.expectView(`point in time LSN ${state.lsn}`, state.lsn, model.imageAt(state.lsn));
+        return false;
+      }
+      case "reopen":
+        await engine.close();
+        this.engine = undefined;
+        this.engine = await this.open();
+        // A clean close checkpoints everything: all of it is durable now.
+        this.lsnDurable = this.engine.lsnLast;
+        await this.checkAll("after a clean reopen");
+        return false;
+    }
+  }
+
+  /**
+   * The power went off during `op`. The disk comes back from what the medium kept. What it
+   * recovered must be the model before `op` (its log cut at a state boundary at or after the
+   * last durable one) or after it — and, as the engine's records show which of `op`'s
+   * synced records landed, the snapshot list, the horizon and the baseline each as before or as
+   * after (a rollback may keep only the snapshot of the state before).
+   */
+  private async recover(op: Op, before: HistoryModel, answered: boolean): Promise<void> {
+    this.powerCuts++;
+    const after = this.model;
+    const lsnDurable = answered && isSyncOp(op) ? Math.max(this.lsnDurable, this.lastLsnSeen) : this.lsnDurable;
+    this.crashPoint = undefined;
+    this.medium = this.medium.afterPowerCut(new Prng(mix(this.options.seed, 2, this.powerCuts)));
+    this.engine = undefined;
+    try {
+      this.engine = await this.open();
+    } catch (error) {
+      fail(`the disk did not open after the power cut: ${error instanceof Error ? error.message : String(error)}`);
+    }
+    const engine = this.engine;
+    const lsn = engine.lsnLast;
+    this.trace.push(`   power cut; recovered at LSN ${lsn} (durable ${lsnDurable}, last answered ${before.lsnCurrent})`);
+    if (lsn < lsnDurable) fail(`recovery lost durable writes: recovered LSN ${lsn} < durable LSN ${lsnDurable}`);
+
+    let content: HistoryModel | undefined;
+    if (lsn > before.lsnCurrent) {
+      content = after.clone();
+      content.recordStep(lsn);
+    } else {
+      content = before.truncatedTo(lsn);
+    }
+    if (content === undefined) fail(`recovered LSN ${lsn} is no state the model knows (states: ${before.states.map((state) => state.lsn).join(", ")})`);
+    const listed = engine.snapshots.map((cut) => `${cut.name}@${cut.lsn}`).join(" ");
+    const names = (model: HistoryModel) => [...model.snapshots].sort((a, b) => a.lsn - b.lsn).map((snapshot) => `${snapshot.name}@${snapshot.lsn}`).join(" ");
+    const snapshotChoices = [before, after].filter((model) => names(model) === listed);
+    if (op.t === "rollback" && lsn === before.lsnCurrent) {
+      // The cut of the state before landed, its new versions did not: nothing lost.
+      const partial = before.clone();
+      partial.snapshots.push({ ...after.snapshots[after.snapshots.length - 1] });
+      if (names(partial) === listed) snapshotChoices.push(partial);
+    }
+    if (snapshotChoices.length === 0) fail(`after the power cut the snapshots are [${listed}]: neither before [${names(before)}] nor after [${names(after)}]`);
+    const horizon = engine.stats().lsnHorizon;
+    if (horizon !== before.horizon && horizon !== after.horizon) fail(`after the power cut the horizon is ${horizon}: neither before (${before.horizon}) nor after (${after.horizon})`);
+
+    const problems: string[] = [];
+    for (const snapshots of snapshotChoices) {
+      for (const baseline of before.baseline.equals(after.baseline) ? [before.baseline] : [before.baseline, after.baseline]) {
+        const candidate = content.clone();
+        candidate.snapshots = snapshots.snapshots.map((snapshot) => ({ ...snapshot }));
+        candidate.horizon = horizon;
+        candidate.baseline = Buffer.from(baseline);
+        this.model = candidate;
+        const problem = await this.checkAll("after the power cut").then(
+          () => undefined,
+          (error: unknown) => (error instanceof Failure ? error.message : String(error)),
+        );
+        if (problem === undefined) {
+          this.trace.push(`   matches the model ${lsn > before.lsnCurrent ? "with" : "without"} the operation's entries`);
+          this.lsnDurable = lsnDurable;
+          return;
+        }
+        problems.push(problem);
+      }
+    }
+    fail(problems.join(" / "));
+  }
+
+  /** Every kept view equals the model; snapshots listed; whole-disk check; scrub. */
+  private async checkAll(context: string): Promise<void> {
+    const engine = this.engine!;
+    const listed = engine.snapshots.map((cut) => `${cut.name}@${cut.lsn}`);
+    const expected = [...this.model.snapshots].sort((a, b) => a.lsn - b.lsn).map((snapshot) => `${snapshot.name}@${snapshot.lsn}`);
+    if (listed.join(" ") !== expected.join(" ")) fail(`${context}: snapshots are [${listed.join(" ")}], the model says [${expected.join(" ")}]`);
+    for (const [label, lsn, image] of this.model.keptViews()) await this.expectView(`${context}: ${label}`, lsn, image);
+    const problems = engine.checkIntegrity();
+    if (problems.length > 0) fail(`${context}: whole-disk check: ${problems.slice(0, 3).join("; ")}`);
+    const scrub = await engine.scrub();
+    for (const bad of scrub.corrupt) {
+      if (!this.explained(bad.file, bad.offsetBytes)) fail(`${context}: scrub found block ${bad.lba} (LSN ${bad.lsn}) damaged in ${bad.file} at ${bad.offsetBytes} with no fault there`);
+    }
+  }
+
+  /** The view at `lsn` reads as `image`, block by block; a block may fail only where a fault explains it. */
+  private async expectView(label: string, lsn: number, image: Buffer): Promise<void> {
+    const volume = this.volume(lsn, true);
+    for (let lba = 0; lba < BLOCK_COUNT; lba++) {
+      let data: Buffer;
+      try {
+        data = await volume.read(lba * BLOCK_BYTES, BLOCK_BYTES);
+      } catch (error) {
+        const where = this.engine!.locateBlock(lba, lsn);
+        const code = error instanceof SnaplogError ? error.code : undefined;
+        if ((code === ErrorCodes.CORRUPT || code === ErrorCodes.IO) && where !== undefined && this.explained(where.file, where.offsetBytes, code === ErrorCodes.IO)) continue;
+        fail(`${label}: block ${lba} failed to read (${error instanceof Error ? error.message : String(error)}) with no fault to explain it`);
+      }
+      if (!data.equals(image.subarray(lba * BLOCK_BYTES, (lba + 1) * BLOCK_BYTES))) {
+        fail(`${label}: block ${lba} reads other bytes than the model's${this.hint(lba, lsn)}`);
+      }
+    }
+  }
+
+  private hint(lba: number, lsn: number): string {
+    const where = this.engine!.locateBlock(lba, lsn);
+    return where === undefined ? " (no data: zeros)" : ` (from ${where.file} at ${where.offsetBytes}, entry LSN ${where.lsn})`;
+  }
+
+  /** Whether an injected fault touched the block stored at `file`/`offsetBytes`. */
+  private explained(file: string, offsetBytes: number, readErrorsCount = false): boolean {
+    const end = offsetBytes + BLOCK_BYTES;
+    const inside = (start: number, length: number) => start < end && start + length > offsetBytes;
+    return this.medium.faults.some((fault: InjectedFault) => {
+      if (fault.file !== file) return false;
+      if (fault.kind === "bit-flip") return inside(fault.offsetBytes, 1);
+      if (fault.kind === "misdirect") return inside(fault.intendedBytes, fault.lengthBytes) || inside(fault.actualBytes, fault.lengthBytes);
+      if (fault.kind === "read-error") return readErrorsCount;
+      return false;
+    });
+  }
+}
+
+export { NO_FAULTS, BASELINE_FILE };
