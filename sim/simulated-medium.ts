@@ -21,7 +21,7 @@
  * reboot: a new medium holding what survived.
  */
 import type { Medium, MediumFile } from "../src/engine/medium.js";
-import { SnaplogError, ErrorCodes } from "../src/util/errors.js";
+import { ErrorCodes, fromSystemError, SnaplogError } from "../src/util/errors.js";
 import { Prng } from "../test/support/crash-model.js";
 
 export const SECTOR_BYTES = 512;
@@ -66,8 +66,9 @@ interface FileData {
 
 type DirectoryChange = { kind: "link"; name: string; file: FileData } | { kind: "unlink"; name: string };
 
-function ioError(message: string, code: string): Error {
-  return Object.assign(new Error(message), { code });
+/** As the real medium does: a system error with its code, turned into a SnaplogError (IO, NO_SPACE). */
+function ioError(message: string, code: string): SnaplogError {
+  return fromSystemError(Object.assign(new Error(message), { code }), { path: message.slice(message.lastIndexOf(" ") + 1) });
 }
 
 function grown(buffer: Buffer, sizeBytes: number): Buffer {

@@ -16,7 +16,7 @@ import type { Medium, MediumFile } from "./medium.js";
  *  48  f64 lsnHorizon (history window's horizon)   56 f64 foldLsn (a fold under way, else 0)
  *      (version 1 had zeros at 48..64: no horizon, no fold)
  *  64  entryCount × (f64 lba, f64 lsn, u32 slot, u32 crc), in LSN order
- *      snapshot JSON (utf-8), padded to 8
+ *      JSON (utf-8) {snapshots, baselineBad}, padded to 8 (before baselineBad: the snapshot array)
  *      timePointCount × (f64 lsn, f64 timeMs)
  */
 export const CHECKPOINT_FILE = "checkpoint.ckpt";
@@ -42,6 +42,7 @@ export interface CheckpointState {
   timePoints: { lsn: number; timeMs: number }[];
   lsnHorizon: number;
   foldLsn: number;
+  baselineBad: number[];
 }
 
 export interface LoadedCheckpoint {
@@ -54,6 +55,7 @@ export interface LoadedCheckpoint {
   timePoints: { lsn: number; timeMs: number }[];
   lsnHorizon: number;
   foldLsn: number;
+  baselineBad: number[];
 }
 
 /** The checkpoint of a disk's tables, naming `generation` as the journal to replay from. */
@@ -69,6 +71,7 @@ export function checkpointStateOf(state: DiskState, generation: number, foldLsn 
     timePoints,
     lsnHorizon: state.lsnHorizon,
     foldLsn,
+    baselineBad: [...state.baselineBad],
   };
 }
 
@@ -94,7 +97,7 @@ export function encodeCheckpoint(state: CheckpointState): Buffer[] {
   if (written !== state.entryCount) throw new SnaplogError(ErrorCodes.INTERNAL, "checkpoint entry count mismatch");
   if (chunk.length > 0) chunks.push(chunk);
 
-  const json = Buffer.from(JSON.stringify(state.snapshots), "utf8");
+  const json = Buffer.from(JSON.stringify({ snapshots: state.snapshots, baselineBad: state.baselineBad }), "utf8");
   const jsonPadded = Buffer.alloc((json.length + 7) & ~7);
   json.copy(jsonPadded);
   const points = Buffer.alloc(state.timePoints.length * 16);
@@ -177,11 +180,17 @@ export async function readCheckpoint(medium: Medium, diskName: string): Promise<
     lsnLast: bytes.readDoubleLE(24),
     entryCount,
     entries: bytes.subarray(HEADER_BYTES, entriesEnd),
-    snapshots: JSON.parse(bytes.toString("utf8", entriesEnd, entriesEnd + jsonBytes)) as SnapshotCut[],
+    ...parseTables(bytes.toString("utf8", entriesEnd, entriesEnd + jsonBytes)),
     timePoints,
     lsnHorizon: bytes.readDoubleLE(48),
     foldLsn: bytes.readDoubleLE(56),
   };
+}
+
+/** The JSON part: {snapshots, baselineBad}, or (older checkpoints) the snapshot array alone. */
+function parseTables(text: string): { snapshots: SnapshotCut[]; baselineBad: number[] } {
+  const parsed = JSON.parse(text) as SnapshotCut[] | { snapshots: SnapshotCut[]; baselineBad: number[] };
+  return Array.isArray(parsed) ? { snapshots: parsed, baselineBad: [] } : parsed;
 }
 
 export const CHECKPOINT_ENTRY_BYTES = ENTRY_BYTES;

@@ -7,13 +7,21 @@ import type { SnapshotCut } from "./checkpoint.js";
  */
 export type Settle = { resolve: () => void; reject: (error: SnaplogError) => void };
 
-export type WriteOp = Settle & { type: "write"; lbaFirst: number; blockCount: number; data: Buffer; crcs: Uint32Array };
-export type ZeroOp = Settle & { type: "zero" | "trim"; lbaFirst: number; blockCount: number; noHole: boolean };
+/**
+ * The ops of one client request (an unaligned write: its partial edges and its whole blocks):
+ * all of them land, or none. A failed edge read fails the group.
+ */
+export interface OpGroup {
+  failure: SnaplogError | undefined;
+}
+
+export type WriteOp = Settle & { type: "write"; lbaFirst: number; blockCount: number; data: Buffer; crcs: Uint32Array; group?: OpGroup };
+export type ZeroOp = Settle & { type: "zero" | "trim"; lbaFirst: number; blockCount: number; noHole: boolean; group?: OpGroup };
 /** A cut at the log's end, or at `lsn` (an earlier view the caller checked and pinned). */
 export type SnapshotOp = Settle & { type: "snapshot"; name: string; lun: number; timeMs: number; lsn?: number; cut?: SnapshotCut };
 export type FlushOp = Settle & { type: "flush" };
 /** Bytes inside one block: merged with the block's newest content at commit time. */
-export type PartialOp = Settle & { type: "partial"; lba: number; offsetBytes: number; data: Buffer };
+export type PartialOp = Settle & { type: "partial"; lba: number; offsetBytes: number; data: Buffer; group: OpGroup };
 /**
  * A metadata record (snapshot delete, horizon, fold begin/end): encoded at commit time,
  * written with a sync, and `apply` runs once it is durable, before the batch is answered.

@@ -412,34 +412,63 @@ export class CommitPipeline {
   /**
    * Turns each partial op into a whole-block write: the block's newest content is the last
    * earlier op of this batch that wrote it, else what the committed log holds (every earlier
-   * batch is complete, and this one is the only batch committing).
+   * batch is complete, and this one is the only batch committing). The ops of one client
+   * request form a group: if an edge's read fails, every op of the group fails and none is
+   * written — and the merges are redone without them, since later ops may have merged on
+   * top of their bytes.
    */
   private async mergePartials(batch: Batch): Promise<void> {
-    const blockSizeBytes = this.blockSizeBytes;
-    const written = new Map<number, Buffer | null>(); // null: zeros
+    const committed = new Map<number, Buffer>();
+    let merged: Map<number, Buffer> | undefined;
+    while (merged === undefined) merged = await this.tryMerge(batch, committed);
     for (let index = 0; index < batch.ops.length; index++) {
       const op = batch.ops[index];
+      const group = op.type === "write" || op.type === "zero" || op.type === "trim" || op.type === "partial" ? op.group : undefined;
+      if (group?.failure !== undefined) {
+        op.reject(group.failure);
+        batch.ops[index] = { type: "void", resolve: noop, reject: noop };
+      } else if (op.type === "partial") {
+        const data = merged.get(index)!;
+        batch.ops[index] = { type: "write", lbaFirst: op.lba, blockCount: 1, data, crcs: new Uint32Array([crc32c(data)]), resolve: op.resolve, reject: op.reject };
+      }
+    }
+  }
+
+  /** One merge pass over the batch without failed groups: the merged block per partial op's index, or undefined when a group just failed. */
+  private async tryMerge(batch: Batch, committed: Map<number, Buffer>): Promise<Map<number, Buffer> | undefined> {
+    const blockSizeBytes = this.blockSizeBytes;
+    const written = new Map<number, Buffer | null>(); // null: zeros
+    const merged = new Map<number, Buffer>();
+    for (let index = 0; index < batch.ops.length; index++) {
+      const op = batch.ops[index];
+      if ((op.type === "write" || op.type === "zero" || op.type === "trim" || op.type === "partial") && op.group?.failure !== undefined) continue;
       if (op.type === "write") {
         for (let block = 0; block < op.blockCount; block++) written.set(op.lbaFirst + block, op.data.subarray(block * blockSizeBytes, (block + 1) * blockSizeBytes));
       } else if (op.type === "zero" || op.type === "trim") {
         for (let block = 0; block < op.blockCount; block++) written.set(op.lbaFirst + block, null);
       } else if (op.type === "partial") {
-        const merged = Buffer.alloc(blockSizeBytes);
-        const newest = written.get(op.lba);
-        try {
-          if (newest === undefined) (await this.context.readBlocks(op.lba, 1, Infinity)).copy(merged);
-          else if (newest !== null) newest.copy(merged);
-        } catch (error) {
-          op.reject(fromSystemError(error, { disk: this.diskName }));
-          batch.ops[index] = { type: "void", resolve: noop, reject: noop };
-          continue;
+        const block = Buffer.alloc(blockSizeBytes);
+        const newest = written.has(op.lba) ? written.get(op.lba)! : await this.committedBlock(op.lba, committed).catch((error: unknown) => error);
+        if (newest instanceof Error || (newest !== null && !(newest instanceof Buffer))) {
+          op.group.failure = fromSystemError(newest, { disk: this.diskName });
+          return undefined;
         }
-        op.data.copy(merged, op.offsetBytes);
-        const crcs = new Uint32Array([crc32c(merged)]);
-        batch.ops[index] = { type: "write", lbaFirst: op.lba, blockCount: 1, data: merged, crcs, resolve: op.resolve, reject: op.reject };
-        written.set(op.lba, merged);
+        if (newest !== null) newest.copy(block);
+        op.data.copy(block, op.offsetBytes);
+        merged.set(index, block);
+        written.set(op.lba, block);
       }
     }
+    return merged;
+  }
+
+  private async committedBlock(lba: number, committed: Map<number, Buffer>): Promise<Buffer> {
+    let block = committed.get(lba);
+    if (block === undefined) {
+      block = await this.context.readBlocks(lba, 1, Infinity);
+      committed.set(lba, block);
+    }
+    return block;
   }
 
   private assignWrite(op: WriteOp, columns: EntryColumns, runs: SlotRun[]): void {

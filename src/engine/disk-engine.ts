@@ -3,7 +3,7 @@ import { crc32c } from "../util/crc32c.js";
 import { SerialQueue } from "../util/serial-queue.js";
 import { copyViewIntoBaseline } from "./baseline-fold.js";
 import { checkpointStateOf, encodeCheckpoint, writeCheckpoint, type SnapshotCut } from "./checkpoint.js";
-import { noop, type RollbackOp } from "./commit-batch.js";
+import { noop, type OpGroup, type RollbackOp } from "./commit-batch.js";
 import { CommitPipeline } from "./commit-pipeline.js";
 import { INDEX_PAGE_BLOCKS } from "./constants.js";
 import { BlockSource, DiskState, isDataSlot } from "./disk-state.js";
@@ -261,6 +261,11 @@ export class DiskEngine {
     return this.state.findSnapshot(name);
   }
 
+  /** Baseline blocks the baseline volume answers EIO for (see DiskState.baselineBad). */
+  get baselineBadBlocks(): readonly number[] {
+    return [...this.state.baselineBad];
+  }
+
   stats() {
     return {
       entryCount: this.state.entries.count,
@@ -412,6 +417,10 @@ export class DiskEngine {
 
   /** Writes whole blocks; `data.length` is a multiple of the block size. */
   writeBlocks(lbaFirst: number, data: Buffer, fua: boolean): Promise<void> {
+    return this.queueBlocks(lbaFirst, data, fua, undefined);
+  }
+
+  private queueBlocks(lbaFirst: number, data: Buffer, fua: boolean, group: OpGroup | undefined): Promise<void> {
     const blockSizeBytes = this.geometry.blockSizeBytes;
     assert(data.length % blockSizeBytes === 0, "writeBlocks takes whole blocks");
     const blockCount = data.length / blockSizeBytes;
@@ -420,7 +429,7 @@ export class DiskEngine {
     for (let index = 0; index < blockCount; index++) {
       crcs[index] = crc32c(data.subarray(index * blockSizeBytes, (index + 1) * blockSizeBytes));
     }
-    return this.pipeline.enqueue({ type: "write", lbaFirst, blockCount, data, crcs }, blockCount, fua);
+    return this.pipeline.enqueue({ type: "write", lbaFirst, blockCount, data, crcs, group }, blockCount, fua);
   }
 
   /** Records WRITE_ZEROES (`zero`) or TRIM (`trim`) of whole blocks. */
@@ -434,15 +443,56 @@ export class DiskEngine {
   }
 
   /**
-   * Writes `data` at `offsetBytes` inside block `lba`. The rest of the block keeps its newest
-   * content, decided at commit time in queue order: a read-modify-write no concurrent write
-   * to the same block can interleave with.
+   * Writes bytes at any offset, all of them or none: whole blocks as they are, a partial block
+   * at either edge merged with that block's newest content at commit time (in queue order: a
+   * read-modify-write no concurrent write to the block can interleave with). Every part is
+   * queued in this one turn, so all of them share one batch; if an edge's read fails, nothing
+   * of the request is written.
    */
-  writePartial(lba: number, offsetBytes: number, data: Buffer, fua: boolean): Promise<void> {
-    this.checkBlockRange(lba, 1, "write");
-    assert(offsetBytes >= 0 && offsetBytes + data.length <= this.geometry.blockSizeBytes, "partial write stays inside its block");
-    return this.pipeline.enqueue({ type: "partial", lba, offsetBytes, data }, 1, fua);
+  writeBytes(offsetBytes: number, data: Buffer, fua: boolean): Promise<void> {
+    const group: OpGroup = { failure: undefined };
+    return this.queueBytes(offsetBytes, data, fua, group);
   }
+
+  /**
+   * WRITE_ZEROES (`zero`) or TRIM (`trim`) of any byte range, all of it or none: whole blocks
+   * as zero/trim entries, the partial edges as zero bytes merged into their blocks.
+   */
+  zeroBytes(offsetBytes: number, lengthBytes: number, kind: "zero" | "trim", options: { fua: boolean; noHole: boolean }): Promise<void> {
+    const blockSizeBytes = this.geometry.blockSizeBytes;
+    const end = offsetBytes + lengthBytes;
+    const wholeFirst = Math.ceil(offsetBytes / blockSizeBytes);
+    const wholeEnd = Math.floor(end / blockSizeBytes);
+    const group: OpGroup = { failure: undefined };
+    if (wholeEnd <= wholeFirst) return this.queueBytes(offsetBytes, Buffer.alloc(lengthBytes), options.fua, group);
+    this.checkBlockRange(wholeFirst, wholeEnd - wholeFirst, kind);
+    const work: Promise<void>[] = [];
+    if (offsetBytes < wholeFirst * blockSizeBytes) work.push(this.queueBytes(offsetBytes, Buffer.alloc(wholeFirst * blockSizeBytes - offsetBytes), options.fua, group));
+    work.push(this.pipeline.enqueue({ type: kind, lbaFirst: wholeFirst, blockCount: wholeEnd - wholeFirst, noHole: options.noHole, group }, wholeEnd - wholeFirst, options.fua));
+    if (end > wholeEnd * blockSizeBytes) work.push(this.queueBytes(wholeEnd * blockSizeBytes, Buffer.alloc(end - wholeEnd * blockSizeBytes), options.fua, group));
+    return Promise.all(work).then(noop);
+  }
+
+  /** Queues the parts of a byte-range write into `group`: partial edges, whole blocks. */
+  private queueBytes(offsetBytes: number, data: Buffer, fua: boolean, group: OpGroup): Promise<void> {
+    const blockSizeBytes = this.geometry.blockSizeBytes;
+    const end = offsetBytes + data.length;
+    const wholeFirst = Math.ceil(offsetBytes / blockSizeBytes);
+    const wholeEnd = Math.floor(end / blockSizeBytes);
+    const partial = (lba: number, offsetInBlock: number, bytes: Buffer) => {
+      this.checkBlockRange(lba, 1, "write");
+      return this.pipeline.enqueue({ type: "partial", lba, offsetBytes: offsetInBlock, data: bytes, group }, 1, fua);
+    };
+    if (wholeEnd < wholeFirst) return partial(wholeEnd, offsetBytes - wholeEnd * blockSizeBytes, data);
+    const work: Promise<void>[] = [];
+    const headBytes = wholeFirst * blockSizeBytes - offsetBytes;
+    if (headBytes > 0) work.push(partial(wholeFirst - 1, blockSizeBytes - headBytes, data.subarray(0, headBytes)));
+    if (wholeEnd > wholeFirst) work.push(this.queueBlocks(wholeFirst, data.subarray(headBytes, headBytes + (wholeEnd - wholeFirst) * blockSizeBytes), fua, group));
+    const tailBytes = end - wholeEnd * blockSizeBytes;
+    if (tailBytes > 0) work.push(partial(wholeEnd, 0, data.subarray(data.length - tailBytes)));
+    return Promise.all(work).then(noop);
+  }
+
 
   /**
    * Cuts the log: O(1), durable when it resolves, atomic with respect to writes. Without
@@ -807,6 +857,7 @@ export class DiskEngine {
     let runStart = 0;
     let runKind = -1;
     let runSlotFirst = 0;
+    let badLba = -1;
     const finishRun = (end: number) => {
       if (end <= runStart) return;
       const piece = target.subarray(runStart * blockSizeBytes, end * blockSizeBytes);
@@ -825,6 +876,7 @@ export class DiskEngine {
       }
       if (kind === BlockSource.TRIM) kind = BlockSource.ZERO;
       if (kind === BlockSource.BASELINE && this.baseline === undefined) kind = BlockSource.ZERO;
+      if (kind === BlockSource.BASELINE && state.baselineBad.size > 0 && state.baselineBad.has(lbaFirst + index) && badLba < 0) badLba = lbaFirst + index;
       const slot = kind === BlockSource.SLOT ? state.entries.slot(id) : 0;
       const continues =
         kind === runKind &&
@@ -838,6 +890,7 @@ export class DiskEngine {
     }
     finishRun(blockCount);
     if (reads.length > 0) await this.retiring.guardRead(reads);
+    if (badLba >= 0) throw new SnaplogError(ErrorCodes.CORRUPT, `disk ${this.geometry.name}: baseline block ${badLba} is unknown (a fold met its data damaged)`, { disk: this.geometry.name });
     this.verifyBlocks(target, ids, expectedCrcs, lsns, lbaFirst);
     return target;
   }

@@ -53,6 +53,12 @@ export class DiskState {
   lsnLast = 0;
   /** With a history window: every view at or after this LSN is kept. Only moves forward. */
   lsnHorizon = 0;
+  /**
+   * Baseline blocks a fold could not write because the version it should have copied failed
+   * its checksum: the baseline volume answers EIO for them (its content there is unknown), until
+   * a later fold writes a good version.
+   */
+  readonly baselineBad = new Set<number>();
   /** Pinned views: LSN → number of holders. */
   private readonly pins = new Map<number, number>();
 
@@ -292,7 +298,13 @@ export class DiskState {
     for (let page = 0; page < this.latest.pageLimit; page++) {
       if (this.latest.pageIsEmpty(page * INDEX_PAGE_BLOCKS)) continue;
       for (let lba = page * INDEX_PAGE_BLOCKS; lba < (page + 1) * INDEX_PAGE_BLOCKS; lba++) {
-        if (!skipped.has(lba)) this.dropFolded(lba, lsnFold, freeEntry);
+        if (this.resolve(lba, lsnFold) === 0) continue;
+        if (skipped.has(lba)) {
+          this.baselineBad.add(lba);
+          continue;
+        }
+        this.baselineBad.delete(lba);
+        this.dropFolded(lba, lsnFold, freeEntry);
       }
     }
   }

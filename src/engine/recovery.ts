@@ -254,6 +254,7 @@ export async function recoverDisk(options: {
   state.lsnLast = checkpoint.lsnLast;
   state.lsnHorizon = checkpoint.lsnHorizon;
   for (const snapshot of checkpoint.snapshots) state.insertSnapshot(snapshot);
+  for (const lba of checkpoint.baselineBad) state.baselineBad.add(lba);
   for (const point of checkpoint.timePoints) state.times.add(point.lsn, point.timeMs);
   const context: ReplayContext = { diskName, state, foldLsn: checkpoint.foldLsn };
   if (checkpoint.foldLsn !== 0) state.pin(checkpoint.foldLsn);

@@ -43,6 +43,12 @@ export async function appendRestoredBlocks(context: RestoreCopyContext, lbas: nu
   const buffer = Buffer.allocUnsafe(lbas.length * blockSizeBytes);
   const sources = lbas.map((lba) => state.resolve(lba, lsnTarget));
   const pieceOf = (index: number) => buffer.subarray(index * blockSizeBytes, (index + 1) * blockSizeBytes);
+  // Checked before any read starts: a throw after some reads began would leave them unawaited.
+  lbas.forEach((lba, index) => {
+    if (state.sourceOf(sources[index]) === BlockSource.BASELINE && state.baselineBad.has(lba)) {
+      throw new SnaplogError(ErrorCodes.CORRUPT, `disk ${context.diskName}: baseline block ${lba} is unknown (a fold met its data damaged); nothing was rolled back`, { disk: context.diskName });
+    }
+  });
   const reads: Promise<void>[] = [];
   lbas.forEach((lba, index) => {
     const kind = state.sourceOf(sources[index]);

@@ -17,7 +17,7 @@ const STATUS_BLOCKS_MAX = 1 << 20;
 /**
  * A volume of a disk: the disk at one LSN. The current volume reads at Infinity and takes
  * writes; a snapshot reads at its cut; the baseline reads at LSN 0. Byte offsets in, whole
- * blocks to the engine: unaligned writes read the edge blocks, merge, and write whole blocks.
+ * blocks and byte ranges to the engine (which merges unaligned edges at commit time).
  */
 export class DiskVolume implements Volume {
   readonly sizeBytes: number;
@@ -54,30 +54,7 @@ export class DiskVolume implements Volume {
   async write(offsetBytes: number, data: Buffer, options: WriteOptions): Promise<void> {
     this.checkWritable(offsetBytes, data.length, "write");
     if (data.length === 0) return;
-    return this.writeBytes(offsetBytes, data, options.fua);
-  }
-
-  /**
-   * Whole blocks go to the engine as they are; partial blocks at the edges become partial
-   * writes, merged in queue order at commit. All parts are queued in this one turn.
-   */
-  private async writeBytes(offsetBytes: number, data: Buffer, fua: boolean): Promise<void> {
-    const blockSizeBytes = this.blockSizeBytes;
-    const end = offsetBytes + data.length;
-    const wholeFirst = Math.ceil(offsetBytes / blockSizeBytes);
-    const wholeEnd = Math.floor(end / blockSizeBytes);
-    if (wholeEnd < wholeFirst) {
-      // Inside one block.
-      const lba = wholeEnd;
-      return this.engine.writePartial(lba, offsetBytes - lba * blockSizeBytes, data, fua);
-    }
-    const work: Promise<void>[] = [];
-    const headBytes = wholeFirst * blockSizeBytes - offsetBytes;
-    if (headBytes > 0) work.push(this.engine.writePartial(wholeFirst - 1, blockSizeBytes - headBytes, data.subarray(0, headBytes), fua));
-    if (wholeEnd > wholeFirst) work.push(this.engine.writeBlocks(wholeFirst, data.subarray(headBytes, headBytes + (wholeEnd - wholeFirst) * blockSizeBytes), fua));
-    const tailBytes = end - wholeEnd * blockSizeBytes;
-    if (tailBytes > 0) work.push(this.engine.writePartial(wholeEnd, 0, data.subarray(data.length - tailBytes), fua));
-    await Promise.all(work);
+    return this.engine.writeBytes(offsetBytes, data, options.fua);
   }
 
   writeZeroes(offsetBytes: number, lengthBytes: number, options: ZeroOptions): Promise<void> {
@@ -117,17 +94,7 @@ export class DiskVolume implements Volume {
   private async zeroRange(offsetBytes: number, lengthBytes: number, kind: "zero" | "trim", fua: boolean, noHole: boolean): Promise<void> {
     this.checkWritable(offsetBytes, lengthBytes, kind === "zero" ? "write zeroes" : "trim");
     if (lengthBytes === 0) return;
-    const blockSizeBytes = this.blockSizeBytes;
-    const end = offsetBytes + lengthBytes;
-    const wholeFirst = Math.ceil(offsetBytes / blockSizeBytes);
-    const wholeEnd = Math.floor(end / blockSizeBytes);
-    if (wholeEnd <= wholeFirst) return this.writeBytes(offsetBytes, Buffer.alloc(lengthBytes), fua);
-    // Partial blocks at the edges are written as data (zeros merged into the old bytes).
-    const work: Promise<void>[] = [];
-    if (offsetBytes < wholeFirst * blockSizeBytes) work.push(this.writeBytes(offsetBytes, Buffer.alloc(wholeFirst * blockSizeBytes - offsetBytes), fua));
-    work.push(this.engine.zeroBlocks(wholeFirst, wholeEnd - wholeFirst, kind, { fua, noHole }));
-    if (end > wholeEnd * blockSizeBytes) work.push(this.writeBytes(wholeEnd * blockSizeBytes, Buffer.alloc(end - wholeEnd * blockSizeBytes), fua));
-    await Promise.all(work);
+    return this.engine.zeroBytes(offsetBytes, lengthBytes, kind, { fua, noHole });
   }
 
   private blocksCovering(offsetBytes: number, lengthBytes: number): { lbaFirst: number; blockCount: number } {
