@@ -167,6 +167,8 @@ class Run {
   /** Every entry up to this LSN was acknowledged durable. */
   lsnDurable = 0;
   powerCuts = 0;
+  /** A fold that stopped after FOLD_BEGIN (no space): its view, and the baseline it will leave. */
+  private pendingFold: { lsn: number; baseline: Buffer } | undefined;
   /** The view of the fold last started (a fold the power cut is finished at the next open). */
   private foldLsnUnderWay = 0;
   /** Baseline blocks a fold could not write (their folded version was damaged by an injected fault). */
@@ -224,6 +226,7 @@ class Run {
         journalCheckpointBytes: 4096,
         segmentSizeBytes: 8 * BLOCK_BYTES,
         spareSegmentCount: 1,
+        journalReserveBytes: 1024,
         clock: () => this.model.nowMs,
         backgroundSyncTimer: false,
         sabotage: this.options.sabotage,
@@ -272,7 +275,11 @@ class Run {
     this.medium.faultsEnabled = false;
     if (this.medium.isPoweredOff) return this.recover(op, before, answered);
     if (error !== undefined) {
+      // Nothing of a failed op landed — but compaction and folds record the window's horizon first.
+      const horizon = this.engine?.stats().lsnHorizon ?? before.horizon;
+      if (horizon !== before.horizon && horizon !== this.model.horizon) fail(`${describe(op)} failed, and left the horizon at ${horizon}: neither before (${before.horizon}) nor after (${this.model.horizon})`);
       this.model = before;
+      this.model.horizon = horizon;
       this.explainError(op, error);
       return;
     }
@@ -354,23 +361,23 @@ class Run {
         await engine.compact({});
         return true;
       case "fold": {
-        const expected = model.fold();
+        // A fold under way (stopped for lack of space) is what the next fold finishes first.
+        const expected = this.pendingFold?.lsn ?? model.fold();
+        if (this.pendingFold !== undefined) model.baseline = Buffer.from(this.pendingFold.baseline);
         this.foldLsnUnderWay = expected;
         let result;
         try {
           result = await engine.foldIntoBaseline();
         } catch (error) {
-          if (this.medium.isPoweredOff) throw error;
-          // A fold that fails after FOLD_BEGIN stays under way; the next fold finishes it (as an operator would retry).
+          if (this.medium.isPoweredOff || engine.foldPending === 0) throw error;
+          // Stopped after FOLD_BEGIN: under way until a fold (or an open) finishes it; the baseline refuses reads meanwhile.
           this.explainError(op, error);
-          this.medium.faultsEnabled = false;
-          result = await engine.foldIntoBaseline();
-          this.medium.faultsEnabled = true;
-          this.trace.push(`   retried: folded LSN ${result.lsnFold}`);
-          this.noteFoldSkips(result.lsnFold, result.corruptLbas);
-          if (result.lsnFold === 0 || result.lsnFold === expected) return true;
+          this.pendingFold = { lsn: engine.foldPending, baseline: Buffer.from(model.baseline) };
+          this.trace.push(`   the fold at LSN ${engine.foldPending} is under way, stopped`);
+          return false;
         }
         if (result.lsnFold !== expected) fail(`fold folded LSN ${result.lsnFold}, the model says ${expected}`);
+        this.pendingFold = undefined;
         this.noteFoldSkips(result.lsnFold, result.corruptLbas);
         return true;
       }
@@ -406,9 +413,17 @@ class Run {
         await engine.close();
         this.engine = undefined;
         this.medium.faultsEnabled = false;
-        this.engine = await this.open();
+        try {
+          this.engine = await this.open();
+        } catch (error) {
+          fail(`the disk did not open after a clean close: ${error instanceof Error ? error.message : String(error)}`);
+        }
         // A clean close checkpoints everything: all of it is durable now.
         this.lsnDurable = this.engine.lsnLast;
+        if (this.pendingFold !== undefined && this.engine.foldPending === 0) {
+          this.model.baseline = Buffer.from(this.pendingFold.baseline);
+          this.pendingFold = undefined;
+        }
         await this.checkAll("after a clean reopen");
         return false;
     }
@@ -435,6 +450,11 @@ class Run {
     }
     const engine = this.engine;
     const lsn = engine.lsnLast;
+    if (this.pendingFold !== undefined && engine.foldPending === 0) {
+      before.baseline = Buffer.from(this.pendingFold.baseline);
+      after.baseline = Buffer.from(this.pendingFold.baseline);
+      this.pendingFold = undefined;
+    }
     this.trace.push(`   power cut; recovered at LSN ${lsn} (durable ${lsnDurable}, last answered ${before.lsnCurrent})`);
     if (lsn < lsnDurable) fail(`recovery lost durable writes: recovered LSN ${lsn} < durable LSN ${lsnDurable}`);
 
@@ -515,6 +535,15 @@ class Run {
   /** The view at `lsn` reads as `image`, block by block; a block may fail only where a fault explains it. */
   private async expectView(label: string, lsn: number, image: Buffer): Promise<void> {
     const volume = this.volume(lsn, true);
+    if (this.pendingFold !== undefined && lsn < this.pendingFold.lsn) {
+      // Half folded: refused, never shown.
+      const refused = await volume.read(0, BLOCK_BYTES).then(
+        () => false,
+        (error: unknown) => error instanceof SnaplogError && error.code === ErrorCodes.CONFLICT,
+      );
+      if (!refused) fail(`${label}: the baseline is half folded (fold at LSN ${this.pendingFold.lsn} stopped) yet a read was not refused`);
+      return;
+    }
     for (let lba = 0; lba < BLOCK_COUNT; lba++) {
       let data: Buffer;
       try {

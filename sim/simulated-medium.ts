@@ -58,6 +58,8 @@ interface FileData {
   id: number;
   current: Buffer;
   currentSize: number;
+  /** Bytes the file takes on the medium: up to its last written byte (extending by truncate is sparse, free). */
+  allocatedBytes: number;
   durable: Buffer;
   durableSize: number;
   /** Writes and truncations since the last sync, in order. */
@@ -140,7 +142,7 @@ export class SimulatedMedium implements Medium {
     let file = this.files.get(name);
     if (file === undefined) {
       if (!options.create) throw ioError(`ENOENT: no such file, open '${name}'`, "ENOENT");
-      file = { id: this.fileIdNext++, current: Buffer.alloc(0), currentSize: 0, durable: Buffer.alloc(0), durableSize: 0, unsynced: [] };
+      file = { id: this.fileIdNext++, current: Buffer.alloc(0), currentSize: 0, allocatedBytes: 0, durable: Buffer.alloc(0), durableSize: 0, unsynced: [] };
       this.files.set(name, file);
       this.directoryChanges.push({ kind: "link", name, file });
     }
@@ -210,7 +212,7 @@ export class SimulatedMedium implements Medium {
   write(name: string, file: FileData, data: Buffer, positionBytes: number): void {
     this.step(name);
     const end = positionBytes + data.length;
-    if (end > file.currentSize && this.totalBytes() + (end - file.currentSize) > this.rates.capacityBytes) {
+    if (end > file.allocatedBytes && this.allocatedBytes() + (end - file.allocatedBytes) > this.rates.capacityBytes) {
       if (this.faultsEnabled) this.faults.push({ kind: "no-space", file: name });
       throw ioError(`ENOSPC: no space left on device, write '${name}'`, "ENOSPC");
     }
@@ -224,15 +226,14 @@ export class SimulatedMedium implements Medium {
     applyWrite(file, Buffer.from(data), at);
     // A misdirected write lands inside what exists; it never extends the file where it was meant to.
     file.currentSize = Math.max(file.currentSize, at + data.length);
+    file.allocatedBytes = Math.max(file.allocatedBytes, at + data.length);
     if (this.faultsEnabled && this.prng.chance(this.rates.bitFlip)) this.flipSomeBit();
   }
 
   truncate(name: string, file: FileData, sizeBytes: number): void {
     this.step(name);
-    if (sizeBytes > file.currentSize && this.totalBytes() + (sizeBytes - file.currentSize) > this.rates.capacityBytes) {
-      throw ioError(`ENOSPC: no space left on device, truncate '${name}'`, "ENOSPC");
-    }
     file.current = grown(file.current, sizeBytes);
+    file.allocatedBytes = Math.min(file.allocatedBytes, sizeBytes);
     if (sizeBytes < file.currentSize) file.current.fill(0, sizeBytes, file.currentSize);
     file.currentSize = sizeBytes;
     file.unsynced.push({ kind: "truncate", sizeBytes });
@@ -254,9 +255,9 @@ export class SimulatedMedium implements Medium {
     file.unsynced.length = 0;
   }
 
-  private totalBytes(): number {
+  private allocatedBytes(): number {
     let total = 0;
-    for (const file of new Set(this.files.values())) total += file.currentSize;
+    for (const file of new Set(this.files.values())) total += file.allocatedBytes;
     return total;
   }
 
@@ -305,7 +306,7 @@ function survive(file: FileData, prng: Prng): FileData {
     }
   }
   const durable = Buffer.from(content.subarray(0, size));
-  return { id: file.id, current: Buffer.from(durable), currentSize: size, durable, durableSize: size, unsynced: [] };
+  return { id: file.id, current: Buffer.from(durable), currentSize: size, allocatedBytes: size, durable, durableSize: size, unsynced: [] };
 }
 
 class SimulatedFile implements MediumFile {

@@ -34,6 +34,11 @@ import type { SegmentFiles } from "./segment-files.js";
 
 /** Start a background sync once this many freed slots wait for durability before reuse. */
 const RETIRING_SLOTS_SYNC = 8192;
+/**
+ * Journal bytes kept written past the appends, for the records that free space on a full file
+ * system; the file is also extended (with zeros) this much at a time.
+ */
+const JOURNAL_RESERVE_BYTES_DEFAULT = 64 * 1024;
 
 /** What the pipeline needs from the engine around it. */
 export interface PipelineContext {
@@ -47,10 +52,11 @@ export interface PipelineContext {
   events: DiskEngineEvents;
   tuning: DiskEngineTuning;
   clock: () => number;
-  /** The journal to append to, its generation and where appends go (from recovery). */
+  /** The journal to append to, its generation, where appends go (from recovery) and its size. */
   journal: MediumFile;
   journalGeneration: number;
   journalPositionBytes: number;
+  journalSizeBytes: number;
   /** Reads the committed current volume (partial-block merges). */
   readBlocks(lbaFirst: number, blockCount: number, lsnView: number): Promise<Buffer>;
   /** What a rollback copies with. */
@@ -98,6 +104,9 @@ export class CommitPipeline {
   private journal: MediumFile;
   private journalGeneration: number;
   private journalPositionBytes: number;
+  /** The journal file is written (appends or zeros) up to here: appends before it allocate nothing. */
+  private journalReservedEnd: number;
+  private readonly journalReserveBytes: number;
   private readonly diskName: string;
   private readonly blockSizeBytes: number;
   private readonly blockCount: number;
@@ -116,6 +125,8 @@ export class CommitPipeline {
     this.journal = context.journal;
     this.journalGeneration = context.journalGeneration;
     this.journalPositionBytes = context.journalPositionBytes;
+    this.journalReservedEnd = Math.max(context.journalSizeBytes, context.journalPositionBytes);
+    this.journalReserveBytes = context.tuning.journalReserveBytes ?? JOURNAL_RESERVE_BYTES_DEFAULT;
     this.crash = context.tuning.crashHook;
     this.lsnVisible = context.state.lsnLast;
     this.lsnDurable = context.state.lsnLast;
@@ -294,6 +305,13 @@ export class CommitPipeline {
    */
   private async writeBatch(batch: Batch, runs: SlotRun[], records: Buffer[], columns: EntryColumns, lsnFirst: number): Promise<boolean> {
     const recordBytes = records.reduce((sum, record) => sum + record.length, 0);
+    try {
+      await this.makeJournalRoom(recordBytes, columns.count > 0);
+    } catch (error) {
+      this.state.rollback(columns.ids, columns.count, lsnFirst);
+      this.settle(batch, fromSystemError(error, { disk: this.diskName }));
+      return false;
+    }
     const writes: Promise<void>[] = runs.map((run) => this.segments.writeRun(run.slotFirst, run.buffers));
     if (!batch.sync && records.length > 0) writes.push(this.journal.writev(records, this.journalPositionBytes));
     const written = await Promise.allSettled(writes);
@@ -333,6 +351,29 @@ export class CommitPipeline {
       return false;
     }
     return true;
+  }
+
+  /**
+   * Makes sure `bytes` of records fit in the journal file without allocating on the way: the
+   * file is kept written (with zeros) a reserve past the appends, so that when the file system
+   * is full, the records that free space — snapshot deletes, horizons, folds, flushes — still
+   * fit. Entries may not use the reserve: they fail with NO_SPACE first.
+   */
+  private async makeJournalRoom(bytes: number, entries: boolean): Promise<void> {
+    const needed = this.journalPositionBytes + bytes;
+    if (needed <= this.journalReservedEnd - (entries ? this.journalReserveBytes : 0)) return;
+    const step = this.journalReserveBytes;
+    const target = Math.ceil((needed + this.journalReserveBytes) / step) * step;
+    try {
+      const zeros = Buffer.alloc(step);
+      for (let at = this.journalReservedEnd; at < target; at += step) {
+        await this.journal.writev([zeros.subarray(0, Math.min(step, target - at))], at);
+        this.journalReservedEnd = Math.min(at + step, target);
+      }
+    } catch (error) {
+      const failure = fromSystemError(error, { disk: this.diskName });
+      if (failure.code !== ErrorCodes.NO_SPACE || entries || needed > this.journalReservedEnd) throw failure;
+    }
   }
 
   /** Makes a written batch visible: times, cuts, control records' effects, reclaim; answers it. */
@@ -589,6 +630,7 @@ export class CommitPipeline {
     this.journal = journal;
     this.journalGeneration = generation;
     this.journalPositionBytes = header.length;
+    this.journalReservedEnd = header.length;
     this.unsyncedBytes = 0;
     this.syncMarkLsn = 0;
     this.lsnDurable = this.lsnVisible;

@@ -141,7 +141,7 @@ export class DiskEngine {
     private readonly state: DiskState,
     private readonly segments: SegmentFiles,
     private baseline: MediumFile | undefined,
-    journal: { journal: MediumFile; generation: number; positionBytes: number },
+    journal: { journal: MediumFile; generation: number; positionBytes: number; sizeBytes: number },
     private readonly events: DiskEngineEvents,
     private readonly tuning: DiskEngineTuning,
   ) {
@@ -162,6 +162,7 @@ export class DiskEngine {
       journal: journal.journal,
       journalGeneration: journal.generation,
       journalPositionBytes: journal.positionBytes,
+      journalSizeBytes: journal.sizeBytes,
       readBlocks: (lbaFirst, blockCount, lsnView) => this.readBlocks(lbaFirst, blockCount, lsnView),
       restoreCopy: () => ({
         diskName: geometry.name,
@@ -220,22 +221,30 @@ export class DiskEngine {
       sabotage: tuning.sabotage,
     });
     const journal = await medium.open(journalFileName(recovered.generation), { create: false });
+    // What follows the last valid record (a torn or unpromised tail, the zero reserve) is zeroed
+    // in place, not cut: opening a disk on a full file system must not need space.
+    const journalSizeBytes = await journal.sizeBytes();
     if (recovered.droppedTailBytes > 0) {
-      await journal.truncate(recovered.journalEndBytes);
+      await zeroRange(journal, recovered.journalEndBytes, journalSizeBytes);
       await journal.sync();
     }
     for (const generation of recovered.staleGenerations) await medium.remove(journalFileName(generation));
     const baseline = hasBaseline ? await medium.open(BASELINE_FILE, { create: false }) : undefined;
-    const engine = new DiskEngine(geometry, medium, recovered.state, segments, baseline, { journal, generation: recovered.generation, positionBytes: recovered.journalEndBytes }, events, tuning);
+    const engine = new DiskEngine(geometry, medium, recovered.state, segments, baseline, { journal, generation: recovered.generation, positionBytes: recovered.journalEndBytes, sizeBytes: journalSizeBytes }, events, tuning);
     if (recovered.foldLsn !== 0) {
-      // Recovery pinned the fold's view; FOLD_DONE's apply drops the pin.
+      // Recovery pinned the fold's view; FOLD_DONE's apply drops the pin. A fold that cannot finish
+      // for lack of space stays under way (the baseline volume refuses reads) and the disk opens.
       try {
         engine.foldLsnActive = recovered.foldLsn;
         await engine.ensureBaseline();
         await engine.finishFold(recovered.foldLsn, undefined);
       } catch (error) {
-        await engine.abandon();
-        throw fromSystemError(error, { disk: geometry.name });
+        const failure = fromSystemError(error, { disk: geometry.name });
+        if (failure.code !== ErrorCodes.NO_SPACE) {
+          await engine.abandon();
+          throw failure;
+        }
+        events.onBackgroundError?.(failure);
       }
     }
     return engine;
@@ -259,6 +268,11 @@ export class DiskEngine {
 
   findSnapshot(name: string): SnapshotCut | undefined {
     return this.state.findSnapshot(name);
+  }
+
+  /** A fold between FOLD_BEGIN and FOLD_DONE (0: none): the next fold, or the next open, finishes it. */
+  get foldPending(): number {
+    return this.foldLsnActive;
   }
 
   /** Baseline blocks the baseline volume answers EIO for (see DiskState.baselineBad). */
@@ -846,6 +860,9 @@ export class DiskEngine {
     if (this.pipeline.failure !== undefined) throw this.pipeline.failure;
     // The baseline volume changes as a whole when a fold finishes: never show it half written.
     if (this.foldBarrier !== undefined && lsnView < this.foldBarrier.lsn) await this.foldBarrier.done;
+    if (this.foldLsnActive !== 0 && lsnView < this.foldLsnActive) {
+      throw new SnaplogError(ErrorCodes.CONFLICT, `the baseline of disk ${this.geometry.name} is half folded (the fold at LSN ${this.foldLsnActive} stopped); run compact --into-baseline to finish it`, { disk: this.geometry.name });
+    }
     const blockSizeBytes = this.geometry.blockSizeBytes;
     const view = Math.min(lsnView, this.pipeline.lsnVisible);
     const target = Buffer.allocUnsafe(blockCount * blockSizeBytes);
@@ -968,4 +985,10 @@ export class DiskEngine {
     await this.baseline?.close();
   }
 
+}
+
+/** Writes zeros over [startBytes, endBytes) of a file that already holds them (no allocation). */
+async function zeroRange(file: MediumFile, startBytes: number, endBytes: number): Promise<void> {
+  const chunk = Buffer.alloc(64 * 1024);
+  for (let at = startBytes; at < endBytes; at += chunk.length) await file.writev([chunk.subarray(0, Math.min(chunk.length, endBytes - at))], at);
 }

@@ -14,6 +14,8 @@ export interface DiskEngineTuning {
   journalCheckpointBytes?: number;
   /** Data segment size; part of the format, so only tests that always pass the same value may set it. */
   segmentSizeBytes?: number;
+  /** Journal bytes kept written past the appends for space-freeing records on a full file system (default 64 KiB). */
+  journalReserveBytes?: number;
   /** Wholly free segment files kept for reuse when compaction hands space back (default 2). */
   spareSegmentCount?: number;
   /** Wall clock for entry times and the history window (ms since the epoch); tests move it by hand. */
