@@ -242,6 +242,12 @@ class Run {
     return new DiskVolume(this.engine!, "sim", "sim", lsn, readOnly, () => undefined);
   }
 
+  /** A fold finished at open may have met damaged blocks: each must be explained. */
+  private adoptFoldSkips(lsnFold: number): void {
+    const skipped = this.engine!.baselineBadBlocks.filter((lba) => !this.baselineUnknown.has(lba));
+    if (skipped.length > 0) this.noteFoldSkips(lsnFold, skipped, false);
+  }
+
   /** A fold left damaged blocks in the log: each must be explained by a fault; the baseline does not know them. */
   private noteFoldSkips(lsnFold: number, corruptLbas: number[], complete = true): void {
     for (let lba = 0; lba < BLOCK_COUNT; lba++) {
@@ -295,6 +301,7 @@ class Run {
     const code = error instanceof SnaplogError ? error.code : undefined;
     const injected = this.medium.faults.length > 0;
     if (code === ErrorCodes.OUTSIDE_WINDOW && (op.t === "rollback" || op.t === "asSnapshot")) return;
+    if (code === ErrorCodes.CONFLICT && this.pendingFold !== undefined && (op.t === "rollback" || op.t === "asSnapshot" || op.t === "pointInTime")) return;
     if (code === ErrorCodes.NOT_FOUND && op.t === "delete") return;
     if (injected && (code === ErrorCodes.IO || code === ErrorCodes.CORRUPT || code === ErrorCodes.NO_SPACE)) {
       this.trace.push(`   failed as explained by an injected fault: ${(error as Error).message}`);
@@ -422,6 +429,7 @@ class Run {
         this.lsnDurable = this.engine.lsnLast;
         if (this.pendingFold !== undefined && this.engine.foldPending === 0) {
           this.model.baseline = Buffer.from(this.pendingFold.baseline);
+          this.adoptFoldSkips(this.pendingFold.lsn);
           this.pendingFold = undefined;
         }
         await this.checkAll("after a clean reopen");
@@ -453,6 +461,7 @@ class Run {
     if (this.pendingFold !== undefined && engine.foldPending === 0) {
       before.baseline = Buffer.from(this.pendingFold.baseline);
       after.baseline = Buffer.from(this.pendingFold.baseline);
+      this.adoptFoldSkips(this.pendingFold.lsn);
       this.pendingFold = undefined;
     }
     this.trace.push(`   power cut; recovered at LSN ${lsn} (durable ${lsnDurable}, last answered ${before.lsnCurrent})`);
@@ -477,10 +486,7 @@ class Run {
     }
     if (snapshotChoices.length === 0) fail(`after the power cut the snapshots are [${listed}]: neither before [${names(before)}] nor after [${names(after)}]`);
     // A fold under way at the cut was finished at open; blocks it met damaged must be explained.
-    if (op.t === "fold") {
-      const skipped = engine.baselineBadBlocks.filter((lba) => !this.baselineUnknown.has(lba));
-      if (skipped.length > 0) this.noteFoldSkips(this.foldLsnUnderWay, skipped, false);
-    }
+    if (op.t === "fold") this.adoptFoldSkips(this.foldLsnUnderWay);
     const horizon = engine.stats().lsnHorizon;
     if (horizon !== before.horizon && horizon !== after.horizon) fail(`after the power cut the horizon is ${horizon}: neither before (${before.horizon}) nor after (${after.horizon})`);
 

@@ -311,6 +311,10 @@ export class DiskEngine {
   /** Throws OUTSIDE_WINDOW (naming the window) unless the view at `lsn` can be attached now (history-window.ts). */
   checkViewAvailable(lsn: number, asked = `LSN ${lsn}`): void {
     checkViewAvailable(this.windowInput(this.clock()), lsn, asked);
+    // Views older than a fold under way see its half-written baseline: not until it is done.
+    if (this.foldLsnActive !== 0 && lsn < this.foldLsnActive) {
+      throw new SnaplogError(ErrorCodes.CONFLICT, `${asked} of disk ${this.geometry.name} reads the baseline, which a fold at LSN ${this.foldLsnActive} is rewriting; run compact --into-baseline to finish it`, { disk: this.geometry.name });
+    }
   }
 
   /** The LSN of the view at `timeMs`, which must lie inside the window (history-window.ts). */
