@@ -71,6 +71,9 @@ type Op =
 
 class Failure extends Error {}
 
+/** The run ends early, not failed: the disk refused to open because its metadata was damaged (detected, reported). */
+class Detected extends Error {}
+
 function fail(message: string): never {
   throw new Failure(message);
 }
@@ -151,6 +154,10 @@ export async function runSeed(options: SimOptions): Promise<SimResult> {
     await run.go();
     return run.result(undefined);
   } catch (error) {
+    if (error instanceof Detected) {
+      run.trace.push(`   ${error.message}`);
+      return run.result(undefined);
+    }
     const message = error instanceof Failure ? error.message : `unexpected ${error instanceof Error ? (error.stack ?? error.message) : String(error)}`;
     return run.result(message);
   } finally {
@@ -242,6 +249,15 @@ class Run {
     return new DiskVolume(this.engine!, "sim", "sim", lsn, readOnly, () => undefined);
   }
 
+  /** A disk that refuses to open: right only when rot in its metadata explains it (then the run ends). */
+  private refusedToOpen(error: unknown, when: string): never {
+    const message = error instanceof Error ? error.message : String(error);
+    if (error instanceof SnaplogError && error.code === ErrorCodes.CORRUPT && this.medium.metadataDamaged) {
+      throw new Detected(`the disk refused to open ${when}, its metadata damaged by an injected fault: ${message}`);
+    }
+    fail(`the disk did not open ${when}: ${message}`);
+  }
+
   /** A fold finished at open may have met damaged blocks: each must be explained. */
   private adoptFoldSkips(lsnFold: number): void {
     const skipped = this.engine!.baselineBadBlocks.filter((lba) => !this.baselineUnknown.has(lba));
@@ -276,6 +292,7 @@ class Run {
       answered = await this.execute(op);
       if (answered && this.engine !== undefined) this.lastLsnSeen = this.engine.lsnLast;
     } catch (caught) {
+      if (caught instanceof Detected || caught instanceof Failure) throw caught;
       error = caught;
     }
     this.medium.faultsEnabled = false;
@@ -339,7 +356,7 @@ class Run {
         const datas = op.writes.map((w) => pattern(w.seed, w.length));
         datas.forEach((data, index) => data.copy(model.current, op.writes[index].offset));
         const outcomes = await Promise.allSettled(op.writes.map((w, index) => writable.write(w.offset, datas[index], { fua: false })));
-        if (this.medium.isPoweredOff) throw new Failure("power cut");
+        if (this.medium.isPoweredOff) throw new Error("the power went off during the burst");
         if (outcomes.every((outcome) => outcome.status === "fulfilled")) return true;
         model.current = base;
         outcomes.forEach((outcome, index) => {
@@ -423,7 +440,8 @@ class Run {
         try {
           this.engine = await this.open();
         } catch (error) {
-          fail(`the disk did not open after a clean close: ${error instanceof Error ? error.message : String(error)}`);
+          if (this.medium.isPoweredOff) throw error;
+          this.refusedToOpen(error, "after a clean close");
         }
         // A clean close checkpoints everything: all of it is durable now.
         this.lsnDurable = this.engine.lsnLast;
@@ -454,7 +472,7 @@ class Run {
     try {
       this.engine = await this.open();
     } catch (error) {
-      fail(`the disk did not open after the power cut: ${error instanceof Error ? error.message : String(error)}`);
+      this.refusedToOpen(error, "after the power cut");
     }
     const engine = this.engine;
     const lsn = engine.lsnLast;
@@ -465,7 +483,8 @@ class Run {
       this.pendingFold = undefined;
     }
     this.trace.push(`   power cut; recovered at LSN ${lsn} (durable ${lsnDurable}, last answered ${before.lsnCurrent})`);
-    if (lsn < lsnDurable) fail(`recovery lost durable writes: recovered LSN ${lsn} < durable LSN ${lsnDurable}`);
+    // Rot in the journal's last record cannot be told from a torn append: it may cost what was durable, never more.
+    if (lsn < lsnDurable && !this.medium.metadataDamaged) fail(`recovery lost durable writes: recovered LSN ${lsn} < durable LSN ${lsnDurable}`);
 
     let content: HistoryModel | undefined;
     if (lsn > before.lsnCurrent) {
@@ -516,11 +535,17 @@ class Run {
   /** Every kept view equals the model; snapshots listed; whole-disk check; scrub. Faults rest meanwhile. */
   private async checkAll(context: string): Promise<void> {
     const faultsEnabled = this.medium.faultsEnabled;
+    const cutAtCall = this.medium.cutAtCall;
+    const crashPoint = this.crashPoint;
     this.medium.faultsEnabled = false;
+    this.medium.cutAtCall = Infinity;
+    this.crashPoint = undefined;
     try {
       await this.checkAllNow(context);
     } finally {
       this.medium.faultsEnabled = faultsEnabled;
+      this.medium.cutAtCall = cutAtCall;
+      this.crashPoint = crashPoint;
     }
   }
 
@@ -555,6 +580,7 @@ class Run {
       try {
         data = await volume.read(lba * BLOCK_BYTES, BLOCK_BYTES);
       } catch (error) {
+        if (this.medium.isPoweredOff) throw error;
         const where = this.engine!.locateBlock(lba, lsn);
         const code = error instanceof SnaplogError ? error.code : undefined;
         if ((code === ErrorCodes.CORRUPT || code === ErrorCodes.IO) && where !== undefined && this.explained(where.file, where.offsetBytes, code === ErrorCodes.IO)) continue;

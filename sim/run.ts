@@ -19,8 +19,9 @@ every recovery against the model. Deterministic: a seed replays exactly.
   --seeds N        how many seeds (default 100), from --start (default 1)
   --seed S         run seed S alone and print what it did (the trace), and why it failed
   --ops M          operations per seed (default 60)
-  --faults LIST    none (default), all, or a comma list of read=P, flip=P, misdirect=P,
-                   capacity=BYTES (P: probability per read or write)
+  --faults LIST    none (default), all, or a comma list of read=P (read errors), flip=P (rot in
+                   data), misdirect=P (writes landing elsewhere), meta=P (rot in the journal and
+                   checkpoint), capacity=BYTES (P: probability per read or write)
                    e.g. --faults read=0.01,flip=0.005,misdirect=0.005,capacity=65536
   --sabotage NAME  break one rule on purpose (${SABOTAGES.join(", ")}):
                    the simulator must find failing seeds
@@ -31,7 +32,7 @@ Ends with a line "N seeds, F failures"; exit code 1 when F > 0.
 
 export function parseFaults(text: string | undefined): FaultRates {
   if (text === undefined || text === "none") return NO_FAULTS;
-  if (text === "all") return { readError: 0.01, bitFlip: 0.005, misdirect: 0.005, capacityBytes: Infinity };
+  if (text === "all") return { readError: 0.01, bitFlip: 0.005, misdirect: 0.005, metadataFlip: 0.002, capacityBytes: Infinity };
   const rates: FaultRates = { ...NO_FAULTS };
   for (const part of text.split(",")) {
     const [key, value] = part.split("=");
@@ -40,8 +41,9 @@ export function parseFaults(text: string | undefined): FaultRates {
     if (key === "read") rates.readError = number;
     else if (key === "flip") rates.bitFlip = number;
     else if (key === "misdirect") rates.misdirect = number;
+    else if (key === "meta") rates.metadataFlip = number;
     else if (key === "capacity") rates.capacityBytes = number;
-    else throw new Error(`--faults: unknown fault "${key}" (read, flip, misdirect, capacity)`);
+    else throw new Error(`--faults: unknown fault "${key}" (read, flip, misdirect, meta, capacity)`);
   }
   return rates;
 }

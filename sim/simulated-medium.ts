@@ -33,19 +33,22 @@ export interface FaultRates {
   bitFlip: number;
   /** Probability that a write lands on another sector-aligned offset of its file. */
   misdirect: number;
+  /** Probability, per write, that a stored bit of the journal or checkpoint is flipped afterwards. */
+  metadataFlip: number;
   /** Capacity of the medium in bytes (sum of file sizes); Infinity: no limit. */
   capacityBytes: number;
 }
 
-export const NO_FAULTS: FaultRates = { readError: 0, bitFlip: 0, misdirect: 0, capacityBytes: Infinity };
+export const NO_FAULTS: FaultRates = { readError: 0, bitFlip: 0, misdirect: 0, metadataFlip: 0, capacityBytes: Infinity };
 
 /**
- * Rot and misdirected writes hit data files only: a checksum per block tells every damaged
- * block. In the journal the one case no checksum can tell — the last record rotted, or its
- * append misdirected, looks like a torn append — would lose an acknowledged batch silently;
- * the journal format has no second copy of its tail to tell them apart (docs/testing.md).
+ * Rot (bitFlip) and misdirected writes hit data files: a checksum per block tells every
+ * damaged block. Rot of the journal and checkpoint is its own fault (metadataFlip), because
+ * one case there no checksum can tell — the last record rotted looks like a torn append —
+ * loses an acknowledged batch: the journal keeps no second copy of its tail (docs/testing.md).
  */
 const FAULTABLE_FILE = /^segment-\d+\.dat$/;
+const METADATA_FILE = /^(journal-\d+\.log|checkpoint\.ckpt)$/;
 
 /** A fault the medium injected (a checker explains failures with these). */
 export type InjectedFault =
@@ -227,7 +230,8 @@ export class SimulatedMedium implements Medium {
     // A misdirected write lands inside what exists; it never extends the file where it was meant to.
     file.currentSize = Math.max(file.currentSize, at + data.length);
     file.allocatedBytes = Math.max(file.allocatedBytes, at + data.length);
-    if (this.faultsEnabled && this.prng.chance(this.rates.bitFlip)) this.flipSomeBit();
+    if (this.faultsEnabled && this.prng.chance(this.rates.bitFlip)) this.flipSomeBit(FAULTABLE_FILE);
+    if (this.faultsEnabled && this.prng.chance(this.rates.metadataFlip)) this.flipSomeBit(METADATA_FILE);
   }
 
   truncate(name: string, file: FileData, sizeBytes: number): void {
@@ -261,9 +265,14 @@ export class SimulatedMedium implements Medium {
     return total;
   }
 
-  /** Rot: one bit of one stored byte, in what reads see and in what is durable alike. */
-  private flipSomeBit(): void {
-    const names = [...this.files.keys()].filter((name) => FAULTABLE_FILE.test(name) && this.files.get(name)!.currentSize > 0).sort();
+  /** Whether a fault hit the journal or checkpoint. */
+  get metadataDamaged(): boolean {
+    return this.faults.some((fault) => fault.kind === "bit-flip" && METADATA_FILE.test(fault.file));
+  }
+
+  /** Rot: one bit of one stored byte of a file matching `files`, in what reads see and in what is durable alike. */
+  private flipSomeBit(files: RegExp): void {
+    const names = [...this.files.keys()].filter((name) => files.test(name) && this.files.get(name)!.currentSize > 0).sort();
     if (names.length === 0) return;
     const name = names[this.prng.below(names.length)];
     const file = this.files.get(name)!;

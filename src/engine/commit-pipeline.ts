@@ -306,7 +306,7 @@ export class CommitPipeline {
   private async writeBatch(batch: Batch, runs: SlotRun[], records: Buffer[], columns: EntryColumns, lsnFirst: number): Promise<boolean> {
     const recordBytes = records.reduce((sum, record) => sum + record.length, 0);
     try {
-      await this.makeJournalRoom(recordBytes, columns.count > 0);
+      await this.makeJournalRoom(recordBytes, this.reserveKeptFor(batch, columns));
     } catch (error) {
       this.state.rollback(columns.ids, columns.count, lsnFirst);
       this.settle(batch, fromSystemError(error, { disk: this.diskName }));
@@ -354,14 +354,24 @@ export class CommitPipeline {
   }
 
   /**
+   * How much of the journal reserve a batch must leave unused: entries leave all of it, so they
+   * fail with NO_SPACE first; flushes and snapshots leave half; the records that free space
+   * (snapshot deletes, horizons, folds) may use all of it.
+   */
+  private reserveKeptFor(batch: Batch, columns: EntryColumns): number {
+    if (columns.count > 0) return this.journalReserveBytes;
+    if (batch.ops.every((op) => op.type === "control" || op.type === "void")) return 0;
+    return this.journalReserveBytes / 2;
+  }
+
+  /**
    * Makes sure `bytes` of records fit in the journal file without allocating on the way: the
    * file is kept written (with zeros) a reserve past the appends, so that when the file system
-   * is full, the records that free space — snapshot deletes, horizons, folds, flushes — still
-   * fit. Entries may not use the reserve: they fail with NO_SPACE first.
+   * is full, the records that free space still fit. A batch leaves `keep` bytes of it unused.
    */
-  private async makeJournalRoom(bytes: number, entries: boolean): Promise<void> {
+  private async makeJournalRoom(bytes: number, keep: number): Promise<void> {
     const needed = this.journalPositionBytes + bytes;
-    if (needed <= this.journalReservedEnd - (entries ? this.journalReserveBytes : 0)) return;
+    if (needed <= this.journalReservedEnd - keep) return;
     const step = this.journalReserveBytes;
     const target = Math.ceil((needed + this.journalReserveBytes) / step) * step;
     try {
@@ -372,7 +382,7 @@ export class CommitPipeline {
       }
     } catch (error) {
       const failure = fromSystemError(error, { disk: this.diskName });
-      if (failure.code !== ErrorCodes.NO_SPACE || entries || needed > this.journalReservedEnd) throw failure;
+      if (failure.code !== ErrorCodes.NO_SPACE || needed > this.journalReservedEnd - keep) throw failure;
     }
   }
 

@@ -619,8 +619,7 @@ export class DiskEngine {
     return this.maintenance.run(async () => {
       const startedMs = performance.now();
       // Everything written so far durable: slots freed earlier that wait for it can be reused now.
-      await this.pipeline.flush();
-      this.pipeline.releaseRetired();
+      await this.flushUnlessFull();
       await this.advanceHorizon();
       let lsnMin = 0;
       let lsnMax = Infinity;
@@ -649,6 +648,19 @@ export class DiskEngine {
         durationMs: performance.now() - startedMs,
       };
     });
+  }
+
+  /**
+   * A FLUSH before maintenance, so retiring slots become reusable; on a full file system it is
+   * skipped rather than keep the maintenance that frees space from running.
+   */
+  private async flushUnlessFull(): Promise<void> {
+    try {
+      await this.pipeline.flush();
+    } catch (error) {
+      if (!(error instanceof SnaplogError && error.code === ErrorCodes.NO_SPACE)) throw error;
+    }
+    this.pipeline.releaseRetired();
   }
 
   /** Records the horizon of the time window (now − window) when it moved. */
@@ -709,8 +721,7 @@ export class DiskEngine {
     return this.maintenance.run(async () => {
       const startedMs = performance.now();
       // Like compaction: everything written so far durable first (and retiring slots reusable).
-      await this.pipeline.flush();
-      this.pipeline.releaseRetired();
+      await this.flushUnlessFull();
       // A fold that failed after FOLD_BEGIN is still under way (its view still pinned): finish it first.
       if (this.foldLsnActive !== 0) {
         const resumed = await this.finishFold(this.foldLsnActive, options.onProgress);
