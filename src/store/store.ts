@@ -2,7 +2,7 @@ import { promises as fs } from "node:fs";
 import * as path from "node:path";
 import { BLOCK_SIZE_BYTES_DEFAULT, DISK_BLOCK_COUNT_MAX, FORMAT_VERSION, isValidBlockSize } from "../engine/constants.js";
 import { BASELINE_FILE, DiskEngine } from "../engine/disk-engine.js";
-import { DirectoryMedium } from "../engine/medium.js";
+import { DirectoryMedium, type Medium } from "../engine/medium.js";
 import { ErrorCodes, fromSystemError, invalidArgument, notFound, SnaplogError } from "../util/errors.js";
 import { readJsonFile, writeJsonFile } from "../util/json-file.js";
 import { checkName, parseExportName } from "./export-name.js";
@@ -76,6 +76,11 @@ interface OpenDisk {
 
 export interface StoreOpenOptions {
   mode?: "server" | "direct";
+  /**
+   * The medium each disk's engine runs on, given the disk's directory (default: the directory
+   * itself). Tests put a quota or a fault-injecting medium here.
+   */
+  mediumFor?: (directory: string) => Medium;
   logger?: { info?(message: string): void; warn(message: string): void; error(message: string): void };
 }
 
@@ -98,13 +103,18 @@ export class Store implements Operations, VolumeResolver {
   private closed = false;
   private compactionScheduler: CompactionScheduler | undefined;
 
+  private readonly mediumFor: (directory: string) => Medium;
+
   private constructor(
     readonly path: string,
     private storeFile: StoreFile,
     private readonly lock: StoreLock,
     private readonly mode: "server" | "direct",
     private readonly logger: StoreOpenOptions["logger"],
-  ) {}
+    mediumFor: StoreOpenOptions["mediumFor"],
+  ) {
+    this.mediumFor = mediumFor ?? ((directory) => new DirectoryMedium(directory));
+  }
 
   get defaultBlockSizeBytes(): number {
     return this.storeFile.blockSizeBytes;
@@ -150,7 +160,7 @@ export class Store implements Operations, VolumeResolver {
       throw new SnaplogError(ErrorCodes.UNSUPPORTED, `store format ${storeFile.formatVersion} is not supported by this version`, { path: absolute });
     }
     const lock = await StoreLock.acquire(absolute, options.mode === "server" ? "snaplog serve" : "snaplog cli");
-    const store = new Store(absolute, storeFile, lock, options.mode ?? "direct", options.logger);
+    const store = new Store(absolute, storeFile, lock, options.mode ?? "direct", options.logger, options.mediumFor);
     try {
       await store.openDisks();
     } catch (error) {
@@ -185,7 +195,7 @@ export class Store implements Operations, VolumeResolver {
 
   private openEngine(meta: DiskFile): Promise<DiskEngine> {
     return DiskEngine.open(
-      new DirectoryMedium(diskPath(this.path, meta.name)),
+      this.mediumFor(diskPath(this.path, meta.name)),
       { name: meta.name, sizeBytes: meta.sizeBytes, blockSizeBytes: meta.blockSizeBytes, historySeconds: meta.historySeconds },
       {
         onChecksumError: (info) => this.logger?.error(`checksum error on disk ${info.disk}, block ${info.lba}, LSN ${info.lsn}`),
