@@ -178,6 +178,8 @@ class Run {
   private pendingFold: { lsn: number; baseline: Buffer } | undefined;
   /** The view of the fold last started (a fold the power cut is finished at the next open). */
   private foldLsnUnderWay = 0;
+  /** Damaged data blocks (file@offset) the readers of this check met. */
+  private readonly damageSeen = new Set<string>();
   /** Baseline blocks a fold could not write (their folded version was damaged by an injected fault). */
   private readonly baselineUnknown = new Set<number>();
   /** The engine's LSN when it last answered (a sync op answered just before a cut is durable). */
@@ -551,6 +553,7 @@ class Run {
 
   private async checkAllNow(context: string): Promise<void> {
     const engine = this.engine!;
+    this.damageSeen.clear();
     const listed = engine.snapshots.map((cut) => `${cut.name}@${cut.lsn}`);
     const expected = [...this.model.snapshots].sort((a, b) => a.lsn - b.lsn).map((snapshot) => `${snapshot.name}@${snapshot.lsn}`);
     if (listed.join(" ") !== expected.join(" ")) fail(`${context}: snapshots are [${listed.join(" ")}], the model says [${expected.join(" ")}]`);
@@ -561,6 +564,9 @@ class Run {
     for (const bad of scrub.corrupt) {
       if (!this.explained(bad.file, bad.offsetBytes)) fail(`${context}: scrub found block ${bad.lba} (LSN ${bad.lsn}) damaged in ${bad.file} at ${bad.offsetBytes} with no fault there`);
     }
+    // And every damaged block a reader met is a scrub finding.
+    const found = new Set(scrub.corrupt.map((bad) => `${bad.file}@${bad.offsetBytes}`));
+    for (const damage of this.damageSeen) if (!found.has(damage)) fail(`${context}: a read met damage at ${damage}, but scrub did not report it`);
   }
 
   /** The view at `lsn` reads as `image`, block by block; a block may fail only where a fault explains it. */
@@ -583,7 +589,10 @@ class Run {
         if (this.medium.isPoweredOff) throw error;
         const where = this.engine!.locateBlock(lba, lsn);
         const code = error instanceof SnaplogError ? error.code : undefined;
-        if ((code === ErrorCodes.CORRUPT || code === ErrorCodes.IO) && where !== undefined && this.explained(where.file, where.offsetBytes, code === ErrorCodes.IO)) continue;
+        if ((code === ErrorCodes.CORRUPT || code === ErrorCodes.IO) && where !== undefined && this.explained(where.file, where.offsetBytes, code === ErrorCodes.IO)) {
+          if (code === ErrorCodes.CORRUPT && where.file !== BASELINE_FILE) this.damageSeen.add(`${where.file}@${where.offsetBytes}`);
+          continue;
+        }
         // A fold met this block's data damaged (by a fault explained when it folded): the baseline does not know it.
         if (code === ErrorCodes.CORRUPT && this.baselineUnknown.has(lba) && this.engine!.baselineBadBlocks.includes(lba)) continue;
         fail(`${label}: block ${lba} failed to read (${error instanceof Error ? error.message : String(error)}) with no fault to explain it`);
