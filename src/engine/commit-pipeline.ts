@@ -313,12 +313,24 @@ export class CommitPipeline {
       return false;
     }
     const writes: Promise<void>[] = runs.map((run) => this.segments.writeRun(run.slotFirst, run.buffers));
-    if (!batch.sync && records.length > 0) writes.push(this.journal.writev(records, this.journalPositionBytes));
+    const journalWritten = !batch.sync && records.length > 0;
+    if (journalWritten) writes.push(this.journal.writev(records, this.journalPositionBytes));
     const written = await Promise.allSettled(writes);
     const writeFailure = written.find((result): result is PromiseRejectedResult => result.status === "rejected");
     if (writeFailure !== undefined) {
       // Nothing of this batch counts: the journal position stays, the next record overwrites.
       this.state.rollback(columns.ids, columns.count, lsnFirst);
+      if (journalWritten && written[written.length - 1].status === "fulfilled") {
+        // Its record did reach the journal: erase it durably, or a crash that loses the next
+        // record at this position would bring back a write its caller was told failed.
+        try {
+          await this.journal.writev([Buffer.alloc(recordBytes)], this.journalPositionBytes);
+          await this.journal.sync();
+        } catch (error) {
+          this.failBatch(batch, error);
+          return false;
+        }
+      }
       this.settle(batch, fromSystemError(writeFailure.reason, { disk: this.diskName }));
       return false;
     }

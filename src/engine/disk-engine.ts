@@ -688,6 +688,7 @@ export class DiskEngine {
       if (counts.entriesFreed > 0) {
         this.retiring.closeEpoch();
         this.pipeline.releaseRetired();
+        this.tuning.crashHook?.("compaction:step");
       }
       onProgress?.(pageEnd, pageLimit);
       await new Promise((resolve) => setImmediate(resolve));
@@ -703,6 +704,7 @@ export class DiskEngine {
     let released = 0;
     for (const segment of candidates.slice(spare)) {
       if (!this.state.slots.isWholeFree(segment)) continue;
+      this.tuning.crashHook?.("segment-release:before-remove");
       await this.segments.release(segment);
       released++;
     }
@@ -763,7 +765,9 @@ export class DiskEngine {
         onProgress,
       });
       for (const lba of copy.corruptLbas) this.reportChecksumError(lba, lsnFold);
+      this.tuning.crashHook?.("fold:copied");
       await this.baseline!.sync();
+      this.tuning.crashHook?.("fold:baseline-synced");
       let entriesFreed = 0;
       await this.pipeline.commitControl(
         (timeMs) => encodeFoldDoneRecord(lsnFold, timeMs, copy.corruptLbas),
