@@ -634,6 +634,16 @@ export class CommitPipeline {
   private async rotateJournal(): Promise<void> {
     await this.backgroundSyncRun;
     await this.segments.syncDirty();
+    // The journal ends with a sync mark: if the rotation stops after this (a full disk, a crash
+    // before the checkpoint), recovery knows all of it was synced and reports damaged data as
+    // EIO instead of cutting the log there as an unpromised tail.
+    if (this.lsnVisible > 0) {
+      const mark = encodeMarkRecord(RecordType.SYNC_MARK, this.lsnVisible, this.clock());
+      await this.makeJournalRoom(mark.length, 0);
+      await this.journal.writev([mark], this.journalPositionBytes);
+      this.journalPositionBytes += mark.length;
+      this.syncMarkLsn = 0;
+    }
     // A failed append may have left bytes past the position; a journal that is not the last must end clean.
     await this.journal.truncate(this.journalPositionBytes);
     await this.journal.sync();
