@@ -35,6 +35,8 @@ import type {
   ProgressCallback,
   RestoreRequest,
   RestoreResult,
+  ScrubRequest,
+  ScrubResult,
   SnapshotInfo,
   StoreStatus,
 } from "../src/store/operations.js";
@@ -151,6 +153,21 @@ class MemoryOperations implements Operations {
     this.mutationCount += 1;
     await this.longRun(onProgress);
     return { disk: request.disk, mode: "file", lsn: 7, time: null, file: { path: request.to ?? "", sizeBytes: 4096, bytesWritten: 4096 } };
+  }
+  /** Every disk scrubs clean, except those named here, which report one damaged entry at block 3. */
+  readonly damagedDisks = new Set<string>();
+  scrubRequests: ScrubRequest[] = [];
+  async scrub(request: ScrubRequest, onProgress?: ProgressCallback): Promise<ScrubResult> {
+    const names = request.disk === undefined ? [...this.disks.keys()] : [(await this.showDisk(request.disk)).name];
+    this.scrubRequests.push(request);
+    await this.longRun(onProgress);
+    const disks = names.map((disk) => {
+      const corrupt = this.damagedDisks.has(disk)
+        ? [{ block: 3, lsn: 9, offsetBytes: 3 * 4096, file: `disks/${disk}/segment-00000000.dat`, fileOffsetBytes: 8192, reason: "checksum mismatch" }]
+        : [];
+      return { disk, entriesChecked: 4, bytesChecked: 4 * 4096, corrupt, baselineUnknownBlocks: [], ok: corrupt.length === 0 };
+    });
+    return { disks, ok: disks.every((disk) => disk.ok), durationMs: 2 };
   }
   async *readLog(request: LogRequest): AsyncIterable<LogEntry> {
     await this.showDisk(request.disk);
@@ -396,6 +413,8 @@ after(async () => {
 /** Each test starts from the default behaviour of the long operations and streams. */
 function resetHistoryBehaviour(): void {
   historyOperations.longRun = async () => undefined;
+  historyOperations.damagedDisks.clear();
+  historyOperations.scrubRequests = [];
   historyOperations.logEntryCount = 3;
   historyOperations.streamFailAfter = undefined;
 }
@@ -694,3 +713,88 @@ async function drain(items: AsyncIterable<unknown>): Promise<number> {
   for await (const _item of items) count++;
   return count;
 }
+
+// ---- scrub ------------------------------------------------------------------------------------
+//
+// Goal: POST /v1/scrub follows the progress-stream contract of compact and restore, takes an
+// optional {disk} (none or an empty body: every disk), reports damage in the result (200,
+// ok: false) rather than as an error, and is in the OpenAPI document. Method: inject() and
+// ApiClient against MemoryOperations, as above.
+
+test("the OpenAPI document lists POST /v1/scrub with an NDJSON answer and the ScrubResult fields", async () => {
+  const answer = await historyApp.inject({ method: "GET", url: "/v1/openapi.json" });
+  const document = JSON.parse(answer.body) as { paths: Record<string, Record<string, { responses: Record<string, { content?: Record<string, unknown> }> }>> };
+  assert.deepEqual(Object.keys(document.paths["/v1/scrub"]), ["post"]);
+  const content = document.paths["/v1/scrub"].post.responses["200"].content ?? {};
+  assert.deepEqual(Object.keys(content), ["application/x-ndjson"]);
+  const described = JSON.stringify(content);
+  for (const field of ["baselineUnknownBlocks", "offsetBytes", "fileOffsetBytes", "offlineReason", "entriesChecked"]) assert.match(described, new RegExp(field));
+});
+
+test("POST /v1/scrub: no body, an empty body or {disk} scrubs; damage is a 200 result with ok false", async () => {
+  resetHistoryBehaviour();
+  await historyOperations.createDisk({ name: "vm2", sizeBytes: 1 << 20 });
+  historyOperations.damagedDisks.add("vm2");
+  for (const payload of [undefined, {}]) {
+    const answer = await historyApp.inject({ method: "POST", url: "/v1/scrub", ...(payload === undefined ? {} : { payload }) });
+    assert.equal(answer.statusCode, 200, answer.body);
+    assert.match(String(answer.headers["content-type"]), /^application\/x-ndjson/);
+    const [line] = ndjsonLines(answer.body) as Array<{ result?: ScrubResult }>;
+    assert.deepEqual(line.result?.disks.map((disk) => [disk.disk, disk.ok]), [["vm1", true], ["vm2", false]]);
+    assert.equal(line.result?.ok, false);
+    assert.deepEqual(line.result?.disks[1].corrupt[0], { block: 3, lsn: 9, offsetBytes: 12288, file: "disks/vm2/segment-00000000.dat", fileOffsetBytes: 8192, reason: "checksum mismatch" });
+  }
+  const one = await historyApp.inject({ method: "POST", url: "/v1/scrub", payload: { disk: "vm1" } });
+  assert.equal(one.statusCode, 200, one.body);
+  const [oneLine] = ndjsonLines(one.body) as Array<{ result?: ScrubResult }>;
+  assert.deepEqual(oneLine.result?.disks.map((disk) => disk.disk), ["vm1"]);
+  assert.equal(oneLine.result?.ok, true);
+  assert.deepEqual(historyOperations.scrubRequests, [{}, {}, { disk: "vm1" }]);
+});
+
+test("POST /v1/scrub: bad bodies get 400, an unknown disk 404, and nothing reaches the store", async () => {
+  resetHistoryBehaviour();
+  for (const payload of [{ disk: "a b" }, { disk: "" }, { disk: 7 }, { disks: ["vm1"] }, [] as unknown]) {
+    const answer = await historyApp.inject({ method: "POST", url: "/v1/scrub", payload: payload as Record<string, unknown> });
+    assert.equal(answer.statusCode, 400, `${JSON.stringify(payload)} → ${answer.body}`);
+    const parsed = JSON.parse(answer.body) as { error: { code: string; message: string } };
+    assert.equal(parsed.error.code, ErrorCodes.INVALID_ARGUMENT);
+    assert.ok(!parsed.error.message.includes("\n"), parsed.error.message);
+  }
+  const missing = await historyApp.inject({ method: "POST", url: "/v1/scrub", payload: { disk: "nothere" } });
+  assert.equal(missing.statusCode, 404);
+  assert.match(String(missing.headers["content-type"]), /^application\/json/);
+  assert.equal(JSON.parse(missing.body).error.code, ErrorCodes.NOT_FOUND);
+  assert.deepEqual(historyOperations.scrubRequests, []);
+});
+
+test("POST /v1/scrub streams throttled progress, then the result; a late failure is the final line", async () => {
+  resetHistoryBehaviour();
+  historyOperations.longRun = progressing(12, 20);
+  const answer = await historyApp.inject({ method: "POST", url: "/v1/scrub" });
+  assert.equal(answer.statusCode, 200);
+  const lines = ndjsonLines(answer.body) as Array<{ progress?: { done: number; total: number }; result?: ScrubResult }>;
+  assert.ok(lines.length >= 2 && lines.slice(0, -1).every((line) => line.progress?.total === 12 * 4096), answer.body);
+  assert.equal(lines.at(-1)?.result?.ok, true);
+
+  historyOperations.longRun = progressing(4, 40, new SnaplogError(ErrorCodes.CLOSED, "the scrub of disk vm1 was cut short"));
+  const late = await historyApp.inject({ method: "POST", url: "/v1/scrub", payload: { disk: "vm1" } });
+  assert.equal(late.statusCode, 200);
+  assert.deepEqual((ndjsonLines(late.body) as unknown[]).at(-1), { error: { code: ErrorCodes.CLOSED, message: "the scrub of disk vm1 was cut short" } });
+});
+
+test("ApiClient.scrub reports progress and returns the result, damage included; errors become SnaplogError", async () => {
+  resetHistoryBehaviour();
+  const client = new ApiClient(historySocketPath);
+  historyOperations.longRun = progressing(5, 40);
+  historyOperations.damagedDisks.add("vm1");
+  const seen: Array<[number, number]> = [];
+  const result = await client.scrub({ disk: "vm1" }, (done, total) => seen.push([done, total]));
+  assert.equal(result.ok, false);
+  assert.deepEqual(result.disks[0].corrupt.map((damage) => damage.block), [3]);
+  assert.ok(seen.length >= 1 && seen.every(([done, total]) => total === 5 * 4096 && done > 0 && done <= total), JSON.stringify(seen));
+  resetHistoryBehaviour();
+  assert.equal((await client.scrub({})).ok, true);
+  await assert.rejects(client.scrub({ disk: "nothere" }), (error: unknown) => error instanceof SnaplogError && error.code === ErrorCodes.NOT_FOUND);
+  assert.deepEqual(historyOperations.scrubRequests, [{}]);
+});

@@ -4,7 +4,7 @@
  * code, message and hint, so the CLI reports them exactly as it would in direct mode.
  *
  * Plain answers are one JSON document. Long answers are NDJSON (see ndjson.ts): the log and
- * diff yield their lines as they arrive; compact and restore call onProgress for each
+ * diff yield their lines as they arrive; compact, restore and scrub call onProgress for each
  * progress line and return the result line. A final error line is thrown as SnaplogError.
  */
 import http from "node:http";
@@ -26,6 +26,8 @@ import type {
   ProgressCallback,
   RestoreRequest,
   RestoreResult,
+  ScrubRequest,
+  ScrubResult,
   SnapshotInfo,
   StoreStatus,
 } from "../store/operations.js";
@@ -100,6 +102,10 @@ export class ApiClient implements Operations {
 
   restore({ disk, ...body }: RestoreRequest, onProgress?: ProgressCallback): Promise<RestoreResult> {
     return this.progressRequest("POST", diskPath(disk, "restore"), body, onProgress);
+  }
+
+  scrub(request: ScrubRequest, onProgress?: ProgressCallback): Promise<ScrubResult> {
+    return this.progressRequest("POST", "/v1/scrub", request.disk === undefined ? {} : { disk: request.disk }, onProgress);
   }
 
   async *readLog({ disk, data, ...bounds }: LogRequest): AsyncGenerator<LogEntry> {

@@ -1,5 +1,5 @@
 /**
- * Answers a long-running route (compact, restore) with its progress, as NDJSON:
+ * Answers a long-running route (compact, restore, scrub) with its progress, as NDJSON:
  *
  *   {"progress":{"done":N,"total":N}}   zero or more, at most one per progressIntervalMs
  *   {"result":{...}}  or  {"error":{"code":...,"message":...,"hint":...}}   exactly one, last

@@ -22,6 +22,8 @@ import type {
   PolicyUpdate,
   RestoreRequest,
   RestoreResult,
+  ScrubRequest,
+  ScrubResult,
   SnapshotInfo,
   StoreStatus,
 } from "../store/operations.js";
@@ -219,6 +221,46 @@ export const RestoreResultSchema = Type.Object(
   { title: "RestoreResult" },
 );
 
+/** An empty body (or none) scrubs every disk. */
+export const ScrubBodySchema = Type.Object(
+  { disk: Type.Optional(NameSchema) },
+  { additionalProperties: false, title: "ScrubRequest", description: "without disk: every disk of the store" },
+);
+
+const ScrubDamageSchema = Type.Object(
+  {
+    block: Count,
+    lsn: Count,
+    offsetBytes: Type.Integer({ minimum: 0, description: "block × block size: where the block lies in the disk" }),
+    file: Type.String({ description: "segment file holding the entry's data, relative to the store directory" }),
+    fileOffsetBytes: Type.Integer({ minimum: 0, description: "where the data lies in that file" }),
+    reason: Type.String({ description: "checksum mismatch, or unreadable: <the medium's error>" }),
+  },
+  { title: "ScrubDamage" },
+);
+
+const ScrubDiskResultSchema = Type.Object(
+  {
+    disk: Type.String(),
+    entriesChecked: Count,
+    bytesChecked: Count,
+    corrupt: Type.Array(ScrubDamageSchema),
+    baselineUnknownBlocks: Type.Array(Count, { description: "baseline blocks a fold could not write (damaged data): the baseline answers EIO there" }),
+    offlineReason: Type.Optional(Type.String({ description: "the disk failed to open and was not checked" })),
+    ok: Type.Boolean(),
+  },
+  { title: "ScrubDiskResult" },
+);
+
+export const ScrubResultSchema = Type.Object(
+  {
+    disks: Type.Array(ScrubDiskResultSchema),
+    ok: Type.Boolean({ description: "every disk checked and sound; damage found is ok: false, not an error" }),
+    durationMs: Type.Number({ minimum: 0 }),
+  },
+  { title: "ScrubResult" },
+);
+
 /**
  * Query strings arrive as text and the API does not coerce types, so `data` is the literal
  * "true" or "false" here and becomes a boolean in the route.
@@ -292,6 +334,8 @@ assertSame<Same<Static<typeof CompactBodySchema>, Omit<CompactRequest, "disk">>>
 assertSame<Same<Static<typeof CompactResultSchema>, CompactResult>>();
 assertSame<Same<Static<typeof RestoreBodySchema>, Omit<RestoreRequest, "disk">>>();
 assertSame<Same<Static<typeof RestoreResultSchema>, RestoreResult>>();
+assertSame<Same<Static<typeof ScrubBodySchema>, ScrubRequest>>();
+assertSame<Same<Static<typeof ScrubResultSchema>, ScrubResult>>();
 assertSame<Same<Omit<Static<typeof LogQuerySchema>, "data">, Omit<LogRequest, "disk" | "data">>>();
 assertSame<Same<Static<typeof LogEntrySchema>, LogEntry>>();
 assertSame<Same<Static<typeof DiffQuerySchema>, Omit<DiffRequest, "disk">>>();

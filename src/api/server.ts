@@ -38,6 +38,8 @@ import {
   ProgressSchema,
   RestoreBodySchema,
   RestoreResultSchema,
+  ScrubBodySchema,
+  ScrubResultSchema,
   SnapshotInfoSchema,
   SnapshotParamsSchema,
   StoreStatusSchema,
@@ -109,7 +111,7 @@ export async function buildApiApp(options: ApiAppOptions): Promise<FastifyInstan
         title: "snaplog",
         version: apiVersion,
         description:
-          "Incremental block-storage appliance: disks, snapshots, policies, compaction, restore, log and diff, status. " +
+          "Incremental block-storage appliance: disks, snapshots, policies, compaction, restore, log and diff, scrub, status. " +
           "Long answers are NDJSON (application/x-ndjson, one JSON document per line); a stream that fails after its first line ends with an {\"error\": ...} line.",
       },
       components: { securitySchemes: { bearer: { type: "http", scheme: "bearer" } } },
@@ -193,6 +195,7 @@ function registerOperationRoutes(app: TypedApp, operations: Operations): void {
   registerSnapshotDeleteRoute(app, operations);
   registerPolicyRoutes(app, operations);
   registerLongRunningRoutes(app, operations);
+  registerScrubRoute(app, operations);
   registerStreamRoutes(app, operations);
 }
 
@@ -275,6 +278,25 @@ function registerLongRunningRoutes(app: TypedApp, operations: Operations): void 
       },
     },
     (request, reply) => sendProgressStream(reply, (onProgress) => operations.restore({ disk: request.params.name, ...request.body }, onProgress)),
+  );
+}
+
+/** Scrub is about the store, not one disk: its route takes the disk in the body, and none means all. */
+function registerScrubRoute(app: TypedApp, operations: Operations): void {
+  app.post(
+    "/v1/scrub",
+    {
+      schema: {
+        summary: "Check every live log entry's CRC32C (of one disk, or all), streaming progress; damage is reported in the result, not as an error",
+        body: ScrubBodySchema,
+        response: {
+          200: ndjsonResponse("{progress} lines (index pages), then one {result} (ScrubResult) or {error} line", Type.Union([progressLineSchema, Type.Object({ result: ScrubResultSchema })])),
+          ...errorResponses,
+        },
+      },
+      preValidation: emptyBodyAsObject,
+    },
+    (request, reply) => sendProgressStream(reply, (onProgress) => operations.scrub(request.body, onProgress)),
   );
 }
 

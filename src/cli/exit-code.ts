@@ -8,6 +8,22 @@ import { ErrorCodes, type ErrorCode } from "../util/errors.js";
 export const exitCodeSuccess = 0;
 export const exitCodeOther = 1;
 export const exitCodeUsage = 2;
+/**
+ * `snaplog scrub` found damage. The scrub itself worked (its report is on stdout), so this is
+ * a finding rather than an error, and it has its own value, outside the error table below.
+ */
+export const exitCodeDamageFound = 9;
+
+/**
+ * Thrown by a command that completed and printed its output but must end with a non-zero
+ * status (scrub finding damage); main.ts turns it into that status without printing more.
+ */
+export class ExitStatus extends Error {
+  constructor(readonly exitCode: number) {
+    super(`exit status ${exitCode}`);
+    this.name = "ExitStatus";
+  }
+}
 
 export const exitCodeByCode = {
   [ErrorCodes.INVALID_ARGUMENT]: exitCodeUsage,

@@ -12,11 +12,12 @@ import { defaultStoreDirectory } from "./context.js";
 import { registerCompact } from "./compact.js";
 import { registerDiff } from "./diff.js";
 import { registerDisk } from "./disk.js";
-import { exitCodeByCode, exitCodeOther, exitCodeSuccess, exitCodeUsage } from "./exit-code.js";
+import { exitCodeByCode, exitCodeOther, exitCodeSuccess, exitCodeUsage, ExitStatus } from "./exit-code.js";
 import { registerInit } from "./init.js";
 import { registerLog } from "./log.js";
 import { registerPolicy } from "./policy.js";
 import { registerRestore } from "./restore.js";
+import { registerScrub } from "./scrub.js";
 import { registerServe } from "./serve.js";
 import { registerSnapshot } from "./snapshot.js";
 import { registerStatus } from "./status.js";
@@ -63,6 +64,7 @@ export function buildProgram(): Command {
         "  $ snaplog restore vm1 --at lsn:1200 --as-snapshot before-the-bug",
         "  $ snaplog --json log vm1 --since 2026-11-25T10:00:00Z   # NDJSON",
         "  $ snaplog --json disk list",
+        "  $ snaplog scrub                      # exit status 9 when damage was found",
       ].join("\n"),
     );
   registerInit(program);
@@ -73,6 +75,7 @@ export function buildProgram(): Command {
   registerDiff(program);
   registerRestore(program);
   registerCompact(program);
+  registerScrub(program);
   registerPolicy(program);
   registerStatus(program);
   return program;
@@ -84,6 +87,7 @@ export async function main(argv: readonly string[]): Promise<number> {
     await program.parseAsync([...argv], { from: "user" });
     return exitCodeSuccess;
   } catch (error) {
+    if (error instanceof ExitStatus) return error.exitCode;
     if (error instanceof CommanderError) {
       if (error.code === "commander.helpDisplayed" || error.code === "commander.version") return exitCodeSuccess;
       // Help printed because a subcommand is missing ("snaplog disk"): a usage error.

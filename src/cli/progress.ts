@@ -1,5 +1,5 @@
 /**
- * The progress bar of long-running commands (restore, compact): shown on stderr only when it
+ * The progress bar of long-running commands (restore, compact, scrub): shown on stderr only when it
  * is a terminal and the output is not --json, so pipes and scripts stay quiet (SPEC §3.2).
  * The bar starts at the first progress report, when the total is known.
  */

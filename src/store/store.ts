@@ -1,6 +1,6 @@
 import { promises as fs } from "node:fs";
 import * as path from "node:path";
-import { BLOCK_SIZE_BYTES_DEFAULT, DISK_BLOCK_COUNT_MAX, FORMAT_VERSION, isValidBlockSize } from "../engine/constants.js";
+import { BLOCK_SIZE_BYTES_DEFAULT, DISK_BLOCK_COUNT_MAX, FORMAT_VERSION, INDEX_PAGE_BLOCKS, isValidBlockSize } from "../engine/constants.js";
 import { BASELINE_FILE, DiskEngine } from "../engine/disk-engine.js";
 import { DirectoryMedium, type Medium } from "../engine/medium.js";
 import { ErrorCodes, fromSystemError, invalidArgument, notFound, SnaplogError } from "../util/errors.js";
@@ -33,6 +33,9 @@ import type {
   ProgressCallback,
   RestoreRequest,
   RestoreResult,
+  ScrubDiskResult,
+  ScrubRequest,
+  ScrubResult,
   SnapshotInfo,
   StoreStatus,
 } from "./operations.js";
@@ -548,6 +551,60 @@ export class Store implements Operations, VolumeResolver {
     });
   }
 
+  async scrub(request: ScrubRequest, onProgress?: ProgressCallback): Promise<ScrubResult> {
+    const startedMs = performance.now();
+    const targets = this.scrubTargets(request.disk);
+    const progress = new ScrubProgress(targets.map((target) => (target.disk === undefined ? 0 : indexPageCount(target.disk.meta))), onProgress);
+    const disks: ScrubDiskResult[] = [];
+    for (const target of targets) {
+      disks.push(target.disk === undefined ? offlineScrubResult(target.name, target.offlineReason) : await this.scrubDisk(target.disk, progress));
+      progress.diskDone();
+    }
+    return { disks, ok: disks.every((disk) => disk.ok), durationMs: performance.now() - startedMs };
+  }
+
+  /** The disk asked for, or every disk by name; disks that failed to open come with their reason. */
+  private scrubTargets(name: string | undefined): ScrubTarget[] {
+    this.checkOpen();
+    if (name !== undefined) {
+      const failure = this.failedDisks.get(name);
+      return [failure === undefined ? { name, disk: this.disk(name) } : { name, disk: undefined, offlineReason: failure }];
+    }
+    const open: ScrubTarget[] = [...this.disks.values()].map((disk) => ({ name: disk.meta.name, disk }));
+    const offline: ScrubTarget[] = [...this.failedDisks].map(([failedName, reason]) => ({ name: failedName, disk: undefined, offlineReason: reason }));
+    return [...open, ...offline].sort((a, b) => a.name.localeCompare(b.name));
+  }
+
+  private async scrubDisk(disk: OpenDisk, progress: ScrubProgress): Promise<ScrubDiskResult> {
+    const name = disk.meta.name;
+    const report = await disk.engine.scrub(progress.onDiskProgress);
+    // The engine stops early, with what it saw so far, when it closes: that is no clean bill of health.
+    if (this.closed || disk.deleted) {
+      throw new SnaplogError(ErrorCodes.CLOSED, `the scrub of disk ${name} was cut short: the disk was deleted or the store is closing`, { disk: name });
+    }
+    const blockSizeBytes = disk.meta.blockSizeBytes;
+    const directory = path.relative(this.path, diskPath(this.path, name));
+    const corrupt = report.corrupt
+      .map((entry) => ({
+        block: entry.lba,
+        lsn: entry.lsn,
+        offsetBytes: entry.lba * blockSizeBytes,
+        file: path.join(directory, entry.file),
+        fileOffsetBytes: entry.offsetBytes,
+        reason: entry.reason,
+      }))
+      .sort((a, b) => a.block - b.block || a.lsn - b.lsn);
+    const baselineUnknownBlocks = [...disk.engine.baselineBadBlocks].sort((a, b) => a - b);
+    return {
+      disk: name,
+      entriesChecked: report.entriesChecked,
+      bytesChecked: report.bytesChecked,
+      corrupt,
+      baselineUnknownBlocks,
+      ok: corrupt.length === 0 && baselineUnknownBlocks.length === 0,
+    };
+  }
+
   async *readLog(request: LogRequest): AsyncIterable<LogEntry> {
     const disk = this.disk(request.disk);
     const engine = disk.engine;
@@ -747,6 +804,49 @@ function policyOf(meta: DiskFile): DiskPolicy {
 
 function snapshotInfo(disk: string, cut: { name: string; lun: number; lsn: number; timeMs: number }): SnapshotInfo {
   return { disk, name: cut.name, lun: cut.lun, lsn: cut.lsn, createdAt: new Date(cut.timeMs).toISOString() };
+}
+
+/** A disk to scrub, or one that failed to open (reported, not scrubbed). */
+type ScrubTarget = { name: string; disk: OpenDisk } | { name: string; disk: undefined; offlineReason: string };
+
+/** Index pages a disk of this size can have: the scrub's unit of progress. */
+function indexPageCount(meta: DiskFile): number {
+  return Math.ceil(meta.sizeBytes / meta.blockSizeBytes / INDEX_PAGE_BLOCKS);
+}
+
+function offlineScrubResult(disk: string, offlineReason: string): ScrubDiskResult {
+  return { disk, entriesChecked: 0, bytesChecked: 0, corrupt: [], baselineUnknownBlocks: [], offlineReason, ok: false };
+}
+
+/**
+ * One progress count over disks scrubbed in turn. Each disk counts for every index page its
+ * size allows, known before anything starts, so the total is fixed and done only grows: the
+ * engine reports pages up to the highest one written, and the pages past it (never written)
+ * count as done once the disk is.
+ */
+class ScrubProgress {
+  private readonly pageTotal: number;
+  private pagesOfDisksDone = 0;
+  private diskIndex = 0;
+
+  constructor(
+    private readonly pagesPerDisk: readonly number[],
+    private readonly onProgress: ProgressCallback | undefined,
+  ) {
+    this.pageTotal = pagesPerDisk.reduce((sum, pages) => sum + pages, 0);
+  }
+
+  /** The engine's callback for the disk being scrubbed: pages of it done so far. */
+  readonly onDiskProgress = (pagesDone: number): void => {
+    const pagesOfDisk = this.pagesPerDisk[this.diskIndex];
+    this.onProgress?.(this.pagesOfDisksDone + Math.min(pagesDone, pagesOfDisk), this.pageTotal);
+  };
+
+  diskDone(): void {
+    this.pagesOfDisksDone += this.pagesPerDisk[this.diskIndex];
+    this.diskIndex++;
+    if (this.pageTotal > 0) this.onProgress?.(this.pagesOfDisksDone, this.pageTotal);
+  }
 }
 
 function isoOrNull(timeMs: number): string | null {
