@@ -419,8 +419,10 @@ export class DiskEngine {
     }
     const usedSlots = state.slots.slotLimit - state.slots.freeSlotCount;
     const deadSlots = dead.slotsFreed + this.retiring.count;
-    const slotsPerSegment = this.segments.slotsPerSegment;
-    const freeSlots = Math.max(0, this.segments.fileCount * slotsPerSegment - usedSlots);
+    // Free slots below the high-water mark, in segment files that exist (a released file holds none).
+    let freeSlots = 0;
+    const segmentCount = Math.ceil(state.slots.slotLimit / this.segments.slotsPerSegment);
+    for (let segment = 0; segment < segmentCount; segment++) if (this.segments.exists(segment)) freeSlots += state.slots.freeCountOf(segment);
     return {
       liveSlots: usedSlots - deadSlots,
       deadSlots,

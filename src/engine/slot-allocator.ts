@@ -66,6 +66,11 @@ export class SlotAllocator {
     if (++this.freeCountBySegment[segment] === this.slotsPerSegment && segment !== this.fillSegment) this.wholeFreeHints.push(segment);
   }
 
+  /** Free slots of one segment. */
+  freeCountOf(segment: number): number {
+    return this.freeCountBySegment[segment] ?? 0;
+  }
+
   isFree(slot: number): boolean {
     return slot < this.highWater && (this.free[slot >>> 5] & (1 << (slot & 31))) !== 0;
   }
