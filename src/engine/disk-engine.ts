@@ -1,15 +1,16 @@
 import { assert, ErrorCodes, fromSystemError, notFound, SnaplogError } from "../util/errors.js";
 import { crc32c } from "../util/crc32c.js";
 import { SerialQueue } from "../util/serial-queue.js";
-import { copyViewIntoBaseline } from "./baseline-fold.js";
+import { Baseline, BASELINE_FILE, type FoldResult } from "./baseline-fold.js";
 import { checkpointStateOf, encodeCheckpoint, writeCheckpoint, type SnapshotCut } from "./checkpoint.js";
 import { noop, type OpGroup, type RollbackOp } from "./commit-batch.js";
 import { CommitPipeline } from "./commit-pipeline.js";
+import { Compactor, SCAN_PAGES_PER_TURN, type CompactionResult, type ProgressCallback } from "./compaction.js";
 import { INDEX_PAGE_BLOCKS } from "./constants.js";
 import { BlockSource, DiskState, isDataSlot } from "./disk-state.js";
 import type { DiskEngineEvents, DiskEngineTuning, DiskGeometry } from "./engine-options.js";
 import { checkViewAvailable, historyWindow, viewAtTime, type HistoryWindow, type WindowInput } from "./history-window.js";
-import { encodeFoldDoneRecord, encodeHeaderRecord, encodeMarkRecord, encodeSnapshotRecord, journalFileName, RecordType } from "./journal-format.js";
+import { encodeHeaderRecord, encodeMarkRecord, encodeSnapshotRecord, journalFileName, RecordType } from "./journal-format.js";
 import type { Medium, MediumFile } from "./medium.js";
 import { recoverDisk } from "./recovery.js";
 import { RetiringSlots } from "./retiring-slots.js";
@@ -18,54 +19,17 @@ import { SegmentFiles } from "./segment-files.js";
 export type { DiskEngineEvents, DiskEngineTuning, DiskGeometry, Sabotage } from "./engine-options.js";
 export type { HistoryWindow } from "./history-window.js";
 
-export const BASELINE_FILE = "baseline.img";
-
-
-
+export { BASELINE_FILE } from "./baseline-fold.js";
+export type { FoldResult } from "./baseline-fold.js";
+export type { CompactionResult, ProgressCallback } from "./compaction.js";
 
 /** A block-status answer stops after this many runs (a shorter answer is allowed by NBD). */
 const BLOCK_RUN_COUNT_MAX = 256;
-/** Index pages a compaction or diff scans per turn of the event loop. */
-const SCAN_PAGES_PER_TURN = 16;
-/** Entry times outside the window are kept to this resolution (TimeIndex.thinBefore). */
-const TIME_RESOLUTION_OUTSIDE_WINDOW_MS = 1000;
-const SPARE_SEGMENT_COUNT_DEFAULT = 2;
 
 /** Extents of a block-status answer at one view, in blocks. */
 export interface BlockRun {
   blockCount: number;
   source: number;
-}
-
-/** Reports progress of long work: `done` of `total` units (index pages, or blocks). */
-export type ProgressCallback = (done: number, total: number) => void;
-
-export interface CompactionResult {
-  /** Entries looked at, and the log bytes they stand for (scan throughput is bytes / duration). */
-  entriesScanned: number;
-  bytesScanned: number;
-  entriesFreed: number;
-  /** Data bytes whose slots went to the free list. */
-  bytesFreed: number;
-  /** Data bytes copied: always 0 for in-place compaction (the patent's Fig. 6). */
-  bytesMoved: number;
-  segmentsReleased: number;
-  lsnHorizon: number;
-  /** The scan alone (what the log-scanned throughput is measured on), and the whole compaction. */
-  scanMs: number;
-  durationMs: number;
-}
-
-export interface FoldResult {
-  /** The view folded (0: nothing to fold). */
-  lsnFold: number;
-  /** Blocks copied into the baseline, and their bytes. */
-  blockCount: number;
-  bytesMoved: number;
-  entriesFreed: number;
-  /** Blocks whose data failed its checksum: left in the log. */
-  corruptLbas: number[];
-  durationMs: number;
 }
 
 export interface RollbackResult {
@@ -98,22 +62,6 @@ export interface SpaceReport {
 }
 
 /**
- * One disk's log engine: group commit of writes into data segments and the metadata
- * journal, reads of the disk at any LSN, O(1) snapshot cuts, and the history operations
- * (delete, compaction, fold into the baseline, rollback, point-in-time views), with
- * checkpoints and recovery.
- *
- * Lifecycle: create() once → open() → (write/read/flush/cutSnapshot/...)* → close().
- * Write path: operations arriving in one turn of the event loop form a batch; one batch
- * commits at a time (data writev per segment run, one journal write, syncs when a FLUSH,
- * FUA, snapshot or metadata record is in it), then becomes visible and its callers are
- * answered. A batch that fails before its journal record is written is rolled back; a failed
- * sync leaves the engine failed (every later call errors) until the disk is reopened,
- * because the kernel may have dropped the unsynced pages.
- * Maintenance (compaction, fold, rollback, delete, window changes) runs one at a time,
- * beside the write path; each puts its metadata records through the same commit pipeline.
- */
-/**
  * One disk's log engine: the write path (commit-pipeline.ts: group commit into data segments and
  * the metadata journal, checkpoints), reads of the disk at any LSN, O(1) snapshot cuts, and the
  * history operations — delete, compaction, fold into the baseline, rollback, points in time
@@ -127,10 +75,8 @@ export class DiskEngine {
   private readonly pipeline: CommitPipeline;
   private readonly retiring: RetiringSlots;
   private readonly maintenance = new SerialQueue();
-  /** While a fold writes the baseline, reads of views older than it wait (the baseline view changes at once). */
-  private foldBarrier: { lsn: number; done: Promise<void> } | undefined;
-  /** A fold between its FOLD_BEGIN and FOLD_DONE records (0: none), as checkpoints must carry it. */
-  private foldLsnActive = 0;
+  private readonly compactor: Compactor;
+  private readonly baseline: Baseline;
   private historySecondsNow: number;
   private readonly clock: () => number;
   checksumErrorCount = 0;
@@ -140,7 +86,7 @@ export class DiskEngine {
     private readonly medium: Medium,
     private readonly state: DiskState,
     private readonly segments: SegmentFiles,
-    private baseline: MediumFile | undefined,
+    baselineFile: MediumFile | undefined,
     journal: { journal: MediumFile; generation: number; positionBytes: number; sizeBytes: number },
     private readonly events: DiskEngineEvents,
     private readonly tuning: DiskEngineTuning,
@@ -169,11 +115,14 @@ export class DiskEngine {
         state,
         segments,
         blockSizeBytes: geometry.blockSizeBytes,
-        readBaseline: this.baseline === undefined ? undefined : (lbaFirst, target) => this.readBaseline(lbaFirst, target),
+        readBaseline: this.baseline.file === undefined ? undefined : (lbaFirst, target) => this.baseline.read(lbaFirst, target),
         onChecksumError: (lba, lsn) => this.reportChecksumError(lba, lsn),
       }),
-      foldLsnActive: () => this.foldLsnActive,
+      foldLsnActive: () => this.baseline.foldLsnActive,
     });
+    const common = { diskName: geometry.name, blockSizeBytes: geometry.blockSizeBytes, state, segments, pipeline: this.pipeline, retiring: this.retiring, tuning };
+    this.compactor = new Compactor({ ...common, historySeconds: () => this.historySecondsNow, windowFirst: () => this.historyWindow().lsnFirst });
+    this.baseline = new Baseline({ ...common, sizeBytes: geometry.sizeBytes, medium, compactor: this.compactor, reportChecksumError: (lba, lsn) => this.reportChecksumError(lba, lsn) }, baselineFile);
   }
 
   /** Time of the last write accepted (ms), for idle detection. */
@@ -235,9 +184,8 @@ export class DiskEngine {
       // Recovery pinned the fold's view; FOLD_DONE's apply drops the pin. A fold that cannot finish
       // for lack of space stays under way (the baseline volume refuses reads) and the disk opens.
       try {
-        engine.foldLsnActive = recovered.foldLsn;
-        await engine.ensureBaseline();
-        await engine.finishFold(recovered.foldLsn, undefined);
+        engine.baseline.foldLsnActive = recovered.foldLsn;
+        await engine.baseline.finish(recovered.foldLsn, undefined);
       } catch (error) {
         const failure = fromSystemError(error, { disk: geometry.name });
         if (failure.code !== ErrorCodes.NO_SPACE) {
@@ -270,9 +218,16 @@ export class DiskEngine {
     return this.state.findSnapshot(name);
   }
 
+  /** A snapshot's partition (DiskState.snapshotPartition); NOT_FOUND when there is no such snapshot. */
+  snapshotPartition(name: string): { cut: SnapshotCut; lsnFirst: number; lsnLast: number } {
+    const partition = this.state.snapshotPartition(name);
+    if (partition === undefined) throw notFound(`disk ${this.geometry.name} has no snapshot named ${JSON.stringify(name)}`, { disk: this.geometry.name });
+    return partition;
+  }
+
   /** A fold between FOLD_BEGIN and FOLD_DONE (0: none): the next fold, or the next open, finishes it. */
   get foldPending(): number {
-    return this.foldLsnActive;
+    return this.baseline.foldLsnActive;
   }
 
   /** Baseline blocks the baseline volume answers EIO for (see DiskState.baselineBad). */
@@ -312,9 +267,7 @@ export class DiskEngine {
   checkViewAvailable(lsn: number, asked = `LSN ${lsn}`): void {
     checkViewAvailable(this.windowInput(this.clock()), lsn, asked);
     // Views older than a fold under way see its half-written baseline: not until it is done.
-    if (this.foldLsnActive !== 0 && lsn < this.foldLsnActive) {
-      throw new SnaplogError(ErrorCodes.CONFLICT, `${asked} of disk ${this.geometry.name} reads the baseline, which a fold at LSN ${this.foldLsnActive} is rewriting; run compact --into-baseline to finish it`, { disk: this.geometry.name });
-    }
+    this.baseline.checkView(lsn, asked);
   }
 
   /** The LSN of the view at `timeMs`, which must lie inside the window (history-window.ts). */
@@ -349,7 +302,7 @@ export class DiskEngine {
     this.checkBlockRange(lba, 1, "locate");
     const id = this.state.resolve(lba, Math.min(lsnView, this.pipeline.lsnVisible));
     const blockSizeBytes = this.geometry.blockSizeBytes;
-    if (id === 0) return this.baseline === undefined ? undefined : { file: BASELINE_FILE, offsetBytes: lba * blockSizeBytes, lsn: 0 };
+    if (id === 0) return this.baseline.file === undefined ? undefined : { file: BASELINE_FILE, offsetBytes: lba * blockSizeBytes, lsn: 0 };
     const slot = this.state.entries.slot(id);
     if (!isDataSlot(slot)) return undefined;
     return { ...this.segments.locate(slot), lsn: this.state.entries.lsn(id) };
@@ -429,7 +382,7 @@ export class DiskEngine {
       freeSlots,
       segmentFileCount: this.segments.fileCount,
       segmentBytes: await this.segments.totalBytes(),
-      baselineBytes: this.baseline === undefined ? 0 : await this.baseline.sizeBytes(),
+      baselineBytes: this.baseline.file === undefined ? 0 : await this.baseline.file.sizeBytes(),
       liveEntries: state.entries.count - dead.entriesFreed,
       deadEntries: dead.entriesFreed,
     };
@@ -568,16 +521,13 @@ export class DiskEngine {
    */
   deleteSnapshot(name: string, options: { free: boolean } = { free: true }): Promise<{ cut: SnapshotCut; entriesFreed: number; bytesFreed: number }> {
     return this.maintenance.run(async () => {
-      const cut = this.state.findSnapshot(name);
-      if (cut === undefined) throw notFound(`disk ${this.geometry.name} has no snapshot named ${JSON.stringify(name)}`, { disk: this.geometry.name });
-      const index = this.state.snapshots.indexOf(cut);
-      const lsnMin = index > 0 ? this.state.snapshots[index - 1].lsn + 1 : 0;
+      const { cut, lsnFirst } = this.snapshotPartition(name);
       await this.pipeline.commitControl(
         (timeMs) => encodeSnapshotRecord(RecordType.SNAPSHOT_DELETE, cut.lsn, timeMs, cut.lun, cut.name),
         () => this.state.removeSnapshot(name),
       );
       if (!options.free) return { cut, entriesFreed: 0, bytesFreed: 0 };
-      const counts = await this.scanAndFree(lsnMin, cut.lsn, undefined);
+      const counts = await this.compactor.scanAndFree(lsnFirst, cut.lsn, undefined);
       return { cut, entriesFreed: counts.entriesFreed, bytesFreed: counts.slotsFreed * this.geometry.blockSizeBytes };
     });
   }
@@ -618,99 +568,10 @@ export class DiskEngine {
    * Stops early (with what it freed so far) when the disk closes.
    */
   compact(options: { snapshot?: string; onProgress?: ProgressCallback; spareSegmentCount?: number } = {}): Promise<CompactionResult> {
-    return this.maintenance.run(async () => {
-      const startedMs = performance.now();
-      // Everything written so far durable: slots freed earlier that wait for it can be reused now.
-      await this.flushUnlessFull();
-      await this.advanceHorizon();
-      let lsnMin = 0;
-      let lsnMax = Infinity;
-      if (options.snapshot !== undefined) {
-        const cut = this.state.findSnapshot(options.snapshot);
-        if (cut === undefined) throw notFound(`disk ${this.geometry.name} has no snapshot named ${JSON.stringify(options.snapshot)}`, { disk: this.geometry.name });
-        const index = this.state.snapshots.indexOf(cut);
-        lsnMin = index > 0 ? this.state.snapshots[index - 1].lsn + 1 : 0;
-        lsnMax = cut.lsn;
-      }
-      const entriesBefore = this.state.entries.count;
-      const scanStartedMs = performance.now();
-      const counts = await this.scanAndFree(lsnMin, lsnMax, options.onProgress);
-      const scanMs = performance.now() - scanStartedMs;
-      this.state.times.thinBefore(this.historySecondsNow > 0 ? this.state.lsnHorizon : this.pipeline.lsnVisible, TIME_RESOLUTION_OUTSIDE_WINDOW_MS);
-      const segmentsReleased = await this.releaseFreeSegments(options.spareSegmentCount ?? this.tuning.spareSegmentCount ?? SPARE_SEGMENT_COUNT_DEFAULT);
-      return {
-        entriesScanned: entriesBefore,
-        bytesScanned: entriesBefore * this.geometry.blockSizeBytes,
-        entriesFreed: counts.entriesFreed,
-        bytesFreed: counts.slotsFreed * this.geometry.blockSizeBytes,
-        bytesMoved: 0,
-        segmentsReleased,
-        lsnHorizon: this.state.lsnHorizon,
-        scanMs,
-        durationMs: performance.now() - startedMs,
-      };
+    return this.maintenance.run(() => {
+      const partition = options.snapshot === undefined ? undefined : this.snapshotPartition(options.snapshot);
+      return this.compactor.compact({ ...options, partition });
     });
-  }
-
-  /**
-   * A FLUSH before maintenance, so retiring slots become reusable; on a full file system it is
-   * skipped rather than keep the maintenance that frees space from running.
-   */
-  private async flushUnlessFull(): Promise<void> {
-    try {
-      await this.pipeline.flush();
-    } catch (error) {
-      if (!(error instanceof SnaplogError && error.code === ErrorCodes.NO_SPACE)) throw error;
-    }
-    this.pipeline.releaseRetired();
-  }
-
-  /** Records the horizon of the time window (now − window) when it moved. */
-  private async advanceHorizon(): Promise<void> {
-    if (this.historySecondsNow === 0) return;
-    const lsn = this.historyWindow().lsnFirst;
-    if (lsn <= this.state.lsnHorizon) return;
-    await this.pipeline.commitControl(
-      (timeMs) => encodeMarkRecord(RecordType.HORIZON, lsn, timeMs),
-      () => {
-        this.state.lsnHorizon = Math.max(this.state.lsnHorizon, lsn);
-      },
-    );
-  }
-
-  /** The compaction scan over every written block, a few index pages per turn of the event loop. */
-  private async scanAndFree(lsnMin: number, lsnMax: number, onProgress: ProgressCallback | undefined): Promise<{ entriesFreed: number; slotsFreed: number }> {
-    const total = { entriesFreed: 0, slotsFreed: 0 };
-    const pageLimit = this.state.latest.pageLimit;
-    for (let page = 0; page < pageLimit && !this.pipeline.closing; page += SCAN_PAGES_PER_TURN) {
-      const pageEnd = Math.min(page + SCAN_PAGES_PER_TURN, pageLimit);
-      const counts = this.state.scanBlocks(page * INDEX_PAGE_BLOCKS, pageEnd * INDEX_PAGE_BLOCKS, { lsnMin, lsnMax, dryRun: false }, this.retiring.retire);
-      total.entriesFreed += counts.entriesFreed;
-      total.slotsFreed += counts.slotsFreed;
-      if (counts.entriesFreed > 0) {
-        this.retiring.closeEpoch();
-        this.pipeline.releaseRetired();
-        this.tuning.crashHook?.("compaction:step");
-      }
-      onProgress?.(pageEnd, pageLimit);
-      await new Promise((resolve) => setImmediate(resolve));
-    }
-    return total;
-  }
-
-  /** Deletes wholly free segment files beyond `spare` of them; returns how many. */
-  private async releaseFreeSegments(spare: number): Promise<number> {
-    const candidates = this.state.slots.wholeFreeSegments().filter((segment) => this.segments.exists(segment));
-    // Keep the lowest ones: reused first, so the log stays at the front of its slot space.
-    candidates.sort((a, b) => a - b);
-    let released = 0;
-    for (const segment of candidates.slice(spare)) {
-      if (!this.state.slots.isWholeFree(segment)) continue;
-      this.tuning.crashHook?.("segment-release:before-remove");
-      await this.segments.release(segment);
-      released++;
-    }
-    return released;
   }
 
   /**
@@ -722,84 +583,7 @@ export class DiskEngine {
    * free. A crash in between resumes the fold at the next open.
    */
   foldIntoBaseline(options: { onProgress?: ProgressCallback } = {}): Promise<FoldResult> {
-    return this.maintenance.run(async () => {
-      const startedMs = performance.now();
-      // Like compaction: everything written so far durable first (and retiring slots reusable).
-      await this.flushUnlessFull();
-      // A fold that failed after FOLD_BEGIN is still under way (its view still pinned): finish it first.
-      if (this.foldLsnActive !== 0) {
-        const resumed = await this.finishFold(this.foldLsnActive, options.onProgress);
-        return { ...resumed, durationMs: performance.now() - startedMs };
-      }
-      await this.advanceHorizon();
-      const lsnFold = Math.min(this.state.oldestKeptView(), this.pipeline.lsnVisible);
-      if (lsnFold === 0) return { lsnFold: 0, blockCount: 0, bytesMoved: 0, entriesFreed: 0, corruptLbas: [], durationMs: performance.now() - startedMs };
-      // The pin belongs to the fold from here to FOLD_DONE (whose apply drops it), across failures.
-      this.state.pin(lsnFold);
-      try {
-        await this.ensureBaseline();
-        await this.pipeline.commitControl(
-          (timeMs) => encodeMarkRecord(RecordType.FOLD_BEGIN, lsnFold, timeMs),
-          () => {
-            this.foldLsnActive = lsnFold;
-          },
-        );
-      } catch (error) {
-        this.state.unpin(lsnFold);
-        throw error;
-      }
-      const result = await this.finishFold(lsnFold, options.onProgress);
-      return { ...result, durationMs: performance.now() - startedMs };
-    });
-  }
-
-  /** The part of a fold after FOLD_BEGIN (also run at open when a crash interrupted one). */
-  private async finishFold(lsnFold: number, onProgress: ProgressCallback | undefined): Promise<Omit<FoldResult, "durationMs">> {
-    let done = noop;
-    this.foldBarrier = { lsn: lsnFold, done: new Promise<void>((resolve) => (done = resolve)) };
-    try {
-      const copy = await copyViewIntoBaseline({
-        state: this.state,
-        segments: this.segments,
-        baseline: this.baseline!,
-        blockSizeBytes: this.geometry.blockSizeBytes,
-        lsnFold,
-        onProgress,
-      });
-      for (const lba of copy.corruptLbas) this.reportChecksumError(lba, lsnFold);
-      this.tuning.crashHook?.("fold:copied");
-      await this.baseline!.sync();
-      this.tuning.crashHook?.("fold:baseline-synced");
-      let entriesFreed = 0;
-      await this.pipeline.commitControl(
-        (timeMs) => encodeFoldDoneRecord(lsnFold, timeMs, copy.corruptLbas),
-        () => {
-          this.state.dropFoldedAll(lsnFold, new Set(copy.corruptLbas), (slot, lsn) => {
-            entriesFreed++;
-            this.retiring.retire(slot, lsn);
-          });
-          this.retiring.closeEpoch();
-          this.foldLsnActive = 0;
-          this.state.unpin(lsnFold);
-        },
-      );
-      this.pipeline.releaseRetired();
-      return { lsnFold, blockCount: copy.blockCount, bytesMoved: copy.blockCount * this.geometry.blockSizeBytes, entriesFreed, corruptLbas: copy.corruptLbas };
-    } finally {
-      this.foldBarrier = undefined;
-      done();
-    }
-  }
-
-  /** Makes sure baseline.img exists (sparse, the disk's size) before a fold writes into it. */
-  private async ensureBaseline(): Promise<void> {
-    if (this.baseline !== undefined) return;
-    const file = await this.medium.open(BASELINE_FILE, { create: true });
-    await file.truncate(this.geometry.sizeBytes);
-    await file.sync();
-    await this.medium.syncDirectory();
-    this.baseline = file;
-    this.state.hasBaseline = true;
+    return this.maintenance.run(() => this.baseline.fold(options.onProgress));
   }
 
   /**
@@ -880,10 +664,9 @@ export class DiskEngine {
     this.checkBlockRange(lbaFirst, blockCount, "read");
     if (this.pipeline.failure !== undefined) throw this.pipeline.failure;
     // The baseline volume changes as a whole when a fold finishes: never show it half written.
-    if (this.foldBarrier !== undefined && lsnView < this.foldBarrier.lsn) await this.foldBarrier.done;
-    if (this.foldLsnActive !== 0 && lsnView < this.foldLsnActive) {
-      throw new SnaplogError(ErrorCodes.CONFLICT, `the baseline of disk ${this.geometry.name} is half folded (the fold at LSN ${this.foldLsnActive} stopped); run compact --into-baseline to finish it`, { disk: this.geometry.name });
-    }
+    const foldCopying = this.baseline.copyingFor(lsnView);
+    if (foldCopying !== undefined) await foldCopying;
+    this.baseline.checkReadable(lsnView);
     const blockSizeBytes = this.geometry.blockSizeBytes;
     const view = Math.min(lsnView, this.pipeline.lsnVisible);
     const target = Buffer.allocUnsafe(blockCount * blockSizeBytes);
@@ -900,7 +683,7 @@ export class DiskEngine {
       if (end <= runStart) return;
       const piece = target.subarray(runStart * blockSizeBytes, end * blockSizeBytes);
       if (runKind === BlockSource.SLOT) reads.push(this.segments.readRun(runSlotFirst, piece));
-      else if (runKind === BlockSource.BASELINE && this.baseline !== undefined) reads.push(this.readBaseline(lbaFirst + runStart, piece));
+      else if (runKind === BlockSource.BASELINE && this.baseline.file !== undefined) reads.push(this.baseline.read(lbaFirst + runStart, piece));
       else piece.fill(0);
     };
     for (let index = 0; index < blockCount; index++) {
@@ -913,7 +696,7 @@ export class DiskEngine {
         lsns[index] = state.entries.lsn(id);
       }
       if (kind === BlockSource.TRIM) kind = BlockSource.ZERO;
-      if (kind === BlockSource.BASELINE && this.baseline === undefined) kind = BlockSource.ZERO;
+      if (kind === BlockSource.BASELINE && this.baseline.file === undefined) kind = BlockSource.ZERO;
       if (kind === BlockSource.BASELINE && state.baselineBad.size > 0 && state.baselineBad.has(lbaFirst + index) && badLba < 0) badLba = lbaFirst + index;
       const slot = kind === BlockSource.SLOT ? state.entries.slot(id) : 0;
       const continues =
@@ -931,11 +714,6 @@ export class DiskEngine {
     if (badLba >= 0) throw new SnaplogError(ErrorCodes.CORRUPT, `disk ${this.geometry.name}: baseline block ${badLba} is unknown (a fold met its data damaged)`, { disk: this.geometry.name });
     this.verifyBlocks(target, ids, expectedCrcs, lsns, lbaFirst);
     return target;
-  }
-
-  private async readBaseline(lbaFirst: number, target: Buffer): Promise<void> {
-    const readBytes = await this.baseline!.read(target, lbaFirst * this.geometry.blockSizeBytes);
-    if (readBytes < target.length) target.fill(0, readBytes);
   }
 
   private verifyBlocks(target: Buffer, ids: Uint32Array, expectedCrcs: Uint32Array, lsns: Float64Array, lbaFirst: number): void {
@@ -1003,7 +781,7 @@ export class DiskEngine {
     await this.maintenance.run(async () => undefined);
     await this.pipeline.finish(checkpoint);
     await this.segments.close();
-    await this.baseline?.close();
+    await this.baseline.file?.close();
   }
 
 }

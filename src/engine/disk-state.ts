@@ -202,6 +202,14 @@ export class DiskState {
     return this.snapshots.find((snapshot) => snapshot.name === name);
   }
 
+  /** A snapshot's partition: the LSNs after the previous cut, up to and with its own. */
+  snapshotPartition(name: string): { cut: SnapshotCut; lsnFirst: number; lsnLast: number } | undefined {
+    const index = this.snapshots.findIndex((snapshot) => snapshot.name === name);
+    if (index < 0) return undefined;
+    const cut = this.snapshots[index];
+    return { cut, lsnFirst: index > 0 ? this.snapshots[index - 1].lsn + 1 : 0, lsnLast: cut.lsn };
+  }
+
   // ---- freeing ---------------------------------------------------------------------------
 
   /**

@@ -611,11 +611,7 @@ export class Store implements Operations, VolumeResolver {
     let lsnFirst = 0;
     let lsnLast = engine.lsnLast;
     if (request.snapshot !== undefined) {
-      const cut = engine.findSnapshot(request.snapshot);
-      if (cut === undefined) throw notFound(`disk ${disk.meta.name} has no snapshot named ${JSON.stringify(request.snapshot)}`, { disk: disk.meta.name });
-      const index = engine.snapshots.indexOf(cut);
-      lsnFirst = index > 0 ? engine.snapshots[index - 1].lsn + 1 : 0;
-      lsnLast = cut.lsn;
+      ({ lsnFirst, lsnLast } = engine.snapshotPartition(request.snapshot));
     }
     if (request.since !== undefined) lsnFirst = Math.max(lsnFirst, boundLsn(engine, request.since, "--since", "first"));
     if (request.until !== undefined) lsnLast = Math.min(lsnLast, boundLsn(engine, request.until, "--until", "last"));
