@@ -13,8 +13,7 @@
  *    after a SIGKILL in the middle of a write load.
  */
 import { spawn } from "node:child_process";
-import type { JobResult } from "./harness.js";
-import type { Harness } from "./harness.js";
+import type { Harness, JobResult } from "./harness.js";
 import { startServer, type SnaplogServer } from "./server.js";
 
 const MiB = 1024 * 1024;
@@ -30,7 +29,6 @@ export interface HotSetResult {
   segmentBytesAfter: number;
   freeBytesAfter: number;
   segmentsReleased: number;
-  writeSeconds: number;
   writeMbPerSecond: number;
 }
 
@@ -60,23 +58,33 @@ export interface HistoryResults {
   compaction?: CompactionThroughput;
   pointInTime?: { lsn: number; current?: JobResult; point?: JobResult; passesAfter: number };
   open?: OpenTimes;
-  errors: string[];
+}
+
+/** The running server, one holder shared with the runner: the open scenario restarts the server and puts the new one here. */
+export interface RunningServer {
+  server: SnaplogServer | undefined;
 }
 
 export interface HistoryContext {
-  server: SnaplogServer;
+  running: RunningServer;
   harness: Harness;
   cliPath: string;
   storePath: string;
   scratch: string;
   quick: boolean;
   log(message: string): void;
-  /** Replaces the runner's server (the open scenario restarts it). */
-  setServer(server: SnaplogServer): void;
+  /** Runs one scenario; a failure is recorded in the run's errors and the run goes on. */
+  step<T>(name: string, body: () => Promise<T>): Promise<T | undefined>;
 }
 
-/** Runs fio with its nbd engine against one export; resolves with seconds and MB/s. */
-function fio(uri: string, args: string[]): Promise<{ seconds: number; mbPerSecond: number }> {
+function liveServer(context: HistoryContext): SnaplogServer {
+  const server = context.running.server;
+  if (server === undefined) throw new Error("snaplog serve is not running");
+  return server;
+}
+
+/** Runs fio with its nbd engine against one export; resolves with its MB/s (reads and writes). */
+function fio(uri: string, args: string[]): Promise<{ mbPerSecond: number }> {
   return new Promise((resolve, reject) => {
     const child = spawn("fio", ["--name=bench", "--ioengine=nbd", `--uri=${uri}`, "--output-format=json", "--norandommap", "--randrepeat=0", ...args], { stdio: ["ignore", "pipe", "pipe"] });
     let stdout = "";
@@ -86,19 +94,18 @@ function fio(uri: string, args: string[]): Promise<{ seconds: number; mbPerSecon
     child.once("error", reject);
     child.once("close", (code) => {
       if (code !== 0) return reject(new Error(`fio ${args.join(" ")} exited ${code}: ${stderr.trim().slice(-400)}`));
-      const job = (JSON.parse(stdout.slice(stdout.indexOf("{"))) as { jobs: { job_runtime: number; write: { bw_bytes: number }; read: { bw_bytes: number } }[] }).jobs[0];
-      resolve({ seconds: job.job_runtime / 1000, mbPerSecond: (job.write.bw_bytes + job.read.bw_bytes) / 1e6 });
+      const job = (JSON.parse(stdout.slice(stdout.indexOf("{"))) as { jobs: { write: { bw_bytes: number }; read: { bw_bytes: number } }[] }).jobs[0];
+      resolve({ mbPerSecond: (job.write.bw_bytes + job.read.bw_bytes) / 1e6 });
     });
   });
 }
 
 async function space(server: SnaplogServer, disk: string) {
-  const detail = await server.api.showDisk(disk);
-  return { ...detail.space, entries: detail.entryCount, logBytes: detail.logBytes };
+  return (await server.api.showDisk(disk)).space;
 }
 
 async function hotSet(context: HistoryContext, pattern: "random" | "sequential", hotBytes: number): Promise<HotSetResult> {
-  const server = context.server;
+  const server = liveServer(context);
   const disk = `bench-hot-${pattern}`;
   await server.api.createDisk({ name: disk, sizeBytes: hotBytes, historySeconds: 0 });
   context.log(`hot set (${pattern}): ${hotBytes / MiB} MiB overwritten 10 times, window 0`);
@@ -117,13 +124,12 @@ async function hotSet(context: HistoryContext, pattern: "random" | "sequential",
     segmentBytesAfter: after.segmentBytes,
     freeBytesAfter: after.logFreeBytes,
     segmentsReleased: compacted.segmentsReleased,
-    writeSeconds: written.seconds,
     writeMbPerSecond: written.mbPerSecond,
   };
 }
 
 async function compactionThroughput(context: HistoryContext, hotBytes: number, passes: number): Promise<CompactionThroughput> {
-  const server = context.server;
+  const server = liveServer(context);
   const disk = "bench-compact";
   await server.api.createDisk({ name: disk, sizeBytes: hotBytes });
   context.log(`compaction: ${passes} sequential passes over ${hotBytes / MiB} MiB with a window (every version kept), then window 0 and compact`);
@@ -148,7 +154,7 @@ async function compactionThroughput(context: HistoryContext, hotBytes: number, p
 }
 
 async function pointInTimeRead(context: HistoryContext, sizeBytes: number): Promise<HistoryResults["pointInTime"]> {
-  const server = context.server;
+  const server = liveServer(context);
   const disk = "bench-pit";
   await server.api.createDisk({ name: disk, sizeBytes });
   context.log("point in time: prefill, then two random overwrite passes; randread-4k-qd32 on the point before them and on the current volume");
@@ -164,17 +170,17 @@ async function pointInTimeRead(context: HistoryContext, sizeBytes: number): Prom
   return { lsn, current, point, passesAfter };
 }
 
-/** Seconds from spawning `snaplog serve` to its listening, on the store as it is. */
+/** Seconds from spawning `snaplog serve` to its listening, on the store as it is; the new server is the running one. */
 async function timedStart(context: HistoryContext): Promise<{ server: SnaplogServer; seconds: number }> {
   const started = process.hrtime.bigint();
   const server = await startServer(context.cliPath, context.storePath, context.scratch);
   const seconds = Number(process.hrtime.bigint() - started) / 1e9;
-  context.setServer(server);
+  context.running.server = server;
   return { server, seconds };
 }
 
 async function openTimes(context: HistoryContext, logBytes: number): Promise<OpenTimes> {
-  let server = context.server;
+  let server = liveServer(context);
   const disk = "bench-open";
   await server.api.createDisk({ name: disk, sizeBytes: logBytes });
   context.log(`open: a ${logBytes / GiB} GiB log (1 MiB sequential writes, window kept), then clean stop / start, and SIGKILL under load / start`);
@@ -195,24 +201,14 @@ async function openTimes(context: HistoryContext, logBytes: number): Promise<Ope
 }
 
 export async function runHistoryScenarios(context: HistoryContext): Promise<HistoryResults> {
-  const results: HistoryResults = { hotSets: [], errors: [] };
-  const attempt = async <T>(name: string, body: () => Promise<T>): Promise<T | undefined> => {
-    try {
-      return await body();
-    } catch (error) {
-      const message = `${name}: ${(error as Error).message}`;
-      context.log(`FAILED ${message}`);
-      results.errors.push(message);
-      return undefined;
-    }
-  };
+  const results: HistoryResults = { hotSets: [] };
   const hotBytes = context.quick ? 32 * MiB : 256 * MiB;
   for (const pattern of ["random", "sequential"] as const) {
-    const result = await attempt(`hot set ${pattern}`, () => hotSet(context, pattern, hotBytes));
+    const result = await context.step(`hot set ${pattern}`, () => hotSet(context, pattern, hotBytes));
     if (result !== undefined) results.hotSets.push(result);
   }
-  results.compaction = await attempt("compaction throughput", () => compactionThroughput(context, hotBytes, 10));
-  results.pointInTime = await attempt("point-in-time read", () => pointInTimeRead(context, context.quick ? 64 * MiB : GiB));
-  results.open = await attempt("open time", () => openTimes(context, context.quick ? 256 * MiB : 4 * GiB));
+  results.compaction = await context.step("compaction throughput", () => compactionThroughput(context, hotBytes, 10));
+  results.pointInTime = await context.step("point-in-time read", () => pointInTimeRead(context, context.quick ? 64 * MiB : GiB));
+  results.open = await context.step("open time", () => openTimes(context, context.quick ? 256 * MiB : 4 * GiB));
   return results;
 }

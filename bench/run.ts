@@ -22,7 +22,7 @@ import { ALL_JOBS, Harness, locateHarness, PEER_NAMES, type JobResult } from "./
 import { collectMachineInfo } from "./machine.js";
 import { preservedAnalysis, renderReport, type DiskSnapshotState, type RunData, type Settings, type SnapshotScenario } from "./report.js";
 import { createSnapshotsWithWrites } from "./snapshots.js";
-import { runHistoryScenarios } from "./history.js";
+import { runHistoryScenarios, type RunningServer } from "./history.js";
 import { runCli, startServer, tail, type SnaplogServer } from "./server.js";
 
 const repoRoot = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "..", "..");
@@ -155,7 +155,8 @@ function sizeToBytes(size: string): number {
 // ---------------------------------------------------------------------------- lifecycle
 
 let scratch: string | undefined;
-let server: SnaplogServer | undefined;
+/** The running snaplog serve (the history scenario restarts it). */
+const running: RunningServer = { server: undefined };
 let harness: Harness | undefined;
 let interrupted = false;
 let cleaning: Promise<void> | undefined;
@@ -168,12 +169,13 @@ function cleanup(): Promise<void> {
       log(`stopping the harness: ${(error as Error).message}`);
     }
     try {
+      const server = running.server;
       if (server !== undefined) log(`stopping snaplog serve (pid ${server.pid})`);
       await server?.stop();
     } catch (error) {
       log(`stopping snaplog serve: ${(error as Error).message}`);
     }
-    server = undefined;
+    running.server = undefined;
     if (scratch !== undefined) {
       rmSync(scratch, { recursive: true, force: true });
       log(`removed ${scratch}`);
@@ -301,7 +303,8 @@ async function main(): Promise<number> {
 
   const storePath = path.join(scratch, "store");
   await runCli(cliPath, ["--store", storePath, "init"]);
-  server = await startServer(cliPath, storePath, scratch);
+  const server = await startServer(cliPath, storePath, scratch);
+  running.server = server;
   log(`snaplog serve pid ${server.pid}: ${server.unixUri("")} and ${server.tcpUrl}`);
   harness = new Harness({
     harness: options.harnessPath,
@@ -313,26 +316,33 @@ async function main(): Promise<number> {
     maxForeignPct: options.maxForeignPct,
     tmpDir: scratch,
   });
-  const active = server;
   const runner = harness;
   const wanted = (scenario: string) => options.scenarios.includes(scenario);
-  if (wanted("default")) data.snaplog = (await step("snaplog, default history", data, () => runSnaplogScenario(active, runner, options, "bench-default", "snaplog", undefined, data))) ?? [];
-  if (wanted("h0")) data.snaplogNoHistory = (await step("snaplog, --history 0", data, () => runSnaplogScenario(active, runner, options, "bench-h0", "snaplog-h0", 0, data))) ?? [];
-  if (wanted("snapshots")) await step("snapshot read", data, () => runSnapshotScenario(active, runner, options, data.snapshot));
+  if (wanted("default")) data.snaplog = (await step("snaplog, default history", data, () => runSnaplogScenario(server, runner, options, "bench-default", "snaplog", undefined, data))) ?? [];
+  if (wanted("h0")) data.snaplogNoHistory = (await step("snaplog, --history 0", data, () => runSnaplogScenario(server, runner, options, "bench-h0", "snaplog-h0", 0, data))) ?? [];
+  if (wanted("snapshots")) await step("snapshot read", data, () => runSnapshotScenario(server, runner, options, data.snapshot));
   if (wanted("history")) {
     data.history = await step("history", data, () =>
-      runHistoryScenarios({ server: active, harness: runner, cliPath, storePath, scratch: scratch!, quick: options.quick, log, setServer: (next) => (server = next) }),
+      runHistoryScenarios({
+        running,
+        harness: runner,
+        cliPath,
+        storePath,
+        scratch: scratch!,
+        quick: options.quick,
+        log,
+        step: (name, body) => step(`history: ${name}`, data, body),
+      }),
     );
-    for (const error of data.history?.errors ?? []) data.errors.push(`history: ${error}`);
   }
 
   // The history scenario may have restarted the server.
-  const last = server as SnaplogServer | undefined;
+  const last = running.server;
   if (last !== undefined) {
     log(`stopping snaplog serve (pid ${last.pid}) before the peers`);
     await last.stop();
   }
-  server = undefined;
+  running.server = undefined;
   if (options.peers.length > 0) {
     log(`peers: ${options.peers.join(",")}`);
     data.peers = (await step("peers", data, () => runner.run({ peers: options.peers, jobs: options.jobs, prefill: true }))) ?? [];
@@ -353,7 +363,7 @@ try {
 } catch (error) {
   if (!interrupted) {
     log(`error: ${(error as Error).message}`);
-    if (server !== undefined) log(`server log: ${tail(server.logPath, 10)}`);
+    if (running.server !== undefined) log(`server log: ${tail(running.server.logPath, 10)}`);
   }
 } finally {
   await cleanup();

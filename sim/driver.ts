@@ -21,11 +21,12 @@
 import { DiskEngine, BASELINE_FILE, type Sabotage } from "../src/engine/disk-engine.js";
 import type { CrashPoint } from "../src/engine/crash-points.js";
 import { CrashPoints } from "../src/engine/crash-points.js";
-import { DiskVolume } from "../src/store/disk-volume.js";
+import { DiskVolume, VolumeLife } from "../src/store/disk-volume.js";
 import { ErrorCodes, SnaplogError } from "../src/util/errors.js";
 import { mix, Prng } from "../test/support/crash-model.js";
-import { HistoryModel } from "../test/support/history-model.js";
-import { NO_FAULTS, SimulatedMedium, type FaultRates, type InjectedFault } from "./simulated-medium.js";
+import { pattern } from "../test/support/data-pattern.js";
+import { formatSnapshots, HistoryModel, snapshotLabel } from "../test/support/history-model.js";
+import { SimulatedMedium, type FaultRates, type InjectedFault } from "./simulated-medium.js";
 
 const BLOCK_BYTES = 512;
 const BLOCK_COUNT = 32;
@@ -76,18 +77,6 @@ class Detected extends Error {}
 
 function fail(message: string): never {
   throw new Failure(message);
-}
-
-function pattern(seed: number, lengthBytes: number): Buffer {
-  const data = Buffer.alloc(lengthBytes);
-  let x = seed | 1;
-  for (let index = 0; index < lengthBytes; index++) {
-    x ^= x << 13;
-    x ^= x >>> 17;
-    x ^= x << 5;
-    data[index] = x & 0xff;
-  }
-  return data;
 }
 
 function randomRange(prng: Prng): { offset: number; length: number } {
@@ -248,7 +237,7 @@ class Run {
   }
 
   private volume(lsn: number, readOnly: boolean): DiskVolume {
-    return new DiskVolume(this.engine!, "sim", "sim", lsn, readOnly, () => undefined);
+    return new DiskVolume(this.engine!, "sim", "sim", lsn, readOnly, new VolumeLife());
   }
 
   /** A disk that refuses to open: right only when rot in its metadata explains it (then the run ends). */
@@ -371,7 +360,7 @@ class Run {
         await writable.flush();
         return true;
       case "snapshot": {
-        model.snapshots.push({ name: op.name, lun: 1, lsn: model.lsnCurrent, image: Buffer.from(model.current) });
+        model.snapshots.push({ name: op.name, lsn: model.lsnCurrent, image: Buffer.from(model.current) });
         const cut = await engine.cutSnapshot(op.name, 1);
         if (cut.lsn !== model.lsnCurrent) fail(`snapshot ${op.name} cut at LSN ${cut.lsn}, the log ends at ${model.lsnCurrent}`);
         return true;
@@ -410,7 +399,7 @@ class Run {
       case "rollback": {
         const state = model.states[op.pick % model.states.length];
         if (!model.isAvailable(state.lsn)) return false;
-        model.snapshots.push({ name: op.name, lun: 2, lsn: model.lsnCurrent, image: Buffer.from(model.current) });
+        model.snapshots.push({ name: op.name, lsn: model.lsnCurrent, image: Buffer.from(model.current) });
         model.current = Buffer.from(model.imageAt(state.lsn));
         await engine.rollback(state.lsn, op.name, 2);
         return true;
@@ -418,7 +407,7 @@ class Run {
       case "asSnapshot": {
         const state = model.states[op.pick % model.states.length];
         if (!model.isAvailable(state.lsn)) return false;
-        model.snapshots.push({ name: op.name, lun: 3, lsn: state.lsn, image: Buffer.from(model.imageAt(state.lsn)) });
+        model.snapshots.push({ name: op.name, lsn: state.lsn, image: Buffer.from(model.imageAt(state.lsn)) });
         await engine.cutSnapshot(op.name, 3, state.lsn);
         return true;
       }
@@ -496,14 +485,13 @@ class Run {
       content = before.truncatedTo(lsn);
     }
     if (content === undefined) fail(`recovered LSN ${lsn} is no state the model knows (states: ${before.states.map((state) => state.lsn).join(", ")})`);
-    const listed = engine.snapshots.map((cut) => `${cut.name}@${cut.lsn}`).join(" ");
-    const names = (model: HistoryModel) => [...model.snapshots].sort((a, b) => a.lsn - b.lsn).map((snapshot) => `${snapshot.name}@${snapshot.lsn}`).join(" ");
-    const snapshotChoices = [before, after].filter((model) => names(model) === listed);
+    const listed = formatSnapshots(engine.snapshots);
+    const snapshotChoices = [before, after].filter((model) => model.snapshotList() === listed);
     if (op.t === "rollback" && lsn === before.lsnCurrent) {
       // The cut of the state before landed, its new versions did not: nothing lost.
       const partial = before.clone();
       partial.snapshots.push({ ...after.snapshots[after.snapshots.length - 1] });
-      if (names(partial) === listed) snapshotChoices.push(partial);
+      if (partial.snapshotList() === listed) snapshotChoices.push(partial);
     }
     const horizon = engine.stats().lsnHorizon;
     if (this.medium.metadataDamaged && lsn < lsnDurable) {
@@ -511,16 +499,16 @@ class Run {
       // was recorded after is gone — snapshots, deletes, horizons too. What is left must still
       // be what the model had: its snapshots among the model's, its views exact.
       const kept = before.clone();
-      const known = new Set([...before.snapshots, ...after.snapshots].map((snapshot) => `${snapshot.name}@${snapshot.lsn}`));
-      for (const cut of engine.snapshots) if (!known.has(`${cut.name}@${cut.lsn}`)) fail(`after the power cut a snapshot ${cut.name}@${cut.lsn} appeared that the model never had`);
-      kept.snapshots = [...before.snapshots, ...after.snapshots].filter((snapshot, index, all) => all.findIndex((other) => other.name === snapshot.name) === index && listed.split(" ").includes(`${snapshot.name}@${snapshot.lsn}`));
+      const known = new Set([...before.snapshots, ...after.snapshots].map(snapshotLabel));
+      for (const cut of engine.snapshots) if (!known.has(snapshotLabel(cut))) fail(`after the power cut a snapshot ${snapshotLabel(cut)} appeared that the model never had`);
+      kept.snapshots = [...before.snapshots, ...after.snapshots].filter((snapshot, index, all) => all.findIndex((other) => other.name === snapshot.name) === index && listed.split(" ").includes(snapshotLabel(snapshot)));
       snapshotChoices.length = 0;
       snapshotChoices.push(kept);
       this.trace.push(`   metadata rot cost durable records (a known limit): kept LSN ${lsn} of ${lsnDurable}`);
     } else if (horizon !== before.horizon && horizon !== after.horizon) {
       fail(`after the power cut the horizon is ${horizon}: neither before (${before.horizon}) nor after (${after.horizon})`);
     }
-    if (snapshotChoices.length === 0) fail(`after the power cut the snapshots are [${listed}]: neither before [${names(before)}] nor after [${names(after)}]`);
+    if (snapshotChoices.length === 0) fail(`after the power cut the snapshots are [${listed}]: neither before [${before.snapshotList()}] nor after [${after.snapshotList()}]`);
     // A fold under way at the cut was finished at open; blocks it met damaged must be explained.
     if (op.t === "fold") this.adoptFoldSkips(this.foldLsnUnderWay);
 
@@ -567,9 +555,9 @@ class Run {
   private async checkAllNow(context: string): Promise<void> {
     const engine = this.engine!;
     this.damageSeen.clear();
-    const listed = engine.snapshots.map((cut) => `${cut.name}@${cut.lsn}`);
-    const expected = [...this.model.snapshots].sort((a, b) => a.lsn - b.lsn).map((snapshot) => `${snapshot.name}@${snapshot.lsn}`);
-    if (listed.join(" ") !== expected.join(" ")) fail(`${context}: snapshots are [${listed.join(" ")}], the model says [${expected.join(" ")}]`);
+    const listed = formatSnapshots(engine.snapshots);
+    const expected = this.model.snapshotList();
+    if (listed !== expected) fail(`${context}: snapshots are [${listed}], the model says [${expected}]`);
     for (const [label, lsn, image] of this.model.keptViews()) await this.expectView(`${context}: ${label}`, lsn, image);
     const problems = engine.checkIntegrity();
     if (problems.length > 0) fail(`${context}: whole-disk check: ${problems.slice(0, 3).join("; ")}`);
@@ -635,4 +623,3 @@ class Run {
   }
 }
 
-export { NO_FAULTS, BASELINE_FILE };

@@ -5,9 +5,7 @@
 import { parseArgs } from "node:util";
 import type { Sabotage } from "../src/engine/disk-engine.js";
 import { runSeed, type SimResult } from "./driver.js";
-import { NO_FAULTS, type FaultRates } from "./simulated-medium.js";
-
-const SABOTAGES: Sabotage[] = ["skip-data-sync", "trust-record-without-crc", "reuse-slots-early", "skip-tail-data-check"];
+import { ALL_FAULTS, formatFaults, parseFaults, SABOTAGES } from "./faults.js";
 
 const usage = `Usage: npm run sim -- [--seeds N] [--start S] [--ops M] [--faults LIST] [--sabotage NAME]
        npm run sim -- --seed S [--ops M] [--faults LIST] [--sabotage NAME]
@@ -22,6 +20,7 @@ every recovery against the model. Deterministic: a seed replays exactly.
   --faults LIST    none (default), all, or a comma list of read=P (read errors), flip=P (rot in
                    data), misdirect=P (writes landing elsewhere), meta=P (rot in the journal and
                    checkpoint), capacity=BYTES (P: probability per read or write)
+                   all: ${formatFaults(ALL_FAULTS)} (what npm test runs)
                    e.g. --faults read=0.01,flip=0.005,misdirect=0.005,capacity=65536
   --sabotage NAME  break one rule on purpose (${SABOTAGES.join(", ")}):
                    the simulator must find failing seeds
@@ -29,24 +28,6 @@ every recovery against the model. Deterministic: a seed replays exactly.
 
 Ends with a line "N seeds, F failures"; exit code 1 when F > 0.
 `;
-
-export function parseFaults(text: string | undefined): FaultRates {
-  if (text === undefined || text === "none") return NO_FAULTS;
-  if (text === "all") return { readError: 0.01, bitFlip: 0.005, misdirect: 0.005, metadataFlip: 0.002, capacityBytes: Infinity };
-  const rates: FaultRates = { ...NO_FAULTS };
-  for (const part of text.split(",")) {
-    const [key, value] = part.split("=");
-    const number = Number(value);
-    if (value === undefined || !Number.isFinite(number) || number < 0) throw new Error(`--faults: "${part}" is not KEY=NUMBER`);
-    if (key === "read") rates.readError = number;
-    else if (key === "flip") rates.bitFlip = number;
-    else if (key === "misdirect") rates.misdirect = number;
-    else if (key === "meta") rates.metadataFlip = number;
-    else if (key === "capacity") rates.capacityBytes = number;
-    else throw new Error(`--faults: unknown fault "${key}" (read, flip, misdirect, meta, capacity)`);
-  }
-  return rates;
-}
 
 function integer(text: string | undefined, fallback: number, what: string): number {
   if (text === undefined) return fallback;
@@ -96,7 +77,7 @@ async function main(): Promise<number> {
     powerCuts += result.powerCuts;
     if (!result.ok) {
       failures++;
-      process.stdout.write(`seed ${seed}: FAILED: ${result.failure}\n  replay: npm run sim -- --seed ${seed} --ops ${ops}${values.faults === undefined ? "" : ` --faults ${values.faults}`}${sabotage === undefined ? "" : ` --sabotage ${sabotage}`}\n`);
+      process.stdout.write(`seed ${seed}: FAILED: ${result.failure}\n  replay: npm run sim -- --seed ${seed} --ops ${ops} --faults ${formatFaults(faults)}${sabotage === undefined ? "" : ` --sabotage ${sabotage}`}\n`);
     }
     if (process.stderr.isTTY && (seed - start + 1) % 100 === 0) process.stderr.write(`\r${seed - start + 1}/${count} seeds, ${failures} failures`);
   }

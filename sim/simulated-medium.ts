@@ -22,9 +22,7 @@
  */
 import type { Medium, MediumFile } from "../src/engine/medium.js";
 import { ErrorCodes, fromSystemError, SnaplogError } from "../src/util/errors.js";
-import { Prng } from "../test/support/crash-model.js";
-
-export const SECTOR_BYTES = 512;
+import { Prng, SECTOR_BYTES } from "../test/support/crash-model.js";
 
 export interface FaultRates {
   /** Probability that a read fails with EIO. */
@@ -58,7 +56,6 @@ export type InjectedFault =
   | { kind: "no-space"; file: string };
 
 interface FileData {
-  id: number;
   current: Buffer;
   currentSize: number;
   /** Bytes the file takes on the medium: up to its last written byte (extending by truncate is sparse, free). */
@@ -88,7 +85,6 @@ export class SimulatedMedium implements Medium {
   /** The directory as it is durable (name → file), and the changes since. */
   private readonly durableNames = new Map<string, FileData>();
   private readonly directoryChanges: DirectoryChange[] = [];
-  private fileIdNext = 1;
   private poweredOff = false;
   /** Medium calls so far; a power cut can be armed at a given count. */
   callCount = 0;
@@ -117,7 +113,6 @@ export class SimulatedMedium implements Medium {
    */
   afterPowerCut(prng: Prng): SimulatedMedium {
     const next = new SimulatedMedium(prng, this.rates);
-    next.fileIdNext = this.fileIdNext;
     const names = new Map(this.durableNames);
     const kept = prng.below(this.directoryChanges.length + 1);
     for (const change of this.directoryChanges.slice(0, kept)) {
@@ -145,7 +140,7 @@ export class SimulatedMedium implements Medium {
     let file = this.files.get(name);
     if (file === undefined) {
       if (!options.create) throw ioError(`ENOENT: no such file, open '${name}'`, "ENOENT");
-      file = { id: this.fileIdNext++, current: Buffer.alloc(0), currentSize: 0, allocatedBytes: 0, durable: Buffer.alloc(0), durableSize: 0, unsynced: [] };
+      file = { current: Buffer.alloc(0), currentSize: 0, allocatedBytes: 0, durable: Buffer.alloc(0), durableSize: 0, unsynced: [] };
       this.files.set(name, file);
       this.directoryChanges.push({ kind: "link", name, file });
     }
@@ -315,7 +310,7 @@ function survive(file: FileData, prng: Prng): FileData {
     }
   }
   const durable = Buffer.from(content.subarray(0, size));
-  return { id: file.id, current: Buffer.from(durable), currentSize: size, allocatedBytes: size, durable, durableSize: size, unsynced: [] };
+  return { current: Buffer.from(durable), currentSize: size, allocatedBytes: size, durable, durableSize: size, unsynced: [] };
 }
 
 class SimulatedFile implements MediumFile {

@@ -7,64 +7,17 @@
  */
 import { after, before, test } from "node:test";
 import assert from "node:assert/strict";
-import { spawnSync } from "node:child_process";
-import { createHash } from "node:crypto";
-import { mkdtempSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from "node:fs";
+import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { fileURLToPath } from "node:url";
+import { assertFailure, assertSuccess, cliForStore, fingerprint, runCli } from "./support/cli.js";
 
-const mainPath = fileURLToPath(new URL("../src/cli/main.js", import.meta.url));
 const directory = mkdtempSync(join(tmpdir(), "snaplog-cli-"));
 const storePath = join(directory, "store");
+const snaplog = cliForStore(storePath, { cwd: directory });
 
-interface Run {
-  code: number | null;
-  stdout: string;
-  stderr: string;
-}
-
-function run(args: string[], env: Record<string, string> = {}): Run {
-  const result = spawnSync(process.execPath, [mainPath, ...args], {
-    cwd: directory,
-    env: { ...process.env, SNAPLOG_STORE: "", ...env },
-    encoding: "utf8",
-    timeout: 30_000,
-  });
-  return { code: result.status, stdout: result.stdout, stderr: result.stderr };
-}
-
-function snaplog(...args: string[]): Run {
-  return run(["--store", storePath, ...args]);
-}
-
-/** Exit code as expected, one `snaplog:` line, optionally one `hint:` line, nothing on stdout. */
-function assertFailure(result: Run, code: number, pattern?: RegExp): void {
-  assert.equal(result.code, code, `exit code; stderr: ${result.stderr}`);
-  const lines = result.stderr.trimEnd().split("\n");
-  assert.match(lines[0], /^snaplog: \S/);
-  if (pattern !== undefined) assert.match(lines[0], pattern);
-  assert.ok(lines.length === 1 || (lines.length === 2 && lines[1].startsWith("hint: ")), `one line (+hint): ${result.stderr}`);
-  assert.equal(result.stdout, "");
-}
-
-function assertSuccess(result: Run): void {
-  assert.equal(result.code, 0, result.stderr);
-  assert.equal(result.stderr, "");
-}
-
-/** Every file under the store, with a hash of its bytes: "nothing changed" means equal fingerprints. */
-function fingerprint(root: string): string {
-  const hash = createHash("sha256");
-  const walk = (relative: string): void => {
-    for (const name of readdirSync(join(root, relative)).sort()) {
-      const path = join(relative, name);
-      if (statSync(join(root, path)).isDirectory()) walk(path);
-      else hash.update(`${path}\0`).update(readFileSync(join(root, path))).update("\0");
-    }
-  };
-  walk("");
-  return hash.digest("hex");
+function run(args: string[], env: Record<string, string> = {}) {
+  return runCli(args, { cwd: directory, env });
 }
 
 before(() => {

@@ -7,43 +7,25 @@
  * volume's write), close the store, then spawn the real binary (dist/src/cli/main.js) and
  * check its output, its exit code, and the store again through the library.
  */
-import { after, before, test } from "node:test";
+import { before, test } from "node:test";
 import assert from "node:assert/strict";
-import { spawnSync } from "node:child_process";
-import { createHash } from "node:crypto";
-import { readdirSync, readFileSync, statSync, writeFileSync } from "node:fs";
+import { readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
-import { fileURLToPath } from "node:url";
 import type { CompactResult, DeleteSnapshotResult, DiffRun, DiskPolicy, LogEntry, RestoreResult, SnapshotInfo } from "../src/store/operations.js";
-import { Store } from "../src/store/store.js";
+import { assertFailure, assertSuccess, cliForStore, fingerprint } from "./support/cli.js";
+import { parseNdjson } from "./support/ndjson.js";
+import { readExport as readStoreExport, withStore } from "./support/store-fixtures.js";
 import { tempDir } from "./support/temp-dir.js";
 
-const mainPath = fileURLToPath(new URL("../src/cli/main.js", import.meta.url));
 const directory = tempDir("cli-history");
 const storePath = join(directory, "store");
 const blockSizeBytes = 4096;
 const diskSizeBytes = 1 << 20;
-
-interface Run {
-  code: number | null;
-  stdout: string;
-  stderr: string;
-}
-
-function snaplog(...args: string[]): Run {
-  const result = spawnSync(process.execPath, [mainPath, "--store", storePath, ...args], {
-    cwd: directory,
-    env: { ...process.env, SNAPLOG_STORE: "" },
-    encoding: "utf8",
-    timeout: 60_000,
-  });
-  return { code: result.status, stdout: result.stdout, stderr: result.stderr };
-}
+const snaplog = cliForStore(storePath, { cwd: directory });
 
 function succeed(...args: string[]): string {
   const result = snaplog(...args);
-  assert.equal(result.code, 0, `snaplog ${args.join(" ")}: ${result.stderr}`);
-  assert.equal(result.stderr, "", "nothing on stderr (no progress bar when piped)");
+  assertSuccess(result, `snaplog ${args.join(" ")}`);
   return result.stdout;
 }
 
@@ -53,20 +35,7 @@ function succeedJson<T>(...args: string[]): T {
 
 /** NDJSON: one JSON value per line, each line ending in a newline. */
 function succeedNdjson<T>(...args: string[]): T[] {
-  const stdout = succeed("--json", ...args);
-  if (stdout === "") return [];
-  assert.ok(stdout.endsWith("\n"));
-  return stdout.trimEnd().split("\n").map((line) => JSON.parse(line) as T);
-}
-
-/** Exit code as expected, one `snaplog:` line (plus an optional `hint:`), nothing on stdout. */
-function assertFailure(result: Run, code: number, pattern?: RegExp): void {
-  assert.equal(result.code, code, `exit code; stderr: ${result.stderr}`);
-  const lines = result.stderr.trimEnd().split("\n");
-  assert.match(lines[0], /^snaplog: \S/);
-  if (pattern !== undefined) assert.match(lines[0], pattern);
-  assert.ok(lines.length === 1 || (lines.length === 2 && lines[1].startsWith("hint: ")), `one line (+hint): ${result.stderr}`);
-  assert.equal(result.stdout, "");
+  return parseNdjson(succeed("--json", ...args)) as T[];
 }
 
 type Change = { offsetBytes: number; data: Buffer } | { offsetBytes: number; trimBytes: number };
@@ -76,8 +45,7 @@ type Change = { offsetBytes: number; data: Buffer } | { offsetBytes: number; tri
  * each has its own time), keeping `image` (the expected current content) in step.
  */
 async function change(disk: string, image: Buffer, changes: Change[], snapshotAfter?: string): Promise<void> {
-  const store = await Store.open(storePath);
-  try {
+  await withStore(storePath, async (store) => {
     const volume = store.resolve(disk);
     for (const item of changes) {
       if ("data" in item) {
@@ -92,40 +60,16 @@ async function change(disk: string, image: Buffer, changes: Change[], snapshotAf
     }
     volume.release();
     if (snapshotAfter !== undefined) await store.createSnapshot({ disk, name: snapshotAfter });
-  } finally {
-    await store.close();
-  }
+  });
 }
 
 /** Bytes of an export (DISK, DISK@SNAPSHOT, ...) read through the library. */
-async function readExport(exportName: string, offsetBytes = 0, lengthBytes = diskSizeBytes): Promise<Buffer> {
-  const store = await Store.open(storePath);
-  try {
-    const volume = store.resolve(exportName);
-    const data = await volume.read(offsetBytes, lengthBytes);
-    volume.release();
-    return Buffer.from(data);
-  } finally {
-    await store.close();
-  }
+function readExport(exportName: string, offsetBytes = 0, lengthBytes = diskSizeBytes): Promise<Buffer> {
+  return readStoreExport(storePath, exportName, offsetBytes, lengthBytes);
 }
 
 function block(fill: string, blockCount = 1): Buffer {
   return Buffer.alloc(blockCount * blockSizeBytes, fill);
-}
-
-/** Every file under the store with a hash of its bytes: equal fingerprints mean nothing changed. */
-function fingerprint(root: string): string {
-  const hash = createHash("sha256");
-  const walk = (relative: string): void => {
-    for (const name of readdirSync(join(root, relative)).sort()) {
-      const path = join(relative, name);
-      if (statSync(join(root, path)).isDirectory()) walk(path);
-      else hash.update(`${path}\0`).update(readFileSync(join(root, path))).update("\0");
-    }
-  };
-  walk("");
-  return hash.digest("hex");
 }
 
 /** The log disk: a write, a two-block write, snapshot s1, a rewrite, a trim. */
@@ -146,7 +90,6 @@ before(async () => {
     { offsetBytes: blockSizeBytes, trimBytes: blockSizeBytes },
   ]);
 });
-after(() => undefined);
 
 test("log: one text line per row, with LSN range, time, kind, blocks and bytes; snapshot rows name the cut", () => {
   const lines = succeed("log", "lg").trimEnd().split("\n");

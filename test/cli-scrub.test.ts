@@ -9,13 +9,13 @@
  */
 import { after, test } from "node:test";
 import assert from "node:assert/strict";
-import { closeSync, openSync, readFileSync, readSync, writeSync } from "node:fs";
+import { readFileSync } from "node:fs";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { exitCodeByCode, exitCodeDamageFound } from "../src/cli/exit-code.js";
 import type { ScrubResult } from "../src/store/operations.js";
-import { Store } from "../src/store/store.js";
 import { killServeChildren, snaplogCli, startServeChild } from "./support/serve-child.js";
+import { firstSegmentPath, flipByte, storeWithDisk } from "./support/store-fixtures.js";
 import { tempDir } from "./support/temp-dir.js";
 
 after(killServeChildren);
@@ -26,33 +26,14 @@ const blockDamaged = 7;
 const blocksWritten = [blockDamaged, 1, 2];
 
 /** A closed store with disk "vm1" holding blocksWritten. */
-async function storeWithDisk(prefix: string): Promise<string> {
-  const storePath = join(tempDir(prefix), "store");
-  await Store.init(storePath);
-  const store = await Store.open(storePath);
-  try {
-    await store.createDisk({ name: "vm1", sizeBytes: 1 << 20 });
-    const volume = store.resolve("vm1");
-    for (const block of blocksWritten) await volume.write(block * blockSizeBytes, Buffer.alloc(blockSizeBytes, block + 1), { fua: false });
-    await volume.flush();
-    volume.release();
-  } finally {
-    await store.close();
-  }
-  return storePath;
+function storeWithBlocks(prefix: string): Promise<string> {
+  const writes = blocksWritten.map((block) => ({ offsetBytes: block * blockSizeBytes, data: Buffer.alloc(blockSizeBytes, block + 1) }));
+  return storeWithDisk(join(tempDir(prefix), "store"), { name: "vm1", sizeBytes: 1 << 20 }, writes);
 }
 
 /** Inverts the byte at offset 10 of slot 0: block 7's data. */
 function damageFirstBlock(storePath: string): void {
-  const fd = openSync(join(storePath, "disks", "vm1", "segment-00000000.dat"), "r+");
-  try {
-    const byte = Buffer.alloc(1);
-    assert.equal(readSync(fd, byte, 0, 1, 10), 1);
-    byte[0] ^= 0xff;
-    writeSync(fd, byte, 0, 1, 10);
-  } finally {
-    closeSync(fd);
-  }
+  flipByte(firstSegmentPath(storePath, "vm1"), 10);
 }
 
 function assertReportsDamage(stdout: string): void {
@@ -75,7 +56,7 @@ test("exit status 9 means damage found: no error code uses it, --help and docs/e
 });
 
 test("scrub on a sound store exits 0 and says OK; --json parses", async () => {
-  const storePath = await storeWithDisk("scrub-cli-clean");
+  const storePath = await storeWithBlocks("scrub-cli-clean");
   const human = await snaplogCli(storePath, ["scrub"]);
   assert.equal(human.code, 0, human.stderr);
   assert.equal(human.stderr, "", "no progress bar when stderr is not a terminal");
@@ -90,7 +71,7 @@ test("scrub on a sound store exits 0 and says OK; --json parses", async () => {
 });
 
 test("scrub after a byte flip exits 9 and names the block; --json too; bad arguments are usage errors", async () => {
-  const storePath = await storeWithDisk("scrub-cli-damaged");
+  const storePath = await storeWithBlocks("scrub-cli-damaged");
   damageFirstBlock(storePath);
   const human = await snaplogCli(storePath, ["scrub"]);
   assert.equal(human.code, exitCodeDamageFound, human.stderr);
@@ -114,7 +95,7 @@ test("scrub after a byte flip exits 9 and names the block; --json too; bad argum
 });
 
 test("scrub through a running snaplog serve goes over the API socket and reports the same", async () => {
-  const storePath = await storeWithDisk("scrub-cli-serve");
+  const storePath = await storeWithBlocks("scrub-cli-serve");
   damageFirstBlock(storePath);
   const server = await startServeChild(storePath, join(storePath, "..", "nbd.sock"));
   try {

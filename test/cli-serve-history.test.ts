@@ -8,12 +8,12 @@
  */
 import { after, test } from "node:test";
 import assert from "node:assert/strict";
-import { execFileSync } from "node:child_process";
 import { readFileSync } from "node:fs";
 import { join } from "node:path";
 import type { CompactResult, LogEntry, RestoreResult } from "../src/store/operations.js";
 import { NbdClient } from "./support/nbd-client.js";
-import { killServeChildren, snaplogCli, snaplogMainPath, startServeChild } from "./support/serve-child.js";
+import { parseNdjson } from "./support/ndjson.js";
+import { killServeChildren, snaplogCli, startServeChild } from "./support/serve-child.js";
 import { tempDir } from "./support/temp-dir.js";
 
 after(killServeChildren);
@@ -22,14 +22,11 @@ const directory = tempDir("cli-serve-history");
 const storePath = join(directory, "store");
 const blockSizeBytes = 4096;
 
-function ndjson<T>(stdout: string): T[] {
-  assert.ok(stdout.endsWith("\n"), stdout);
-  return stdout.trimEnd().split("\n").map((line) => JSON.parse(line) as T);
-}
-
 test("log, compact, restore and policy go through the running server's API", async () => {
-  execFileSync(process.execPath, [snaplogMainPath, "--store", storePath, "init"]);
-  execFileSync(process.execPath, [snaplogMainPath, "--store", storePath, "disk", "create", "vm1", "--size", "1M", "--history", "1s"]);
+  for (const args of [["init"], ["disk", "create", "vm1", "--size", "1M", "--history", "1s"]]) {
+    const result = await snaplogCli(storePath, args);
+    assert.equal(result.code, 0, `snaplog ${args.join(" ")}: ${result.stderr}`);
+  }
   const server = await startServeChild(storePath, join(directory, "nbd.sock"));
   const status = await snaplogCli(storePath, ["--json", "status"]);
   assert.equal(JSON.parse(status.stdout).mode, "server", status.stderr);
@@ -45,7 +42,7 @@ test("log, compact, restore and policy go through the running server's API", asy
 
   const log = await snaplogCli(storePath, ["--json", "log", "vm1", "--data"]);
   assert.equal(log.code, 0, log.stderr);
-  const entries = ndjson<LogEntry>(log.stdout);
+  const entries = parseNdjson(log.stdout) as LogEntry[];
   assert.deepEqual(entries.map((entry) => [entry.kind, entry.lsnFirst, entry.lsnLast, entry.block, entry.blockCount]), [["write", 1, 1, 0, 1], ["write", 2, 2, 0, 1], ["write", 3, 4, 1, 2]]);
   assert.deepEqual(Buffer.from(entries[1].data!, "base64"), Buffer.alloc(blockSizeBytes, "y"));
   const text = await snaplogCli(storePath, ["log", "vm1", "--since", "lsn:3"]);
@@ -57,7 +54,9 @@ test("log, compact, restore and policy go through the running server's API", asy
   assert.equal(compact.code, 0, compact.stderr);
   const compacted = JSON.parse(compact.stdout) as CompactResult;
   assert.deepEqual([compacted.mode, compacted.entriesFreed, compacted.bytesFreed], ["in-place", 1, blockSizeBytes]);
-  assert.equal(ndjson<LogEntry>((await snaplogCli(storePath, ["--json", "log", "vm1"])).stdout).length, 2, "the freed entry left the log");
+  const logAfter = await snaplogCli(storePath, ["--json", "log", "vm1"]);
+  assert.equal(logAfter.code, 0, logAfter.stderr);
+  assert.equal(parseNdjson(logAfter.stdout).length, 2, "the freed entry left the log");
 
   const restore = await snaplogCli(storePath, ["--json", "restore", "vm1", "--at", "lsn:4", "--to", join(directory, "vm1.raw")]);
   assert.equal(restore.code, 0, restore.stderr);

@@ -8,15 +8,15 @@
  */
 import { after, test } from "node:test";
 import assert from "node:assert/strict";
-import { spawn, spawnSync, type ChildProcessWithoutNullStreams } from "node:child_process";
+import { spawn, type ChildProcessWithoutNullStreams } from "node:child_process";
 import { existsSync, mkdtempSync, readFileSync, rmSync } from "node:fs";
 import http from "node:http";
 import net from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { fileURLToPath } from "node:url";
+import { cliForStore, runCli } from "./support/cli.js";
+import { snaplogMainPath } from "./support/serve-child.js";
 
-const mainPath = fileURLToPath(new URL("../src/cli/main.js", import.meta.url));
 const directory = mkdtempSync(join(tmpdir(), "snaplog-serve-"));
 const storePath = join(directory, "store");
 const startTimeoutMs = 20_000;
@@ -27,16 +27,7 @@ after(() => {
   rmSync(directory, { recursive: true, force: true });
 });
 
-interface Run {
-  code: number | null;
-  stdout: string;
-  stderr: string;
-}
-
-function snaplog(...args: string[]): Run {
-  const result = spawnSync(process.execPath, [mainPath, "--store", storePath, ...args], { cwd: directory, encoding: "utf8", timeout: 30_000 });
-  return { code: result.status, stdout: result.stdout, stderr: result.stderr };
-}
+const snaplog = cliForStore(storePath, { cwd: directory });
 
 interface Server {
   child: ChildProcessWithoutNullStreams;
@@ -48,7 +39,7 @@ interface Server {
 
 /** Spawns serve and waits for its endpoint lines (the last one is the API's unix socket, or TCP with --api). */
 async function startServe(args: string[] = ["--nbd", "127.0.0.1:0", "--api", "127.0.0.1:0"]): Promise<Server> {
-  const child = spawn(process.execPath, [mainPath, "--store", storePath, "serve", ...args], {
+  const child = spawn(process.execPath, [snaplogMainPath, "--store", storePath, "serve", ...args], {
     cwd: directory,
     env: { ...process.env, SNAPLOG_LOG_LEVEL: "warn" },
   });
@@ -182,7 +173,7 @@ test("serve: endpoints, CLI through the server, one owner, SIGKILL recovery, SIG
 
 test("serve --demo creates the store and a 1 GiB disk demo, and names it in the endpoint line", async () => {
   const demoStore = join(directory, "demo-store");
-  const child = spawn(process.execPath, [mainPath, "--store", demoStore, "serve", "--demo", "--nbd", "127.0.0.1:0"], { cwd: directory });
+  const child = spawn(process.execPath, [snaplogMainPath, "--store", demoStore, "serve", "--demo", "--nbd", "127.0.0.1:0"], { cwd: directory });
   children.add(child as ChildProcessWithoutNullStreams);
   let stdout = "";
   await new Promise<void>((resolve, reject) => {
@@ -196,7 +187,8 @@ test("serve --demo creates the store and a 1 GiB disk demo, and names it in the 
     });
   });
   assert.match(stdout, /^nbd: nbd:\/\/127\.0\.0\.1:[1-9]\d*\/demo$/m);
-  const list = spawnSync(process.execPath, [mainPath, "--store", demoStore, "--json", "disk", "list"], { encoding: "utf8" });
+  const list = runCli(["--store", demoStore, "--json", "disk", "list"]);
+  assert.equal(list.code, 0, list.stderr);
   const disks = JSON.parse(list.stdout) as Array<{ name: string; sizeBytes: number }>;
   assert.deepEqual(disks.map((disk) => [disk.name, disk.sizeBytes]), [["demo", 1024 ** 3]]);
   child.kill("SIGINT");

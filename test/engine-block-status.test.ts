@@ -8,7 +8,7 @@ import { test } from "node:test";
 import assert from "node:assert/strict";
 import { DiskEngine } from "../src/engine/disk-engine.js";
 import { DirectoryMedium } from "../src/engine/medium.js";
-import { DiskVolume } from "../src/store/disk-volume.js";
+import { DiskVolume, VolumeLife } from "../src/store/disk-volume.js";
 import { STATE_HOLE, STATE_ZERO } from "../src/store/volume.js";
 import { tempDir } from "./support/temp-dir.js";
 
@@ -19,7 +19,7 @@ async function openVolume() {
   const medium = new DirectoryMedium(tempDir("status"));
   await DiskEngine.create(medium);
   const engine = await DiskEngine.open(medium, { name: "s", sizeBytes: BLOCK_COUNT * BLOCK_BYTES, blockSizeBytes: BLOCK_BYTES, historySeconds: 0 });
-  return { engine, volume: new DiskVolume(engine, "s", "s", Infinity, false, () => undefined) };
+  return { engine, volume: new DiskVolume(engine, "s", "s", Infinity, false, new VolumeLife()) };
 }
 
 test("block status answers correct prefixes, bounded, and honours NO_HOLE", async () => {

@@ -14,10 +14,11 @@
  */
 import { after, before, test } from "node:test";
 import assert from "node:assert/strict";
-import { mkdirSync } from "node:fs";
+import { mkdirSync, readFileSync } from "node:fs";
 import { join } from "node:path";
 import { requireTool } from "./support/nbd-server.js";
 import { NbdClient, NbdRequestError } from "./support/nbd-client.js";
+import { collect } from "./support/ndjson.js";
 import { tempDir } from "./support/temp-dir.js";
 import { killServeChildren, snaplogCli, startServeChild, type ServeChild } from "./support/serve-child.js";
 import { applyIo, assertExportEquals, filesEqual, KiB, MiB, qemuIo, RefImage, runTool } from "./support/interop-tools.js";
@@ -82,12 +83,6 @@ async function refusal(uri: string): Promise<string> {
   return run.stderr;
 }
 
-async function collect<T>(items: AsyncIterable<T>): Promise<T[]> {
-  const all: T[] = [];
-  for await (const item of items) all.push(item);
-  return all;
-}
-
 before(async () => {
   if (skip !== false) return;
   const init = await snaplogCli(storePath, ["init"]);
@@ -114,9 +109,10 @@ test("DISK@lsn:N and DISK@<time> read as the disk was at that point (qemu-img co
       await assertExportEquals(live().unixUri(`pit@${point.time}`), point.ref, `${label}: pit@${point.time}`);
     }
     await assertExportEquals(live().uri("pit"), image, `${label}: pit`);
-    // A point in time is read-only.
+    // A point in time is read-only: qemu-io cannot open it for writing (EACCES; some versions say "read-only").
     const write = await runTool("qemu-io", ["-f", "raw", "-c", "write -P 1 0 4k", live().uri(`pit@lsn:${points[0].lsn}`)]);
     assert.notEqual(write.code, 0, "a write to a point in time is refused");
+    assert.match(write.stderr, /Permission denied|read-only/i, "refused because the export is read-only");
   };
   // The wrong reference must not compare equal: the comparison discriminates.
   const wrong = await runTool("qemu-img", ["compare", "-f", "raw", "-F", "raw", points[0].ref.path, live().uri(`pit@lsn:${points[1].lsn}`)]);
@@ -130,9 +126,11 @@ test("DISK@lsn:N and DISK@<time> read as the disk was at that point (qemu-img co
 
 test("points outside the window are refused with an NBD error that names the window", { skip }, async () => {
   await live().api.createDisk({ name: "narrow", sizeBytes: SIZE, historySeconds: 0 });
-  await generation("narrow", ref("narrow"), 1);
+  const image = ref("narrow");
+  await generation("narrow", image, 1);
   const lsnOld = await lsnOf("narrow");
-  await generation("narrow", ref("narrow-2"), 2);
+  await generation("narrow", image, 2);
+  await assertExportEquals(live().uri("narrow"), image, "narrow after two generations");
   const message = await refusal(live().uri(`narrow@lsn:${lsnOld}`));
   assert.match(message, /outside the history window of disk narrow/);
   assert.match(message, /history window is 0/);
@@ -158,7 +156,7 @@ test("an attached point in time keeps reading right while the window shrinks to 
     await live().api.setPolicy({ disk: "pinned", historySeconds: 0 });
     const compacted = await live().api.compact({ disk: "pinned" });
     assert.equal(compacted.bytesMoved, 0, "in-place compaction copies nothing");
-    const expected = await import("node:fs").then((fs) => fs.readFileSync(pointRef.path));
+    const expected = readFileSync(pointRef.path);
     for (let offset = 0; offset < SIZE; offset += MiB) {
       assert.ok((await client.read(offset, MiB)).equals(expected.subarray(offset, offset + MiB)), `the attached point reads right at ${offset}`);
     }

@@ -131,10 +131,7 @@ test("rejected options get error replies and the stream stays in sync", async ()
   badCount.writeUInt16BE(5, 8); // five info requests, none sent
   client.sendOption(6, badCount);
   await expectReply(REP_ERR_INVALID, "INFO with a bad request count");
-  const unknown = Buffer.alloc(4 + 7 + 2);
-  unknown.writeUInt32BE(7, 0);
-  unknown.write("nothere", 4);
-  client.sendOption(7, unknown);
+  client.sendOption(7, RawNbdClient.infoPayload("nothere"));
   const message = await expectReply(REP_ERR_UNKNOWN, "GO to an unknown export");
   assert.match(message.toString(), /nothere/);
   const meta = Buffer.alloc(8 + 4);

@@ -14,7 +14,6 @@ import { promisify } from "node:util";
 import { mkdtemp, rm, writeFile, stat } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { setTimeout as sleep } from "node:timers/promises";
 import { ErrorCodes, SnaplogError } from "../src/util/errors.js";
 import { NBD_ERRNO_BY_CODE, nbdErrnoForError } from "../src/nbd/errno.js";
 import { NbdRequest, validateRequest, type RequestLimits } from "../src/nbd/transmission.js";
@@ -22,6 +21,7 @@ import { NbdServer } from "../src/nbd/server.js";
 import * as P from "../src/nbd/protocol.js";
 import { MemoryResolver, MemoryVolume } from "./support/memory-volume.js";
 import { RawNbdClient, startTestServer } from "./support/nbd-server.js";
+import { waitFor } from "./support/wait-for.js";
 
 const run = promisify(execFile);
 const MiB = 1024 * 1024;
@@ -151,8 +151,7 @@ test("handshake variants: EXPORT_NAME with and without NO_ZEROES, default export
     client.sendOption(P.OPT_STRUCTURED_REPLY);
     await client.expectAck();
     assert.deepEqual(await contextsOf(P.OPT_SET_META_CONTEXT, ["qemu:x", "base:allocation"]), ["base:allocation"]);
-    const go = Buffer.alloc(4 + 2);
-    client.sendOption(P.OPT_GO, go); // "" → the default export
+    client.sendOption(P.OPT_GO, RawNbdClient.infoPayload("")); // "" → the default export
     const replies = await client.readOptionReplies();
     assert.equal(replies[replies.length - 1].replyType, P.REP_ACK);
 
@@ -207,7 +206,8 @@ test("close(): answers in-flight requests, drops handshakes, flushes each writte
   written.delayMs = 100;
   writers[0].request(P.CMD_WRITE, 0, 1n, 0, 4, Buffer.from("abcd"));
   writers[1].request(P.CMD_WRITE, 0, 2n, 4, 4, Buffer.from("efgh"));
-  await sleep(20);
+  // Both writes in the volume (each held there delayMs) before close() starts.
+  await waitFor("both writes to reach the volume", () => written.callCount >= 2);
   assert.equal(server.server.connectionCount, 4);
   const closing = server.close();
   for (const [index, writer] of writers.entries()) {
@@ -228,27 +228,29 @@ test("close(): answers in-flight requests, drops handshakes, flushes each writte
 test("a resolved volume is released once: right after NBD_OPT_INFO, and when a connection that chose it ends (however it ends)", async () => {
   const volume = new MemoryVolume({ name: "point", sizeBytes: MiB, readOnly: true });
   const server = await startTestServer(new MemoryResolver().add(volume));
+  // A release may follow the event that causes it (a reply sent, a socket closed) by a turn of the event loop.
   const releasedAfter = async (expected: number): Promise<void> => {
-    for (let attempt = 0; attempt < 100 && volume.releaseCount < expected; attempt++) await sleep(10);
+    await waitFor(`release #${expected}`, () => volume.releaseCount >= expected);
     assert.equal(volume.releaseCount, expected);
   };
   try {
     // NBD_OPT_INFO: resolved to answer, released at once; the session goes on.
     const client = await RawNbdClient.connect(server.port);
     await client.greet();
-    const info = Buffer.alloc(4 + 5 + 2);
-    info.writeUInt32BE(5, 0);
-    info.write("point", 4);
-    client.sendOption(P.OPT_INFO, info);
+    client.sendOption(P.OPT_INFO, RawNbdClient.infoPayload("point"));
     await client.readOptionReplies();
     await releasedAfter(1);
     client.socket.destroy();
     // NBD_OPT_GO, then a clean disconnect.
     const user = await RawNbdClient.connect(server.port);
     await user.open("point");
-    await sleep(50);
+    // A read answered on the connection: the server still uses the volume it chose.
+    user.request(P.CMD_READ, 0, 1n, 0, 4);
+    const reply = await user.readSimpleReply();
+    assert.deepEqual([reply.cookie, reply.errno], [1n, 0]);
+    assert.deepEqual(await user.read(4), volume.data.subarray(0, 4));
     assert.equal(volume.releaseCount, 1, "not released while the connection uses it");
-    user.request(P.CMD_DISC, 0, 1n, 0, 0);
+    user.request(P.CMD_DISC, 0, 2n, 0, 0);
     await user.waitClosed();
     await releasedAfter(2);
     // A client that vanishes mid-transmission releases it too.

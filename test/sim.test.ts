@@ -11,12 +11,10 @@
  */
 import { test } from "node:test";
 import assert from "node:assert/strict";
-import type { Sabotage } from "../src/engine/disk-engine.js";
 import { runSeed } from "../sim/driver.js";
+import { ALL_FAULTS, formatFaults, SABOTAGES } from "../sim/faults.js";
 import { NO_FAULTS, type FaultRates } from "../sim/simulated-medium.js";
 
-const ALL_FAULTS: FaultRates = { readError: 0.01, bitFlip: 0.005, misdirect: 0.005, metadataFlip: 0.002, capacityBytes: 50_000 };
-const SABOTAGES: Sabotage[] = ["skip-data-sync", "trust-record-without-crc", "reuse-slots-early", "skip-tail-data-check"];
 /** A sabotage must show within this many seeds. */
 const SABOTAGE_SEEDS_MAX = 1000;
 
@@ -39,7 +37,7 @@ test("10,000 seeds of power cuts without faults: every recovery matches the mode
 
 test("2,000 seeds with every fault: damage is detected, never returned as data", { timeout: 600_000 }, async () => {
   const { failures } = await runRange(100_001, 2000, 40, ALL_FAULTS);
-  assert.deepEqual(failures.slice(0, 5), [], `${failures.length} failing seeds; replay with npm run sim -- --seed S --ops 40 --faults read=0.01,flip=0.005,misdirect=0.005,meta=0.002,capacity=50000`);
+  assert.deepEqual(failures.slice(0, 5), [], `${failures.length} failing seeds; replay with npm run sim -- --seed S --ops 40 --faults ${formatFaults(ALL_FAULTS)}`);
 });
 
 for (const sabotage of SABOTAGES) {

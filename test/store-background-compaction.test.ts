@@ -15,6 +15,7 @@ import { join } from "node:path";
 import { setTimeout as sleep } from "node:timers/promises";
 import { Store } from "../src/store/store.js";
 import { tempDir } from "./support/temp-dir.js";
+import { waitFor } from "./support/wait-for.js";
 
 const MiB = 1024 * 1024;
 const SIZE = 8 * MiB;
@@ -35,14 +36,6 @@ async function hash(store: Store, exportName: string): Promise<string> {
     return createHash("sha256").update(await volume.read(0, SIZE)).digest("hex");
   } finally {
     volume.release();
-  }
-}
-
-async function waitFor(what: string, check: () => Promise<boolean>, timeoutMs = 10_000): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  while (!(await check())) {
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await sleep(50);
   }
 }
 

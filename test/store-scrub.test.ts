@@ -9,11 +9,12 @@
  */
 import { test } from "node:test";
 import assert from "node:assert/strict";
-import { closeSync, mkdirSync, openSync, readSync, writeFileSync, writeSync } from "node:fs";
+import { mkdirSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import type { ScrubResult } from "../src/store/operations.js";
 import { Store } from "../src/store/store.js";
 import { ErrorCodes, SnaplogError } from "../src/util/errors.js";
+import { firstSegmentPath, flipByte, storeWithDisk, withStore } from "./support/store-fixtures.js";
 import { tempDir } from "./support/temp-dir.js";
 
 const blockSizeBytes = 4096;
@@ -26,61 +27,24 @@ function pattern(block: number): Buffer {
 }
 
 /** A store with disk `name` holding blocksWritten, closed again. */
-async function storeWithDisk(prefix: string, name: string, options: { historySeconds?: number } = {}): Promise<string> {
-  const storePath = tempDir(prefix);
-  await Store.init(storePath);
-  const store = await Store.open(storePath);
-  try {
-    await store.createDisk({ name, sizeBytes: diskSizeBytes, historySeconds: options.historySeconds });
-    const volume = store.resolve(name);
-    for (const block of blocksWritten) await volume.write(block * blockSizeBytes, pattern(block), { fua: false });
-    await volume.flush();
-    volume.release();
-  } finally {
-    await store.close();
-  }
-  return storePath;
-}
-
-/** Inverts one byte of a file in place. */
-function flipByte(filePath: string, offsetBytes: number): void {
-  const fd = openSync(filePath, "r+");
-  try {
-    const byte = Buffer.alloc(1);
-    assert.equal(readSync(fd, byte, 0, 1, offsetBytes), 1, `${filePath} has a byte at ${offsetBytes}`);
-    byte[0] ^= 0xff;
-    writeSync(fd, byte, 0, 1, offsetBytes);
-  } finally {
-    closeSync(fd);
-  }
-}
-
-function segmentPath(storePath: string, disk: string): string {
-  return join(storePath, "disks", disk, "segment-00000000.dat");
-}
-
-async function withStore<T>(storePath: string, action: (store: Store) => Promise<T>): Promise<T> {
-  const store = await Store.open(storePath);
-  try {
-    return await action(store);
-  } finally {
-    await store.close();
-  }
+function storeWithBlocks(prefix: string, name: string, options: { historySeconds?: number } = {}): Promise<string> {
+  const writes = blocksWritten.map((block) => ({ offsetBytes: block * blockSizeBytes, data: pattern(block) }));
+  return storeWithDisk(tempDir(prefix), { name, sizeBytes: diskSizeBytes, historySeconds: options.historySeconds }, writes);
 }
 
 test("a sound store scrubs OK: every entry checked, nothing damaged", async () => {
-  const storePath = await storeWithDisk("scrub-clean", "d");
+  const storePath = await storeWithBlocks("scrub-clean", "d");
   const result = await withStore(storePath, (store) => store.scrub({}));
   assert.equal(result.ok, true);
   assert.deepEqual(result.disks, [
     { disk: "d", entriesChecked: blocksWritten.length, bytesChecked: blocksWritten.length * blockSizeBytes, corrupt: [], baselineUnknownBlocks: [], ok: true },
   ]);
-  assert.ok(result.durationMs >= 0);
+  assert.ok(Number.isFinite(result.durationMs) && result.durationMs >= 0, `duration ${result.durationMs} ms`);
 });
 
 test("a flipped byte in a segment file is reported with its block, disk offset, LSN and file; the other blocks are not", async () => {
-  const storePath = await storeWithDisk("scrub-flip", "d");
-  flipByte(segmentPath(storePath, "d"), 100);
+  const storePath = await storeWithBlocks("scrub-flip", "d");
+  flipByte(firstSegmentPath(storePath, "d"), 100);
   const result = await withStore(storePath, async (store) => {
     // The flip hit block 5's data (slot 0): reads of it refuse, the others still read.
     await assert.rejects(store.resolve("d").read(5 * blockSizeBytes, blockSizeBytes), (error: unknown) => error instanceof SnaplogError && error.code === ErrorCodes.CORRUPT);
@@ -96,12 +60,12 @@ test("a flipped byte in a segment file is reported with its block, disk offset, 
 });
 
 test("every disk is scrubbed by default; a disk that fails to open is reported, not ok, with its reason", async () => {
-  const storePath = await storeWithDisk("scrub-all", "d");
+  const storePath = await storeWithBlocks("scrub-all", "d");
   await withStore(storePath, async (store) => {
     await store.createDisk({ name: "e", sizeBytes: diskSizeBytes });
     await store.resolve("e").write(0, pattern(1), { fua: true });
   });
-  flipByte(segmentPath(storePath, "d"), blockSizeBytes + 7);
+  flipByte(firstSegmentPath(storePath, "d"), blockSizeBytes + 7);
   mkdirSync(join(storePath, "disks", "broken"));
   writeFileSync(join(storePath, "disks", "broken", "disk.json"), "{ not json");
 
@@ -131,8 +95,8 @@ test("every disk is scrubbed by default; a disk that fails to open is reported, 
 
 test("baseline blocks a fold could not write (damaged data) are reported as unknown", async () => {
   // With no history window the fold takes the current view; it meets block 5's damaged data.
-  const storePath = await storeWithDisk("scrub-fold", "d", { historySeconds: 0 });
-  flipByte(segmentPath(storePath, "d"), 0);
+  const storePath = await storeWithBlocks("scrub-fold", "d", { historySeconds: 0 });
+  flipByte(firstSegmentPath(storePath, "d"), 0);
   const result: ScrubResult = await withStore(storePath, async (store) => {
     const fold = await store.compact({ disk: "d", intoBaseline: true });
     assert.ok(fold.lsnFold > 0, "the fold ran");
@@ -146,7 +110,7 @@ test("baseline blocks a fold could not write (damaged data) are reported as unkn
 });
 
 test("an unknown disk is NOT_FOUND", async () => {
-  const storePath = await storeWithDisk("scrub-missing", "d");
+  const storePath = await storeWithBlocks("scrub-missing", "d");
   await withStore(storePath, (store) =>
     assert.rejects(store.scrub({ disk: "nothere" }), (error: unknown) => error instanceof SnaplogError && error.code === ErrorCodes.NOT_FOUND),
   );

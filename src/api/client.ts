@@ -105,7 +105,7 @@ export class ApiClient implements Operations {
   }
 
   scrub(request: ScrubRequest, onProgress?: ProgressCallback): Promise<ScrubResult> {
-    return this.progressRequest("POST", "/v1/scrub", request.disk === undefined ? {} : { disk: request.disk }, onProgress);
+    return this.progressRequest("POST", "/v1/scrub", { ...request }, onProgress);
   }
 
   async *readLog({ disk, data, ...bounds }: LogRequest): AsyncGenerator<LogEntry> {

@@ -31,10 +31,14 @@ export async function* readNdjson(stream: Readable, options: NdjsonReadOptions):
       const chunk = step.value;
       let start = 0;
       for (let end = chunk.indexOf(newline, start); end !== -1; end = chunk.indexOf(newline, start)) {
-        pending.push(chunk.subarray(start, end));
-        const line = Buffer.concat(pending);
-        pending = [];
-        pendingBytes = 0;
+        // A line inside one chunk is used in place; only one split across chunks is copied.
+        let line = chunk.subarray(start, end);
+        if (pending.length > 0) {
+          pending.push(line);
+          line = Buffer.concat(pending);
+          pending = [];
+          pendingBytes = 0;
+        }
         start = end + 1;
         if (line.length > 0) yield parseLine(line);
       }

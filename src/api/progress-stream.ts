@@ -1,7 +1,7 @@
 /**
  * Answers a long-running route (compact, restore, scrub) with its progress, as NDJSON:
  *
- *   {"progress":{"done":N,"total":N}}   zero or more, at most one per progressIntervalMs
+ *   {"progress":{"done":N,"total":N}}   zero or more, at most one per intervalMs
  *   {"result":{...}}  or  {"error":{"code":...,"message":...,"hint":...}}   exactly one, last
  *
  * Nothing is sent until there is something to say: an operation that fails before its first
@@ -17,23 +17,35 @@
 import { PassThrough } from "node:stream";
 import type { FastifyReply } from "fastify";
 import type { ProgressCallback } from "../store/operations.js";
-import { asSnaplogError, errorLine, ndjsonContentType, ndjsonLine } from "./ndjson.js";
-import { httpStatusByCode } from "./status.js";
+import { ndjsonContentType, ndjsonLine } from "./ndjson.js";
+import { failureOf } from "./status.js";
 
-/** At most ten progress lines per second. */
-export const progressIntervalMs = 100;
-export const heartbeatIntervalMs = 15_000;
+/** How often progress lines go out; tests set intervalMs to 0 (every report is a line) or give a clock. */
+export interface ProgressTiming {
+  /** Least time between two progress lines: 100 ms, at most ten lines a second. */
+  intervalMs: number;
+  /** While no progress is reported, the latest is repeated this often. */
+  heartbeatIntervalMs: number;
+  /** The clock intervalMs is measured on (ms; performance.now by default). */
+  now: () => number;
+}
 
-export async function sendProgressStream<T>(reply: FastifyReply, run: (onProgress: ProgressCallback) => Promise<T>): Promise<FastifyReply> {
-  const lines = new ProgressLines(reply);
+const progressTimingDefault: ProgressTiming = { intervalMs: 100, heartbeatIntervalMs: 15_000, now: () => performance.now() };
+
+export async function sendProgressStream<T>(
+  reply: FastifyReply,
+  run: (onProgress: ProgressCallback) => Promise<T>,
+  timing: Partial<ProgressTiming> = {},
+): Promise<FastifyReply> {
+  const lines = new ProgressLines(reply, { ...progressTimingDefault, ...timing });
   try {
     const result = await run(lines.onProgress);
     return lines.finish(ndjsonLine({ result }));
   } catch (error) {
     if (!lines.committed) throw error;
-    const failure = asSnaplogError(error);
-    if (httpStatusByCode[failure.code] >= 500) reply.log.error({ err: error }, "request failed after its progress stream started");
-    return lines.finish(errorLine(failure));
+    const failure = failureOf(error);
+    reply.log[failure.logLevel]({ err: error }, "request failed after its progress stream started");
+    return lines.finish(ndjsonLine(failure.body));
   } finally {
     lines.stopHeartbeat();
   }
@@ -42,12 +54,16 @@ export async function sendProgressStream<T>(reply: FastifyReply, run: (onProgres
 /** The lines of one answer; the body stream exists once the answer is committed. */
 class ProgressLines {
   private body: PassThrough | undefined;
-  private lastSentMs = performance.now();
+  private lastSentMs: number;
   private latest = { done: 0, total: 0 };
   private readonly heartbeat: NodeJS.Timeout;
 
-  constructor(private readonly reply: FastifyReply) {
-    this.heartbeat = setInterval(() => this.sendLatest(), heartbeatIntervalMs);
+  constructor(
+    private readonly reply: FastifyReply,
+    private readonly timing: ProgressTiming,
+  ) {
+    this.lastSentMs = timing.now();
+    this.heartbeat = setInterval(() => this.sendLatest(), timing.heartbeatIntervalMs);
   }
 
   get committed(): boolean {
@@ -56,7 +72,7 @@ class ProgressLines {
 
   readonly onProgress: ProgressCallback = (done, total) => {
     this.latest = { done, total };
-    if (performance.now() - this.lastSentMs >= progressIntervalMs) this.sendLatest();
+    if (this.timing.now() - this.lastSentMs >= this.timing.intervalMs) this.sendLatest();
   };
 
   /** Sends the last line and ends the answer. */
@@ -82,6 +98,6 @@ class ProgressLines {
     }
     // Fastify destroys the body when the client went away; the operation goes on regardless.
     if (!this.body.destroyed && !this.body.writableEnded) this.body.write(line);
-    this.lastSentMs = performance.now();
+    this.lastSentMs = this.timing.now();
   }
 }

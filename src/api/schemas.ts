@@ -70,7 +70,6 @@ export const DiskInfoSchema = Type.Object(diskInfoProperties, { title: "DiskInfo
 
 export const HistoryWindowInfoSchema = Type.Object(
   {
-    historySeconds: Count,
     lsnFirst: Count,
     timeFirst: Type.Union([Type.String({ description: "ISO 8601" }), Type.Null()], { description: "null when the window reaches before every write" }),
     lsnLast: Count,
@@ -80,13 +79,11 @@ export const HistoryWindowInfoSchema = Type.Object(
 
 export const DiskSpaceSchema = Type.Object(
   {
-    logicalBytes: Count,
     baselineBytes: Count,
     logLiveBytes: Count,
     logDeadBytes: Type.Integer({ minimum: 0, description: "what compaction would free now" }),
     logFreeBytes: Type.Integer({ minimum: 0, description: "free slots inside existing segment files" }),
-    segmentBytes: Count,
-    journalBytes: Count,
+    segmentBytes: Type.Integer({ minimum: 0, description: "bytes of the segment files as the medium reports them" }),
     liveEntries: Count,
     deadEntries: Count,
     window: HistoryWindowInfoSchema,
@@ -188,6 +185,7 @@ export const CompactResultSchema = Type.Object(
     lsnFold: Count,
     scanMs: Type.Number({ minimum: 0 }),
     durationMs: Type.Number({ minimum: 0 }),
+    corruptBlocks: Type.Array(Count, { description: "into the baseline: blocks whose data failed its checksum, left in the log (ascending)" }),
   },
   { title: "CompactResult" },
 );
@@ -198,13 +196,13 @@ const PointSpecSchema = Type.String({ minLength: 1, maxLength: 128, description:
 export const RestoreBodySchema = Type.Object(
   {
     at: PointSpecSchema,
-    to: Type.Optional(Type.String({ minLength: 1, description: "absolute path on the server; must not exist" })),
+    to: Type.Optional(Type.String({ minLength: 1, description: "absolute path on the server; neither it nor <to>.partial may exist" })),
     asSnapshot: Type.Optional(NameSchema),
     rollback: Type.Optional(Type.Boolean()),
     name: Type.Optional(NameSchema),
     lun: Type.Optional(Type.Integer({ minimum: 1, maximum: 0xffff_ffff })),
   },
-  { additionalProperties: false, title: "RestoreRequest", description: "exactly one of to, asSnapshot, rollback" },
+  { additionalProperties: false, title: "RestoreRequest", description: "exactly one of to, asSnapshot, rollback; lun only with asSnapshot or rollback; name only with rollback" },
 );
 
 export const RestoreResultSchema = Type.Object(

@@ -10,7 +10,7 @@
 import { timingSafeEqual } from "node:crypto";
 import type { IncomingMessage, ServerResponse } from "node:http";
 import type { AddressInfo } from "node:net";
-import Fastify, { LogController, type RawServerDefault, type FastifyBaseLogger, type FastifyError, type FastifyInstance, type FastifySchemaValidationError } from "fastify";
+import Fastify, { LogController, type RawServerDefault, type FastifyBaseLogger, type FastifyInstance, type FastifySchemaValidationError } from "fastify";
 import swagger from "@fastify/swagger";
 import { Type, type TSchema, type TypeBoxTypeProvider } from "@fastify/type-provider-typebox";
 import { Counter, Registry, collectDefaultMetrics } from "prom-client";
@@ -46,9 +46,9 @@ import {
 } from "./schemas.js";
 import { sendItemStream } from "./item-stream.js";
 import { ndjsonContentType } from "./ndjson.js";
-import { sendProgressStream } from "./progress-stream.js";
+import { sendProgressStream, type ProgressTiming } from "./progress-stream.js";
 import { claimSocketPath, ensureToken, removeSocket, restrictToOwner } from "./socket.js";
-import { errorBody, httpStatusByCode, oneLine } from "./status.js";
+import { failureOf, oneLine } from "./status.js";
 
 export const apiVersion = "1";
 const requestCounterName = "snaplog_api_requests_total";
@@ -59,6 +59,8 @@ export interface ApiAppOptions {
   /** When set, every request must carry this bearer token (TCP listeners). */
   token?: string;
   logger?: FastifyBaseLogger;
+  /** Pace of the progress lines of compact, restore and scrub (tests: intervalMs 0, or a clock). */
+  progress?: Partial<ProgressTiming>;
 }
 
 export interface ApiServerOptions {
@@ -72,6 +74,8 @@ export interface ApiServerOptions {
   /** Registry served on /metrics; default metrics are added to a new one when absent. */
   metrics?: Registry;
   logger?: FastifyBaseLogger;
+  /** See ApiAppOptions.progress. */
+  progress?: Partial<ProgressTiming>;
 }
 
 export interface ApiServer {
@@ -88,8 +92,6 @@ export function createMetricsRegistry(): Registry {
   collectDefaultMetrics({ register: registry });
   return registry;
 }
-
-const errorResponses = { "4xx": ErrorSchema, "5xx": ErrorSchema } as const;
 
 /** One fastify instance with every route; tests use it with inject(). */
 export async function buildApiApp(options: ApiAppOptions): Promise<FastifyInstance> {
@@ -120,6 +122,8 @@ export async function buildApiApp(options: ApiAppOptions): Promise<FastifyInstan
   });
 
   registerOperationRoutes(app, options.operations);
+  registerProgressRoutes(app, options.operations, options.progress ?? {});
+  registerStreamRoutes(app, options.operations);
 
   app.get("/v1/openapi.json", { schema: { hide: true } }, () => app.swagger({ yaml: false }));
 
@@ -134,51 +138,46 @@ export async function buildApiApp(options: ApiAppOptions): Promise<FastifyInstan
 
 type TypedApp = FastifyInstance<RawServerDefault, IncomingMessage, ServerResponse, FastifyBaseLogger, TypeBoxTypeProvider>;
 
-/** The /v1 routes: one per Operations method. */
+const errorResponses = { "4xx": ErrorSchema, "5xx": ErrorSchema } as const;
+
+/** The answers of a route: `ok` on success (200 unless given), and the error body on any 4xx or 5xx. */
+function answers<T>(ok: T): { 200: T } & typeof errorResponses;
+function answers<T, S extends 201 | 204>(ok: T, status: S): { [K in S]: T } & typeof errorResponses;
+function answers<T>(ok: T, status: number = 200): Record<number, T> & typeof errorResponses {
+  return { [status]: ok, ...errorResponses } as Record<number, T> & typeof errorResponses;
+}
+
+/** The schema of a route about one disk (/v1/disks/:name...): the disk's name is the `name` parameter. */
+function aboutDisk<S extends object>(schema: S): S & { params: typeof DiskParamsSchema } {
+  return { ...schema, params: DiskParamsSchema };
+}
+
+/** The /v1 routes with plain JSON answers: one per Operations method. */
 function registerOperationRoutes(app: TypedApp, operations: Operations): void {
-  app.get("/v1/disks", { schema: { summary: "List disks", response: { 200: Type.Array(DiskInfoSchema), ...errorResponses } } }, () =>
-    operations.listDisks(),
+  app.get("/v1/disks", { schema: { summary: "List disks", response: answers(Type.Array(DiskInfoSchema)) } }, () => operations.listDisks());
+
+  app.post("/v1/disks", { schema: { summary: "Create a disk", body: CreateDiskBodySchema, response: answers(DiskInfoSchema, 201) } }, async (request, reply) => {
+    const disk = await operations.createDisk(request.body);
+    return reply.code(201).send(disk);
+  });
+
+  app.get("/v1/disks/:name", { schema: aboutDisk({ summary: "Show a disk and its snapshots", response: answers(DiskDetailSchema) }) }, (request) =>
+    operations.showDisk(request.params.name),
   );
 
-  app.post(
-    "/v1/disks",
-    { schema: { summary: "Create a disk", body: CreateDiskBodySchema, response: { 201: DiskInfoSchema, ...errorResponses } } },
-    async (request, reply) => {
-      const disk = await operations.createDisk(request.body);
-      return reply.code(201).send(disk);
-    },
-  );
+  app.delete("/v1/disks/:name", { schema: aboutDisk({ summary: "Delete a disk", response: answers(Type.Null(), 204) }) }, async (request, reply) => {
+    await operations.deleteDisk(request.params.name);
+    return reply.code(204).send(null);
+  });
 
-  app.get(
-    "/v1/disks/:name",
-    { schema: { summary: "Show a disk and its snapshots", params: DiskParamsSchema, response: { 200: DiskDetailSchema, ...errorResponses } } },
-    (request) => operations.showDisk(request.params.name),
-  );
-
-  app.delete(
-    "/v1/disks/:name",
-    { schema: { summary: "Delete a disk", params: DiskParamsSchema, response: { 204: Type.Null(), ...errorResponses } } },
-    async (request, reply) => {
-      await operations.deleteDisk(request.params.name);
-      return reply.code(204).send(null);
-    },
-  );
-
-  app.get(
-    "/v1/disks/:name/snapshots",
-    { schema: { summary: "List a disk's snapshots", params: DiskParamsSchema, response: { 200: Type.Array(SnapshotInfoSchema), ...errorResponses } } },
-    (request) => operations.listSnapshots(request.params.name),
+  app.get("/v1/disks/:name/snapshots", { schema: aboutDisk({ summary: "List a disk's snapshots", response: answers(Type.Array(SnapshotInfoSchema)) }) }, (request) =>
+    operations.listSnapshots(request.params.name),
   );
 
   app.post(
     "/v1/disks/:name/snapshots",
     {
-      schema: {
-        summary: "Create a snapshot (cut the log)",
-        params: DiskParamsSchema,
-        body: CreateSnapshotBodySchema,
-        response: { 201: SnapshotInfoSchema, ...errorResponses },
-      },
+      schema: aboutDisk({ summary: "Create a snapshot (cut the log)", body: CreateSnapshotBodySchema, response: answers(SnapshotInfoSchema, 201) }),
       // An empty POST is a snapshot with defaults, so curl -X POST works without a body.
       preValidation: emptyBodyAsObject,
     },
@@ -188,15 +187,29 @@ function registerOperationRoutes(app: TypedApp, operations: Operations): void {
     },
   );
 
-  app.get("/v1/status", { schema: { summary: "Store status", response: { 200: StoreStatusSchema, ...errorResponses } } }, () =>
-    operations.status(),
+  app.delete(
+    "/v1/disks/:name/snapshots/:snapshot",
+    {
+      schema: {
+        summary: "Delete a snapshot: releases its LUN and merges its partition into the next",
+        params: SnapshotParamsSchema,
+        response: answers(DeleteSnapshotResultSchema),
+      },
+    },
+    (request) => operations.deleteSnapshot(request.params.name, request.params.snapshot),
   );
 
-  registerSnapshotDeleteRoute(app, operations);
-  registerPolicyRoutes(app, operations);
-  registerLongRunningRoutes(app, operations);
-  registerScrubRoute(app, operations);
-  registerStreamRoutes(app, operations);
+  app.get("/v1/disks/:name/policy", { schema: aboutDisk({ summary: "Show a disk's policy", response: answers(DiskPolicySchema) }) }, (request) =>
+    operations.showPolicy(request.params.name),
+  );
+
+  app.patch(
+    "/v1/disks/:name/policy",
+    { schema: aboutDisk({ summary: "Change some of a disk's policy; the answer is the whole policy", body: PolicyUpdateBodySchema, response: answers(DiskPolicySchema) }) },
+    (request) => operations.setPolicy({ disk: request.params.name, ...request.body }),
+  );
+
+  app.get("/v1/status", { schema: { summary: "Store status", response: answers(StoreStatusSchema) } }, () => operations.status());
 }
 
 /** A POST without a body means "all defaults", so curl -X POST works as is. */
@@ -209,94 +222,48 @@ function ndjsonResponse(description: string, lineSchema: TSchema): { description
   return { description, content: { [ndjsonContentType]: { schema: lineSchema } } };
 }
 
-function registerSnapshotDeleteRoute(app: TypedApp, operations: Operations): void {
-  app.delete(
-    "/v1/disks/:name/snapshots/:snapshot",
-    {
-      schema: {
-        summary: "Delete a snapshot: releases its LUN and merges its partition into the next",
-        params: SnapshotParamsSchema,
-        response: { 200: DeleteSnapshotResultSchema, ...errorResponses },
-      },
-    },
-    (request) => operations.deleteSnapshot(request.params.name, request.params.snapshot),
-  );
-}
-
-function registerPolicyRoutes(app: TypedApp, operations: Operations): void {
-  app.get(
-    "/v1/disks/:name/policy",
-    { schema: { summary: "Show a disk's policy", params: DiskParamsSchema, response: { 200: DiskPolicySchema, ...errorResponses } } },
-    (request) => operations.showPolicy(request.params.name),
-  );
-
-  app.patch(
-    "/v1/disks/:name/policy",
-    {
-      schema: {
-        summary: "Change some of a disk's policy; the answer is the whole policy",
-        params: DiskParamsSchema,
-        body: PolicyUpdateBodySchema,
-        response: { 200: DiskPolicySchema, ...errorResponses },
-      },
-    },
-    (request) => operations.setPolicy({ disk: request.params.name, ...request.body }),
-  );
-}
-
 const progressLineSchema = Type.Union([Type.Object({ progress: ProgressSchema }), ErrorSchema]);
 
-function registerLongRunningRoutes(app: TypedApp, operations: Operations): void {
+/**
+ * The options of a long-running route (compact, restore, scrub): `schema` gives its summary,
+ * body and parameters; the answer is NDJSON progress counted in `unit`, then one line with a
+ * `result` of `resultSchema` (sendProgressStream). No body at all means an empty one.
+ */
+function progressRoute<S extends { summary: string; body: TSchema }>(schema: S, unit: string, resultSchema: TSchema) {
+  // Each result schema has a title (CompactResult, ...): the type's name in the OpenAPI document.
+  const { title } = resultSchema as { title?: string };
+  const lines = `{progress} lines (${unit}), then one {result} (${title ?? "result"}) or {error} line`;
+  return {
+    schema: { ...schema, response: answers(ndjsonResponse(lines, Type.Union([progressLineSchema, Type.Object({ result: resultSchema })]))) },
+    preValidation: emptyBodyAsObject,
+  };
+}
+
+function registerProgressRoutes(app: TypedApp, operations: Operations, timing: Partial<ProgressTiming>): void {
   app.post(
     "/v1/disks/:name/compact",
-    {
-      schema: {
-        summary: "Compact now (in place, or into the baseline), streaming progress",
-        params: DiskParamsSchema,
-        body: CompactBodySchema,
-        response: {
-          200: ndjsonResponse("{progress} lines, then one {result} (CompactResult) or {error} line", Type.Union([progressLineSchema, Type.Object({ result: CompactResultSchema })])),
-          ...errorResponses,
-        },
-      },
-      preValidation: emptyBodyAsObject,
-    },
-    (request, reply) => sendProgressStream(reply, (onProgress) => operations.compact({ disk: request.params.name, ...request.body }, onProgress)),
+    progressRoute(aboutDisk({ summary: "Compact now (in place, or into the baseline), streaming progress", body: CompactBodySchema }), "steps", CompactResultSchema),
+    (request, reply) => sendProgressStream(reply, (onProgress) => operations.compact({ disk: request.params.name, ...request.body }, onProgress), timing),
   );
 
   app.post(
     "/v1/disks/:name/restore",
-    {
-      schema: {
-        summary: "Restore a point in time to a file, as a snapshot, or by rolling back, streaming progress",
-        params: DiskParamsSchema,
-        body: RestoreBodySchema,
-        response: {
-          200: ndjsonResponse("{progress} lines (bytes), then one {result} (RestoreResult) or {error} line", Type.Union([progressLineSchema, Type.Object({ result: RestoreResultSchema })])),
-          ...errorResponses,
-        },
-      },
-    },
-    (request, reply) => sendProgressStream(reply, (onProgress) => operations.restore({ disk: request.params.name, ...request.body }, onProgress)),
+    progressRoute(aboutDisk({ summary: "Restore a point in time to a file, as a snapshot, or by rolling back, streaming progress", body: RestoreBodySchema }), "bytes", RestoreResultSchema),
+    (request, reply) => sendProgressStream(reply, (onProgress) => operations.restore({ disk: request.params.name, ...request.body }, onProgress), timing),
   );
-}
 
-/** Scrub is about the store, not one disk: its route takes the disk in the body, and none means all. */
-function registerScrubRoute(app: TypedApp, operations: Operations): void {
+  // Scrub is about the store, not one disk: the disk is in the body, and none means all.
   app.post(
     "/v1/scrub",
-    {
-      schema: {
+    progressRoute(
+      {
         summary: "Check every live log entry's CRC32C (of one disk, or all), streaming progress; damage is reported in the result, not as an error",
         body: ScrubBodySchema,
-        response: {
-          200: ndjsonResponse("{progress} lines (index pages), then one {result} (ScrubResult) or {error} line", Type.Union([progressLineSchema, Type.Object({ result: ScrubResultSchema })])),
-          ...errorResponses,
-        },
       },
-      preValidation: emptyBodyAsObject,
-    },
-    (request, reply) => sendProgressStream(reply, (onProgress) => operations.scrub(request.body, onProgress)),
+      "index pages",
+      ScrubResultSchema,
+    ),
+    (request, reply) => sendProgressStream(reply, (onProgress) => operations.scrub(request.body, onProgress), timing),
   );
 }
 
@@ -304,12 +271,11 @@ function registerStreamRoutes(app: TypedApp, operations: Operations): void {
   app.get(
     "/v1/disks/:name/log",
     {
-      schema: {
+      schema: aboutDisk({
         summary: "The log in time order (runs of entries and snapshot cuts), streamed",
-        params: DiskParamsSchema,
         querystring: LogQuerySchema,
-        response: { 200: ndjsonResponse("one LogEntry per line; a final {error} line if the stream fails midway", Type.Union([LogEntrySchema, ErrorSchema])), ...errorResponses },
-      },
+        response: answers(ndjsonResponse("one LogEntry per line; a final {error} line if the stream fails midway", Type.Union([LogEntrySchema, ErrorSchema]))),
+      }),
     },
     (request, reply) => {
       const { data, ...bounds } = request.query;
@@ -320,12 +286,11 @@ function registerStreamRoutes(app: TypedApp, operations: Operations): void {
   app.get(
     "/v1/disks/:name/diff",
     {
-      schema: {
+      schema: aboutDisk({
         summary: "The blocks that differ between two volumes, in block order, streamed",
-        params: DiskParamsSchema,
         querystring: DiffQuerySchema,
-        response: { 200: ndjsonResponse("one DiffRun per line; a final {error} line if the stream fails midway", Type.Union([DiffRunSchema, ErrorSchema])), ...errorResponses },
-      },
+        response: answers(ndjsonResponse("one DiffRun per line; a final {error} line if the stream fails midway", Type.Union([DiffRunSchema, ErrorSchema]))),
+      }),
     },
     (request, reply) => sendItemStream(reply, operations.diff({ disk: request.params.name, ...request.query })),
   );
@@ -346,19 +311,10 @@ function formatValidationError(errors: FastifySchemaValidationError[], dataVar: 
 }
 
 function installErrorHandlers(app: FastifyInstance): void {
-  app.setErrorHandler((error: FastifyError | SnaplogError, request, reply) => {
-    if (error instanceof SnaplogError) {
-      const status = httpStatusByCode[error.code];
-      if (status >= 500) request.log.error({ err: error }, "request failed");
-      return reply.code(status).send(errorBody(error));
-    }
-    const statusCode = error.statusCode ?? 500;
-    if (error.validation !== undefined || (statusCode >= 400 && statusCode < 500)) {
-      const message = oneLine(error.message);
-      return reply.code(statusCode).send({ error: { code: ErrorCodes.INVALID_ARGUMENT, message } });
-    }
-    request.log.error({ err: error }, "request failed");
-    return reply.code(500).send({ error: { code: ErrorCodes.INTERNAL, message: `internal error: ${oneLine(error.message)}` } });
+  app.setErrorHandler((error, request, reply) => {
+    const failure = failureOf(error);
+    request.log[failure.logLevel]({ err: error }, "request failed");
+    return reply.code(failure.status).send(failure.body);
   });
   app.setNotFoundHandler((request, reply) =>
     reply.code(404).send({ error: { code: ErrorCodes.NOT_FOUND, message: `no route ${request.method} ${request.url.split("?")[0]}` } }),
@@ -413,7 +369,7 @@ export async function startApiServer(options: ApiServerOptions): Promise<ApiServ
   try {
     await claimSocketPath(socketPath);
     socketClaimed = true;
-    const unixApp = await buildApiApp({ operations: options.operations, metrics, logger: options.logger });
+    const unixApp = await buildApiApp({ operations: options.operations, metrics, logger: options.logger, progress: options.progress });
     apps.push(unixApp);
     await unixApp.listen({ path: socketPath });
     await restrictToOwner(socketPath);
@@ -421,7 +377,7 @@ export async function startApiServer(options: ApiServerOptions): Promise<ApiServ
     let tcp: HostPort | undefined;
     if (options.tcp !== undefined) {
       const token = await ensureToken(tokenPath);
-      const tcpApp = await buildApiApp({ operations: options.operations, metrics, logger: options.logger, token });
+      const tcpApp = await buildApiApp({ operations: options.operations, metrics, logger: options.logger, progress: options.progress, token });
       apps.push(tcpApp);
       await tcpApp.listen({ host: options.tcp.host, port: options.tcp.port });
       const address = tcpApp.server.address() as AddressInfo;

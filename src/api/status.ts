@@ -3,6 +3,7 @@
  * boundary"). `satisfies Record<ErrorCode, number>` makes a missing code a compile error;
  * test/errors.test.ts checks it again at run time, and docs/errors.md lists the same values.
  */
+import type { FastifyError } from "fastify";
 import { ErrorCodes, SnaplogError, type ErrorCode } from "../util/errors.js";
 
 export const httpStatusByCode = {
@@ -43,4 +44,32 @@ export function errorBody(error: SnaplogError): ErrorBody {
   const body: ErrorBody = { error: { code: error.code, message: oneLine(error.message) } };
   if (error.hint !== undefined) body.error.hint = oneLine(error.hint);
   return body;
+}
+
+/** How an API answer reports a failure: its status, its body, and how loudly the server logs it. */
+export interface Failure {
+  status: number;
+  body: ErrorBody;
+  /** "error" for server faults (5xx), which an operator should see; "debug" for bad requests. */
+  logLevel: "error" | "debug";
+}
+
+/**
+ * The one mapping of anything thrown while answering a request to its answer, used by the
+ * JSON error handler and by the streams' final {error} line. A SnaplogError keeps its code
+ * (status from httpStatusByCode). Fastify's own 4xx errors (a body that fails the schema,
+ * malformed JSON, a body too large) are INVALID_ARGUMENT with their status. Anything else is
+ * a bug: INTERNAL, 500.
+ */
+export function failureOf(error: unknown): Failure {
+  if (error instanceof SnaplogError) {
+    const status = httpStatusByCode[error.code];
+    return { status, body: errorBody(error), logLevel: status >= 500 ? "error" : "debug" };
+  }
+  const { statusCode, validation } = (error ?? {}) as Partial<FastifyError>;
+  const message = oneLine(error instanceof Error ? error.message : String(error));
+  if (validation !== undefined || (statusCode !== undefined && statusCode >= 400 && statusCode < 500)) {
+    return { status: statusCode ?? 400, body: { error: { code: ErrorCodes.INVALID_ARGUMENT, message } }, logLevel: "debug" };
+  }
+  return { status: 500, body: { error: { code: ErrorCodes.INTERNAL, message: `internal error: ${message}` } }, logLevel: "error" };
 }

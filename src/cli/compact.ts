@@ -4,12 +4,10 @@
  * baseline folds the oldest kept view into the baseline image and frees what it replaced.
  */
 import type { Command } from "commander";
-import type { CompactRequest, CompactResult } from "../store/operations.js";
-import { invalidArgument } from "../util/errors.js";
+import { checkCompactRequest, type CompactRequest, type CompactResult } from "../store/operations.js";
 import { formatBytes, parseName } from "../util/parse.js";
-import { globalOptions, withOperations } from "./context.js";
-import { printFields, printJson, printLine } from "./output.js";
-import { startProgress } from "./progress.js";
+import { runOperation } from "./context.js";
+import { formatBlockRanges, printFields, printLine } from "./output.js";
 
 interface CompactOptions {
   snapshot?: string;
@@ -37,31 +35,25 @@ export function registerCompact(program: Command): void {
       ].join("\n"),
     )
     .action(async (disk: string, options: CompactOptions, command: Command) => {
-      const { storePath, json } = globalOptions(command);
       const request = compactRequest(parseName(disk, "disk name"), options);
-      const progress = startProgress({ label: `compact ${request.disk}`, unit: "steps", json });
-      let result: CompactResult;
-      try {
-        result = await withOperations(storePath, (operations) => operations.compact(request, progress.onProgress));
-      } finally {
-        progress.stop();
-      }
-      if (json) {
-        printJson(result);
-        return;
-      }
-      printLine(result.mode === "in-place" ? `compacted ${result.disk} in place:` : `folded ${result.disk} into its baseline:`);
-      printFields(compactFields(result));
+      await runOperation(command, {
+        run: (operations, onProgress) => operations.compact(request, onProgress),
+        print: printCompact,
+        progress: { label: `compact ${request.disk}`, unit: "steps" },
+      });
     });
 }
 
+function printCompact(result: CompactResult): void {
+  printLine(result.mode === "in-place" ? `compacted ${result.disk} in place:` : `folded ${result.disk} into its baseline:`);
+  printFields(compactFields(result));
+}
+
 function compactRequest(disk: string, options: CompactOptions): CompactRequest {
-  if (options.snapshot !== undefined && options.intoBaseline === true) {
-    throw invalidArgument("--into-baseline folds the oldest kept view into the baseline; it takes no --snapshot");
-  }
   const request: CompactRequest = { disk };
   if (options.snapshot !== undefined) request.snapshot = parseName(options.snapshot, "snapshot name");
   if (options.intoBaseline === true) request.intoBaseline = true;
+  checkCompactRequest(request);
   return request;
 }
 
@@ -74,5 +66,8 @@ function compactFields(result: CompactResult): Array<[string, string]> {
     ["duration", `${Math.round(result.durationMs)} ms`],
   ];
   if (result.mode === "into-baseline") fields.push(["fold LSN", result.lsnFold === 0 ? "0 (nothing to fold)" : String(result.lsnFold)]);
+  if (result.corruptBlocks.length > 0) {
+    fields.push(["damaged blocks", `${formatBlockRanges(result.corruptBlocks)} (data failed its checksum: left in the log, the baseline answers EIO there; see snaplog scrub)`]);
+  }
   return fields;
 }

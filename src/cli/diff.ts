@@ -4,10 +4,9 @@
  */
 import type { Command } from "commander";
 import type { DiffRun } from "../store/operations.js";
+import { parsePoint } from "../store/point-spec.js";
 import { formatBytes, parseName } from "../util/parse.js";
-import { globalOptions, withOperations } from "./context.js";
-import { LineWriter, writeLines } from "./line-writer.js";
-import { checkVolumeArg } from "./point-args.js";
+import { runStream } from "./context.js";
 
 const header = `${"BLOCK".padStart(12)}  ${"COUNT".padStart(8)}  ${"OFFSET".padStart(16)}  ${"LENGTH".padStart(12)}`;
 
@@ -16,7 +15,7 @@ export function registerDiff(program: Command): void {
     .command("diff")
     .description("list the blocks written between two volumes of a disk (block numbers and byte offsets)")
     .argument("<disk>", "disk name")
-    .argument("<from>", "a snapshot name, current, baseline, lsn:N or an ISO 8601 time")
+    .argument("<from>", "a snapshot name, current, baseline, lsn:N or an ISO 8601 time with its zone (2026-11-25T10:00:00Z)")
     .argument("<to>", "the same kinds as FROM")
     .addHelpText(
       "after",
@@ -33,18 +32,12 @@ export function registerDiff(program: Command): void {
       ].join("\n"),
     )
     .action(async (disk: string, from: string, to: string, _options: unknown, command: Command) => {
-      const { storePath, json } = globalOptions(command);
-      const request = { disk: parseName(disk, "disk name"), from: checkVolumeArg(from, "FROM"), to: checkVolumeArg(to, "TO") };
-      if (json) {
-        await withOperations(storePath, (operations) => writeLines(operations.diff(request), (run) => [JSON.stringify(run)]));
-        return;
-      }
+      // A typo is a usage error here, before the store is touched.
+      parsePoint(from, "FROM");
+      parsePoint(to, "TO");
+      const request = { disk: parseName(disk, "disk name"), from, to };
       const table = new DiffTable();
-      const writer = new LineWriter();
-      const finished = await withOperations(storePath, (operations) => writeLines(operations.diff(request), (run) => table.rows(run), writer));
-      if (!finished) return;
-      for (const line of table.end()) await writer.line(line);
-      await writer.flush();
+      await runStream(command, { items: (operations) => operations.diff(request), lines: (run) => table.rows(run), endLines: () => table.end() });
     });
 }
 

@@ -5,8 +5,8 @@ import type { Command } from "commander";
 import type { CreateDiskRequest, DiskDetail, DiskInfo, HistoryWindowInfo, SnapshotInfo } from "../store/operations.js";
 import { invalidArgument } from "../util/errors.js";
 import { formatBytes, formatDuration, parseBlockSize, parseDuration, parseName, parseSize } from "../util/parse.js";
-import { globalOptions, withOperations } from "./context.js";
-import { printFields, printJson, printLine, printTable, type Column } from "./output.js";
+import { runOperation } from "./context.js";
+import { printFields, printLine, printTable, type Column } from "./output.js";
 import { policyFields } from "./policy.js";
 
 interface CreateOptions {
@@ -88,11 +88,12 @@ function registerDiskCreate(disk: Command): void {
       ].join("\n"),
     )
     .action(async (name: string, options: CreateOptions, command: Command) => {
-      const { storePath, json } = globalOptions(command);
       const request = await createRequest(name, options);
-      const created = await withOperations(storePath, (operations) => operations.createDisk(request));
-      if (json) printJson(created);
-      else printLine(`created disk ${created.name}: ${formatBytes(created.sizeBytes)}, block size ${formatBytes(created.blockSizeBytes)}, LUN ${created.lun}, history ${formatDuration(created.historySeconds)}`);
+      await runOperation(command, {
+        run: (operations) => operations.createDisk(request),
+        print: (created) =>
+          printLine(`created disk ${created.name}: ${formatBytes(created.sizeBytes)}, block size ${formatBytes(created.blockSizeBytes)}, LUN ${created.lun}, history ${formatDuration(created.historySeconds)}`),
+      });
     });
 }
 
@@ -101,10 +102,10 @@ function registerDiskList(disk: Command): void {
     .command("list")
     .description("list disks with sizes, space used, entries, window and snapshots")
     .action(async (_options: unknown, command: Command) => {
-      const { storePath, json } = globalOptions(command);
-      const disks = await withOperations(storePath, (operations) => operations.listDisks());
-      if (json) printJson(disks);
-      else printTable(disks, diskColumns, "no disks (create one with: snaplog disk create NAME --size SIZE)");
+      await runOperation(command, {
+        run: (operations) => operations.listDisks(),
+        print: (disks) => printTable(disks, diskColumns, "no disks (create one with: snaplog disk create NAME --size SIZE)"),
+      });
     });
 }
 
@@ -126,19 +127,17 @@ function registerDiskShow(disk: Command): void {
       ].join("\n"),
     )
     .action(async (name: string, _options: unknown, command: Command) => {
-      const { storePath, json } = globalOptions(command);
       const diskName = parseName(name, "disk name");
-      const detail = await withOperations(storePath, (operations) => operations.showDisk(diskName));
-      if (json) {
-        printJson(detail);
-        return;
-      }
-      printFields(detailFields(detail));
-      if (detail.snapshots.length > 0) {
-        printLine("");
-        printTable(detail.snapshots, snapshotColumns, "");
-      }
+      await runOperation(command, { run: (operations) => operations.showDisk(diskName), print: printDetail });
     });
+}
+
+function printDetail(detail: DiskDetail): void {
+  printFields(detailFields(detail));
+  if (detail.snapshots.length > 0) {
+    printLine("");
+    printTable(detail.snapshots, snapshotColumns, "");
+  }
 }
 
 function detailFields(detail: DiskDetail): Array<[string, string]> {
@@ -151,23 +150,22 @@ function detailFields(detail: DiskDetail): Array<[string, string]> {
     ["created", detail.createdAt],
     ["last LSN", String(detail.lsnLast)],
     ["snapshots", String(detail.snapshotCount)],
-    ["logical size", formatBytes(space.logicalBytes)],
     ["baseline", detail.hasBaseline ? formatBytes(space.baselineBytes) : "none"],
     ["log live", formatBytes(space.logLiveBytes)],
     ["log dead", `${formatBytes(space.logDeadBytes)} (compaction would free it)`],
     ["log free", `${formatBytes(space.logFreeBytes)} (reusable slots)`],
     ["segments", formatBytes(space.segmentBytes)],
-    ["journal", formatBytes(space.journalBytes)],
+    ["journal", formatBytes(detail.journalBytes)],
     ["entries", `${space.liveEntries} live, ${space.deadEntries} dead`],
-    ["history window", describeWindow(space.window)],
+    ["history window", describeWindow(detail.historySeconds, space.window)],
     ...policyFields(policy).map(([key, value]): [string, string] => [`policy ${key}`, value]),
   ];
 }
 
 /** "1h: from LSN 12 (2026-11-25T09:00:00.000Z) to LSN 40". */
-function describeWindow(window: HistoryWindowInfo): string {
+function describeWindow(historySeconds: number, window: HistoryWindowInfo): string {
   const since = window.timeFirst ?? "before the first write";
-  return `${formatDuration(window.historySeconds)}: from LSN ${window.lsnFirst} (${since}) to LSN ${window.lsnLast}`;
+  return `${formatDuration(historySeconds)}: from LSN ${window.lsnFirst} (${since}) to LSN ${window.lsnLast}`;
 }
 
 function registerDiskDelete(disk: Command): void {
@@ -176,10 +174,13 @@ function registerDiskDelete(disk: Command): void {
     .description("delete a disk, its history and its snapshots")
     .argument("<name>", "disk name")
     .action(async (name: string, _options: unknown, command: Command) => {
-      const { storePath, json } = globalOptions(command);
       const diskName = parseName(name, "disk name");
-      await withOperations(storePath, (operations) => operations.deleteDisk(diskName));
-      if (json) printJson({ deleted: diskName });
-      else printLine(`deleted disk ${diskName}`);
+      await runOperation(command, {
+        run: async (operations) => {
+          await operations.deleteDisk(diskName);
+          return { deleted: diskName };
+        },
+        print: () => printLine(`deleted disk ${diskName}`),
+      });
     });
 }

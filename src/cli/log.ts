@@ -6,11 +6,10 @@
  */
 import type { Command } from "commander";
 import type { LogEntry, LogRequest } from "../store/operations.js";
+import { parsePoint } from "../store/point-spec.js";
 import { parseName } from "../util/parse.js";
-import { globalOptions, withOperations } from "./context.js";
+import { runStream } from "./context.js";
 import { hexdumpLines } from "./hexdump.js";
-import { writeLines } from "./line-writer.js";
-import { checkPointArg } from "./point-args.js";
 
 interface LogOptions {
   since?: string;
@@ -24,8 +23,8 @@ export function registerLog(program: Command): void {
     .command("log")
     .description("list a disk's log in time order: runs of writes, zeroes and trims, and snapshot cuts")
     .argument("<disk>", "disk name")
-    .option("--since <T>", "from this point on, inclusive: lsn:N or an ISO 8601 time")
-    .option("--until <T>", "up to this point, inclusive: lsn:N or an ISO 8601 time")
+    .option("--since <T>", "from this point on, inclusive: lsn:N or an ISO 8601 time with its zone (Z or +01:00)")
+    .option("--until <T>", "up to this point, inclusive: lsn:N or an ISO 8601 time with its zone (Z or +01:00)")
     .option("--snapshot <name>", "only this snapshot's partition (the entries since the snapshot before it) and its cut")
     .option("--data", "also print each row's bytes (text: a hexdump; --json: base64 in \"data\")")
     .addHelpText(
@@ -46,24 +45,29 @@ export function registerLog(program: Command): void {
       ].join("\n"),
     )
     .action(async (disk: string, options: LogOptions, command: Command) => {
-      const { storePath, json } = globalOptions(command);
       const request = logRequest(parseName(disk, "disk name"), options);
-      const format = json ? (entry: LogEntry) => [JSON.stringify(entry)] : (entry: LogEntry) => formatLogEntry(entry, options.data === true);
-      await withOperations(storePath, (operations) => writeLines(operations.readLog(request), format));
+      await runStream(command, { items: (operations) => operations.readLog(request), lines: (entry) => formatLogEntry(entry, options.data === true) });
     });
 }
 
 function logRequest(disk: string, options: LogOptions): LogRequest {
   const request: LogRequest = { disk };
-  if (options.since !== undefined) request.since = checkPointArg(options.since, "--since");
-  if (options.until !== undefined) request.until = checkPointArg(options.until, "--until");
+  // A typo is a usage error here, before the store is touched.
+  if (options.since !== undefined) {
+    parsePoint(options.since, "--since", "point");
+    request.since = options.since;
+  }
+  if (options.until !== undefined) {
+    parsePoint(options.until, "--until", "point");
+    request.until = options.until;
+  }
   if (options.snapshot !== undefined) request.snapshot = parseName(options.snapshot, "snapshot name");
   if (options.data === true) request.data = true;
   return request;
 }
 
 /** One row as text, then its hexdump when asked for. */
-export function* formatLogEntry(entry: LogEntry, withData: boolean): Generator<string> {
+function* formatLogEntry(entry: LogEntry, withData: boolean): Generator<string> {
   yield formatLogRow(entry);
   if (!withData || entry.kind === "snapshot") return;
   if (entry.data === undefined) {
@@ -74,7 +78,7 @@ export function* formatLogEntry(entry: LogEntry, withData: boolean): Generator<s
 }
 
 /** "lsn 12-15  2026-11-25T10:00:00.000Z  write     block 8 +4  offset 32768 length 16384". */
-export function formatLogRow(entry: LogEntry): string {
+function formatLogRow(entry: LogEntry): string {
   const lsn = entry.lsnFirst === entry.lsnLast ? `lsn ${entry.lsnFirst}` : `lsn ${entry.lsnFirst}-${entry.lsnLast}`;
   const head = `${lsn.padEnd(16)}  ${entry.time}  ${entry.kind.padEnd(8)}`;
   if (entry.kind === "snapshot") return `${head}  ${entry.snapshot?.name ?? "?"} (LUN ${entry.snapshot?.lun ?? "?"})`;

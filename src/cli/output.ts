@@ -38,3 +38,26 @@ export function printFields(fields: ReadonlyArray<readonly [string, string]>): v
 export function printLine(text: string): void {
   process.stdout.write(`${text}\n`);
 }
+
+/** "1 entry", "12,345 entries". */
+export function plural(count: number, one: string, many: string): string {
+  return `${count.toLocaleString("en-US")} ${count === 1 ? one : many}`;
+}
+
+/** Block lists are shown as ranges; past this many ranges, the rest is counted (--json lists all). */
+const blockRangeCountMax = 32;
+
+/** Ascending block numbers as "5-7, 12"; past blockRangeCountMax ranges, "… and N more blocks". */
+export function formatBlockRanges(blocks: readonly number[]): string {
+  const ranges: string[] = [];
+  let blocksListed = 0;
+  for (let index = 0; index < blocks.length && ranges.length < blockRangeCountMax; ) {
+    let end = index;
+    while (end + 1 < blocks.length && blocks[end + 1] === blocks[end] + 1) end++;
+    ranges.push(end === index ? String(blocks[index]) : `${blocks[index]}-${blocks[end]}`);
+    blocksListed += end - index + 1;
+    index = end + 1;
+  }
+  const rest = blocks.length - blocksListed;
+  return rest === 0 ? ranges.join(", ") : `${ranges.join(", ")} … and ${plural(rest, "more block", "more blocks")} (--json lists all)`;
+}

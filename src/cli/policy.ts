@@ -3,8 +3,8 @@ import type { Command } from "commander";
 import type { DiskPolicy, PolicyUpdate } from "../store/operations.js";
 import { invalidArgument } from "../util/errors.js";
 import { formatDuration, parseDuration, parseName } from "../util/parse.js";
-import { globalOptions, withOperations } from "./context.js";
-import { printFields, printJson, printLine } from "./output.js";
+import { runOperation } from "./context.js";
+import { printFields, printLine } from "./output.js";
 
 interface SetOptions {
   history?: string;
@@ -25,11 +25,8 @@ function registerPolicyShow(policy: Command): void {
     .argument("<disk>", "disk name")
     .addHelpText("after", "\nExamples:\n  $ snaplog policy show vm1\n  $ snaplog --json policy show vm1")
     .action(async (disk: string, _options: unknown, command: Command) => {
-      const { storePath, json } = globalOptions(command);
       const diskName = parseName(disk, "disk name");
-      const shown = await withOperations(storePath, (operations) => operations.showPolicy(diskName));
-      if (json) printJson(shown);
-      else printFields(policyFields(shown));
+      await runOperation(command, { run: (operations) => operations.showPolicy(diskName), print: (shown) => printFields(policyFields(shown)) });
     });
 }
 
@@ -54,15 +51,14 @@ function registerPolicySet(policy: Command): void {
       ].join("\n"),
     )
     .action(async (disk: string, options: SetOptions, command: Command) => {
-      const { storePath, json } = globalOptions(command);
       const update = policyUpdate(parseName(disk, "disk name"), options);
-      const changed = await withOperations(storePath, (operations) => operations.setPolicy(update));
-      if (json) {
-        printJson(changed);
-        return;
-      }
-      printLine(`updated the policy of ${update.disk}:`);
-      printFields(policyFields(changed));
+      await runOperation(command, {
+        run: (operations) => operations.setPolicy(update),
+        print: (changed) => {
+          printLine(`updated the policy of ${update.disk}:`);
+          printFields(policyFields(changed));
+        },
+      });
     });
 }
 

@@ -18,13 +18,13 @@ export interface ProgressOptions {
   label: string;
   /** How done/total read: bytes ("12 MiB / 40 MiB") or plain steps ("3 / 16"). */
   unit: "bytes" | "steps";
-  json: boolean;
 }
 
 const quiet: ProgressDisplay = { onProgress: () => undefined, stop: () => undefined };
 
-export function startProgress(options: ProgressOptions, stream: NodeJS.WriteStream = process.stderr): ProgressDisplay {
-  if (options.json || stream.isTTY !== true) return quiet;
+/** A bar for `options` on a terminal; quiet without options, with --json, or when piped. */
+export function startProgress(options: ProgressOptions | undefined, json: boolean, stream: NodeJS.WriteStream = process.stderr): ProgressDisplay {
+  if (options === undefined || json || stream.isTTY !== true) return quiet;
   const format = options.unit === "bytes" ? formatBytes : String;
   const bar = new cliProgress.SingleBar(
     {

@@ -5,13 +5,12 @@
  */
 import path from "node:path";
 import type { Command } from "commander";
-import type { RestoreRequest, RestoreResult } from "../store/operations.js";
-import { invalidArgument } from "../util/errors.js";
+import { checkRestoreRequest, type RestoreRequest, type RestoreResult } from "../store/operations.js";
+import { checkName } from "../store/export-name.js";
+import { describePoint, parsePoint } from "../store/point-spec.js";
 import { formatBytes, parseCount, parseName } from "../util/parse.js";
-import { globalOptions, withOperations } from "./context.js";
-import { printJson, printLine } from "./output.js";
-import { checkVolumeArg } from "./point-args.js";
-import { startProgress } from "./progress.js";
+import { runOperation } from "./context.js";
+import { printLine } from "./output.js";
 
 interface RestoreOptions {
   at: string;
@@ -27,7 +26,7 @@ export function registerRestore(program: Command): void {
     .command("restore")
     .description("materialize a point in time as a file, name it as a snapshot, or roll the disk back to it")
     .argument("<disk>", "disk name")
-    .requiredOption("--at <T>", "the point: lsn:N, an ISO 8601 time (inside the history window) or a snapshot name")
+    .requiredOption("--at <T>", "the point: lsn:N, an ISO 8601 time with its zone (inside the history window) or a snapshot name")
     .option("--to <file>", "write a raw image of the disk at T to this new file (sparse where it reads zeros)")
     .option("--as-snapshot <name>", "name the point as a new read-only snapshot (instant, copies nothing)")
     .option("--rollback", "roll the current volume back to T; the state before is kept as a snapshot")
@@ -48,38 +47,31 @@ export function registerRestore(program: Command): void {
       ].join("\n"),
     )
     .action(async (disk: string, options: RestoreOptions, command: Command) => {
-      const { storePath, json } = globalOptions(command);
       const request = restoreRequest(parseName(disk, "disk name"), options);
-      const progress = startProgress({ label: `restore ${request.disk}`, unit: "bytes", json });
-      let result: RestoreResult;
-      try {
-        result = await withOperations(storePath, (operations) => operations.restore(request, progress.onProgress));
-      } finally {
-        progress.stop();
-      }
-      if (json) printJson(result);
-      else printLine(describeRestore(result));
+      await runOperation(command, {
+        run: (operations, onProgress) => operations.restore(request, onProgress),
+        print: (result) => printLine(describeRestore(result)),
+        progress: { label: `restore ${request.disk}`, unit: "bytes" },
+      });
     });
 }
 
-/** Every option is checked here, before the store is touched. */
+/** Every option is checked here, with the store's own checks, before the store is touched. */
 function restoreRequest(disk: string, options: RestoreOptions): RestoreRequest {
-  const targets = [options.to !== undefined, options.asSnapshot !== undefined, options.rollback === true].filter(Boolean).length;
-  if (targets !== 1) throw invalidArgument("restore needs exactly one of --to FILE, --as-snapshot NAME, --rollback");
-  if (options.name !== undefined && options.rollback !== true) throw invalidArgument("--name names the snapshot a rollback keeps; it goes with --rollback");
-  if (options.lun !== undefined && options.to !== undefined) throw invalidArgument("--lun is the LUN of a new snapshot; --to makes a file");
-  const request: RestoreRequest = { disk, at: checkVolumeArg(options.at, "--at") };
+  parsePoint(options.at, "--at");
+  const request: RestoreRequest = { disk, at: options.at };
   // Absolute, because a running server resolves paths from its own directory.
   if (options.to !== undefined) request.to = path.resolve(options.to);
-  if (options.asSnapshot !== undefined) request.asSnapshot = parseName(options.asSnapshot, "--as-snapshot name");
+  if (options.asSnapshot !== undefined) request.asSnapshot = checkName("snapshot", options.asSnapshot);
   if (options.rollback === true) request.rollback = true;
-  if (options.name !== undefined) request.name = parseName(options.name, "--name");
+  if (options.name !== undefined) request.name = checkName("snapshot", options.name);
   if (options.lun !== undefined) request.lun = parseCount(options.lun, "LUN");
+  checkRestoreRequest(request);
   return request;
 }
 
 function describeRestore(result: RestoreResult): string {
-  const point = `LSN ${result.lsn} (${result.time ?? "the baseline"})`;
+  const point = describePoint(result.lsn, result.time);
   if (result.mode === "file" && result.file !== undefined) {
     const { path: filePath, sizeBytes, bytesWritten } = result.file;
     return `restored ${result.disk} at ${point} to ${filePath}: ${formatBytes(sizeBytes)}, ${formatBytes(bytesWritten)} written (the rest reads as zeros)`;

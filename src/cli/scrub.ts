@@ -10,13 +10,9 @@
 import type { Command } from "commander";
 import type { ScrubDiskResult, ScrubRequest, ScrubResult } from "../store/operations.js";
 import { formatBytes, parseName } from "../util/parse.js";
-import { globalOptions, withOperations } from "./context.js";
+import { runOperation } from "./context.js";
 import { exitCodeDamageFound, ExitStatus } from "./exit-code.js";
-import { formatTable, printJson, printLine, type Column } from "./output.js";
-import { startProgress } from "./progress.js";
-
-/** Unknown baseline blocks are listed as ranges; past this many, the rest is counted (--json lists all). */
-const blockRangeCountMax = 32;
+import { formatBlockRanges, formatTable, plural, printLine, type Column } from "./output.js";
 
 export function registerScrub(program: Command): void {
   program
@@ -43,28 +39,23 @@ export function registerScrub(program: Command): void {
       ].join("\n"),
     )
     .action(async (disk: string | undefined, _options: unknown, command: Command) => {
-      const { storePath, json } = globalOptions(command);
       const request: ScrubRequest = disk === undefined ? {} : { disk: parseName(disk, "disk name") };
-      const progress = startProgress({ label: request.disk === undefined ? "scrub" : `scrub ${request.disk}`, unit: "steps", json });
-      let result: ScrubResult;
-      try {
-        result = await withOperations(storePath, (operations) => operations.scrub(request, progress.onProgress));
-      } finally {
-        progress.stop();
-      }
-      if (json) printJson(result);
-      else printScrubReport(result);
+      const result = await runOperation(command, {
+        run: (operations, onProgress) => operations.scrub(request, onProgress),
+        print: printScrubReport,
+        progress: { label: request.disk === undefined ? "scrub" : `scrub ${request.disk}`, unit: "steps" },
+      });
       if (!result.ok) throw new ExitStatus(exitCodeDamageFound);
     });
 }
 
-export function printScrubReport(result: ScrubResult): void {
+function printScrubReport(result: ScrubResult): void {
   for (const disk of result.disks) printLine(formatDiskReport(disk));
   printLine(formatSummary(result));
 }
 
 /** "disk vm1: 12,345 entries (48.2 MiB) checked, OK", or the same with the damage below it. */
-export function formatDiskReport(disk: ScrubDiskResult): string {
+function formatDiskReport(disk: ScrubDiskResult): string {
   if (disk.offlineReason !== undefined) return `disk ${disk.disk}: OFFLINE, not checked: ${disk.offlineReason}`;
   const checked = `disk ${disk.disk}: ${formatEntries(disk.entriesChecked, disk.bytesChecked)} checked`;
   if (disk.ok) return `${checked}, OK`;
@@ -93,7 +84,7 @@ function damageCounts(disk: ScrubDiskResult): string[] {
 }
 
 /** "scrub: 2 disks, 12,400 entries (48.4 MiB) checked in 1.2 s, all OK" or "..., damage on vm2". */
-export function formatSummary(result: ScrubResult): string {
+function formatSummary(result: ScrubResult): string {
   if (result.disks.length === 0) return "scrub: no disks";
   const entries = result.disks.reduce((sum, disk) => sum + disk.entriesChecked, 0);
   const bytes = result.disks.reduce((sum, disk) => sum + disk.bytesChecked, 0);
@@ -107,27 +98,8 @@ function formatEntries(entryCount: number, bytes: number): string {
   return `${plural(entryCount, "entry", "entries")} (${formatBytes(bytes)})`;
 }
 
-function plural(count: number, one: string, many: string): string {
-  return `${count.toLocaleString("en-US")} ${count === 1 ? one : many}`;
-}
-
 function formatMs(durationMs: number): string {
   return durationMs < 1000 ? `${Math.round(durationMs)} ms` : `${(durationMs / 1000).toFixed(1)} s`;
-}
-
-/** Ascending block numbers as "5-7, 12"; past blockRangeCountMax ranges, "… and N more blocks". */
-export function formatBlockRanges(blocks: readonly number[]): string {
-  const ranges: string[] = [];
-  let blocksListed = 0;
-  for (let index = 0; index < blocks.length && ranges.length < blockRangeCountMax; ) {
-    let end = index;
-    while (end + 1 < blocks.length && blocks[end + 1] === blocks[end] + 1) end++;
-    ranges.push(end === index ? String(blocks[index]) : `${blocks[index]}-${blocks[end]}`);
-    blocksListed += end - index + 1;
-    index = end + 1;
-  }
-  const rest = blocks.length - blocksListed;
-  return rest === 0 ? ranges.join(", ") : `${ranges.join(", ")} … and ${plural(rest, "more block", "more blocks")} (--json lists all)`;
 }
 
 function indent(text: string): string {

@@ -9,7 +9,7 @@ import type { Command } from "commander";
 import pino from "pino";
 import { startAppliance } from "../server/appliance.js";
 import { invalidArgument } from "../util/errors.js";
-import { parseHostPort } from "../util/parse.js";
+import { parseCount, parseHostPort } from "../util/parse.js";
 import { globalOptions } from "./context.js";
 import { printJson, printLine } from "./output.js";
 
@@ -75,17 +75,22 @@ export function registerServe(program: Command, reportError: (error: unknown) =>
     });
 }
 
+/** Shortest background compaction interval: a pass looks at every disk, so not more often than this. */
+const compactIntervalMsMin = 100;
+/** Longest delay a timer takes (2^31 - 1 ms, about 24.8 days); longer ones would fire at once. */
+const timerDelayMsMax = 2 ** 31 - 1;
+
 /**
  * Background compaction timing, from SNAPLOG_COMPACT_INTERVAL_MS and SNAPLOG_COMPACT_IDLE_MS
- * (tests and impatient operators; the defaults suit a server).
+ * (tests and impatient operators; the defaults suit a server). Whole milliseconds, bounded.
  */
 function compactionTimingFromEnvironment(): { intervalMs?: number; idleMs?: number } {
-  const read = (name: string) => {
+  const read = (name: string, min: number): number | undefined => {
     const text = process.env[name];
     if (text === undefined || text === "") return undefined;
-    const value = Number(text);
-    if (!Number.isSafeInteger(value) || value < 0) throw invalidArgument(`${name}=${text} must be a whole number of milliseconds`);
+    const value = parseCount(text, name);
+    if (value < min || value > timerDelayMsMax) throw invalidArgument(`invalid ${name} "${text}": expected milliseconds from ${min} to ${timerDelayMsMax}`);
     return value;
   };
-  return { intervalMs: read("SNAPLOG_COMPACT_INTERVAL_MS"), idleMs: read("SNAPLOG_COMPACT_IDLE_MS") };
+  return { intervalMs: read("SNAPLOG_COMPACT_INTERVAL_MS", compactIntervalMsMin), idleMs: read("SNAPLOG_COMPACT_IDLE_MS", 0) };
 }

@@ -1,10 +1,11 @@
 /** `snaplog snapshot create | list | delete`. */
 import type { Command } from "commander";
+import { checkName } from "../store/export-name.js";
 import type { CreateSnapshotRequest, DeleteSnapshotResult } from "../store/operations.js";
 import { formatBytes, parseCount, parseName } from "../util/parse.js";
-import { globalOptions, withOperations } from "./context.js";
+import { runOperation } from "./context.js";
 import { snapshotColumns } from "./disk.js";
-import { printJson, printLine, printTable } from "./output.js";
+import { printLine, printTable } from "./output.js";
 
 export function registerSnapshot(program: Command): void {
   const snapshot = program.command("snapshot").description("create, list and delete snapshots");
@@ -22,13 +23,13 @@ function registerSnapshotCreate(snapshot: Command): void {
     .option("--lun <n>", "LUN for the snapshot volume (default: the disk's LUN policy)")
     .addHelpText("after", "\nExamples:\n  $ snaplog snapshot create vm1\n  $ snaplog snapshot create vm1 --name before-upgrade --lun 12\n\nAttach it read-only as the NBD export DISK@NAME, or lun:N.")
     .action(async (disk: string, options: { name?: string; lun?: string }, command: Command) => {
-      const { storePath, json } = globalOptions(command);
       const request: CreateSnapshotRequest = { disk: parseName(disk, "disk name") };
-      if (options.name !== undefined) request.name = parseName(options.name, "snapshot name");
+      if (options.name !== undefined) request.name = checkName("snapshot", options.name);
       if (options.lun !== undefined) request.lun = parseCount(options.lun, "LUN");
-      const created = await withOperations(storePath, (operations) => operations.createSnapshot(request));
-      if (json) printJson(created);
-      else printLine(`created snapshot ${created.name} of ${created.disk}: LUN ${created.lun}, LSN ${created.lsn}, at ${created.createdAt}`);
+      await runOperation(command, {
+        run: (operations) => operations.createSnapshot(request),
+        print: (created) => printLine(`created snapshot ${created.name} of ${created.disk}: LUN ${created.lun}, LSN ${created.lsn}, at ${created.createdAt}`),
+      });
     });
 }
 
@@ -38,11 +39,11 @@ function registerSnapshotList(snapshot: Command): void {
     .description("list a disk's snapshots, oldest first")
     .argument("<disk>", "disk name")
     .action(async (disk: string, _options: unknown, command: Command) => {
-      const { storePath, json } = globalOptions(command);
       const diskName = parseName(disk, "disk name");
-      const snapshots = await withOperations(storePath, (operations) => operations.listSnapshots(diskName));
-      if (json) printJson(snapshots);
-      else printTable(snapshots, snapshotColumns, `no snapshots of ${diskName}`);
+      await runOperation(command, {
+        run: (operations) => operations.listSnapshots(diskName),
+        print: (snapshots) => printTable(snapshots, snapshotColumns, `no snapshots of ${diskName}`),
+      });
     });
 }
 
@@ -65,12 +66,12 @@ function registerSnapshotDelete(snapshot: Command): void {
       ].join("\n"),
     )
     .action(async (disk: string, name: string, _options: unknown, command: Command) => {
-      const { storePath, json } = globalOptions(command);
       const diskName = parseName(disk, "disk name");
       const snapshotName = parseName(name, "snapshot name");
-      const deleted = await withOperations(storePath, (operations) => operations.deleteSnapshot(diskName, snapshotName));
-      if (json) printJson(deleted);
-      else printLine(describeDeleted(deleted));
+      await runOperation(command, {
+        run: (operations) => operations.deleteSnapshot(diskName, snapshotName),
+        print: (deleted) => printLine(describeDeleted(deleted)),
+      });
     });
 }
 

@@ -3,7 +3,7 @@ import { ErrorCodes, SnaplogError } from "../util/errors.js";
 import type { CommitPipeline } from "./commit-pipeline.js";
 import type { Compactor, ProgressCallback } from "./compaction.js";
 import { INDEX_PAGE_BLOCKS } from "./constants.js";
-import { BlockSource, type DiskState } from "./disk-state.js";
+import { BlockSource, isDataSlot, type DiskState } from "./disk-state.js";
 import type { DiskEngineTuning } from "./engine-options.js";
 import { encodeFoldDoneRecord, encodeMarkRecord, RecordType } from "./journal-format.js";
 import type { Medium, MediumFile } from "./medium.js";
@@ -95,6 +95,8 @@ export interface FoldResult {
   blockCount: number;
   bytesMoved: number;
   entriesFreed: number;
+  /** Data bytes whose slots the fold freed (older versions and the folded ones). */
+  bytesFreed: number;
   /** Blocks whose data failed its checksum: left in the log. */
   corruptLbas: number[];
   durationMs: number;
@@ -171,7 +173,7 @@ export class Baseline {
     if (this.foldLsnActive !== 0) return { ...(await this.finish(this.foldLsnActive, onProgress)), durationMs: performance.now() - startedMs };
     await compactor.advanceHorizon();
     const lsnFold = Math.min(state.oldestKeptView(), pipeline.lsnVisible);
-    if (lsnFold === 0) return { lsnFold: 0, blockCount: 0, bytesMoved: 0, entriesFreed: 0, corruptLbas: [], durationMs: performance.now() - startedMs };
+    if (lsnFold === 0) return { lsnFold: 0, blockCount: 0, bytesMoved: 0, entriesFreed: 0, bytesFreed: 0, corruptLbas: [], durationMs: performance.now() - startedMs };
     state.pin(lsnFold);
     try {
       await this.ensureFile();
@@ -201,11 +203,13 @@ export class Baseline {
       await this.file!.sync();
       tuning.crashHook?.("fold:baseline-synced");
       let entriesFreed = 0;
+      let slotsFreed = 0;
       await pipeline.commitControl(
         (timeMs) => encodeFoldDoneRecord(lsnFold, timeMs, copy.corruptLbas),
         () => {
           state.dropFoldedAll(lsnFold, new Set(copy.corruptLbas), (slot, lsn) => {
             entriesFreed++;
+            if (isDataSlot(slot)) slotsFreed++;
             retiring.retire(slot, lsn);
           });
           retiring.closeEpoch();
@@ -214,7 +218,7 @@ export class Baseline {
         },
       );
       pipeline.releaseRetired();
-      return { lsnFold, blockCount: copy.blockCount, bytesMoved: copy.blockCount * blockSizeBytes, entriesFreed, corruptLbas: copy.corruptLbas };
+      return { lsnFold, blockCount: copy.blockCount, bytesMoved: copy.blockCount * blockSizeBytes, entriesFreed, bytesFreed: slotsFreed * blockSizeBytes, corruptLbas: copy.corruptLbas };
     } finally {
       this.foldRunning = undefined;
       done();

@@ -39,6 +39,11 @@ export type RollbackOp = Settle & {
 export type VoidOp = Settle & { type: "void" };
 export type Op = WriteOp | ZeroOp | SnapshotOp | FlushOp | PartialOp | ControlOp | RollbackOp | VoidOp;
 
+/** The group of a client-request op (undefined for ops that belong to none). */
+export function groupOf(op: Op): OpGroup | undefined {
+  return op.type === "write" || op.type === "zero" || op.type === "trim" || op.type === "partial" ? op.group : undefined;
+}
+
 /** Ops without their settle functions, as callers build them. */
 export type OpRequest = Op extends infer T ? (T extends Op ? Omit<T, keyof Settle> : never) : never;
 
@@ -85,19 +90,16 @@ export class EntryColumns {
 
   private grow(): void {
     const capacity = Math.max(16, this.lbas.length * 2);
-    const lbas = new Float64Array(capacity);
-    lbas.set(this.lbas);
-    this.lbas = lbas;
-    const slots = new Uint32Array(capacity);
-    slots.set(this.slots);
-    this.slots = slots;
-    const crcs = new Uint32Array(capacity);
-    crcs.set(this.crcs);
-    this.crcs = crcs;
-    const ids = new Uint32Array(capacity);
-    ids.set(this.ids);
-    this.ids = ids;
+    this.lbas = grown(this.lbas, new Float64Array(capacity));
+    this.slots = grown(this.slots, new Uint32Array(capacity));
+    this.crcs = grown(this.crcs, new Uint32Array(capacity));
+    this.ids = grown(this.ids, new Uint32Array(capacity));
   }
+}
+
+function grown<T extends Float64Array | Uint32Array>(old: T, larger: T): T {
+  larger.set(old);
+  return larger;
 }
 
 export function noop(): void {}

@@ -4,6 +4,7 @@ import { CHECKPOINT_FILE, checkpointStateOf, encodeCheckpoint, readCheckpointHea
 import {
   Batch,
   EntryColumns,
+  groupOf,
   noop,
   type ControlOp,
   type Op,
@@ -420,9 +421,13 @@ export class CommitPipeline {
 
   /** A sync failed: the kernel may have dropped the pages; only a reopen knows what is on disk. */
   private failBatch(batch: Batch, error: unknown): void {
-    const cause = fromSystemError(error, { disk: this.diskName });
-    this.failure = new SnaplogError(ErrorCodes.IO, `disk ${this.diskName} failed a sync and is offline until the store is reopened: ${cause.message}`, { disk: this.diskName, cause: error });
+    this.failure = this.offlineAfterSyncFailure(error);
     this.settle(batch, this.failure);
+  }
+
+  private offlineAfterSyncFailure(error: unknown): SnaplogError {
+    const cause = fromSystemError(error, { disk: this.diskName });
+    return new SnaplogError(ErrorCodes.IO, `disk ${this.diskName} failed a sync and is offline until the store is reopened: ${cause.message}`, { disk: this.diskName, cause: error });
   }
 
   /** Frees the versions this batch's entries made dead (zero window); their slots retire. */
@@ -464,7 +469,7 @@ export class CommitPipeline {
       this.releaseRetired();
     })()
       .catch((error: unknown) => {
-        this.failure = new SnaplogError(ErrorCodes.IO, `disk ${this.diskName} failed a sync and is offline until the store is reopened`, { disk: this.diskName, cause: error });
+        this.failure = this.offlineAfterSyncFailure(error);
         this.events.onBackgroundError?.(this.failure);
       })
       .finally(() => {
@@ -486,9 +491,9 @@ export class CommitPipeline {
     while (merged === undefined) merged = await this.tryMerge(batch, committed);
     for (let index = 0; index < batch.ops.length; index++) {
       const op = batch.ops[index];
-      const group = op.type === "write" || op.type === "zero" || op.type === "trim" || op.type === "partial" ? op.group : undefined;
-      if (group?.failure !== undefined) {
-        op.reject(group.failure);
+      const failure = groupOf(op)?.failure;
+      if (failure !== undefined) {
+        op.reject(failure);
         batch.ops[index] = { type: "void", resolve: noop, reject: noop };
       } else if (op.type === "partial") {
         const data = merged.get(index)!;
@@ -504,7 +509,7 @@ export class CommitPipeline {
     const merged = new Map<number, Buffer>();
     for (let index = 0; index < batch.ops.length; index++) {
       const op = batch.ops[index];
-      if ((op.type === "write" || op.type === "zero" || op.type === "trim" || op.type === "partial") && op.group?.failure !== undefined) continue;
+      if (groupOf(op)?.failure !== undefined) continue;
       if (op.type === "write") {
         for (let block = 0; block < op.blockCount; block++) written.set(op.lbaFirst + block, op.data.subarray(block * blockSizeBytes, (block + 1) * blockSizeBytes));
       } else if (op.type === "zero" || op.type === "trim") {
@@ -569,13 +574,17 @@ export class CommitPipeline {
     const taken = this.state.findSnapshot(op.name) ?? batch.ops.find((other) => other !== op && other.type === "snapshot" && other.cut?.name === op.name);
     if (taken !== undefined) {
       // Settled with the rest of the batch; marked by leaving `cut` undefined.
-      op.reject(new SnaplogError(ErrorCodes.ALREADY_EXISTS, `disk ${this.diskName} already has a snapshot named ${op.name}`, { disk: this.diskName }));
+      op.reject(this.snapshotExists(op.name));
       op.resolve = noop;
       op.reject = noop;
       return;
     }
     op.cut = { name: op.name, lun: op.lun, lsn: op.lsn ?? this.state.lsnLast, timeMs: op.timeMs };
     records.push(encodeSnapshotRecord(RecordType.SNAPSHOT, op.cut.lsn, op.timeMs, op.lun, op.name));
+  }
+
+  private snapshotExists(name: string): SnaplogError {
+    return new SnaplogError(ErrorCodes.ALREADY_EXISTS, `disk ${this.diskName} already has a snapshot named ${name}`, { disk: this.diskName });
   }
 
   private settle(batch: Batch, error: SnaplogError | undefined): void {
@@ -593,7 +602,7 @@ export class CommitPipeline {
   private async commitRollback(batch: Batch, op: RollbackOp): Promise<void> {
     const state = this.state;
     if (state.findSnapshot(op.name) !== undefined) {
-      return this.settle(batch, new SnaplogError(ErrorCodes.ALREADY_EXISTS, `disk ${this.diskName} already has a snapshot named ${op.name}`, { disk: this.diskName }));
+      return this.settle(batch, this.snapshotExists(op.name));
     }
     const lsnBefore = state.lsnLast;
     const lsnFirst = lsnBefore + 1;

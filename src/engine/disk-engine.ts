@@ -83,13 +83,13 @@ export class DiskEngine {
 
   private constructor(
     readonly geometry: DiskGeometry,
-    private readonly medium: Medium,
+    medium: Medium,
     private readonly state: DiskState,
     private readonly segments: SegmentFiles,
     baselineFile: MediumFile | undefined,
     journal: { journal: MediumFile; generation: number; positionBytes: number; sizeBytes: number },
     private readonly events: DiskEngineEvents,
-    private readonly tuning: DiskEngineTuning,
+    tuning: DiskEngineTuning,
   ) {
     this.historySecondsNow = geometry.historySeconds;
     this.clock = tuning.clock ?? Date.now;
@@ -360,16 +360,9 @@ export class DiskEngine {
   /** Space of the log: live, dead (what compaction would free now) and free slots. */
   async space(): Promise<SpaceReport> {
     const state = this.state;
-    const window = this.historyWindow();
-    // A dry run of compaction with the horizon it would move to (synchronous: no write interleaves).
-    const horizon = state.lsnHorizon;
-    if (this.historySecondsNow > 0) state.lsnHorizon = Math.max(horizon, window.lsnFirst);
-    let dead;
-    try {
-      dead = state.scanBlocks(0, this.blockCount, { lsnMin: 0, lsnMax: Infinity, dryRun: true }, noop);
-    } finally {
-      state.lsnHorizon = horizon;
-    }
+    // A dry run of compaction with the horizon it would move to (advanceHorizon).
+    const lsnHorizon = this.historySecondsNow > 0 ? this.historyWindow().lsnFirst : state.lsnHorizon;
+    const dead = state.scanBlocks(0, this.blockCount, { lsnMin: 0, lsnMax: Infinity, dryRun: true, lsnHorizon }, noop);
     const usedSlots = state.slots.slotLimit - state.slots.freeSlotCount;
     const deadSlots = dead.slotsFreed + this.retiring.count;
     // Free slots below the high-water mark, in segment files that exist (a released file holds none).

@@ -157,9 +157,9 @@ export class DiskState {
     else this.pins.set(lsn, holders - 1);
   }
 
-  /** Whether a kept view other than the current volume lies in [lsnFirst, lsnEnd). */
-  isKeptIn(lsnFirst: number, lsnEnd: number): boolean {
-    if (!this.reclaimOverwritten && lsnEnd > this.lsnHorizon) return true;
+  /** Whether a kept view other than the current volume lies in [lsnFirst, lsnEnd) (with the window's horizon at `lsnHorizon`). */
+  isKeptIn(lsnFirst: number, lsnEnd: number, lsnHorizon = this.lsnHorizon): boolean {
+    if (!this.reclaimOverwritten && lsnEnd > lsnHorizon) return true;
     const snapshots = this.snapshots;
     let low = 0;
     let high = snapshots.length;
@@ -232,9 +232,12 @@ export class DiskState {
    * The compaction scan: for every block of [lbaFirst, lbaEnd), walks its versions newest to
    * oldest and frees each one no kept view sees (in place: unlinked, its slot handed to
    * `freeEntry`; no data moves). Only entries with LSN in [lsnMin, lsnMax] are candidates.
-   * With `dryRun` it only counts. Unwritten index pages are skipped whole.
+   * With `dryRun` it only counts, and `lsnHorizon` may say where the horizon would be. Unwritten
+   * index pages are skipped whole.
    */
-  scanBlocks(lbaFirst: number, lbaEnd: number, options: { lsnMin: number; lsnMax: number; dryRun: boolean }, freeEntry: FreeEntryCallback): ScanCounts {
+  scanBlocks(lbaFirst: number, lbaEnd: number, options: { lsnMin: number; lsnMax: number; dryRun: boolean; lsnHorizon?: number }, freeEntry: FreeEntryCallback): ScanCounts {
+    assert(options.lsnHorizon === undefined || options.dryRun, "only a dry run may assume another horizon");
+    const lsnHorizon = options.lsnHorizon ?? this.lsnHorizon;
     const counts: ScanCounts = { entriesFreed: 0, slotsFreed: 0 };
     const entries = this.entries;
     lbaEnd = Math.min(lbaEnd, this.latest.pageLimit * INDEX_PAGE_BLOCKS);
@@ -250,7 +253,7 @@ export class DiskState {
       while (id !== 0) {
         const older = entries.prev(id);
         const lsn = entries.lsn(id);
-        const dead = lsnNewer !== Infinity && lsn >= options.lsnMin && lsn <= options.lsnMax && !this.isKeptIn(lsn, lsnNewer);
+        const dead = lsnNewer !== Infinity && lsn >= options.lsnMin && lsn <= options.lsnMax && !this.isKeptIn(lsn, lsnNewer, lsnHorizon);
         if (!dead) {
           newer = id;
           lsnNewer = lsn;

@@ -31,7 +31,7 @@ export interface DiskEngineTuning {
   sabotage?: Sabotage;
 }
 
-/** The rules a sabotage can break (see test/sim-sabotage.test.ts). */
+/** The rules a sabotage can break (test/sim.test.ts shows the simulator catches each). */
 export type Sabotage =
   /** Write a sync batch's journal record without first syncing its data. */
   | "skip-data-sync"

@@ -1,7 +1,8 @@
 /**
- * The only place where a SnaplogError becomes an NBD errno. The mapping is lossy (NBD has a
- * handful of codes), so callers log the real error before sending the code (see transmission.ts).
- * test/nbd-errno.test.ts checks that every ErrorCodes value has a row.
+ * The only place where a SnaplogError becomes an NBD errno (transmission) or an option error
+ * reply (handshake). The mapping is lossy (NBD has a handful of codes), so callers log the real
+ * error before sending the code (see transmission.ts). test/nbd-server.test.ts and
+ * test/nbd-handshake.test.ts check that every ErrorCodes value has a row in each table.
  */
 import { ErrorCodes, SnaplogError, type ErrorCode } from "../util/errors.js";
 import {
@@ -13,6 +14,8 @@ import {
   NBD_EOVERFLOW,
   NBD_EPERM,
   NBD_ESHUTDOWN,
+  REP_ERR_SHUTDOWN,
+  REP_ERR_UNKNOWN,
 } from "./protocol.js";
 
 /** Errno sent for each code. OUT_OF_RANGE becomes ENOSPC for writes (see nbdErrnoForError). */
@@ -44,6 +47,40 @@ export function nbdErrnoForError(error: unknown, isWrite: boolean): number {
   if (isWrite && error.code === ErrorCodes.OUT_OF_RANGE) return NBD_ENOSPC;
   return NBD_ERRNO_BY_CODE[error.code] ?? NBD_EIO;
 }
+
+/** How the handshake refuses an export name the store could not resolve (handshake.ts). */
+export interface ExportRefusal {
+  /** The option's error reply. */
+  reply: number;
+  /** Worth a warning in the server's log; a client's own mistake (no such export, a point outside the window) is not. */
+  logged: boolean;
+}
+
+const refusedByClient: ExportRefusal = { reply: REP_ERR_UNKNOWN, logged: false };
+const refusedByServer: ExportRefusal = { reply: REP_ERR_UNKNOWN, logged: true };
+
+/**
+ * The refusal for each code of a failed resolve: the client's mistakes and passing states
+ * (a rollback under way, the server closing) are answered, not logged; the rest is the
+ * server's trouble and is logged. CLOSED answers NBD_REP_ERR_SHUTDOWN.
+ */
+export const NBD_EXPORT_REFUSAL_BY_CODE: Readonly<Record<ErrorCode, ExportRefusal>> = {
+  [ErrorCodes.INVALID_ARGUMENT]: refusedByClient,
+  [ErrorCodes.OUT_OF_RANGE]: refusedByClient,
+  [ErrorCodes.NOT_FOUND]: refusedByClient,
+  [ErrorCodes.OUTSIDE_WINDOW]: refusedByClient,
+  [ErrorCodes.CONFLICT]: refusedByClient,
+  [ErrorCodes.CLOSED]: { reply: REP_ERR_SHUTDOWN, logged: false },
+  [ErrorCodes.ALREADY_EXISTS]: refusedByServer,
+  [ErrorCodes.READ_ONLY]: refusedByServer,
+  [ErrorCodes.CORRUPT]: refusedByServer,
+  [ErrorCodes.IO]: refusedByServer,
+  [ErrorCodes.NO_SPACE]: refusedByServer,
+  [ErrorCodes.STORE_LOCKED]: refusedByServer,
+  [ErrorCodes.NO_STORE]: refusedByServer,
+  [ErrorCodes.UNSUPPORTED]: refusedByServer,
+  [ErrorCodes.INTERNAL]: refusedByServer,
+};
 
 /** Short names for log lines and ERROR chunk messages. */
 export const NBD_ERRNO_NAMES: Readonly<Record<number, string>> = {

@@ -16,8 +16,9 @@
  * other option except ABORT answer NBD_REP_ERR_TLS_REQD until then; see handleStartTls.
  */
 import type { Socket } from "node:net";
-import { ErrorCodes, SnaplogError } from "../util/errors.js";
+import { ErrorCodes, notFound, SnaplogError } from "../util/errors.js";
 import type { Volume, VolumeResolver } from "../store/volume.js";
+import { NBD_EXPORT_REFUSAL_BY_CODE } from "./errno.js";
 import type { SocketReader } from "./socket-reader.js";
 import * as P from "./protocol.js";
 
@@ -55,6 +56,9 @@ interface Session {
   /** Export the SET_META_CONTEXT selection was made for; null: nothing selected. */
   metaExportName: string | null;
   baseAllocation: boolean;
+  /** The volume the option being handled resolved: released once it is answered, unless transmission goes on with it. */
+  resolved: Volume | null;
+  /** The volume NBD_OPT_GO or NBD_OPT_EXPORT_NAME chose: handed over to transmission. */
   chosen: Volume | null;
 }
 
@@ -63,7 +67,7 @@ type OptionHandler = (session: Session, option: number, payload: Buffer) => Prom
 /**
  * Runs the handshake. Resolves with the negotiated export, "aborted" when the client ended it
  * normally, or null when the connection must be closed for an error (the caller closes it).
- * Rejects only when the peer vanished (CLOSED).
+ * Rejects only when the peer vanished (CLOSED). The negotiated volume is the caller's to release.
  */
 export async function negotiate(socket: Socket, reader: SocketReader, options: HandshakeOptions): Promise<Negotiated | "aborted" | null> {
   socket.write(greeting());
@@ -79,10 +83,20 @@ export async function negotiate(socket: Socket, reader: SocketReader, options: H
     structuredReplies: false,
     metaExportName: null,
     baseAllocation: false,
+    resolved: null,
     chosen: null,
   };
   for (let optionCount = 0; optionCount < P.OPTION_COUNT_MAX; optionCount++) {
-    const outcome = await receiveOption(session, reader);
+    let outcome: OptionOutcome = "close";
+    try {
+      outcome = await receiveOption(session, reader);
+    } finally {
+      // The one place the handshake releases: every volume an option resolved (INFO, META_CONTEXT,
+      // a refused GO), at once; the chosen one is released by the server when the connection ends.
+      const resolved = session.resolved;
+      session.resolved = null;
+      if (resolved !== null && !(outcome === "transmission" && resolved === session.chosen)) resolved.release();
+    }
     if (outcome === "close") return null;
     if (outcome === "abort") return "aborted";
     if (outcome === "transmission") return negotiated(session);
@@ -210,14 +224,11 @@ function handleList(session: Session, option: number, payload: Buffer): OptionOu
 function handleExportName(session: Session, option: number, payload: Buffer): OptionOutcome {
   if (payload.length > P.NBD_MAX_STRING_BYTES) return "close";
   const volume = resolveVolume(session, payload.toString("utf8"));
-  if (typeof volume === "string") {
-    session.options.logger.warn({ reason: volume }, "nbd: NBD_OPT_EXPORT_NAME refused, closing");
+  if (volume instanceof SnaplogError) {
+    session.options.logger.info({ reason: volume.message }, "nbd: NBD_OPT_EXPORT_NAME refused, closing");
     return "close";
   }
-  if (session.options.isClosing()) {
-    volume.release();
-    return "close";
-  }
+  if (session.options.isClosing()) return "close";
   const padBytes = session.noZeroes ? 0 : P.EXPORT_NAME_PADDING_BYTES;
   const answer = Buffer.alloc(10 + padBytes);
   writeUInt64(answer, volume.sizeBytes, 0);
@@ -235,21 +246,17 @@ function handleInfoOrGo(session: Session, option: number, payload: Buffer): Opti
     return "continue";
   }
   const resolved = resolveVolume(session, request.name);
-  if (typeof resolved === "string") {
-    replyError(session, option, resolveErrorReply(resolved), resolved);
+  if (resolved instanceof SnaplogError) {
+    replyRefusal(session, option, resolved);
     return "continue";
   }
   if (option === P.OPT_GO && session.options.isClosing()) {
-    resolved.release();
     replyError(session, option, P.REP_ERR_SHUTDOWN, "server is shutting down");
     return "continue";
   }
   sendInfoItems(session, option, resolved, request.infoTypes);
   reply(session, option, P.REP_ACK);
-  if (option === P.OPT_INFO) {
-    resolved.release();
-    return "continue";
-  }
+  if (option === P.OPT_INFO) return "continue";
   session.chosen = resolved;
   return "transmission";
 }
@@ -313,8 +320,8 @@ function handleMetaContext(session: Session, option: number, payload: Buffer): O
     return "continue";
   }
   const resolved = resolveVolume(session, request.name);
-  if (typeof resolved === "string") {
-    replyError(session, option, resolveErrorReply(resolved), resolved);
+  if (resolved instanceof SnaplogError) {
+    replyRefusal(session, option, resolved);
     return "continue";
   }
   const matched = request.queries.length === 0 ? !isSet : request.queries.some((query) => queryMatches(query, isSet));
@@ -370,29 +377,26 @@ export function parseMetaContextRequest(payload: Buffer): MetaContextRequest | s
 
 // ---- Exports ----------------------------------------------------------------------------------
 
-const SHUTDOWN_PREFIX = "shutting down: ";
-
-/** The volume, or a message saying why not (for the error reply). */
-function resolveVolume(session: Session, requestedName: string): Volume | string {
+/**
+ * The volume, kept in the session until its option is answered (see negotiate), or why not as
+ * a typed error, logged when NBD_EXPORT_REFUSAL_BY_CODE says so. The message names the export.
+ */
+function resolveVolume(session: Session, requestedName: string): Volume | SnaplogError {
   const resolver = session.options.resolver;
   const name = requestedName === "" ? resolver.defaultExport : requestedName;
-  if (name === undefined) return "no default export: give an export name";
+  if (name === undefined) return notFound("no default export: give an export name");
   try {
-    return resolver.resolve(name);
+    session.resolved = resolver.resolve(name);
+    return session.resolved;
   } catch (error) {
-    if (error instanceof SnaplogError && error.code === ErrorCodes.CLOSED) return SHUTDOWN_PREFIX + error.message;
-    const notFound = error instanceof SnaplogError && error.code === ErrorCodes.NOT_FOUND;
-    // Expected refusals (no such export, a point outside the window) are the client's business, not the log's.
-    if (!(error instanceof SnaplogError) || (!notFound && error.code !== ErrorCodes.OUTSIDE_WINDOW)) {
-      session.options.logger.warn({ err: error, exportName: name }, "nbd: export could not be resolved");
-    }
-    if (!(error instanceof Error)) return `unknown export "${name}"`;
-    return notFound ? `unknown export "${name}": ${error.message}` : `export "${name}": ${error.message}`;
+    const failure = error instanceof SnaplogError ? error : new SnaplogError(ErrorCodes.INTERNAL, error instanceof Error ? error.message : String(error), { cause: error });
+    if (NBD_EXPORT_REFUSAL_BY_CODE[failure.code].logged) session.options.logger.warn({ err: error, exportName: name }, "nbd: export could not be resolved");
+    return new SnaplogError(failure.code, `export "${name}": ${failure.message}`, { cause: error });
   }
 }
 
-function resolveErrorReply(message: string): number {
-  return message.startsWith(SHUTDOWN_PREFIX) ? P.REP_ERR_SHUTDOWN : P.REP_ERR_UNKNOWN;
+function replyRefusal(session: Session, option: number, error: SnaplogError): void {
+  replyError(session, option, NBD_EXPORT_REFUSAL_BY_CODE[error.code].reply, error.message);
 }
 
 /** The flags a volume is exported with; SEND_DF only with structured replies (DF needs them). */

@@ -181,8 +181,10 @@ export class NbdServer implements TransmissionHost {
       endSoon(socket);
       return record.closed;
     }
-    record.transmission = new Transmission(socket, negotiated.result, this, negotiated.chunks);
+    // The negotiated volume is this connection's until it ends, however it ends.
     try {
+      if (socket.destroyed) return await record.closed;
+      record.transmission = new Transmission(socket, negotiated.result, this, negotiated.chunks);
       record.transmission.start();
       if (this.closing) record.transmission.shutdown();
       await record.transmission.settled;
@@ -209,10 +211,6 @@ export class NbdServer implements TransmissionHost {
     const chunks = reader.detach();
     if (result === null) this.counters.errorCount++;
     if (result === null || result === "aborted") return null;
-    if (socket.destroyed) {
-      result.volume.release();
-      return null;
-    }
     return { result, chunks };
   }
 }

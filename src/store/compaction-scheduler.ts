@@ -29,7 +29,11 @@ export interface CompactionSchedulerOptions {
 export class CompactionScheduler {
   private timer: NodeJS.Timeout | undefined;
   private running: Promise<void> | undefined;
-  private readonly lsnCompacted = new Map<string, number>();
+  /**
+   * The LSN each disk had at its last pass, by engine: a deleted disk's entry goes with its
+   * engine, and a disk created again under the same name (a new engine) starts with none.
+   */
+  private readonly lsnCompacted = new WeakMap<DiskEngine, number>();
 
   constructor(
     private readonly targets: () => Iterable<CompactionTarget>,
@@ -62,13 +66,13 @@ export class CompactionScheduler {
       if (!target.autoCompact) continue;
       const engine = target.engine;
       const idle = Date.now() - engine.lastWriteMs >= this.options.idleMs;
-      const written = this.lsnCompacted.get(target.name) !== engine.lsnLast;
+      const written = this.lsnCompacted.get(engine) !== engine.lsnLast;
       const horizonMoved = engine.historySeconds > 0 && engine.historyWindow().lsnFirst > engine.stats().lsnHorizon;
       if (!(idle || spaceShort) || !(written || horizonMoved)) continue;
       const lsn = engine.lsnLast;
       try {
         const result = await engine.compact();
-        this.lsnCompacted.set(target.name, lsn);
+        this.lsnCompacted.set(engine, lsn);
         if (result.entriesFreed > 0 || result.segmentsReleased > 0) {
           this.options.onCompacted?.(target.name, { ...result, reason: spaceShort ? "space is short" : "idle" });
         }

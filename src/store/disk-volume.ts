@@ -11,6 +11,22 @@ function flagsOf(source: number, hasBaseline: boolean): number {
   return hasBaseline ? 0 : STATE_HOLE | STATE_ZERO;
 }
 
+/**
+ * Whether what a volume shows still exists. The store ends a life once, with the error every
+ * later request of the volume gets: when the disk or snapshot is deleted, when the disk is
+ * rolled back (the current volume's connections made before), or when the store closes.
+ * Volumes read `ended` once per request: a field read, nothing looked up.
+ */
+export class VolumeLife {
+  /** The error of every request from now on; set by end() only. */
+  ended: SnaplogError | undefined;
+
+  /** Later requests fail with `error`; the first end wins. */
+  end(error: SnaplogError): void {
+    this.ended ??= error;
+  }
+}
+
 /** Longest block-status answer, in blocks: bounds the work per request. */
 const STATUS_BLOCKS_MAX = 1 << 20;
 
@@ -29,8 +45,8 @@ export class DiskVolume implements Volume {
     readonly description: string,
     private readonly lsnView: number,
     readonly readOnly: boolean,
-    /** Throws CLOSED when the disk or snapshot behind this volume went away (CONFLICT after a rollback). */
-    private readonly checkAlive: () => void,
+    /** Ended by the store when what this volume shows goes away (see VolumeLife). */
+    private readonly life: VolumeLife,
     /** Drops what attaching took (a point-in-time volume's pin); see release(). */
     private readonly onRelease?: () => void,
   ) {
@@ -43,7 +59,7 @@ export class DiskVolume implements Volume {
   }
 
   async read(offsetBytes: number, lengthBytes: number): Promise<Buffer> {
-    this.checkRange(offsetBytes, lengthBytes, "read");
+    this.checkRequest(offsetBytes, lengthBytes, "read", false);
     if (lengthBytes === 0) return Buffer.alloc(0);
     const { lbaFirst, blockCount } = this.blocksCovering(offsetBytes, lengthBytes);
     const blocks = await this.engine.readBlocks(lbaFirst, blockCount, this.lsnView);
@@ -52,7 +68,7 @@ export class DiskVolume implements Volume {
   }
 
   async write(offsetBytes: number, data: Buffer, options: WriteOptions): Promise<void> {
-    this.checkWritable(offsetBytes, data.length, "write");
+    this.checkRequest(offsetBytes, data.length, "write", true);
     if (data.length === 0) return;
     return this.engine.writeBytes(offsetBytes, data, options.fua);
   }
@@ -66,12 +82,12 @@ export class DiskVolume implements Volume {
   }
 
   async flush(): Promise<void> {
-    this.checkAlive();
+    this.checkLife();
     if (!this.readOnly) await this.engine.flush();
   }
 
   async blockStatus(offsetBytes: number, lengthBytes: number, extentCountMax?: number): Promise<StatusExtent[]> {
-    this.checkRange(offsetBytes, lengthBytes, "block status");
+    this.checkRequest(offsetBytes, lengthBytes, "block status", false);
     if (lengthBytes === 0) return [];
     const blockSizeBytes = this.blockSizeBytes;
     const covering = this.blocksCovering(offsetBytes, lengthBytes);
@@ -92,7 +108,7 @@ export class DiskVolume implements Volume {
   }
 
   private async zeroRange(offsetBytes: number, lengthBytes: number, kind: "zero" | "trim", fua: boolean, noHole: boolean): Promise<void> {
-    this.checkWritable(offsetBytes, lengthBytes, kind === "zero" ? "write zeroes" : "trim");
+    this.checkRequest(offsetBytes, lengthBytes, kind === "zero" ? "write zeroes" : "trim", true);
     if (lengthBytes === 0) return;
     return this.engine.zeroBytes(offsetBytes, lengthBytes, kind, { fua, noHole });
   }
@@ -103,16 +119,17 @@ export class DiskVolume implements Volume {
     return { lbaFirst, blockCount: lbaEnd - lbaFirst };
   }
 
-  private checkRange(offsetBytes: number, lengthBytes: number, what: string): void {
-    this.checkAlive();
+  private checkLife(): void {
+    const ended = this.life.ended;
+    if (ended !== undefined) throw ended;
+  }
+
+  /** Every check of a request, once: the volume still alive, writable if it writes, the range inside it. */
+  private checkRequest(offsetBytes: number, lengthBytes: number, what: string, writes: boolean): void {
+    this.checkLife();
+    if (writes && this.readOnly) throw new SnaplogError(ErrorCodes.READ_ONLY, `${this.name} is read-only`);
     if (!Number.isSafeInteger(offsetBytes) || !Number.isSafeInteger(lengthBytes) || offsetBytes < 0 || lengthBytes < 0 || offsetBytes + lengthBytes > this.sizeBytes) {
       throw new SnaplogError(ErrorCodes.OUT_OF_RANGE, `${what} of [${offsetBytes}, +${lengthBytes}) is past the end of ${this.name} (${this.sizeBytes} bytes)`);
     }
-  }
-
-  private checkWritable(offsetBytes: number, lengthBytes: number, what: string): void {
-    this.checkAlive();
-    if (this.readOnly) throw new SnaplogError(ErrorCodes.READ_ONLY, `${this.name} is read-only`);
-    this.checkRange(offsetBytes, lengthBytes, what);
   }
 }

@@ -3,7 +3,14 @@
  * them in-process; the API server exposes them over HTTP; the CLI calls either the running
  * server (ApiClient) or an opened Store, through this one interface.
  * Errors are SnaplogError (mapped to HTTP status in api/, to exit codes in cli/).
+ *
+ * The request checks at the bottom (checkRestoreRequest, checkCompactRequest) are the one
+ * place a request's fields are checked against each other: the Store calls them, and the
+ * CLI calls them too, to refuse a bad command before it opens the store or calls the server.
  */
+import * as path from "node:path";
+import { invalidArgument } from "../util/errors.js";
+
 export interface SnapshotInfo {
   disk: string;
   name: string;
@@ -38,10 +45,11 @@ export interface DiskInfo {
   snapshotCount: number;
 }
 
-/** Where a disk's bytes are, and how far back its history reaches (`disk show`). */
+/**
+ * Where a disk's bytes are, and how far back its history reaches (`disk show`). The disk's
+ * size, journal bytes and window length are in DiskInfo; they are not repeated here.
+ */
 export interface DiskSpace {
-  /** The disk's size as hosts see it. */
-  logicalBytes: number;
   /** Size of the baseline image (0 without one). */
   baselineBytes: number;
   /** Log data some kept view needs. */
@@ -50,15 +58,18 @@ export interface DiskSpace {
   logDeadBytes: number;
   /** Free slots inside existing segment files (reused by later writes). */
   logFreeBytes: number;
+  /**
+   * Bytes of the segment files as the medium reports them (a file's unwritten tail is not
+   * counted); DiskInfo.segmentBytes counts whole files, without asking the medium.
+   */
   segmentBytes: number;
-  journalBytes: number;
   liveEntries: number;
   deadEntries: number;
   window: HistoryWindowInfo;
 }
 
+/** The points in time that can be attached now (the window's length is DiskInfo.historySeconds). */
 export interface HistoryWindowInfo {
-  historySeconds: number;
   /** Oldest point in time that can be attached (LSN, ISO time or null when before every write). */
   lsnFirst: number;
   timeFirst: string | null;
@@ -118,11 +129,16 @@ export interface CompactResult {
   /** In place: the scan alone (bytesScanned / scanMs is the scan rate); 0 into the baseline. */
   scanMs: number;
   durationMs: number;
+  /**
+   * Into the baseline: blocks whose data failed its checksum, so the fold left them in the log
+   * (the baseline volume answers EIO there; `scrub` lists them). Ascending; empty in place.
+   */
+  corruptBlocks: number[];
 }
 
 /**
  * A point in time, or a volume, as text: `lsn:N`, an ISO 8601 time, and for volumes also
- * `current`, `baseline` or a snapshot name.
+ * `current`, `baseline` or a snapshot name (the grammar: point-spec.ts, parsePoint).
  */
 export type PointSpec = string;
 
@@ -130,7 +146,7 @@ export interface RestoreRequest {
   disk: string;
   /** `lsn:N` or an ISO 8601 time (a snapshot name also works: its cut). */
   at: PointSpec;
-  /** Materialize as a raw image at this absolute path (must not exist). */
+  /** Materialize as a raw image at this absolute path (neither it nor `<to>.partial` may exist). */
   to?: string;
   /** Name that point as a new snapshot (O(1)). */
   asSnapshot?: string;
@@ -308,4 +324,25 @@ export interface Operations {
   /** The blocks that differ between two volumes, in block order, streamed. */
   diff(request: DiffRequest): AsyncIterable<DiffRun>;
   status(): Promise<StoreStatus>;
+}
+
+/**
+ * Checks a restore request's fields against each other (not against the disk): exactly one
+ * target, `name` only with a rollback, `lun` only where a snapshot is made, an absolute `to`.
+ * INVALID_ARGUMENT otherwise. Messages name each field by its CLI option, then its API field.
+ */
+export function checkRestoreRequest(request: RestoreRequest): void {
+  const targets = [request.to !== undefined, request.asSnapshot !== undefined, request.rollback === true].filter(Boolean).length;
+  if (targets !== 1) throw invalidArgument("restore needs exactly one of --to FILE, --as-snapshot NAME, --rollback (API: to, asSnapshot, rollback)");
+  if (request.name !== undefined && request.rollback !== true) throw invalidArgument("--name (API: name) is the snapshot a rollback keeps of the state before; it goes only with --rollback");
+  if (request.lun !== undefined && request.to !== undefined) throw invalidArgument("--lun (API: lun) is the LUN of a new snapshot; a restore --to a file makes none");
+  // The server writes the file: a relative path would depend on its working directory.
+  if (request.to !== undefined && !path.isAbsolute(request.to)) throw invalidArgument(`--to (API: to) ${request.to} must be an absolute path`);
+}
+
+/** Checks a compact request's fields against each other: INVALID_ARGUMENT for a snapshot with into-baseline. */
+export function checkCompactRequest(request: CompactRequest): void {
+  if (request.snapshot !== undefined && request.intoBaseline === true) {
+    throw invalidArgument("--into-baseline (API: intoBaseline) folds the oldest kept view into the baseline; it takes no --snapshot");
+  }
 }

@@ -6,38 +6,40 @@ import { DirectoryMedium, type Medium } from "../engine/medium.js";
 import { ErrorCodes, fromSystemError, invalidArgument, notFound, SnaplogError } from "../util/errors.js";
 import { readJsonFile, writeJsonFile } from "../util/json-file.js";
 import { checkName, parseExportName } from "./export-name.js";
-import { DiskVolume } from "./disk-volume.js";
+import { DiskVolume, VolumeLife } from "./disk-volume.js";
 import { readLog } from "../engine/log-reader.js";
-import { parsePoint, resolvePointLsn } from "./point-spec.js";
+import { describePoint, resolveBoundLsn, resolvePointLsn, timeOfPoint } from "./point-spec.js";
 import { restoreToFile } from "./restore-to-file.js";
 import { CompactionScheduler } from "./compaction-scheduler.js";
 import { DISK_FILE, diskPath, disksPath, STORE_FILE } from "./paths.js";
 import { StoreLock } from "./store-lock.js";
 import { SerialQueue } from "../util/serial-queue.js";
-import type {
-  CompactRequest,
-  CompactResult,
-  CreateDiskRequest,
-  CreateSnapshotRequest,
-  DeleteSnapshotResult,
-  DiffRequest,
-  DiffRun,
-  DiskDetail,
-  DiskInfo,
-  DiskPolicy,
-  DiskSpace,
-  LogEntry,
-  LogRequest,
-  Operations,
-  PolicyUpdate,
-  ProgressCallback,
-  RestoreRequest,
-  RestoreResult,
-  ScrubDiskResult,
-  ScrubRequest,
-  ScrubResult,
-  SnapshotInfo,
-  StoreStatus,
+import {
+  checkCompactRequest,
+  checkRestoreRequest,
+  type CompactRequest,
+  type CompactResult,
+  type CreateDiskRequest,
+  type CreateSnapshotRequest,
+  type DeleteSnapshotResult,
+  type DiffRequest,
+  type DiffRun,
+  type DiskDetail,
+  type DiskInfo,
+  type DiskPolicy,
+  type DiskSpace,
+  type LogEntry,
+  type LogRequest,
+  type Operations,
+  type PolicyUpdate,
+  type ProgressCallback,
+  type RestoreRequest,
+  type RestoreResult,
+  type ScrubDiskResult,
+  type ScrubRequest,
+  type ScrubResult,
+  type SnapshotInfo,
+  type StoreStatus,
 } from "./operations.js";
 import type { ExportInfo, Volume, VolumeResolver } from "./volume.js";
 
@@ -60,21 +62,38 @@ interface DiskFile {
   lun: number;
   historySeconds: number;
   createdAt: string;
-  /** Whether the disk was created --from an image (the engine knows whether a baseline exists now). */
-  hasBaseline: boolean;
   /** Policies (absent in disks made before they existed: defaults apply). */
   autoCompact?: boolean;
   compactOnDelete?: boolean;
 }
 
+/**
+ * An open disk and the lives of its volumes (VolumeLife): ended when the disk is deleted or the
+ * store closes; the current volume's also by a rollback (then replaced: connections made
+ * before fail, new ones see the rolled-back disk); a snapshot's when it is deleted.
+ */
 interface OpenDisk {
   meta: DiskFile;
   engine: DiskEngine;
-  deleted: boolean;
-  /** Bumped by a rollback: connections to the current volume made before it fail from then on. */
-  generation: number;
+  /** The baseline and point-in-time volumes; ended: the disk is deleted or the store closed. */
+  life: VolumeLife;
+  /** The current volume's connections made since the last rollback. */
+  currentLife: VolumeLife;
+  /** Snapshot volumes by snapshot name, made when one is first attached. */
+  snapshotLives: Map<string, VolumeLife>;
   /** A rollback is under way: no new connection to the current volume until it is done. */
   rollingBack: boolean;
+}
+
+function openDisk(meta: DiskFile, engine: DiskEngine): OpenDisk {
+  return { meta, engine, life: new VolumeLife(), currentLife: new VolumeLife(), snapshotLives: new Map(), rollingBack: false };
+}
+
+/** Every volume of the disk fails from now on with `error`. */
+function endVolumes(disk: OpenDisk, error: SnaplogError): void {
+  disk.life.end(error);
+  disk.currentLife.end(error);
+  for (const life of disk.snapshotLives.values()) life.end(error);
 }
 
 export interface StoreOpenOptions {
@@ -185,7 +204,7 @@ export class Store implements Operations, VolumeResolver {
       try {
         const meta = await readJsonFile<DiskFile>(path.join(directory, name, DISK_FILE));
         const engine = await this.openEngine(meta);
-        this.disks.set(name, { meta, engine, deleted: false, generation: 0, rollingBack: false });
+        this.disks.set(name, openDisk(meta, engine));
       } catch (error) {
         const message = error instanceof Error ? error.message : String(error);
         this.failedDisks.set(name, message);
@@ -242,16 +261,19 @@ export class Store implements Operations, VolumeResolver {
         intervalMs: options.intervalMs ?? COMPACTION_INTERVAL_MS,
         idleMs: options.idleMs ?? COMPACTION_IDLE_MS,
         freeFractionMin: options.freeFractionMin ?? COMPACTION_FREE_FRACTION_MIN,
-        space: async () => {
-          const stat = await fs.statfs(this.path);
-          return { freeBytes: stat.bavail * stat.bsize, totalBytes: stat.blocks * stat.bsize };
-        },
+        space: () => this.fileSystemSpace(),
         onCompacted: (disk, result) =>
           this.logger?.info?.(`compacted disk ${disk} (${result.reason}): ${result.entriesFreed} entries, ${result.bytesFreed} bytes freed, ${result.segmentsReleased} segment files released`),
         onError: (disk, error) => this.logger?.error(`background compaction of disk ${disk} failed: ${error instanceof Error ? error.message : String(error)}`),
       },
     );
     this.compactionScheduler.start();
+  }
+
+  /** Free (for unprivileged users) and total bytes of the file system holding the store. */
+  private async fileSystemSpace(): Promise<{ freeBytes: number; totalBytes: number }> {
+    const stat = await fs.statfs(this.path);
+    return { freeBytes: stat.bavail * stat.bsize, totalBytes: stat.blocks * stat.bsize };
   }
 
   setNbdEndpoints(endpoints: string[]): void {
@@ -288,20 +310,17 @@ export class Store implements Operations, VolumeResolver {
   private async diskSpace(disk: OpenDisk): Promise<DiskSpace> {
     const engine = disk.engine;
     const space = await engine.space();
-    const stats = engine.stats();
     const blockSizeBytes = disk.meta.blockSizeBytes;
     const window = engine.historyWindow();
     return {
-      logicalBytes: disk.meta.sizeBytes,
       baselineBytes: space.baselineBytes,
       logLiveBytes: space.liveSlots * blockSizeBytes,
       logDeadBytes: space.deadSlots * blockSizeBytes,
       logFreeBytes: space.freeSlots * blockSizeBytes,
       segmentBytes: space.segmentBytes,
-      journalBytes: stats.journalBytes,
       liveEntries: space.liveEntries,
       deadEntries: space.deadEntries,
-      window: { historySeconds: window.historySeconds, lsnFirst: window.lsnFirst, timeFirst: isoOrNull(window.timeMsFirst), lsnLast: window.lsnLast },
+      window: { lsnFirst: window.lsnFirst, timeFirst: isoOrNull(window.timeMsFirst), lsnLast: window.lsnLast },
     };
   }
 
@@ -338,7 +357,6 @@ export class Store implements Operations, VolumeResolver {
       lun,
       historySeconds,
       createdAt: new Date().toISOString(),
-      hasBaseline: request.fromImage !== undefined,
     };
     // Built in a hidden directory and renamed into place: a crash leaves no half disk.
     const building = path.join(disksPath(this.path), `.creating-${request.name}-${process.pid}`);
@@ -364,8 +382,7 @@ export class Store implements Operations, VolumeResolver {
       await fs.rm(building, { recursive: true, force: true });
       throw fromSystemError(error, { disk: request.name });
     }
-    const engine = await this.openEngine(meta);
-    const disk: OpenDisk = { meta, engine, deleted: false, generation: 0, rollingBack: false };
+    const disk = openDisk(meta, await this.openEngine(meta));
     this.disks.set(meta.name, disk);
     return this.diskInfo(disk);
   }
@@ -384,7 +401,7 @@ export class Store implements Operations, VolumeResolver {
   deleteDisk(name: string): Promise<void> {
     return this.control.run(async () => {
       const disk = this.disk(name);
-      disk.deleted = true;
+      endVolumes(disk, new SnaplogError(ErrorCodes.CLOSED, `disk ${name} was deleted`, { disk: name }));
       this.disks.delete(name);
       const doomed = path.join(disksPath(this.path), `.deleting-${name}-${Date.now()}`);
       await fs.rename(diskPath(this.path, name), doomed);
@@ -401,9 +418,13 @@ export class Store implements Operations, VolumeResolver {
     });
   }
 
-  /** A new snapshot (at the log's end, or at an earlier LSN): name checked, LUN assigned. Inside control. */
+  /**
+   * A new snapshot (at the log's end, or at an earlier LSN): name and view checked, then the
+   * LUN assigned (it is persisted, so every check that can fail comes first). Inside control.
+   */
   private async cutSnapshotOf(disk: OpenDisk, name: string, lun: number | undefined, lsn: number | undefined): Promise<SnapshotInfo> {
     this.checkNewSnapshotName(disk, name);
+    if (lsn !== undefined) disk.engine.checkViewAvailable(lsn);
     const cut = await disk.engine.cutSnapshot(name, await this.assignLun(lun), lsn);
     return snapshotInfo(disk.meta.name, cut);
   }
@@ -422,9 +443,19 @@ export class Store implements Operations, VolumeResolver {
     return name;
   }
 
+  /**
+   * Deletes a snapshot. Its volumes stop before the engine removes it (CLOSED from then on),
+   * so no host reads it while its partition is merged away; if the delete then fails, hosts
+   * attach it again.
+   */
   deleteSnapshot(diskName: string, name: string): Promise<DeleteSnapshotResult> {
     return this.control.run(async () => {
       const disk = this.disk(diskName);
+      const life = disk.snapshotLives.get(name);
+      if (life !== undefined) {
+        life.end(new SnaplogError(ErrorCodes.CLOSED, `snapshot ${name} of disk ${disk.meta.name} was deleted`, { disk: disk.meta.name }));
+        disk.snapshotLives.delete(name);
+      }
       const result = await disk.engine.deleteSnapshot(name, { free: policyOf(disk.meta).compactOnDelete });
       return { ...snapshotInfo(disk.meta.name, result.cut), entriesFreed: result.entriesFreed, bytesFreed: result.bytesFreed };
     });
@@ -467,15 +498,15 @@ export class Store implements Operations, VolumeResolver {
   }
 
   async compact(request: CompactRequest, onProgress?: ProgressCallback): Promise<CompactResult> {
+    checkCompactRequest(request);
     const disk = this.disk(request.disk);
     const name = disk.meta.name;
     if (request.intoBaseline === true) {
-      if (request.snapshot !== undefined) throw invalidArgument("--into-baseline folds the oldest kept view into the baseline; it takes no --snapshot");
       return disk.engine.foldIntoBaseline({ onProgress }).then((fold) => ({
         disk: name,
         mode: "into-baseline",
         entriesFreed: fold.entriesFreed,
-        bytesFreed: fold.entriesFreed === 0 ? 0 : fold.bytesMoved,
+        bytesFreed: fold.bytesFreed,
         bytesMoved: fold.bytesMoved,
         entriesScanned: 0,
         bytesScanned: 0,
@@ -483,6 +514,7 @@ export class Store implements Operations, VolumeResolver {
         lsnFold: fold.lsnFold,
         scanMs: 0,
         durationMs: fold.durationMs,
+        corruptBlocks: [...fold.corruptLbas].sort((a, b) => a - b),
       }));
     }
     // Asked for by a user: every wholly free segment goes back (background passes keep spares).
@@ -498,19 +530,17 @@ export class Store implements Operations, VolumeResolver {
       lsnFold: 0,
       scanMs: result.scanMs,
       durationMs: result.durationMs,
+      corruptBlocks: [],
     }));
   }
 
   async restore(request: RestoreRequest, onProgress?: ProgressCallback): Promise<RestoreResult> {
+    checkRestoreRequest(request);
     const disk = this.disk(request.disk);
     const engine = disk.engine;
-    const targets = [request.to !== undefined, request.asSnapshot !== undefined, request.rollback === true].filter(Boolean).length;
-    if (targets !== 1) throw invalidArgument("restore needs exactly one of --to FILE, --as-snapshot NAME, --rollback");
-    if (request.name !== undefined && request.rollback !== true) throw invalidArgument("--name names the snapshot a rollback keeps; it goes with --rollback");
     const lsn = resolvePointLsn(engine, request.at, "--at");
-    const base = { disk: disk.meta.name, lsn, time: lsn === 0 ? null : isoOrNull(engine.timeOfLsn(lsn)) };
+    const base = { disk: disk.meta.name, lsn, time: timeOfPoint(engine, lsn) };
     if (request.to !== undefined) {
-      if (!path.isAbsolute(request.to)) throw invalidArgument(`--to ${request.to} must be an absolute path (the server writes it)`);
       const release = engine.pinView(lsn);
       try {
         const file = await restoreToFile(engine, lsn, request.to, onProgress);
@@ -533,14 +563,25 @@ export class Store implements Operations, VolumeResolver {
   /**
    * Rolls the current volume back. Connections to it made before fail from now on (CONFLICT:
    * EIO over NBD), and none can be made until it is done: no host sees the switch silently.
+   * A rollback to the current LSN (nothing written since) would change no block, yet fail those
+   * connections and keep a snapshot: it is refused (CONFLICT) and changes nothing.
    */
   private rollback(disk: OpenDisk, lsn: number, request: RestoreRequest, base: { disk: string; lsn: number; time: string | null }): Promise<RestoreResult> {
     return this.control.run(async () => {
+      const diskName = disk.meta.name;
+      if (lsn >= disk.engine.lsnLast) {
+        throw new SnaplogError(ErrorCodes.CONFLICT, `disk ${diskName} is at LSN ${lsn} already (nothing was written since): a rollback to it would change nothing`, {
+          disk: diskName,
+          lsn,
+          hint: "to keep this point, restore it with as-snapshot instead",
+        });
+      }
       const name = request.name ?? this.defaultSnapshotName(disk, "before-rollback");
       this.checkNewSnapshotName(disk, name);
       disk.engine.checkViewAvailable(lsn);
       const lun = await this.assignLun(request.lun);
-      disk.generation++;
+      disk.currentLife.end(new SnaplogError(ErrorCodes.CONFLICT, `disk ${diskName} was rolled back after this connection was made; reconnect to use the rolled-back volume`, { disk: diskName }));
+      disk.currentLife = new VolumeLife();
       disk.rollingBack = true;
       try {
         const result = await disk.engine.rollback(lsn, name, lun);
@@ -554,11 +595,19 @@ export class Store implements Operations, VolumeResolver {
   async scrub(request: ScrubRequest, onProgress?: ProgressCallback): Promise<ScrubResult> {
     const startedMs = performance.now();
     const targets = this.scrubTargets(request.disk);
-    const progress = new ScrubProgress(targets.map((target) => (target.disk === undefined ? 0 : indexPageCount(target.disk.meta))), onProgress);
+    // Progress counts every index page each disk's size allows, known before anything starts, so
+    // the total is fixed and done only grows: the engine reports pages up to the highest one
+    // written, and the pages past it (never written) count as done once the disk is.
+    const pageCounts = targets.map((target) => (target.disk === undefined ? 0 : indexPageCount(target.disk.meta)));
+    const pageTotal = pageCounts.reduce((sum, pages) => sum + pages, 0);
+    let pagesBefore = 0;
     const disks: ScrubDiskResult[] = [];
-    for (const target of targets) {
-      disks.push(target.disk === undefined ? offlineScrubResult(target.name, target.offlineReason) : await this.scrubDisk(target.disk, progress));
-      progress.diskDone();
+    for (const [index, target] of targets.entries()) {
+      const pages = pageCounts[index];
+      const onDiskProgress = (pagesDone: number) => onProgress?.(pagesBefore + Math.min(pagesDone, pages), pageTotal);
+      disks.push(target.disk === undefined ? offlineScrubResult(target.name, target.offlineReason) : await this.scrubDisk(target.disk, onDiskProgress));
+      pagesBefore += pages;
+      if (pageTotal > 0) onProgress?.(pagesBefore, pageTotal);
     }
     return { disks, ok: disks.every((disk) => disk.ok), durationMs: performance.now() - startedMs };
   }
@@ -575,11 +624,11 @@ export class Store implements Operations, VolumeResolver {
     return [...open, ...offline].sort((a, b) => a.name.localeCompare(b.name));
   }
 
-  private async scrubDisk(disk: OpenDisk, progress: ScrubProgress): Promise<ScrubDiskResult> {
+  private async scrubDisk(disk: OpenDisk, onProgress: (pagesDone: number) => void): Promise<ScrubDiskResult> {
     const name = disk.meta.name;
-    const report = await disk.engine.scrub(progress.onDiskProgress);
+    const report = await disk.engine.scrub(onProgress);
     // The engine stops early, with what it saw so far, when it closes: that is no clean bill of health.
-    if (this.closed || disk.deleted) {
+    if (disk.life.ended !== undefined) {
       throw new SnaplogError(ErrorCodes.CLOSED, `the scrub of disk ${name} was cut short: the disk was deleted or the store is closing`, { disk: name });
     }
     const blockSizeBytes = disk.meta.blockSizeBytes;
@@ -613,8 +662,8 @@ export class Store implements Operations, VolumeResolver {
     if (request.snapshot !== undefined) {
       ({ lsnFirst, lsnLast } = engine.snapshotPartition(request.snapshot));
     }
-    if (request.since !== undefined) lsnFirst = Math.max(lsnFirst, boundLsn(engine, request.since, "--since", "first"));
-    if (request.until !== undefined) lsnLast = Math.min(lsnLast, boundLsn(engine, request.until, "--until", "last"));
+    if (request.since !== undefined) lsnFirst = Math.max(lsnFirst, resolveBoundLsn(engine, request.since, "--since", "first"));
+    if (request.until !== undefined) lsnLast = Math.min(lsnLast, resolveBoundLsn(engine, request.until, "--until", "last"));
     const blockSizeBytes = disk.meta.blockSizeBytes;
     for await (const row of readLog(engine, { lsnFirst, lsnLast, withData: request.data === true })) {
       const entry: LogEntry = {
@@ -646,13 +695,8 @@ export class Store implements Operations, VolumeResolver {
   async status(): Promise<StoreStatus> {
     this.checkOpen();
     const disks = await this.listDisks();
-    let freeBytes = 0;
-    try {
-      const stat = await fs.statfs(this.path);
-      freeBytes = stat.bavail * stat.bsize;
-    } catch {
-      freeBytes = 0;
-    }
+    // 0 when the file system will not say.
+    const { freeBytes } = await this.fileSystemSpace().catch(() => ({ freeBytes: 0 }));
     return {
       path: this.path,
       version: VERSION,
@@ -707,39 +751,29 @@ export class Store implements Operations, VolumeResolver {
     const disk = this.disk(target.disk);
     const name = disk.meta.name;
     const engine = disk.engine;
-    const diskAlive = () => {
-      if (disk.deleted || this.closed) throw new SnaplogError(ErrorCodes.CLOSED, `disk ${name} was deleted or the store is closing`, { disk: name });
-    };
     switch (target.kind) {
       case "current": {
         if (disk.rollingBack) throw new SnaplogError(ErrorCodes.CONFLICT, `disk ${name} is being rolled back; connect again when it is done`, { disk: name });
-        const generation = disk.generation;
-        const alive = () => {
-          diskAlive();
-          if (disk.generation !== generation) {
-            throw new SnaplogError(ErrorCodes.CONFLICT, `disk ${name} was rolled back after this connection was made; reconnect to use the rolled-back volume`, { disk: name });
-          }
-        };
-        return new DiskVolume(engine, name, `disk ${name}, LUN ${disk.meta.lun}, read-write`, Infinity, false, alive);
+        return new DiskVolume(engine, name, `disk ${name}, LUN ${disk.meta.lun}, read-write`, Infinity, false, disk.currentLife);
       }
       case "baseline":
-        return new DiskVolume(engine, `${name}@baseline`, `baseline of disk ${name}, read-only`, 0, true, diskAlive);
+        return new DiskVolume(engine, `${name}@baseline`, `baseline of disk ${name}, read-only`, 0, true, disk.life);
       case "snapshot": {
         const cut = engine.findSnapshot(target.snapshot);
         if (cut === undefined) throw notFound(`disk ${name} has no snapshot named ${JSON.stringify(target.snapshot)}`, { disk: name });
-        const alive = () => {
-          diskAlive();
-          if (engine.findSnapshot(cut.name) !== cut) throw new SnaplogError(ErrorCodes.CLOSED, `snapshot ${cut.name} of disk ${name} was deleted`, { disk: name });
-        };
-        return new DiskVolume(engine, `${name}@${cut.name}`, this.snapshotDescription(name, cut), cut.lsn, true, alive);
+        let life = disk.snapshotLives.get(cut.name);
+        if (life === undefined) {
+          life = new VolumeLife();
+          disk.snapshotLives.set(cut.name, life);
+        }
+        return new DiskVolume(engine, `${name}@${cut.name}`, this.snapshotDescription(name, cut), cut.lsn, true, life);
       }
       case "lsn":
       case "time": {
-        // Checked against the window now, then pinned while attached: nothing it sees is freed.
-        const lsn = target.kind === "lsn" ? (engine.checkViewAvailable(target.lsn), target.lsn) : engine.viewAtTime(target.timeMs);
+        // Checked against the window now (pinView), then pinned while attached: nothing it sees is freed.
+        const lsn = target.kind === "lsn" ? target.lsn : engine.viewAtTime(target.timeMs);
         const release = engine.pinView(lsn);
-        const time = lsn === 0 ? "the baseline" : new Date(engine.timeOfLsn(lsn)).toISOString();
-        return new DiskVolume(engine, exportName, `disk ${name} at LSN ${lsn} (${time}), read-only`, lsn, true, diskAlive, release);
+        return new DiskVolume(engine, exportName, `disk ${name} at ${describePoint(lsn, timeOfPoint(engine, lsn))}, read-only`, lsn, true, disk.life, release);
       }
     }
   }
@@ -770,10 +804,15 @@ export class Store implements Operations, VolumeResolver {
 
   // ---- lifecycle ----------------------------------------------------------------------
 
+  private endAllVolumes(): void {
+    for (const disk of this.disks.values()) endVolumes(disk, new SnaplogError(ErrorCodes.CLOSED, `the store is closing: disk ${disk.meta.name} is no longer served`, { disk: disk.meta.name }));
+  }
+
   /** Flushes and checkpoints every disk, releases the lock. */
   async close(): Promise<void> {
     if (this.closed) return;
     this.closed = true;
+    this.endAllVolumes();
     // A pass under way ends at its next step once the engines close.
     const compactionStopped = this.compactionScheduler?.stop();
     await this.control.run(async () => undefined);
@@ -787,6 +826,7 @@ export class Store implements Operations, VolumeResolver {
   /** For crash tests: drop everything without a final checkpoint (as a kill would), keep the lock file. */
   async abandon(): Promise<void> {
     this.closed = true;
+    this.endAllVolumes();
     const compactionStopped = this.compactionScheduler?.stop();
     await Promise.allSettled([...this.disks.values()].map((disk) => disk.engine.abandon()));
     await compactionStopped;
@@ -814,49 +854,7 @@ function offlineScrubResult(disk: string, offlineReason: string): ScrubDiskResul
   return { disk, entriesChecked: 0, bytesChecked: 0, corrupt: [], baselineUnknownBlocks: [], offlineReason, ok: false };
 }
 
-/**
- * One progress count over disks scrubbed in turn. Each disk counts for every index page its
- * size allows, known before anything starts, so the total is fixed and done only grows: the
- * engine reports pages up to the highest one written, and the pages past it (never written)
- * count as done once the disk is.
- */
-class ScrubProgress {
-  private readonly pageTotal: number;
-  private pagesOfDisksDone = 0;
-  private diskIndex = 0;
-
-  constructor(
-    private readonly pagesPerDisk: readonly number[],
-    private readonly onProgress: ProgressCallback | undefined,
-  ) {
-    this.pageTotal = pagesPerDisk.reduce((sum, pages) => sum + pages, 0);
-  }
-
-  /** The engine's callback for the disk being scrubbed: pages of it done so far. */
-  readonly onDiskProgress = (pagesDone: number): void => {
-    const pagesOfDisk = this.pagesPerDisk[this.diskIndex];
-    this.onProgress?.(this.pagesOfDisksDone + Math.min(pagesDone, pagesOfDisk), this.pageTotal);
-  };
-
-  diskDone(): void {
-    this.pagesOfDisksDone += this.pagesPerDisk[this.diskIndex];
-    this.diskIndex++;
-    if (this.pageTotal > 0) this.onProgress?.(this.pagesOfDisksDone, this.pageTotal);
-  }
-}
-
 function isoOrNull(timeMs: number): string | null {
   return timeMs === 0 ? null : new Date(timeMs).toISOString();
 }
 
-/**
- * An LSN bound of `log --since/--until` (inclusive): `lsn:N` as given; a time T as the first
- * entry at or after T (since) or the last at or before T (until). Listing the log needs no
- * window: it shows what is still there.
- */
-function boundLsn(engine: DiskEngine, text: string, what: string, side: "first" | "last"): number {
-  const target = parsePoint(text, what);
-  if (target.kind === "lsn") return target.lsn;
-  if (target.kind !== "time") throw invalidArgument(`${what} takes lsn:N or an ISO 8601 time, not ${JSON.stringify(text)}`);
-  return side === "last" ? engine.lsnAtTime(target.timeMs) : engine.lsnAtTime(target.timeMs - 1) + 1;
-}

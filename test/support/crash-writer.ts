@@ -23,15 +23,13 @@
  * loads every file under dist/test) it does nothing.
  */
 import { spawn } from "node:child_process";
-import { createHash } from "node:crypto";
 import { closeSync, openSync, writeSync } from "node:fs";
 import http from "node:http";
-import { NbdClient, NbdClosedError, NbdRequestError, CMD_FLAG_FUA, CMD_FLAG_NO_HOLE } from "./nbd-client.js";
+import { hashExport, NbdClient, NbdClosedError, NbdRequestError, CMD_FLAG_FUA, CMD_FLAG_NO_HOLE } from "./nbd-client.js";
 import { mix, Prng, SECTOR_BYTES, ID_LIMIT, writePayload, WRITER_CONFIG_FLAG, type WriterConfig, type WriterDiskConfig } from "./crash-model.js";
 
 const BLOCK_BYTES = 4096;
 const HOT_REGION_BYTES = 2 * 1024 * 1024;
-const SNAPSHOT_READ_CHUNK_BYTES = 1024 * 1024;
 /** The writer ends itself if nobody killed it by then (a parent that died). */
 const SELF_EXIT_MS = 120_000;
 
@@ -289,23 +287,6 @@ function createViaCli(config: WriterConfig, disk: string, name: string): Promise
   });
 }
 
-async function hashSnapshot(target: WriterDiskConfig["target"], exportName: string): Promise<string> {
-  const client = await NbdClient.connect(target, exportName);
-  try {
-    const hash = createHash("sha256");
-    for (let offset = 0; offset < client.sizeBytes; offset += 2 * SNAPSHOT_READ_CHUNK_BYTES) {
-      const reads = [client.read(offset, Math.min(SNAPSHOT_READ_CHUNK_BYTES, client.sizeBytes - offset))];
-      if (offset + SNAPSHOT_READ_CHUNK_BYTES < client.sizeBytes) {
-        reads.push(client.read(offset + SNAPSHOT_READ_CHUNK_BYTES, Math.min(SNAPSHOT_READ_CHUNK_BYTES, client.sizeBytes - offset - SNAPSHOT_READ_CHUNK_BYTES)));
-      }
-      for (const data of await Promise.all(reads)) hash.update(data);
-    }
-    return hash.digest("hex");
-  } finally {
-    client.destroy();
-  }
-}
-
 async function takeSnapshot(config: WriterConfig, journal: Journal, snapshot: WriterConfig["snapshots"][number], stream: Stream): Promise<void> {
   const disk = config.disks.find((candidate) => candidate.name === snapshot.disk);
   if (disk === undefined) throw new Error(`no disk ${snapshot.disk}`);
@@ -323,7 +304,7 @@ async function takeSnapshot(config: WriterConfig, journal: Journal, snapshot: Wr
   journal.add(`SD ${snapshot.disk} ${snapshot.name} ${journal.tick()} ${created.lsn}`);
   journal.commit();
   if (snapshot.quiesce) stream.resume();
-  const digest = await hashSnapshot(disk.target, `${snapshot.disk}@${snapshot.name}`);
+  const digest = await hashExport(disk.target, `${snapshot.disk}@${snapshot.name}`);
   journal.add(`SH ${snapshot.disk} ${snapshot.name} ${digest}`);
   journal.commit();
 }

@@ -15,9 +15,18 @@ export interface ModelState {
 
 export interface ModelSnapshot {
   name: string;
-  lun: number;
   lsn: number;
   image: Buffer;
+}
+
+/** A snapshot as the checks name it: NAME@LSN. */
+export function snapshotLabel(snapshot: { name: string; lsn: number }): string {
+  return `${snapshot.name}@${snapshot.lsn}`;
+}
+
+/** A snapshot list as the checks compare it: the labels in the order given, space-separated. */
+export function formatSnapshots(snapshots: readonly { name: string; lsn: number }[]): string {
+  return snapshots.map(snapshotLabel).join(" ");
 }
 
 export class HistoryModel {
@@ -63,6 +72,11 @@ export class HistoryModel {
     copy.states.length = index + 1;
     copy.current = Buffer.from(this.states[index].image);
     return copy;
+  }
+
+  /** The snapshots the engine must list, oldest cut first (formatSnapshots). */
+  snapshotList(): string {
+    return formatSnapshots([...this.snapshots].sort((a, b) => a.lsn - b.lsn));
   }
 
   get lsnCurrent(): number {

@@ -3,7 +3,7 @@
  * Each block has a state — data (0), allocated zeros (STATE_ZERO) or hole (STATE_HOLE|STATE_ZERO) —
  * so block status answers are honest: a fresh volume is one hole; writes make data; WRITE_ZEROES
  * makes holes (or allocated zeros with noHole) of whole blocks; TRIM makes holes of whole blocks.
- * Counters (flushCount, fuaCount, writeCount) and knobs (delayMs, failWith) let tests observe
+ * Counters (callCount, flushCount, fuaCount, writeCount) and knobs (delayMs, failWith) let tests observe
  * and disturb what the server does.
  */
 import { setTimeout as sleep } from "node:timers/promises";
@@ -30,6 +30,8 @@ export class MemoryVolume implements Volume {
   readonly readOnly: boolean;
   readonly data: Buffer;
   readonly blockStates: Uint8Array;
+  /** Calls that reached the volume (counted before delayMs: in flight or done). */
+  callCount = 0;
   flushCount = 0;
   fuaCount = 0;
   writeCount = 0;
@@ -113,6 +115,7 @@ export class MemoryVolume implements Volume {
   }
 
   private async enter(offsetBytes: number, lengthBytes: number, isWrite: boolean): Promise<void> {
+    this.callCount++;
     if (this.delayMs > 0) await sleep(this.delayMs);
     if (this.failWith !== null) throw this.failWith;
     if (isWrite && this.readOnly) throw new SnaplogError(ErrorCodes.READ_ONLY, `${this.name} is read-only`);

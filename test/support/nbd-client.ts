@@ -11,7 +11,10 @@
  * come in any order and are matched by cookie. A READ reply is followed by exactly the
  * requested number of bytes. When the connection closes, every pending request is rejected
  * with NbdClosedError (the caller cannot know whether it ran).
+ *
+ * hashExport: the SHA-256 of a whole export, for tests that compare views before and after.
  */
+import { createHash } from "node:crypto";
 import * as net from "node:net";
 
 const NBD_MAGIC = Buffer.from("NBDMAGIC");
@@ -42,6 +45,7 @@ export const TFLAG_SEND_FUA = 1 << 3;
 export const TFLAG_SEND_TRIM = 1 << 5;
 export const TFLAG_SEND_WRITE_ZEROES = 1 << 6;
 
+const HASH_READ_BYTES = 1024 * 1024;
 const REQUEST_HEADER_BYTES = 28;
 const REPLY_HEADER_BYTES = 16;
 const CONNECT_TIMEOUT_MS = 10_000;
@@ -292,6 +296,22 @@ export class NbdClient {
     if (this.dataFor !== undefined && !waiting.includes(this.dataFor)) waiting.push(this.dataFor);
     this.dataFor = undefined;
     for (const request of waiting) request.reject(this.closedError);
+  }
+}
+
+/** SHA-256 (hex) of every byte of an export, read over its own connection in 1 MiB reads, two in flight. */
+export async function hashExport(target: NbdTarget, exportName: string): Promise<string> {
+  const client = await NbdClient.connect(target, exportName);
+  try {
+    const hash = createHash("sha256");
+    for (let offset = 0; offset < client.sizeBytes; offset += 2 * HASH_READ_BYTES) {
+      const starts = [offset, offset + HASH_READ_BYTES].filter((start) => start < client.sizeBytes);
+      const reads = starts.map((start) => client.read(start, Math.min(HASH_READ_BYTES, client.sizeBytes - start)));
+      for (const data of await Promise.all(reads)) hash.update(data);
+    }
+    return hash.digest("hex");
+  } finally {
+    client.destroy();
   }
 }
 

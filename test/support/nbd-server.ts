@@ -46,14 +46,15 @@ export async function startTestServer(resolver: VolumeResolver, options: Partial
 
 /**
  * Returns true when `tool` is on PATH. Otherwise logs a loud SKIP line and returns false, or
- * throws when process.env.CI is set (CI must have every tool).
+ * throws when process.env.CI is set (CI must have every tool). `packages`: the Debian packages
+ * that provide it, named in the message.
  */
-export function requireTool(tool: string): boolean {
+export function requireTool(tool: string, packages = "qemu-utils libnbd-bin python3-libnbd"): boolean {
   try {
     execFileSync("which", [tool], { stdio: "ignore" });
     return true;
   } catch {
-    const message = `${tool} is not installed (apt-get install qemu-utils libnbd-bin python3-libnbd)`;
+    const message = `${tool} is not installed (apt-get install ${packages})`;
     if (process.env.CI) throw new Error(`CI: ${message}`);
     console.error(`\n*** SKIP: ${message} ***\n`);
     return false;
@@ -195,8 +196,8 @@ export class RawNbdClient {
       this.sendOption(8);
       await this.expectAck();
     }
-    const name = Buffer.from(exportName);
     if (options.baseAllocation) {
+      const name = Buffer.from(exportName);
       const query = Buffer.from("base:allocation");
       const payload = Buffer.alloc(4 + name.length + 4 + 4 + query.length);
       payload.writeUInt32BE(name.length, 0);
@@ -208,16 +209,22 @@ export class RawNbdClient {
       const replies = await this.readOptionReplies();
       if (replies.length !== 2 || replies[0].replyType !== 4) throw new Error("base:allocation not selected");
     }
-    const payload = Buffer.alloc(4 + name.length + 2);
-    payload.writeUInt32BE(name.length, 0);
-    name.copy(payload, 4);
-    this.sendOption(7, payload);
+    this.sendOption(7, RawNbdClient.infoPayload(exportName));
     const replies = await this.readOptionReplies();
     const last = replies[replies.length - 1];
     if (last.replyType !== 1) throw new Error(`NBD_OPT_GO failed: ${last.replyType.toString(16)} ${last.payload.toString()}`);
     const exportInfo = replies.find((reply) => reply.replyType === 3 && reply.payload.readUInt16BE(0) === 0);
     if (exportInfo === undefined) throw new Error("no NBD_INFO_EXPORT");
     return { sizeBytes: Number(exportInfo.payload.readBigUInt64BE(2)), flags: exportInfo.payload.readUInt16BE(10) };
+  }
+
+  /** The payload of NBD_OPT_INFO and NBD_OPT_GO: the export name, and no information requests. */
+  static infoPayload(exportName: string): Buffer {
+    const name = Buffer.from(exportName);
+    const payload = Buffer.alloc(4 + name.length + 2);
+    payload.writeUInt32BE(name.length, 0);
+    name.copy(payload, 4);
+    return payload;
   }
 
   async expectAck(): Promise<void> {
