@@ -7,6 +7,7 @@ import { readFileSync } from "node:fs";
 import type { Crc32cResult } from "./crc32c.js";
 import { JOB_SHAPES, type JobResult } from "./harness.js";
 import type { HistoryResults } from "./history.js";
+import type { RecoveryResults } from "./recovery.js";
 import type { MachineInfo } from "./machine.js";
 
 export const ANALYSIS_BEGIN = "<!-- analysis:begin -->";
@@ -50,6 +51,8 @@ export interface SnapshotScenario {
 export interface RunData {
   /** Issue 3's history scenarios (bench/history.ts), when run. */
   history?: HistoryResults;
+  /** Issue 7's recovery at scale (bench/recovery.ts), when run. */
+  recovery?: RecoveryResults;
   startedAt: Date;
   finishedAt: Date;
   machine: MachineInfo;
@@ -309,7 +312,8 @@ function resultsSection(data: RunData): string {
 
   const errors = [...data.snaplog, ...data.snaplogNoHistory, ...data.peers].filter((result) => result.error !== undefined);
   if (errors.length > 0) {
-    out.push("", "Jobs that failed:", "", ...errors.map((result) => `- ${result.target} / ${result.job}: ${result.error}`));
+    out.push("", "Jobs that failed:", "");
+    for (const result of errors) out.push(`- ${result.target} / ${result.job}: ${result.error}`);
   }
   if (data.diskStates.length > 0) {
     out.push(
@@ -444,14 +448,52 @@ export function renderReport(data: RunData, analysis: string): string {
     "",
     historySection(data),
     "",
+    recoverySection(data),
+    "",
     crcSection(data),
     "",
   ];
   if (data.errors.length > 0) {
-    sections.push("## Errors in this run", "", ...data.errors.map((error) => `- ${error}`), "");
+    sections.push("## Errors in this run", "");
+    for (const error of data.errors) sections.push(`- ${error}`);
+    sections.push("");
   }
   sections.push("## Analysis", "", ANALYSIS_BEGIN, analysis, ANALYSIS_END, "");
   return sections.join("\n");
+}
+
+function recoverySection(data: RunData): string {
+  const recovery = data.recovery;
+  if (recovery === undefined) return "## Recovery at scale\n\nNot run in this run (`--scenarios` without `recovery`).";
+  const out = [
+    "## Recovery at scale",
+    "",
+    "`snaplog serve` from spawn to listening (node start-up included), each in a store of its own, and the server's peak " +
+      "resident memory (VmHWM) when it listens. SPEC §2: opening takes seconds, bounded by the journal's fixed maximum size (target < 5 s).",
+    "",
+  ];
+  const rows: string[][] = [];
+  const full = recovery.fullJournal;
+  if (full !== undefined) {
+    rows.push([
+      `after SIGKILL, journal full (${fmtBytes(full.journalBytes)}) of the smallest records: ${fmtInt(full.records)} records, ${fmtInt(full.writes)} one-block writes each with a FLUSH`,
+      `${full.afterKill.seconds.toFixed(2)} s`,
+      fmtBytes(full.afterKill.rssPeakBytes),
+      verdict(5 / full.afterKill.seconds, 1),
+    ]);
+  }
+  const many = recovery.manyEntries;
+  if (many !== undefined) {
+    rows.push([`clean stop, ${fmtInt(many.entries)} live entries (${fmtBytes(many.logBytes)} log, 512-byte blocks)`, `${many.clean.seconds.toFixed(2)} s`, fmtBytes(many.clean.rssPeakBytes), verdict(5 / many.clean.seconds, 1)]);
+    rows.push([
+      `after SIGKILL under 4 KiB random writes, ${fmtInt(many.entries)} live entries, journal ${fmtBytes(many.journalBytesAtKill)} at the kill`,
+      `${many.afterKill.seconds.toFixed(2)} s`,
+      fmtBytes(many.afterKill.rssPeakBytes),
+      verdict(5 / many.afterKill.seconds, 1),
+    ]);
+  }
+  out.push(table(["start", "time", "server memory (peak)", "target < 5 s"], rows, [false, true, true, false]));
+  return out.join("\n");
 }
 
 function historySection(data: RunData): string {

@@ -22,6 +22,7 @@ import { ALL_JOBS, Harness, locateHarness, PEER_NAMES, type JobResult } from "./
 import { collectMachineInfo } from "./machine.js";
 import { preservedAnalysis, renderReport, type DiskSnapshotState, type RunData, type Settings, type SnapshotScenario } from "./report.js";
 import { createSnapshotsWithWrites } from "./snapshots.js";
+import { runRecoveryScenarios } from "./recovery.js";
 import { runHistoryScenarios, type RunningServer } from "./history.js";
 import { runCli, startServer, tail, type SnaplogServer } from "./server.js";
 
@@ -44,7 +45,9 @@ Options (environment variable in brackets):
   --peers LIST          harness peers (default: ${PEER_NAMES.join(",")}) [SNAPLOG_BENCH_PEERS]
   --skip-peers          run no peers [SNAPLOG_BENCH_SKIP_PEERS=1]
   --scenarios LIST      snaplog scenarios: default (jobs, default window), h0 (jobs, --history 0),
-                        snapshots (snapshot read), history (compaction, points in time, open time)
+                        snapshots (snapshot read), history (compaction, points in time, open time),
+                        recovery (open after SIGKILL with a full journal of the smallest records
+                        and with 10^7 live entries, with the server's memory)
                         (default: all) [SNAPLOG_BENCH_SCENARIOS]
   --snapshots N         snapshots for the snapshot-read scenario (default 1000) [SNAPLOG_BENCH_SNAPSHOTS]
   --snapshot-writes N   random 4 KiB writes before each snapshot (default 16) [SNAPLOG_BENCH_SNAPSHOT_WRITES]
@@ -59,7 +62,7 @@ Options (environment variable in brackets):
 The harness is <repo>/../shared/bench/nbd-bench.sh, or SNAPLOG_BENCH_HARNESS.
 `;
 
-const SCENARIOS = ["default", "h0", "snapshots", "history"] as const;
+const SCENARIOS = ["default", "h0", "snapshots", "history", "recovery"] as const;
 
 interface Options extends Settings {
   scenarios: string[];
@@ -333,6 +336,12 @@ async function main(): Promise<number> {
         log,
         step: (name, body) => step(`history: ${name}`, data, body),
       }),
+    );
+  }
+
+  if (wanted("recovery")) {
+    data.recovery = await step("recovery", data, () =>
+      runRecoveryScenarios({ cliPath, scratch: scratch!, quick: options.quick, log, step: (name, body) => step(`recovery: ${name}`, data, body) }),
     );
   }
 

@@ -1,14 +1,16 @@
 /**
  * `npm run sim`: the power-loss and disk-fault simulator (sim/driver.ts) over many seeds, or
- * one seed replayed with its whole trace.
+ * one seed replayed with its whole trace; with --scale, the scale mode (sim/scale-driver.ts).
  */
 import { parseArgs } from "node:util";
 import type { Sabotage } from "../src/engine/disk-engine.js";
 import { runSeed, type SimResult } from "./driver.js";
 import { ALL_FAULTS, formatFaults, parseFaults, SABOTAGES } from "./faults.js";
+import { runScaleSeed } from "./scale-driver.js";
 
 const usage = `Usage: npm run sim -- [--seeds N] [--start S] [--ops M] [--faults LIST] [--sabotage NAME]
        npm run sim -- --seed S [--ops M] [--faults LIST] [--sabotage NAME]
+       npm run sim -- --scale [--seeds N] [--start S] [--seed S] [--writes W]
 
 Runs random workloads against the engine on a simulated disk that loses, tears and damages
 what it was given, cuts the power at random moments and at named crash points, and checks
@@ -24,6 +26,11 @@ every recovery against the model. Deterministic: a seed replays exactly.
                    e.g. --faults read=0.01,flip=0.005,misdirect=0.005,capacity=65536
   --sabotage NAME  break one rule on purpose (${SABOTAGES.join(", ")}):
                    the simulator must find failing seeds
+  --scale          scale mode: each seed writes up to W one-block records (default 1300000),
+                   enough to fill the journal to its maximum, cuts the power once (at the
+                   journal's rotation or near the end) and checks every block and snapshot;
+                   about 30 s and 1 GB of memory per seed
+  --writes W       writes per scale seed
   -h, --help       this text
 
 Ends with a line "N seeds, F failures"; exit code 1 when F > 0.
@@ -48,6 +55,8 @@ async function main(): Promise<number> {
       ops: { type: "string" },
       faults: { type: "string" },
       sabotage: { type: "string" },
+      scale: { type: "boolean" },
+      writes: { type: "string" },
       help: { type: "boolean", short: "h" },
     },
     strict: true,
@@ -56,6 +65,7 @@ async function main(): Promise<number> {
     process.stdout.write(usage);
     return 0;
   }
+  if (values.scale === true) return runScale(values);
   const ops = integer(values.ops, 60, "--ops");
   const faults = parseFaults(values.faults);
   const sabotage = values.sabotage as Sabotage | undefined;
@@ -83,6 +93,25 @@ async function main(): Promise<number> {
   }
   if (process.stderr.isTTY) process.stderr.write("\n");
   process.stdout.write(`(${powerCuts} power cuts in ${((Date.now() - startedMs) / 1000).toFixed(1)} s)\n`);
+  process.stdout.write(`${count} seeds, ${failures} failures\n`);
+  return failures > 0 ? 1 : 0;
+}
+
+async function runScale(values: { seeds?: string; start?: string; seed?: string; writes?: string }): Promise<number> {
+  const writes = integer(values.writes, 1_300_000, "--writes");
+  const first = values.seed !== undefined ? integer(values.seed, 0, "--seed") : integer(values.start, 1, "--start");
+  const count = values.seed !== undefined ? 1 : integer(values.seeds, 10, "--seeds");
+  let failures = 0;
+  for (let seed = first; seed < first + count; seed++) {
+    const startedMs = Date.now();
+    const result = await runScaleSeed({ seed, writes });
+    const seconds = ((Date.now() - startedMs) / 1000).toFixed(1);
+    if (result.ok) process.stdout.write(`seed ${seed}: ok, ${result.summary} (${seconds} s)\n`);
+    else {
+      failures++;
+      process.stdout.write(`seed ${seed}: FAILED: ${result.failure}\n  ${result.summary}\n  replay: npm run sim -- --scale --seed ${seed} --writes ${writes}\n`);
+    }
+  }
   process.stdout.write(`${count} seeds, ${failures} failures\n`);
   return failures > 0 ? 1 : 0;
 }

@@ -129,7 +129,7 @@ export class SimulatedMedium implements Medium {
       next.files.set(name, copy);
       next.durableNames.set(name, copy);
     }
-    next.faults.push(...this.faults);
+    for (const fault of this.faults) next.faults.push(fault);
     return next;
   }
 

@@ -8,11 +8,16 @@
  *      failure names a seed that replays exactly: npm run sim -- --seed S [--faults ...].
  *   2. For each test-only sabotage (a durability rule broken on purpose), the simulator must
  *      find a failing seed within a bounded number of seeds.
+ *   3. Scale mode (sim/scale-driver.ts, issue 7): a journal filled to its maximum with the
+ *      smallest records (one-block writes, each followed by a FLUSH: 1.4 million records), the
+ *      power cut at its rotation; and a seed's own choice of flushes and cut, past a rotation.
+ *      Every block and snapshot is checked after recovery. More seeds: npm run sim -- --scale.
  */
 import { test } from "node:test";
 import assert from "node:assert/strict";
 import { runSeed } from "../sim/driver.js";
 import { ALL_FAULTS, formatFaults, SABOTAGES } from "../sim/faults.js";
+import { runScaleSeed } from "../sim/scale-driver.js";
 import { NO_FAULTS, type FaultRates } from "../sim/simulated-medium.js";
 
 /** A sabotage must show within this many seeds. */
@@ -50,3 +55,15 @@ for (const sabotage of SABOTAGES) {
     assert.fail(`no failing seed in ${SABOTAGE_SEEDS_MAX} with ${sabotage}: the simulator cannot see this rule broken`);
   });
 }
+
+test("scale: a full journal of the smallest records, the power cut at its rotation, recovers every block and snapshot", { timeout: 600_000 }, async () => {
+  const result = await runScaleSeed({ seed: 1, writes: 800_000, flushChance: 1, cut: { kind: "rotation", point: "rotation:synced" } });
+  assert.ok(result.ok, `${result.failure}\n${result.summary}\nreplay: node -e with runScaleSeed({ seed: 1, ... }) (test/sim.test.ts)`);
+  assert.match(result.summary, /journal 671\d{5} B/, `the journal reached its maximum: ${result.summary}`);
+});
+
+test("scale: a seed's own flushes and power cut, past a journal rotation", { timeout: 600_000 }, async () => {
+  const result = await runScaleSeed({ seed: 2, writes: 1_300_000 });
+  assert.ok(result.ok, `${result.failure}\n${result.summary}\nreplay: npm run sim -- --scale --seed 2`);
+  assert.match(result.summary, /1 rotation/, `the run passed a rotation: ${result.summary}`);
+});

@@ -3,6 +3,8 @@
  * command, stable field names from store/operations.ts); otherwise aligned tables and
  * "key: value" blocks for people. Errors go to stderr as one line (see main.ts).
  */
+import { maxOf } from "../util/max-of.js";
+
 export interface Column<Row> {
   header: string;
   value: (row: Row) => string;
@@ -16,7 +18,7 @@ export function printJson(value: unknown): void {
 
 export function formatTable<Row>(rows: readonly Row[], columns: readonly Column<Row>[]): string {
   const cells = rows.map((row) => columns.map((column) => column.value(row)));
-  const widths = columns.map((column, index) => Math.max(column.header.length, ...cells.map((line) => line[index].length)));
+  const widths = columns.map((column, index) => maxOf(cells.map((line) => line[index].length), column.header.length));
   const formatLine = (line: readonly string[]): string =>
     line
       .map((cell, index) => (columns[index].alignRight ? cell.padStart(widths[index]) : cell.padEnd(widths[index])))
@@ -31,7 +33,7 @@ export function printTable<Row>(rows: readonly Row[], columns: readonly Column<R
 
 /** "key: value" lines, keys padded to one width. */
 export function printFields(fields: ReadonlyArray<readonly [string, string]>): void {
-  const width = Math.max(...fields.map(([key]) => key.length)) + 1;
+  const width = maxOf(fields.map(([key]) => key.length), 0) + 1;
   process.stdout.write(fields.map(([key, value]) => `${`${key}:`.padEnd(width)} ${value}`).join("\n") + "\n");
 }
 

@@ -24,6 +24,15 @@ const CHECKPOINT_TEMP_FILE = "checkpoint.tmp";
 const HEADER_BYTES = 64;
 const ENTRY_BYTES = 24;
 const ENTRIES_PER_CHUNK = 64 * 1024;
+/** Entries read per step when a checkpoint is loaded (12 MiB): the file is never held whole. */
+const ENTRIES_PER_READ = 512 * 1024;
+
+/** Time points as columns (TimeIndex): no object per point. */
+export interface TimePoints {
+  readonly count: number;
+  lsnAt(index: number): number;
+  timeMsAt(index: number): number;
+}
 
 export interface SnapshotCut {
   name: string;
@@ -39,29 +48,32 @@ export interface CheckpointState {
   /** Calls back with each live entry in LSN order. */
   forEachEntry(visit: (lba: number, lsn: number, slot: number, crc: number) => void): void;
   snapshots: SnapshotCut[];
-  timePoints: { lsn: number; timeMs: number }[];
+  timePoints: TimePoints;
   lsnHorizon: number;
   foldLsn: number;
   baselineBad: number[];
 }
 
+/** A checkpoint's tables but its entries and time points, which go to a CheckpointSink as they are read. */
 export interface LoadedCheckpoint {
   generation: number;
   lsnLast: number;
   entryCount: number;
-  /** Raw entry bytes: ENTRY_BYTES each. */
-  entries: Buffer;
   snapshots: SnapshotCut[];
-  timePoints: { lsn: number; timeMs: number }[];
   lsnHorizon: number;
   foldLsn: number;
   baselineBad: number[];
 }
 
+/** Where readCheckpoint puts entries (in LSN order) and time points as it reads them. */
+export interface CheckpointSink {
+  entry(lba: number, lsn: number, slot: number, crc: number): void;
+  timePoint(lsn: number, timeMs: number): void;
+}
+
 /** The checkpoint of a disk's tables, naming `generation` as the journal to replay from. */
 export function checkpointStateOf(state: DiskState, generation: number, foldLsn = 0): CheckpointState {
-  const timePoints: { lsn: number; timeMs: number }[] = [];
-  for (let index = 0; index < state.times.count; index++) timePoints.push(state.times.pointAt(index));
+  const timePoints = state.times;
   return {
     generation,
     lsnLast: state.lsnLast,
@@ -100,11 +112,11 @@ export function encodeCheckpoint(state: CheckpointState): Buffer[] {
   const json = Buffer.from(JSON.stringify({ snapshots: state.snapshots, baselineBad: state.baselineBad }), "utf8");
   const jsonPadded = Buffer.alloc((json.length + 7) & ~7);
   json.copy(jsonPadded);
-  const points = Buffer.alloc(state.timePoints.length * 16);
-  state.timePoints.forEach((point, index) => {
-    points.writeDoubleLE(point.lsn, index * 16);
-    points.writeDoubleLE(point.timeMs, index * 16 + 8);
-  });
+  const points = Buffer.alloc(state.timePoints.count * 16);
+  for (let index = 0; index < state.timePoints.count; index++) {
+    points.writeDoubleLE(state.timePoints.lsnAt(index), index * 16);
+    points.writeDoubleLE(state.timePoints.timeMsAt(index), index * 16 + 8);
+  }
 
   const header = Buffer.alloc(HEADER_BYTES);
   header.writeUInt32LE(CHECKPOINT_MAGIC, 0);
@@ -113,14 +125,16 @@ export function encodeCheckpoint(state: CheckpointState): Buffer[] {
   header.writeDoubleLE(state.lsnLast, 24);
   header.writeDoubleLE(state.entryCount, 32);
   header.writeUInt32LE(json.length, 40);
-  header.writeUInt32LE(state.timePoints.length, 44);
+  header.writeUInt32LE(state.timePoints.count, 44);
   header.writeDoubleLE(state.lsnHorizon, 48);
   header.writeDoubleLE(state.foldLsn, 56);
-  const body = [...chunks, jsonPadded, points];
+  const parts: Buffer[] = [header];
+  for (const part of chunks) parts.push(part);
+  parts.push(jsonPadded, points);
   let crc = crc32c(header.subarray(16));
-  for (const part of body) crc = crc32c(part, crc);
+  for (let index = 1; index < parts.length; index++) crc = crc32c(parts[index], crc);
   header.writeUInt32LE(crc, 8);
-  return [header, ...body];
+  return parts;
 }
 
 /** Writes a checkpoint durably: temp file, sync, rename, directory sync. */
@@ -145,45 +159,74 @@ export async function writeCheckpoint(medium: Medium, buffers: Buffer[], crash?:
   crash?.("checkpoint:renamed");
 }
 
-export async function readCheckpoint(medium: Medium, diskName: string): Promise<LoadedCheckpoint | undefined> {
+/**
+ * Reads a disk's checkpoint, handing its entries and time points to `sink` as they are read (a
+ * 10⁷-entry checkpoint is 240 MB: it is read a step at a time, never whole). The checksum covers
+ * the whole file and is known only at the end: on CORRUPT, whatever the sink received must be
+ * thrown away. Undefined when there is no checkpoint file.
+ */
+export async function readCheckpoint(medium: Medium, diskName: string, sink: CheckpointSink): Promise<LoadedCheckpoint | undefined> {
   if (!(await medium.exists(CHECKPOINT_FILE))) return undefined;
   const file = await medium.open(CHECKPOINT_FILE, { create: false });
-  let bytes: Buffer;
   try {
-    bytes = Buffer.alloc(await file.sizeBytes());
-    await file.read(bytes, 0);
+    return await readCheckpointFile(file, diskName, sink);
   } finally {
     await file.close();
   }
+}
+
+async function readCheckpointFile(file: MediumFile, diskName: string, sink: CheckpointSink): Promise<LoadedCheckpoint> {
   const corrupt = (why: string) =>
     new SnaplogError(ErrorCodes.CORRUPT, `checkpoint of disk ${diskName} is corrupt: ${why}`, {
       disk: diskName,
       path: CHECKPOINT_FILE,
       hint: "the store cannot open this disk safely; restore it from an archive",
     });
-  if (bytes.length < HEADER_BYTES || bytes.readUInt32LE(0) !== CHECKPOINT_MAGIC) throw corrupt("bad header");
-  const version = bytes.readUInt32LE(4);
+  const sizeBytes = await file.sizeBytes();
+  const header = Buffer.alloc(HEADER_BYTES);
+  if ((await file.read(header, 0)) < HEADER_BYTES || header.readUInt32LE(0) !== CHECKPOINT_MAGIC) throw corrupt("bad header");
+  const version = header.readUInt32LE(4);
   if (version !== CHECKPOINT_VERSION && version !== 1) throw corrupt(`unknown version ${version}`);
-  if (crc32c(bytes.subarray(16)) !== bytes.readUInt32LE(8)) throw corrupt("checksum mismatch");
-  const entryCount = bytes.readDoubleLE(32);
-  const jsonBytes = bytes.readUInt32LE(40);
-  const timePointCount = bytes.readUInt32LE(44);
+  const entryCount = header.readDoubleLE(32);
+  const jsonBytes = header.readUInt32LE(40);
+  const timePointCount = header.readUInt32LE(44);
+  if (!Number.isSafeInteger(entryCount) || entryCount < 0) throw corrupt("bad entry count");
   const entriesEnd = HEADER_BYTES + entryCount * ENTRY_BYTES;
   const jsonEnd = entriesEnd + ((jsonBytes + 7) & ~7);
-  if (jsonEnd + timePointCount * 16 !== bytes.length) throw corrupt("sizes do not add up");
-  const timePoints: { lsn: number; timeMs: number }[] = [];
-  for (let index = 0; index < timePointCount; index++) {
-    timePoints.push({ lsn: bytes.readDoubleLE(jsonEnd + index * 16), timeMs: bytes.readDoubleLE(jsonEnd + index * 16 + 8) });
+  if (jsonEnd + timePointCount * 16 !== sizeBytes) throw corrupt("sizes do not add up");
+  let crc = crc32c(header.subarray(16));
+  // Entries reach the sink before the checksum is known: one it refuses (rot the checksum will
+  // explain) stops the feeding, and the checksum decides which error to report.
+  let refused: unknown;
+  const chunk = Buffer.alloc(Math.min(entryCount, ENTRIES_PER_READ) * ENTRY_BYTES);
+  for (let first = 0; first < entryCount; first += ENTRIES_PER_READ) {
+    const count = Math.min(ENTRIES_PER_READ, entryCount - first);
+    const piece = chunk.subarray(0, count * ENTRY_BYTES);
+    if ((await file.read(piece, HEADER_BYTES + first * ENTRY_BYTES)) < piece.length) throw corrupt("cut short");
+    crc = crc32c(piece, crc);
+    if (refused !== undefined) continue;
+    try {
+      for (let offset = 0; offset < piece.length; offset += ENTRY_BYTES) {
+        sink.entry(piece.readDoubleLE(offset), piece.readDoubleLE(offset + 8), piece.readUInt32LE(offset + 16), piece.readUInt32LE(offset + 20));
+      }
+    } catch (error) {
+      refused = error;
+    }
   }
+  const rest = Buffer.alloc(sizeBytes - entriesEnd);
+  if ((await file.read(rest, entriesEnd)) < rest.length) throw corrupt("cut short");
+  crc = crc32c(rest, crc);
+  if (crc !== header.readUInt32LE(8)) throw corrupt("checksum mismatch");
+  if (refused !== undefined) throw refused;
+  const pointsStart = jsonEnd - entriesEnd;
+  for (let index = 0; index < timePointCount; index++) sink.timePoint(rest.readDoubleLE(pointsStart + index * 16), rest.readDoubleLE(pointsStart + index * 16 + 8));
   return {
-    generation: bytes.readDoubleLE(16),
-    lsnLast: bytes.readDoubleLE(24),
+    generation: header.readDoubleLE(16),
+    lsnLast: header.readDoubleLE(24),
     entryCount,
-    entries: bytes.subarray(HEADER_BYTES, entriesEnd),
-    ...parseTables(bytes.toString("utf8", entriesEnd, entriesEnd + jsonBytes)),
-    timePoints,
-    lsnHorizon: bytes.readDoubleLE(48),
-    foldLsn: bytes.readDoubleLE(56),
+    ...parseTables(rest.toString("utf8", 0, jsonBytes)),
+    lsnHorizon: header.readDoubleLE(48),
+    foldLsn: header.readDoubleLE(56),
   };
 }
 

@@ -15,7 +15,16 @@ import {
   type WriteOp,
   type ZeroOp,
 } from "./commit-batch.js";
-import { JOURNAL_CHECKPOINT_BYTES, JOURNAL_HEADER_BYTES, SLOT_TRIM, SLOT_ZERO, UNSYNCED_BYTES_MAX, UNSYNCED_MS_MAX } from "./constants.js";
+import {
+  JOURNAL_CHECKPOINT_BYTES,
+  JOURNAL_HEADER_BYTES,
+  SLOT_TRIM,
+  SLOT_ZERO,
+  TIME_POINTS_THIN_MIN,
+  TIME_RESOLUTION_OUTSIDE_WINDOW_MS,
+  UNSYNCED_BYTES_MAX,
+  UNSYNCED_MS_MAX,
+} from "./constants.js";
 import type { CrashHook } from "./crash-points.js";
 import type { DiskState } from "./disk-state.js";
 import type { DiskEngineEvents, DiskEngineTuning } from "./engine-options.js";
@@ -64,6 +73,8 @@ export interface PipelineContext {
   restoreCopy(): RestoreCopyContext;
   /** A fold under way, which checkpoints must carry (0: none). */
   foldLsnActive(): number;
+  /** The oldest view the history window holds now (entry times before it are kept coarsely). */
+  windowLsnFirst(): number;
 }
 
 /**
@@ -93,6 +104,10 @@ export class CommitPipeline {
   private idleWaiters: (() => void)[] = [];
   private unsyncedBytes = 0;
   private lastSyncMs = Date.now();
+  /** The time index is thinned when it reaches this many points (see TIME_POINTS_THIN_MIN). */
+  private timePointsThinAt = TIME_POINTS_THIN_MIN;
+  /** The pump as a callback that holds no op: a queued setImmediate must not keep a batch's data alive. */
+  private readonly pumpSoon = (): void => this.pump();
   private readonly syncTimer: NodeJS.Timeout | undefined;
   private checkpointWrite: Promise<void> | undefined;
   /** The foreground part of a journal rotation (sync, switch to the next generation). */
@@ -207,7 +222,7 @@ export class CommitPipeline {
         batch.sync = true;
         batch.sealed = true;
         this.sealed.push(batch);
-        setImmediate(() => this.pump());
+        setImmediate(this.pumpSoon);
         return;
       }
       let batch = this.pending;
@@ -215,7 +230,7 @@ export class CommitPipeline {
         batch = new Batch();
         this.pending = batch;
         // Everything that arrives in this turn of the event loop joins the batch.
-        setImmediate(() => this.pump());
+        setImmediate(this.pumpSoon);
       }
       batch.ops.push(op);
       batch.blockCount += blockCount;
@@ -293,7 +308,7 @@ export class CommitPipeline {
       this.syncMarkLsn = 0;
     }
     if (entries !== undefined) records.push(entries);
-    records.push(...tail);
+    for (const record of tail) records.push(record);
     if (sync && records.length > 0) records[records.length - 1] = withSyncedFlag(records[records.length - 1]);
     return records;
   }
@@ -408,6 +423,10 @@ export class CommitPipeline {
       this.lsnDurable = state.lsnLast;
     }
     if (columns.count > 0) state.times.add(lsnFirst, timeMs);
+    if (state.times.count >= this.timePointsThinAt) {
+      state.times.thinBefore(this.context.windowLsnFirst(), TIME_RESOLUTION_OUTSIDE_WINDOW_MS);
+      this.timePointsThinAt = Math.max(TIME_POINTS_THIN_MIN, state.times.count * 2);
+    }
     for (const op of batch.ops) {
       if (op.type === "snapshot" && op.cut !== undefined) state.insertSnapshot(op.cut);
       else if (op.type === "control") op.apply();

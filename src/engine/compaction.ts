@@ -1,6 +1,6 @@
 import { ErrorCodes, SnaplogError } from "../util/errors.js";
 import type { CommitPipeline } from "./commit-pipeline.js";
-import { INDEX_PAGE_BLOCKS } from "./constants.js";
+import { INDEX_PAGE_BLOCKS, TIME_RESOLUTION_OUTSIDE_WINDOW_MS } from "./constants.js";
 import type { DiskState } from "./disk-state.js";
 import type { DiskEngineTuning } from "./engine-options.js";
 import { encodeMarkRecord, RecordType } from "./journal-format.js";
@@ -9,8 +9,6 @@ import type { SegmentFiles } from "./segment-files.js";
 
 /** Index pages a compaction scans per turn of the event loop. */
 export const SCAN_PAGES_PER_TURN = 16;
-/** Entry times outside the window are kept to this resolution (TimeIndex.thinBefore). */
-const TIME_RESOLUTION_OUTSIDE_WINDOW_MS = 1000;
 const SPARE_SEGMENT_COUNT_DEFAULT = 2;
 
 /** Reports progress of long work: `done` of `total` units (index pages, or blocks). */

@@ -31,6 +31,15 @@ export const JOURNAL_CHECKPOINT_BYTES = 64 * 1024 * 1024;
 export const UNSYNCED_BYTES_MAX = 256 * 1024 * 1024;
 export const UNSYNCED_MS_MAX = 2000;
 
+/** Entry times outside the history window are kept to this resolution (TimeIndex.thinBefore). */
+export const TIME_RESOLUTION_OUTSIDE_WINDOW_MS = 1000;
+/**
+ * The write path thins the time index once it holds this many points, then again each time it
+ * doubles: points outside the window would otherwise grow with every batch for as long as the
+ * disk is written and never compacted (one per millisecond of writing).
+ */
+export const TIME_POINTS_THIN_MIN = 64 * 1024;
+
 /** Journal record layout, see docs/on-disk-format.md. */
 export const JOURNAL_MAGIC = 0x524a_4c53; // "SLJR" little-endian
 export const JOURNAL_HEADER_BYTES = 32;

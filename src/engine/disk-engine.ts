@@ -119,6 +119,7 @@ export class DiskEngine {
         onChecksumError: (lba, lsn) => this.reportChecksumError(lba, lsn),
       }),
       foldLsnActive: () => this.baseline.foldLsnActive,
+      windowLsnFirst: () => this.historyWindow().lsnFirst,
     });
     const common = { diskName: geometry.name, blockSizeBytes: geometry.blockSizeBytes, state, segments, pipeline: this.pipeline, retiring: this.retiring, tuning };
     this.compactor = new Compactor({ ...common, historySeconds: () => this.historySecondsNow, windowFirst: () => this.historyWindow().lsnFirst });

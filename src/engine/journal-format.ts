@@ -142,15 +142,17 @@ export function checkRecord(bytes: Buffer, offset: number, trustWithoutCrc = fal
   if (!trustWithoutCrc && crc32c(bytes.subarray(offset + 8, offset + lengthBytes)) !== expected) {
     return { kind: "invalid", reason: "record checksum mismatch" };
   }
+  return { kind: "record", header: readRecordHeader(bytes, offset) };
+}
+
+/** The header of the record at `offset`, read without checks: only for a record checkRecord accepted. */
+export function readRecordHeader(bytes: Buffer, offset: number): RecordHeader {
   return {
-    kind: "record",
-    header: {
-      type: bytes.readUInt8(offset + 12),
-      flags: bytes.readUInt8(offset + 13),
-      lsn: bytes.readDoubleLE(offset + 16),
-      timeMs: bytes.readDoubleLE(offset + 24),
-      lengthBytes,
-    },
+    type: bytes.readUInt8(offset + 12),
+    flags: bytes.readUInt8(offset + 13),
+    lsn: bytes.readDoubleLE(offset + 16),
+    timeMs: bytes.readDoubleLE(offset + 24),
+    lengthBytes: bytes.readUInt32LE(offset + 8),
   };
 }
 

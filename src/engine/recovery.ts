@@ -1,6 +1,6 @@
 import { crc32c } from "../util/crc32c.js";
 import { SnaplogError, ErrorCodes } from "../util/errors.js";
-import { CHECKPOINT_ENTRY_BYTES, readCheckpoint } from "./checkpoint.js";
+import { readCheckpoint } from "./checkpoint.js";
 import { JOURNAL_ENTRY_BYTES, JOURNAL_HEADER_BYTES, SLOT_TRIM, SLOT_ZERO } from "./constants.js";
 import { DiskState } from "./disk-state.js";
 import {
@@ -10,6 +10,7 @@ import {
   journalFileName,
   parseJournalFileName,
   readFoldDonePayload,
+  readRecordHeader,
   readSnapshotPayload,
   RecordType,
   type RecordHeader,
@@ -53,10 +54,39 @@ export interface RecoveredDisk {
   foldLsn: number;
 }
 
-interface ParsedRecord {
-  generation: number;
-  offset: number;
-  header: RecordHeader;
+/**
+ * Where each valid record of the replayed journal files starts, as two columns: a journal at its
+ * maximum size of the smallest records holds over a million of them, so no object per record
+ * (their headers are read again from the file's bytes when needed).
+ */
+class RecordList {
+  private generations = new Uint32Array(4096);
+  private offsets = new Uint32Array(4096);
+  count = 0;
+
+  push(generation: number, offset: number): void {
+    if (this.count === this.offsets.length) {
+      this.generations = grown(this.generations);
+      this.offsets = grown(this.offsets);
+    }
+    this.generations[this.count] = generation;
+    this.offsets[this.count] = offset;
+    this.count++;
+  }
+
+  generation(index: number): number {
+    return this.generations[index];
+  }
+
+  offset(index: number): number {
+    return this.offsets[index];
+  }
+}
+
+function grown(column: Uint32Array<ArrayBuffer>): Uint32Array<ArrayBuffer> {
+  const larger = new Uint32Array(column.length * 2);
+  larger.set(column);
+  return larger;
 }
 
 function corrupt(diskName: string, message: string, path?: string): SnaplogError {
@@ -97,9 +127,10 @@ function provenSynced(bytes: Buffer, offset: number, trustWithoutCrc: boolean): 
   return false;
 }
 
-function parseJournal(diskName: string, generation: number, bytes: Buffer, isLast: boolean, trustWithoutCrc: boolean): { records: ParsedRecord[]; validEnd: number } {
+/** Adds the valid records of one journal file to `records`; returns where its valid part ends. */
+function parseJournal(diskName: string, generation: number, bytes: Buffer, isLast: boolean, trustWithoutCrc: boolean, records: RecordList): number {
   const name = journalFileName(generation);
-  const records: ParsedRecord[] = [];
+  const countBefore = records.count;
   let offset = 0;
   while (offset < bytes.length) {
     const check = checkRecord(bytes, offset, trustWithoutCrc);
@@ -107,7 +138,7 @@ function parseJournal(diskName: string, generation: number, bytes: Buffer, isLas
       if (offset === 0 && (check.header.type !== RecordType.HEADER || check.header.lsn !== generation)) {
         throw corrupt(diskName, `journal ${name} does not start with its header`, name);
       }
-      records.push({ generation, offset, header: check.header });
+      records.push(generation, offset);
       offset += check.header.lengthBytes;
       continue;
     }
@@ -118,8 +149,8 @@ function parseJournal(diskName: string, generation: number, bytes: Buffer, isLas
     }
     break;
   }
-  if (records.length === 0 && bytes.length > 0 && !isLast) throw corrupt(diskName, `journal ${name} is empty`, name);
-  return { records, validEnd: offset };
+  if (records.count === countBefore && bytes.length > 0 && !isLast) throw corrupt(diskName, `journal ${name} is empty`, name);
+  return offset;
 }
 
 /** Whether the journal file of `generation` begins with its valid HEADER record. */
@@ -135,19 +166,78 @@ async function startsWithHeader(medium: Medium, generation: number): Promise<boo
   }
 }
 
-/** Whether every data block of an ENTRIES record matches its checksum. */
+/** Data bytes the tail check reads at once (records checked concurrently, each read one run of slots). */
+const TAIL_CHECK_BYTES_IN_FLIGHT = 16 * 1024 * 1024;
+/** A read of the tail check covers at most this many consecutive slots. */
+const TAIL_CHECK_RUN_BLOCKS_MAX = 256;
+
+/**
+ * Whether every data block of an ENTRIES record matches its checksum. A batch's slots are mostly
+ * consecutive: each run of them is one read, not one read per block (a tail of 4 KiB random
+ * writes on a disk of 512-byte blocks holds hundreds of thousands of entries).
+ */
 async function recordDataIsWhole(segments: SegmentFiles, bytes: Buffer, offset: number): Promise<boolean> {
   const count = entryCountOf(bytes, offset);
   const blockSizeBytes = segments.blockSizeBytes;
-  const block = Buffer.alloc(blockSizeBytes);
-  for (let index = 0; index < count; index++) {
-    const entryOffset = offset + JOURNAL_HEADER_BYTES + 8 + index * JOURNAL_ENTRY_BYTES;
-    const slot = bytes.readUInt32LE(entryOffset + 8);
-    if (slot === SLOT_ZERO || slot === SLOT_TRIM) continue;
-    await segments.readRun(slot, block);
-    if (crc32c(block) !== bytes.readUInt32LE(entryOffset + 12)) return false;
+  const entryAt = (index: number): number => offset + JOURNAL_HEADER_BYTES + 8 + index * JOURNAL_ENTRY_BYTES;
+  const slotOf = (index: number): number => bytes.readUInt32LE(entryAt(index) + 8);
+  const continues = (slot: number, previous: number, runLength: number): boolean =>
+    slot === previous + 1 && slot % segments.slotsPerSegment !== 0 && runLength < TAIL_CHECK_RUN_BLOCKS_MAX;
+  const runs: Promise<boolean>[] = [];
+  let index = 0;
+  while (index < count) {
+    const slotFirst = slotOf(index);
+    if (slotFirst === SLOT_ZERO || slotFirst === SLOT_TRIM) {
+      index++;
+      continue;
+    }
+    const indexFirst = index;
+    for (index++; index < count && continues(slotOf(index), slotOf(index - 1), index - indexFirst); index++);
+    const indexEnd = index;
+    runs.push(
+      (async () => {
+        const buffer = Buffer.allocUnsafe((indexEnd - indexFirst) * blockSizeBytes);
+        await segments.readRun(slotFirst, buffer);
+        for (let at = indexFirst; at < indexEnd; at++) {
+          const block = buffer.subarray((at - indexFirst) * blockSizeBytes, (at - indexFirst + 1) * blockSizeBytes);
+          if (crc32c(block) !== bytes.readUInt32LE(entryAt(at) + 12)) return false;
+        }
+        return true;
+      })(),
+    );
   }
-  return true;
+  return (await settledAll(runs)).every(Boolean);
+}
+
+/** Promise.all that waits for every promise before it throws the first failure: no read is left running unawaited. */
+async function settledAll<T>(promises: Promise<T>[]): Promise<T[]> {
+  const settled = await Promise.allSettled(promises);
+  const failed = settled.find((outcome) => outcome.status === "rejected");
+  if (failed !== undefined) throw (failed as PromiseRejectedResult).reason;
+  return settled.map((outcome) => (outcome as PromiseFulfilledResult<T>).value);
+}
+
+/**
+ * The first of `candidates` (record indexes, ascending) whose data is not whole, or undefined.
+ * Records are checked concurrently, up to TAIL_CHECK_BYTES_IN_FLIGHT of data at a time; the
+ * answer is the first failing one in record order, as a sequential check would find.
+ */
+async function firstRecordWithBadData(segments: SegmentFiles, candidates: { bytes: Buffer; offset: number; index: number }[]): Promise<number | undefined> {
+  let start = 0;
+  while (start < candidates.length) {
+    let end = start;
+    let windowBytes = 0;
+    while (end < candidates.length && (end === start || windowBytes < TAIL_CHECK_BYTES_IN_FLIGHT)) {
+      windowBytes += entryCountOf(candidates[end].bytes, candidates[end].offset) * segments.blockSizeBytes;
+      end++;
+    }
+    const window = candidates.slice(start, end);
+    const outcomes = await settledAll(window.map((candidate) => recordDataIsWhole(segments, candidate.bytes, candidate.offset)));
+    const bad = outcomes.indexOf(false);
+    if (bad >= 0) return window[bad].index;
+    start = end;
+  }
+  return undefined;
 }
 
 /** What replay carries from record to record besides the state. */
@@ -158,9 +248,9 @@ interface ReplayContext {
   foldLsn: number;
 }
 
-function applyRecord(context: ReplayContext, bytes: Buffer, record: ParsedRecord): void {
+function applyRecord(context: ReplayContext, bytes: Buffer, offset: number): void {
   const { diskName, state } = context;
-  const { header, offset } = record;
+  const header = readRecordHeader(bytes, offset);
   switch (header.type) {
     case RecordType.HEADER:
     case RecordType.SYNC_MARK:
@@ -207,13 +297,6 @@ function applyRecord(context: ReplayContext, bytes: Buffer, record: ParsedRecord
   }
 }
 
-function loadCheckpointInto(state: DiskState, entries: Buffer, entryCount: number): void {
-  for (let index = 0; index < entryCount; index++) {
-    const base = index * CHECKPOINT_ENTRY_BYTES;
-    state.appendRecovered(entries.readDoubleLE(base), entries.readDoubleLE(base + 8), entries.readUInt32LE(base + 16), entries.readUInt32LE(base + 20));
-  }
-}
-
 /** Rebuilds the slot allocator from the live entries: used slots, high water, the rest free. */
 function rebuildSlots(state: DiskState, slotsPerSegment: number): void {
   let highWater = 0;
@@ -246,16 +329,17 @@ export async function recoverDisk(options: {
   sabotage?: Sabotage;
 }): Promise<RecoveredDisk> {
   const { diskName, medium, segments } = options;
-  const checkpoint = await readCheckpoint(medium, diskName);
-  if (checkpoint === undefined) throw corrupt(diskName, "no checkpoint file");
   const state = new DiskState(options.hasBaseline, options.reclaimOverwritten);
-  loadCheckpointInto(state, checkpoint.entries, checkpoint.entryCount);
+  const checkpoint = await readCheckpoint(medium, diskName, {
+    entry: (lba, lsn, slot, crc) => state.appendRecovered(lba, lsn, slot, crc),
+    timePoint: (lsn, timeMs) => state.times.add(lsn, timeMs),
+  });
+  if (checkpoint === undefined) throw corrupt(diskName, "no checkpoint file");
   if (state.lsnLast > checkpoint.lsnLast) throw corrupt(diskName, "checkpoint entries past its LSN");
   state.lsnLast = checkpoint.lsnLast;
   state.lsnHorizon = checkpoint.lsnHorizon;
   for (const snapshot of checkpoint.snapshots) state.insertSnapshot(snapshot);
   for (const lba of checkpoint.baselineBad) state.baselineBad.add(lba);
-  for (const point of checkpoint.timePoints) state.times.add(point.lsn, point.timeMs);
   const context: ReplayContext = { diskName, state, foldLsn: checkpoint.foldLsn };
   if (checkpoint.foldLsn !== 0) state.pin(checkpoint.foldLsn);
 
@@ -276,44 +360,44 @@ export async function recoverDisk(options: {
     staleGenerations.push(replay.pop()!);
   }
   const files = new Map<number, Buffer>();
-  const records: ParsedRecord[] = [];
+  const records = new RecordList();
   let lastValidEnd = 0;
   for (const [index, generation] of replay.entries()) {
     const bytes = await readWhole(medium, journalFileName(generation));
     files.set(generation, bytes);
-    const parsed = parseJournal(diskName, generation, bytes, index === replay.length - 1, options.sabotage === "trust-record-without-crc");
-    records.push(...parsed.records);
-    lastValidEnd = parsed.validEnd;
+    lastValidEnd = parseJournal(diskName, generation, bytes, index === replay.length - 1, options.sabotage === "trust-record-without-crc", records);
   }
   const lastGeneration = replay[replay.length - 1];
+  const headerOf = (index: number): RecordHeader => readRecordHeader(files.get(records.generation(index))!, records.offset(index));
 
   // Rule E: records after the last synced one must prove their data, else the tail goes.
   let lastSynced = -1;
-  records.forEach((record, index) => {
-    if (record.header.flags & FLAG_SYNCED || record.generation !== lastGeneration) lastSynced = index;
-  });
+  for (let index = 0; index < records.count; index++) {
+    if (records.generation(index) !== lastGeneration || headerOf(index).flags & FLAG_SYNCED) lastSynced = index;
+  }
   // A sync mark says every entry up to its LSN is durable, whichever records hold them.
   let lsnMarked = 0;
-  for (const record of records) if (record.header.type === RecordType.SYNC_MARK) lsnMarked = Math.max(lsnMarked, record.header.lsn);
-  let cut = records.length;
-  for (let index = lastSynced + 1; index < records.length; index++) {
-    const record = records[index];
-    if (record.header.type !== RecordType.ENTRIES) continue;
-    const bytes = files.get(record.generation)!;
-    if (record.header.lsn + entryCountOf(bytes, record.offset) - 1 <= lsnMarked) continue;
-    if (options.sabotage !== "skip-tail-data-check" && !(await recordDataIsWhole(segments, files.get(record.generation)!, record.offset))) {
-      cut = index;
-      break;
-    }
+  for (let index = 0; index < records.count; index++) {
+    const header = headerOf(index);
+    if (header.type === RecordType.SYNC_MARK && header.lsn > lsnMarked) lsnMarked = header.lsn;
   }
-  for (let index = 0; index < cut; index++) applyRecord(context, files.get(records[index].generation)!, records[index]);
+  const unproven: { bytes: Buffer; offset: number; index: number }[] = [];
+  for (let index = lastSynced + 1; index < records.count; index++) {
+    const header = headerOf(index);
+    if (header.type !== RecordType.ENTRIES) continue;
+    const bytes = files.get(records.generation(index))!;
+    if (header.lsn + entryCountOf(bytes, records.offset(index)) - 1 <= lsnMarked) continue;
+    unproven.push({ bytes, offset: records.offset(index), index });
+  }
+  const cut = options.sabotage === "skip-tail-data-check" ? records.count : ((await firstRecordWithBadData(segments, unproven)) ?? records.count);
+  for (let index = 0; index < cut; index++) applyRecord(context, files.get(records.generation(index))!, records.offset(index));
   // Free what the running engine freed (or would have): the kept views are all known now
   // (cuts, the recorded horizon, an unfinished fold's pin), and they are at most the ones it
   // had, so this frees at least as much. Slots it freed may already hold newer data.
   state.scanBlocks(0, Number.MAX_SAFE_INTEGER, { lsnMin: 0, lsnMax: Infinity, dryRun: false }, () => undefined);
   rebuildSlots(state, segments.slotsPerSegment);
 
-  const journalEndBytes = cut < records.length ? records[cut].offset : lastValidEnd;
+  const journalEndBytes = cut < records.count ? records.offset(cut) : lastValidEnd;
   const lastBytes = files.get(lastGeneration)!;
   return {
     state,

@@ -29,12 +29,18 @@ export class SegmentFiles {
     this.segmentSizeBytes = segmentSizeBytes;
   }
 
-  /** Learns which segment files exist (at open). */
+  /**
+   * Learns which segment files exist (at open). Their directory entries may not be durable yet
+   * (a file created just before a crash or a clean close whose directory was not synced), so the
+   * first sync also syncs the directory: acknowledged data never lives in a file that a power
+   * cut can unlink.
+   */
   async discover(): Promise<void> {
     for (const name of await this.medium.list()) {
       const match = /^segment-(\d{8})\.dat$/.exec(name);
       if (match) this.present.add(Number(match[1]));
     }
+    this.directoryDirty = true;
   }
 
   get fileCount(): number {
@@ -93,9 +99,17 @@ export class SegmentFiles {
     this.dirty.add(segmentIndex);
   }
 
-  /** Reads consecutive slots (inside one segment) into `target`. Bytes past the file's end read as zeros. */
+  /**
+   * Reads consecutive slots (inside one segment) into `target`. Bytes past the file's end read as
+   * zeros, and so does a segment whose file does not exist: a read never creates a file (recovery
+   * checking a torn tail's data would otherwise leave an empty segment file behind).
+   */
   async readRun(slotFirst: number, target: Uint8Array): Promise<void> {
     const segmentIndex = Math.floor(slotFirst / this.slotsPerSegment);
+    if (this.releasing.has(segmentIndex) || (!this.present.has(segmentIndex) && !this.opening.has(segmentIndex))) {
+      target.fill(0);
+      return;
+    }
     const file = await this.file(segmentIndex);
     const readBytes = await file.read(target, (slotFirst % this.slotsPerSegment) * this.blockSizeBytes);
     if (readBytes < target.length) target.fill(0, readBytes);

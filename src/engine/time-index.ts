@@ -81,8 +81,12 @@ export class TimeIndex {
     this.pointCount = this.upperBound(lsnLast);
   }
 
-  pointAt(index: number): { lsn: number; timeMs: number } {
-    return { lsn: this.lsns[index], timeMs: this.times[index] };
+  lsnAt(index: number): number {
+    return this.lsns[index];
+  }
+
+  timeMsAt(index: number): number {
+    return this.times[index];
   }
 
   get memoryBytes(): number {

@@ -14,6 +14,7 @@ import { CompactionScheduler } from "./compaction-scheduler.js";
 import { DISK_FILE, diskPath, disksPath, STORE_FILE } from "./paths.js";
 import { StoreLock } from "./store-lock.js";
 import { SerialQueue } from "../util/serial-queue.js";
+import { maxOf } from "../util/max-of.js";
 import {
   checkCompactRequest,
   checkRestoreRequest,
@@ -211,7 +212,7 @@ export class Store implements Operations, VolumeResolver {
         this.logger?.error(`disk ${name} is offline: ${message}`);
       }
     }
-    const lunHighest = Math.max(0, ...this.allLuns());
+    const lunHighest = maxOf(this.allLuns(), 0);
     if (lunHighest >= this.storeFile.lunNext) await this.saveStoreFile({ ...this.storeFile, lunNext: lunHighest + 1 });
   }
 
