@@ -1,4 +1,6 @@
 // Lint rules for the whole tree (npm run lint, part of npm test).
+import js from "@eslint/js";
+import globals from "globals";
 import tseslint from "typescript-eslint";
 import noRecursion from "./tools/eslint/no-recursion.js";
 
@@ -17,9 +19,14 @@ const unboundedStack = [
 
 export default tseslint.config(
   { ignores: ["dist/**", "node_modules/**", "snaplog-data/**"] },
+  js.configs.recommended,
+  ...tseslint.configs.recommended,
   {
-    files: ["**/*.ts"],
-    languageOptions: { parser: tseslint.parser, parserOptions: { sourceType: "module" } },
+    languageOptions: { globals: globals.node },
+    rules: {
+      // Underscore names are deliberately unused (destructuring to drop a field, a required parameter).
+      "@typescript-eslint/no-unused-vars": ["error", { argsIgnorePattern: "^_", varsIgnorePattern: "^_", ignoreRestSiblings: true }],
+    },
   },
   {
     // The product and the tools that run it at scale; tests spread short fixed argument lists.

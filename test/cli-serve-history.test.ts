@@ -46,7 +46,7 @@ test("log, compact, restore and policy go through the running server's API", asy
   assert.deepEqual(entries.map((entry) => [entry.kind, entry.lsnFirst, entry.lsnLast, entry.block, entry.blockCount]), [["write", 1, 1, 0, 1], ["write", 2, 2, 0, 1], ["write", 3, 4, 1, 2]]);
   assert.deepEqual(Buffer.from(entries[1].data!, "base64"), Buffer.alloc(blockSizeBytes, "y"));
   const text = await snaplogCli(storePath, ["log", "vm1", "--since", "lsn:3"]);
-  assert.match(text.stdout, /^lsn 3-4 +\S+  write +block 1 \+2  offset 4096 length 8192\n$/);
+  assert.match(text.stdout, /^lsn 3-4 +\S+ {2}write +block 1 \+2 {2}offset 4096 length 8192\n$/);
 
   // Once the 1 s window has passed, "x" is a version no volume sees.
   await new Promise((resolve) => setTimeout(resolve, 1100));

@@ -42,6 +42,11 @@ import {
 } from "./support/interop-tools.js";
 import type { SnapshotInfo } from "../src/store/operations.js";
 
+/** What `nbdinfo --list --json` prints (the fields these tests read). */
+interface NbdinfoList {
+  exports: { "export-name": string; description: string }[];
+}
+
 // ---- cleanup first: children killed, then the temp directory removed (tempDir's own after) ----
 let server: ServeChild | undefined;
 const serverLogs: string[] = [];
@@ -465,7 +470,7 @@ test("nbdinfo: --list shows every disk, baseline and snapshot with its LUN; --js
   }
   for (const base of [live().uri(""), live().unixUri("")]) {
     const { stdout } = await runOk("nbdinfo", ["--list", "--json", base]);
-    const listed = new Map<string, string>(JSON.parse(stdout).exports.map((item: any) => [item["export-name"], item.description]));
+    const listed = new Map<string, string>((JSON.parse(stdout) as NbdinfoList).exports.map((item) => [item["export-name"], item.description]));
     assert.deepEqual(listed, expected);
   }
   assert.ok(expected.has("map@m1") && expected.get("map@m1")!.includes(`LUN ${snapshot.lun},`));
@@ -489,7 +494,7 @@ async function fio(uri: string, args: string[], expectOk = true): Promise<{ code
   // Job options (--ioengine first: --uri belongs to it) after the job's --name.
   const [name, ...rest] = args;
   const result = await runTool("fio", ["--output-format=json", `--output=${output}`, name, "--ioengine=nbd", `--uri=${uri}`, "--verify=crc32c", "--verify_fatal=1", ...rest], { cwd: scratch });
-  let text = "";
+  let text: string;
   try {
     text = readFileSync(output, "utf8");
   } catch {

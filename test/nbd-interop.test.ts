@@ -9,16 +9,13 @@ import { test, before, after } from "node:test";
 import assert from "node:assert/strict";
 import { execFile } from "node:child_process";
 import { promisify } from "node:util";
+import { KiB, MiB, nbdsh, qemuIo } from "./support/interop-tools.js";
 import { MemoryResolver, MemoryVolume } from "./support/memory-volume.js";
 import { requireTool, startTestServer, type TestServer } from "./support/nbd-server.js";
 import { STATE_HOLE, STATE_ZERO } from "../src/store/volume.js";
 
 const run = promisify(execFile);
-const KiB = 1024;
-const MiB = 1024 * KiB;
 const DISK_BYTES = 4 * MiB;
-/** nbdsh runs `python3 -m nbd`: prefer the system python, which has the libnbd module. */
-const NBDSH_ENV = { ...process.env, PATH: `/usr/bin:${process.env.PATH ?? ""}` };
 
 const hasNbdinfo = requireTool("nbdinfo");
 const hasQemuIo = requireTool("qemu-io");
@@ -44,27 +41,10 @@ after(async () => {
   await server.close();
 });
 
-async function qemuIo(uri: string, commands: string[], readOnly = false): Promise<string> {
-  const args = ["-f", "raw", ...(readOnly ? ["-r"] : []), ...commands.flatMap((command) => ["-c", command]), uri];
-  const { stdout, stderr } = await run("qemu-io", args).catch((error) => {
-    throw new Error(`qemu-io ${args.join(" ")}: ${error.stderr ?? error}`);
-  });
-  assert.equal(stderr, "");
-  assert.doesNotMatch(stdout, /Pattern verification failed|error|failed/i, stdout);
-  return stdout;
-}
-
-/** Runs python statements in nbdsh and returns the JSON printed on the last line. */
-async function nbdsh(lines: string[]): Promise<any> {
-  const { stdout } = await run("nbdsh", ["-c", ["import json", ...lines].join("\n")], { env: NBDSH_ENV });
-  const last = stdout.trim().split("\n").pop() ?? "";
-  return JSON.parse(last);
-}
-
 test("nbdinfo --list shows every export with its description", { skip: !hasNbdinfo }, async () => {
   const { stdout } = await run("nbdinfo", ["--list", "--json", server.uri("")]);
-  const listing = JSON.parse(stdout);
-  const seen = new Map<string, string>(listing.exports.map((item: any) => [item["export-name"], item.description]));
+  const listing = JSON.parse(stdout) as { exports: { "export-name": string; description: string }[] };
+  const seen = new Map<string, string>(listing.exports.map((item) => [item["export-name"], item.description]));
   assert.equal(seen.get("vm1"), "disk vm1, LUN 1");
   assert.equal(seen.get("vm1@daily"), "disk vm1, snapshot daily, LUN 3");
   assert.equal(seen.get("scratch"), "scratch, LUN 7");
@@ -122,7 +102,7 @@ test("qemu-io write -z and discard, and nbdinfo --map reports them honestly", { 
   assert.ok(disk.data.equals(model));
 
   const { stdout } = await run("nbdinfo", ["--map", "--json", server.uri("vm1")]);
-  const reported = JSON.parse(stdout).map((extent: any) => [extent.offset, extent.length, extent.type]);
+  const reported = (JSON.parse(stdout) as { offset: number; length: number; type: number }[]).map((extent) => [extent.offset, extent.length, extent.type]);
   const expected: Array<[number, number, number]> = [];
   let offsetBytes = 0;
   for (const extent of await disk.blockStatus(0, DISK_BYTES)) {
@@ -140,7 +120,7 @@ test("qemu-io write -z and discard, and nbdinfo --map reports them honestly", { 
 });
 
 test("read-only export serves reads and refuses writes with EPERM", { skip: !hasQemuIo || !hasNbdsh }, async () => {
-  await qemuIo(server.uri("vm1@daily"), ["read -P 0x5a 0 64k"], true);
+  await qemuIo(server.uri("vm1@daily"), ["read -P 0x5a 0 64k"], { readOnly: true });
   const result = await nbdsh([
     `h.set_strict_mode(0)`,
     `h.connect_uri(${JSON.stringify(server.uri("vm1@daily"))})`,

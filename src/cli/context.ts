@@ -112,7 +112,7 @@ async function writeToStdout(text: AsyncIterable<string>): Promise<void> {
   }
   try {
     await pipeline(Readable.from(watched(), { objectMode: false }), process.stdout);
-  } catch (error) {
+  } catch {
     if (failure !== undefined) throw failure.error;
     // Writing failed: the reader went away (EPIPE) or stdout is closed; nobody gets the rest.
   }

@@ -55,7 +55,7 @@ export class CompactionScheduler {
 
   /** One look at every disk (tests call it directly). */
   async pass(): Promise<void> {
-    let spaceShort = false;
+    let spaceShort: boolean;
     try {
       const { freeBytes, totalBytes } = await this.options.space();
       spaceShort = totalBytes > 0 && freeBytes / totalBytes < this.options.freeFractionMin;

@@ -64,6 +64,7 @@ export async function qemuIo(uri: string, commands: string[], options: { readOnl
 }
 
 /** Runs python statements in nbdsh and returns the JSON printed on the last line. */
+// eslint-disable-next-line @typescript-eslint/no-explicit-any -- JSON a python script printed: each caller knows the shape it printed
 export async function nbdsh(lines: string[]): Promise<any> {
   const { stdout } = await runOk("nbdsh", ["-c", ["import json", ...lines].join("\n")], { env: NBDSH_ENV });
   const last = stdout.trim().split("\n").pop() ?? "";
