@@ -100,14 +100,22 @@ export class Harness {
   args(run: HarnessRun): string[] {
     const s = this.settings;
     const args = [
-      "--size", s.size,
-      "--runtime", String(s.runtimeSeconds),
-      "--ramp", String(s.rampSeconds),
-      "--quiet-wait", String(s.quietWaitSeconds),
-      "--retries", String(s.retries),
-      "--max-foreign", String(s.maxForeignPct),
-      "--tmpdir", s.tmpDir,
-      "--jobs", run.jobs.join(","),
+      "--size",
+      s.size,
+      "--runtime",
+      String(s.runtimeSeconds),
+      "--ramp",
+      String(s.rampSeconds),
+      "--quiet-wait",
+      String(s.quietWaitSeconds),
+      "--retries",
+      String(s.retries),
+      "--max-foreign",
+      String(s.maxForeignPct),
+      "--tmpdir",
+      s.tmpDir,
+      "--jobs",
+      run.jobs.join(","),
     ];
     if (!run.prefill) args.push("--no-prefill");
     if (run.peers !== undefined) {

@@ -86,7 +86,11 @@ function liveServer(context: HistoryContext): SnaplogServer {
 /** Runs fio with its nbd engine against one export; resolves with its MB/s (reads and writes). */
 function fio(uri: string, args: string[]): Promise<{ mbPerSecond: number }> {
   return new Promise((resolve, reject) => {
-    const child = spawn("fio", ["--name=bench", "--ioengine=nbd", `--uri=${uri}`, "--output-format=json", "--norandommap", "--randrepeat=0", ...args], { stdio: ["ignore", "pipe", "pipe"] });
+    const child = spawn(
+      "fio",
+      ["--name=bench", "--ioengine=nbd", `--uri=${uri}`, "--output-format=json", "--norandommap", "--randrepeat=0", ...args],
+      { stdio: ["ignore", "pipe", "pipe"] },
+    );
     let stdout = "";
     let stderr = "";
     child.stdout.on("data", (chunk: Buffer) => (stdout += chunk.toString()));
@@ -94,7 +98,8 @@ function fio(uri: string, args: string[]): Promise<{ mbPerSecond: number }> {
     child.once("error", reject);
     child.once("close", (code) => {
       if (code !== 0) return reject(new Error(`fio ${args.join(" ")} exited ${code}: ${stderr.trim().slice(-400)}`));
-      const job = (JSON.parse(stdout.slice(stdout.indexOf("{"))) as { jobs: { write: { bw_bytes: number }; read: { bw_bytes: number } }[] }).jobs[0];
+      const job = (JSON.parse(stdout.slice(stdout.indexOf("{"))) as { jobs: { write: { bw_bytes: number }; read: { bw_bytes: number } }[] })
+        .jobs[0];
       resolve({ mbPerSecond: (job.write.bw_bytes + job.read.bw_bytes) / 1e6 });
     });
   });
@@ -132,7 +137,9 @@ async function compactionThroughput(context: HistoryContext, hotBytes: number, p
   const server = liveServer(context);
   const disk = "bench-compact";
   await server.api.createDisk({ name: disk, sizeBytes: hotBytes });
-  context.log(`compaction: ${passes} sequential passes over ${hotBytes / MiB} MiB with a window (every version kept), then window 0 and compact`);
+  context.log(
+    `compaction: ${passes} sequential passes over ${hotBytes / MiB} MiB with a window (every version kept), then window 0 and compact`,
+  );
   await fio(server.unixUri(disk), ["--rw=write", "--bs=1m", "--iodepth=8", `--size=${hotBytes}`, `--io_size=${passes * hotBytes}`]);
   const before = await space(server, disk);
   await server.api.setPolicy({ disk, historySeconds: 0 });
@@ -157,15 +164,39 @@ async function pointInTimeRead(context: HistoryContext, sizeBytes: number): Prom
   const server = liveServer(context);
   const disk = "bench-pit";
   await server.api.createDisk({ name: disk, sizeBytes });
-  context.log("point in time: prefill, then two random overwrite passes; randread-4k-qd32 on the point before them and on the current volume");
+  context.log(
+    "point in time: prefill, then two random overwrite passes; randread-4k-qd32 on the point before them and on the current volume",
+  );
   await fio(server.unixUri(disk), ["--rw=write", "--bs=1m", "--iodepth=8", `--size=${sizeBytes}`]);
   const lsn = (await server.api.showDisk(disk)).lsnLast;
   const passesAfter = 2;
-  await fio(server.unixUri(disk), ["--rw=randwrite", "--bs=4k", "--iodepth=32", `--size=${sizeBytes}`, `--io_size=${passesAfter * sizeBytes}`]);
+  await fio(server.unixUri(disk), [
+    "--rw=randwrite",
+    "--bs=4k",
+    "--iodepth=32",
+    `--size=${sizeBytes}`,
+    `--io_size=${passesAfter * sizeBytes}`,
+  ]);
   const job = ["randread-4k-qd32"];
   const pick = (results: JobResult[]) => results.find((result) => result.phase === "job");
-  const current = pick(await context.harness.run({ uri: server.unixUri(disk), label: "snaplog-pit-current", serverPid: server.pid, jobs: job, prefill: false }));
-  const point = pick(await context.harness.run({ uri: server.unixUri(`${disk}@lsn:${lsn}`), label: "snaplog-pit-point", serverPid: server.pid, jobs: job, prefill: false }));
+  const current = pick(
+    await context.harness.run({
+      uri: server.unixUri(disk),
+      label: "snaplog-pit-current",
+      serverPid: server.pid,
+      jobs: job,
+      prefill: false,
+    }),
+  );
+  const point = pick(
+    await context.harness.run({
+      uri: server.unixUri(`${disk}@lsn:${lsn}`),
+      label: "snaplog-pit-point",
+      serverPid: server.pid,
+      jobs: job,
+      prefill: false,
+    }),
+  );
   await server.api.deleteDisk(disk);
   return { lsn, current, point, passesAfter };
 }
@@ -183,21 +214,36 @@ async function openTimes(context: HistoryContext, logBytes: number): Promise<Ope
   let server = liveServer(context);
   const disk = "bench-open";
   await server.api.createDisk({ name: disk, sizeBytes: logBytes });
-  context.log(`open: a ${logBytes / GiB} GiB log (1 MiB sequential writes, window kept), then clean stop / start, and SIGKILL under load / start`);
+  context.log(
+    `open: a ${logBytes / GiB} GiB log (1 MiB sequential writes, window kept), then clean stop / start, and SIGKILL under load / start`,
+  );
   await fio(server.unixUri(disk), ["--rw=write", "--bs=1m", "--iodepth=8", `--size=${logBytes}`]);
   const shown = await server.api.showDisk(disk);
   await server.stop();
   const clean = await timedStart(context);
   server = clean.server;
   // A write load, then SIGKILL while it runs: recovery replays the journal tail and checks unsynced data.
-  const load = fio(server.unixUri(disk), ["--rw=randwrite", "--bs=4k", "--iodepth=32", `--size=${logBytes}`, "--time_based", "--runtime=30"]).catch(() => undefined);
+  const load = fio(server.unixUri(disk), [
+    "--rw=randwrite",
+    "--bs=4k",
+    "--iodepth=32",
+    `--size=${logBytes}`,
+    "--time_based",
+    "--runtime=30",
+  ]).catch(() => undefined);
   await new Promise((resolve) => setTimeout(resolve, 5000));
   const journalBytesAtKill = (await server.api.showDisk(disk)).journalBytes;
   await server.kill();
   await load;
   const killed = await timedStart(context);
   await killed.server.api.deleteDisk(disk);
-  return { logBytes: shown.logBytes, entries: shown.entryCount, cleanSeconds: clean.seconds, killedSeconds: killed.seconds, journalBytesAtKill };
+  return {
+    logBytes: shown.logBytes,
+    entries: shown.entryCount,
+    cleanSeconds: clean.seconds,
+    killedSeconds: killed.seconds,
+    journalBytesAtKill,
+  };
 }
 
 export async function runHistoryScenarios(context: HistoryContext): Promise<HistoryResults> {

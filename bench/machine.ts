@@ -100,11 +100,19 @@ export function collectMachineInfo(scratch: string, repoRoot: string, harness: s
     fioVersion: firstLine(run("fio", ["--version"])),
     qemuVersion: firstLine(run("qemu-nbd", ["--version"])),
     nbdkitVersion: firstLine(run("nbdkit", ["--version"])),
-    nbdServerVersion: run("nbd-server", ["-V"]).split("\n").filter((line) => /version/i.test(line)).pop()?.trim() ?? "n/a",
+    nbdServerVersion:
+      run("nbd-server", ["-V"])
+        .split("\n")
+        .filter((line) => /version/i.test(line))
+        .pop()
+        ?.trim() ?? "n/a",
     libnbdVersion: firstLine(run("nbdinfo", ["--version"])),
     snaplogCommit: dirty !== "" && dirty !== "n/a" ? `${commit} (src/ has uncommitted changes)` : commit,
     harnessPath: harness ?? "(not found)",
     harnessSha256,
-    loadAverage: os.loadavg().map((value) => value.toFixed(2)).join(" "),
+    loadAverage: os
+      .loadavg()
+      .map((value) => value.toFixed(2))
+      .join(" "),
   };
 }

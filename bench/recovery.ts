@@ -63,7 +63,11 @@ function peakRssBytes(pid: number): number {
   return match === null ? 0 : Number(match[1]) * 1024;
 }
 
-async function timedStart(context: RecoveryContext, storePath: string, scratch: string): Promise<{ server: SnaplogServer; start: RecoveryStart }> {
+async function timedStart(
+  context: RecoveryContext,
+  storePath: string,
+  scratch: string,
+): Promise<{ server: SnaplogServer; start: RecoveryStart }> {
   const started = process.hrtime.bigint();
   const server = await startServer(context.cliPath, storePath, scratch);
   const seconds = Number(process.hrtime.bigint() - started) / 1e9;
@@ -72,7 +76,9 @@ async function timedStart(context: RecoveryContext, storePath: string, scratch: 
 
 function fio(uri: string, args: string[]): Promise<void> {
   return new Promise((resolve, reject) => {
-    const child = spawn("fio", ["--name=bench", "--ioengine=nbd", `--uri=${uri}`, "--norandommap", "--randrepeat=0", ...args], { stdio: ["ignore", "ignore", "pipe"] });
+    const child = spawn("fio", ["--name=bench", "--ioengine=nbd", `--uri=${uri}`, "--norandommap", "--randrepeat=0", ...args], {
+      stdio: ["ignore", "ignore", "pipe"],
+    });
     let stderr = "";
     child.stderr.on("data", (chunk: Buffer) => (stderr += chunk.toString()));
     child.once("error", reject);
@@ -100,7 +106,9 @@ async function fullJournal(context: RecoveryContext): Promise<FullJournalRecover
     lunFirst: 100,
     timeFirstMs: Date.now() - 20 * 60 * 1000,
   });
-  context.log(`recovery: a full journal of ${fill.recordCount.toLocaleString("en-US")} records (${fill.writeCount.toLocaleString("en-US")} one-block writes, each with a FLUSH)`);
+  context.log(
+    `recovery: a full journal of ${fill.recordCount.toLocaleString("en-US")} records (${fill.writeCount.toLocaleString("en-US")} one-block writes, each with a FLUSH)`,
+  );
   const first = await timedStart(context, storePath, scratch);
   await first.server.kill();
   const again = await timedStart(context, storePath, scratch);
@@ -112,13 +120,22 @@ async function manyEntries(context: RecoveryContext, logBytes: number): Promise<
   const { storePath, scratch } = await newStore(context, "recovery-entries");
   await runCli(context.cliPath, ["--store", storePath, "disk", "create", "d", "--size", String(logBytes), "--block-size", "512"]);
   let server = await startServer(context.cliPath, storePath, scratch);
-  context.log(`recovery: ${logBytes / GiB} GiB written to a disk of 512-byte blocks (${(logBytes / 512).toLocaleString("en-US")} live entries)`);
+  context.log(
+    `recovery: ${logBytes / GiB} GiB written to a disk of 512-byte blocks (${(logBytes / 512).toLocaleString("en-US")} live entries)`,
+  );
   await fio(server.unixUri("d"), ["--rw=write", "--bs=1m", "--iodepth=8", `--size=${logBytes}`]);
   const shown = await server.api.showDisk("d");
   await server.stop();
   const clean = await timedStart(context, storePath, scratch);
   server = clean.server;
-  const load = fio(server.unixUri("d"), ["--rw=randwrite", "--bs=4k", "--iodepth=32", `--size=${logBytes}`, "--time_based", "--runtime=30"]).catch(() => undefined);
+  const load = fio(server.unixUri("d"), [
+    "--rw=randwrite",
+    "--bs=4k",
+    "--iodepth=32",
+    `--size=${logBytes}`,
+    "--time_based",
+    "--runtime=30",
+  ]).catch(() => undefined);
   await new Promise((resolve) => setTimeout(resolve, 5000));
   const journalBytesAtKill = (await server.api.showDisk("d")).journalBytes;
   await server.kill();

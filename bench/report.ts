@@ -139,7 +139,11 @@ function rows(data: RunData): { snaplog: Row[]; peers: Row[] } {
     { key: "snaplog", label: `snaplog (history ${fmtDuration(data.defaultHistorySeconds ?? 3600)}, default)`, results: data.snaplog },
     { key: "snaplog-h0", label: "snaplog (--history 0)", results: data.snaplogNoHistory },
   ];
-  const peers: Row[] = data.settings.peers.map((peer) => ({ key: peer, label: PEER_LABELS[peer] ?? peer, results: peerResults(data, peer) }));
+  const peers: Row[] = data.settings.peers.map((peer) => ({
+    key: peer,
+    label: PEER_LABELS[peer] ?? peer,
+    results: peerResults(data, peer),
+  }));
   return { snaplog, peers };
 }
 
@@ -153,7 +157,10 @@ function machineSection(data: RunData): string {
     table(
       ["", ""],
       [
-        ["date", `${data.startedAt.toISOString()} (run took ${((data.finishedAt.getTime() - data.startedAt.getTime()) / 60_000).toFixed(1)} min)`],
+        [
+          "date",
+          `${data.startedAt.toISOString()} (run took ${((data.finishedAt.getTime() - data.startedAt.getTime()) / 60_000).toFixed(1)} min)`,
+        ],
         ["CPU", `${m.cpuModel}, ${m.cores} cores`],
         ["memory", `${m.memoryGiB} GiB`],
         ["kernel", m.kernel],
@@ -220,19 +227,28 @@ function targetsSection(data: RunData): string {
       name: "4K random write QD32 ≥ 1.0× qemu-nbd/qcow2",
       required: 1.0,
       basis: "IOPS",
-      ratios: [ratio(find(data.snaplog, "randwrite-4k-qd32"), find(qcow2, "randwrite-4k-qd32")), ratio(find(data.snaplogNoHistory, "randwrite-4k-qd32"), find(qcow2, "randwrite-4k-qd32"))],
+      ratios: [
+        ratio(find(data.snaplog, "randwrite-4k-qd32"), find(qcow2, "randwrite-4k-qd32")),
+        ratio(find(data.snaplogNoHistory, "randwrite-4k-qd32"), find(qcow2, "randwrite-4k-qd32")),
+      ],
     },
     {
       name: "4K random read QD32 ≥ 1.0× qemu-nbd/qcow2",
       required: 1.0,
       basis: "IOPS",
-      ratios: [ratio(find(data.snaplog, "randread-4k-qd32"), find(qcow2, "randread-4k-qd32")), ratio(find(data.snaplogNoHistory, "randread-4k-qd32"), find(qcow2, "randread-4k-qd32"))],
+      ratios: [
+        ratio(find(data.snaplog, "randread-4k-qd32"), find(qcow2, "randread-4k-qd32")),
+        ratio(find(data.snaplogNoHistory, "randread-4k-qd32"), find(qcow2, "randread-4k-qd32")),
+      ],
     },
     {
       name: "1M sequential write QD8 ≥ 0.7× nbdkit file",
       required: 0.7,
       basis: "MB/s",
-      ratios: [ratio(find(data.snaplog, "seqwrite-1m-qd8"), find(nbdkitFile, "seqwrite-1m-qd8")), ratio(find(data.snaplogNoHistory, "seqwrite-1m-qd8"), find(nbdkitFile, "seqwrite-1m-qd8"))],
+      ratios: [
+        ratio(find(data.snaplog, "seqwrite-1m-qd8"), find(nbdkitFile, "seqwrite-1m-qd8")),
+        ratio(find(data.snaplogNoHistory, "seqwrite-1m-qd8"), find(nbdkitFile, "seqwrite-1m-qd8")),
+      ],
     },
     {
       name: `snapshot read, ${snap.createdCount.toLocaleString("en-US")} snapshots ≥ 0.9× none — current volume`,
@@ -260,7 +276,13 @@ function targetsSection(data: RunData): string {
     "Ratios of snaplog to the peer, measured in this run (same machine, settings and working set). " +
       "The verdict is for the default history window; the `--history 0` column is for information.",
     "",
-    table(["target", "measured on", "snaplog (default window)", "verdict", "snaplog (--history 0)"], rowsOut, [false, false, true, false, true]),
+    table(["target", "measured on", "snaplog (default window)", "verdict", "snaplog (--history 0)"], rowsOut, [
+      false,
+      false,
+      true,
+      false,
+      true,
+    ]),
   ].join("\n");
 }
 
@@ -295,19 +317,39 @@ function resultsSection(data: RunData): string {
       "",
       `### \`${job}\` — ${shape?.description ?? job}, bs ${shape?.bs ?? "?"}, QD ${shape?.iodepth ?? "?"}`,
       "",
-      table(["target", "IOPS", "MB/s", "p99 µs", "server CPU %", "foreign %", "snaplog ÷ this", "snaplog h0 ÷ this"], tableRows, [false, true, true, true, true, true, true, true]),
+      table(["target", "IOPS", "MB/s", "p99 µs", "server CPU %", "foreign %", "snaplog ÷ this", "snaplog h0 ÷ this"], tableRows, [
+        false,
+        true,
+        true,
+        true,
+        true,
+        true,
+        true,
+        true,
+      ]),
     );
   }
 
   // The matrix of ratios at a glance.
   const matrixRows = data.settings.jobs.map((job) => {
     const cells = [`\`${job}\``];
-    for (const snapRow of snaplog) for (const peer of peers) cells.push(fmtRatio(ratio(find(snapRow.results, job), find(peer.results, job))));
+    for (const snapRow of snaplog)
+      for (const peer of peers) cells.push(fmtRatio(ratio(find(snapRow.results, job), find(peer.results, job))));
     return cells;
   });
   const headers = ["job"];
-  for (const snapRow of snaplog) for (const peer of peers) headers.push(`${snapRow.key === "snaplog" ? "snaplog" : "snaplog h0"} ÷ ${peer.key}`);
-  out.push("", "### Ratios at a glance (throughput, snaplog ÷ peer)", "", table(headers, matrixRows, headers.map((_, index) => index > 0)));
+  for (const snapRow of snaplog)
+    for (const peer of peers) headers.push(`${snapRow.key === "snaplog" ? "snaplog" : "snaplog h0"} ÷ ${peer.key}`);
+  out.push(
+    "",
+    "### Ratios at a glance (throughput, snaplog ÷ peer)",
+    "",
+    table(
+      headers,
+      matrixRows,
+      headers.map((_, index) => index > 0),
+    ),
+  );
   if (data.peersSkippedReason !== undefined) out.push("", `Peers not run: ${data.peersSkippedReason}.`);
 
   const errors = [...data.snaplog, ...data.snaplogNoHistory, ...data.peers].filter((result) => result.error !== undefined);
@@ -322,7 +364,14 @@ function resultsSection(data: RunData): string {
       "",
       table(
         ["disk", "history", "live entries", "log (live data)", "segment files", "journal"],
-        data.diskStates.map(({ label, state }) => [label, fmtDuration(state.historySeconds), fmtInt(state.entryCount), fmtBytes(state.logBytes), fmtBytes(state.segmentBytes), fmtBytes(state.journalBytes)]),
+        data.diskStates.map(({ label, state }) => [
+          label,
+          fmtDuration(state.historySeconds),
+          fmtInt(state.entryCount),
+          fmtBytes(state.logBytes),
+          fmtBytes(state.segmentBytes),
+          fmtBytes(state.journalBytes),
+        ]),
         [false, true, true, true, true, true],
       ),
     );
@@ -373,7 +422,7 @@ function crcSection(data: RunData): string {
   const write = find(data.snaplog, "randwrite-4k-qd32");
   const serverNsPerRequest =
     write?.iops !== undefined && write.server_cpu_pct_of_1_core !== undefined && write.iops > 0
-      ? ((write.server_cpu_pct_of_1_core / 100) / write.iops) * 1e9
+      ? (write.server_cpu_pct_of_1_core / 100 / write.iops) * 1e9
       : undefined;
   const share = serverNsPerRequest === undefined ? undefined : (crc.crc32cNsPer4k / serverNsPerRequest) * 100;
   return [
@@ -416,7 +465,11 @@ export function preservedAnalysis(existingPath: string): string {
   return inner === "" ? ANALYSIS_PLACEHOLDER : inner;
 }
 
-const SHORT_PEER_NAMES: Record<string, string> = { "qemu-qcow2": "qemu-nbd/qcow2", "nbdkit-file": "nbdkit file", "local-direct": "the raw disk" };
+const SHORT_PEER_NAMES: Record<string, string> = {
+  "qemu-qcow2": "qemu-nbd/qcow2",
+  "nbdkit-file": "nbdkit file",
+  "local-direct": "the raw disk",
+};
 
 function peerList(peers: readonly string[]): string {
   const names = peers.map((peer) => SHORT_PEER_NAMES[peer] ?? peer);
@@ -484,7 +537,12 @@ function recoverySection(data: RunData): string {
   }
   const many = recovery.manyEntries;
   if (many !== undefined) {
-    rows.push([`clean stop, ${fmtInt(many.entries)} live entries (${fmtBytes(many.logBytes)} log, 512-byte blocks)`, `${many.clean.seconds.toFixed(2)} s`, fmtBytes(many.clean.rssPeakBytes), verdict(5 / many.clean.seconds, 1)]);
+    rows.push([
+      `clean stop, ${fmtInt(many.entries)} live entries (${fmtBytes(many.logBytes)} log, 512-byte blocks)`,
+      `${many.clean.seconds.toFixed(2)} s`,
+      fmtBytes(many.clean.rssPeakBytes),
+      verdict(5 / many.clean.seconds, 1),
+    ]);
     rows.push([
       `after SIGKILL under 4 KiB random writes, ${fmtInt(many.entries)} live entries, journal ${fmtBytes(many.journalBytesAtKill)} at the kill`,
       `${many.afterKill.seconds.toFixed(2)} s`,
@@ -506,17 +564,34 @@ function historySection(data: RunData): string {
   for (const hot of history.hotSets) {
     const held = hot.heldBytesAfter / hot.liveBytes;
     const files = hot.segmentBytesAfter / hot.liveBytes;
-    targets.push([`log after compaction ≤ 1.1× live — hot set, ${hot.pattern}`, `held ${x(held)}; files ${x(files)}`, `${verdict(1.1 / held, 1)} (held); files ${files <= 1.1 ? "within" : "over"} 1.1×`]);
+    targets.push([
+      `log after compaction ≤ 1.1× live — hot set, ${hot.pattern}`,
+      `held ${x(held)}; files ${x(files)}`,
+      `${verdict(1.1 / held, 1)} (held); files ${files <= 1.1 ? "within" : "over"} 1.1×`,
+    ]);
   }
   const compaction = history.compaction;
   const scanGbPerSecond = compaction === undefined ? undefined : gb(compaction.bytesScanned / (compaction.scanMs / 1000));
   if (compaction !== undefined) targets.push(["compaction throughput (log scanned)", `${scanGbPerSecond} GB/s`, "reported"]);
   const pit = history.pointInTime;
-  if (pit !== undefined) targets.push(["point-in-time read ≥ 0.8× current (randread-4k-qd32)", fmtRatio(ratio(pit.point, pit.current)), verdict(ratio(pit.point, pit.current), 0.8)]);
+  if (pit !== undefined)
+    targets.push([
+      "point-in-time read ≥ 0.8× current (randread-4k-qd32)",
+      fmtRatio(ratio(pit.point, pit.current)),
+      verdict(ratio(pit.point, pit.current), 0.8),
+    ]);
   const open = history.open;
   if (open !== undefined) {
-    targets.push([`open with a ${fmtBytes(open.logBytes)} log, clean stop: < 2 s`, `${open.cleanSeconds.toFixed(2)} s`, verdict(2 / open.cleanSeconds, 1)]);
-    targets.push([`open with a ${fmtBytes(open.logBytes)} log, after SIGKILL: < 5 s`, `${open.killedSeconds.toFixed(2)} s`, verdict(5 / open.killedSeconds, 1)]);
+    targets.push([
+      `open with a ${fmtBytes(open.logBytes)} log, clean stop: < 2 s`,
+      `${open.cleanSeconds.toFixed(2)} s`,
+      verdict(2 / open.cleanSeconds, 1),
+    ]);
+    targets.push([
+      `open with a ${fmtBytes(open.logBytes)} log, after SIGKILL: < 5 s`,
+      `${open.killedSeconds.toFixed(2)} s`,
+      verdict(5 / open.killedSeconds, 1),
+    ]);
   }
   out.push(table(["target", "measured", "verdict"], targets), "");
 
@@ -528,7 +603,17 @@ function historySection(data: RunData): string {
       "",
       table(
         ["pattern", "live", "held before", "held after", "files before", "files after", "free in files", "segments released", "write MB/s"],
-        history.hotSets.map((hot) => [hot.pattern, fmtBytes(hot.liveBytes), fmtBytes(hot.heldBytesBefore), fmtBytes(hot.heldBytesAfter), fmtBytes(hot.segmentBytesBefore), fmtBytes(hot.segmentBytesAfter), fmtBytes(hot.freeBytesAfter), String(hot.segmentsReleased), fmtNum(hot.writeMbPerSecond)]),
+        history.hotSets.map((hot) => [
+          hot.pattern,
+          fmtBytes(hot.liveBytes),
+          fmtBytes(hot.heldBytesBefore),
+          fmtBytes(hot.heldBytesAfter),
+          fmtBytes(hot.segmentBytesBefore),
+          fmtBytes(hot.segmentBytesAfter),
+          fmtBytes(hot.freeBytesAfter),
+          String(hot.segmentsReleased),
+          fmtNum(hot.writeMbPerSecond),
+        ]),
         [false, true, true, true, true, true, true, true, true],
       ),
       "",
@@ -545,11 +630,21 @@ function historySection(data: RunData): string {
     );
   }
   if (pit !== undefined) {
-    const row = (label: string, exportName: string, result: JobResult | undefined) => [label, `\`${exportName}\``, fmtInt(result?.iops), fmtNum(result?.lat_p99_us), fmtNum(result?.server_cpu_pct_of_1_core, 0)];
+    const row = (label: string, exportName: string, result: JobResult | undefined) => [
+      label,
+      `\`${exportName}\``,
+      fmtInt(result?.iops),
+      fmtNum(result?.lat_p99_us),
+      fmtNum(result?.server_cpu_pct_of_1_core, 0),
+    ];
     out.push(
       `**Point in time.** A disk prefilled sequentially, then overwritten ${pit.passesAfter} times by 4 KiB random writes; \`randread-4k-qd32\` on the current volume and on the point before the overwrites (LSN ${pit.lsn}), whose reads walk past the newer versions of each block.`,
       "",
-      table(["volume", "export", "IOPS", "p99 µs", "server CPU %"], [row("current", "bench-pit", pit.current), row("point in time", `bench-pit@lsn:${pit.lsn}`, pit.point)], [false, false, true, true, true]),
+      table(
+        ["volume", "export", "IOPS", "p99 µs", "server CPU %"],
+        [row("current", "bench-pit", pit.current), row("point in time", `bench-pit@lsn:${pit.lsn}`, pit.point)],
+        [false, false, true, true, true],
+      ),
       "",
     );
   }

@@ -116,12 +116,16 @@ function parseOptions(argv: string[]): Options {
   };
   const list = (text: string | undefined, fallback: readonly string[], known: readonly string[], what: string): string[] => {
     if (text === undefined || text === "") return [...fallback];
-    const items = text.split(",").map((item) => item.trim()).filter((item) => item !== "");
+    const items = text
+      .split(",")
+      .map((item) => item.trim())
+      .filter((item) => item !== "");
     for (const item of items) if (!known.includes(item)) throw new Error(`unknown ${what} "${item}" (known: ${known.join(", ")})`);
     return items;
   };
   const harnessPath = locateHarness(repoRoot);
-  if (harnessPath === undefined) throw new Error(`harness not found at ${path.resolve(repoRoot, "..", "shared", "bench", "nbd-bench.sh")}; set SNAPLOG_BENCH_HARNESS`);
+  if (harnessPath === undefined)
+    throw new Error(`harness not found at ${path.resolve(repoRoot, "..", "shared", "bench", "nbd-bench.sh")}; set SNAPLOG_BENCH_HARNESS`);
   const knownPeers = ["local-direct", "nbdkit-memory", "nbdkit-file", "nbd-server", "qemu-qcow2", "qemu-chain"];
   const skipPeers = values["skip-peers"] === true || flag("SNAPLOG_BENCH_SKIP_PEERS");
   const size = values.size ?? env.SNAPLOG_BENCH_SIZE ?? (quick ? "64M" : "1G");
@@ -222,7 +226,11 @@ async function runSnaplogScenario(
   historySeconds: number | undefined,
   data: RunData,
 ): Promise<JobResult[]> {
-  const created = await active.api.createDisk({ name: disk, sizeBytes: sizeToBytes(options.size), ...(historySeconds === undefined ? {} : { historySeconds }) });
+  const created = await active.api.createDisk({
+    name: disk,
+    sizeBytes: sizeToBytes(options.size),
+    ...(historySeconds === undefined ? {} : { historySeconds }),
+  });
   if (historySeconds === undefined) data.defaultHistorySeconds = created.historySeconds;
   log(`scenario ${label}: disk ${disk}, history ${created.historySeconds} s, jobs ${options.jobs.join(",")}`);
   const results = await runner.run({ uri: active.unixUri(disk), label, serverPid: active.pid, jobs: options.jobs, prefill: true });
@@ -235,7 +243,10 @@ async function runSnapshotScenario(active: SnaplogServer, runner: Harness, optio
   const job = ["randread-4k-qd32"];
   await active.api.createDisk({ name: snap.diskName, sizeBytes: sizeToBytes(options.size) });
   log(`scenario snapshot read: disk ${snap.diskName}, no snapshots`);
-  snap.none = pick(await runner.run({ uri: active.unixUri(snap.diskName), label: "snaplog-snap-none", serverPid: active.pid, jobs: job, prefill: true }), job[0]);
+  snap.none = pick(
+    await runner.run({ uri: active.unixUri(snap.diskName), label: "snaplog-snap-none", serverPid: active.pid, jobs: job, prefill: true }),
+    job[0],
+  );
 
   log(`creating ${options.snapshotCount} snapshots with ${options.writesPerSnapshot} random 4 KiB writes before each`);
   const built = await createSnapshotsWithWrites({
@@ -254,9 +265,15 @@ async function runSnapshotScenario(active: SnaplogServer, runner: Harness, optio
   log(`${built.names.length} snapshots in ${built.seconds.toFixed(1)} s`);
 
   const label = `snaplog-snap${snap.createdCount}`;
-  snap.current = pick(await runner.run({ uri: active.unixUri(snap.diskName), label: `${label}-current`, serverPid: active.pid, jobs: job, prefill: false }), job[0]);
+  snap.current = pick(
+    await runner.run({ uri: active.unixUri(snap.diskName), label: `${label}-current`, serverPid: active.pid, jobs: job, prefill: false }),
+    job[0],
+  );
   const exportName = `${snap.diskName}@${snap.snapshotName}`;
-  snap.snapshotExport = pick(await runner.run({ uri: active.unixUri(exportName), label: `${label}-export`, serverPid: active.pid, jobs: job, prefill: false }), job[0]);
+  snap.snapshotExport = pick(
+    await runner.run({ uri: active.unixUri(exportName), label: `${label}-export`, serverPid: active.pid, jobs: job, prefill: false }),
+    job[0],
+  );
   await active.api.deleteDisk(snap.diskName);
 }
 
@@ -280,10 +297,13 @@ async function step<T>(name: string, data: RunData, body: () => Promise<T>): Pro
 async function main(): Promise<number> {
   const options = parseOptions(process.argv.slice(2));
   if (!existsSync(cliPath)) throw new Error(`${cliPath} is missing: run "npx tsc -p ." first (npm run bench does)`);
-  if (statfsSync(options.tmpParent).type === 0x01021994) log(`warning: ${options.tmpParent} is tmpfs; the figures will measure RAM, not a disk`);
+  if (statfsSync(options.tmpParent).type === 0x01021994)
+    log(`warning: ${options.tmpParent} is tmpfs; the figures will measure RAM, not a disk`);
   scratch = mkdtempSync(path.join(options.tmpParent, "snaplog-bench-"));
-  log(`scratch ${scratch}; harness ${options.harnessPath}; ${options.quick ? "quick" : "full"} run, size ${options.size}, ` +
-    `runtime ${options.runtimeSeconds} s, jobs ${options.jobs.join(",")}, peers ${options.peers.join(",") || "none"}`);
+  log(
+    `scratch ${scratch}; harness ${options.harnessPath}; ${options.quick ? "quick" : "full"} run, size ${options.size}, ` +
+      `runtime ${options.runtimeSeconds} s, jobs ${options.jobs.join(",")}, peers ${options.peers.join(",") || "none"}`,
+  );
 
   const startedAt = new Date();
   const data: RunData = {
@@ -302,7 +322,8 @@ async function main(): Promise<number> {
 
   log("CRC32C micro benchmark");
   data.crc = await step<Crc32cResult>("crc32c micro benchmark", data, async () => runCrc32cBench(options.quick ? 1500 : 3000));
-  if (data.crc !== undefined) log(`  crc32c ${data.crc.crc32cNsPer4k.toFixed(0)} ns / 4 KiB, memcpy ${data.crc.memcpyNsPer4k.toFixed(0)} ns / 4 KiB`);
+  if (data.crc !== undefined)
+    log(`  crc32c ${data.crc.crc32cNsPer4k.toFixed(0)} ns / 4 KiB, memcpy ${data.crc.memcpyNsPer4k.toFixed(0)} ns / 4 KiB`);
 
   const storePath = path.join(scratch, "store");
   await runCli(cliPath, ["--store", storePath, "init"]);
@@ -321,8 +342,15 @@ async function main(): Promise<number> {
   });
   const runner = harness;
   const wanted = (scenario: string) => options.scenarios.includes(scenario);
-  if (wanted("default")) data.snaplog = (await step("snaplog, default history", data, () => runSnaplogScenario(server, runner, options, "bench-default", "snaplog", undefined, data))) ?? [];
-  if (wanted("h0")) data.snaplogNoHistory = (await step("snaplog, --history 0", data, () => runSnaplogScenario(server, runner, options, "bench-h0", "snaplog-h0", 0, data))) ?? [];
+  if (wanted("default"))
+    data.snaplog =
+      (await step("snaplog, default history", data, () =>
+        runSnaplogScenario(server, runner, options, "bench-default", "snaplog", undefined, data),
+      )) ?? [];
+  if (wanted("h0"))
+    data.snaplogNoHistory =
+      (await step("snaplog, --history 0", data, () => runSnaplogScenario(server, runner, options, "bench-h0", "snaplog-h0", 0, data))) ??
+      [];
   if (wanted("snapshots")) await step("snapshot read", data, () => runSnapshotScenario(server, runner, options, data.snapshot));
   if (wanted("history")) {
     data.history = await step("history", data, () =>
@@ -341,7 +369,13 @@ async function main(): Promise<number> {
 
   if (wanted("recovery")) {
     data.recovery = await step("recovery", data, () =>
-      runRecoveryScenarios({ cliPath, scratch: scratch!, quick: options.quick, log, step: (name, body) => step(`recovery: ${name}`, data, body) }),
+      runRecoveryScenarios({
+        cliPath,
+        scratch: scratch!,
+        quick: options.quick,
+        log,
+        step: (name, body) => step(`recovery: ${name}`, data, body),
+      }),
     );
   }
 
@@ -359,7 +393,12 @@ async function main(): Promise<number> {
 
   data.finishedAt = new Date();
   if (interrupted) return 130;
-  const all = [...data.snaplog, ...data.snaplogNoHistory, ...[data.snapshot.none, data.snapshot.current, data.snapshot.snapshotExport].filter((r) => r !== undefined), ...data.peers];
+  const all = [
+    ...data.snaplog,
+    ...data.snaplogNoHistory,
+    ...[data.snapshot.none, data.snapshot.current, data.snapshot.snapshotExport].filter((r) => r !== undefined),
+    ...data.peers,
+  ];
   if (options.jsonPath !== undefined) writeFileSync(options.jsonPath, all.map((result) => JSON.stringify(result)).join("\n") + "\n");
   writeFileSync(options.outPath, renderReport(data, preservedAnalysis(options.outPath)));
   log(`wrote ${options.outPath}`);

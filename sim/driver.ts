@@ -92,7 +92,8 @@ function pickOp(prng: Prng, index: number): Op {
   const roll = prng.below(100);
   if (roll < 30) return { t: "write", ...randomRange(prng), seed: prng.next(), fua: prng.chance(0.15) };
   if (roll < 36) return { t: prng.chance(0.5) ? "zero" : "trim", ...randomRange(prng) };
-  if (roll < 44) return { t: "burst", writes: Array.from({ length: 2 + prng.below(5) }, () => ({ ...randomRange(prng), seed: prng.next() })) };
+  if (roll < 44)
+    return { t: "burst", writes: Array.from({ length: 2 + prng.below(5) }, () => ({ ...randomRange(prng), seed: prng.next() })) };
   if (roll < 50) return { t: "flush" };
   if (roll < 57) return { t: "snapshot", name: `s${index}` };
   if (roll < 61) return { t: "delete", pick: prng.next() };
@@ -134,7 +135,9 @@ function describe(op: Op): string {
 
 /** Ops after which everything before is durable, when they answer. */
 function isSyncOp(op: Op): boolean {
-  return ["flush", "snapshot", "delete", "compact", "fold", "rollback", "asSnapshot", "window"].includes(op.t) || (op.t === "write" && op.fua);
+  return (
+    ["flush", "snapshot", "delete", "compact", "fold", "rollback", "asSnapshot", "window"].includes(op.t) || (op.t === "write" && op.fua)
+  );
 }
 
 export async function runSeed(options: SimOptions): Promise<SimResult> {
@@ -147,7 +150,8 @@ export async function runSeed(options: SimOptions): Promise<SimResult> {
       run.trace.push(`   ${error.message}`);
       return run.result(undefined);
     }
-    const message = error instanceof Failure ? error.message : `unexpected ${error instanceof Error ? (error.stack ?? error.message) : String(error)}`;
+    const message =
+      error instanceof Failure ? error.message : `unexpected ${error instanceof Error ? (error.stack ?? error.message) : String(error)}`;
     return run.result(message);
   } finally {
     await run.engine?.abandon().catch(() => undefined);
@@ -183,7 +187,14 @@ class Run {
   }
 
   result(failure: string | undefined): SimResult {
-    return { seed: this.options.seed, ok: failure === undefined, failure, trace: this.trace, powerCuts: this.powerCuts, faults: this.medium.faults.length };
+    return {
+      seed: this.options.seed,
+      ok: failure === undefined,
+      failure,
+      trace: this.trace,
+      powerCuts: this.powerCuts,
+      faults: this.medium.faults.length,
+    };
   }
 
   async go(): Promise<void> {
@@ -263,7 +274,8 @@ class Run {
         continue;
       }
       const where = this.engine!.locateBlock(lba, lsnFold);
-      if (where === undefined || !this.explained(where.file, where.offsetBytes, true)) fail(`fold found block ${lba} damaged with no fault to explain it`);
+      if (where === undefined || !this.explained(where.file, where.offsetBytes, true))
+        fail(`fold found block ${lba} damaged with no fault to explain it`);
       this.baselineUnknown.add(lba);
     }
   }
@@ -291,7 +303,10 @@ class Run {
     if (error !== undefined) {
       // Nothing of a failed op landed — but compaction and folds record the window's horizon first.
       const horizon = this.engine?.stats().lsnHorizon ?? before.horizon;
-      if (horizon !== before.horizon && horizon !== this.model.horizon) fail(`${describe(op)} failed, and left the horizon at ${horizon}: neither before (${before.horizon}) nor after (${this.model.horizon})`);
+      if (horizon !== before.horizon && horizon !== this.model.horizon)
+        fail(
+          `${describe(op)} failed, and left the horizon at ${horizon}: neither before (${before.horizon}) nor after (${this.model.horizon})`,
+        );
       this.model = before;
       this.model.horizon = horizon;
       this.explainError(op, error);
@@ -309,7 +324,12 @@ class Run {
     const code = error instanceof SnaplogError ? error.code : undefined;
     const injected = this.medium.faults.length > 0;
     if (code === ErrorCodes.OUTSIDE_WINDOW && (op.t === "rollback" || op.t === "asSnapshot")) return;
-    if (code === ErrorCodes.CONFLICT && this.pendingFold !== undefined && (op.t === "rollback" || op.t === "asSnapshot" || op.t === "pointInTime")) return;
+    if (
+      code === ErrorCodes.CONFLICT &&
+      this.pendingFold !== undefined &&
+      (op.t === "rollback" || op.t === "asSnapshot" || op.t === "pointInTime")
+    )
+      return;
     if (code === ErrorCodes.NOT_FOUND && op.t === "delete") return;
     if (injected && (code === ErrorCodes.IO || code === ErrorCodes.CORRUPT || code === ErrorCodes.NO_SPACE)) {
       this.trace.push(`   failed as explained by an injected fault: ${(error as Error).message}`);
@@ -475,7 +495,8 @@ class Run {
     }
     this.trace.push(`   power cut; recovered at LSN ${lsn} (durable ${lsnDurable}, last answered ${before.lsnCurrent})`);
     // Rot in the journal's last record cannot be told from a torn append: it may cost what was durable, never more.
-    if (lsn < lsnDurable && !this.medium.metadataDamaged) fail(`recovery lost durable writes: recovered LSN ${lsn} < durable LSN ${lsnDurable}`);
+    if (lsn < lsnDurable && !this.medium.metadataDamaged)
+      fail(`recovery lost durable writes: recovered LSN ${lsn} < durable LSN ${lsnDurable}`);
 
     let content: HistoryModel | undefined;
     if (lsn > before.lsnCurrent) {
@@ -484,7 +505,8 @@ class Run {
     } else {
       content = before.truncatedTo(lsn);
     }
-    if (content === undefined) fail(`recovered LSN ${lsn} is no state the model knows (states: ${before.states.map((state) => state.lsn).join(", ")})`);
+    if (content === undefined)
+      fail(`recovered LSN ${lsn} is no state the model knows (states: ${before.states.map((state) => state.lsn).join(", ")})`);
     const listed = formatSnapshots(engine.snapshots);
     const snapshotChoices = [before, after].filter((model) => model.snapshotList() === listed);
     if (op.t === "rollback" && lsn === before.lsnCurrent) {
@@ -500,15 +522,22 @@ class Run {
       // be what the model had: its snapshots among the model's, its views exact.
       const kept = before.clone();
       const known = new Set([...before.snapshots, ...after.snapshots].map(snapshotLabel));
-      for (const cut of engine.snapshots) if (!known.has(snapshotLabel(cut))) fail(`after the power cut a snapshot ${snapshotLabel(cut)} appeared that the model never had`);
-      kept.snapshots = [...before.snapshots, ...after.snapshots].filter((snapshot, index, all) => all.findIndex((other) => other.name === snapshot.name) === index && listed.split(" ").includes(snapshotLabel(snapshot)));
+      for (const cut of engine.snapshots)
+        if (!known.has(snapshotLabel(cut))) fail(`after the power cut a snapshot ${snapshotLabel(cut)} appeared that the model never had`);
+      kept.snapshots = [...before.snapshots, ...after.snapshots].filter(
+        (snapshot, index, all) =>
+          all.findIndex((other) => other.name === snapshot.name) === index && listed.split(" ").includes(snapshotLabel(snapshot)),
+      );
       snapshotChoices.length = 0;
       snapshotChoices.push(kept);
       this.trace.push(`   metadata rot cost durable records (a known limit): kept LSN ${lsn} of ${lsnDurable}`);
     } else if (horizon !== before.horizon && horizon !== after.horizon) {
       fail(`after the power cut the horizon is ${horizon}: neither before (${before.horizon}) nor after (${after.horizon})`);
     }
-    if (snapshotChoices.length === 0) fail(`after the power cut the snapshots are [${listed}]: neither before [${before.snapshotList()}] nor after [${after.snapshotList()}]`);
+    if (snapshotChoices.length === 0)
+      fail(
+        `after the power cut the snapshots are [${listed}]: neither before [${before.snapshotList()}] nor after [${after.snapshotList()}]`,
+      );
     // A fold under way at the cut was finished at open; blocks it met damaged must be explained.
     if (op.t === "fold") this.adoptFoldSkips(this.foldLsnUnderWay);
 
@@ -563,11 +592,13 @@ class Run {
     if (problems.length > 0) fail(`${context}: whole-disk check: ${problems.slice(0, 3).join("; ")}`);
     const scrub = await engine.scrub();
     for (const bad of scrub.corrupt) {
-      if (!this.explained(bad.file, bad.offsetBytes)) fail(`${context}: scrub found block ${bad.lba} (LSN ${bad.lsn}) damaged in ${bad.file} at ${bad.offsetBytes} with no fault there`);
+      if (!this.explained(bad.file, bad.offsetBytes))
+        fail(`${context}: scrub found block ${bad.lba} (LSN ${bad.lsn}) damaged in ${bad.file} at ${bad.offsetBytes} with no fault there`);
     }
     // And every damaged block a reader met is a scrub finding.
     const found = new Set(scrub.corrupt.map((bad) => `${bad.file}@${bad.offsetBytes}`));
-    for (const damage of this.damageSeen) if (!found.has(damage)) fail(`${context}: a read met damage at ${damage}, but scrub did not report it`);
+    for (const damage of this.damageSeen)
+      if (!found.has(damage)) fail(`${context}: a read met damage at ${damage}, but scrub did not report it`);
   }
 
   /** The view at `lsn` reads as `image`, block by block; a block may fail only where a fault explains it. */
@@ -590,13 +621,19 @@ class Run {
         if (this.medium.isPoweredOff) throw error;
         const where = this.engine!.locateBlock(lba, lsn);
         const code = error instanceof SnaplogError ? error.code : undefined;
-        if ((code === ErrorCodes.CORRUPT || code === ErrorCodes.IO) && where !== undefined && this.explained(where.file, where.offsetBytes, code === ErrorCodes.IO)) {
+        if (
+          (code === ErrorCodes.CORRUPT || code === ErrorCodes.IO) &&
+          where !== undefined &&
+          this.explained(where.file, where.offsetBytes, code === ErrorCodes.IO)
+        ) {
           if (code === ErrorCodes.CORRUPT && where.file !== BASELINE_FILE) this.damageSeen.add(`${where.file}@${where.offsetBytes}`);
           continue;
         }
         // A fold met this block's data damaged (by a fault explained when it folded): the baseline does not know it.
         if (code === ErrorCodes.CORRUPT && this.baselineUnknown.has(lba) && this.engine!.baselineBadBlocks.includes(lba)) continue;
-        fail(`${label}: block ${lba} failed to read (${error instanceof Error ? error.message : String(error)}) with no fault to explain it`);
+        fail(
+          `${label}: block ${lba} failed to read (${error instanceof Error ? error.message : String(error)}) with no fault to explain it`,
+        );
       }
       if (!data.equals(image.subarray(lba * BLOCK_BYTES, (lba + 1) * BLOCK_BYTES))) {
         fail(`${label}: block ${lba} reads other bytes than the model's${this.hint(lba, lsn)}`);
@@ -622,4 +659,3 @@ class Run {
     });
   }
 }
-

@@ -69,11 +69,16 @@ async function main(): Promise<number> {
   const ops = integer(values.ops, 60, "--ops");
   const faults = parseFaults(values.faults);
   const sabotage = values.sabotage as Sabotage | undefined;
-  if (sabotage !== undefined && !SABOTAGES.includes(sabotage)) throw new Error(`--sabotage: unknown "${sabotage}" (${SABOTAGES.join(", ")})`);
+  if (sabotage !== undefined && !SABOTAGES.includes(sabotage))
+    throw new Error(`--sabotage: unknown "${sabotage}" (${SABOTAGES.join(", ")})`);
   if (values.seed !== undefined) {
     const result = await runSeed({ seed: integer(values.seed, 0, "--seed"), ops, faults, sabotage });
     printTrace(result);
-    process.stdout.write(result.ok ? `seed ${result.seed}: ok (${result.powerCuts} power cuts, ${result.faults} faults)\n` : `seed ${result.seed}: FAILED: ${result.failure}\n`);
+    process.stdout.write(
+      result.ok
+        ? `seed ${result.seed}: ok (${result.powerCuts} power cuts, ${result.faults} faults)\n`
+        : `seed ${result.seed}: FAILED: ${result.failure}\n`,
+    );
     process.stdout.write(`1 seeds, ${result.ok ? 0 : 1} failures\n`);
     return result.ok ? 0 : 1;
   }
@@ -87,9 +92,12 @@ async function main(): Promise<number> {
     powerCuts += result.powerCuts;
     if (!result.ok) {
       failures++;
-      process.stdout.write(`seed ${seed}: FAILED: ${result.failure}\n  replay: npm run sim -- --seed ${seed} --ops ${ops} --faults ${formatFaults(faults)}${sabotage === undefined ? "" : ` --sabotage ${sabotage}`}\n`);
+      process.stdout.write(
+        `seed ${seed}: FAILED: ${result.failure}\n  replay: npm run sim -- --seed ${seed} --ops ${ops} --faults ${formatFaults(faults)}${sabotage === undefined ? "" : ` --sabotage ${sabotage}`}\n`,
+      );
     }
-    if (process.stderr.isTTY && (seed - start + 1) % 100 === 0) process.stderr.write(`\r${seed - start + 1}/${count} seeds, ${failures} failures`);
+    if (process.stderr.isTTY && (seed - start + 1) % 100 === 0)
+      process.stderr.write(`\r${seed - start + 1}/${count} seeds, ${failures} failures`);
   }
   if (process.stderr.isTTY) process.stderr.write("\n");
   process.stdout.write(`(${powerCuts} power cuts in ${((Date.now() - startedMs) / 1000).toFixed(1)} s)\n`);
@@ -109,7 +117,9 @@ async function runScale(values: { seeds?: string; start?: string; seed?: string;
     if (result.ok) process.stdout.write(`seed ${seed}: ok, ${result.summary} (${seconds} s)\n`);
     else {
       failures++;
-      process.stdout.write(`seed ${seed}: FAILED: ${result.failure}\n  ${result.summary}\n  replay: npm run sim -- --scale --seed ${seed} --writes ${writes}\n`);
+      process.stdout.write(
+        `seed ${seed}: FAILED: ${result.failure}\n  ${result.summary}\n  replay: npm run sim -- --scale --seed ${seed} --writes ${writes}\n`,
+      );
     }
   }
   process.stdout.write(`${count} seeds, ${failures} failures\n`);

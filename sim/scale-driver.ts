@@ -148,7 +148,8 @@ export async function runScaleSeed(options: ScaleOptions): Promise<ScaleResult> 
       }
     }
   } catch (error) {
-    if (!medium.isPoweredOff) return { seed: options.seed, ok: false, failure: `the workload failed with the power on: ${describeError(error)}`, summary: "" };
+    if (!medium.isPoweredOff)
+      return { seed: options.seed, ok: false, failure: `the workload failed with the power on: ${describeError(error)}`, summary: "" };
   }
   await engine.abandon().catch(() => undefined);
   const summary = `${writes} writes (flush chance ${flushChance}), cut ${plan.kind === "rotation" ? `at ${plan.point}` : `after write ${plan.afterWrites} + ${plan.extraCalls} calls`}, journal ${journalBytesAtCut} B, ${rotations} rotation(s)`;

@@ -215,11 +215,18 @@ export class SimulatedMedium implements Medium {
       throw ioError(`ENOSPC: no space left on device, write '${name}'`, "ENOSPC");
     }
     let at = positionBytes;
-    if (this.faultsEnabled && FAULTABLE_FILE.test(name) && this.prng.chance(this.rates.misdirect) && positionBytes % SECTOR_BYTES === 0 && file.currentSize > data.length) {
+    if (
+      this.faultsEnabled &&
+      FAULTABLE_FILE.test(name) &&
+      this.prng.chance(this.rates.misdirect) &&
+      positionBytes % SECTOR_BYTES === 0 &&
+      file.currentSize > data.length
+    ) {
       // Somewhere else in the same file, sector-aligned, inside what exists.
       const sectors = Math.floor((file.currentSize - data.length) / SECTOR_BYTES) + 1;
       at = this.prng.below(sectors) * SECTOR_BYTES;
-      if (at !== positionBytes) this.faults.push({ kind: "misdirect", file: name, intendedBytes: positionBytes, actualBytes: at, lengthBytes: data.length });
+      if (at !== positionBytes)
+        this.faults.push({ kind: "misdirect", file: name, intendedBytes: positionBytes, actualBytes: at, lengthBytes: data.length });
     }
     applyWrite(file, Buffer.from(data), at);
     // A misdirected write lands inside what exists; it never extends the file where it was meant to.
@@ -276,7 +283,8 @@ export class SimulatedMedium implements Medium {
     file.current[offsetBytes] ^= bit;
     if (offsetBytes < file.durableSize) file.durable[offsetBytes] ^= bit;
     for (const change of file.unsynced) {
-      if (change.kind === "write" && offsetBytes >= change.offsetBytes && offsetBytes < change.offsetBytes + change.data.length) change.data[offsetBytes - change.offsetBytes] ^= bit;
+      if (change.kind === "write" && offsetBytes >= change.offsetBytes && offsetBytes < change.offsetBytes + change.data.length)
+        change.data[offsetBytes - change.offsetBytes] ^= bit;
     }
     this.faults.push({ kind: "bit-flip", file: name, offsetBytes });
   }

@@ -45,17 +45,28 @@ test("startAppliance --demo serves the real store over the API, and close() rele
 
   const client = await ApiClient.connectIfRunning(storePath);
   assert.ok(client);
-  assert.deepEqual((await client.listDisks()).map((disk) => disk.name), ["demo"]);
+  assert.deepEqual(
+    (await client.listDisks()).map((disk) => disk.name),
+    ["demo"],
+  );
   const status = await client.status();
   assert.equal(status.mode, "server");
   assert.deepEqual(status.nbd, appliance.nbdUrls);
   const snapshot = await client.createSnapshot({ disk: "demo", name: "s1" });
   assert.equal(snapshot.disk, "demo");
-  await assert.rejects(client.createSnapshot({ disk: "demo", name: "s1" }), (error: unknown) => error instanceof SnaplogError && error.code === ErrorCodes.ALREADY_EXISTS);
+  await assert.rejects(
+    client.createSnapshot({ disk: "demo", name: "s1" }),
+    (error: unknown) => error instanceof SnaplogError && error.code === ErrorCodes.ALREADY_EXISTS,
+  );
   await assert.rejects(client.showDisk("ghost"), (error: unknown) => error instanceof SnaplogError && error.code === ErrorCodes.NOT_FOUND);
 
   const metrics = await getText("/metrics");
-  for (const name of ["snaplog_nbd_connections", "snaplog_nbd_requests_total", "snaplog_nbd_read_bytes_total", "snaplog_nbd_written_bytes_total"]) {
+  for (const name of [
+    "snaplog_nbd_connections",
+    "snaplog_nbd_requests_total",
+    "snaplog_nbd_read_bytes_total",
+    "snaplog_nbd_written_bytes_total",
+  ]) {
     assert.match(metrics, new RegExp(`^${name} \\d+$`, "m"));
   }
 
@@ -66,7 +77,10 @@ test("startAppliance --demo serves the real store over the API, and close() rele
   assert.equal(await ApiClient.connectIfRunning(storePath), undefined);
   const store = await Store.open(storePath, { mode: "direct" });
   try {
-    assert.deepEqual((await store.listSnapshots("demo")).map((s) => s.name), ["s1"]);
+    assert.deepEqual(
+      (await store.listSnapshots("demo")).map((s) => s.name),
+      ["s1"],
+    );
   } finally {
     await store.close();
   }
@@ -74,6 +88,9 @@ test("startAppliance --demo serves the real store over the API, and close() rele
 
 test("startAppliance without a store fails with NO_STORE and leaves nothing behind", async () => {
   const missing = join(directory, "missing");
-  await assert.rejects(startAppliance({ storePath: missing, nbd: { host: "127.0.0.1", port: 0 } }), (error: unknown) => error instanceof SnaplogError && error.code === ErrorCodes.NO_STORE);
+  await assert.rejects(
+    startAppliance({ storePath: missing, nbd: { host: "127.0.0.1", port: 0 } }),
+    (error: unknown) => error instanceof SnaplogError && error.code === ErrorCodes.NO_STORE,
+  );
   assert.equal(existsSync(missing), false);
 });

@@ -114,7 +114,13 @@ class MemoryOperations implements Operations {
   async createSnapshot(request: CreateSnapshotRequest): Promise<SnapshotInfo> {
     const disk = await this.showDisk(request.disk);
     this.mutationCount += 1;
-    const snapshot = { disk: disk.name, name: request.name ?? `snap-${disk.snapshots.length}`, lun: request.lun ?? 100, lsn: 0, createdAt: new Date(0).toISOString() };
+    const snapshot = {
+      disk: disk.name,
+      name: request.name ?? `snap-${disk.snapshots.length}`,
+      lun: request.lun ?? 100,
+      lsn: 0,
+      createdAt: new Date(0).toISOString(),
+    };
     disk.snapshots.push(snapshot);
     disk.snapshotCount += 1;
     return snapshot;
@@ -145,7 +151,20 @@ class MemoryOperations implements Operations {
     this.mutationCount += 1;
     await this.longRun(onProgress);
     const mode = request.intoBaseline === true ? "into-baseline" : "in-place";
-    return { disk: request.disk, mode, entriesFreed: 5, bytesFreed: 20480, bytesMoved: 0, entriesScanned: 9, bytesScanned: 36864, segmentsReleased: 1, lsnFold: 0, scanMs: 1, durationMs: 1.5, corruptBlocks: [] };
+    return {
+      disk: request.disk,
+      mode,
+      entriesFreed: 5,
+      bytesFreed: 20480,
+      bytesMoved: 0,
+      entriesScanned: 9,
+      bytesScanned: 36864,
+      segmentsReleased: 1,
+      lsnFold: 0,
+      scanMs: 1,
+      durationMs: 1.5,
+      corruptBlocks: [],
+    };
   }
   async restore(request: RestoreRequest, onProgress?: ProgressCallback): Promise<RestoreResult> {
     // The Store's own check of a request's fields (shared with the CLI).
@@ -165,7 +184,16 @@ class MemoryOperations implements Operations {
     await this.longRun(onProgress);
     const disks = names.map((disk) => {
       const corrupt = this.damagedDisks.has(disk)
-        ? [{ block: 3, lsn: 9, offsetBytes: 3 * 4096, file: `disks/${disk}/segment-00000000.dat`, fileOffsetBytes: 8192, reason: "checksum mismatch" }]
+        ? [
+            {
+              block: 3,
+              lsn: 9,
+              offsetBytes: 3 * 4096,
+              file: `disks/${disk}/segment-00000000.dat`,
+              fileOffsetBytes: 8192,
+              reason: "checksum mismatch",
+            },
+          ]
         : [];
       return { disk, entriesChecked: 4, bytesChecked: 4 * 4096, corrupt, baselineUnknownBlocks: [], ok: corrupt.length === 0 };
     });
@@ -196,7 +224,8 @@ class MemoryOperations implements Operations {
     this.streamClosed = false;
     try {
       for (let index = 0; index < this.logEntryCount; index++) {
-        if (index === this.streamFailAfter) throw new SnaplogError(ErrorCodes.IO, "I/O error: the medium went away", { hint: "check the disk" });
+        if (index === this.streamFailAfter)
+          throw new SnaplogError(ErrorCodes.IO, "I/O error: the medium went away", { hint: "check the disk" });
         this.itemsPulled += 1;
         // A real store reads files here; yield to the event loop the same way.
         if (index % 64 === 0) await new Promise((resolve) => setImmediate(resolve));
@@ -236,12 +265,19 @@ interface Answer {
   text: string;
 }
 
-function send(target: { socketPath: string } | { host: string; port: number }, method: string, path: string, options: { body?: string; headers?: Record<string, string> } = {}): Promise<Answer> {
+function send(
+  target: { socketPath: string } | { host: string; port: number },
+  method: string,
+  path: string,
+  options: { body?: string; headers?: Record<string, string> } = {},
+): Promise<Answer> {
   return new Promise((resolve, reject) => {
     const request = http.request({ ...target, method, path, headers: options.headers }, (response) => {
       const chunks: Buffer[] = [];
       response.on("data", (chunk: Buffer) => chunks.push(chunk));
-      response.on("end", () => resolve({ status: response.statusCode ?? 0, headers: response.headers, text: Buffer.concat(chunks).toString() }));
+      response.on("end", () =>
+        resolve({ status: response.statusCode ?? 0, headers: response.headers, text: Buffer.concat(chunks).toString() }),
+      );
     });
     request.on("error", reject);
     request.end(options.body);
@@ -328,7 +364,9 @@ test("bad bodies get 400 with a one-line message and change nothing", async () =
 test("store errors map to their HTTP status, and ApiClient turns them back", async () => {
   const missing = await send({ socketPath }, "GET", "/v1/disks/nothere");
   assert.equal(missing.status, 404);
-  assert.deepEqual(JSON.parse(missing.text), { error: { code: ErrorCodes.NOT_FOUND, message: 'no disk "nothere"', hint: "see snaplog disk list" } });
+  assert.deepEqual(JSON.parse(missing.text), {
+    error: { code: ErrorCodes.NOT_FOUND, message: 'no disk "nothere"', hint: "see snaplog disk list" },
+  });
   const noRoute = await send({ socketPath }, "GET", "/v2/nothing");
   assert.equal(noRoute.status, 404);
 
@@ -342,8 +380,14 @@ test("store errors map to their HTTP status, and ApiClient turns them back", asy
     assert.equal(error.message, 'disk "vm1" exists');
     return true;
   });
-  await assert.rejects(client.showDisk("ghost"), (error: unknown) => error instanceof SnaplogError && error.code === ErrorCodes.NOT_FOUND && error.hint === "see snaplog disk list");
-  await assert.rejects(client.createDisk({ name: "bad/name", sizeBytes: 1 }), (error: unknown) => error instanceof SnaplogError && error.code === ErrorCodes.INVALID_ARGUMENT);
+  await assert.rejects(
+    client.showDisk("ghost"),
+    (error: unknown) => error instanceof SnaplogError && error.code === ErrorCodes.NOT_FOUND && error.hint === "see snaplog disk list",
+  );
+  await assert.rejects(
+    client.createDisk({ name: "bad/name", sizeBytes: 1 }),
+    (error: unknown) => error instanceof SnaplogError && error.code === ErrorCodes.INVALID_ARGUMENT,
+  );
   const snapshot = await client.createSnapshot({ disk: "vm1", name: "first", lun: 7 });
   assert.deepEqual({ name: snapshot.name, lun: snapshot.lun }, { name: "first", lun: 7 });
   assert.equal((await client.listSnapshots("vm1")).length, 1);
@@ -376,7 +420,11 @@ test("a live socket is refused with CONFLICT, a stale one is replaced", async ()
 
   // A process killed with SIGKILL leaves its socket file behind.
   const stalePath = join(directory, "stale.sock");
-  const child = spawn(process.execPath, ["-e", `require("node:net").createServer().listen(${JSON.stringify(stalePath)}, () => console.log("up"))`], { stdio: ["ignore", "pipe", "inherit"] });
+  const child = spawn(
+    process.execPath,
+    ["-e", `require("node:net").createServer().listen(${JSON.stringify(stalePath)}, () => console.log("up"))`],
+    { stdio: ["ignore", "pipe", "inherit"] },
+  );
   await new Promise((resolve) => child.stdout.once("data", resolve));
   child.kill("SIGKILL");
   await new Promise((resolve) => child.once("exit", resolve));
@@ -409,7 +457,12 @@ let historyServer: ApiServer;
 before(async () => {
   // Every progress report is a line (no throttle): the tests below see exactly what the operation reported.
   historyApp = await buildApiApp({ operations: historyOperations, metrics: new Registry(), progress: { intervalMs: 0 } });
-  historyServer = await startApiServer({ operations: historyOperations, storePath: directory, socketPath: historySocketPath, progress: { intervalMs: 0 } });
+  historyServer = await startApiServer({
+    operations: historyOperations,
+    storePath: directory,
+    socketPath: historySocketPath,
+    progress: { intervalMs: 0 },
+  });
   await historyOperations.createDisk({ name: "vm1", sizeBytes: 1 << 20 });
   await historyOperations.createSnapshot({ disk: "vm1", name: "s1", lun: 5 });
   await historyOperations.createSnapshot({ disk: "vm1", name: "s2", lun: 6 });
@@ -461,7 +514,12 @@ test("the OpenAPI document lists the history routes, with NDJSON answers for the
   const document = JSON.parse(answer.body) as OpenApiDocument;
   assert.deepEqual(Object.keys(document.paths["/v1/disks/{name}/snapshots/{snapshot}"]), ["delete"]);
   assert.deepEqual(Object.keys(document.paths["/v1/disks/{name}/policy"]).sort(), ["get", "patch"]);
-  for (const [path, method] of [["compact", "post"], ["restore", "post"], ["log", "get"], ["diff", "get"]] as const) {
+  for (const [path, method] of [
+    ["compact", "post"],
+    ["restore", "post"],
+    ["log", "get"],
+    ["diff", "get"],
+  ] as const) {
     const content = document.paths[`/v1/disks/{name}/${path}`][method].responses["200"].content ?? {};
     assert.deepEqual(Object.keys(content), ["application/x-ndjson"], path);
   }
@@ -483,7 +541,15 @@ test("GET /v1/disks/:name carries space and policy", async () => {
 test("DELETE a snapshot answers what was deleted and freed; an unknown one is 404", async () => {
   const deleted = await historyApp.inject({ method: "DELETE", url: "/v1/disks/vm1/snapshots/s2" });
   assert.equal(deleted.statusCode, 200, deleted.body);
-  assert.deepEqual(JSON.parse(deleted.body), { disk: "vm1", name: "s2", lun: 6, lsn: 0, createdAt: new Date(0).toISOString(), entriesFreed: 2, bytesFreed: 8192 });
+  assert.deepEqual(JSON.parse(deleted.body), {
+    disk: "vm1",
+    name: "s2",
+    lun: 6,
+    lsn: 0,
+    createdAt: new Date(0).toISOString(),
+    entriesFreed: 2,
+    bytesFreed: 8192,
+  });
   const again = await historyApp.inject({ method: "DELETE", url: "/v1/disks/vm1/snapshots/s2" });
   assert.equal(again.statusCode, 404);
   assert.equal(JSON.parse(again.body).error.code, ErrorCodes.NOT_FOUND);
@@ -492,7 +558,11 @@ test("DELETE a snapshot answers what was deleted and freed; an unknown one is 40
 test("policy: GET shows it, PATCH changes only the fields given and answers the whole policy", async () => {
   const shown = await historyApp.inject({ method: "GET", url: "/v1/disks/vm1/policy" });
   assert.deepEqual(JSON.parse(shown.body), { historySeconds: 3600, autoCompact: true, compactOnDelete: true });
-  const changed = await historyApp.inject({ method: "PATCH", url: "/v1/disks/vm1/policy", payload: { autoCompact: false, historySeconds: 60 } });
+  const changed = await historyApp.inject({
+    method: "PATCH",
+    url: "/v1/disks/vm1/policy",
+    payload: { autoCompact: false, historySeconds: 60 },
+  });
   assert.equal(changed.statusCode, 200, changed.body);
   assert.deepEqual(JSON.parse(changed.body), { historySeconds: 60, autoCompact: false, compactOnDelete: true });
   const missing = await historyApp.inject({ method: "GET", url: "/v1/disks/nothere/policy" });
@@ -540,7 +610,11 @@ test("progress lines are throttled on the server's clock: one per interval at mo
   // 30 reports 20 ms apart on a clock the test moves: a line goes out once 100 ms have passed
   // since the last one (or since the start), so at reports 5, 10, ..., 30, and never between.
   let nowMs = 0;
-  const app = await buildApiApp({ operations: historyOperations, metrics: new Registry(), progress: { intervalMs: 100, now: () => nowMs } });
+  const app = await buildApiApp({
+    operations: historyOperations,
+    metrics: new Registry(),
+    progress: { intervalMs: 100, now: () => nowMs },
+  });
   try {
     historyOperations.longRun = async (onProgress) => {
       for (let step = 1; step <= 30; step++) {
@@ -552,7 +626,10 @@ test("progress lines are throttled on the server's clock: one per interval at mo
     assert.equal(answer.statusCode, 200);
     assert.match(String(answer.headers["content-type"]), /^application\/x-ndjson/);
     const lines = parseNdjson(answer.body) as Array<{ progress?: { done: number; total: number }; result?: RestoreResult }>;
-    assert.deepEqual(lines.slice(0, -1), [5, 10, 15, 20, 25, 30].map((step) => ({ progress: { done: step * 4096, total: 30 * 4096 } })));
+    assert.deepEqual(
+      lines.slice(0, -1),
+      [5, 10, 15, 20, 25, 30].map((step) => ({ progress: { done: step * 4096, total: 30 * 4096 } })),
+    );
     assert.deepEqual(lines.at(-1)?.result?.file, { path: "/tmp/vm1.raw", sizeBytes: 4096, bytesWritten: 4096 });
   } finally {
     await app.close();
@@ -572,7 +649,11 @@ test("compact and restore: an error before any line keeps its status; after, it 
   const notFound = await historyApp.inject({ method: "POST", url: "/v1/disks/nothere/compact", payload: { intoBaseline: true } });
   assert.equal(notFound.statusCode, 404);
   assert.equal(JSON.parse(notFound.body).error.code, ErrorCodes.NOT_FOUND);
-  const twoTargets = await historyApp.inject({ method: "POST", url: "/v1/disks/vm1/restore", payload: { at: "lsn:1", rollback: true, to: "/tmp/x.raw" } });
+  const twoTargets = await historyApp.inject({
+    method: "POST",
+    url: "/v1/disks/vm1/restore",
+    payload: { at: "lsn:1", rollback: true, to: "/tmp/x.raw" },
+  });
   assert.equal(twoTargets.statusCode, 400);
   const future = await historyApp.inject({ method: "POST", url: "/v1/disks/vm1/restore", payload: { at: "lsn:999", rollback: true } });
   assert.equal(future.statusCode, 410);
@@ -586,7 +667,10 @@ test("compact and restore: an error before any line keeps its status; after, it 
   historyOperations.longRun = progressing(5, new SnaplogError(ErrorCodes.IO, "I/O error: gone", { hint: "check the medium" }));
   const late = await historyApp.inject({ method: "POST", url: "/v1/disks/vm1/compact", payload: { snapshot: "s1" } });
   assert.equal(late.statusCode, 200, "the status was sent with the first progress line");
-  assert.deepEqual(parseNdjson(late.body), [...progressLines(5), { error: { code: ErrorCodes.IO, message: "I/O error: gone", hint: "check the medium" } }]);
+  assert.deepEqual(parseNdjson(late.body), [
+    ...progressLines(5),
+    { error: { code: ErrorCodes.IO, message: "I/O error: gone", hint: "check the medium" } },
+  ]);
 });
 
 test("a failure that is no SnaplogError is INTERNAL (500) before the first line, and the same body as the final line after", async () => {
@@ -604,18 +688,31 @@ test("a failure that is no SnaplogError is INTERNAL (500) before the first line,
 
 test("log and diff stream one item per line; errors before the first item keep their status", async () => {
   resetHistoryBehaviour();
-  const log = await historyApp.inject({ method: "GET", url: "/v1/disks/vm1/log?since=lsn:1&until=2026-11-25T10:00:00Z&snapshot=s1&data=true" });
+  const log = await historyApp.inject({
+    method: "GET",
+    url: "/v1/disks/vm1/log?since=lsn:1&until=2026-11-25T10:00:00Z&snapshot=s1&data=true",
+  });
   assert.equal(log.statusCode, 200, log.body);
   assert.match(String(log.headers["content-type"]), /^application\/x-ndjson/);
   const entries = parseNdjson(log.body) as LogEntry[];
-  assert.deepEqual(entries.map((entry) => [entry.lsnFirst, entry.block, Buffer.from(entry.data ?? "", "base64").toString()]), [[1, 0, "entry 0"], [2, 1, "entry 1"], [3, 2, "entry 2"]]);
+  assert.deepEqual(
+    entries.map((entry) => [entry.lsnFirst, entry.block, Buffer.from(entry.data ?? "", "base64").toString()]),
+    [
+      [1, 0, "entry 0"],
+      [2, 1, "entry 1"],
+      [3, 2, "entry 2"],
+    ],
+  );
   const withoutData = parseNdjson((await historyApp.inject({ method: "GET", url: "/v1/disks/vm1/log" })).body) as LogEntry[];
   assert.equal(withoutData.length, 3);
   assert.ok(withoutData.every((entry) => entry.data === undefined));
 
   const diff = await historyApp.inject({ method: "GET", url: "/v1/disks/vm1/diff?from=s1&to=current" });
   assert.equal(diff.statusCode, 200, diff.body);
-  assert.deepEqual(parseNdjson(diff.body), [0, 1, 2].map((index) => ({ block: index * 2, blockCount: 1, offsetBytes: index * 8192, lengthBytes: 4096 })));
+  assert.deepEqual(
+    parseNdjson(diff.body),
+    [0, 1, 2].map((index) => ({ block: index * 2, blockCount: 1, offsetBytes: index * 8192, lengthBytes: 4096 })),
+  );
 
   historyOperations.logEntryCount = 0;
   const empty = await historyApp.inject({ method: "GET", url: "/v1/disks/vm1/log" });
@@ -673,13 +770,25 @@ test("ApiClient: log and diff yield items as they come; error lines and error an
   const client = new ApiClient(historySocketPath);
   const entries: LogEntry[] = [];
   for await (const entry of client.readLog({ disk: "vm1", since: "lsn:1", data: true })) entries.push(entry);
-  assert.deepEqual(entries.map((entry) => Buffer.from(entry.data ?? "", "base64").toString()), ["entry 0", "entry 1", "entry 2"]);
+  assert.deepEqual(
+    entries.map((entry) => Buffer.from(entry.data ?? "", "base64").toString()),
+    ["entry 0", "entry 1", "entry 2"],
+  );
   const runs: DiffRun[] = [];
   for await (const run of client.diff({ disk: "vm1", from: "s1", to: "current" })) runs.push(run);
-  assert.deepEqual(runs.map((run) => run.block), [0, 2, 4]);
+  assert.deepEqual(
+    runs.map((run) => run.block),
+    [0, 2, 4],
+  );
 
-  await assert.rejects(collect(client.readLog({ disk: "nothere" })), (error: unknown) => error instanceof SnaplogError && error.code === ErrorCodes.NOT_FOUND);
-  await assert.rejects(collect(client.readLog({ disk: "vm1", since: "lsn:999" })), (error: unknown) => error instanceof SnaplogError && error.code === ErrorCodes.OUTSIDE_WINDOW);
+  await assert.rejects(
+    collect(client.readLog({ disk: "nothere" })),
+    (error: unknown) => error instanceof SnaplogError && error.code === ErrorCodes.NOT_FOUND,
+  );
+  await assert.rejects(
+    collect(client.readLog({ disk: "vm1", since: "lsn:999" })),
+    (error: unknown) => error instanceof SnaplogError && error.code === ErrorCodes.OUTSIDE_WINDOW,
+  );
 
   historyOperations.logEntryCount = 10;
   historyOperations.streamFailAfter = 2;
@@ -712,12 +821,21 @@ test("ApiClient: compact and restore report progress and return the result; a la
   const seen: Array<[number, number]> = [];
   const result = await client.compact({ disk: "vm1", intoBaseline: true }, (done, total) => seen.push([done, total]));
   assert.equal(result.mode, "into-baseline");
-  assert.deepEqual(seen, progressLines(6).map(({ progress }) => [progress.done, progress.total]));
+  assert.deepEqual(
+    seen,
+    progressLines(6).map(({ progress }) => [progress.done, progress.total]),
+  );
 
   historyOperations.longRun = progressing(3, new SnaplogError(ErrorCodes.CORRUPT, "checksum error at block 9"));
-  await assert.rejects(client.restore({ disk: "vm1", at: "lsn:3", asSnapshot: "x" }), (error: unknown) => error instanceof SnaplogError && error.code === ErrorCodes.CORRUPT && error.message === "checksum error at block 9");
+  await assert.rejects(
+    client.restore({ disk: "vm1", at: "lsn:3", asSnapshot: "x" }),
+    (error: unknown) => error instanceof SnaplogError && error.code === ErrorCodes.CORRUPT && error.message === "checksum error at block 9",
+  );
   resetHistoryBehaviour();
-  await assert.rejects(client.restore({ disk: "vm1", at: "lsn:3", asSnapshot: "x", rollback: true }), (error: unknown) => error instanceof SnaplogError && error.code === ErrorCodes.INVALID_ARGUMENT);
+  await assert.rejects(
+    client.restore({ disk: "vm1", at: "lsn:3", asSnapshot: "x", rollback: true }),
+    (error: unknown) => error instanceof SnaplogError && error.code === ErrorCodes.INVALID_ARGUMENT,
+  );
   const restored = await client.restore({ disk: "vm1", at: "lsn:3", to: "/tmp/y.raw" });
   assert.equal(restored.file?.path, "/tmp/y.raw");
 });
@@ -728,7 +846,10 @@ test("ApiClient: snapshot delete, policy show and set, disk detail", async () =>
   await client.createSnapshot({ disk: "vm1", name: "gone", lun: 9 });
   const deleted = await client.deleteSnapshot("vm1", "gone");
   assert.deepEqual([deleted.name, deleted.lun, deleted.entriesFreed, deleted.bytesFreed], ["gone", 9, 2, 8192]);
-  await assert.rejects(client.deleteSnapshot("vm1", "gone"), (error: unknown) => error instanceof SnaplogError && error.code === ErrorCodes.NOT_FOUND);
+  await assert.rejects(
+    client.deleteSnapshot("vm1", "gone"),
+    (error: unknown) => error instanceof SnaplogError && error.code === ErrorCodes.NOT_FOUND,
+  );
   const policy = await client.setPolicy({ disk: "vm1", compactOnDelete: false });
   assert.equal(policy.compactOnDelete, false);
   assert.deepEqual(await client.showPolicy("vm1"), policy);
@@ -749,7 +870,8 @@ test("the OpenAPI document lists POST /v1/scrub with an NDJSON answer and the Sc
   const content = document.paths["/v1/scrub"].post.responses["200"].content ?? {};
   assert.deepEqual(Object.keys(content), ["application/x-ndjson"]);
   const described = JSON.stringify(content);
-  for (const field of ["baselineUnknownBlocks", "offsetBytes", "fileOffsetBytes", "offlineReason", "entriesChecked"]) assert.match(described, new RegExp(field));
+  for (const field of ["baselineUnknownBlocks", "offsetBytes", "fileOffsetBytes", "offlineReason", "entriesChecked"])
+    assert.match(described, new RegExp(field));
 });
 
 test("POST /v1/scrub: no body, an empty body or {disk} scrubs; damage is a 200 result with ok false", async () => {
@@ -761,14 +883,30 @@ test("POST /v1/scrub: no body, an empty body or {disk} scrubs; damage is a 200 r
     assert.equal(answer.statusCode, 200, answer.body);
     assert.match(String(answer.headers["content-type"]), /^application\/x-ndjson/);
     const [line] = parseNdjson(answer.body) as Array<{ result?: ScrubResult }>;
-    assert.deepEqual(line.result?.disks.map((disk) => [disk.disk, disk.ok]), [["vm1", true], ["vm2", false]]);
+    assert.deepEqual(
+      line.result?.disks.map((disk) => [disk.disk, disk.ok]),
+      [
+        ["vm1", true],
+        ["vm2", false],
+      ],
+    );
     assert.equal(line.result?.ok, false);
-    assert.deepEqual(line.result?.disks[1].corrupt[0], { block: 3, lsn: 9, offsetBytes: 12288, file: "disks/vm2/segment-00000000.dat", fileOffsetBytes: 8192, reason: "checksum mismatch" });
+    assert.deepEqual(line.result?.disks[1].corrupt[0], {
+      block: 3,
+      lsn: 9,
+      offsetBytes: 12288,
+      file: "disks/vm2/segment-00000000.dat",
+      fileOffsetBytes: 8192,
+      reason: "checksum mismatch",
+    });
   }
   const one = await historyApp.inject({ method: "POST", url: "/v1/scrub", payload: { disk: "vm1" } });
   assert.equal(one.statusCode, 200, one.body);
   const [oneLine] = parseNdjson(one.body) as Array<{ result?: ScrubResult }>;
-  assert.deepEqual(oneLine.result?.disks.map((disk) => disk.disk), ["vm1"]);
+  assert.deepEqual(
+    oneLine.result?.disks.map((disk) => disk.disk),
+    ["vm1"],
+  );
   assert.equal(oneLine.result?.ok, true);
   assert.deepEqual(historyOperations.scrubRequests, [{}, {}, { disk: "vm1" }]);
 });
@@ -801,7 +939,9 @@ test("POST /v1/scrub streams its progress, then the result; a late failure is th
   historyOperations.longRun = progressing(4, new SnaplogError(ErrorCodes.CLOSED, "the scrub of disk vm1 was cut short"));
   const late = await historyApp.inject({ method: "POST", url: "/v1/scrub", payload: { disk: "vm1" } });
   assert.equal(late.statusCode, 200);
-  assert.deepEqual((parseNdjson(late.body) as unknown[]).at(-1), { error: { code: ErrorCodes.CLOSED, message: "the scrub of disk vm1 was cut short" } });
+  assert.deepEqual((parseNdjson(late.body) as unknown[]).at(-1), {
+    error: { code: ErrorCodes.CLOSED, message: "the scrub of disk vm1 was cut short" },
+  });
 });
 
 test("ApiClient.scrub reports progress and returns the result, damage included; errors become SnaplogError", async () => {
@@ -812,10 +952,19 @@ test("ApiClient.scrub reports progress and returns the result, damage included; 
   const seen: Array<[number, number]> = [];
   const result = await client.scrub({ disk: "vm1" }, (done, total) => seen.push([done, total]));
   assert.equal(result.ok, false);
-  assert.deepEqual(result.disks[0].corrupt.map((damage) => damage.block), [3]);
-  assert.deepEqual(seen, progressLines(5).map(({ progress }) => [progress.done, progress.total]));
+  assert.deepEqual(
+    result.disks[0].corrupt.map((damage) => damage.block),
+    [3],
+  );
+  assert.deepEqual(
+    seen,
+    progressLines(5).map(({ progress }) => [progress.done, progress.total]),
+  );
   resetHistoryBehaviour();
   assert.equal((await client.scrub({})).ok, true);
-  await assert.rejects(client.scrub({ disk: "nothere" }), (error: unknown) => error instanceof SnaplogError && error.code === ErrorCodes.NOT_FOUND);
+  await assert.rejects(
+    client.scrub({ disk: "nothere" }),
+    (error: unknown) => error instanceof SnaplogError && error.code === ErrorCodes.NOT_FOUND,
+  );
   assert.deepEqual(historyOperations.scrubRequests, [{}]);
 });

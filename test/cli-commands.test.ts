@@ -122,7 +122,10 @@ test("no store: NO_STORE with a hint; SNAPLOG_STORE picks the store", () => {
 });
 
 test("--help helps: examples for disk create and serve, exit 0", () => {
-  for (const args of [["disk", "create", "--help"], ["serve", "--help"]]) {
+  for (const args of [
+    ["disk", "create", "--help"],
+    ["serve", "--help"],
+  ]) {
     const result = run(args);
     assert.equal(result.code, 0);
     assert.match(result.stdout, /Examples:\n +\$ snaplog /);

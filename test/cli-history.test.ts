@@ -11,7 +11,15 @@ import { before, test } from "node:test";
 import assert from "node:assert/strict";
 import { readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
-import type { CompactResult, DeleteSnapshotResult, DiffRun, DiskPolicy, LogEntry, RestoreResult, SnapshotInfo } from "../src/store/operations.js";
+import type {
+  CompactResult,
+  DeleteSnapshotResult,
+  DiffRun,
+  DiskPolicy,
+  LogEntry,
+  RestoreResult,
+  SnapshotInfo,
+} from "../src/store/operations.js";
 import { assertFailure, assertSuccess, cliForStore, fingerprint } from "./support/cli.js";
 import { parseNdjson } from "./support/ndjson.js";
 import { readExport as readStoreExport, withStore } from "./support/store-fixtures.js";
@@ -81,10 +89,15 @@ before(async () => {
   succeed("disk", "create", "cmp", "--size", "1M", "--history", "1s");
   const text = Buffer.alloc(blockSizeBytes);
   text.write("hello log\n");
-  await change("lg", logImage, [
-    { offsetBytes: 0, data: text },
-    { offsetBytes: blockSizeBytes, data: block("b", 2) },
-  ], "s1");
+  await change(
+    "lg",
+    logImage,
+    [
+      { offsetBytes: 0, data: text },
+      { offsetBytes: blockSizeBytes, data: block("b", 2) },
+    ],
+    "s1",
+  );
   await change("lg", logImage, [
     { offsetBytes: 0, data: block("c") },
     { offsetBytes: blockSizeBytes, trimBytes: blockSizeBytes },
@@ -107,13 +120,16 @@ test("log: one text line per row, with LSN range, time, kind, blocks and bytes; 
 
 test("log --json is NDJSON, one LogEntry per line, data as base64 with --data", () => {
   const entries = succeedNdjson<LogEntry>("log", "lg");
-  assert.deepEqual(entries.map((entry) => [entry.kind, entry.lsnFirst, entry.lsnLast, entry.block, entry.blockCount]), [
-    ["write", 1, 1, 0, 1],
-    ["write", 2, 3, 1, 2],
-    ["snapshot", 3, 3, 0, 0],
-    ["write", 4, 4, 0, 1],
-    ["trim", 5, 5, 1, 1],
-  ]);
+  assert.deepEqual(
+    entries.map((entry) => [entry.kind, entry.lsnFirst, entry.lsnLast, entry.block, entry.blockCount]),
+    [
+      ["write", 1, 1, 0, 1],
+      ["write", 2, 3, 1, 2],
+      ["snapshot", 3, 3, 0, 0],
+      ["write", 4, 4, 0, 1],
+      ["trim", 5, 5, 1, 1],
+    ],
+  );
   assert.equal(entries[2].snapshot?.name, "s1");
   assert.ok(entries.every((entry) => entry.data === undefined));
   const withData = succeedNdjson<LogEntry>("log", "lg", "--data");
@@ -149,8 +165,12 @@ test("diff: one line per run and a summary; --json is NDJSON runs", () => {
   assert.match(text[1], /^ +0 +2 +0 +8192$/);
   assert.equal(text[2], "1 runs, 2 blocks, 8 KiB (8192 bytes) differ");
   assert.equal(text.length, 3);
-  assert.deepEqual(succeedNdjson<DiffRun>("diff", "lg", "baseline", "s1"), [{ block: 0, blockCount: 3, offsetBytes: 0, lengthBytes: 12288 }]);
-  assert.deepEqual(succeedNdjson<DiffRun>("diff", "lg", "lsn:4", "current"), [{ block: 1, blockCount: 1, offsetBytes: 4096, lengthBytes: 4096 }]);
+  assert.deepEqual(succeedNdjson<DiffRun>("diff", "lg", "baseline", "s1"), [
+    { block: 0, blockCount: 3, offsetBytes: 0, lengthBytes: 12288 },
+  ]);
+  assert.deepEqual(succeedNdjson<DiffRun>("diff", "lg", "lsn:4", "current"), [
+    { block: 1, blockCount: 1, offsetBytes: 4096, lengthBytes: 4096 },
+  ]);
   assert.equal(succeed("diff", "lg", "s1", "s1"), "0 runs, 0 blocks, 0 B (0 bytes) differ\n");
 });
 
@@ -162,8 +182,14 @@ test("snapshot delete prints what was deleted, the LUN released and what was fre
   succeed("policy", "set", "del", "--history", "0");
   const lun = succeedJson<SnapshotInfo[]>("snapshot", "list", "del").find((snapshot) => snapshot.name === "old")!.lun;
   const text = succeed("snapshot", "delete", "del", "old");
-  assert.match(text, new RegExp(`^deleted snapshot old of del \\(LSN 1, created \\S+\\): LUN ${lun} released, 1 entries and 4 KiB freed\\n$`));
-  assert.deepEqual(succeedJson<SnapshotInfo[]>("snapshot", "list", "del").map((snapshot) => snapshot.name), ["other"]);
+  assert.match(
+    text,
+    new RegExp(`^deleted snapshot old of del \\(LSN 1, created \\S+\\): LUN ${lun} released, 1 entries and 4 KiB freed\\n$`),
+  );
+  assert.deepEqual(
+    succeedJson<SnapshotInfo[]>("snapshot", "list", "del").map((snapshot) => snapshot.name),
+    ["other"],
+  );
   const deleted = succeedJson<DeleteSnapshotResult>("snapshot", "delete", "del", "other");
   assert.deepEqual([deleted.name, deleted.lsn, deleted.entriesFreed], ["other", 2, 0]);
   assert.deepEqual(await readExport("del", 0, blockSizeBytes), block("2"));
@@ -173,7 +199,11 @@ test("snapshot delete prints what was deleted, the LUN released and what was fre
 test("policy set changes only what is given; policy show and disk show report it", () => {
   const changed = succeedJson<DiskPolicy>("policy", "set", "win", "--history", "2h", "--auto-compact", "off");
   assert.deepEqual(changed, { historySeconds: 7200, autoCompact: false, compactOnDelete: true });
-  assert.deepEqual(succeedJson<DiskPolicy>("policy", "set", "win", "--compact-on-delete", "off"), { historySeconds: 7200, autoCompact: false, compactOnDelete: false });
+  assert.deepEqual(succeedJson<DiskPolicy>("policy", "set", "win", "--compact-on-delete", "off"), {
+    historySeconds: 7200,
+    autoCompact: false,
+    compactOnDelete: false,
+  });
   assert.equal(succeed("policy", "show", "win"), "history:           2h\nauto-compact:      off\ncompact-on-delete: off\n");
   const shown = succeed("disk", "show", "win");
   assert.match(shown, /^history window: +2h: from LSN 0 \(before the first write\) to LSN 0$/m);
@@ -205,9 +235,15 @@ test("compact in place frees versions no volume sees; --into-baseline folds the 
   await new Promise((resolve) => setTimeout(resolve, 1100));
   assert.match(succeed("disk", "show", "cmp"), /^log dead: +8 KiB \(compaction would free it\)$/m);
   const inPlace = succeedJson<CompactResult>("compact", "cmp");
-  assert.deepEqual([inPlace.mode, inPlace.entriesFreed, inPlace.bytesFreed, inPlace.bytesMoved, inPlace.lsnFold], ["in-place", 2, 8192, 0, 0]);
+  assert.deepEqual(
+    [inPlace.mode, inPlace.entriesFreed, inPlace.bytesFreed, inPlace.bytesMoved, inPlace.lsnFold],
+    ["in-place", 2, 8192, 0, 0],
+  );
   const again = succeed("compact", "cmp");
-  assert.match(again, /^compacted cmp in place:\nentries freed: +0\nbytes freed: +0 B\nbytes moved: +0 B\nsegments released: +\d+\nduration: +\d+ ms\n$/);
+  assert.match(
+    again,
+    /^compacted cmp in place:\nentries freed: +0\nbytes freed: +0 B\nbytes moved: +0 B\nsegments released: +\d+\nduration: +\d+ ms\n$/,
+  );
 
   const folded = succeedJson<CompactResult>("compact", "cmp", "--into-baseline");
   assert.deepEqual([folded.mode, folded.lsnFold, folded.bytesMoved, folded.entriesFreed], ["into-baseline", 4, 8192, 2]);
@@ -220,15 +256,23 @@ test("compact in place frees versions no volume sees; --into-baseline folds the 
 
 test("restore --to writes the disk as it was at the point, byte for byte, to a new file", async () => {
   const image = Buffer.alloc(diskSizeBytes);
-  await change("rst", image, [
-    { offsetBytes: 0, data: block("p") },
-    { offsetBytes: 5 * blockSizeBytes + 100, data: Buffer.from("unaligned bytes") },
-  ], "s1");
+  await change(
+    "rst",
+    image,
+    [
+      { offsetBytes: 0, data: block("p") },
+      { offsetBytes: 5 * blockSizeBytes + 100, data: Buffer.from("unaligned bytes") },
+    ],
+    "s1",
+  );
   const atSnapshot = Buffer.from(image);
   await change("rst", image, [{ offsetBytes: 0, data: block("q") }]);
 
   const result = succeedJson<RestoreResult>("restore", "rst", "--at", "s1", "--to", "at-s1.raw");
-  assert.deepEqual([result.mode, result.lsn, result.file?.path, result.file?.sizeBytes], ["file", 2, join(directory, "at-s1.raw"), diskSizeBytes]);
+  assert.deepEqual(
+    [result.mode, result.lsn, result.file?.path, result.file?.sizeBytes],
+    ["file", 2, join(directory, "at-s1.raw"), diskSizeBytes],
+  );
   assert.deepEqual(readFileSync(join(directory, "at-s1.raw")), atSnapshot);
   const text = succeed("restore", "rst", "--at", "lsn:3", "--to", join(directory, "now.raw"));
   assert.match(text, new RegExp(`^restored rst at LSN 3 \\(\\S+\\) to ${join(directory, "now.raw")}: 1 MiB, `));
@@ -254,7 +298,10 @@ test("restore --as-snapshot names a past point; --rollback returns to it and kee
 test("bad arguments are refused before the store is touched: one line, exit 2, files unchanged", () => {
   const filesBefore = fingerprint(storePath);
   const cases: Array<{ args: string[]; pattern?: RegExp }> = [
-    { args: ["restore", "lg", "--at", "lsn:1", "--to", "x.raw", "--as-snapshot", "y"], pattern: /exactly one of --to FILE, --as-snapshot NAME, --rollback/ },
+    {
+      args: ["restore", "lg", "--at", "lsn:1", "--to", "x.raw", "--as-snapshot", "y"],
+      pattern: /exactly one of --to FILE, --as-snapshot NAME, --rollback/,
+    },
     { args: ["restore", "lg", "--at", "lsn:1", "--rollback", "--as-snapshot", "y"], pattern: /exactly one/ },
     { args: ["restore", "lg", "--at", "lsn:1"], pattern: /exactly one/ },
     { args: ["restore", "lg", "--to", "x.raw"], pattern: /--at/ },
@@ -279,7 +326,10 @@ test("bad arguments are refused before the store is touched: one line, exit 2, f
 
 test("what the store refuses: unknown disks and snapshots exit 3; points outside the window exit 3 naming the window", async () => {
   const image = Buffer.alloc(diskSizeBytes);
-  await change("win", image, [{ offsetBytes: 0, data: block("1") }, { offsetBytes: 0, data: block("2") }]);
+  await change("win", image, [
+    { offsetBytes: 0, data: block("1") },
+    { offsetBytes: 0, data: block("2") },
+  ]);
   succeed("policy", "set", "win", "--history", "0");
   const cases: Array<{ args: string[]; pattern: RegExp }> = [
     { args: ["log", "nodisk"], pattern: /no disk named "nodisk"/ },
@@ -304,7 +354,16 @@ test("what the store refuses: unknown disks and snapshots exit 3; points outside
 });
 
 test("--help of every history command explains it with examples", () => {
-  for (const args of [["log"], ["diff"], ["restore"], ["compact"], ["policy", "set"], ["policy", "show"], ["snapshot", "delete"], ["disk", "show"]]) {
+  for (const args of [
+    ["log"],
+    ["diff"],
+    ["restore"],
+    ["compact"],
+    ["policy", "set"],
+    ["policy", "show"],
+    ["snapshot", "delete"],
+    ["disk", "show"],
+  ]) {
     const result = snaplog(...args, "--help");
     assert.equal(result.code, 0, args.join(" "));
     assert.match(result.stdout, /Examples:\n +\$ snaplog /, args.join(" "));

@@ -41,7 +41,13 @@ function assertReportsDamage(stdout: string): void {
   const row = stdout.split("\n").find((line) => line.includes("checksum mismatch"));
   assert.ok(row !== undefined, stdout);
   // block, byte offset in the disk, LSN, file, offset in the file, reason.
-  assert.deepEqual(row.trim().split(/\s+/).slice(0, 5), [String(blockDamaged), String(blockDamaged * blockSizeBytes), "1", "disks/vm1/segment-00000000.dat", "0"]);
+  assert.deepEqual(row.trim().split(/\s+/).slice(0, 5), [
+    String(blockDamaged),
+    String(blockDamaged * blockSizeBytes),
+    "1",
+    "disks/vm1/segment-00000000.dat",
+    "0",
+  ]);
   assert.match(stdout, /damage on vm1/);
 }
 
@@ -67,7 +73,10 @@ test("scrub on a sound store exits 0 and says OK; --json parses", async () => {
   assert.equal(json.code, 0, json.stderr);
   const result = JSON.parse(json.stdout) as ScrubResult;
   assert.equal(result.ok, true);
-  assert.deepEqual(result.disks.map((disk) => [disk.disk, disk.entriesChecked, disk.ok]), [["vm1", 3, true]]);
+  assert.deepEqual(
+    result.disks.map((disk) => [disk.disk, disk.entriesChecked, disk.ok]),
+    [["vm1", 3, true]],
+  );
 });
 
 test("scrub after a byte flip exits 9 and names the block; --json too; bad arguments are usage errors", async () => {
@@ -105,7 +114,10 @@ test("scrub through a running snaplog serve goes over the API socket and reports
     assertReportsDamage(damaged.stdout);
     const json = await snaplogCli(storePath, ["--json", "scrub", "vm1"]);
     assert.equal(json.code, exitCodeDamageFound, json.stderr);
-    assert.deepEqual((JSON.parse(json.stdout) as ScrubResult).disks[0].corrupt.map((damage) => damage.block), [blockDamaged]);
+    assert.deepEqual(
+      (JSON.parse(json.stdout) as ScrubResult).disks[0].corrupt.map((damage) => damage.block),
+      [blockDamaged],
+    );
     const missing = await snaplogCli(storePath, ["scrub", "nothere"]);
     assert.equal(missing.code, 3, missing.stderr);
   } finally {

@@ -33,7 +33,11 @@ test("log, compact, restore and policy go through the running server's API", asy
 
   const client = await NbdClient.connect({ host: "127.0.0.1", port: server.port }, "vm1");
   // One at a time and a few ms apart: entries of one batch and one millisecond would share a log row.
-  for (const [offsetBytes, data] of [[0, Buffer.alloc(blockSizeBytes, "x")], [0, Buffer.alloc(blockSizeBytes, "y")], [blockSizeBytes, Buffer.alloc(2 * blockSizeBytes, "z")]] as const) {
+  for (const [offsetBytes, data] of [
+    [0, Buffer.alloc(blockSizeBytes, "x")],
+    [0, Buffer.alloc(blockSizeBytes, "y")],
+    [blockSizeBytes, Buffer.alloc(2 * blockSizeBytes, "z")],
+  ] as const) {
     await client.write(offsetBytes, data);
     await client.flush();
     await new Promise((resolve) => setTimeout(resolve, 5));
@@ -43,7 +47,14 @@ test("log, compact, restore and policy go through the running server's API", asy
   const log = await snaplogCli(storePath, ["--json", "log", "vm1", "--data"]);
   assert.equal(log.code, 0, log.stderr);
   const entries = parseNdjson(log.stdout) as LogEntry[];
-  assert.deepEqual(entries.map((entry) => [entry.kind, entry.lsnFirst, entry.lsnLast, entry.block, entry.blockCount]), [["write", 1, 1, 0, 1], ["write", 2, 2, 0, 1], ["write", 3, 4, 1, 2]]);
+  assert.deepEqual(
+    entries.map((entry) => [entry.kind, entry.lsnFirst, entry.lsnLast, entry.block, entry.blockCount]),
+    [
+      ["write", 1, 1, 0, 1],
+      ["write", 2, 2, 0, 1],
+      ["write", 3, 4, 1, 2],
+    ],
+  );
   assert.deepEqual(Buffer.from(entries[1].data!, "base64"), Buffer.alloc(blockSizeBytes, "y"));
   const text = await snaplogCli(storePath, ["log", "vm1", "--since", "lsn:3"]);
   assert.match(text.stdout, /^lsn 3-4 +\S+ {2}write +block 1 \+2 {2}offset 4096 length 8192\n$/);
@@ -62,7 +73,10 @@ test("log, compact, restore and policy go through the running server's API", asy
   assert.equal(restore.code, 0, restore.stderr);
   assert.equal((JSON.parse(restore.stdout) as RestoreResult).file?.path, join(directory, "vm1.raw"));
   const image = readFileSync(join(directory, "vm1.raw"));
-  assert.deepEqual(image.subarray(0, 3 * blockSizeBytes), Buffer.concat([Buffer.alloc(blockSizeBytes, "y"), Buffer.alloc(2 * blockSizeBytes, "z")]));
+  assert.deepEqual(
+    image.subarray(0, 3 * blockSizeBytes),
+    Buffer.concat([Buffer.alloc(blockSizeBytes, "y"), Buffer.alloc(2 * blockSizeBytes, "z")]),
+  );
   assert.ok(image.subarray(3 * blockSizeBytes).every((byte) => byte === 0));
 
   const policy = await snaplogCli(storePath, ["--json", "policy", "set", "vm1", "--compact-on-delete", "off"]);

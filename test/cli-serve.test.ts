@@ -168,12 +168,17 @@ test("serve: endpoints, CLI through the server, one owner, SIGKILL recovery, SIG
   assert.equal(existsSync(join(storePath, "store.lock")), false);
   const direct = JSON.parse(snaplog("--json", "status").stdout);
   assert.equal(direct.mode, "direct");
-  assert.deepEqual(JSON.parse(snaplog("--json", "snapshot", "list", "vm2").stdout).map((s: { name: string }) => s.name), ["s1"]);
+  assert.deepEqual(
+    JSON.parse(snaplog("--json", "snapshot", "list", "vm2").stdout).map((s: { name: string }) => s.name),
+    ["s1"],
+  );
 });
 
 test("serve --demo creates the store and a 1 GiB disk demo, and names it in the endpoint line", async () => {
   const demoStore = join(directory, "demo-store");
-  const child = spawn(process.execPath, [snaplogMainPath, "--store", demoStore, "serve", "--demo", "--nbd", "127.0.0.1:0"], { cwd: directory });
+  const child = spawn(process.execPath, [snaplogMainPath, "--store", demoStore, "serve", "--demo", "--nbd", "127.0.0.1:0"], {
+    cwd: directory,
+  });
   children.add(child as ChildProcessWithoutNullStreams);
   let stdout = "";
   await new Promise<void>((resolve, reject) => {
@@ -190,14 +195,21 @@ test("serve --demo creates the store and a 1 GiB disk demo, and names it in the 
   const list = runCli(["--store", demoStore, "--json", "disk", "list"]);
   assert.equal(list.code, 0, list.stderr);
   const disks = JSON.parse(list.stdout) as Array<{ name: string; sizeBytes: number }>;
-  assert.deepEqual(disks.map((disk) => [disk.name, disk.sizeBytes]), [["demo", 1024 ** 3]]);
+  assert.deepEqual(
+    disks.map((disk) => [disk.name, disk.sizeBytes]),
+    [["demo", 1024 ** 3]],
+  );
   child.kill("SIGINT");
   const code = await new Promise((resolve) => child.once("exit", resolve));
   assert.equal(code, 0);
 });
 
 test("serve refuses bad addresses with one line and exit 2", () => {
-  for (const args of [["--nbd", "nowhere"], ["--nbd", "127.0.0.1:99999"], ["--api", "x:y"]]) {
+  for (const args of [
+    ["--nbd", "nowhere"],
+    ["--nbd", "127.0.0.1:99999"],
+    ["--api", "x:y"],
+  ]) {
     const result = snaplog("serve", ...args);
     assert.equal(result.code, 2, result.stderr);
     assert.match(result.stderr, /^snaplog: invalid address [^\n]+\n$/);

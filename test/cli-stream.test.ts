@@ -36,16 +36,21 @@ test("a line waits at most about batchAgeMsMax for company, even when no next it
     const { port } = app.server.address() as AddressInfo;
     const startedMs = performance.now();
     const arrivals = await new Promise<Array<{ ms: number; text: string }>>((resolve, reject) => {
-      http.get({ host: "127.0.0.1", port, path: "/items" }, (response) => {
-        const seen: Array<{ ms: number; text: string }> = [];
-        response.on("data", (chunk: Buffer) => seen.push({ ms: performance.now() - startedMs, text: chunk.toString() }));
-        response.on("end", () => resolve(seen));
-        response.on("error", reject);
-      }).on("error", reject);
+      http
+        .get({ host: "127.0.0.1", port, path: "/items" }, (response) => {
+          const seen: Array<{ ms: number; text: string }> = [];
+          response.on("data", (chunk: Buffer) => seen.push({ ms: performance.now() - startedMs, text: chunk.toString() }));
+          response.on("end", () => resolve(seen));
+          response.on("error", reject);
+        })
+        .on("error", reject);
     });
     assert.equal(arrivals.map((arrival) => arrival.text).join(""), '{"n":1}\n{"n":2}\n');
     assert.equal(arrivals[0].text, '{"n":1}\n', "the first line comes alone");
-    assert.ok(arrivals[0].ms < stallMs / 2, `the first line arrived after ${Math.round(arrivals[0].ms)} ms, not held back until the next item (${stallMs} ms)`);
+    assert.ok(
+      arrivals[0].ms < stallMs / 2,
+      `the first line arrived after ${Math.round(arrivals[0].ms)} ms, not held back until the next item (${stallMs} ms)`,
+    );
   } finally {
     await app.close();
   }
@@ -71,7 +76,11 @@ test("textBatches: a fast stream goes out in batches of about 64 KiB; a failure 
   assert.equal(before.join("").length, 3 * 100, "the lines before the failure");
 
   const ended: string[] = [];
-  for await (const batch of textBatches(many(10, 3)[Symbol.asyncIterator](), { format, failureText: (error) => `failed: ${(error as Error).message}\n` })) ended.push(batch);
+  for await (const batch of textBatches(many(10, 3)[Symbol.asyncIterator](), {
+    format,
+    failureText: (error) => `failed: ${(error as Error).message}\n`,
+  }))
+    ended.push(batch);
   assert.ok(ended.join("").endsWith("failed: broken\n"));
   assert.ok(batchAgeMsMax <= 100);
 });
@@ -81,7 +90,9 @@ test("snaplog log | head: the command stops reading when its reader goes away an
   // Random data, so the hexdump of --data does not collapse: megabytes of text, far more than a pipe holds.
   const writes = Array.from({ length: 200 }, (_, index) => ({ offsetBytes: index * blockSizeBytes, data: randomBytes(blockSizeBytes) }));
   const storePath = await storeWithDisk(join(tempDir("cli-stream-head"), "store"), { name: "vm1", sizeBytes: 1 << 20 }, writes);
-  const child = spawn(process.execPath, [snaplogMainPath, "--store", storePath, "log", "vm1", "--data"], { env: { ...process.env, SNAPLOG_STORE: "" } });
+  const child = spawn(process.execPath, [snaplogMainPath, "--store", storePath, "log", "vm1", "--data"], {
+    env: { ...process.env, SNAPLOG_STORE: "" },
+  });
   let stderr = "";
   child.stderr.on("data", (chunk: Buffer) => (stderr += chunk.toString()));
   const exited = new Promise<number | null>((resolve) => child.once("exit", (code) => resolve(code)));

@@ -93,7 +93,10 @@ function pickOperation(disk: DiskKnown, prng: Prng, round: number): Operation {
     const oldest = snapshots.sort((a, b) => a[1].lsn - b[1].lsn)[0];
     return { kind: "fold", expectedBaseline: oldest === undefined ? disk.current : oldest[1].hash };
   }
-  const targets = [...snapshots.map(([name, info]) => ({ at: name, hash: info.hash })), ...disk.points.map((point) => ({ at: `lsn:${point.lsn}`, hash: point.hash }))];
+  const targets = [
+    ...snapshots.map(([name, info]) => ({ at: name, hash: info.hash })),
+    ...disk.points.map((point) => ({ at: `lsn:${point.lsn}`, hash: point.hash })),
+  ];
   if (targets.length === 0) return { kind: "compact" };
   const target = targets[prng.below(targets.length)];
   return { kind: "rollback", at: target.at, targetHash: target.hash, before: `before-${round}` };
@@ -113,7 +116,13 @@ function startOperation(server: ServeChild, disk: string, operation: Operation):
 }
 
 /** Checks every kept view of `disk` after the restart, and updates what is known to the outcome. */
-async function checkDisk(server: ServeChild, disk: DiskKnown, operation: Operation | undefined, answered: boolean, label: string): Promise<void> {
+async function checkDisk(
+  server: ServeChild,
+  disk: DiskKnown,
+  operation: Operation | undefined,
+  answered: boolean,
+  label: string,
+): Promise<void> {
   const listed = new Map((await server.api.listSnapshots(disk.name)).map((info) => [info.name, info.lsn]));
   for (const [name, info] of [...disk.snapshots]) {
     if (!listed.has(name)) {
@@ -124,7 +133,8 @@ async function checkDisk(server: ServeChild, disk: DiskKnown, operation: Operati
     assert.equal(listed.get(name), info.lsn, `${label}: snapshot ${name} keeps its LSN`);
     assert.equal(await hashView(server, `${disk.name}@${name}`), info.hash, `${label}: snapshot ${name} changed`);
   }
-  if (operation?.kind === "delete" && answered) assert.ok(!listed.has(operation.snapshot), `${label}: an answered delete of ${operation.snapshot} took effect`);
+  if (operation?.kind === "delete" && answered)
+    assert.ok(!listed.has(operation.snapshot), `${label}: an answered delete of ${operation.snapshot} took effect`);
   for (const point of disk.points) {
     assert.equal(await hashView(server, `${disk.name}@lsn:${point.lsn}`), point.hash, `${label}: point in time LSN ${point.lsn} changed`);
   }
@@ -134,10 +144,17 @@ async function checkDisk(server: ServeChild, disk: DiskKnown, operation: Operati
     const rolledBack = current === operation.targetHash && current !== disk.current;
     const kept = listed.has(operation.before);
     if (answered) assert.ok(current === operation.targetHash && kept, `${label}: an answered rollback to ${operation.at} took effect`);
-    assert.ok(current === disk.current || current === operation.targetHash, `${label}: the current volume is neither as before nor the rollback target`);
+    assert.ok(
+      current === disk.current || current === operation.targetHash,
+      `${label}: the current volume is neither as before nor the rollback target`,
+    );
     if (rolledBack) assert.ok(kept, `${label}: a rollback happened without keeping the state before`);
     if (kept) {
-      assert.equal(await hashView(server, `${disk.name}@${operation.before}`), disk.current, `${label}: ${operation.before} holds the state before the rollback`);
+      assert.equal(
+        await hashView(server, `${disk.name}@${operation.before}`),
+        disk.current,
+        `${label}: ${operation.before} holds the state before the rollback`,
+      );
       disk.snapshots.set(operation.before, { lsn: listed.get(operation.before)!, hash: disk.current });
     }
   } else {
@@ -148,63 +165,71 @@ async function checkDisk(server: ServeChild, disk: DiskKnown, operation: Operati
   const baseline = await hashView(server, `${disk.name}@baseline`);
   if (operation?.kind === "fold") {
     if (answered) assert.equal(baseline, operation.expectedBaseline, `${label}: an answered fold took effect`);
-    assert.ok(baseline === disk.baseline || baseline === operation.expectedBaseline, `${label}: the baseline is neither as before nor the folded view`);
+    assert.ok(
+      baseline === disk.baseline || baseline === operation.expectedBaseline,
+      `${label}: the baseline is neither as before nor the folded view`,
+    );
   } else {
     assert.equal(baseline, disk.baseline, `${label}: the baseline changed`);
   }
   disk.baseline = baseline;
 }
 
-test(`SIGKILL during snapshot delete, compaction, fold and rollback: every kept view survives, the operation is all or nothing (seed ${seed})`, { timeout: 600_000 }, async (t) => {
-  const directory = tempDir("crash-history");
-  const storePath = join(directory, "store");
-  const socketPath = join(directory, "nbd.sock");
-  const imagePath = join(directory, "image.raw");
-  writeFileSync(imagePath, randomBytes(20 * 1024 * 1024 + 1234));
-  assert.equal((await snaplogCli(storePath, ["init"])).code, 0);
-  let server = await startServeChild(storePath, socketPath);
-  await server.api.createDisk({ name: "h0", sizeBytes: SIZE, historySeconds: 0 });
-  await server.api.createDisk({ name: "hw", sizeBytes: SIZE, fromImage: imagePath });
-  const disks: DiskKnown[] = [];
-  for (const name of ["h0", "hw"]) {
-    const baseline = await hashView(server, `${name}@baseline`);
-    disks.push({ name, current: baseline, baseline, snapshots: new Map(), points: [] });
-  }
-  const prng = new Prng(seed);
-  const outcomes: string[] = [];
-  for (let round = 0; round < roundCount; round++) {
-    const disk = disks[prng.below(disks.length)];
-    const label = `seed ${seed}, round ${round}, disk ${disk.name}`;
-    await writeRandom(server, disk.name, prng);
-    disk.current = await hashView(server, disk.name);
-    if (prng.chance(0.5)) {
-      const created = await server.api.createSnapshot({ disk: disk.name, name: `r${round}` });
-      disk.snapshots.set(created.name, { lsn: created.lsn, hash: disk.current });
+test(
+  `SIGKILL during snapshot delete, compaction, fold and rollback: every kept view survives, the operation is all or nothing (seed ${seed})`,
+  { timeout: 600_000 },
+  async (t) => {
+    const directory = tempDir("crash-history");
+    const storePath = join(directory, "store");
+    const socketPath = join(directory, "nbd.sock");
+    const imagePath = join(directory, "image.raw");
+    writeFileSync(imagePath, randomBytes(20 * 1024 * 1024 + 1234));
+    assert.equal((await snaplogCli(storePath, ["init"])).code, 0);
+    let server = await startServeChild(storePath, socketPath);
+    await server.api.createDisk({ name: "h0", sizeBytes: SIZE, historySeconds: 0 });
+    await server.api.createDisk({ name: "hw", sizeBytes: SIZE, fromImage: imagePath });
+    const disks: DiskKnown[] = [];
+    for (const name of ["h0", "hw"]) {
+      const baseline = await hashView(server, `${name}@baseline`);
+      disks.push({ name, current: baseline, baseline, snapshots: new Map(), points: [] });
     }
-    if (disk.name === "hw" && prng.chance(0.5)) disk.points.push({ lsn: (await server.api.showDisk("hw")).lsnLast, hash: disk.current });
+    const prng = new Prng(seed);
+    const outcomes: string[] = [];
+    for (let round = 0; round < roundCount; round++) {
+      const disk = disks[prng.below(disks.length)];
+      const label = `seed ${seed}, round ${round}, disk ${disk.name}`;
+      await writeRandom(server, disk.name, prng);
+      disk.current = await hashView(server, disk.name);
+      if (prng.chance(0.5)) {
+        const created = await server.api.createSnapshot({ disk: disk.name, name: `r${round}` });
+        disk.snapshots.set(created.name, { lsn: created.lsn, hash: disk.current });
+      }
+      if (disk.name === "hw" && prng.chance(0.5)) disk.points.push({ lsn: (await server.api.showDisk("hw")).lsnLast, hash: disk.current });
 
-    const operation = pickOperation(disk, prng, round);
-    let answered = false;
-    const running = startOperation(server, disk.name, operation).then(
-      () => (answered = true),
-      () => undefined,
-    );
-    // Half the kills come early, while the operation most likely runs; the rest anywhere up to the max.
-    await new Promise((resolve) => setTimeout(resolve, prng.below(prng.chance(0.5) ? KILL_DELAY_MS_EARLY : KILL_DELAY_MS_MAX)));
-    await server.kill();
-    await running;
-    server = await startServeChild(storePath, socketPath);
-    for (const each of disks) await checkDisk(server, each, each === disk ? operation : undefined, each === disk && answered, `${label}, ${operation.kind}`);
-    outcomes.push(`${operation.kind}${answered ? "" : "*"}`);
-  }
-  await server.stop();
-  const store = await Store.open(storePath, { mode: "direct" });
-  try {
-    assert.deepEqual(store.checkIntegrity(), { h0: [], hw: [] }, "whole-disk check after every round");
-  } finally {
-    await store.close();
-  }
-  // Which operations the kill met before their answer (*) depends on timing, so it is reported, not asserted.
-  const unanswered = outcomes.filter((outcome) => outcome.endsWith("*")).length;
-  t.diagnostic(`seed ${seed}: ${unanswered} of ${outcomes.length} operations killed before their answer: ${outcomes.join(" ")}`);
-});
+      const operation = pickOperation(disk, prng, round);
+      let answered = false;
+      const running = startOperation(server, disk.name, operation).then(
+        () => (answered = true),
+        () => undefined,
+      );
+      // Half the kills come early, while the operation most likely runs; the rest anywhere up to the max.
+      await new Promise((resolve) => setTimeout(resolve, prng.below(prng.chance(0.5) ? KILL_DELAY_MS_EARLY : KILL_DELAY_MS_MAX)));
+      await server.kill();
+      await running;
+      server = await startServeChild(storePath, socketPath);
+      for (const each of disks)
+        await checkDisk(server, each, each === disk ? operation : undefined, each === disk && answered, `${label}, ${operation.kind}`);
+      outcomes.push(`${operation.kind}${answered ? "" : "*"}`);
+    }
+    await server.stop();
+    const store = await Store.open(storePath, { mode: "direct" });
+    try {
+      assert.deepEqual(store.checkIntegrity(), { h0: [], hw: [] }, "whole-disk check after every round");
+    } finally {
+      await store.close();
+    }
+    // Which operations the kill met before their answer (*) depends on timing, so it is reported, not asserted.
+    const unanswered = outcomes.filter((outcome) => outcome.endsWith("*")).length;
+    t.diagnostic(`seed ${seed}: ${unanswered} of ${outcomes.length} operations killed before their answer: ${outcomes.join(" ")}`);
+  },
+);

@@ -131,16 +131,23 @@ interface Server {
 
 /** `snaplog --json serve`; resolves once it printed its endpoints (it listens then). */
 async function startServer(storePath: string, nbdSocketPath: string): Promise<Server> {
-  const child = spawn(process.execPath, [cliPath, "-s", storePath, "--json", "serve", "--nbd", "127.0.0.1:0", "--nbd-socket", nbdSocketPath], {
-    stdio: ["ignore", "pipe", "pipe"],
-    env: { ...process.env, SNAPLOG_LOG_LEVEL: "warn" },
-  });
+  const child = spawn(
+    process.execPath,
+    [cliPath, "-s", storePath, "--json", "serve", "--nbd", "127.0.0.1:0", "--nbd-socket", nbdSocketPath],
+    {
+      stdio: ["ignore", "pipe", "pipe"],
+      env: { ...process.env, SNAPLOG_LOG_LEVEL: "warn" },
+    },
+  );
   children.add({ child, group: false });
   let stdout = "";
   let stderr = "";
   child.stderr!.on("data", (chunk: Buffer) => (stderr = (stderr + chunk.toString()).slice(-4000)));
   const endpoints = await new Promise<{ nbd: string[] }>((resolve, reject) => {
-    const timer = setTimeout(() => reject(new Error(`serve printed no endpoints in ${startTimeoutMs} ms; stderr: ${stderr}`)), startTimeoutMs);
+    const timer = setTimeout(
+      () => reject(new Error(`serve printed no endpoints in ${startTimeoutMs} ms; stderr: ${stderr}`)),
+      startTimeoutMs,
+    );
     child.stdout!.on("data", (chunk: Buffer) => {
       stdout += chunk.toString();
       try {
@@ -285,7 +292,8 @@ function parseJournal(text: string, round: number): RoundJournal {
 function markDurable(ops: Op[]): void {
   const flushIssueLast = new Map<string, number>();
   for (const op of ops) {
-    if (op.kind === "F" && op.ack !== Infinity && op.errno === 0) flushIssueLast.set(op.disk, Math.max(flushIssueLast.get(op.disk) ?? -Infinity, op.issue));
+    if (op.kind === "F" && op.ack !== Infinity && op.errno === 0)
+      flushIssueLast.set(op.disk, Math.max(flushIssueLast.get(op.disk) ?? -Infinity, op.issue));
   }
   for (const op of ops) {
     if (op.kind === "F" || op.ack === Infinity || op.errno !== 0) continue;
@@ -363,11 +371,18 @@ type Match = "initial" | Op;
 
 function matchSector(data: Buffer, offset: number, sector: number, model: DiskModel, allowed: Allowed): Match[] {
   const matches: Match[] = [];
-  if (allowed.initial && data.compare(model.image, sector * SECTOR_BYTES, (sector + 1) * SECTOR_BYTES, offset, offset + SECTOR_BYTES) === 0) matches.push("initial");
+  if (allowed.initial && data.compare(model.image, sector * SECTOR_BYTES, (sector + 1) * SECTOR_BYTES, offset, offset + SECTOR_BYTES) === 0)
+    matches.push("initial");
   const header = readSectorHeader(data, offset);
   if (header !== undefined) {
     const op = allowed.ops.find((candidate) => candidate.kind === "W" && candidate.key === versionKey(header.round, header.id));
-    if (op !== undefined && header.diskTag === model.diskTag && header.sector === sector && sectorIsVersion(data, offset, seed, model.diskTag, header.round, header.id, sector)) matches.push(op);
+    if (
+      op !== undefined &&
+      header.diskTag === model.diskTag &&
+      header.sector === sector &&
+      sectorIsVersion(data, offset, seed, model.diskTag, header.round, header.id, sector)
+    )
+      matches.push(op);
   } else if (isZero(data, offset, SECTOR_BYTES)) {
     for (const op of allowed.ops) if (op.kind !== "W") matches.push(op);
   }
@@ -375,15 +390,23 @@ function matchSector(data: Buffer, offset: number, sector: number, model: DiskMo
 }
 
 function describeSector(data: Buffer, offset: number, sector: number, model: DiskModel): string {
-  if (data.compare(model.image, sector * SECTOR_BYTES, (sector + 1) * SECTOR_BYTES, offset, offset + SECTOR_BYTES) === 0) return "the round's starting content";
+  if (data.compare(model.image, sector * SECTOR_BYTES, (sector + 1) * SECTOR_BYTES, offset, offset + SECTOR_BYTES) === 0)
+    return "the round's starting content";
   const header = readSectorHeader(data, offset);
   if (header !== undefined) {
     const intact = sectorIsVersion(data, offset, seed, header.diskTag, header.round, header.id, header.sector);
-    const misplaced = header.diskTag !== model.diskTag || header.sector !== sector ? ` (written for disk tag ${header.diskTag}, sector ${header.sector})` : "";
+    const misplaced =
+      header.diskTag !== model.diskTag || header.sector !== sector
+        ? ` (written for disk tag ${header.diskTag}, sector ${header.sector})`
+        : "";
     return `${describeKey(versionKey(header.round, header.id))}${misplaced}${intact ? "" : " (damaged)"}`;
   }
   if (isZero(data, offset, SECTOR_BYTES)) return "zeros";
-  if (model.baseline !== undefined && data.compare(model.baseline, sector * SECTOR_BYTES, (sector + 1) * SECTOR_BYTES, offset, offset + SECTOR_BYTES) === 0) return "the baseline";
+  if (
+    model.baseline !== undefined &&
+    data.compare(model.baseline, sector * SECTOR_BYTES, (sector + 1) * SECTOR_BYTES, offset, offset + SECTOR_BYTES) === 0
+  )
+    return "the baseline";
   return `unknown bytes ${data.subarray(offset, offset + 16).toString("hex")}…`;
 }
 
@@ -446,7 +469,10 @@ function checkContent(data: Buffer, model: DiskModel, bySector: Map<number, Op[]
       if (matches[index].length === 0) {
         const candidates = [...(allowed.initial ? ["starting content"] : []), ...allowed.ops.map(describeOp)];
         const history = (list ?? []).map(describeOp).join("; ");
-        failures.add(sector, `reads ${describeSector(data, sector * SECTOR_BYTES, sector, model)}; allowed: ${candidates.join(", ") || "none"}; requests on it: ${history}`);
+        failures.add(
+          sector,
+          `reads ${describeSector(data, sector * SECTOR_BYTES, sector, model)}; allowed: ${candidates.join(", ") || "none"}; requests on it: ${history}`,
+        );
       }
     }
     failures.other.push(...tornBlock(block, matches, what));
@@ -470,7 +496,9 @@ function tornBlock(block: number, matches: Match[][], what: string): string[] {
       const others = matches[index];
       if (others.length === 0 || !others.every((other) => overwrittenBy(other, shown))) continue;
       const other = others[0];
-      return [`${what}: block ${block} is torn: it shows ${describeOp(shown)}, but its sector ${sector} shows ${other === "initial" ? "the round's starting content" : describeOp(other)}, which that write overwrote`];
+      return [
+        `${what}: block ${block} is torn: it shows ${describeOp(shown)}, but its sector ${sector} shows ${other === "initial" ? "the round's starting content" : describeOp(other)}, which that write overwrote`,
+      ];
     }
   }
   return [];
@@ -524,7 +552,13 @@ function planRound(context: Context, round: number): { config: WriterConfig; kil
   const snapshots: WriterConfig["snapshots"] = [];
   const snapshotCount = (prng.chance(0.75) ? 1 : 0) + (prng.chance(0.3) ? 1 : 0);
   for (let index = 0; index < snapshotCount; index++) {
-    snapshots.push({ delayMs: prng.between(0, 500), disk: prng.chance(0.5) ? "d" : "b", name: `r${round}-${index}`, via: prng.chance(0.35) ? "cli" : "api", quiesce: prng.chance(0.5) });
+    snapshots.push({
+      delayMs: prng.between(0, 500),
+      disk: prng.chance(0.5) ? "d" : "b",
+      name: `r${round}-${index}`,
+      via: prng.chance(0.35) ? "cli" : "api",
+      quiesce: prng.chance(0.5),
+    });
   }
   const config: WriterConfig = {
     seed,
@@ -594,7 +628,8 @@ async function checkDisk(context: Context, model: DiskModel, journal: RoundJourn
   for (const event of journal.snapshots) if (event.disk === model.name) model.pendingSnapshots.set(event.name, event);
   for (const known of model.snapshots.values()) {
     const now = listedNames.get(known.name);
-    if (now === undefined) failures.push(`snapshot ${model.name}@${known.name} (created in round ${known.round}) is gone after round ${round}`);
+    if (now === undefined)
+      failures.push(`snapshot ${model.name}@${known.name} (created in round ${known.round}) is gone after round ${round}`);
     else if (now.lsn !== known.lsn) failures.push(`snapshot ${model.name}@${known.name} moved from LSN ${known.lsn} to ${now.lsn}`);
   }
   for (const snapshot of listed) {
@@ -608,7 +643,9 @@ async function checkDisk(context: Context, model: DiskModel, journal: RoundJourn
   }
   for (const [name, event] of model.pendingSnapshots) {
     if (event.done !== Infinity && !model.snapshots.has(name)) {
-      failures.push(`snapshot ${model.name}@${name}: the ${event.round === round ? "" : "earlier "}create returned (LSN ${event.lsn}) but it is not listed after the restart`);
+      failures.push(
+        `snapshot ${model.name}@${name}: the ${event.round === round ? "" : "earlier "}create returned (LSN ${event.lsn}) but it is not listed after the restart`,
+      );
     }
     // A create that never returned may or may not have happened; if it did not by now, it never will.
     model.pendingSnapshots.delete(name);
@@ -618,13 +655,22 @@ async function checkDisk(context: Context, model: DiskModel, journal: RoundJourn
   return failures;
 }
 
-async function checkNewSnapshot(context: Context, model: DiskModel, event: SnapshotEvent, lsn: number, bySector: Map<number, Op[]>, round: number): Promise<string[]> {
+async function checkNewSnapshot(
+  context: Context,
+  model: DiskModel,
+  event: SnapshotEvent,
+  lsn: number,
+  bySector: Map<number, Op[]>,
+  round: number,
+): Promise<string[]> {
   const what = `snapshot ${model.name}@${event.name}`;
   const failures: string[] = [];
-  if (event.lsn !== undefined && event.lsn !== lsn) failures.push(`${what}: created at LSN ${event.lsn}, listed at LSN ${lsn} after the restart`);
+  if (event.lsn !== undefined && event.lsn !== lsn)
+    failures.push(`${what}: created at LSN ${event.lsn}, listed at LSN ${lsn} after the restart`);
   const data = await readVolume(targetOf(context, model.name), `${model.name}@${event.name}`);
   const hash = sha256(data);
-  if (event.writerHash !== undefined && event.writerHash !== hash) failures.push(`${what}: content changed since the writer read it right after creating it`);
+  if (event.writerHash !== undefined && event.writerHash !== hash)
+    failures.push(`${what}: content changed since the writer read it right after creating it`);
   if (event.round === round) {
     // Issued after the create returned: cannot be in it. Answered before the create started: must be.
     const before = new Map<number, Op[]>();
@@ -641,56 +687,65 @@ async function checkNewSnapshot(context: Context, model: DiskModel, event: Snaps
 /** Re-reads the snapshots checked longest ago: their content must never change. */
 async function recheckSnapshots(context: Context, model: DiskModel, round: number): Promise<string[]> {
   const failures: string[] = [];
-  const due = [...model.snapshots.values()].filter((snapshot) => snapshot.checkedRound < round).sort((a, b) => a.checkedRound - b.checkedRound);
+  const due = [...model.snapshots.values()]
+    .filter((snapshot) => snapshot.checkedRound < round)
+    .sort((a, b) => a.checkedRound - b.checkedRound);
   for (const snapshot of due.slice(0, snapshotRecheckCount)) {
     const hash = sha256(await readVolume(targetOf(context, model.name), `${model.name}@${snapshot.name}`));
-    if (hash !== snapshot.hash) failures.push(`snapshot ${model.name}@${snapshot.name} (round ${snapshot.round}) changed by round ${round}`);
+    if (hash !== snapshot.hash)
+      failures.push(`snapshot ${model.name}@${snapshot.name} (round ${snapshot.round}) changed by round ${round}`);
     snapshot.checkedRound = round;
   }
   return failures;
 }
 
-test(`SIGKILL under load: durable writes survive, nothing unwritten appears, snapshots never change (${roundCount} rounds)`, { timeout: 600_000 }, async () => {
-  const directory = tempDir("crash");
-  const storePath = join(directory, "store");
-  const nbdSocketPath = join(directory, "nbd.sock");
-  const imagePath = join(directory, "baseline.img");
-  const image = baselineImage(seed, imageBytes);
-  writeFileSync(imagePath, image);
-  const padded = Buffer.alloc(diskSizeBytes);
-  image.copy(padded);
+test(
+  `SIGKILL under load: durable writes survive, nothing unwritten appears, snapshots never change (${roundCount} rounds)`,
+  { timeout: 600_000 },
+  async () => {
+    const directory = tempDir("crash");
+    const storePath = join(directory, "store");
+    const nbdSocketPath = join(directory, "nbd.sock");
+    const imagePath = join(directory, "baseline.img");
+    const image = baselineImage(seed, imageBytes);
+    writeFileSync(imagePath, image);
+    const padded = Buffer.alloc(diskSizeBytes);
+    image.copy(padded);
 
-  cli(storePath, "init");
-  cli(storePath, "disk", "create", "d", "--size", "64M", "--block-size", "4096", "--history", "0");
-  const server = await startServer(storePath, nbdSocketPath);
-  // Created through the running server's API.
-  cli(storePath, "disk", "create", "b", "--size", "64M", "--block-size", "4096", "--from", imagePath);
-  const context: Context = {
-    storePath,
-    nbdSocketPath,
-    directory,
-    models: [new DiskModel("d", 0xd, undefined), new DiskModel("b", 0xb, padded)],
-    server,
-    totals: { answered: 0, durable: 0, unanswered: 0 },
-  };
+    cli(storePath, "init");
+    cli(storePath, "disk", "create", "d", "--size", "64M", "--block-size", "4096", "--history", "0");
+    const server = await startServer(storePath, nbdSocketPath);
+    // Created through the running server's API.
+    cli(storePath, "disk", "create", "b", "--size", "64M", "--block-size", "4096", "--from", imagePath);
+    const context: Context = {
+      storePath,
+      nbdSocketPath,
+      directory,
+      models: [new DiskModel("d", 0xd, undefined), new DiskModel("b", 0xb, padded)],
+      server,
+      totals: { answered: 0, durable: 0, unanswered: 0 },
+    };
 
-  const startedMs = Date.now();
-  for (let round = 1; round <= roundCount; round++) {
-    const failures = await runRound(context, round);
-    if (failures.length > 0) {
-      const shown = failures.slice(0, failureLinesMax).join("\n  ");
-      const more = failures.length > failureLinesMax ? `\n  … and ${failures.length - failureLinesMax} more` : "";
-      assert.fail(`crash test failed in round ${round} of ${roundCount} (replay: SNAPLOG_CRASH_SEED=${seed} SNAPLOG_CRASH_ROUNDS=${round}):\n  ${shown}${more}\nserver stderr (tail): ${context.server.stderrTail()}`);
+    const startedMs = Date.now();
+    for (let round = 1; round <= roundCount; round++) {
+      const failures = await runRound(context, round);
+      if (failures.length > 0) {
+        const shown = failures.slice(0, failureLinesMax).join("\n  ");
+        const more = failures.length > failureLinesMax ? `\n  … and ${failures.length - failureLinesMax} more` : "";
+        assert.fail(
+          `crash test failed in round ${round} of ${roundCount} (replay: SNAPLOG_CRASH_SEED=${seed} SNAPLOG_CRASH_ROUNDS=${round}):\n  ${shown}${more}\nserver stderr (tail): ${context.server.stderrTail()}`,
+        );
+      }
     }
-  }
-  const snapshotTotal = context.models.reduce((sum, model) => sum + model.snapshots.size, 0);
-  killChild({ child: context.server.child, group: false });
-  await exited(context.server.child);
-  const { answered, durable, unanswered } = context.totals;
-  console.log(
-    `crash-sigkill: seed ${seed}, ${roundCount} rounds, ${answered} data requests answered (${durable} durable), ${unanswered} in flight at a kill, ${snapshotTotal} snapshots checked, ${((Date.now() - startedMs) / 1000).toFixed(1)} s`,
-  );
-  // A load that did nothing would pass every check; make sure it did not.
-  assert.ok(durable > 0 && unanswered > 0, `seed ${seed}: the writer made no durable writes or none were in flight at a kill`);
-  if (roundCount >= 10) assert.ok(snapshotTotal > 0, `seed ${seed}: no snapshot was created in ${roundCount} rounds`);
-});
+    const snapshotTotal = context.models.reduce((sum, model) => sum + model.snapshots.size, 0);
+    killChild({ child: context.server.child, group: false });
+    await exited(context.server.child);
+    const { answered, durable, unanswered } = context.totals;
+    console.log(
+      `crash-sigkill: seed ${seed}, ${roundCount} rounds, ${answered} data requests answered (${durable} durable), ${unanswered} in flight at a kill, ${snapshotTotal} snapshots checked, ${((Date.now() - startedMs) / 1000).toFixed(1)} s`,
+    );
+    // A load that did nothing would pass every check; make sure it did not.
+    assert.ok(durable > 0 && unanswered > 0, `seed ${seed}: the writer made no durable writes or none were in flight at a kill`);
+    if (roundCount >= 10) assert.ok(snapshotTotal > 0, `seed ${seed}: no snapshot was created in ${roundCount} rounds`);
+  },
+);

@@ -18,7 +18,12 @@ const BLOCK_COUNT = 2048;
 async function openVolume() {
   const medium = new DirectoryMedium(tempDir("status"));
   await DiskEngine.create(medium);
-  const engine = await DiskEngine.open(medium, { name: "s", sizeBytes: BLOCK_COUNT * BLOCK_BYTES, blockSizeBytes: BLOCK_BYTES, historySeconds: 0 });
+  const engine = await DiskEngine.open(medium, {
+    name: "s",
+    sizeBytes: BLOCK_COUNT * BLOCK_BYTES,
+    blockSizeBytes: BLOCK_BYTES,
+    historySeconds: 0,
+  });
   return { engine, volume: new DiskVolume(engine, "s", "s", Infinity, false, new VolumeLife()) };
 }
 
@@ -47,7 +52,8 @@ test("block status answers correct prefixes, bounded, and honours NO_HOLE", asyn
       let lba = offsetBlocks;
       for (const extent of extents) {
         assert.equal(extent.lengthBytes % BLOCK_BYTES, 0);
-        for (let block = 0; block < extent.lengthBytes / BLOCK_BYTES; block++, lba++) assert.equal(extent.flags, truth[lba], `block ${lba}`);
+        for (let block = 0; block < extent.lengthBytes / BLOCK_BYTES; block++, lba++)
+          assert.equal(extent.flags, truth[lba], `block ${lba}`);
       }
       return lba;
     };

@@ -24,7 +24,12 @@ test("memory per live entry stays at or under 32 bytes", async () => {
   const directory = tempDir("memory");
   const medium = new DirectoryMedium(directory);
   await DiskEngine.create(medium);
-  const engine = await DiskEngine.open(medium, { name: "mem", sizeBytes: ENTRY_COUNT * BLOCK_BYTES, blockSizeBytes: BLOCK_BYTES, historySeconds: 3600 });
+  const engine = await DiskEngine.open(medium, {
+    name: "mem",
+    sizeBytes: ENTRY_COUNT * BLOCK_BYTES,
+    blockSizeBytes: BLOCK_BYTES,
+    historySeconds: 3600,
+  });
   try {
     gc();
     const before = process.memoryUsage();
@@ -39,8 +44,11 @@ test("memory per live entry stays at or under 32 bytes", async () => {
     const stats = engine.stats();
     assert.equal(stats.entryCount, ENTRY_COUNT);
     const tableBytesPerEntry = stats.memoryBytes / stats.entryCount;
-    const processBytesPerEntry = (after.arrayBuffers - before.arrayBuffers + Math.max(0, after.heapUsed - before.heapUsed)) / stats.entryCount;
-    console.log(`# memory per live entry: tables ${tableBytesPerEntry.toFixed(1)} B, process growth ${processBytesPerEntry.toFixed(1)} B (${stats.entryCount} entries)`);
+    const processBytesPerEntry =
+      (after.arrayBuffers - before.arrayBuffers + Math.max(0, after.heapUsed - before.heapUsed)) / stats.entryCount;
+    console.log(
+      `# memory per live entry: tables ${tableBytesPerEntry.toFixed(1)} B, process growth ${processBytesPerEntry.toFixed(1)} B (${stats.entryCount} entries)`,
+    );
     assert.ok(tableBytesPerEntry <= 32, `tables use ${tableBytesPerEntry} bytes per entry`);
     // The process figure includes transient buffers and allocator slack; an object per block would add 50+ bytes.
     assert.ok(processBytesPerEntry <= 40, `process grew ${processBytesPerEntry} bytes per entry`);

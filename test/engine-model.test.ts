@@ -59,13 +59,31 @@ const alignedRange = fc
   .map(([lba, blocks]) => ({ offset: lba * BLOCK_BYTES, length: Math.min(blocks, BLOCK_COUNT - lba) * BLOCK_BYTES }));
 
 const opArbitrary: fc.Arbitrary<Op> = fc.oneof(
-  { weight: 6, arbitrary: fc.tuple(fc.oneof(range, alignedRange), fc.integer(), fc.boolean()).map(([r, seed, fua]) => ({ t: "write" as const, ...r, seed, fua })) },
-  { weight: 2, arbitrary: fc.tuple(fc.constantFrom("zero" as const, "trim" as const), fc.oneof(range, alignedRange)).map(([t, r]) => ({ t, ...r })) },
+  {
+    weight: 6,
+    arbitrary: fc
+      .tuple(fc.oneof(range, alignedRange), fc.integer(), fc.boolean())
+      .map(([r, seed, fua]) => ({ t: "write" as const, ...r, seed, fua })),
+  },
+  {
+    weight: 2,
+    arbitrary: fc.tuple(fc.constantFrom("zero" as const, "trim" as const), fc.oneof(range, alignedRange)).map(([t, r]) => ({ t, ...r })),
+  },
   {
     weight: 2,
     // Concurrent writes, aligned or not, often to the same blocks: queue order must win.
     arbitrary: fc
-      .array(fc.tuple(fc.oneof(range, alignedRange, range.map((r) => ({ offset: r.offset % (4 * BLOCK_BYTES), length: Math.min(r.length, 300) }))), fc.integer()), { minLength: 2, maxLength: 8 })
+      .array(
+        fc.tuple(
+          fc.oneof(
+            range,
+            alignedRange,
+            range.map((r) => ({ offset: r.offset % (4 * BLOCK_BYTES), length: Math.min(r.length, 300) })),
+          ),
+          fc.integer(),
+        ),
+        { minLength: 2, maxLength: 8 },
+      )
       .map((writes) => ({ t: "burst" as const, writes: writes.map(([r, seed]) => ({ ...r, seed })) })),
   },
   { weight: 2, arbitrary: fc.constant({ t: "snapshot" as const }) },
@@ -79,7 +97,10 @@ const opArbitrary: fc.Arbitrary<Op> = fc.oneof(
   { weight: 1, arbitrary: fc.nat().map((pick) => ({ t: "rollback" as const, pick })) },
   { weight: 1, arbitrary: fc.nat().map((pick) => ({ t: "asSnapshot" as const, pick })) },
   { weight: 1, arbitrary: fc.boolean().map((zero) => ({ t: "window" as const, zero })) },
-  { weight: 2, arbitrary: fc.tuple(fc.nat(), fc.boolean(), range).map(([pick, byTime, r]) => ({ t: "pointInTime" as const, pick, byTime, ...r })) },
+  {
+    weight: 2,
+    arbitrary: fc.tuple(fc.nat(), fc.boolean(), range).map(([pick, byTime, r]) => ({ t: "pointInTime" as const, pick, byTime, ...r })),
+  },
 );
 
 class Harness {
@@ -187,7 +208,10 @@ async function runOp(h: Harness, op: Op): Promise<void> {
       return;
     case "delete": {
       if (model.snapshots.length === 0) {
-        await assert.rejects(h.engine.deleteSnapshot("nothing-here"), (error: unknown) => error instanceof SnaplogError && error.code === ErrorCodes.NOT_FOUND);
+        await assert.rejects(
+          h.engine.deleteSnapshot("nothing-here"),
+          (error: unknown) => error instanceof SnaplogError && error.code === ErrorCodes.NOT_FOUND,
+        );
         return;
       }
       const [gone] = model.snapshots.splice(op.pick % model.snapshots.length, 1);
@@ -271,7 +295,10 @@ async function pointInTime(h: Harness, op: Extract<Op, { t: "pointInTime" }>): P
   const release = h.engine.pinView(lsn);
   try {
     const actual = await h.volume(lsn, true).read(op.offset, op.length);
-    assert.ok(actual.equals(model.imageAt(lsn).subarray(op.offset, op.offset + op.length)), `point in time LSN ${lsn} differs at [${op.offset}, +${op.length})`);
+    assert.ok(
+      actual.equals(model.imageAt(lsn).subarray(op.offset, op.offset + op.length)),
+      `point in time LSN ${lsn} differs at [${op.offset}, +${op.length})`,
+    );
   } finally {
     release();
   }
@@ -299,11 +326,21 @@ async function runCase(ops: Op[], withBaseline: boolean, windowSeconds: number, 
 test("engine matches the history model (fast-check)", async () => {
   const root = tempDir("model");
   let caseIndex = 0;
-  await withCauseShown(() => fc.assert(
-    // A zero window reclaims overwritten versions at once; 5 s keeps every write for 5 s of the test's clock.
-    fc.asyncProperty(fc.array(opArbitrary, { minLength: 1, maxLength: 80, size: "max" }), fc.boolean(), fc.constantFrom(0, WINDOW_SECONDS), async (ops, withBaseline, windowSeconds) => {
-      await runCase(ops, withBaseline, windowSeconds, caseIndex++, root);
-    }),
-    { numRuns: Number(process.env.SNAPLOG_MODEL_RUNS ?? 150), ...(process.env.SNAPLOG_MODEL_SEED === undefined ? {} : { seed: Number(process.env.SNAPLOG_MODEL_SEED) }) },
-  ));
+  await withCauseShown(() =>
+    fc.assert(
+      // A zero window reclaims overwritten versions at once; 5 s keeps every write for 5 s of the test's clock.
+      fc.asyncProperty(
+        fc.array(opArbitrary, { minLength: 1, maxLength: 80, size: "max" }),
+        fc.boolean(),
+        fc.constantFrom(0, WINDOW_SECONDS),
+        async (ops, withBaseline, windowSeconds) => {
+          await runCase(ops, withBaseline, windowSeconds, caseIndex++, root);
+        },
+      ),
+      {
+        numRuns: Number(process.env.SNAPLOG_MODEL_RUNS ?? 150),
+        ...(process.env.SNAPLOG_MODEL_SEED === undefined ? {} : { seed: Number(process.env.SNAPLOG_MODEL_SEED) }),
+      },
+    ),
+  );
 });

@@ -37,9 +37,11 @@ class SinkVolume implements Volume {
   constructor(private readonly delayMs: number) {}
 
   write(offsetBytes: number, data: Buffer): Promise<void> {
-    this.tail = this.tail.then(() => sleep(this.delayMs)).then(() => {
-      this.writtenBytes += data.length;
-    });
+    this.tail = this.tail
+      .then(() => sleep(this.delayMs))
+      .then(() => {
+        this.writtenBytes += data.length;
+      });
     return this.tail;
   }
   async read(offsetBytes: number, lengthBytes: number): Promise<Buffer> {

@@ -35,7 +35,10 @@ class FailingResolver implements VolumeResolver {
   }
 }
 
-function recordingLogger(): { warnings: string[]; logger: { info(): void; warn(object: object | string, message?: string): void; error(): void } } {
+function recordingLogger(): {
+  warnings: string[];
+  logger: { info(): void; warn(object: object | string, message?: string): void; error(): void };
+} {
   const warnings: string[] = [];
   return {
     warnings,
@@ -50,12 +53,20 @@ function recordingLogger(): { warnings: string[]; logger: { info(): void; warn(o
 }
 
 test("every error code has a refusal; only the server's own trouble is logged", () => {
-  for (const code of Object.values(ErrorCodes)) assert.equal(typeof NBD_EXPORT_REFUSAL_BY_CODE[code]?.reply, "number", `no refusal for ${code}`);
+  for (const code of Object.values(ErrorCodes))
+    assert.equal(typeof NBD_EXPORT_REFUSAL_BY_CODE[code]?.reply, "number", `no refusal for ${code}`);
   assert.equal(Object.keys(NBD_EXPORT_REFUSAL_BY_CODE).length, Object.keys(ErrorCodes).length);
-  for (const code of [ErrorCodes.NOT_FOUND, ErrorCodes.INVALID_ARGUMENT, ErrorCodes.OUTSIDE_WINDOW, ErrorCodes.CONFLICT, ErrorCodes.CLOSED]) {
+  for (const code of [
+    ErrorCodes.NOT_FOUND,
+    ErrorCodes.INVALID_ARGUMENT,
+    ErrorCodes.OUTSIDE_WINDOW,
+    ErrorCodes.CONFLICT,
+    ErrorCodes.CLOSED,
+  ]) {
     assert.equal(NBD_EXPORT_REFUSAL_BY_CODE[code].logged, false, code);
   }
-  for (const code of [ErrorCodes.IO, ErrorCodes.CORRUPT, ErrorCodes.INTERNAL]) assert.equal(NBD_EXPORT_REFUSAL_BY_CODE[code].logged, true, code);
+  for (const code of [ErrorCodes.IO, ErrorCodes.CORRUPT, ErrorCodes.INTERNAL])
+    assert.equal(NBD_EXPORT_REFUSAL_BY_CODE[code].logged, true, code);
   assert.equal(NBD_EXPORT_REFUSAL_BY_CODE[ErrorCodes.CLOSED].reply, P.REP_ERR_SHUTDOWN);
   assert.equal(NBD_EXPORT_REFUSAL_BY_CODE[ErrorCodes.NOT_FOUND].reply, P.REP_ERR_UNKNOWN);
 });

@@ -193,7 +193,11 @@ test("bad requests get errors and the connection keeps serving", async () => {
     ["read at 2^63", RawNbdClient.requestHeader(CMD_READ, 0, 6n, 2 ** 62, 512), EINVAL],
     ["oversized read", RawNbdClient.requestHeader(CMD_READ, 0, 7n, 0, 33 * MiB), EINVAL],
     ["block status without base:allocation", RawNbdClient.requestHeader(CMD_BLOCK_STATUS, 0, 8n, 0, 512), EINVAL],
-    ["write past the end, payload follows", Buffer.concat([RawNbdClient.requestHeader(CMD_WRITE, 0, 9n, 64 * MiB - 100, 200), Buffer.alloc(200, 9)]), ENOSPC],
+    [
+      "write past the end, payload follows",
+      Buffer.concat([RawNbdClient.requestHeader(CMD_WRITE, 0, 9n, 64 * MiB - 100, 200), Buffer.alloc(200, 9)]),
+      ENOSPC,
+    ],
   ];
   // Pipelined, with headers split across writes to exercise reassembly.
   const stream = Buffer.concat(cases.map(([, bytes]) => bytes));

@@ -81,7 +81,10 @@ test("qemu-io unaligned writes and reads", { skip: !hasQemuIo }, async () => {
     [65537, 131071, 0x33],
     [DISK_BYTES - 3, 3, 0x44],
   ];
-  const commands = cases.flatMap(([offset, length, pattern]) => [`write -P ${pattern} ${offset} ${length}`, `read -P ${pattern} ${offset} ${length}`]);
+  const commands = cases.flatMap(([offset, length, pattern]) => [
+    `write -P ${pattern} ${offset} ${length}`,
+    `read -P ${pattern} ${offset} ${length}`,
+  ]);
   await qemuIo(server.unixUri("vm1"), commands);
   for (const [offset, length, pattern] of cases) model.fill(pattern, offset, offset + length);
   assert.ok(disk.data.equals(model));
@@ -102,7 +105,11 @@ test("qemu-io write -z and discard, and nbdinfo --map reports them honestly", { 
   assert.ok(disk.data.equals(model));
 
   const { stdout } = await run("nbdinfo", ["--map", "--json", server.uri("vm1")]);
-  const reported = (JSON.parse(stdout) as { offset: number; length: number; type: number }[]).map((extent) => [extent.offset, extent.length, extent.type]);
+  const reported = (JSON.parse(stdout) as { offset: number; length: number; type: number }[]).map((extent) => [
+    extent.offset,
+    extent.length,
+    extent.type,
+  ]);
   const expected: Array<[number, number, number]> = [];
   let offsetBytes = 0;
   for (const extent of await disk.blockStatus(0, DISK_BYTES)) {
@@ -110,7 +117,8 @@ test("qemu-io write -z and discard, and nbdinfo --map reports them honestly", { 
     offsetBytes += extent.lengthBytes;
   }
   assert.deepEqual(reported, expected);
-  const at = (offset: number): number => (reported.find(([start, length]: number[]) => offset >= start && offset < start + length) ?? [0, 0, -1])[2];
+  const at = (offset: number): number =>
+    (reported.find(([start, length]: number[]) => offset >= start && offset < start + length) ?? [0, 0, -1])[2];
   assert.equal(at(0), 0, "written data is data");
   assert.equal(at(MiB), STATE_ZERO, "write -z allocates zeros");
   assert.equal(at(MiB + 64 * KiB), STATE_HOLE | STATE_ZERO, "write -z -u punches a hole");

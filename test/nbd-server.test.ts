@@ -46,7 +46,13 @@ test("errno table: every error code has a row, mapped as documented", () => {
 });
 
 test("validateRequest: one errno per rule", () => {
-  const limits: RequestLimits = { sizeBytes: MiB, readOnly: false, structuredReplies: false, baseAllocation: false, requestBytesMax: 32 * MiB };
+  const limits: RequestLimits = {
+    sizeBytes: MiB,
+    readOnly: false,
+    structuredReplies: false,
+    baseAllocation: false,
+    requestBytesMax: 32 * MiB,
+  };
   const check = (type: number, flags: number, offset: number, length: number, overrides: Partial<RequestLimits> = {}) =>
     validateRequest({ ...limits, ...overrides }, new NbdRequest(flags, type, 0, 0, offset, length));
   assert.equal(check(P.CMD_READ, 0, 0, MiB), 0);
@@ -89,12 +95,21 @@ test("listeners: several TCP and unix sockets; a stale socket is replaced; a liv
     assert.match(addressA, /^127\.0\.0\.1:\d+$/);
     assert.notEqual(addressA, addressB);
 
-    await assert.rejects(second.listen({ path: stalePath }), (error: unknown) => error instanceof SnaplogError && error.code === ErrorCodes.CONFLICT);
+    await assert.rejects(
+      second.listen({ path: stalePath }),
+      (error: unknown) => error instanceof SnaplogError && error.code === ErrorCodes.CONFLICT,
+    );
     const filePath = join(directory, "file");
     await writeFile(filePath, "not a socket");
-    await assert.rejects(second.listen({ path: filePath }), (error: unknown) => error instanceof SnaplogError && error.code === ErrorCodes.CONFLICT);
+    await assert.rejects(
+      second.listen({ path: filePath }),
+      (error: unknown) => error instanceof SnaplogError && error.code === ErrorCodes.CONFLICT,
+    );
 
-    for (const connect of [() => net.connect({ path: stalePath }), () => net.connect({ host: "127.0.0.1", port: Number(addressB.split(":")[1]) })]) {
+    for (const connect of [
+      () => net.connect({ path: stalePath }),
+      () => net.connect({ host: "127.0.0.1", port: Number(addressB.split(":")[1]) }),
+    ]) {
       const socket = connect();
       const [greeting] = (await new Promise((resolve) => socket.once("data", (data) => resolve([data])))) as Buffer[];
       assert.equal(greeting.subarray(0, 8).toString(), "NBDMAGIC");
@@ -113,7 +128,10 @@ test("handshake variants: EXPORT_NAME with and without NO_ZEROES, default export
   resolver.defaultExport = "main";
   const server = await startTestServer(resolver);
   try {
-    for (const [clientFlags, padBytes] of [[1, 124], [3, 0]]) {
+    for (const [clientFlags, padBytes] of [
+      [1, 124],
+      [3, 0],
+    ]) {
       const client = await RawNbdClient.connect(server.port);
       await client.greet(clientFlags);
       client.sendOption(P.OPT_EXPORT_NAME, Buffer.from(""));

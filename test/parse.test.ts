@@ -41,7 +41,22 @@ test("parseSize accepts the documented forms", () => {
 });
 
 test("parseSize refuses garbage, negatives, fractional bytes and ambiguous units", () => {
-  for (const text of ["", "abc", "-1", "-4K", "1.5", "0.3K", "10GB", "10 XB", "1e6", "0x10", "1,000", "12K34", "9".repeat(30), "99999999P"]) {
+  for (const text of [
+    "",
+    "abc",
+    "-1",
+    "-4K",
+    "1.5",
+    "0.3K",
+    "10GB",
+    "10 XB",
+    "1e6",
+    "0x10",
+    "1,000",
+    "12K34",
+    "9".repeat(30),
+    "99999999P",
+  ]) {
     assertInvalid(() => parseSize(text));
   }
 });

@@ -30,7 +30,10 @@ test("points: lsn:N, times with Z or an offset (fraction cut to ms), a date alon
   assert.deepEqual(at("2026-11-25T11:30:00+01:30"), { kind: "time", timeMs: Date.UTC(2026, 10, 25, 10) });
   assert.deepEqual(at("2026-11-25T05:00:00-0500"), { kind: "time", timeMs: Date.UTC(2026, 10, 25, 10) });
   assert.deepEqual(at("2026-11-25"), { kind: "time", timeMs: Date.UTC(2026, 10, 25) });
-  assert.deepEqual(at(new Date(Date.UTC(2026, 0, 2, 3, 4, 5, 6)).toISOString()), { kind: "time", timeMs: Date.UTC(2026, 0, 2, 3, 4, 5, 6) });
+  assert.deepEqual(at(new Date(Date.UTC(2026, 0, 2, 3, 4, 5, 6)).toISOString()), {
+    kind: "time",
+    timeMs: Date.UTC(2026, 0, 2, 3, 4, 5, 6),
+  });
 });
 
 test("volumes: current, baseline and snapshot names; a place that takes points only refuses them", () => {
@@ -38,7 +41,8 @@ test("volumes: current, baseline and snapshot names; a place that takes points o
   assert.deepEqual(parsePoint("baseline", "FROM"), { kind: "baseline" });
   assert.deepEqual(parsePoint("before-upgrade", "FROM"), { kind: "snapshot", name: "before-upgrade" });
   assert.deepEqual(parsePoint("snap-20261125T100000Z", "FROM"), { kind: "snapshot", name: "snap-20261125T100000Z" });
-  for (const text of ["current", "baseline", "daily"]) refused(() => parsePoint(text, "--since", "point"), new RegExp(`^invalid --since "${text}": not a point in time`));
+  for (const text of ["current", "baseline", "daily"])
+    refused(() => parsePoint(text, "--since", "point"), new RegExp(`^invalid --since "${text}": not a point in time`));
 });
 
 test("bad points get one clear reason: no zone, a space or lower case, fields out of range, digits alone, malformed lsn", () => {
@@ -78,8 +82,12 @@ test("snapshot names must address their snapshot: names the point grammar reads 
     assert.equal(checkName("snapshot", name), name);
     assert.deepEqual(parsePoint(name, "--at"), { kind: "snapshot", name }, `${name} reads as itself`);
   }
-  refused(() => checkName("snapshot", "2026-11-25"), /^invalid snapshot name "2026-11-25": DISK@2026-11-25 and --at 2026-11-25 would read it as a point in time; .*snap-2026-11-25/);
-  for (const name of ["20261125", "1", "1.5", "2026-11-25T10Z", "1-2-3"]) refused(() => checkName("snapshot", name), /would read it as a malformed point in time/);
+  refused(
+    () => checkName("snapshot", "2026-11-25"),
+    /^invalid snapshot name "2026-11-25": DISK@2026-11-25 and --at 2026-11-25 would read it as a point in time; .*snap-2026-11-25/,
+  );
+  for (const name of ["20261125", "1", "1.5", "2026-11-25T10Z", "1-2-3"])
+    refused(() => checkName("snapshot", name), /would read it as a malformed point in time/);
   refused(() => checkName("snapshot", "baseline"), /reserved: .*baseline/);
   refused(() => checkName("snapshot", "current"), /reserved: .*current volume/);
   refused(() => checkName("snapshot", "a:b"), /invalid snapshot name/);

@@ -68,7 +68,9 @@ async function checkVolume(socketPath: string, exportName: string, lsnView: numb
         const block = first + index;
         const got = bytes.subarray(index * BLOCK_BYTES, (index + 1) * BLOCK_BYTES);
         if (!got.equals(expectedBlock(block, lsnView))) {
-          assert.fail(`${exportName}: block ${block} holds write ${got.readBigUInt64LE(0)}, expected the view at LSN ${lsnView} to hold ${expectedBlock(block, lsnView).readBigUInt64LE(0)}`);
+          assert.fail(
+            `${exportName}: block ${block} holds write ${got.readBigUInt64LE(0)}, expected the view at LSN ${lsnView} to hold ${expectedBlock(block, lsnView).readBigUInt64LE(0)}`,
+          );
         }
       }
     }

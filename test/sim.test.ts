@@ -42,7 +42,11 @@ test("10,000 seeds of power cuts without faults: every recovery matches the mode
 
 test("2,000 seeds with every fault: damage is detected, never returned as data", { timeout: 600_000 }, async () => {
   const { failures } = await runRange(100_001, 2000, 40, ALL_FAULTS);
-  assert.deepEqual(failures.slice(0, 5), [], `${failures.length} failing seeds; replay with npm run sim -- --seed S --ops 40 --faults ${formatFaults(ALL_FAULTS)}`);
+  assert.deepEqual(
+    failures.slice(0, 5),
+    [],
+    `${failures.length} failing seeds; replay with npm run sim -- --seed S --ops 40 --faults ${formatFaults(ALL_FAULTS)}`,
+  );
 });
 
 for (const sabotage of SABOTAGES) {
@@ -56,11 +60,15 @@ for (const sabotage of SABOTAGES) {
   });
 }
 
-test("scale: a full journal of the smallest records, the power cut at its rotation, recovers every block and snapshot", { timeout: 600_000 }, async () => {
-  const result = await runScaleSeed({ seed: 1, writes: 800_000, flushChance: 1, cut: { kind: "rotation", point: "rotation:synced" } });
-  assert.ok(result.ok, `${result.failure}\n${result.summary}\nreplay: node -e with runScaleSeed({ seed: 1, ... }) (test/sim.test.ts)`);
-  assert.match(result.summary, /journal 671\d{5} B/, `the journal reached its maximum: ${result.summary}`);
-});
+test(
+  "scale: a full journal of the smallest records, the power cut at its rotation, recovers every block and snapshot",
+  { timeout: 600_000 },
+  async () => {
+    const result = await runScaleSeed({ seed: 1, writes: 800_000, flushChance: 1, cut: { kind: "rotation", point: "rotation:synced" } });
+    assert.ok(result.ok, `${result.failure}\n${result.summary}\nreplay: node -e with runScaleSeed({ seed: 1, ... }) (test/sim.test.ts)`);
+    assert.match(result.summary, /journal 671\d{5} B/, `the journal reached its maximum: ${result.summary}`);
+  },
+);
 
 test("scale: a seed's own flushes and power cut, past a journal rotation", { timeout: 600_000 }, async () => {
   const result = await runScaleSeed({ seed: 2, writes: 1_300_000 });

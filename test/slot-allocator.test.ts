@@ -34,10 +34,16 @@ test("no slot is handed out twice; counts match the model", () => {
 test("a wholly free segment is refilled in ascending order before fresh space", () => {
   const allocator = new SlotAllocator(SLOTS_PER_SEGMENT);
   const first = Array.from({ length: 4 * SLOTS_PER_SEGMENT }, () => allocator.allocate());
-  assert.deepEqual(first, Array.from({ length: 4 * SLOTS_PER_SEGMENT }, (_, index) => index));
+  assert.deepEqual(
+    first,
+    Array.from({ length: 4 * SLOTS_PER_SEGMENT }, (_, index) => index),
+  );
   for (let slot = SLOTS_PER_SEGMENT; slot < 2 * SLOTS_PER_SEGMENT; slot++) allocator.release(slot);
   const again = Array.from({ length: SLOTS_PER_SEGMENT }, () => allocator.allocate());
-  assert.deepEqual(again, Array.from({ length: SLOTS_PER_SEGMENT }, (_, index) => SLOTS_PER_SEGMENT + index));
+  assert.deepEqual(
+    again,
+    Array.from({ length: SLOTS_PER_SEGMENT }, (_, index) => SLOTS_PER_SEGMENT + index),
+  );
   assert.equal(allocator.slotLimit, 4 * SLOTS_PER_SEGMENT);
 });
 

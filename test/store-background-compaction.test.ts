@@ -33,7 +33,9 @@ async function overwrite(store: Store, disk: string, passes: number): Promise<vo
 async function hash(store: Store, exportName: string): Promise<string> {
   const volume = store.resolve(exportName);
   try {
-    return createHash("sha256").update(await volume.read(0, SIZE)).digest("hex");
+    return createHash("sha256")
+      .update(await volume.read(0, SIZE))
+      .digest("hex");
   } finally {
     volume.release();
   }

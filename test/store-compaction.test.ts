@@ -29,10 +29,27 @@ test("a fold into the baseline reports the bytes of every version it freed, whic
     await store.setPolicy({ disk: "d", historySeconds: 0 });
     const fold = await store.compact({ disk: "d", intoBaseline: true });
     assert.deepEqual(
-      { mode: fold.mode, lsnFold: fold.lsnFold, entriesFreed: fold.entriesFreed, bytesFreed: fold.bytesFreed, bytesMoved: fold.bytesMoved, corruptBlocks: fold.corruptBlocks },
-      { mode: "into-baseline", lsnFold: 3, entriesFreed: 3, bytesFreed: 3 * blockSizeBytes, bytesMoved: 2 * blockSizeBytes, corruptBlocks: [] },
+      {
+        mode: fold.mode,
+        lsnFold: fold.lsnFold,
+        entriesFreed: fold.entriesFreed,
+        bytesFreed: fold.bytesFreed,
+        bytesMoved: fold.bytesMoved,
+        corruptBlocks: fold.corruptBlocks,
+      },
+      {
+        mode: "into-baseline",
+        lsnFold: 3,
+        entriesFreed: 3,
+        bytesFreed: 3 * blockSizeBytes,
+        bytesMoved: 2 * blockSizeBytes,
+        corruptBlocks: [],
+      },
     );
-    assert.deepEqual(await store.resolve("d@s").read(0, 2 * blockSizeBytes), Buffer.concat([pattern(2, blockSizeBytes), pattern(3, blockSizeBytes)]));
+    assert.deepEqual(
+      await store.resolve("d@s").read(0, 2 * blockSizeBytes),
+      Buffer.concat([pattern(2, blockSizeBytes), pattern(3, blockSizeBytes)]),
+    );
     const inPlace = await store.compact({ disk: "d" });
     assert.deepEqual(inPlace.corruptBlocks, []);
   });
@@ -40,7 +57,11 @@ test("a fold into the baseline reports the bytes of every version it freed, whic
 
 test("a fold that meets damaged data reports those blocks in corruptBlocks and folds the rest", async () => {
   // Block 5 is written first: its data is at offset 0 of the first segment file.
-  const storePath = await storeWithDisk(tempDir("fold-corrupt"), { name: "d", sizeBytes: MiB, historySeconds: 0 }, [5, 0, 9].map((block) => ({ offsetBytes: block * blockSizeBytes, data: pattern(block + 1, blockSizeBytes) })));
+  const storePath = await storeWithDisk(
+    tempDir("fold-corrupt"),
+    { name: "d", sizeBytes: MiB, historySeconds: 0 },
+    [5, 0, 9].map((block) => ({ offsetBytes: block * blockSizeBytes, data: pattern(block + 1, blockSizeBytes) })),
+  );
   flipByte(firstSegmentPath(storePath, "d"), 0);
   await withStore(storePath, async (store) => {
     const fold = await store.compact({ disk: "d", intoBaseline: true });
@@ -70,7 +91,12 @@ function fakeEngine(lsnLast: number): DiskEngine & { compactCount: number } {
 
 test("background compaction: a disk is passed over once nothing changed, and a disk created again under the same name gets its pass", async () => {
   let targets: CompactionTarget[] = [];
-  const scheduler = new CompactionScheduler(() => targets, { intervalMs: 60_000, idleMs: 0, freeFractionMin: 0, space: async () => ({ freeBytes: 1, totalBytes: 1 }) });
+  const scheduler = new CompactionScheduler(() => targets, {
+    intervalMs: 60_000,
+    idleMs: 0,
+    freeFractionMin: 0,
+    space: async () => ({ freeBytes: 1, totalBytes: 1 }),
+  });
   const first = fakeEngine(5);
   targets = [{ name: "d", engine: first, autoCompact: true }];
   await scheduler.pass();

@@ -72,32 +72,44 @@ test("restore --to of a disk with a baseline copies the baseline's data too", as
 });
 
 test("restore --to never touches an existing <to>.partial: ALREADY_EXISTS, and the file is left as it was", async () => {
-  const storePath = await storeWithDisk(tempDir("restore-partial"), { name: "d", sizeBytes: MiB }, [{ offsetBytes: 0, data: pattern(1, blockSizeBytes) }]);
+  const storePath = await storeWithDisk(tempDir("restore-partial"), { name: "d", sizeBytes: MiB }, [
+    { offsetBytes: 0, data: pattern(1, blockSizeBytes) },
+  ]);
   const target = join(tempDir("restore-partial-out"), "d.raw");
   writeFileSync(`${target}.partial`, "the user's own file");
   await withStore(storePath, async (store) => {
-    await assert.rejects(store.restore({ disk: "d", at: "current", to: target }), hasCode(ErrorCodes.ALREADY_EXISTS, /d\.raw\.partial already exists/));
+    await assert.rejects(
+      store.restore({ disk: "d", at: "current", to: target }),
+      hasCode(ErrorCodes.ALREADY_EXISTS, /d\.raw\.partial already exists/),
+    );
   });
   assert.equal(readFileSync(`${target}.partial`, "utf8"), "the user's own file");
   assert.equal(existsSync(target), false);
 });
 
 test("restore --to never overwrites a target that appears while it runs: ALREADY_EXISTS, its partial file removed", async () => {
-  const storePath = await storeWithDisk(tempDir("restore-race"), { name: "d", sizeBytes: MiB }, [{ offsetBytes: 0, data: pattern(1, blockSizeBytes) }]);
+  const storePath = await storeWithDisk(tempDir("restore-race"), { name: "d", sizeBytes: MiB }, [
+    { offsetBytes: 0, data: pattern(1, blockSizeBytes) },
+  ]);
   const target = join(tempDir("restore-race-out"), "d.raw");
   await withStore(storePath, async (store) => {
     // Progress is reported while the image is written: the target appears then.
     const onProgress = () => {
       if (!existsSync(target)) writeFileSync(target, "written meanwhile");
     };
-    await assert.rejects(store.restore({ disk: "d", at: "current", to: target }, onProgress), hasCode(ErrorCodes.ALREADY_EXISTS, /d\.raw already exists/));
+    await assert.rejects(
+      store.restore({ disk: "d", at: "current", to: target }, onProgress),
+      hasCode(ErrorCodes.ALREADY_EXISTS, /d\.raw already exists/),
+    );
   });
   assert.equal(readFileSync(target, "utf8"), "written meanwhile");
   assert.equal(existsSync(`${target}.partial`), false);
 });
 
 test("the store refuses what the CLI refuses: lun with to, name without rollback, a relative to, two targets", async () => {
-  const storePath = await storeWithDisk(tempDir("restore-check"), { name: "d", sizeBytes: MiB }, [{ offsetBytes: 0, data: pattern(1, blockSizeBytes) }]);
+  const storePath = await storeWithDisk(tempDir("restore-check"), { name: "d", sizeBytes: MiB }, [
+    { offsetBytes: 0, data: pattern(1, blockSizeBytes) },
+  ]);
   const target = join(tempDir("restore-check-out"), "d.raw");
   await withStore(storePath, async (store) => {
     for (const [request, message] of [
@@ -107,9 +119,16 @@ test("the store refuses what the CLI refuses: lun with to, name without rollback
       [{ to: target, rollback: true }, /^restore needs exactly one of --to FILE, --as-snapshot NAME, --rollback/],
       [{}, /^restore needs exactly one of --to FILE, --as-snapshot NAME, --rollback/],
     ] as const) {
-      await assert.rejects(store.restore({ disk: "d", at: "current", ...request }), hasCode(ErrorCodes.INVALID_ARGUMENT, message), JSON.stringify(request));
+      await assert.rejects(
+        store.restore({ disk: "d", at: "current", ...request }),
+        hasCode(ErrorCodes.INVALID_ARGUMENT, message),
+        JSON.stringify(request),
+      );
     }
-    await assert.rejects(store.compact({ disk: "d", snapshot: "s", intoBaseline: true }), hasCode(ErrorCodes.INVALID_ARGUMENT, /^--into-baseline .* takes no --snapshot/));
+    await assert.rejects(
+      store.compact({ disk: "d", snapshot: "s", intoBaseline: true }),
+      hasCode(ErrorCodes.INVALID_ARGUMENT, /^--into-baseline .* takes no --snapshot/),
+    );
     assert.deepEqual(await store.listSnapshots("d"), []);
   });
   assert.equal(existsSync(target), false);
@@ -142,7 +161,11 @@ test("a rollback to the current point is refused (CONFLICT) and changes nothing:
     const before = await store.showDisk("d");
     const connected = store.resolve("d");
     for (const at of ["current", `lsn:${before.lsnLast}`]) {
-      await assert.rejects(store.restore({ disk: "d", at, rollback: true }), hasCode(ErrorCodes.CONFLICT, /a rollback to it would change nothing/), at);
+      await assert.rejects(
+        store.restore({ disk: "d", at, rollback: true }),
+        hasCode(ErrorCodes.CONFLICT, /a rollback to it would change nothing/),
+        at,
+      );
     }
     assert.deepEqual(await connected.read(0, blockSizeBytes), pattern(2, blockSizeBytes), "a connection made before still works");
     await connected.write(blockSizeBytes, pattern(3, blockSizeBytes), { fua: true });

@@ -37,7 +37,14 @@ test("a sound store scrubs OK: every entry checked, nothing damaged", async () =
   const result = await withStore(storePath, (store) => store.scrub({}));
   assert.equal(result.ok, true);
   assert.deepEqual(result.disks, [
-    { disk: "d", entriesChecked: blocksWritten.length, bytesChecked: blocksWritten.length * blockSizeBytes, corrupt: [], baselineUnknownBlocks: [], ok: true },
+    {
+      disk: "d",
+      entriesChecked: blocksWritten.length,
+      bytesChecked: blocksWritten.length * blockSizeBytes,
+      corrupt: [],
+      baselineUnknownBlocks: [],
+      ok: true,
+    },
   ]);
   assert.ok(Number.isFinite(result.durationMs) && result.durationMs >= 0, `duration ${result.durationMs} ms`);
 });
@@ -47,7 +54,10 @@ test("a flipped byte in a segment file is reported with its block, disk offset, 
   flipByte(firstSegmentPath(storePath, "d"), 100);
   const result = await withStore(storePath, async (store) => {
     // The flip hit block 5's data (slot 0): reads of it refuse, the others still read.
-    await assert.rejects(store.resolve("d").read(5 * blockSizeBytes, blockSizeBytes), (error: unknown) => error instanceof SnaplogError && error.code === ErrorCodes.CORRUPT);
+    await assert.rejects(
+      store.resolve("d").read(5 * blockSizeBytes, blockSizeBytes),
+      (error: unknown) => error instanceof SnaplogError && error.code === ErrorCodes.CORRUPT,
+    );
     assert.deepEqual(await store.resolve("d").read(0, blockSizeBytes), pattern(0));
     return store.scrub({ disk: "d" });
   });
@@ -55,7 +65,16 @@ test("a flipped byte in a segment file is reported with its block, disk offset, 
   const [disk] = result.disks;
   assert.equal(disk.ok, false);
   assert.equal(disk.entriesChecked, blocksWritten.length, "a damaged entry was still read and checked");
-  assert.deepEqual(disk.corrupt, [{ block: 5, lsn: 1, offsetBytes: 5 * blockSizeBytes, file: join("disks", "d", "segment-00000000.dat"), fileOffsetBytes: 0, reason: "checksum mismatch" }]);
+  assert.deepEqual(disk.corrupt, [
+    {
+      block: 5,
+      lsn: 1,
+      offsetBytes: 5 * blockSizeBytes,
+      file: join("disks", "d", "segment-00000000.dat"),
+      fileOffsetBytes: 0,
+      reason: "checksum mismatch",
+    },
+  ]);
   assert.deepEqual(disk.baselineUnknownBlocks, []);
 });
 
@@ -71,23 +90,39 @@ test("every disk is scrubbed by default; a disk that fails to open is reported, 
 
   const progress: Array<[number, number]> = [];
   const result = await withStore(storePath, (store) => store.scrub({}, (done, total) => progress.push([done, total])));
-  assert.deepEqual(result.disks.map((disk) => [disk.disk, disk.ok]), [["broken", false], ["d", false], ["e", true]]);
+  assert.deepEqual(
+    result.disks.map((disk) => [disk.disk, disk.ok]),
+    [
+      ["broken", false],
+      ["d", false],
+      ["e", true],
+    ],
+  );
   assert.equal(result.ok, false);
   const [broken, d, e] = result.disks;
   assert.ok(broken.offlineReason !== undefined && broken.offlineReason.length > 0, JSON.stringify(broken));
   assert.equal(broken.entriesChecked, 0);
   assert.equal(d.offlineReason, undefined);
-  assert.deepEqual(d.corrupt.map((damage) => [damage.block, damage.offsetBytes, damage.fileOffsetBytes]), [[0, 0, blockSizeBytes]]);
+  assert.deepEqual(
+    d.corrupt.map((damage) => [damage.block, damage.offsetBytes, damage.fileOffsetBytes]),
+    [[0, 0, blockSizeBytes]],
+  );
   assert.equal(e.entriesChecked, 1);
 
   // One index page per disk of this size, two disks checked: a fixed total, done only grows, and ends at the total.
   assert.ok(progress.length > 0);
-  assert.ok(progress.every(([, total]) => total === 2), JSON.stringify(progress));
+  assert.ok(
+    progress.every(([, total]) => total === 2),
+    JSON.stringify(progress),
+  );
   for (let index = 1; index < progress.length; index++) assert.ok(progress[index][0] >= progress[index - 1][0], JSON.stringify(progress));
   assert.deepEqual(progress.at(-1), [2, 2]);
 
   const offlineOnly = await withStore(storePath, (store) => store.scrub({ disk: "broken" }));
-  assert.deepEqual(offlineOnly.disks.map((disk) => disk.disk), ["broken"]);
+  assert.deepEqual(
+    offlineOnly.disks.map((disk) => disk.disk),
+    ["broken"],
+  );
   assert.equal(offlineOnly.ok, false);
   const soundOnly = await withStore(storePath, (store) => store.scrub({ disk: "e" }));
   assert.equal(soundOnly.ok, true);
@@ -104,7 +139,11 @@ test("baseline blocks a fold could not write (damaged data) are reported as unkn
   });
   const [disk] = result.disks;
   assert.deepEqual(disk.baselineUnknownBlocks, [5]);
-  assert.deepEqual(disk.corrupt.map((damage) => damage.block), [5], "the damaged entry stays in the log");
+  assert.deepEqual(
+    disk.corrupt.map((damage) => damage.block),
+    [5],
+    "the damaged entry stays in the log",
+  );
   assert.equal(disk.ok, false);
   assert.equal(result.ok, false);
 });
@@ -112,7 +151,10 @@ test("baseline blocks a fold could not write (damaged data) are reported as unkn
 test("an unknown disk is NOT_FOUND", async () => {
   const storePath = await storeWithBlocks("scrub-missing", "d");
   await withStore(storePath, (store) =>
-    assert.rejects(store.scrub({ disk: "nothere" }), (error: unknown) => error instanceof SnaplogError && error.code === ErrorCodes.NOT_FOUND),
+    assert.rejects(
+      store.scrub({ disk: "nothere" }),
+      (error: unknown) => error instanceof SnaplogError && error.code === ErrorCodes.NOT_FOUND,
+    ),
   );
 });
 

@@ -25,7 +25,9 @@ function hasCode(code: string, message?: RegExp): (error: unknown) => boolean {
 }
 
 async function openStore(prefix: string): Promise<Store> {
-  const storePath = await storeWithDisk(tempDir(prefix), { name: "d", sizeBytes: MiB }, [{ offsetBytes: 0, data: pattern(1, blockSizeBytes) }]);
+  const storePath = await storeWithDisk(tempDir(prefix), { name: "d", sizeBytes: MiB }, [
+    { offsetBytes: 0, data: pattern(1, blockSizeBytes) },
+  ]);
   return Store.open(storePath);
 }
 
@@ -34,7 +36,8 @@ async function assertGone(volume: Volume, code: string, message: RegExp): Promis
   await assert.rejects(volume.read(0, blockSizeBytes), hasCode(code, message), `read of ${volume.name}`);
   await assert.rejects(volume.blockStatus(0, blockSizeBytes), hasCode(code, message), `block status of ${volume.name}`);
   await assert.rejects(volume.flush(), hasCode(code, message), `flush of ${volume.name}`);
-  if (!volume.readOnly) await assert.rejects(volume.write(0, pattern(9, blockSizeBytes), { fua: false }), hasCode(code, message), `write of ${volume.name}`);
+  if (!volume.readOnly)
+    await assert.rejects(volume.write(0, pattern(9, blockSizeBytes), { fua: false }), hasCode(code, message), `write of ${volume.name}`);
 }
 
 test("a snapshot's volume fails once the snapshot is deleted, also when a new snapshot takes its name", async () => {

@@ -162,7 +162,11 @@ export class ApiClient implements Operations {
     // From here on, only the stream's own idle timeout applies: a consumer that reads slowly is not the server being silent.
     response.socket?.setTimeout(0);
     return this.withFailures(
-      readNdjson(response, { idleMs: streamIdleTimeoutMs, lineBytesMax, idleError: () => this.failure(`no data from the server in ${streamIdleTimeoutMs / 1000}s`) }),
+      readNdjson(response, {
+        idleMs: streamIdleTimeoutMs,
+        lineBytesMax,
+        idleError: () => this.failure(`no data from the server in ${streamIdleTimeoutMs / 1000}s`),
+      }),
     );
   }
 

@@ -29,7 +29,10 @@ export async function sendItemStream(reply: FastifyReply, items: AsyncIterable<u
     failureText: (error) => failureLine(error, reply.log),
     onReturnError: (error) => reply.log.warn({ err: error }, "closing a stream's reader failed"),
   });
-  return reply.code(200).header("content-type", ndjsonContentType).send(Readable.from(batches, { objectMode: false }));
+  return reply
+    .code(200)
+    .header("content-type", ndjsonContentType)
+    .send(Readable.from(batches, { objectMode: false }));
 }
 
 /** The final {"error": ...} line of a stream that failed midway (its status is 200 by then). */

@@ -71,7 +71,9 @@ export const DiskInfoSchema = Type.Object(diskInfoProperties, { title: "DiskInfo
 export const HistoryWindowInfoSchema = Type.Object(
   {
     lsnFirst: Count,
-    timeFirst: Type.Union([Type.String({ description: "ISO 8601" }), Type.Null()], { description: "null when the window reaches before every write" }),
+    timeFirst: Type.Union([Type.String({ description: "ISO 8601" }), Type.Null()], {
+      description: "null when the window reaches before every write",
+    }),
     lsnLast: Count,
   },
   { title: "HistoryWindowInfo" },
@@ -185,13 +187,19 @@ export const CompactResultSchema = Type.Object(
     lsnFold: Count,
     scanMs: Type.Number({ minimum: 0 }),
     durationMs: Type.Number({ minimum: 0 }),
-    corruptBlocks: Type.Array(Count, { description: "into the baseline: blocks whose data failed its checksum, left in the log (ascending)" }),
+    corruptBlocks: Type.Array(Count, {
+      description: "into the baseline: blocks whose data failed its checksum, left in the log (ascending)",
+    }),
   },
   { title: "CompactResult" },
 );
 
 /** A point in time, or a volume: lsn:N, an ISO 8601 time, current, baseline or a snapshot name. */
-const PointSpecSchema = Type.String({ minLength: 1, maxLength: 128, description: "lsn:N, an ISO 8601 time, current, baseline or a snapshot name" });
+const PointSpecSchema = Type.String({
+  minLength: 1,
+  maxLength: 128,
+  description: "lsn:N, an ISO 8601 time, current, baseline or a snapshot name",
+});
 
 export const RestoreBodySchema = Type.Object(
   {
@@ -202,7 +210,11 @@ export const RestoreBodySchema = Type.Object(
     name: Type.Optional(NameSchema),
     lun: Type.Optional(Type.Integer({ minimum: 1, maximum: 0xffff_ffff })),
   },
-  { additionalProperties: false, title: "RestoreRequest", description: "exactly one of to, asSnapshot, rollback; lun only with asSnapshot or rollback; name only with rollback" },
+  {
+    additionalProperties: false,
+    title: "RestoreRequest",
+    description: "exactly one of to, asSnapshot, rollback; lun only with asSnapshot or rollback; name only with rollback",
+  },
 );
 
 export const RestoreResultSchema = Type.Object(
@@ -243,7 +255,9 @@ const ScrubDiskResultSchema = Type.Object(
     entriesChecked: Count,
     bytesChecked: Count,
     corrupt: Type.Array(ScrubDamageSchema),
-    baselineUnknownBlocks: Type.Array(Count, { description: "baseline blocks a fold could not write (damaged data): the baseline answers EIO there" }),
+    baselineUnknownBlocks: Type.Array(Count, {
+      description: "baseline blocks a fold could not write (damaged data): the baseline answers EIO there",
+    }),
     offlineReason: Type.Optional(Type.String({ description: "the disk failed to open and was not checked" })),
     ok: Type.Boolean(),
   },
@@ -289,15 +303,9 @@ export const LogEntrySchema = Type.Object(
   { title: "LogEntry" },
 );
 
-export const DiffQuerySchema = Type.Object(
-  { from: PointSpecSchema, to: PointSpecSchema },
-  { additionalProperties: false },
-);
+export const DiffQuerySchema = Type.Object({ from: PointSpecSchema, to: PointSpecSchema }, { additionalProperties: false });
 
-export const DiffRunSchema = Type.Object(
-  { block: Count, blockCount: Count, offsetBytes: Count, lengthBytes: Count },
-  { title: "DiffRun" },
-);
+export const DiffRunSchema = Type.Object({ block: Count, blockCount: Count, offsetBytes: Count, lengthBytes: Count }, { title: "DiffRun" });
 
 export const ProgressSchema = Type.Object({ done: Type.Number({ minimum: 0 }), total: Type.Number({ minimum: 0 }) });
 

@@ -10,7 +10,13 @@
 import { timingSafeEqual } from "node:crypto";
 import type { IncomingMessage, ServerResponse } from "node:http";
 import type { AddressInfo } from "node:net";
-import Fastify, { LogController, type RawServerDefault, type FastifyBaseLogger, type FastifyInstance, type FastifySchemaValidationError } from "fastify";
+import Fastify, {
+  LogController,
+  type RawServerDefault,
+  type FastifyBaseLogger,
+  type FastifyInstance,
+  type FastifySchemaValidationError,
+} from "fastify";
 import swagger from "@fastify/swagger";
 import { Type, type TSchema, type TypeBoxTypeProvider } from "@fastify/type-provider-typebox";
 import { Counter, Registry, collectDefaultMetrics } from "prom-client";
@@ -114,7 +120,7 @@ export async function buildApiApp(options: ApiAppOptions): Promise<FastifyInstan
         version: apiVersion,
         description:
           "Incremental block-storage appliance: disks, snapshots, policies, compaction, restore, log and diff, scrub, status. " +
-          "Long answers are NDJSON (application/x-ndjson, one JSON document per line); a stream that fails after its first line ends with an {\"error\": ...} line.",
+          'Long answers are NDJSON (application/x-ndjson, one JSON document per line); a stream that fails after its first line ends with an {"error": ...} line.',
       },
       components: { securitySchemes: { bearer: { type: "http", scheme: "bearer" } } },
       security: options.token === undefined ? [] : [{ bearer: [] }],
@@ -156,28 +162,44 @@ function aboutDisk<S extends object>(schema: S): S & { params: typeof DiskParams
 function registerOperationRoutes(app: TypedApp, operations: Operations): void {
   app.get("/v1/disks", { schema: { summary: "List disks", response: answers(Type.Array(DiskInfoSchema)) } }, () => operations.listDisks());
 
-  app.post("/v1/disks", { schema: { summary: "Create a disk", body: CreateDiskBodySchema, response: answers(DiskInfoSchema, 201) } }, async (request, reply) => {
-    const disk = await operations.createDisk(request.body);
-    return reply.code(201).send(disk);
-  });
-
-  app.get("/v1/disks/:name", { schema: aboutDisk({ summary: "Show a disk and its snapshots", response: answers(DiskDetailSchema) }) }, (request) =>
-    operations.showDisk(request.params.name),
+  app.post(
+    "/v1/disks",
+    { schema: { summary: "Create a disk", body: CreateDiskBodySchema, response: answers(DiskInfoSchema, 201) } },
+    async (request, reply) => {
+      const disk = await operations.createDisk(request.body);
+      return reply.code(201).send(disk);
+    },
   );
 
-  app.delete("/v1/disks/:name", { schema: aboutDisk({ summary: "Delete a disk", response: answers(Type.Null(), 204) }) }, async (request, reply) => {
-    await operations.deleteDisk(request.params.name);
-    return reply.code(204).send(null);
-  });
+  app.get(
+    "/v1/disks/:name",
+    { schema: aboutDisk({ summary: "Show a disk and its snapshots", response: answers(DiskDetailSchema) }) },
+    (request) => operations.showDisk(request.params.name),
+  );
 
-  app.get("/v1/disks/:name/snapshots", { schema: aboutDisk({ summary: "List a disk's snapshots", response: answers(Type.Array(SnapshotInfoSchema)) }) }, (request) =>
-    operations.listSnapshots(request.params.name),
+  app.delete(
+    "/v1/disks/:name",
+    { schema: aboutDisk({ summary: "Delete a disk", response: answers(Type.Null(), 204) }) },
+    async (request, reply) => {
+      await operations.deleteDisk(request.params.name);
+      return reply.code(204).send(null);
+    },
+  );
+
+  app.get(
+    "/v1/disks/:name/snapshots",
+    { schema: aboutDisk({ summary: "List a disk's snapshots", response: answers(Type.Array(SnapshotInfoSchema)) }) },
+    (request) => operations.listSnapshots(request.params.name),
   );
 
   app.post(
     "/v1/disks/:name/snapshots",
     {
-      schema: aboutDisk({ summary: "Create a snapshot (cut the log)", body: CreateSnapshotBodySchema, response: answers(SnapshotInfoSchema, 201) }),
+      schema: aboutDisk({
+        summary: "Create a snapshot (cut the log)",
+        body: CreateSnapshotBodySchema,
+        response: answers(SnapshotInfoSchema, 201),
+      }),
       // An empty POST is a snapshot with defaults, so curl -X POST works without a body.
       preValidation: emptyBodyAsObject,
     },
@@ -199,13 +221,21 @@ function registerOperationRoutes(app: TypedApp, operations: Operations): void {
     (request) => operations.deleteSnapshot(request.params.name, request.params.snapshot),
   );
 
-  app.get("/v1/disks/:name/policy", { schema: aboutDisk({ summary: "Show a disk's policy", response: answers(DiskPolicySchema) }) }, (request) =>
-    operations.showPolicy(request.params.name),
+  app.get(
+    "/v1/disks/:name/policy",
+    { schema: aboutDisk({ summary: "Show a disk's policy", response: answers(DiskPolicySchema) }) },
+    (request) => operations.showPolicy(request.params.name),
   );
 
   app.patch(
     "/v1/disks/:name/policy",
-    { schema: aboutDisk({ summary: "Change some of a disk's policy; the answer is the whole policy", body: PolicyUpdateBodySchema, response: answers(DiskPolicySchema) }) },
+    {
+      schema: aboutDisk({
+        summary: "Change some of a disk's policy; the answer is the whole policy",
+        body: PolicyUpdateBodySchema,
+        response: answers(DiskPolicySchema),
+      }),
+    },
     (request) => operations.setPolicy({ disk: request.params.name, ...request.body }),
   );
 
@@ -234,7 +264,10 @@ function progressRoute<S extends { summary: string; body: TSchema }>(schema: S, 
   const { title } = resultSchema as { title?: string };
   const lines = `{progress} lines (${unit}), then one {result} (${title ?? "result"}) or {error} line`;
   return {
-    schema: { ...schema, response: answers(ndjsonResponse(lines, Type.Union([progressLineSchema, Type.Object({ result: resultSchema })]))) },
+    schema: {
+      ...schema,
+      response: answers(ndjsonResponse(lines, Type.Union([progressLineSchema, Type.Object({ result: resultSchema })]))),
+    },
     preValidation: emptyBodyAsObject,
   };
 }
@@ -242,14 +275,27 @@ function progressRoute<S extends { summary: string; body: TSchema }>(schema: S, 
 function registerProgressRoutes(app: TypedApp, operations: Operations, timing: Partial<ProgressTiming>): void {
   app.post(
     "/v1/disks/:name/compact",
-    progressRoute(aboutDisk({ summary: "Compact now (in place, or into the baseline), streaming progress", body: CompactBodySchema }), "steps", CompactResultSchema),
-    (request, reply) => sendProgressStream(reply, (onProgress) => operations.compact({ disk: request.params.name, ...request.body }, onProgress), timing),
+    progressRoute(
+      aboutDisk({ summary: "Compact now (in place, or into the baseline), streaming progress", body: CompactBodySchema }),
+      "steps",
+      CompactResultSchema,
+    ),
+    (request, reply) =>
+      sendProgressStream(reply, (onProgress) => operations.compact({ disk: request.params.name, ...request.body }, onProgress), timing),
   );
 
   app.post(
     "/v1/disks/:name/restore",
-    progressRoute(aboutDisk({ summary: "Restore a point in time to a file, as a snapshot, or by rolling back, streaming progress", body: RestoreBodySchema }), "bytes", RestoreResultSchema),
-    (request, reply) => sendProgressStream(reply, (onProgress) => operations.restore({ disk: request.params.name, ...request.body }, onProgress), timing),
+    progressRoute(
+      aboutDisk({
+        summary: "Restore a point in time to a file, as a snapshot, or by rolling back, streaming progress",
+        body: RestoreBodySchema,
+      }),
+      "bytes",
+      RestoreResultSchema,
+    ),
+    (request, reply) =>
+      sendProgressStream(reply, (onProgress) => operations.restore({ disk: request.params.name, ...request.body }, onProgress), timing),
   );
 
   // Scrub is about the store, not one disk: the disk is in the body, and none means all.
@@ -257,7 +303,8 @@ function registerProgressRoutes(app: TypedApp, operations: Operations, timing: P
     "/v1/scrub",
     progressRoute(
       {
-        summary: "Check every live log entry's CRC32C (of one disk, or all), streaming progress; damage is reported in the result, not as an error",
+        summary:
+          "Check every live log entry's CRC32C (of one disk, or all), streaming progress; damage is reported in the result, not as an error",
         body: ScrubBodySchema,
       },
       "index pages",
@@ -274,7 +321,12 @@ function registerStreamRoutes(app: TypedApp, operations: Operations): void {
       schema: aboutDisk({
         summary: "The log in time order (runs of entries and snapshot cuts), streamed",
         querystring: LogQuerySchema,
-        response: answers(ndjsonResponse("one LogEntry per line; a final {error} line if the stream fails midway", Type.Union([LogEntrySchema, ErrorSchema]))),
+        response: answers(
+          ndjsonResponse(
+            "one LogEntry per line; a final {error} line if the stream fails midway",
+            Type.Union([LogEntrySchema, ErrorSchema]),
+          ),
+        ),
       }),
     },
     (request, reply) => {
@@ -289,7 +341,9 @@ function registerStreamRoutes(app: TypedApp, operations: Operations): void {
       schema: aboutDisk({
         summary: "The blocks that differ between two volumes, in block order, streamed",
         querystring: DiffQuerySchema,
-        response: answers(ndjsonResponse("one DiffRun per line; a final {error} line if the stream fails midway", Type.Union([DiffRunSchema, ErrorSchema]))),
+        response: answers(
+          ndjsonResponse("one DiffRun per line; a final {error} line if the stream fails midway", Type.Union([DiffRunSchema, ErrorSchema])),
+        ),
       }),
     },
     (request, reply) => sendItemStream(reply, operations.diff({ disk: request.params.name, ...request.query })),
@@ -377,7 +431,13 @@ export async function startApiServer(options: ApiServerOptions): Promise<ApiServ
     let tcp: HostPort | undefined;
     if (options.tcp !== undefined) {
       const token = await ensureToken(tokenPath);
-      const tcpApp = await buildApiApp({ operations: options.operations, metrics, logger: options.logger, progress: options.progress, token });
+      const tcpApp = await buildApiApp({
+        operations: options.operations,
+        metrics,
+        logger: options.logger,
+        progress: options.progress,
+        token,
+      });
       apps.push(tcpApp);
       await tcpApp.listen({ host: options.tcp.host, port: options.tcp.port });
       const address = tcpApp.server.address() as AddressInfo;

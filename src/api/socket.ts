@@ -15,10 +15,14 @@ const tokenBytes = 32;
 
 export function assertSocketPathFits(socketPath: string): void {
   if (Buffer.byteLength(socketPath) > socketPathBytesMax) {
-    throw new SnaplogError(ErrorCodes.INVALID_ARGUMENT, `socket path too long (${Buffer.byteLength(socketPath)} > ${socketPathBytesMax} bytes): ${socketPath}`, {
-      path: socketPath,
-      hint: "use a store directory with a shorter path",
-    });
+    throw new SnaplogError(
+      ErrorCodes.INVALID_ARGUMENT,
+      `socket path too long (${Buffer.byteLength(socketPath)} > ${socketPathBytesMax} bytes): ${socketPath}`,
+      {
+        path: socketPath,
+        hint: "use a store directory with a shorter path",
+      },
+    );
   }
 }
 

@@ -67,7 +67,10 @@ function compactFields(result: CompactResult): Array<[string, string]> {
   ];
   if (result.mode === "into-baseline") fields.push(["fold LSN", result.lsnFold === 0 ? "0 (nothing to fold)" : String(result.lsnFold)]);
   if (result.corruptBlocks.length > 0) {
-    fields.push(["damaged blocks", `${formatBlockRanges(result.corruptBlocks)} (data failed its checksum: left in the log, the baseline answers EIO there; see snaplog scrub)`]);
+    fields.push([
+      "damaged blocks",
+      `${formatBlockRanges(result.corruptBlocks)} (data failed its checksum: left in the log, the baseline answers EIO there; see snaplog scrub)`,
+    ]);
   }
   return fields;
 }

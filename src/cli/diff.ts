@@ -37,7 +37,11 @@ export function registerDiff(program: Command): void {
       parsePoint(to, "TO");
       const request = { disk: parseName(disk, "disk name"), from, to };
       const table = new DiffTable();
-      await runStream(command, { items: (operations) => operations.diff(request), lines: (run) => table.rows(run), endLines: () => table.end() });
+      await runStream(command, {
+        items: (operations) => operations.diff(request),
+        lines: (run) => table.rows(run),
+        endLines: () => table.end(),
+      });
     });
 }
 

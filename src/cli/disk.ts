@@ -53,7 +53,9 @@ async function checkImage(imagePath: string): Promise<string> {
     if (!info.isFile() && !info.isBlockDevice()) throw invalidArgument(`--from ${imagePath}: not a file or block device`);
   } catch (error) {
     if ((error as NodeJS.ErrnoException).code === undefined) throw error;
-    throw invalidArgument(`--from ${imagePath}: ${(error as NodeJS.ErrnoException).code === "ENOENT" ? "no such file" : (error as Error).message}`);
+    throw invalidArgument(
+      `--from ${imagePath}: ${(error as NodeJS.ErrnoException).code === "ENOENT" ? "no such file" : (error as Error).message}`,
+    );
   }
   return absolutePath;
 }
@@ -92,7 +94,9 @@ function registerDiskCreate(disk: Command): void {
       await runOperation(command, {
         run: (operations) => operations.createDisk(request),
         print: (created) =>
-          printLine(`created disk ${created.name}: ${formatBytes(created.sizeBytes)}, block size ${formatBytes(created.blockSizeBytes)}, LUN ${created.lun}, history ${formatDuration(created.historySeconds)}`),
+          printLine(
+            `created disk ${created.name}: ${formatBytes(created.sizeBytes)}, block size ${formatBytes(created.blockSizeBytes)}, LUN ${created.lun}, history ${formatDuration(created.historySeconds)}`,
+          ),
       });
     });
 }

@@ -26,7 +26,7 @@ export function registerLog(program: Command): void {
     .option("--since <T>", "from this point on, inclusive: lsn:N or an ISO 8601 time with its zone (Z or +01:00)")
     .option("--until <T>", "up to this point, inclusive: lsn:N or an ISO 8601 time with its zone (Z or +01:00)")
     .option("--snapshot <name>", "only this snapshot's partition (the entries since the snapshot before it) and its cut")
-    .option("--data", "also print each row's bytes (text: a hexdump; --json: base64 in \"data\")")
+    .option("--data", 'also print each row\'s bytes (text: a hexdump; --json: base64 in "data")')
     .addHelpText(
       "after",
       [
@@ -46,7 +46,10 @@ export function registerLog(program: Command): void {
     )
     .action(async (disk: string, options: LogOptions, command: Command) => {
       const request = logRequest(parseName(disk, "disk name"), options);
-      await runStream(command, { items: (operations) => operations.readLog(request), lines: (entry) => formatLogEntry(entry, options.data === true) });
+      await runStream(command, {
+        items: (operations) => operations.readLog(request),
+        lines: (entry) => formatLogEntry(entry, options.data === true),
+      });
     });
 }
 

@@ -18,7 +18,12 @@ export function printJson(value: unknown): void {
 
 export function formatTable<Row>(rows: readonly Row[], columns: readonly Column<Row>[]): string {
   const cells = rows.map((row) => columns.map((column) => column.value(row)));
-  const widths = columns.map((column, index) => maxOf(cells.map((line) => line[index].length), column.header.length));
+  const widths = columns.map((column, index) =>
+    maxOf(
+      cells.map((line) => line[index].length),
+      column.header.length,
+    ),
+  );
   const formatLine = (line: readonly string[]): string =>
     line
       .map((cell, index) => (columns[index].alignRight ? cell.padStart(widths[index]) : cell.padEnd(widths[index])))
@@ -33,7 +38,11 @@ export function printTable<Row>(rows: readonly Row[], columns: readonly Column<R
 
 /** "key: value" lines, keys padded to one width. */
 export function printFields(fields: ReadonlyArray<readonly [string, string]>): void {
-  const width = maxOf(fields.map(([key]) => key.length), 0) + 1;
+  const width =
+    maxOf(
+      fields.map(([key]) => key.length),
+      0,
+    ) + 1;
   process.stdout.write(fields.map(([key, value]) => `${`${key}:`.padEnd(width)} ${value}`).join("\n") + "\n");
 }
 
@@ -53,7 +62,7 @@ const blockRangeCountMax = 32;
 export function formatBlockRanges(blocks: readonly number[]): string {
   const ranges: string[] = [];
   let blocksListed = 0;
-  for (let index = 0; index < blocks.length && ranges.length < blockRangeCountMax; ) {
+  for (let index = 0; index < blocks.length && ranges.length < blockRangeCountMax;) {
     let end = index;
     while (end + 1 < blocks.length && blocks[end + 1] === blocks[end] + 1) end++;
     ranges.push(end === index ? String(blocks[index]) : `${blocks[index]}-${blocks[end]}`);

@@ -26,7 +26,10 @@ function registerPolicyShow(policy: Command): void {
     .addHelpText("after", "\nExamples:\n  $ snaplog policy show vm1\n  $ snaplog --json policy show vm1")
     .action(async (disk: string, _options: unknown, command: Command) => {
       const diskName = parseName(disk, "disk name");
-      await runOperation(command, { run: (operations) => operations.showPolicy(diskName), print: (shown) => printFields(policyFields(shown)) });
+      await runOperation(command, {
+        run: (operations) => operations.showPolicy(diskName),
+        print: (shown) => printFields(policyFields(shown)),
+      });
     });
 }
 
@@ -68,7 +71,8 @@ function policyUpdate(disk: string, options: SetOptions): PolicyUpdate {
   if (options.history !== undefined) update.historySeconds = parseDuration(options.history, "--history");
   if (options.autoCompact !== undefined) update.autoCompact = parseSwitch(options.autoCompact, "--auto-compact");
   if (options.compactOnDelete !== undefined) update.compactOnDelete = parseSwitch(options.compactOnDelete, "--compact-on-delete");
-  if (Object.keys(update).length === 1) throw invalidArgument("policy set needs at least one of --history, --auto-compact, --compact-on-delete");
+  if (Object.keys(update).length === 1)
+    throw invalidArgument("policy set needs at least one of --history, --auto-compact, --compact-on-delete");
   return update;
 }
 

@@ -23,7 +23,11 @@ export interface ProgressOptions {
 const quiet: ProgressDisplay = { onProgress: () => undefined, stop: () => undefined };
 
 /** A bar for `options` on a terminal; quiet without options, with --json, or when piped. */
-export function startProgress(options: ProgressOptions | undefined, json: boolean, stream: NodeJS.WriteStream = process.stderr): ProgressDisplay {
+export function startProgress(
+  options: ProgressOptions | undefined,
+  json: boolean,
+  stream: NodeJS.WriteStream = process.stderr,
+): ProgressDisplay {
   if (options === undefined || json || stream.isTTY !== true) return quiet;
   const format = options.unit === "bytes" ? formatBytes : String;
   const bar = new cliProgress.SingleBar(

@@ -62,7 +62,9 @@ function formatDiskReport(disk: ScrubDiskResult): string {
   const lines = [`${checked}, DAMAGED: ${damageCounts(disk).join(", ")}`];
   if (disk.corrupt.length > 0) lines.push(indent(formatTable(disk.corrupt, damageColumns)));
   if (disk.baselineUnknownBlocks.length > 0) {
-    lines.push(`  baseline blocks unknown (a fold met damaged data; the baseline answers EIO there): ${formatBlockRanges(disk.baselineUnknownBlocks)}`);
+    lines.push(
+      `  baseline blocks unknown (a fold met damaged data; the baseline answers EIO there): ${formatBlockRanges(disk.baselineUnknownBlocks)}`,
+    );
   }
   return lines.join("\n");
 }
@@ -79,7 +81,8 @@ const damageColumns: ReadonlyArray<Column<ScrubDiskResult["corrupt"][number]>> =
 function damageCounts(disk: ScrubDiskResult): string[] {
   const counts: string[] = [];
   if (disk.corrupt.length > 0) counts.push(plural(disk.corrupt.length, "damaged entry", "damaged entries"));
-  if (disk.baselineUnknownBlocks.length > 0) counts.push(plural(disk.baselineUnknownBlocks.length, "unknown baseline block", "unknown baseline blocks"));
+  if (disk.baselineUnknownBlocks.length > 0)
+    counts.push(plural(disk.baselineUnknownBlocks.length, "unknown baseline block", "unknown baseline blocks"));
   return counts;
 }
 

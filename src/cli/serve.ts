@@ -29,7 +29,7 @@ export function registerServe(program: Command, reportError: (error: unknown) =>
     .option("--nbd <host:port>", "NBD listen address (port 0: any free port)", "127.0.0.1:10809")
     .option("--nbd-socket <path>", "also serve NBD on this unix socket")
     .option("--api <host:port>", "also serve the HTTP API on TCP; requests need the bearer token from STORE/api.token")
-    .option("--demo", "create the store and a 1 GiB disk \"demo\" if missing")
+    .option("--demo", 'create the store and a 1 GiB disk "demo" if missing')
     .addHelpText(
       "after",
       [
@@ -54,7 +54,15 @@ export function registerServe(program: Command, reportError: (error: unknown) =>
       const api = options.api === undefined ? undefined : parseHostPort(options.api, "127.0.0.1");
       const nbdSocket = options.nbdSocket === undefined ? undefined : path.resolve(options.nbdSocket);
       const logger = pino({ level: process.env.SNAPLOG_LOG_LEVEL ?? "info" }, pino.destination({ fd: 2, sync: true }));
-      const appliance = await startAppliance({ storePath, nbd, nbdSocket, api, demo: options.demo === true, logger, compaction: compactionTimingFromEnvironment() });
+      const appliance = await startAppliance({
+        storePath,
+        nbd,
+        nbdSocket,
+        api,
+        demo: options.demo === true,
+        logger,
+        compaction: compactionTimingFromEnvironment(),
+      });
       if (json) printJson({ endpoints: appliance.endpoints, nbd: appliance.nbdUrls, api: appliance.api.endpoints });
       else for (const endpoint of appliance.endpoints) printLine(endpoint);
 
@@ -89,7 +97,8 @@ function compactionTimingFromEnvironment(): { intervalMs?: number; idleMs?: numb
     const text = process.env[name];
     if (text === undefined || text === "") return undefined;
     const value = parseCount(text, name);
-    if (value < min || value > timerDelayMsMax) throw invalidArgument(`invalid ${name} "${text}": expected milliseconds from ${min} to ${timerDelayMsMax}`);
+    if (value < min || value > timerDelayMsMax)
+      throw invalidArgument(`invalid ${name} "${text}": expected milliseconds from ${min} to ${timerDelayMsMax}`);
     return value;
   };
   return { intervalMs: read("SNAPLOG_COMPACT_INTERVAL_MS", compactIntervalMsMin), idleMs: read("SNAPLOG_COMPACT_IDLE_MS", 0) };

@@ -21,14 +21,18 @@ function registerSnapshotCreate(snapshot: Command): void {
     .argument("<disk>", "disk name")
     .option("--name <name>", "snapshot name (default: from the time, e.g. snap-20261125T100000Z)")
     .option("--lun <n>", "LUN for the snapshot volume (default: the disk's LUN policy)")
-    .addHelpText("after", "\nExamples:\n  $ snaplog snapshot create vm1\n  $ snaplog snapshot create vm1 --name before-upgrade --lun 12\n\nAttach it read-only as the NBD export DISK@NAME, or lun:N.")
+    .addHelpText(
+      "after",
+      "\nExamples:\n  $ snaplog snapshot create vm1\n  $ snaplog snapshot create vm1 --name before-upgrade --lun 12\n\nAttach it read-only as the NBD export DISK@NAME, or lun:N.",
+    )
     .action(async (disk: string, options: { name?: string; lun?: string }, command: Command) => {
       const request: CreateSnapshotRequest = { disk: parseName(disk, "disk name") };
       if (options.name !== undefined) request.name = checkName("snapshot", options.name);
       if (options.lun !== undefined) request.lun = parseCount(options.lun, "LUN");
       await runOperation(command, {
         run: (operations) => operations.createSnapshot(request),
-        print: (created) => printLine(`created snapshot ${created.name} of ${created.disk}: LUN ${created.lun}, LSN ${created.lsn}, at ${created.createdAt}`),
+        print: (created) =>
+          printLine(`created snapshot ${created.name} of ${created.disk}: LUN ${created.lun}, LSN ${created.lsn}, at ${created.createdAt}`),
       });
     });
 }

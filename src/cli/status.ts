@@ -19,7 +19,10 @@ function printStatus(status: StoreStatus): void {
   printFields([
     ["store", status.path],
     ["version", status.version],
-    ["mode", status.mode === "server" ? `server (pid ${status.pid}, up ${Math.round(status.uptimeSeconds)}s)` : "direct (no server running)"],
+    [
+      "mode",
+      status.mode === "server" ? `server (pid ${status.pid}, up ${Math.round(status.uptimeSeconds)}s)` : "direct (no server running)",
+    ],
     ["disks", String(status.diskCount)],
     ["snapshots", String(status.snapshotCount)],
     ["used", formatBytes(status.usedBytes)],

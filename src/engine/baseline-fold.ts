@@ -74,13 +74,23 @@ export async function copyViewIntoBaseline(options: FoldCopyOptions): Promise<Fo
 async function copyRun(options: FoldCopyOptions, lbaFirst: number, slots: number[], crcs: number[], result: FoldCopyResult): Promise<void> {
   const blockSizeBytes = options.blockSizeBytes;
   const buffer = Buffer.alloc(slots.length * blockSizeBytes);
-  await Promise.all(slots.map((slot, index) => (slot === ZEROS ? undefined : options.segments.readRun(slot, buffer.subarray(index * blockSizeBytes, (index + 1) * blockSizeBytes)))));
+  await Promise.all(
+    slots.map((slot, index) =>
+      slot === ZEROS ? undefined : options.segments.readRun(slot, buffer.subarray(index * blockSizeBytes, (index + 1) * blockSizeBytes)),
+    ),
+  );
   let pieceFirst = 0;
   for (let index = 0; index <= slots.length; index++) {
-    const bad = index < slots.length && slots[index] !== ZEROS && crc32c(buffer.subarray(index * blockSizeBytes, (index + 1) * blockSizeBytes)) !== crcs[index];
+    const bad =
+      index < slots.length &&
+      slots[index] !== ZEROS &&
+      crc32c(buffer.subarray(index * blockSizeBytes, (index + 1) * blockSizeBytes)) !== crcs[index];
     if (!bad && index < slots.length) continue;
     if (index > pieceFirst) {
-      await options.baseline.writev([buffer.subarray(pieceFirst * blockSizeBytes, index * blockSizeBytes)], (lbaFirst + pieceFirst) * blockSizeBytes);
+      await options.baseline.writev(
+        [buffer.subarray(pieceFirst * blockSizeBytes, index * blockSizeBytes)],
+        (lbaFirst + pieceFirst) * blockSizeBytes,
+      );
       result.blockCount += index - pieceFirst;
     }
     if (bad) result.corruptLbas.push(lbaFirst + index);
@@ -152,14 +162,22 @@ export class Baseline {
   /** Throws CONFLICT when the view at `lsnView` would read an image a stopped fold left half written. */
   checkReadable(lsnView: number): void {
     if (this.foldLsnActive !== 0 && lsnView < this.foldLsnActive) {
-      throw new SnaplogError(ErrorCodes.CONFLICT, `the baseline of disk ${this.context.diskName} is half folded (the fold at LSN ${this.foldLsnActive} stopped); run compact --into-baseline to finish it`, { disk: this.context.diskName });
+      throw new SnaplogError(
+        ErrorCodes.CONFLICT,
+        `the baseline of disk ${this.context.diskName} is half folded (the fold at LSN ${this.foldLsnActive} stopped); run compact --into-baseline to finish it`,
+        { disk: this.context.diskName },
+      );
     }
   }
 
   /** Throws CONFLICT when a view older than a fold under way is asked for (it would read its half-written image). */
   checkView(lsn: number, asked: string): void {
     if (this.foldLsnActive === 0 || lsn >= this.foldLsnActive) return;
-    throw new SnaplogError(ErrorCodes.CONFLICT, `${asked} of disk ${this.context.diskName} reads the baseline, which a fold at LSN ${this.foldLsnActive} is rewriting; run compact --into-baseline to finish it`, { disk: this.context.diskName });
+    throw new SnaplogError(
+      ErrorCodes.CONFLICT,
+      `${asked} of disk ${this.context.diskName} reads the baseline, which a fold at LSN ${this.foldLsnActive} is rewriting; run compact --into-baseline to finish it`,
+      { disk: this.context.diskName },
+    );
   }
 
   /**
@@ -170,10 +188,20 @@ export class Baseline {
     const { state, pipeline, compactor } = this.context;
     const startedMs = performance.now();
     await compactor.flushUnlessFull();
-    if (this.foldLsnActive !== 0) return { ...(await this.finish(this.foldLsnActive, onProgress)), durationMs: performance.now() - startedMs };
+    if (this.foldLsnActive !== 0)
+      return { ...(await this.finish(this.foldLsnActive, onProgress)), durationMs: performance.now() - startedMs };
     await compactor.advanceHorizon();
     const lsnFold = Math.min(state.oldestKeptView(), pipeline.lsnVisible);
-    if (lsnFold === 0) return { lsnFold: 0, blockCount: 0, bytesMoved: 0, entriesFreed: 0, bytesFreed: 0, corruptLbas: [], durationMs: performance.now() - startedMs };
+    if (lsnFold === 0)
+      return {
+        lsnFold: 0,
+        blockCount: 0,
+        bytesMoved: 0,
+        entriesFreed: 0,
+        bytesFreed: 0,
+        corruptLbas: [],
+        durationMs: performance.now() - startedMs,
+      };
     state.pin(lsnFold);
     try {
       await this.ensureFile();
@@ -197,7 +225,14 @@ export class Baseline {
     let done = (): void => undefined;
     this.foldRunning = { lsn: lsnFold, done: new Promise<void>((resolve) => (done = resolve)) };
     try {
-      const copy = await copyViewIntoBaseline({ state, segments: this.context.segments, baseline: this.file!, blockSizeBytes, lsnFold, onProgress });
+      const copy = await copyViewIntoBaseline({
+        state,
+        segments: this.context.segments,
+        baseline: this.file!,
+        blockSizeBytes,
+        lsnFold,
+        onProgress,
+      });
       for (const lba of copy.corruptLbas) this.context.reportChecksumError(lba, lsnFold);
       tuning.crashHook?.("fold:copied");
       await this.file!.sync();
@@ -218,7 +253,14 @@ export class Baseline {
         },
       );
       pipeline.releaseRetired();
-      return { lsnFold, blockCount: copy.blockCount, bytesMoved: copy.blockCount * blockSizeBytes, entriesFreed, bytesFreed: slotsFreed * blockSizeBytes, corruptLbas: copy.corruptLbas };
+      return {
+        lsnFold,
+        blockCount: copy.blockCount,
+        bytesMoved: copy.blockCount * blockSizeBytes,
+        entriesFreed,
+        bytesFreed: slotsFreed * blockSizeBytes,
+        corruptLbas: copy.corruptLbas,
+      };
     } finally {
       this.foldRunning = undefined;
       done();

@@ -207,7 +207,12 @@ async function readCheckpointFile(file: MediumFile, diskName: string, sink: Chec
     if (refused !== undefined) continue;
     try {
       for (let offset = 0; offset < piece.length; offset += ENTRY_BYTES) {
-        sink.entry(piece.readDoubleLE(offset), piece.readDoubleLE(offset + 8), piece.readUInt32LE(offset + 16), piece.readUInt32LE(offset + 20));
+        sink.entry(
+          piece.readDoubleLE(offset),
+          piece.readDoubleLE(offset + 8),
+          piece.readUInt32LE(offset + 16),
+          piece.readUInt32LE(offset + 20),
+        );
       }
     } catch (error) {
       refused = error;
@@ -219,7 +224,8 @@ async function readCheckpointFile(file: MediumFile, diskName: string, sink: Chec
   if (crc !== header.readUInt32LE(8)) throw corrupt("checksum mismatch");
   if (refused !== undefined) throw refused;
   const pointsStart = jsonEnd - entriesEnd;
-  for (let index = 0; index < timePointCount; index++) sink.timePoint(rest.readDoubleLE(pointsStart + index * 16), rest.readDoubleLE(pointsStart + index * 16 + 8));
+  for (let index = 0; index < timePointCount; index++)
+    sink.timePoint(rest.readDoubleLE(pointsStart + index * 16), rest.readDoubleLE(pointsStart + index * 16 + 8));
   return {
     generation: header.readDoubleLE(16),
     lsnLast: header.readDoubleLE(24),

@@ -1,6 +1,13 @@
 import { crc32c } from "../util/crc32c.js";
 import { assert, ErrorCodes, fromSystemError, SnaplogError } from "../util/errors.js";
-import { CHECKPOINT_FILE, checkpointStateOf, encodeCheckpoint, readCheckpointHeader, writeCheckpoint, type SnapshotCut } from "./checkpoint.js";
+import {
+  CHECKPOINT_FILE,
+  checkpointStateOf,
+  encodeCheckpoint,
+  readCheckpointHeader,
+  writeCheckpoint,
+  type SnapshotCut,
+} from "./checkpoint.js";
 import {
   Batch,
   EntryColumns,
@@ -136,7 +143,13 @@ export class CommitPipeline {
   private readonly crash: CrashHook | undefined;
 
   constructor(private readonly context: PipelineContext) {
-    ({ diskName: this.diskName, blockSizeBytes: this.blockSizeBytes, blockCount: this.blockCount, medium: this.medium, state: this.state } = context);
+    ({
+      diskName: this.diskName,
+      blockSizeBytes: this.blockSizeBytes,
+      blockCount: this.blockCount,
+      medium: this.medium,
+      state: this.state,
+    } = context);
     ({ segments: this.segments, retiring: this.retiring, events: this.events, tuning: this.tuning, clock: this.clock } = context);
     this.journal = context.journal;
     this.journalGeneration = context.journalGeneration;
@@ -210,7 +223,8 @@ export class CommitPipeline {
    */
   private enqueueOp(op: Op, blockCount: number, sync: boolean, exclusive = false): Promise<void> {
     if (this.failure !== undefined) return Promise.reject(this.failure);
-    if (this.closing) return Promise.reject(new SnaplogError(ErrorCodes.CLOSED, `disk ${this.diskName} is closing`, { disk: this.diskName }));
+    if (this.closing)
+      return Promise.reject(new SnaplogError(ErrorCodes.CLOSED, `disk ${this.diskName} is closing`, { disk: this.diskName }));
     if (blockCount > 0) this.lastWriteMs = Date.now();
     return new Promise<void>((resolve, reject) => {
       op.resolve = resolve;
@@ -294,7 +308,12 @@ export class CommitPipeline {
       return this.settle(batch, fromSystemError(error, { disk: this.diskName }));
     }
     const entriesRecord = columns.count > 0 || (batch.sync && tail.length === 0);
-    const records = this.batchRecords(timeMs, entriesRecord ? encodeEntriesRecord(lsnFirst, timeMs, 0, columns) : undefined, tail, batch.sync);
+    const records = this.batchRecords(
+      timeMs,
+      entriesRecord ? encodeEntriesRecord(lsnFirst, timeMs, 0, columns) : undefined,
+      tail,
+      batch.sync,
+    );
     if (!(await this.writeBatch(batch, runs, records, columns, lsnFirst))) return;
     const dataBytes = runs.reduce((sum, run) => sum + run.slotCount, 0) * this.blockSizeBytes;
     this.publish(batch, columns, lsnFirst, timeMs, dataBytes);
@@ -446,7 +465,11 @@ export class CommitPipeline {
 
   private offlineAfterSyncFailure(error: unknown): SnaplogError {
     const cause = fromSystemError(error, { disk: this.diskName });
-    return new SnaplogError(ErrorCodes.IO, `disk ${this.diskName} failed a sync and is offline until the store is reopened: ${cause.message}`, { disk: this.diskName, cause: error });
+    return new SnaplogError(
+      ErrorCodes.IO,
+      `disk ${this.diskName} failed a sync and is offline until the store is reopened: ${cause.message}`,
+      { disk: this.diskName, cause: error },
+    );
   }
 
   /** Frees the versions this batch's entries made dead (zero window); their slots retire. */
@@ -516,7 +539,15 @@ export class CommitPipeline {
         batch.ops[index] = { type: "void", resolve: noop, reject: noop };
       } else if (op.type === "partial") {
         const data = merged.get(index)!;
-        batch.ops[index] = { type: "write", lbaFirst: op.lba, blockCount: 1, data, crcs: new Uint32Array([crc32c(data)]), resolve: op.resolve, reject: op.reject };
+        batch.ops[index] = {
+          type: "write",
+          lbaFirst: op.lba,
+          blockCount: 1,
+          data,
+          crcs: new Uint32Array([crc32c(data)]),
+          resolve: op.resolve,
+          reject: op.reject,
+        };
       }
     }
   }
@@ -530,12 +561,15 @@ export class CommitPipeline {
       const op = batch.ops[index];
       if (groupOf(op)?.failure !== undefined) continue;
       if (op.type === "write") {
-        for (let block = 0; block < op.blockCount; block++) written.set(op.lbaFirst + block, op.data.subarray(block * blockSizeBytes, (block + 1) * blockSizeBytes));
+        for (let block = 0; block < op.blockCount; block++)
+          written.set(op.lbaFirst + block, op.data.subarray(block * blockSizeBytes, (block + 1) * blockSizeBytes));
       } else if (op.type === "zero" || op.type === "trim") {
         for (let block = 0; block < op.blockCount; block++) written.set(op.lbaFirst + block, null);
       } else if (op.type === "partial") {
         const block = Buffer.alloc(blockSizeBytes);
-        const newest = written.has(op.lba) ? written.get(op.lba)! : await this.committedBlock(op.lba, committed).catch((error: unknown) => error);
+        const newest = written.has(op.lba)
+          ? written.get(op.lba)!
+          : await this.committedBlock(op.lba, committed).catch((error: unknown) => error);
         if (newest instanceof Error || (newest !== null && !(newest instanceof Buffer))) {
           op.group.failure = fromSystemError(newest, { disk: this.diskName });
           return undefined;
@@ -568,7 +602,8 @@ export class CommitPipeline {
       const slot = this.state.slots.allocate();
       const extends_ = run !== undefined && slot === run.slotFirst + run.slotCount && slot % slotsPerSegment !== 0;
       if (!extends_) {
-        if (run !== undefined && index > pieceStart) run.buffers.push(op.data.subarray(pieceStart * blockSizeBytes, index * blockSizeBytes));
+        if (run !== undefined && index > pieceStart)
+          run.buffers.push(op.data.subarray(pieceStart * blockSizeBytes, index * blockSizeBytes));
         pieceStart = index;
         run = { slotFirst: slot, slotCount: 0, buffers: [] };
         runs.push(run);
@@ -590,7 +625,9 @@ export class CommitPipeline {
   }
 
   private assignSnapshot(op: SnapshotOp, batch: Batch, records: Buffer[]): void {
-    const taken = this.state.findSnapshot(op.name) ?? batch.ops.find((other) => other !== op && other.type === "snapshot" && other.cut?.name === op.name);
+    const taken =
+      this.state.findSnapshot(op.name) ??
+      batch.ops.find((other) => other !== op && other.type === "snapshot" && other.cut?.name === op.name);
     if (taken !== undefined) {
       // Settled with the rest of the batch; marked by leaving `cut` undefined.
       op.reject(this.snapshotExists(op.name));
@@ -603,7 +640,9 @@ export class CommitPipeline {
   }
 
   private snapshotExists(name: string): SnaplogError {
-    return new SnaplogError(ErrorCodes.ALREADY_EXISTS, `disk ${this.diskName} already has a snapshot named ${name}`, { disk: this.diskName });
+    return new SnaplogError(ErrorCodes.ALREADY_EXISTS, `disk ${this.diskName} already has a snapshot named ${name}`, {
+      disk: this.diskName,
+    });
   }
 
   private settle(batch: Batch, error: SnaplogError | undefined): void {
@@ -654,7 +693,11 @@ export class CommitPipeline {
    */
   private async maybeRotateJournal(force = false): Promise<void> {
     if (this.failure !== undefined || this.checkpointWrite !== undefined || this.rotation !== undefined) return;
-    if (!force && (this.journalPositionBytes < (this.tuning.journalCheckpointBytes ?? JOURNAL_CHECKPOINT_BYTES) || this.logFilesOpening > 0)) return;
+    if (
+      !force &&
+      (this.journalPositionBytes < (this.tuning.journalCheckpointBytes ?? JOURNAL_CHECKPOINT_BYTES) || this.logFilesOpening > 0)
+    )
+      return;
     this.rotation = this.rotateJournal().finally(() => (this.rotation = undefined));
     await this.rotation;
   }

@@ -57,7 +57,11 @@ export class Compactor {
    * snapshot's), only those LSNs are scanned. Stops early (with what it freed so far) when the disk
    * closes.
    */
-  async compact(options: { partition?: { lsnFirst: number; lsnLast: number }; onProgress?: ProgressCallback; spareSegmentCount?: number }): Promise<CompactionResult> {
+  async compact(options: {
+    partition?: { lsnFirst: number; lsnLast: number };
+    onProgress?: ProgressCallback;
+    spareSegmentCount?: number;
+  }): Promise<CompactionResult> {
     const { state, pipeline, tuning, blockSizeBytes } = this.context;
     const startedMs = performance.now();
     await this.flushUnlessFull();
@@ -69,7 +73,9 @@ export class Compactor {
     const counts = await this.scanAndFree(lsnMin, lsnMax, options.onProgress);
     const scanMs = performance.now() - scanStartedMs;
     state.times.thinBefore(this.context.historySeconds() > 0 ? state.lsnHorizon : pipeline.lsnVisible, TIME_RESOLUTION_OUTSIDE_WINDOW_MS);
-    const segmentsReleased = await this.releaseFreeSegments(options.spareSegmentCount ?? tuning.spareSegmentCount ?? SPARE_SEGMENT_COUNT_DEFAULT);
+    const segmentsReleased = await this.releaseFreeSegments(
+      options.spareSegmentCount ?? tuning.spareSegmentCount ?? SPARE_SEGMENT_COUNT_DEFAULT,
+    );
     return {
       entriesScanned: entriesBefore,
       bytesScanned: entriesBefore * blockSizeBytes,
@@ -111,13 +117,22 @@ export class Compactor {
   }
 
   /** The compaction scan over every written block, a few index pages per turn of the event loop. */
-  async scanAndFree(lsnMin: number, lsnMax: number, onProgress: ProgressCallback | undefined): Promise<{ entriesFreed: number; slotsFreed: number }> {
+  async scanAndFree(
+    lsnMin: number,
+    lsnMax: number,
+    onProgress: ProgressCallback | undefined,
+  ): Promise<{ entriesFreed: number; slotsFreed: number }> {
     const { state, pipeline, retiring, tuning } = this.context;
     const total = { entriesFreed: 0, slotsFreed: 0 };
     const pageLimit = state.latest.pageLimit;
     for (let page = 0; page < pageLimit && !pipeline.closing; page += SCAN_PAGES_PER_TURN) {
       const pageEnd = Math.min(page + SCAN_PAGES_PER_TURN, pageLimit);
-      const counts = state.scanBlocks(page * INDEX_PAGE_BLOCKS, pageEnd * INDEX_PAGE_BLOCKS, { lsnMin, lsnMax, dryRun: false }, retiring.retire);
+      const counts = state.scanBlocks(
+        page * INDEX_PAGE_BLOCKS,
+        pageEnd * INDEX_PAGE_BLOCKS,
+        { lsnMin, lsnMax, dryRun: false },
+        retiring.retire,
+      );
       total.entriesFreed += counts.entriesFreed;
       total.slotsFreed += counts.slotsFreed;
       if (counts.entriesFreed > 0) {

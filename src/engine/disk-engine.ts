@@ -39,7 +39,6 @@ export interface RollbackResult {
   blockCount: number;
 }
 
-
 export interface ScrubReport {
   entriesChecked: number;
   bytesChecked: number;
@@ -121,9 +120,30 @@ export class DiskEngine {
       foldLsnActive: () => this.baseline.foldLsnActive,
       windowLsnFirst: () => this.historyWindow().lsnFirst,
     });
-    const common = { diskName: geometry.name, blockSizeBytes: geometry.blockSizeBytes, state, segments, pipeline: this.pipeline, retiring: this.retiring, tuning };
-    this.compactor = new Compactor({ ...common, historySeconds: () => this.historySecondsNow, windowFirst: () => this.historyWindow().lsnFirst });
-    this.baseline = new Baseline({ ...common, sizeBytes: geometry.sizeBytes, medium, compactor: this.compactor, reportChecksumError: (lba, lsn) => this.reportChecksumError(lba, lsn) }, baselineFile);
+    const common = {
+      diskName: geometry.name,
+      blockSizeBytes: geometry.blockSizeBytes,
+      state,
+      segments,
+      pipeline: this.pipeline,
+      retiring: this.retiring,
+      tuning,
+    };
+    this.compactor = new Compactor({
+      ...common,
+      historySeconds: () => this.historySecondsNow,
+      windowFirst: () => this.historyWindow().lsnFirst,
+    });
+    this.baseline = new Baseline(
+      {
+        ...common,
+        sizeBytes: geometry.sizeBytes,
+        medium,
+        compactor: this.compactor,
+        reportChecksumError: (lba, lsn) => this.reportChecksumError(lba, lsn),
+      },
+      baselineFile,
+    );
   }
 
   /** Time of the last write accepted (ms), for idle detection. */
@@ -158,7 +178,12 @@ export class DiskEngine {
    * interrupted is finished before anything is served. The baseline is whatever
    * baseline.img holds, if it exists.
    */
-  static async open(medium: Medium, geometry: DiskGeometry, events: DiskEngineEvents = {}, tuning: DiskEngineTuning = {}): Promise<DiskEngine> {
+  static async open(
+    medium: Medium,
+    geometry: DiskGeometry,
+    events: DiskEngineEvents = {},
+    tuning: DiskEngineTuning = {},
+  ): Promise<DiskEngine> {
     const segments = new SegmentFiles(medium, geometry.blockSizeBytes, tuning.segmentSizeBytes);
     await segments.discover();
     const hasBaseline = await medium.exists(BASELINE_FILE);
@@ -180,7 +205,16 @@ export class DiskEngine {
     }
     for (const generation of recovered.staleGenerations) await medium.remove(journalFileName(generation));
     const baseline = hasBaseline ? await medium.open(BASELINE_FILE, { create: false }) : undefined;
-    const engine = new DiskEngine(geometry, medium, recovered.state, segments, baseline, { journal, generation: recovered.generation, positionBytes: recovered.journalEndBytes, sizeBytes: journalSizeBytes }, events, tuning);
+    const engine = new DiskEngine(
+      geometry,
+      medium,
+      recovered.state,
+      segments,
+      baseline,
+      { journal, generation: recovered.generation, positionBytes: recovered.journalEndBytes, sizeBytes: journalSizeBytes },
+      events,
+      tuning,
+    );
     if (recovered.foldLsn !== 0) {
       // Recovery pinned the fold's view; FOLD_DONE's apply drops the pin. A fold that cannot finish
       // for lack of space stays under way (the baseline volume refuses reads) and the disk opens.
@@ -222,7 +256,8 @@ export class DiskEngine {
   /** A snapshot's partition (DiskState.snapshotPartition); NOT_FOUND when there is no such snapshot. */
   snapshotPartition(name: string): { cut: SnapshotCut; lsnFirst: number; lsnLast: number } {
     const partition = this.state.snapshotPartition(name);
-    if (partition === undefined) throw notFound(`disk ${this.geometry.name} has no snapshot named ${JSON.stringify(name)}`, { disk: this.geometry.name });
+    if (partition === undefined)
+      throw notFound(`disk ${this.geometry.name} has no snapshot named ${JSON.stringify(name)}`, { disk: this.geometry.name });
     return partition;
   }
 
@@ -277,7 +312,13 @@ export class DiskEngine {
   }
 
   private windowInput(nowMs: number): WindowInput {
-    return { diskName: this.geometry.name, state: this.state, lsnVisible: this.pipeline.lsnVisible, historySeconds: this.historySecondsNow, nowMs };
+    return {
+      diskName: this.geometry.name,
+      state: this.state,
+      lsnVisible: this.pipeline.lsnVisible,
+      historySeconds: this.historySecondsNow,
+      nowMs,
+    };
   }
 
   /**
@@ -337,7 +378,12 @@ export class DiskEngine {
           try {
             await this.retiring.guardRead([this.segments.readRun(entry.slot, block)]);
           } catch (error) {
-            report.corrupt.push({ lba: entry.lba, lsn: entry.lsn, ...this.segments.locate(entry.slot), reason: `unreadable: ${fromSystemError(error, {}).message}` });
+            report.corrupt.push({
+              lba: entry.lba,
+              lsn: entry.lsn,
+              ...this.segments.locate(entry.slot),
+              reason: `unreadable: ${fromSystemError(error, {}).message}`,
+            });
             continue;
           }
           report.entriesChecked++;
@@ -369,7 +415,8 @@ export class DiskEngine {
     // Free slots below the high-water mark, in segment files that exist (a released file holds none).
     let freeSlots = 0;
     const segmentCount = Math.ceil(state.slots.slotLimit / this.segments.slotsPerSegment);
-    for (let segment = 0; segment < segmentCount; segment++) if (this.segments.exists(segment)) freeSlots += state.slots.freeCountOf(segment);
+    for (let segment = 0; segment < segmentCount; segment++)
+      if (this.segments.exists(segment)) freeSlots += state.slots.freeCountOf(segment);
     return {
       liveSlots: usedSlots - deadSlots,
       deadSlots,
@@ -434,9 +481,17 @@ export class DiskEngine {
     if (wholeEnd <= wholeFirst) return this.queueBytes(offsetBytes, Buffer.alloc(lengthBytes), options.fua, group);
     this.checkBlockRange(wholeFirst, wholeEnd - wholeFirst, kind);
     const work: Promise<void>[] = [];
-    if (offsetBytes < wholeFirst * blockSizeBytes) work.push(this.queueBytes(offsetBytes, Buffer.alloc(wholeFirst * blockSizeBytes - offsetBytes), options.fua, group));
-    work.push(this.pipeline.enqueue({ type: kind, lbaFirst: wholeFirst, blockCount: wholeEnd - wholeFirst, noHole: options.noHole, group }, wholeEnd - wholeFirst, options.fua));
-    if (end > wholeEnd * blockSizeBytes) work.push(this.queueBytes(wholeEnd * blockSizeBytes, Buffer.alloc(end - wholeEnd * blockSizeBytes), options.fua, group));
+    if (offsetBytes < wholeFirst * blockSizeBytes)
+      work.push(this.queueBytes(offsetBytes, Buffer.alloc(wholeFirst * blockSizeBytes - offsetBytes), options.fua, group));
+    work.push(
+      this.pipeline.enqueue(
+        { type: kind, lbaFirst: wholeFirst, blockCount: wholeEnd - wholeFirst, noHole: options.noHole, group },
+        wholeEnd - wholeFirst,
+        options.fua,
+      ),
+    );
+    if (end > wholeEnd * blockSizeBytes)
+      work.push(this.queueBytes(wholeEnd * blockSizeBytes, Buffer.alloc(end - wholeEnd * blockSizeBytes), options.fua, group));
     return Promise.all(work).then(noop);
   }
 
@@ -454,12 +509,12 @@ export class DiskEngine {
     const work: Promise<void>[] = [];
     const headBytes = wholeFirst * blockSizeBytes - offsetBytes;
     if (headBytes > 0) work.push(partial(wholeFirst - 1, blockSizeBytes - headBytes, data.subarray(0, headBytes)));
-    if (wholeEnd > wholeFirst) work.push(this.queueBlocks(wholeFirst, data.subarray(headBytes, headBytes + (wholeEnd - wholeFirst) * blockSizeBytes), fua, group));
+    if (wholeEnd > wholeFirst)
+      work.push(this.queueBlocks(wholeFirst, data.subarray(headBytes, headBytes + (wholeEnd - wholeFirst) * blockSizeBytes), fua, group));
     const tailBytes = end - wholeEnd * blockSizeBytes;
     if (tailBytes > 0) work.push(partial(wholeEnd, 0, data.subarray(data.length - tailBytes)));
     return Promise.all(work).then(noop);
   }
-
 
   /**
    * Cuts the log: O(1), durable when it resolves, atomic with respect to writes. Without
@@ -481,8 +536,18 @@ export class DiskEngine {
   }
 
   private checkBlockRange(lbaFirst: number, blockCount: number, what: string): void {
-    if (!Number.isInteger(lbaFirst) || !Number.isInteger(blockCount) || lbaFirst < 0 || blockCount < 0 || lbaFirst + blockCount > this.blockCount) {
-      throw new SnaplogError(ErrorCodes.OUT_OF_RANGE, `${what} of blocks [${lbaFirst}, +${blockCount}) is outside disk ${this.geometry.name} (${this.blockCount} blocks)`, { disk: this.geometry.name });
+    if (
+      !Number.isInteger(lbaFirst) ||
+      !Number.isInteger(blockCount) ||
+      lbaFirst < 0 ||
+      blockCount < 0 ||
+      lbaFirst + blockCount > this.blockCount
+    ) {
+      throw new SnaplogError(
+        ErrorCodes.OUT_OF_RANGE,
+        `${what} of blocks [${lbaFirst}, +${blockCount}) is outside disk ${this.geometry.name} (${this.blockCount} blocks)`,
+        { disk: this.geometry.name },
+      );
     }
   }
 
@@ -513,7 +578,10 @@ export class DiskEngine {
    * With `free`, its partition merges into the next at once: every entry of the partition
    * that no other kept view sees is freed (in place). Returns the deleted cut.
    */
-  deleteSnapshot(name: string, options: { free: boolean } = { free: true }): Promise<{ cut: SnapshotCut; entriesFreed: number; bytesFreed: number }> {
+  deleteSnapshot(
+    name: string,
+    options: { free: boolean } = { free: true },
+  ): Promise<{ cut: SnapshotCut; entriesFreed: number; bytesFreed: number }> {
     return this.maintenance.run(async () => {
       const { cut, lsnFirst } = this.snapshotPartition(name);
       await this.pipeline.commitControl(
@@ -677,7 +745,8 @@ export class DiskEngine {
       if (end <= runStart) return;
       const piece = target.subarray(runStart * blockSizeBytes, end * blockSizeBytes);
       if (runKind === BlockSource.SLOT) reads.push(this.segments.readRun(runSlotFirst, piece));
-      else if (runKind === BlockSource.BASELINE && this.baseline.file !== undefined) reads.push(this.baseline.read(lbaFirst + runStart, piece));
+      else if (runKind === BlockSource.BASELINE && this.baseline.file !== undefined)
+        reads.push(this.baseline.read(lbaFirst + runStart, piece));
       else piece.fill(0);
     };
     for (let index = 0; index < blockCount; index++) {
@@ -691,7 +760,8 @@ export class DiskEngine {
       }
       if (kind === BlockSource.TRIM) kind = BlockSource.ZERO;
       if (kind === BlockSource.BASELINE && this.baseline.file === undefined) kind = BlockSource.ZERO;
-      if (kind === BlockSource.BASELINE && state.baselineBad.size > 0 && state.baselineBad.has(lbaFirst + index) && badLba < 0) badLba = lbaFirst + index;
+      if (kind === BlockSource.BASELINE && state.baselineBad.size > 0 && state.baselineBad.has(lbaFirst + index) && badLba < 0)
+        badLba = lbaFirst + index;
       const slot = kind === BlockSource.SLOT ? state.entries.slot(id) : 0;
       const continues =
         kind === runKind &&
@@ -705,7 +775,12 @@ export class DiskEngine {
     }
     finishRun(blockCount);
     if (reads.length > 0) await this.retiring.guardRead(reads);
-    if (badLba >= 0) throw new SnaplogError(ErrorCodes.CORRUPT, `disk ${this.geometry.name}: baseline block ${badLba} is unknown (a fold met its data damaged)`, { disk: this.geometry.name });
+    if (badLba >= 0)
+      throw new SnaplogError(
+        ErrorCodes.CORRUPT,
+        `disk ${this.geometry.name}: baseline block ${badLba} is unknown (a fold met its data damaged)`,
+        { disk: this.geometry.name },
+      );
     this.verifyBlocks(target, ids, expectedCrcs, lsns, lbaFirst);
     return target;
   }
@@ -718,7 +793,10 @@ export class DiskEngine {
       const lba = lbaFirst + index;
       const lsn = lsns[index];
       this.reportChecksumError(lba, lsn);
-      throw new SnaplogError(ErrorCodes.CORRUPT, `disk ${this.geometry.name}: block ${lba} (LSN ${lsn}) failed its checksum`, { disk: this.geometry.name, lsn });
+      throw new SnaplogError(ErrorCodes.CORRUPT, `disk ${this.geometry.name}: block ${lba} (LSN ${lsn}) failed its checksum`, {
+        disk: this.geometry.name,
+        lsn,
+      });
     }
   }
 
@@ -777,11 +855,11 @@ export class DiskEngine {
     await this.segments.close();
     await this.baseline.file?.close();
   }
-
 }
 
 /** Writes zeros over [startBytes, endBytes) of a file that already holds them (no allocation). */
 async function zeroRange(file: MediumFile, startBytes: number, endBytes: number): Promise<void> {
   const chunk = Buffer.alloc(64 * 1024);
-  for (let at = startBytes; at < endBytes; at += chunk.length) await file.writev([chunk.subarray(0, Math.min(chunk.length, endBytes - at))], at);
+  for (let at = startBytes; at < endBytes; at += chunk.length)
+    await file.writev([chunk.subarray(0, Math.min(chunk.length, endBytes - at))], at);
 }

@@ -235,7 +235,12 @@ export class DiskState {
    * With `dryRun` it only counts, and `lsnHorizon` may say where the horizon would be. Unwritten
    * index pages are skipped whole.
    */
-  scanBlocks(lbaFirst: number, lbaEnd: number, options: { lsnMin: number; lsnMax: number; dryRun: boolean; lsnHorizon?: number }, freeEntry: FreeEntryCallback): ScanCounts {
+  scanBlocks(
+    lbaFirst: number,
+    lbaEnd: number,
+    options: { lsnMin: number; lsnMax: number; dryRun: boolean; lsnHorizon?: number },
+    freeEntry: FreeEntryCallback,
+  ): ScanCounts {
     assert(options.lsnHorizon === undefined || options.dryRun, "only a dry run may assume another horizon");
     const lsnHorizon = options.lsnHorizon ?? this.lsnHorizon;
     const counts: ScanCounts = { entriesFreed: 0, slotsFreed: 0 };

@@ -27,7 +27,8 @@ export interface WindowInput {
 export function historyWindow(input: WindowInput): HistoryWindow {
   const { state, lsnVisible, historySeconds } = input;
   let lsnFirst = lsnVisible;
-  if (historySeconds > 0) lsnFirst = Math.max(state.lsnHorizon, Math.min(state.times.lsnAtTime(input.nowMs - historySeconds * 1000, lsnVisible), lsnVisible));
+  if (historySeconds > 0)
+    lsnFirst = Math.max(state.lsnHorizon, Math.min(state.times.lsnAtTime(input.nowMs - historySeconds * 1000, lsnVisible), lsnVisible));
   return { historySeconds, lsnFirst, timeMsFirst: lsnFirst === 0 ? 0 : state.times.timeOf(lsnFirst), lsnLast: lsnVisible };
 }
 
@@ -37,10 +38,15 @@ export function historyWindow(input: WindowInput): HistoryWindow {
  * window) otherwise.
  */
 export function checkViewAvailable(input: WindowInput, lsn: number, asked = `LSN ${lsn}`): void {
-  if (!Number.isSafeInteger(lsn) || lsn < 0) throw new SnaplogError(ErrorCodes.INVALID_ARGUMENT, `${asked} is not a valid LSN`, { disk: input.diskName });
+  if (!Number.isSafeInteger(lsn) || lsn < 0)
+    throw new SnaplogError(ErrorCodes.INVALID_ARGUMENT, `${asked} is not a valid LSN`, { disk: input.diskName });
   const window = historyWindow(input);
   if (lsn > window.lsnLast) {
-    throw new SnaplogError(ErrorCodes.OUTSIDE_WINDOW, `${asked} of disk ${input.diskName} is in the future: its newest LSN is ${window.lsnLast}`, { disk: input.diskName, lsn });
+    throw new SnaplogError(
+      ErrorCodes.OUTSIDE_WINDOW,
+      `${asked} of disk ${input.diskName} is in the future: its newest LSN is ${window.lsnLast}`,
+      { disk: input.diskName, lsn },
+    );
   }
   if (lsn === 0 || lsn >= window.lsnFirst || input.state.hasCutOrPinAt(lsn)) return;
   throw outsideWindow(input.diskName, asked, window, lsn);
@@ -54,7 +60,8 @@ export function checkViewAvailable(input: WindowInput, lsn: number, asked = `LSN
  */
 export function viewAtTime(input: WindowInput, timeMs: number): number {
   const asked = new Date(timeMs).toISOString();
-  if (timeMs > input.nowMs) throw new SnaplogError(ErrorCodes.OUTSIDE_WINDOW, `${asked} is in the future for disk ${input.diskName}`, { disk: input.diskName });
+  if (timeMs > input.nowMs)
+    throw new SnaplogError(ErrorCodes.OUTSIDE_WINDOW, `${asked} is in the future for disk ${input.diskName}`, { disk: input.diskName });
   const lsn = input.state.times.lsnAtTime(timeMs, input.lsnVisible);
   const window = historyWindow(input);
   if (timeMs < input.nowMs - input.historySeconds * 1000 || lsn < window.lsnFirst) throw outsideWindow(input.diskName, asked, window, lsn);
@@ -62,11 +69,15 @@ export function viewAtTime(input: WindowInput, timeMs: number): number {
 }
 
 function outsideWindow(diskName: string, asked: string, window: HistoryWindow, lsn: number): SnaplogError {
-  return new SnaplogError(ErrorCodes.OUTSIDE_WINDOW, `${asked} is outside the history window of disk ${diskName}: ${describeWindow(window)}`, {
-    disk: diskName,
-    lsn,
-    hint: "attach a snapshot instead (snaplog snapshot list), or keep more history (snaplog policy set DISK --history 24h)",
-  });
+  return new SnaplogError(
+    ErrorCodes.OUTSIDE_WINDOW,
+    `${asked} is outside the history window of disk ${diskName}: ${describeWindow(window)}`,
+    {
+      disk: diskName,
+      lsn,
+      hint: "attach a snapshot instead (snaplog snapshot list), or keep more history (snaplog policy set DISK --history 24h)",
+    },
+  );
 }
 
 function describeWindow(window: HistoryWindow): string {

@@ -93,7 +93,15 @@ export async function* readLog(engine: DiskEngine, query: LogQuery): AsyncGenera
 }
 
 function cutRow(cut: { name: string; lun: number; lsn: number; timeMs: number }): LogRow {
-  return { kind: "snapshot", lsnFirst: cut.lsn, lsnLast: cut.lsn, timeMs: cut.timeMs, lba: 0, blockCount: 0, snapshot: { name: cut.name, lun: cut.lun } };
+  return {
+    kind: "snapshot",
+    lsnFirst: cut.lsn,
+    lsnLast: cut.lsn,
+    timeMs: cut.timeMs,
+    lba: 0,
+    blockCount: 0,
+    snapshot: { name: cut.name, lun: cut.lun },
+  };
 }
 
 async function rowData(engine: DiskEngine, row: LogRow): Promise<Buffer | undefined> {

@@ -128,7 +128,14 @@ function provenSynced(bytes: Buffer, offset: number, trustWithoutCrc: boolean): 
 }
 
 /** Adds the valid records of one journal file to `records`; returns where its valid part ends. */
-function parseJournal(diskName: string, generation: number, bytes: Buffer, isLast: boolean, trustWithoutCrc: boolean, records: RecordList): number {
+function parseJournal(
+  diskName: string,
+  generation: number,
+  bytes: Buffer,
+  isLast: boolean,
+  trustWithoutCrc: boolean,
+  records: RecordList,
+): number {
   const name = journalFileName(generation);
   const countBefore = records.count;
   let offset = 0;
@@ -145,7 +152,11 @@ function parseJournal(diskName: string, generation: number, bytes: Buffer, isLas
     const why = check.kind === "short" ? "truncated record" : check.reason;
     if (!isLast) throw corrupt(diskName, `journal ${name} has a bad record at byte ${offset} (${why})`, name);
     if (provenSynced(bytes, offset, trustWithoutCrc)) {
-      throw corrupt(diskName, `journal ${name} has a bad record at byte ${offset} (${why}), and records after it prove it was synced`, name);
+      throw corrupt(
+        diskName,
+        `journal ${name} has a bad record at byte ${offset} (${why}), and records after it prove it was synced`,
+        name,
+      );
     }
     break;
   }
@@ -222,7 +233,10 @@ async function settledAll<T>(promises: Promise<T>[]): Promise<T[]> {
  * Records are checked concurrently, up to TAIL_CHECK_BYTES_IN_FLIGHT of data at a time; the
  * answer is the first failing one in record order, as a sequential check would find.
  */
-async function firstRecordWithBadData(segments: SegmentFiles, candidates: { bytes: Buffer; offset: number; index: number }[]): Promise<number | undefined> {
+async function firstRecordWithBadData(
+  segments: SegmentFiles,
+  candidates: { bytes: Buffer; offset: number; index: number }[],
+): Promise<number | undefined> {
   let start = 0;
   while (start < candidates.length) {
     let end = start;
@@ -262,7 +276,12 @@ function applyRecord(context: ReplayContext, bytes: Buffer, offset: number): voi
       }
       for (let index = 0; index < count; index++) {
         const entryOffset = offset + JOURNAL_HEADER_BYTES + 8 + index * JOURNAL_ENTRY_BYTES;
-        state.appendRecovered(bytes.readDoubleLE(entryOffset), header.lsn + index, bytes.readUInt32LE(entryOffset + 8), bytes.readUInt32LE(entryOffset + 12));
+        state.appendRecovered(
+          bytes.readDoubleLE(entryOffset),
+          header.lsn + index,
+          bytes.readUInt32LE(entryOffset + 8),
+          bytes.readUInt32LE(entryOffset + 12),
+        );
       }
       if (count > 0) state.times.add(header.lsn, header.timeMs);
       return;
@@ -282,7 +301,8 @@ function applyRecord(context: ReplayContext, bytes: Buffer, offset: number): voi
       state.lsnHorizon = Math.max(state.lsnHorizon, header.lsn);
       return;
     case RecordType.FOLD_BEGIN:
-      if (context.foldLsn !== 0) throw corrupt(diskName, `fold at LSN ${header.lsn} begins while the fold at ${context.foldLsn} is unfinished`);
+      if (context.foldLsn !== 0)
+        throw corrupt(diskName, `fold at LSN ${header.lsn} begins while the fold at ${context.foldLsn} is unfinished`);
       context.foldLsn = header.lsn;
       state.pin(header.lsn);
       return;
@@ -351,7 +371,8 @@ export async function recoverDisk(options: {
   const replay = generations.filter((generation) => generation >= checkpoint.generation);
   if (replay[0] !== checkpoint.generation) throw corrupt(diskName, `journal ${journalFileName(checkpoint.generation)} is missing`);
   replay.forEach((generation, index) => {
-    if (generation !== checkpoint.generation + index) throw corrupt(diskName, `journal generation ${checkpoint.generation + index} is missing`);
+    if (generation !== checkpoint.generation + index)
+      throw corrupt(diskName, `journal generation ${checkpoint.generation + index} is missing`);
   });
 
   // A rotation that a crash cut short may leave the next journal without its header (created,
@@ -365,7 +386,14 @@ export async function recoverDisk(options: {
   for (const [index, generation] of replay.entries()) {
     const bytes = await readWhole(medium, journalFileName(generation));
     files.set(generation, bytes);
-    lastValidEnd = parseJournal(diskName, generation, bytes, index === replay.length - 1, options.sabotage === "trust-record-without-crc", records);
+    lastValidEnd = parseJournal(
+      diskName,
+      generation,
+      bytes,
+      index === replay.length - 1,
+      options.sabotage === "trust-record-without-crc",
+      records,
+    );
   }
   const lastGeneration = replay[replay.length - 1];
   const headerOf = (index: number): RecordHeader => readRecordHeader(files.get(records.generation(index))!, records.offset(index));
@@ -389,7 +417,8 @@ export async function recoverDisk(options: {
     if (header.lsn + entryCountOf(bytes, records.offset(index)) - 1 <= lsnMarked) continue;
     unproven.push({ bytes, offset: records.offset(index), index });
   }
-  const cut = options.sabotage === "skip-tail-data-check" ? records.count : ((await firstRecordWithBadData(segments, unproven)) ?? records.count);
+  const cut =
+    options.sabotage === "skip-tail-data-check" ? records.count : ((await firstRecordWithBadData(segments, unproven)) ?? records.count);
   for (let index = 0; index < cut; index++) applyRecord(context, files.get(records.generation(index))!, records.offset(index));
   // Free what the running engine freed (or would have): the kept views are all known now
   // (cuts, the recorded horizon, an unfinished fold's pin), and they are at most the ones it

@@ -38,7 +38,12 @@ export interface RestoreCopyContext {
  * The caller has pinned `lsnTarget`, so nothing read here is freed meanwhile. A source block
  * that fails its checksum aborts the rollback (CORRUPT) before anything is recorded.
  */
-export async function appendRestoredBlocks(context: RestoreCopyContext, lbas: number[], lsnTarget: number, columns: EntryColumns): Promise<void> {
+export async function appendRestoredBlocks(
+  context: RestoreCopyContext,
+  lbas: number[],
+  lsnTarget: number,
+  columns: EntryColumns,
+): Promise<void> {
   const { state, blockSizeBytes } = context;
   const buffer = Buffer.allocUnsafe(lbas.length * blockSizeBytes);
   const sources = lbas.map((lba) => state.resolve(lba, lsnTarget));
@@ -46,7 +51,11 @@ export async function appendRestoredBlocks(context: RestoreCopyContext, lbas: nu
   // Checked before any read starts: a throw after some reads began would leave them unawaited.
   lbas.forEach((lba, index) => {
     if (state.sourceOf(sources[index]) === BlockSource.BASELINE && state.baselineBad.has(lba)) {
-      throw new SnaplogError(ErrorCodes.CORRUPT, `disk ${context.diskName}: baseline block ${lba} is unknown (a fold met its data damaged); nothing was rolled back`, { disk: context.diskName });
+      throw new SnaplogError(
+        ErrorCodes.CORRUPT,
+        `disk ${context.diskName}: baseline block ${lba} is unknown (a fold met its data damaged); nothing was rolled back`,
+        { disk: context.diskName },
+      );
     }
   });
   const reads: Promise<void>[] = [];
@@ -69,7 +78,11 @@ export async function appendRestoredBlocks(context: RestoreCopyContext, lbas: nu
     const crc = crc32c(piece);
     if (kind === BlockSource.SLOT && crc !== state.entries.crc(id)) {
       context.onChecksumError(lba, state.entries.lsn(id));
-      throw new SnaplogError(ErrorCodes.CORRUPT, `disk ${context.diskName}: block ${lba} (LSN ${state.entries.lsn(id)}) failed its checksum; nothing was rolled back`, { disk: context.diskName });
+      throw new SnaplogError(
+        ErrorCodes.CORRUPT,
+        `disk ${context.diskName}: block ${lba} (LSN ${state.entries.lsn(id)}) failed its checksum; nothing was rolled back`,
+        { disk: context.diskName },
+      );
     }
     const slot = state.slots.allocate();
     const run = runs[runs.length - 1];

@@ -49,7 +49,10 @@ export class SegmentFiles {
 
   /** The file and byte offset of a slot. */
   locate(slot: number): { file: string; offsetBytes: number } {
-    return { file: SegmentFiles.fileName(Math.floor(slot / this.slotsPerSegment)), offsetBytes: (slot % this.slotsPerSegment) * this.blockSizeBytes };
+    return {
+      file: SegmentFiles.fileName(Math.floor(slot / this.slotsPerSegment)),
+      offsetBytes: (slot % this.slotsPerSegment) * this.blockSizeBytes,
+    };
   }
 
   /** Bytes of every segment file on the medium (a file is as long as its highest written slot). */
@@ -156,13 +159,15 @@ export class SegmentFiles {
     let pending = this.opening.get(segmentIndex);
     if (pending === undefined) {
       const removal = this.releasing.get(segmentIndex);
-      pending = (removal ?? Promise.resolve()).then(() => this.medium.open(SegmentFiles.fileName(segmentIndex), { create: true })).then((file) => {
-        if (!this.present.has(segmentIndex)) this.directoryDirty = true;
-        this.present.add(segmentIndex);
-        this.files.set(segmentIndex, file);
-        this.opening.delete(segmentIndex);
-        return file;
-      });
+      pending = (removal ?? Promise.resolve())
+        .then(() => this.medium.open(SegmentFiles.fileName(segmentIndex), { create: true }))
+        .then((file) => {
+          if (!this.present.has(segmentIndex)) this.directoryDirty = true;
+          this.present.add(segmentIndex);
+          this.files.set(segmentIndex, file);
+          this.opening.delete(segmentIndex);
+          return file;
+        });
       pending.catch(() => this.opening.delete(segmentIndex));
       this.opening.set(segmentIndex, pending);
     }

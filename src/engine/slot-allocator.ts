@@ -111,7 +111,8 @@ export class SlotAllocator {
     if (this.highWater < GROWTH_FACTOR_MAX * Math.max(live, this.slotsPerSegment) || this.freeTotal === 0) return;
     let best = -1;
     for (let segment = 0; segment < this.freeCountBySegment.length; segment++) {
-      if (this.freeCountBySegment[segment] > 0 && (best < 0 || this.freeCountBySegment[segment] > this.freeCountBySegment[best])) best = segment;
+      if (this.freeCountBySegment[segment] > 0 && (best < 0 || this.freeCountBySegment[segment] > this.freeCountBySegment[best]))
+        best = segment;
     }
     if (best >= 0) this.startFill(best);
   }

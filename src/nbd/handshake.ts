@@ -389,8 +389,12 @@ function resolveVolume(session: Session, requestedName: string): Volume | Snaplo
     session.resolved = resolver.resolve(name);
     return session.resolved;
   } catch (error) {
-    const failure = error instanceof SnaplogError ? error : new SnaplogError(ErrorCodes.INTERNAL, error instanceof Error ? error.message : String(error), { cause: error });
-    if (NBD_EXPORT_REFUSAL_BY_CODE[failure.code].logged) session.options.logger.warn({ err: error, exportName: name }, "nbd: export could not be resolved");
+    const failure =
+      error instanceof SnaplogError
+        ? error
+        : new SnaplogError(ErrorCodes.INTERNAL, error instanceof Error ? error.message : String(error), { cause: error });
+    if (NBD_EXPORT_REFUSAL_BY_CODE[failure.code].logged)
+      session.options.logger.warn({ err: error, exportName: name }, "nbd: export could not be resolved");
     return new SnaplogError(failure.code, `export "${name}": ${failure.message}`, { cause: error });
   }
 }

@@ -171,7 +171,10 @@ export class NbdServer implements TransmissionHost {
       socket.destroy();
       return record.closed;
     });
-    this.connections.set(record, settled.finally(() => this.connections.delete(record)));
+    this.connections.set(
+      record,
+      settled.finally(() => this.connections.delete(record)),
+    );
   }
 
   private async serve(record: ConnectionRecord): Promise<void> {
@@ -230,7 +233,10 @@ function listenOn(listener: net.Server, options: net.ListenOptions): Promise<voi
 async function assertStaleSocket(path: string): Promise<void> {
   const stats = await lstat(path);
   if (!stats.isSocket()) {
-    throw new SnaplogError(ErrorCodes.CONFLICT, `${path} exists and is not a socket`, { path, hint: "remove it or choose another --nbd-socket" });
+    throw new SnaplogError(ErrorCodes.CONFLICT, `${path} exists and is not a socket`, {
+      path,
+      hint: "remove it or choose another --nbd-socket",
+    });
   }
   const answered = await new Promise<boolean>((resolve, reject) => {
     const probe = net.connect({ path });
@@ -244,7 +250,10 @@ async function assertStaleSocket(path: string): Promise<void> {
     });
   });
   if (answered) {
-    throw new SnaplogError(ErrorCodes.CONFLICT, `another server is listening on ${path}`, { path, hint: "stop it or choose another --nbd-socket" });
+    throw new SnaplogError(ErrorCodes.CONFLICT, `another server is listening on ${path}`, {
+      path,
+      hint: "stop it or choose another --nbd-socket",
+    });
   }
 }
 

@@ -553,7 +553,12 @@ export class Transmission implements RequestLimits {
       this.socket.write(structuredHeader(request, P.REPLY_TYPE_NONE, 0, 0));
       return;
     }
-    const header = structuredHeader(request, P.REPLY_TYPE_OFFSET_DATA, P.OFFSET_DATA_PREFIX_BYTES + request.lengthBytes, P.OFFSET_DATA_PREFIX_BYTES);
+    const header = structuredHeader(
+      request,
+      P.REPLY_TYPE_OFFSET_DATA,
+      P.OFFSET_DATA_PREFIX_BYTES + request.lengthBytes,
+      P.OFFSET_DATA_PREFIX_BYTES,
+    );
     writeUInt64(header, request.offsetBytes, P.STRUCTURED_REPLY_HEADER_BYTES);
     this.socket.write(header);
     this.socket.write(request.payload as Buffer);
@@ -601,7 +606,8 @@ async function perform(volume: Volume, request: NbdRequest): Promise<void> {
       return;
     case P.CMD_WRITE_ZEROES: {
       const noHole = (request.commandFlags & P.CMD_FLAG_NO_HOLE) !== 0;
-      if (request.lengthBytes > 0) await volume.writeZeroes(request.offsetBytes, request.lengthBytes, ZERO_OPTIONS[(fua ? 1 : 0) | (noHole ? 2 : 0)]);
+      if (request.lengthBytes > 0)
+        await volume.writeZeroes(request.offsetBytes, request.lengthBytes, ZERO_OPTIONS[(fua ? 1 : 0) | (noHole ? 2 : 0)]);
       return;
     }
     case P.CMD_BLOCK_STATUS:

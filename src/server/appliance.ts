@@ -58,7 +58,13 @@ export async function startAppliance(options: ApplianceOptions): Promise<Applian
     store.setNbdEndpoints(nbdUrls);
     const metrics = createMetricsRegistry();
     registerNbdMetrics(metrics, nbd);
-    api = await startApiServer({ operations: store, storePath: store.path, tcp: options.api, metrics, logger: logger.child({ component: "api" }) });
+    api = await startApiServer({
+      operations: store,
+      storePath: store.path,
+      tcp: options.api,
+      metrics,
+      logger: logger.child({ component: "api" }),
+    });
     store.startBackgroundCompaction(options.compaction);
 
     const exportName = options.demo === true ? demoDiskName : undefined;

@@ -11,7 +11,11 @@ const nbdCounterMetrics: ReadonlyArray<{ name: string; help: string; counter: Co
   { name: "snaplog_nbd_requests_total", help: "NBD requests parsed, rejected ones included", counter: "requestCount" },
   { name: "snaplog_nbd_read_bytes_total", help: "Data bytes answered to successful NBD READs", counter: "readBytes" },
   { name: "snaplog_nbd_written_bytes_total", help: "Payload bytes of successful NBD WRITEs", counter: "writtenBytes" },
-  { name: "snaplog_nbd_errors_total", help: "NBD requests answered with an error, plus connections closed for protocol violations", counter: "errorCount" },
+  {
+    name: "snaplog_nbd_errors_total",
+    help: "NBD requests answered with an error, plus connections closed for protocol violations",
+    counter: "errorCount",
+  },
   { name: "snaplog_nbd_connections_total", help: "NBD connections accepted", counter: "connectionCountTotal" },
 ];
 

@@ -128,8 +128,17 @@ export class DiskVolume implements Volume {
   private checkRequest(offsetBytes: number, lengthBytes: number, what: string, writes: boolean): void {
     this.checkLife();
     if (writes && this.readOnly) throw new SnaplogError(ErrorCodes.READ_ONLY, `${this.name} is read-only`);
-    if (!Number.isSafeInteger(offsetBytes) || !Number.isSafeInteger(lengthBytes) || offsetBytes < 0 || lengthBytes < 0 || offsetBytes + lengthBytes > this.sizeBytes) {
-      throw new SnaplogError(ErrorCodes.OUT_OF_RANGE, `${what} of [${offsetBytes}, +${lengthBytes}) is past the end of ${this.name} (${this.sizeBytes} bytes)`);
+    if (
+      !Number.isSafeInteger(offsetBytes) ||
+      !Number.isSafeInteger(lengthBytes) ||
+      offsetBytes < 0 ||
+      lengthBytes < 0 ||
+      offsetBytes + lengthBytes > this.sizeBytes
+    ) {
+      throw new SnaplogError(
+        ErrorCodes.OUT_OF_RANGE,
+        `${what} of [${offsetBytes}, +${lengthBytes}) is past the end of ${this.name} (${this.sizeBytes} bytes)`,
+      );
     }
   }
 }

@@ -15,7 +15,9 @@ export function checkName(kind: "disk" | "snapshot", name: string): string {
   const reading = readPoint(name);
   if (reading.kind === "snapshot") return name;
   if (reading.kind === "current" || reading.kind === "baseline") {
-    throw invalidArgument(`snapshot name ${JSON.stringify(name)} is reserved: DISK@${name} and --at ${name} mean the disk's ${name === "current" ? "current volume" : "baseline"}`);
+    throw invalidArgument(
+      `snapshot name ${JSON.stringify(name)} is reserved: DISK@${name} and --at ${name} mean the disk's ${name === "current" ? "current volume" : "baseline"}`,
+    );
   }
   throw invalidArgument(
     `invalid snapshot name ${JSON.stringify(name)}: DISK@${name} and --at ${name} would read it as a ${reading.kind === "time" ? "" : "malformed "}point in time; ` +

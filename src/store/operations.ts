@@ -333,11 +333,15 @@ export interface Operations {
  */
 export function checkRestoreRequest(request: RestoreRequest): void {
   const targets = [request.to !== undefined, request.asSnapshot !== undefined, request.rollback === true].filter(Boolean).length;
-  if (targets !== 1) throw invalidArgument("restore needs exactly one of --to FILE, --as-snapshot NAME, --rollback (API: to, asSnapshot, rollback)");
-  if (request.name !== undefined && request.rollback !== true) throw invalidArgument("--name (API: name) is the snapshot a rollback keeps of the state before; it goes only with --rollback");
-  if (request.lun !== undefined && request.to !== undefined) throw invalidArgument("--lun (API: lun) is the LUN of a new snapshot; a restore --to a file makes none");
+  if (targets !== 1)
+    throw invalidArgument("restore needs exactly one of --to FILE, --as-snapshot NAME, --rollback (API: to, asSnapshot, rollback)");
+  if (request.name !== undefined && request.rollback !== true)
+    throw invalidArgument("--name (API: name) is the snapshot a rollback keeps of the state before; it goes only with --rollback");
+  if (request.lun !== undefined && request.to !== undefined)
+    throw invalidArgument("--lun (API: lun) is the LUN of a new snapshot; a restore --to a file makes none");
   // The server writes the file: a relative path would depend on its working directory.
-  if (request.to !== undefined && !path.isAbsolute(request.to)) throw invalidArgument(`--to (API: to) ${request.to} must be an absolute path`);
+  if (request.to !== undefined && !path.isAbsolute(request.to))
+    throw invalidArgument(`--to (API: to) ${request.to} must be an absolute path`);
 }
 
 /** Checks a compact request's fields against each other: INVALID_ARGUMENT for a snapshot with into-baseline. */

@@ -68,7 +68,9 @@ export function parsePoint(text: string, what: string, accepts: PointAccepts = "
   const reading = readPoint(text);
   if (reading.kind === "invalid") throw invalidArgument(`invalid ${what} ${JSON.stringify(text)}: ${reading.reason}`);
   if (accepts === "point" && reading.kind !== "lsn" && reading.kind !== "time") {
-    throw invalidArgument(`invalid ${what} ${JSON.stringify(text)}: not a point in time: expected lsn:N or an ISO 8601 time such as ${pointExample}`);
+    throw invalidArgument(
+      `invalid ${what} ${JSON.stringify(text)}: not a point in time: expected lsn:N or an ISO 8601 time such as ${pointExample}`,
+    );
   }
   return reading;
 }
@@ -79,11 +81,13 @@ function readTime(text: string): PointReading {
   const dateTime = DATE_TIME.exec(text);
   if (dateTime === null) {
     const written = text.replace(" ", "T").toUpperCase();
-    if (written !== text && DATE_TIME.test(written)) return { kind: "invalid", reason: `write it as ${written}: T between date and time, T and Z in upper case` };
+    if (written !== text && DATE_TIME.test(written))
+      return { kind: "invalid", reason: `write it as ${written}: T between date and time, T and Z in upper case` };
     return { kind: "invalid", reason: `neither lsn:N nor an ISO 8601 time such as ${pointExample}` };
   }
   const [, year, month, day, hour, minute, second = "00", fraction = "", zone] = dateTime;
-  if (zone === undefined) return { kind: "invalid", reason: `a time needs its zone: Z (UTC) or an offset such as +01:00, as in ${pointExample}` };
+  if (zone === undefined)
+    return { kind: "invalid", reason: `a time needs its zone: Z (UTC) or an offset such as +01:00, as in ${pointExample}` };
   return timeFrom([year, month, day, hour, minute, second], fraction, zone);
 }
 
@@ -100,7 +104,14 @@ function timeFrom(fields: readonly string[], fraction: string, zone: string): Po
   date.setUTCFullYear(year, month - 1, day);
   date.setUTCHours(hour, minute, second, Number(fraction.slice(0, 3).padEnd(3, "0")));
   const inRange =
-    date.getUTCFullYear() === year && date.getUTCMonth() === month - 1 && date.getUTCDate() === day && hour < 24 && minute < 60 && second < 60 && zoneMinutes < 60 && Math.abs(offsetMinutes) < 24 * 60;
+    date.getUTCFullYear() === year &&
+    date.getUTCMonth() === month - 1 &&
+    date.getUTCDate() === day &&
+    hour < 24 &&
+    minute < 60 &&
+    second < 60 &&
+    zoneMinutes < 60 &&
+    Math.abs(offsetMinutes) < 24 * 60;
   if (!inRange) return { kind: "invalid", reason: "not a valid ISO 8601 time: a field is out of range" };
   return { kind: "time", timeMs: date.getTime() - offsetMinutes * msPerMinute };
 }
@@ -123,7 +134,10 @@ export function resolvePointLsn(engine: DiskEngine, text: string, what: string):
       return engine.viewAtTime(target.timeMs);
     case "snapshot": {
       const cut = engine.findSnapshot(target.name);
-      if (cut === undefined) throw notFound(`disk ${engine.geometry.name} has no snapshot named ${JSON.stringify(target.name)} (${what})`, { disk: engine.geometry.name });
+      if (cut === undefined)
+        throw notFound(`disk ${engine.geometry.name} has no snapshot named ${JSON.stringify(target.name)} (${what})`, {
+          disk: engine.geometry.name,
+        });
       return cut.lsn;
     }
   }

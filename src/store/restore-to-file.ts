@@ -25,7 +25,12 @@ const RESTORE_MAP_BLOCKS = 1 << 16;
  * neither read nor written. Data chunks that happen to be all zeros are skipped too, so the
  * image is sparse wherever the volume reads as zeros.
  */
-export async function restoreToFile(engine: DiskEngine, lsn: number, target: string, onProgress?: ProgressCallback): Promise<{ sizeBytes: number; bytesWritten: number }> {
+export async function restoreToFile(
+  engine: DiskEngine,
+  lsn: number,
+  target: string,
+  onProgress?: ProgressCallback,
+): Promise<{ sizeBytes: number; bytesWritten: number }> {
   const sizeBytes = engine.geometry.sizeBytes;
   const partial = `${target}.partial`;
   // Checked now as well as by link() at the end, so a long restore does not run only to fail.
@@ -56,7 +61,10 @@ async function exists(filePath: string): Promise<boolean> {
 }
 
 function targetExists(target: string): SnaplogError {
-  return new SnaplogError(ErrorCodes.ALREADY_EXISTS, `${target} already exists; restore writes a new file`, { path: target, hint: "remove it or choose another path to restore to" });
+  return new SnaplogError(ErrorCodes.ALREADY_EXISTS, `${target} already exists; restore writes a new file`, {
+    path: target,
+    hint: "remove it or choose another path to restore to",
+  });
 }
 
 async function createExclusive(partial: string): Promise<fs.FileHandle> {
@@ -64,17 +72,26 @@ async function createExclusive(partial: string): Promise<fs.FileHandle> {
     return await fs.open(partial, fsConstants.O_WRONLY | fsConstants.O_CREAT | fsConstants.O_EXCL, 0o644);
   } catch (error) {
     if ((error as NodeJS.ErrnoException).code === "EEXIST") {
-      throw new SnaplogError(ErrorCodes.ALREADY_EXISTS, `${partial} already exists; restore writes its image there first and never overwrites a file`, {
-        path: partial,
-        hint: "remove it if an interrupted restore left it, or choose another path to restore to",
-      });
+      throw new SnaplogError(
+        ErrorCodes.ALREADY_EXISTS,
+        `${partial} already exists; restore writes its image there first and never overwrites a file`,
+        {
+          path: partial,
+          hint: "remove it if an interrupted restore left it, or choose another path to restore to",
+        },
+      );
     }
     throw fromSystemError(error, { path: partial });
   }
 }
 
 /** Copies every data run of the view at `lsn` into the (sparse, full-size) image; returns the bytes written. */
-async function writeData(engine: DiskEngine, lsn: number, handle: fs.FileHandle, onProgress: ProgressCallback | undefined): Promise<number> {
+async function writeData(
+  engine: DiskEngine,
+  lsn: number,
+  handle: fs.FileHandle,
+  onProgress: ProgressCallback | undefined,
+): Promise<number> {
   const { sizeBytes, blockSizeBytes } = engine.geometry;
   const blockCount = sizeBytes / blockSizeBytes;
   // Without a baseline image, blocks never written read as zeros: holes, like zero and trim entries.
@@ -95,7 +112,13 @@ async function writeData(engine: DiskEngine, lsn: number, handle: fs.FileHandle,
 }
 
 /** Reads one data run in chunks and writes the chunks that are not all zeros; returns the bytes written. */
-async function copyRun(engine: DiskEngine, lsn: number, handle: fs.FileHandle, run: { lbaFirst: number; blockCount: number }, onProgress: ProgressCallback | undefined): Promise<number> {
+async function copyRun(
+  engine: DiskEngine,
+  lsn: number,
+  handle: fs.FileHandle,
+  run: { lbaFirst: number; blockCount: number },
+  onProgress: ProgressCallback | undefined,
+): Promise<number> {
   const { sizeBytes, blockSizeBytes } = engine.geometry;
   const chunkBlocks = RESTORE_CHUNK_BYTES / blockSizeBytes;
   const lbaEnd = run.lbaFirst + run.blockCount;
@@ -128,11 +151,15 @@ async function linkIntoPlace(partial: string, target: string): Promise<void> {
     const directory = await fs.open(path.dirname(path.resolve(target)), fsConstants.O_RDONLY);
     await directory.sync().finally(() => directory.close());
   } catch (error) {
-    throw new SnaplogError(ErrorCodes.IO, `restored to ${target}, but could not then remove ${partial} and sync the directory: ${fromSystemError(error, {}).message}`, {
-      path: partial,
-      cause: error,
-      hint: `${target} is complete; remove ${partial} by hand`,
-    });
+    throw new SnaplogError(
+      ErrorCodes.IO,
+      `restored to ${target}, but could not then remove ${partial} and sync the directory: ${fromSystemError(error, {}).message}`,
+      {
+        path: partial,
+        cause: error,
+        hint: `${target} is complete; remove ${partial} by hand`,
+      },
+    );
   }
 }
 

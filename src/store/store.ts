@@ -1,6 +1,12 @@
 import { promises as fs } from "node:fs";
 import * as path from "node:path";
-import { BLOCK_SIZE_BYTES_DEFAULT, DISK_BLOCK_COUNT_MAX, FORMAT_VERSION, INDEX_PAGE_BLOCKS, isValidBlockSize } from "../engine/constants.js";
+import {
+  BLOCK_SIZE_BYTES_DEFAULT,
+  DISK_BLOCK_COUNT_MAX,
+  FORMAT_VERSION,
+  INDEX_PAGE_BLOCKS,
+  isValidBlockSize,
+} from "../engine/constants.js";
 import { BASELINE_FILE, DiskEngine } from "../engine/disk-engine.js";
 import { DirectoryMedium, type Medium } from "../engine/medium.js";
 import { ErrorCodes, fromSystemError, invalidArgument, notFound, SnaplogError } from "../util/errors.js";
@@ -180,7 +186,9 @@ export class Store implements Operations, VolumeResolver {
     }
     const storeFile = await readJsonFile<StoreFile>(path.join(absolute, STORE_FILE));
     if (storeFile.formatVersion !== FORMAT_VERSION) {
-      throw new SnaplogError(ErrorCodes.UNSUPPORTED, `store format ${storeFile.formatVersion} is not supported by this version`, { path: absolute });
+      throw new SnaplogError(ErrorCodes.UNSUPPORTED, `store format ${storeFile.formatVersion} is not supported by this version`, {
+        path: absolute,
+      });
     }
     const lock = await StoreLock.acquire(absolute, options.mode === "server" ? "snaplog serve" : "snaplog cli");
     const store = new Store(absolute, storeFile, lock, options.mode ?? "direct", options.logger, options.mediumFor);
@@ -243,7 +251,8 @@ export class Store implements Operations, VolumeResolver {
   private async assignLun(requested: number | undefined): Promise<number> {
     const used = new Set(this.allLuns());
     if (requested !== undefined) {
-      if (!Number.isInteger(requested) || requested < 1 || requested > 0xffff_ffff) throw invalidArgument(`LUN ${requested} is not an integer from 1 to 4294967295`);
+      if (!Number.isInteger(requested) || requested < 1 || requested > 0xffff_ffff)
+        throw invalidArgument(`LUN ${requested} is not an integer from 1 to 4294967295`);
       if (used.has(requested)) throw new SnaplogError(ErrorCodes.ALREADY_EXISTS, `LUN ${requested} is already assigned`);
       if (requested >= this.storeFile.lunNext) await this.saveStoreFile({ ...this.storeFile, lunNext: requested + 1 });
       return requested;
@@ -257,15 +266,23 @@ export class Store implements Operations, VolumeResolver {
   startBackgroundCompaction(options: { intervalMs?: number; idleMs?: number; freeFractionMin?: number } = {}): void {
     if (this.compactionScheduler !== undefined) return;
     this.compactionScheduler = new CompactionScheduler(
-      () => [...this.disks.values()].map((disk) => ({ name: disk.meta.name, engine: disk.engine, autoCompact: policyOf(disk.meta).autoCompact })),
+      () =>
+        [...this.disks.values()].map((disk) => ({
+          name: disk.meta.name,
+          engine: disk.engine,
+          autoCompact: policyOf(disk.meta).autoCompact,
+        })),
       {
         intervalMs: options.intervalMs ?? COMPACTION_INTERVAL_MS,
         idleMs: options.idleMs ?? COMPACTION_IDLE_MS,
         freeFractionMin: options.freeFractionMin ?? COMPACTION_FREE_FRACTION_MIN,
         space: () => this.fileSystemSpace(),
         onCompacted: (disk, result) =>
-          this.logger?.info?.(`compacted disk ${disk} (${result.reason}): ${result.entriesFreed} entries, ${result.bytesFreed} bytes freed, ${result.segmentsReleased} segment files released`),
-        onError: (disk, error) => this.logger?.error(`background compaction of disk ${disk} failed: ${error instanceof Error ? error.message : String(error)}`),
+          this.logger?.info?.(
+            `compacted disk ${disk} (${result.reason}): ${result.entriesFreed} entries, ${result.bytesFreed} bytes freed, ${result.segmentsReleased} segment files released`,
+          ),
+        onError: (disk, error) =>
+          this.logger?.error(`background compaction of disk ${disk} failed: ${error instanceof Error ? error.message : String(error)}`),
       },
     );
     this.compactionScheduler.start();
@@ -340,13 +357,17 @@ export class Store implements Operations, VolumeResolver {
       throw new SnaplogError(ErrorCodes.ALREADY_EXISTS, `a disk named ${request.name} already exists`, { disk: request.name });
     }
     const blockSizeBytes = request.blockSizeBytes ?? this.storeFile.blockSizeBytes;
-    if (!isValidBlockSize(blockSizeBytes)) throw invalidArgument(`block size ${blockSizeBytes} is not a power of two between 512 and 65536`);
+    if (!isValidBlockSize(blockSizeBytes))
+      throw invalidArgument(`block size ${blockSizeBytes} is not a power of two between 512 and 65536`);
     const sizeBytes = request.sizeBytes;
-    if (!Number.isSafeInteger(sizeBytes) || sizeBytes <= 0) throw invalidArgument(`disk size ${sizeBytes} must be a positive number of bytes`);
-    if (sizeBytes % blockSizeBytes !== 0) throw invalidArgument(`disk size ${sizeBytes} is not a multiple of the block size ${blockSizeBytes}`);
+    if (!Number.isSafeInteger(sizeBytes) || sizeBytes <= 0)
+      throw invalidArgument(`disk size ${sizeBytes} must be a positive number of bytes`);
+    if (sizeBytes % blockSizeBytes !== 0)
+      throw invalidArgument(`disk size ${sizeBytes} is not a multiple of the block size ${blockSizeBytes}`);
     if (sizeBytes / blockSizeBytes > DISK_BLOCK_COUNT_MAX) throw invalidArgument(`disk size ${sizeBytes} is too large`);
     const historySeconds = request.historySeconds ?? HISTORY_SECONDS_DEFAULT;
-    if (!Number.isInteger(historySeconds) || historySeconds < 0) throw invalidArgument(`history window ${historySeconds} must be a whole number of seconds >= 0`);
+    if (!Number.isInteger(historySeconds) || historySeconds < 0)
+      throw invalidArgument(`history window ${historySeconds} must be a whole number of seconds >= 0`);
     if (request.fromImage !== undefined) await this.checkImage(request.fromImage, sizeBytes);
 
     const lun = await this.assignLun(undefined);
@@ -396,7 +417,8 @@ export class Store implements Operations, VolumeResolver {
       throw invalidArgument(`cannot read image ${imagePath}`, { path: imagePath });
     }
     if (!stat.isFile()) throw invalidArgument(`${imagePath} is not a regular file (a raw image is needed)`, { path: imagePath });
-    if (stat.size > sizeBytes) throw invalidArgument(`image ${imagePath} (${stat.size} bytes) is larger than the disk (${sizeBytes} bytes)`, { path: imagePath });
+    if (stat.size > sizeBytes)
+      throw invalidArgument(`image ${imagePath} (${stat.size} bytes) is larger than the disk (${sizeBytes} bytes)`, { path: imagePath });
   }
 
   deleteDisk(name: string): Promise<void> {
@@ -433,12 +455,17 @@ export class Store implements Operations, VolumeResolver {
   private checkNewSnapshotName(disk: OpenDisk, name: string): void {
     checkName("snapshot", name);
     if (disk.engine.findSnapshot(name) !== undefined) {
-      throw new SnaplogError(ErrorCodes.ALREADY_EXISTS, `disk ${disk.meta.name} already has a snapshot named ${name}`, { disk: disk.meta.name });
+      throw new SnaplogError(ErrorCodes.ALREADY_EXISTS, `disk ${disk.meta.name} already has a snapshot named ${name}`, {
+        disk: disk.meta.name,
+      });
     }
   }
 
   private defaultSnapshotName(disk: OpenDisk, prefix = "snap"): string {
-    const stamp = new Date().toISOString().replace(/[-:]/g, "").replace(/\.\d+Z$/, "Z");
+    const stamp = new Date()
+      .toISOString()
+      .replace(/[-:]/g, "")
+      .replace(/\.\d+Z$/, "Z");
     let name = `${prefix}-${stamp}`;
     for (let suffix = 2; disk.engine.findSnapshot(name) !== undefined; suffix++) name = `${prefix}-${stamp}-${suffix}`;
     return name;
@@ -476,7 +503,8 @@ export class Store implements Operations, VolumeResolver {
     return this.control.run(async () => {
       const disk = this.disk(update.disk);
       const seconds = update.historySeconds;
-      if (seconds !== undefined && (!Number.isSafeInteger(seconds) || seconds < 0)) throw invalidArgument(`history window ${seconds} must be a whole number of seconds >= 0`);
+      if (seconds !== undefined && (!Number.isSafeInteger(seconds) || seconds < 0))
+        throw invalidArgument(`history window ${seconds} must be a whole number of seconds >= 0`);
       const next: DiskFile = { ...disk.meta };
       if (seconds !== undefined) next.historySeconds = seconds;
       if (update.autoCompact !== undefined) next.autoCompact = update.autoCompact;
@@ -567,21 +595,36 @@ export class Store implements Operations, VolumeResolver {
    * A rollback to the current LSN (nothing written since) would change no block, yet fail those
    * connections and keep a snapshot: it is refused (CONFLICT) and changes nothing.
    */
-  private rollback(disk: OpenDisk, lsn: number, request: RestoreRequest, base: { disk: string; lsn: number; time: string | null }): Promise<RestoreResult> {
+  private rollback(
+    disk: OpenDisk,
+    lsn: number,
+    request: RestoreRequest,
+    base: { disk: string; lsn: number; time: string | null },
+  ): Promise<RestoreResult> {
     return this.control.run(async () => {
       const diskName = disk.meta.name;
       if (lsn >= disk.engine.lsnLast) {
-        throw new SnaplogError(ErrorCodes.CONFLICT, `disk ${diskName} is at LSN ${lsn} already (nothing was written since): a rollback to it would change nothing`, {
-          disk: diskName,
-          lsn,
-          hint: "to keep this point, restore it with as-snapshot instead",
-        });
+        throw new SnaplogError(
+          ErrorCodes.CONFLICT,
+          `disk ${diskName} is at LSN ${lsn} already (nothing was written since): a rollback to it would change nothing`,
+          {
+            disk: diskName,
+            lsn,
+            hint: "to keep this point, restore it with as-snapshot instead",
+          },
+        );
       }
       const name = request.name ?? this.defaultSnapshotName(disk, "before-rollback");
       this.checkNewSnapshotName(disk, name);
       disk.engine.checkViewAvailable(lsn);
       const lun = await this.assignLun(request.lun);
-      disk.currentLife.end(new SnaplogError(ErrorCodes.CONFLICT, `disk ${diskName} was rolled back after this connection was made; reconnect to use the rolled-back volume`, { disk: diskName }));
+      disk.currentLife.end(
+        new SnaplogError(
+          ErrorCodes.CONFLICT,
+          `disk ${diskName} was rolled back after this connection was made; reconnect to use the rolled-back volume`,
+          { disk: diskName },
+        ),
+      );
       disk.currentLife = new VolumeLife();
       disk.rollingBack = true;
       try {
@@ -606,7 +649,11 @@ export class Store implements Operations, VolumeResolver {
     for (const [index, target] of targets.entries()) {
       const pages = pageCounts[index];
       const onDiskProgress = (pagesDone: number) => onProgress?.(pagesBefore + Math.min(pagesDone, pages), pageTotal);
-      disks.push(target.disk === undefined ? offlineScrubResult(target.name, target.offlineReason) : await this.scrubDisk(target.disk, onDiskProgress));
+      disks.push(
+        target.disk === undefined
+          ? offlineScrubResult(target.name, target.offlineReason)
+          : await this.scrubDisk(target.disk, onDiskProgress),
+      );
       pagesBefore += pages;
       if (pageTotal > 0) onProgress?.(pagesBefore, pageTotal);
     }
@@ -621,7 +668,11 @@ export class Store implements Operations, VolumeResolver {
       return [failure === undefined ? { name, disk: this.disk(name) } : { name, disk: undefined, offlineReason: failure }];
     }
     const open: ScrubTarget[] = [...this.disks.values()].map((disk) => ({ name: disk.meta.name, disk }));
-    const offline: ScrubTarget[] = [...this.failedDisks].map(([failedName, reason]) => ({ name: failedName, disk: undefined, offlineReason: reason }));
+    const offline: ScrubTarget[] = [...this.failedDisks].map(([failedName, reason]) => ({
+      name: failedName,
+      disk: undefined,
+      offlineReason: reason,
+    }));
     return [...open, ...offline].sort((a, b) => a.name.localeCompare(b.name));
   }
 
@@ -630,7 +681,9 @@ export class Store implements Operations, VolumeResolver {
     const report = await disk.engine.scrub(onProgress);
     // The engine stops early, with what it saw so far, when it closes: that is no clean bill of health.
     if (disk.life.ended !== undefined) {
-      throw new SnaplogError(ErrorCodes.CLOSED, `the scrub of disk ${name} was cut short: the disk was deleted or the store is closing`, { disk: name });
+      throw new SnaplogError(ErrorCodes.CLOSED, `the scrub of disk ${name} was cut short: the disk was deleted or the store is closing`, {
+        disk: name,
+      });
     }
     const blockSizeBytes = disk.meta.blockSizeBytes;
     const directory = path.relative(this.path, diskPath(this.path, name));
@@ -689,7 +742,12 @@ export class Store implements Operations, VolumeResolver {
     const lsnTo = resolvePointLsn(disk.engine, request.to, "TO");
     const blockSizeBytes = disk.meta.blockSizeBytes;
     for await (const run of disk.engine.diffRuns(lsnFrom, lsnTo)) {
-      yield { block: run.lbaFirst, blockCount: run.blockCount, offsetBytes: run.lbaFirst * blockSizeBytes, lengthBytes: run.blockCount * blockSizeBytes };
+      yield {
+        block: run.lbaFirst,
+        blockCount: run.blockCount,
+        offsetBytes: run.lbaFirst * blockSizeBytes,
+        lengthBytes: run.blockCount * blockSizeBytes,
+      };
     }
   }
 
@@ -754,7 +812,8 @@ export class Store implements Operations, VolumeResolver {
     const engine = disk.engine;
     switch (target.kind) {
       case "current": {
-        if (disk.rollingBack) throw new SnaplogError(ErrorCodes.CONFLICT, `disk ${name} is being rolled back; connect again when it is done`, { disk: name });
+        if (disk.rollingBack)
+          throw new SnaplogError(ErrorCodes.CONFLICT, `disk ${name} is being rolled back; connect again when it is done`, { disk: name });
         return new DiskVolume(engine, name, `disk ${name}, LUN ${disk.meta.lun}, read-write`, Infinity, false, disk.currentLife);
       }
       case "baseline":
@@ -774,7 +833,15 @@ export class Store implements Operations, VolumeResolver {
         // Checked against the window now (pinView), then pinned while attached: nothing it sees is freed.
         const lsn = target.kind === "lsn" ? target.lsn : engine.viewAtTime(target.timeMs);
         const release = engine.pinView(lsn);
-        return new DiskVolume(engine, exportName, `disk ${name} at ${describePoint(lsn, timeOfPoint(engine, lsn))}, read-only`, lsn, true, disk.life, release);
+        return new DiskVolume(
+          engine,
+          exportName,
+          `disk ${name} at ${describePoint(lsn, timeOfPoint(engine, lsn))}, read-only`,
+          lsn,
+          true,
+          disk.life,
+          release,
+        );
       }
     }
   }
@@ -798,7 +865,8 @@ export class Store implements Operations, VolumeResolver {
       const name = disk.meta.name;
       exports.push({ name, description: `disk ${name}, LUN ${disk.meta.lun}, read-write` });
       exports.push({ name: `${name}@baseline`, description: `baseline of disk ${name}, read-only` });
-      for (const cut of disk.engine.snapshots) exports.push({ name: `${name}@${cut.name}`, description: this.snapshotDescription(name, cut) });
+      for (const cut of disk.engine.snapshots)
+        exports.push({ name: `${name}@${cut.name}`, description: this.snapshotDescription(name, cut) });
     }
     return exports;
   }
@@ -806,7 +874,11 @@ export class Store implements Operations, VolumeResolver {
   // ---- lifecycle ----------------------------------------------------------------------
 
   private endAllVolumes(): void {
-    for (const disk of this.disks.values()) endVolumes(disk, new SnaplogError(ErrorCodes.CLOSED, `the store is closing: disk ${disk.meta.name} is no longer served`, { disk: disk.meta.name }));
+    for (const disk of this.disks.values())
+      endVolumes(
+        disk,
+        new SnaplogError(ErrorCodes.CLOSED, `the store is closing: disk ${disk.meta.name} is no longer served`, { disk: disk.meta.name }),
+      );
   }
 
   /** Flushes and checkpoints every disk, releases the lock. */
@@ -858,4 +930,3 @@ function offlineScrubResult(disk: string, offlineReason: string): ScrubDiskResul
 function isoOrNull(timeMs: number): string | null {
   return timeMs === 0 ? null : new Date(timeMs).toISOString();
 }
-

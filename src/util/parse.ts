@@ -37,7 +37,9 @@ export function parseSize(text: string, what = "size"): number {
   }
   const match = sizePattern.exec(trimmed);
   if (match === null) {
-    const reason = trimmed.startsWith("-") ? "must not be negative" : "expected a number with an optional unit (K, M, G, T, KiB, MiB, GiB, TiB)";
+    const reason = trimmed.startsWith("-")
+      ? "must not be negative"
+      : "expected a number with an optional unit (K, M, G, T, KiB, MiB, GiB, TiB)";
     throw invalidArgument(`invalid ${what} "${text}": ${reason}`);
   }
   const [, wholeDigits, fractionDigits = "", unit] = match;
@@ -135,9 +137,7 @@ const namePattern = /^[A-Za-z0-9._-]{1,64}$/;
 /** Disk and snapshot names: [A-Za-z0-9._-]{1,64}, and neither "." nor "..". */
 export function parseName(text: string, what = "name"): string {
   if (!namePattern.test(text)) {
-    throw invalidArgument(
-      `invalid ${what} "${text}": use 1-${nameLengthMax} characters from A-Z, a-z, 0-9, ".", "_" and "-"`,
-    );
+    throw invalidArgument(`invalid ${what} "${text}": use 1-${nameLengthMax} characters from A-Z, a-z, 0-9, ".", "_" and "-"`);
   }
   if (text === "." || text === "..") throw invalidArgument(`invalid ${what} "${text}": "." and ".." are reserved`);
   return text;
@@ -172,7 +172,11 @@ export function formatBytes(bytes: number): string {
 /** Seconds for humans, in the units parseDuration accepts: "0s", "90s", "15m", "1h", "7d". */
 export function formatDuration(seconds: number): string {
   if (seconds === 0) return "0s";
-  for (const [unit, size] of [["d", 86_400], ["h", 3600], ["m", 60]] as const) {
+  for (const [unit, size] of [
+    ["d", 86_400],
+    ["h", 3600],
+    ["m", 60],
+  ] as const) {
     if (seconds % size === 0) return `${seconds / size}${unit}`;
   }
   return `${seconds}s`;

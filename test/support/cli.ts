@@ -57,7 +57,11 @@ export function fingerprint(root: string): string {
     for (const name of readdirSync(join(root, relative)).sort()) {
       const path = join(relative, name);
       if (statSync(join(root, path)).isDirectory()) walk(path);
-      else hash.update(`${path}\0`).update(readFileSync(join(root, path))).update("\0");
+      else
+        hash
+          .update(`${path}\0`)
+          .update(readFileSync(join(root, path)))
+          .update("\0");
     }
   };
   walk("");

@@ -155,7 +155,15 @@ export function readSectorHeader(source: Buffer, offset: number): SectorHeader |
 const scratchSector = Buffer.alloc(SECTOR_BYTES);
 
 /** Whether source[offset, +512) is exactly what write (round, id) puts in `sector`. */
-export function sectorIsVersion(source: Buffer, offset: number, seed: number, diskTag: number, round: number, id: number, sector: number): boolean {
+export function sectorIsVersion(
+  source: Buffer,
+  offset: number,
+  seed: number,
+  diskTag: number,
+  round: number,
+  id: number,
+  sector: number,
+): boolean {
   fillSector(scratchSector, 0, seed, diskTag, round, id, sector);
   return scratchSector.equals(source.subarray(offset, offset + SECTOR_BYTES));
 }

@@ -26,7 +26,16 @@ import { spawn } from "node:child_process";
 import { closeSync, openSync, writeSync } from "node:fs";
 import http from "node:http";
 import { hashExport, NbdClient, NbdClosedError, NbdRequestError, CMD_FLAG_FUA, CMD_FLAG_NO_HOLE } from "./nbd-client.js";
-import { mix, Prng, SECTOR_BYTES, ID_LIMIT, writePayload, WRITER_CONFIG_FLAG, type WriterConfig, type WriterDiskConfig } from "./crash-model.js";
+import {
+  mix,
+  Prng,
+  SECTOR_BYTES,
+  ID_LIMIT,
+  writePayload,
+  WRITER_CONFIG_FLAG,
+  type WriterConfig,
+  type WriterDiskConfig,
+} from "./crash-model.js";
 
 const BLOCK_BYTES = 4096;
 const HOT_REGION_BYTES = 2 * 1024 * 1024;
@@ -133,7 +142,9 @@ class Stream {
         break;
       }
       this.inflight.add(request);
-      this.journal.add(`I ${this.disk.name} ${request.id} ${this.journal.tick()} ${request.kind} ${request.offsetBytes} ${request.lengthBytes} ${request.flags}`);
+      this.journal.add(
+        `I ${this.disk.name} ${request.id} ${this.journal.tick()} ${request.kind} ${request.offsetBytes} ${request.lengthBytes} ${request.flags}`,
+      );
       sending.push(request);
     }
     // Issued lines reach the kernel before any of these requests leaves the process.
@@ -145,7 +156,14 @@ class Stream {
     let done: Promise<unknown>;
     switch (request.kind) {
       case "W": {
-        const payload = writePayload(this.config.seed, this.disk.diskTag, this.config.round, request.id, request.offsetBytes, request.lengthBytes);
+        const payload = writePayload(
+          this.config.seed,
+          this.disk.diskTag,
+          this.config.round,
+          request.id,
+          request.offsetBytes,
+          request.lengthBytes,
+        );
         done = this.client.write(request.offsetBytes, payload, { fua: (request.flags & CMD_FLAG_FUA) !== 0 });
         break;
       }
@@ -287,7 +305,12 @@ function createViaCli(config: WriterConfig, disk: string, name: string): Promise
   });
 }
 
-async function takeSnapshot(config: WriterConfig, journal: Journal, snapshot: WriterConfig["snapshots"][number], stream: Stream): Promise<void> {
+async function takeSnapshot(
+  config: WriterConfig,
+  journal: Journal,
+  snapshot: WriterConfig["snapshots"][number],
+  stream: Stream,
+): Promise<void> {
   const disk = config.disks.find((candidate) => candidate.name === snapshot.disk);
   if (disk === undefined) throw new Error(`no disk ${snapshot.disk}`);
   if (snapshot.quiesce) await stream.pause();
@@ -295,7 +318,10 @@ async function takeSnapshot(config: WriterConfig, journal: Journal, snapshot: Wr
   journal.commit();
   let created: { lsn: number };
   try {
-    created = snapshot.via === "api" ? await createViaApi(config.apiSocketPath, snapshot.disk, snapshot.name) : await createViaCli(config, snapshot.disk, snapshot.name);
+    created =
+      snapshot.via === "api"
+        ? await createViaApi(config.apiSocketPath, snapshot.disk, snapshot.name)
+        : await createViaCli(config, snapshot.disk, snapshot.name);
   } catch (error) {
     journal.add(`SE ${snapshot.disk} ${snapshot.name} ${journal.tick()} ${String((error as Error).message).replace(/\n/g, " ")}`);
     journal.commit();

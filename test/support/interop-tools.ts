@@ -37,13 +37,18 @@ export interface ToolOptions {
 /** Runs a tool; never rejects on a non-zero exit (the caller asserts on `code`). */
 export function runTool(tool: string, args: string[], options: ToolOptions = {}): Promise<ToolRun> {
   return new Promise((resolve, reject) => {
-    execFile(tool, args, { env: options.env, cwd: options.cwd, timeout: options.timeoutMs ?? toolTimeoutMs, maxBuffer: 256 * MiB }, (error, stdout, stderr) => {
-      if (error !== null && typeof error.code !== "number") {
-        reject(new Error(`${tool} ${args.join(" ")}: ${error.message} ${stderr}`));
-        return;
-      }
-      resolve({ code: error === null ? 0 : (error.code as number), stdout, stderr });
-    });
+    execFile(
+      tool,
+      args,
+      { env: options.env, cwd: options.cwd, timeout: options.timeoutMs ?? toolTimeoutMs, maxBuffer: 256 * MiB },
+      (error, stdout, stderr) => {
+        if (error !== null && typeof error.code !== "number") {
+          reject(new Error(`${tool} ${args.join(" ")}: ${error.message} ${stderr}`));
+          return;
+        }
+        resolve({ code: error === null ? 0 : (error.code as number), stdout, stderr });
+      },
+    );
   });
 }
 
@@ -142,7 +147,7 @@ export function exportDiffersFromFile(uri: string, path: string): Promise<number
     let stderr = "";
     child.stdout.on("data", (chunk: Buffer) => {
       if (firstDifference !== undefined) return;
-      for (let done = 0; done < chunk.length; ) {
+      for (let done = 0; done < chunk.length;) {
         const length = Math.min(expected.length, chunk.length - done);
         const read = readSync(fd, expected, 0, length, position);
         if (read !== length || !expected.subarray(0, length).equals(chunk.subarray(done, done + length))) {
@@ -216,7 +221,10 @@ export class RefImage {
   }
 
   write(offsetBytes: number, data: Buffer): void {
-    assert.ok(offsetBytes >= 0 && offsetBytes + data.length <= this.sizeBytes, `reference write [${offsetBytes}, +${data.length}) past ${this.sizeBytes}`);
+    assert.ok(
+      offsetBytes >= 0 && offsetBytes + data.length <= this.sizeBytes,
+      `reference write [${offsetBytes}, +${data.length}) past ${this.sizeBytes}`,
+    );
     const fd = openSync(this.path, "r+");
     try {
       let done = 0;
@@ -267,7 +275,10 @@ export async function applyIo(uri: string, ref: RefImage, ops: IoOp[], options: 
         break;
       }
       case "zero":
-        commands.push(`write -z${item.unmap === true ? " -u" : ""} ${item.offset} ${item.length}`, `read -P 0 ${item.offset} ${item.length}`);
+        commands.push(
+          `write -z${item.unmap === true ? " -u" : ""} ${item.offset} ${item.length}`,
+          `read -P 0 ${item.offset} ${item.length}`,
+        );
         ref.fill(item.offset, item.length, 0);
         break;
       case "discard":

@@ -57,7 +57,8 @@ const JOURNAL_CHUNK_BYTES = 4 * 1024 * 1024;
 export function fillJournal(plan: FillPlan): FillResult {
   const journalPath = path.join(plan.diskDirectory, "journal-00000001.log");
   const existing = readFileSync(journalPath);
-  if (existing.length !== JOURNAL_HEADER_BYTES) throw new Error(`${journalPath}: expected a new disk's journal (${JOURNAL_HEADER_BYTES} bytes), found ${existing.length}`);
+  if (existing.length !== JOURNAL_HEADER_BYTES)
+    throw new Error(`${journalPath}: expected a new disk's journal (${JOURNAL_HEADER_BYTES} bytes), found ${existing.length}`);
   const journal = openSync(journalPath, "r+");
   const columns = { lbas: new Float64Array(1), slots: new Uint32Array(1), crcs: new Uint32Array(1), count: 1 };
   const noEntries = { lbas: new Float64Array(0), slots: new Uint32Array(0), crcs: new Uint32Array(0), count: 0 };

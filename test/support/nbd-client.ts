@@ -155,7 +155,8 @@ export class NbdClient {
         const replyType = replyHeader.readUInt32BE(12);
         const body = await handshake.read(replyHeader.readUInt32BE(16));
         if (replyType === REP_ACK) break;
-        if (replyType >= 0x80000000) throw new Error(`nbd: NBD_OPT_GO ${exportName} refused (0x${replyType.toString(16)}): ${body.toString("utf8")}`);
+        if (replyType >= 0x80000000)
+          throw new Error(`nbd: NBD_OPT_GO ${exportName} refused (0x${replyType.toString(16)}): ${body.toString("utf8")}`);
         if (replyType === REP_INFO && body.readUInt16BE(0) === INFO_EXPORT) {
           sizeBytes = Number(body.readBigUInt64BE(2));
           transmissionFlags = body.readUInt16BE(10);

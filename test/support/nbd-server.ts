@@ -190,7 +190,10 @@ export class RawNbdClient {
   }
 
   /** Greets, optionally negotiates structured replies and base:allocation, then NBD_OPT_GO. */
-  async open(exportName: string, options: { structured?: boolean; baseAllocation?: boolean } = {}): Promise<{ sizeBytes: number; flags: number }> {
+  async open(
+    exportName: string,
+    options: { structured?: boolean; baseAllocation?: boolean } = {},
+  ): Promise<{ sizeBytes: number; flags: number }> {
     await this.greet();
     if (options.structured) {
       this.sendOption(8);

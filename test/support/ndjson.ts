@@ -4,7 +4,10 @@ import assert from "node:assert/strict";
 export function parseNdjson(text: string): unknown[] {
   if (text.length === 0) return [];
   assert.ok(text.endsWith("\n"), `NDJSON ends with a newline: ${JSON.stringify(text.slice(-40))}`);
-  return text.slice(0, -1).split("\n").map((line) => JSON.parse(line) as unknown);
+  return text
+    .slice(0, -1)
+    .split("\n")
+    .map((line) => JSON.parse(line) as unknown);
 }
 
 /** Every item of an async iterable, in order. */

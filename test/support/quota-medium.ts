@@ -31,7 +31,10 @@ export class QuotaMedium implements Medium {
   private async writtenBytes(name: string): Promise<number> {
     let bytes = this.written.get(name);
     if (bytes === undefined) {
-      bytes = await fs.stat(path.join(this.directory, name)).then((stat) => stat.size, () => 0);
+      bytes = await fs.stat(path.join(this.directory, name)).then(
+        (stat) => stat.size,
+        () => 0,
+      );
       this.written.set(name, bytes);
       this.quota.usedBytes += bytes;
     }

@@ -40,9 +40,13 @@ export function killServeChildren(): void {
 }
 
 export async function startServeChild(storePath: string, socketPath: string): Promise<ServeChild> {
-  const child = spawn(process.execPath, [snaplogMainPath, "--store", storePath, "serve", "--nbd", "127.0.0.1:0", "--nbd-socket", socketPath], {
-    env: { ...process.env, SNAPLOG_LOG_LEVEL: "warn" },
-  });
+  const child = spawn(
+    process.execPath,
+    [snaplogMainPath, "--store", storePath, "serve", "--nbd", "127.0.0.1:0", "--nbd-socket", socketPath],
+    {
+      env: { ...process.env, SNAPLOG_LOG_LEVEL: "warn" },
+    },
+  );
   children.add(child);
   let stdout = "";
   let stderr = "";

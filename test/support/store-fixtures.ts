@@ -30,7 +30,11 @@ export interface DiskFixture {
  * Creates a store at `storePath` with one disk holding `writes` (written in order, then
  * flushed), and closes it. Returns `storePath`.
  */
-export async function storeWithDisk(storePath: string, disk: DiskFixture, writes: readonly { offsetBytes: number; data: Buffer }[]): Promise<string> {
+export async function storeWithDisk(
+  storePath: string,
+  disk: DiskFixture,
+  writes: readonly { offsetBytes: number; data: Buffer }[],
+): Promise<string> {
   await Store.init(storePath);
   await withStore(storePath, async (store) => {
     await store.createDisk(disk);
