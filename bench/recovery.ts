@@ -17,7 +17,7 @@
 import { mkdirSync, readFileSync } from "node:fs";
 import * as path from "node:path";
 import { spawn } from "node:child_process";
-import { JOURNAL_CHECKPOINT_BYTES } from "../src/engine/constants.js";
+import { JOURNAL_CHECKPOINT_BYTES } from "../src/engine/index.js";
 import { fillJournal } from "../test/support/journal-filler.js";
 import { runCli, startServer, type SnaplogServer } from "./server.js";
 

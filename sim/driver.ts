@@ -18,9 +18,7 @@
  * Everything derives from the seed: the workload, the cut moments, what each cut keeps, the
  * faults. Running the same seed again replays it exactly (no timers, no real I/O, a hand clock).
  */
-import { DiskEngine, BASELINE_FILE, type Sabotage } from "../src/engine/disk-engine.js";
-import type { CrashPoint } from "../src/engine/crash-points.js";
-import { CrashPoints } from "../src/engine/crash-points.js";
+import { DiskEngine, BASELINE_FILE, type Sabotage, type CrashPoint, CrashPoints } from "../src/engine/index.js";
 import { DiskVolume, VolumeLife } from "../src/store/disk-volume.js";
 import { ErrorCodes, SnaplogError } from "../src/util/errors.js";
 import { mix, Prng } from "../test/support/crash-model.js";

@@ -3,7 +3,7 @@
  * the sabotages, the fault rates of `--faults all`, and the `--faults` text both ways, so that a
  * failure's replay command runs exactly what failed.
  */
-import type { Sabotage } from "../src/engine/disk-engine.js";
+import type { Sabotage } from "../src/engine/index.js";
 import { NO_FAULTS, type FaultRates } from "./simulated-medium.js";
 
 /** Every sabotage (the record fails to compile when the engine gains one it does not name). */

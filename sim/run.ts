@@ -3,7 +3,7 @@
  * one seed replayed with its whole trace; with --scale, the scale mode (sim/scale-driver.ts).
  */
 import { parseArgs } from "node:util";
-import type { Sabotage } from "../src/engine/disk-engine.js";
+import type { Sabotage } from "../src/engine/index.js";
 import { runSeed, type SimResult } from "./driver.js";
 import { ALL_FAULTS, formatFaults, parseFaults, SABOTAGES } from "./faults.js";
 import { runScaleSeed } from "./scale-driver.js";

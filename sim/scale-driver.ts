@@ -20,9 +20,7 @@
  * seed. Deterministic from the seed, as the small driver.
  */
 import { setImmediate as yieldToLoop } from "node:timers/promises";
-import { DiskEngine } from "../src/engine/disk-engine.js";
-import { JOURNAL_CHECKPOINT_BYTES } from "../src/engine/constants.js";
-import type { CrashPoint } from "../src/engine/crash-points.js";
+import { DiskEngine, JOURNAL_CHECKPOINT_BYTES, type CrashPoint } from "../src/engine/index.js";
 import { mix, Prng } from "../test/support/crash-model.js";
 import { SimulatedMedium } from "./simulated-medium.js";
 

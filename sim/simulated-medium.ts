@@ -20,7 +20,7 @@
  * engine still running on it stops at its next step. afterPowerCut() is the disk after the
  * reboot: a new medium holding what survived.
  */
-import type { Medium, MediumFile } from "../src/engine/medium.js";
+import type { Medium, MediumFile } from "../src/engine/index.js";
 import { ErrorCodes, fromSystemError, SnaplogError } from "../src/util/errors.js";
 import { Prng, SECTOR_BYTES } from "../test/support/crash-model.js";
 

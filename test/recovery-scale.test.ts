@@ -26,7 +26,7 @@ import assert from "node:assert/strict";
 import { existsSync, readFileSync } from "node:fs";
 import * as path from "node:path";
 import { JOURNAL_CHECKPOINT_BYTES } from "../src/engine/constants.js";
-import { checkRecord } from "../src/engine/journal-format.js";
+import { checkRecord } from "../src/engine/log/journal-format.js";
 import { fillerBlock, fillJournal } from "./support/journal-filler.js";
 import { NbdClient } from "./support/nbd-client.js";
 import { killServeChildren, snaplogCli, startServeChild } from "./support/serve-child.js";

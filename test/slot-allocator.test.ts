@@ -6,7 +6,7 @@
 import { test } from "node:test";
 import assert from "node:assert/strict";
 import fc from "fast-check";
-import { SlotAllocator } from "../src/engine/slot-allocator.js";
+import { SlotAllocator } from "../src/engine/space/slot-allocator.js";
 
 const SLOTS_PER_SEGMENT = 8;
 

@@ -1,27 +1,27 @@
 import { assert, ErrorCodes, fromSystemError, notFound, SnaplogError } from "../util/errors.js";
 import { crc32c } from "../util/crc32c.js";
 import { SerialQueue } from "../util/serial-queue.js";
-import { Baseline, BASELINE_FILE, type FoldResult } from "./baseline-fold.js";
-import { checkpointStateOf, encodeCheckpoint, writeCheckpoint, type SnapshotCut } from "./checkpoint.js";
-import { noop, type OpGroup, type RollbackOp } from "./commit-batch.js";
-import { CommitPipeline } from "./commit-pipeline.js";
-import { Compactor, SCAN_PAGES_PER_TURN, type CompactionResult, type ProgressCallback } from "./compaction.js";
+import { Baseline, BASELINE_FILE, type FoldResult } from "./history/baseline-fold.js";
+import { checkpointStateOf, encodeCheckpoint, writeCheckpoint, type SnapshotCut } from "./log/checkpoint.js";
+import { noop, type OpGroup, type RollbackOp } from "./write/commit-batch.js";
+import { CommitPipeline } from "./write/commit-pipeline.js";
+import { Compactor, SCAN_PAGES_PER_TURN, type CompactionResult, type ProgressCallback } from "./history/compaction.js";
 import { INDEX_PAGE_BLOCKS } from "./constants.js";
-import { BlockSource, DiskState, isDataSlot } from "./disk-state.js";
+import { BlockSource, DiskState, isDataSlot } from "./tables/disk-state.js";
 import type { DiskEngineEvents, DiskEngineTuning, DiskGeometry } from "./engine-options.js";
-import { checkViewAvailable, historyWindow, viewAtTime, type HistoryWindow, type WindowInput } from "./history-window.js";
-import { encodeHeaderRecord, encodeMarkRecord, encodeSnapshotRecord, journalFileName, RecordType } from "./journal-format.js";
+import { checkViewAvailable, historyWindow, viewAtTime, type HistoryWindow, type WindowInput } from "./history/history-window.js";
+import { encodeHeaderRecord, encodeMarkRecord, encodeSnapshotRecord, journalFileName, RecordType } from "./log/journal-format.js";
 import type { Medium, MediumFile } from "./medium.js";
-import { recoverDisk } from "./recovery.js";
-import { RetiringSlots } from "./retiring-slots.js";
-import { SegmentFiles } from "./segment-files.js";
+import { recoverDisk } from "./log/recovery.js";
+import { RetiringSlots } from "./space/retiring-slots.js";
+import { SegmentFiles } from "./space/segment-files.js";
 
 export type { DiskEngineEvents, DiskEngineTuning, DiskGeometry, Sabotage } from "./engine-options.js";
-export type { HistoryWindow } from "./history-window.js";
+export type { HistoryWindow } from "./history/history-window.js";
 
-export { BASELINE_FILE } from "./baseline-fold.js";
-export type { FoldResult } from "./baseline-fold.js";
-export type { CompactionResult, ProgressCallback } from "./compaction.js";
+export { BASELINE_FILE } from "./history/baseline-fold.js";
+export type { FoldResult } from "./history/baseline-fold.js";
+export type { CompactionResult, ProgressCallback } from "./history/compaction.js";
 
 /** A block-status answer stops after this many runs (a shorter answer is allowed by NBD). */
 const BLOCK_RUN_COUNT_MAX = 256;

@@ -1,4 +1,4 @@
-import type { DiskEngine } from "../engine/disk-engine.js";
+import type { DiskEngine } from "../engine/index.js";
 
 export interface CompactionTarget {
   name: string;

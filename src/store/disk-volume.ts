@@ -1,6 +1,5 @@
 import { ErrorCodes, SnaplogError } from "../util/errors.js";
-import { BlockSource } from "../engine/disk-state.js";
-import type { DiskEngine } from "../engine/disk-engine.js";
+import { BlockSource, type DiskEngine } from "../engine/index.js";
 import { STATE_HOLE, STATE_ZERO, type StatusExtent, type Volume, type WriteOptions, type ZeroOptions } from "./volume.js";
 
 /** Block-status flags of each BlockSource (baseline: data unless the disk has no baseline). */

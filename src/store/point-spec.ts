@@ -16,7 +16,7 @@
  * times. Snapshot names that would read as anything but themselves are refused when created
  * (checkName in export-name.ts).
  */
-import type { DiskEngine } from "../engine/disk-engine.js";
+import type { DiskEngine } from "../engine/index.js";
 import { invalidArgument, notFound } from "../util/errors.js";
 
 /** Names of disks and snapshots: safe as file names and in NBD export names. */

@@ -1,7 +1,6 @@
 import { constants as fsConstants, promises as fs } from "node:fs";
 import * as path from "node:path";
-import type { DiskEngine } from "../engine/disk-engine.js";
-import { BlockSource } from "../engine/disk-state.js";
+import { type DiskEngine, BlockSource } from "../engine/index.js";
 import { ErrorCodes, fromSystemError, SnaplogError } from "../util/errors.js";
 import type { ProgressCallback } from "./operations.js";
 

@@ -6,14 +6,16 @@ import {
   FORMAT_VERSION,
   INDEX_PAGE_BLOCKS,
   isValidBlockSize,
-} from "../engine/constants.js";
-import { BASELINE_FILE, DiskEngine } from "../engine/disk-engine.js";
-import { DirectoryMedium, type Medium } from "../engine/medium.js";
+  BASELINE_FILE,
+  DiskEngine,
+  DirectoryMedium,
+  type Medium,
+  readLog,
+} from "../engine/index.js";
 import { ErrorCodes, fromSystemError, invalidArgument, notFound, SnaplogError } from "../util/errors.js";
 import { readJsonFile, writeJsonFile } from "../util/json-file.js";
 import { checkName, parseExportName } from "./export-name.js";
 import { DiskVolume, VolumeLife } from "./disk-volume.js";
-import { readLog } from "../engine/log-reader.js";
 import { describePoint, resolveBoundLsn, resolvePointLsn, timeOfPoint } from "./point-spec.js";
 import { restoreToFile } from "./restore-to-file.js";
 import { CompactionScheduler } from "./compaction-scheduler.js";

@@ -14,7 +14,7 @@
  */
 import { closeSync, openSync, readFileSync, writeSync } from "node:fs";
 import * as path from "node:path";
-import { encodeEntriesRecord, encodeSnapshotRecord, RecordType, withSyncedFlag } from "../../src/engine/journal-format.js";
+import { encodeEntriesRecord, encodeSnapshotRecord, RecordType, withSyncedFlag } from "../../src/engine/log/journal-format.js";
 import { JOURNAL_HEADER_BYTES, SEGMENT_SIZE_BYTES } from "../../src/engine/constants.js";
 import { crc32c } from "../../src/util/crc32c.js";
 

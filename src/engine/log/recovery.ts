@@ -1,8 +1,8 @@
-import { crc32c } from "../util/crc32c.js";
-import { SnaplogError, ErrorCodes } from "../util/errors.js";
+import { crc32c } from "../../util/crc32c.js";
+import { SnaplogError, ErrorCodes } from "../../util/errors.js";
 import { readCheckpoint } from "./checkpoint.js";
-import { JOURNAL_ENTRY_BYTES, JOURNAL_HEADER_BYTES, SLOT_TRIM, SLOT_ZERO } from "./constants.js";
-import { DiskState } from "./disk-state.js";
+import { JOURNAL_ENTRY_BYTES, JOURNAL_HEADER_BYTES, SLOT_TRIM, SLOT_ZERO } from "../constants.js";
+import { DiskState } from "../tables/disk-state.js";
 import {
   checkRecord,
   entryCountOf,
@@ -15,10 +15,10 @@ import {
   RecordType,
   type RecordHeader,
 } from "./journal-format.js";
-import type { Sabotage } from "./engine-options.js";
-import type { Medium } from "./medium.js";
-import { SegmentFiles } from "./segment-files.js";
-import { SlotAllocator } from "./slot-allocator.js";
+import type { Sabotage } from "../engine-options.js";
+import type { Medium } from "../medium.js";
+import { SegmentFiles } from "../space/segment-files.js";
+import { SlotAllocator } from "../space/slot-allocator.js";
 
 /**
  * Opening a disk: load the checkpoint, then replay the journal files written after it.

@@ -1,5 +1,5 @@
-import { SEGMENT_SIZE_BYTES, SLOT_COUNT_MAX, BLOCK_SIZE_BYTES_DEFAULT } from "./constants.js";
-import { assert, SnaplogError, ErrorCodes } from "../util/errors.js";
+import { SEGMENT_SIZE_BYTES, SLOT_COUNT_MAX, BLOCK_SIZE_BYTES_DEFAULT } from "../constants.js";
+import { assert, SnaplogError, ErrorCodes } from "../../util/errors.js";
 
 /** The log may grow to this many times its live slots before partly free segments are refilled. */
 const GROWTH_FACTOR_MAX = 2;

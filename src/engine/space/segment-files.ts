@@ -1,5 +1,5 @@
-import { SEGMENT_SIZE_BYTES } from "./constants.js";
-import type { Medium, MediumFile } from "./medium.js";
+import { SEGMENT_SIZE_BYTES } from "../constants.js";
+import type { Medium, MediumFile } from "../medium.js";
 
 /**
  * The data slots of one disk, in segment files of SEGMENT_SIZE_BYTES: slot s lies in segment

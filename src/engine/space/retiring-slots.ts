@@ -1,5 +1,5 @@
 import type { SlotAllocator } from "./slot-allocator.js";
-import { isDataSlot } from "./disk-state.js";
+import { isDataSlot } from "../tables/disk-state.js";
 
 /**
  * Slots of freed entries on their way back to the allocator. A slot is reusable once

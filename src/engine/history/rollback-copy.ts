@@ -1,9 +1,9 @@
-import { crc32c } from "../util/crc32c.js";
-import { ErrorCodes, SnaplogError } from "../util/errors.js";
-import type { EntryColumns, SlotRun } from "./commit-batch.js";
-import { INDEX_PAGE_BLOCKS, SLOT_TRIM, SLOT_ZERO } from "./constants.js";
-import { BlockSource, type DiskState } from "./disk-state.js";
-import type { SegmentFiles } from "./segment-files.js";
+import { crc32c } from "../../util/crc32c.js";
+import { ErrorCodes, SnaplogError } from "../../util/errors.js";
+import type { EntryColumns, SlotRun } from "../write/commit-batch.js";
+import { INDEX_PAGE_BLOCKS, SLOT_TRIM, SLOT_ZERO } from "../constants.js";
+import { BlockSource, type DiskState } from "../tables/disk-state.js";
+import type { SegmentFiles } from "../space/segment-files.js";
 
 /** Blocks a rollback copies per step (bounds its buffers). */
 export const ROLLBACK_CHUNK_BLOCKS = 256;

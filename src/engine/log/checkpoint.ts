@@ -1,9 +1,10 @@
-import { crc32c } from "../util/crc32c.js";
-import { SnaplogError, ErrorCodes } from "../util/errors.js";
-import { CHECKPOINT_MAGIC, CHECKPOINT_VERSION } from "./constants.js";
-import type { CrashHook } from "./crash-points.js";
-import type { DiskState } from "./disk-state.js";
-import type { Medium, MediumFile } from "./medium.js";
+import { crc32c } from "../../util/crc32c.js";
+import { SnaplogError, ErrorCodes } from "../../util/errors.js";
+import { CHECKPOINT_MAGIC, CHECKPOINT_VERSION } from "../constants.js";
+import type { CrashHook } from "../crash-points.js";
+import type { DiskState } from "../tables/disk-state.js";
+import type { SnapshotCut } from "../tables/snapshot-cut.js";
+import type { Medium, MediumFile } from "../medium.js";
 
 /**
  * A checkpoint is the engine's tables at one moment, so that opening replays only the journal
@@ -34,12 +35,7 @@ export interface TimePoints {
   timeMsAt(index: number): number;
 }
 
-export interface SnapshotCut {
-  name: string;
-  lun: number;
-  lsn: number;
-  timeMs: number;
-}
+export type { SnapshotCut } from "../tables/snapshot-cut.js";
 
 export interface CheckpointState {
   generation: number;

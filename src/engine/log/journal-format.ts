@@ -1,5 +1,5 @@
-import { crc32c } from "../util/crc32c.js";
-import { JOURNAL_ENTRY_BYTES, JOURNAL_HEADER_BYTES, JOURNAL_MAGIC } from "./constants.js";
+import { crc32c } from "../../util/crc32c.js";
+import { JOURNAL_ENTRY_BYTES, JOURNAL_HEADER_BYTES, JOURNAL_MAGIC } from "../constants.js";
 
 /**
  * The metadata journal: append-only records, each checksummed. Layout (little-endian),

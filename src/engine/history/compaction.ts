@@ -1,11 +1,11 @@
-import { ErrorCodes, SnaplogError } from "../util/errors.js";
-import type { CommitPipeline } from "./commit-pipeline.js";
-import { INDEX_PAGE_BLOCKS, TIME_RESOLUTION_OUTSIDE_WINDOW_MS } from "./constants.js";
-import type { DiskState } from "./disk-state.js";
-import type { DiskEngineTuning } from "./engine-options.js";
-import { encodeMarkRecord, RecordType } from "./journal-format.js";
-import type { RetiringSlots } from "./retiring-slots.js";
-import type { SegmentFiles } from "./segment-files.js";
+import { ErrorCodes, SnaplogError } from "../../util/errors.js";
+import type { CommitPipeline } from "../write/commit-pipeline.js";
+import { INDEX_PAGE_BLOCKS, TIME_RESOLUTION_OUTSIDE_WINDOW_MS } from "../constants.js";
+import type { DiskState } from "../tables/disk-state.js";
+import type { DiskEngineTuning } from "../engine-options.js";
+import { encodeMarkRecord, RecordType } from "../log/journal-format.js";
+import type { RetiringSlots } from "../space/retiring-slots.js";
+import type { SegmentFiles } from "../space/segment-files.js";
 
 /** Index pages a compaction scans per turn of the event loop. */
 export const SCAN_PAGES_PER_TURN = 16;

@@ -1,14 +1,14 @@
-import { crc32c } from "../util/crc32c.js";
-import { ErrorCodes, SnaplogError } from "../util/errors.js";
-import type { CommitPipeline } from "./commit-pipeline.js";
+import { crc32c } from "../../util/crc32c.js";
+import { ErrorCodes, SnaplogError } from "../../util/errors.js";
+import type { CommitPipeline } from "../write/commit-pipeline.js";
 import type { Compactor, ProgressCallback } from "./compaction.js";
-import { INDEX_PAGE_BLOCKS } from "./constants.js";
-import { BlockSource, isDataSlot, type DiskState } from "./disk-state.js";
-import type { DiskEngineTuning } from "./engine-options.js";
-import { encodeFoldDoneRecord, encodeMarkRecord, RecordType } from "./journal-format.js";
-import type { Medium, MediumFile } from "./medium.js";
-import type { RetiringSlots } from "./retiring-slots.js";
-import type { SegmentFiles } from "./segment-files.js";
+import { INDEX_PAGE_BLOCKS } from "../constants.js";
+import { BlockSource, isDataSlot, type DiskState } from "../tables/disk-state.js";
+import type { DiskEngineTuning } from "../engine-options.js";
+import { encodeFoldDoneRecord, encodeMarkRecord, RecordType } from "../log/journal-format.js";
+import type { Medium, MediumFile } from "../medium.js";
+import type { RetiringSlots } from "../space/retiring-slots.js";
+import type { SegmentFiles } from "../space/segment-files.js";
 
 export const BASELINE_FILE = "baseline.img";
 

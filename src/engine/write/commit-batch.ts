@@ -1,5 +1,5 @@
-import type { SnaplogError } from "../util/errors.js";
-import type { SnapshotCut } from "./checkpoint.js";
+import type { SnaplogError } from "../../util/errors.js";
+import type { SnapshotCut } from "../tables/snapshot-cut.js";
 
 /**
  * What the commit pipeline takes: operations queued by callers, grouped into batches. Every

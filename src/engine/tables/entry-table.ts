@@ -1,5 +1,5 @@
-import { ENTRY_CHUNK_SIZE, ENTRY_COUNT_MAX } from "./constants.js";
-import { assert, SnaplogError, ErrorCodes } from "../util/errors.js";
+import { ENTRY_CHUNK_SIZE, ENTRY_COUNT_MAX } from "../constants.js";
+import { assert, SnaplogError, ErrorCodes } from "../../util/errors.js";
 
 const CHUNK_SHIFT = Math.log2(ENTRY_CHUNK_SIZE);
 const CHUNK_MASK = ENTRY_CHUNK_SIZE - 1;

@@ -1,5 +1,5 @@
-import { ErrorCodes, SnaplogError } from "../util/errors.js";
-import type { DiskState } from "./disk-state.js";
+import { ErrorCodes, SnaplogError } from "../../util/errors.js";
+import type { DiskState } from "../tables/disk-state.js";
 
 export interface HistoryWindow {
   historySeconds: number;

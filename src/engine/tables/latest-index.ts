@@ -1,4 +1,4 @@
-import { INDEX_PAGE_BLOCKS } from "./constants.js";
+import { INDEX_PAGE_BLOCKS } from "../constants.js";
 
 /**
  * latest[lba] → id of the newest entry of that block (0 = never written). A paged table:

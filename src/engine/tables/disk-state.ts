@@ -1,10 +1,10 @@
 import { EntryTable } from "./entry-table.js";
 import { LatestIndex } from "./latest-index.js";
-import { SlotAllocator } from "./slot-allocator.js";
+import { SlotAllocator } from "../space/slot-allocator.js";
 import { TimeIndex } from "./time-index.js";
-import { SLOT_TRIM, SLOT_ZERO, INDEX_PAGE_BLOCKS } from "./constants.js";
-import type { SnapshotCut } from "./checkpoint.js";
-import { assert } from "../util/errors.js";
+import { SLOT_TRIM, SLOT_ZERO, INDEX_PAGE_BLOCKS } from "../constants.js";
+import type { SnapshotCut } from "./snapshot-cut.js";
+import { assert } from "../../util/errors.js";
 
 /** What one block of a volume resolves to. */
 export const BlockSource = {

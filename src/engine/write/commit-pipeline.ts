@@ -1,5 +1,5 @@
-import { crc32c } from "../util/crc32c.js";
-import { assert, ErrorCodes, fromSystemError, SnaplogError } from "../util/errors.js";
+import { crc32c } from "../../util/crc32c.js";
+import { assert, ErrorCodes, fromSystemError, SnaplogError } from "../../util/errors.js";
 import {
   CHECKPOINT_FILE,
   checkpointStateOf,
@@ -7,7 +7,7 @@ import {
   readCheckpointHeader,
   writeCheckpoint,
   type SnapshotCut,
-} from "./checkpoint.js";
+} from "../log/checkpoint.js";
 import {
   Batch,
   EntryColumns,
@@ -31,10 +31,10 @@ import {
   TIME_RESOLUTION_OUTSIDE_WINDOW_MS,
   UNSYNCED_BYTES_MAX,
   UNSYNCED_MS_MAX,
-} from "./constants.js";
-import type { CrashHook } from "./crash-points.js";
-import type { DiskState } from "./disk-state.js";
-import type { DiskEngineEvents, DiskEngineTuning } from "./engine-options.js";
+} from "../constants.js";
+import type { CrashHook } from "../crash-points.js";
+import type { DiskState } from "../tables/disk-state.js";
+import type { DiskEngineEvents, DiskEngineTuning } from "../engine-options.js";
 import {
   encodeEntriesRecord,
   encodeHeaderRecord,
@@ -43,11 +43,11 @@ import {
   journalFileName,
   RecordType,
   withSyncedFlag,
-} from "./journal-format.js";
-import type { Medium, MediumFile } from "./medium.js";
-import type { RetiringSlots } from "./retiring-slots.js";
-import { appendRestoredBlocks, blocksWrittenAfter, ROLLBACK_CHUNK_BLOCKS, type RestoreCopyContext } from "./rollback-copy.js";
-import type { SegmentFiles } from "./segment-files.js";
+} from "../log/journal-format.js";
+import type { Medium, MediumFile } from "../medium.js";
+import type { RetiringSlots } from "../space/retiring-slots.js";
+import { appendRestoredBlocks, blocksWrittenAfter, ROLLBACK_CHUNK_BLOCKS, type RestoreCopyContext } from "../history/rollback-copy.js";
+import type { SegmentFiles } from "../space/segment-files.js";
 
 /** Start a background sync once this many freed slots wait for durability before reuse. */
 const RETIRING_SLOTS_SYNC = 8192;

@@ -1,8 +1,8 @@
 import { CHECKPOINT_ENTRY_BYTES, CHECKPOINT_HEADER_BYTES, readCheckpointHeader } from "./checkpoint.js";
-import { JOURNAL_ENTRY_BYTES, JOURNAL_HEADER_BYTES, SLOT_TRIM, SLOT_ZERO } from "./constants.js";
-import type { DiskEngine } from "./disk-engine.js";
+import { JOURNAL_ENTRY_BYTES, JOURNAL_HEADER_BYTES, SLOT_TRIM, SLOT_ZERO } from "../constants.js";
+import type { DiskEngine } from "../disk-engine.js";
 import { checkRecord, entryCountOf, RecordType } from "./journal-format.js";
-import type { MediumFile } from "./medium.js";
+import type { MediumFile } from "../medium.js";
 
 /** One row of the log: a run of entries (consecutive LSNs and blocks, one kind, one time), or a snapshot cut. */
 export interface LogRow {
