@@ -181,7 +181,7 @@ function handleUnsupported(session: Session, option: number): OptionOutcome {
   return "continue";
 }
 
-/** TLS is a later issue: until a certificate is configured, STARTTLS is unsupported. */
+/** The server has no TLS yet (issue 13): STARTTLS is answered as unsupported. */
 function handleStartTls(session: Session, option: number): OptionOutcome {
   replyError(session, option, P.REP_ERR_UNSUP, "TLS is not configured on this server");
   return "continue";

@@ -9,12 +9,45 @@ interface LockOwner {
   command: string;
 }
 
-function isAlive(pid: number): boolean {
+/**
+ * Whether the process `pid` can still act: it exists and is not a zombie. A killed owner whose
+ * parent has not reaped it yet (a CLI run under `timeout` or a shell, killed with its wrapper,
+ * where init reaps late) still answers kill(pid, 0), yet it holds no file and writes nothing.
+ */
+async function isAlive(pid: number): Promise<boolean> {
   try {
     process.kill(pid, 0);
-    return true;
   } catch (error) {
     return (error as NodeJS.ErrnoException).code === "EPERM";
+  }
+  return !(await isZombie(pid));
+}
+
+/**
+ * Whether /proc says the process has exited and waits to be reaped: state Z (or X) with no
+ * thread left but the group leader. A leader that ended with pthread_exit while its other
+ * threads run also shows Z; it counts them in Threads, and is alive. Without /proc (not Linux)
+ * nothing is known, and the process counts as alive.
+ */
+async function isZombie(pid: number): Promise<boolean> {
+  let status: string;
+  try {
+    status = await fs.readFile(`/proc/${pid}/status`, "utf8");
+  } catch {
+    // Reaped since kill(pid, 0) answered, when /proc is there at all.
+    return procIsMounted();
+  }
+  const state = /^State:\s+(\S)/m.exec(status)?.[1];
+  const threadCount = Number(/^Threads:\s+(\d+)/m.exec(status)?.[1] ?? 1);
+  return (state === "Z" || state === "X") && threadCount <= 1;
+}
+
+async function procIsMounted(): Promise<boolean> {
+  try {
+    await fs.access(`/proc/${process.pid}/status`);
+    return true;
+  } catch {
+    return false;
   }
 }
 
@@ -24,7 +57,7 @@ const heldLockPaths = new Set<string>();
 /**
  * One owner per store: a lock file holding the owner's PID, created with link(2) so that two
  * processes racing for it cannot both win. A lock whose PID is no longer alive is stale (the
- * owner was killed) and is replaced.
+ * owner was killed) and is replaced; so is one whose PID is a zombie (killed, not yet reaped).
  */
 export class StoreLock {
   private constructor(private readonly lockPath: string) {}
@@ -50,7 +83,7 @@ export class StoreLock {
         }
         const holder = await StoreLock.readOwner(lockPath);
         const ownedHere = holder?.pid === process.pid && heldLockPaths.has(lockPath);
-        if (holder !== undefined && (ownedHere || (holder.pid !== process.pid && isAlive(holder.pid)))) {
+        if (holder !== undefined && (ownedHere || (holder.pid !== process.pid && (await isAlive(holder.pid))))) {
           throw new SnaplogError(
             ErrorCodes.STORE_LOCKED,
             `store ${storePath} is in use by process ${holder.pid} (${holder.command}, since ${holder.startedAt})`,

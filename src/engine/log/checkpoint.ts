@@ -10,7 +10,7 @@ import type { Medium, MediumFile } from "../medium.js";
  * A checkpoint is the engine's tables at one moment, so that opening replays only the journal
  * written after it. Layout (little-endian), see docs/on-disk-format.md:
  *
- *   0  u32 magic "SLCK"   4 u32 version   8 u32 crc32c of bytes [16, end)   12 u32 reserved
+ *   0  u32 magic "SLCK"   4 u32 version   8 u32 crc32c of bytes [16, end)   12 u32 reserved (zero)
  *  16  f64 generation (first journal file to replay)
  *  24  f64 lsnLast
  *  32  f64 entryCount    40 u32 snapshotJsonBytes   44 u32 timePointCount
@@ -183,6 +183,12 @@ async function readCheckpointFile(file: MediumFile, diskName: string, sink: Chec
   if ((await file.read(header, 0)) < HEADER_BYTES || header.readUInt32LE(0) !== CHECKPOINT_MAGIC) throw corrupt("bad header");
   const version = header.readUInt32LE(4);
   if (version !== CHECKPOINT_VERSION && version !== 1) throw corrupt(`unknown version ${version}`);
+  // Bytes 4..16 are outside the checksum: what is reserved must be zero, and a version 1 file
+  // has no horizon or fold (so a version 2 file whose version rotted to 1 is refused, unless it
+  // reads the same either way).
+  if (header.readUInt32LE(12) !== 0) throw corrupt("reserved header bytes are not zero");
+  if (version === 1 && (header.readBigUInt64LE(48) !== 0n || header.readBigUInt64LE(56) !== 0n))
+    throw corrupt("a version 1 header with a horizon or a fold");
   const entryCount = header.readDoubleLE(32);
   const jsonBytes = header.readUInt32LE(40);
   const timePointCount = header.readUInt32LE(44);

@@ -22,11 +22,13 @@ import { SlotAllocator } from "../space/slot-allocator.js";
 
 /**
  * Opening a disk: load the checkpoint, then replay the journal files written after it.
- * The rules for the journal's tail (docs/recovery.md), as a decision table:
+ * The rules for the journal's tail (docs/recovery.md, test/recovery-table.test.ts), as a
+ * decision table. "The last journal" is the newest replayed; each one before it was synced
+ * whole before the next was created (also when the next one's header never made it):
  *
- *  A  record valid                                  → apply it
- *  B  record invalid/short in the last journal file,
- *     and no proof that it was synced               → torn tail: cut the file there (appends
+ *  A  record valid                                  → keep it (applied unless E cuts first)
+ *  B  record invalid/short in the last journal,
+ *     and no proof that it was synced (C)           → torn tail: cut the file there (appends
  *                                                     not yet synced may reach the disk in any
  *                                                     order, so valid ones may follow: dropped)
  *  C  record invalid, then a valid SYNCED record,    → corruption: the SYNCED record's batch
@@ -34,11 +36,15 @@ import { SlotAllocator } from "../space/slot-allocator.js";
  *                                                     wrote: the bad record had been synced
  *  D  record invalid in a journal that is not the last
  *     (it was synced before the next one began)     → corruption
- *  E  valid record after the last SYNCED record whose
- *     data fails its checksum                       → never promised: cut there (it and all after)
- *  F  valid record at or before the last SYNCED
- *     record whose data fails its checksum          → not checked here; a read of that block
+ *  E  valid ENTRIES record of the last journal after
+ *     its last SYNCED record, not covered by a
+ *     SYNC_MARK, whose data fails its checksum      → never promised: cut there (it and all after)
+ *  F  data of any other record fails its checksum   → not checked here; a read of that block
  *                                                     answers EIO (real corruption, reported)
+ *
+ * A journal that does not start with its valid HEADER is corruption, whatever its place: every
+ * replayed journal's header was synced before the checkpoint named it (a newest one whose
+ * header did not make it is a rotation cut short, dropped before this).
  */
 export interface RecoveredDisk {
   state: DiskState;
@@ -137,7 +143,6 @@ function parseJournal(
   records: RecordList,
 ): number {
   const name = journalFileName(generation);
-  const countBefore = records.count;
   let offset = 0;
   while (offset < bytes.length) {
     const check = checkRecord(bytes, offset, trustWithoutCrc);
@@ -150,6 +155,10 @@ function parseJournal(
       continue;
     }
     const why = check.kind === "short" ? "truncated record" : check.reason;
+    // Every journal replayed had its header synced before anything depended on it (the disk's
+    // creation and each rotation sync it before the checkpoint names the journal; a newest one
+    // whose header did not make it is dropped before this): a bad one is no torn append.
+    if (offset === 0) throw corrupt(diskName, `journal ${name} does not start with its header (${why})`, name);
     if (!isLast) throw corrupt(diskName, `journal ${name} has a bad record at byte ${offset} (${why})`, name);
     if (provenSynced(bytes, offset, trustWithoutCrc)) {
       throw corrupt(
@@ -160,7 +169,7 @@ function parseJournal(
     }
     break;
   }
-  if (records.count === countBefore && bytes.length > 0 && !isLast) throw corrupt(diskName, `journal ${name} is empty`, name);
+  if (bytes.length === 0) throw corrupt(diskName, `journal ${name} does not start with its header (empty)`, name);
   return offset;
 }
 
@@ -376,10 +385,10 @@ export async function recoverDisk(options: {
   });
 
   // A rotation that a crash cut short may leave the next journal without its header (created,
-  // not yet synced): it holds nothing, and the one before it was synced whole before it began.
-  if (replay.length > 1 && !(await startsWithHeader(medium, replay[replay.length - 1]))) {
-    staleGenerations.push(replay.pop()!);
-  }
+  // not yet synced): it holds nothing, and the one before it was synced whole before it began,
+  // so that one is no last journal with a tail to forgive (case D, not B) and all of it is proven.
+  const rotationCutShort = replay.length > 1 && !(await startsWithHeader(medium, replay[replay.length - 1]));
+  if (rotationCutShort) staleGenerations.push(replay.pop()!);
   const files = new Map<number, Buffer>();
   const records = new RecordList();
   let lastValidEnd = 0;
@@ -390,7 +399,7 @@ export async function recoverDisk(options: {
       diskName,
       generation,
       bytes,
-      index === replay.length - 1,
+      index === replay.length - 1 && !rotationCutShort,
       options.sabotage === "trust-record-without-crc",
       records,
     );
@@ -401,7 +410,7 @@ export async function recoverDisk(options: {
   // Rule E: records after the last synced one must prove their data, else the tail goes.
   let lastSynced = -1;
   for (let index = 0; index < records.count; index++) {
-    if (records.generation(index) !== lastGeneration || headerOf(index).flags & FLAG_SYNCED) lastSynced = index;
+    if (rotationCutShort || records.generation(index) !== lastGeneration || headerOf(index).flags & FLAG_SYNCED) lastSynced = index;
   }
   // A sync mark says every entry up to its LSN is durable, whichever records hold them.
   let lsnMarked = 0;
