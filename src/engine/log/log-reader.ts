@@ -1,7 +1,7 @@
-import { CHECKPOINT_ENTRY_BYTES, CHECKPOINT_HEADER_BYTES, readCheckpointHeader } from "./checkpoint.js";
-import { JOURNAL_ENTRY_BYTES, JOURNAL_HEADER_BYTES, SLOT_TRIM, SLOT_ZERO } from "../constants.js";
+import { CHECKPOINT_ENTRY_BYTES, CHECKPOINT_HEADER_BYTES, readCheckpointEntry, readCheckpointHeader } from "./checkpoint.js";
+import { JOURNAL_HEADER_BYTES, SLOT_TRIM, SLOT_ZERO } from "../constants.js";
 import type { DiskEngine } from "../disk-engine.js";
-import { checkRecord, entryCountOf, RecordType } from "./journal-format.js";
+import { checkRecord, entryCountOf, readEntry, recordLengthOf, RecordType } from "./journal-format.js";
 import type { MediumFile } from "../medium.js";
 
 /** One row of the log: a run of entries (consecutive LSNs and blocks, one kind, one time), or a snapshot cut. */
@@ -135,7 +135,7 @@ async function* checkpointEntries(file: MediumFile, lsnFirst: number, lsnLast: n
   while (low < high) {
     const middle = Math.floor((low + high) / 2);
     await entryAt(middle, probe);
-    if (probe.readDoubleLE(8) < lsnFirst) low = middle + 1;
+    if (readCheckpointEntry(probe, 0).lsn < lsnFirst) low = middle + 1;
     else high = middle;
   }
   const chunk = Buffer.alloc(CHECKPOINT_ENTRIES_PER_READ * CHECKPOINT_ENTRY_BYTES);
@@ -143,9 +143,9 @@ async function* checkpointEntries(file: MediumFile, lsnFirst: number, lsnLast: n
     const count = Math.min(CHECKPOINT_ENTRIES_PER_READ, entryCount - index);
     await entryAt(index, chunk.subarray(0, count * CHECKPOINT_ENTRY_BYTES));
     for (let offset = 0; offset < count * CHECKPOINT_ENTRY_BYTES; offset += CHECKPOINT_ENTRY_BYTES) {
-      const lsn = chunk.readDoubleLE(offset + 8);
+      const { lba, lsn, slot } = readCheckpointEntry(chunk, offset);
       if (lsn > lsnLast) return;
-      yield { lba: chunk.readDoubleLE(offset), lsn, slot: chunk.readUInt32LE(offset + 16) };
+      yield { lba, lsn, slot };
     }
   }
 }
@@ -155,7 +155,7 @@ async function* journalEntries(file: MediumFile, endBytes: number, lsnFirst: num
   let position = 0;
   while (position + JOURNAL_HEADER_BYTES <= endBytes) {
     await file.read(record.subarray(0, JOURNAL_HEADER_BYTES), position);
-    const lengthBytes = record.readUInt32LE(8);
+    const lengthBytes = recordLengthOf(record, 0);
     if (lengthBytes < JOURNAL_HEADER_BYTES || position + lengthBytes > endBytes) return;
     if (lengthBytes > record.length) record = Buffer.alloc(lengthBytes);
     await file.read(record.subarray(0, lengthBytes), position);
@@ -169,8 +169,8 @@ async function* journalEntries(file: MediumFile, endBytes: number, lsnFirst: num
       const lsn = check.header.lsn + index;
       if (lsn < lsnFirst) continue;
       if (lsn > lsnLast) return;
-      const offset = JOURNAL_HEADER_BYTES + 8 + index * JOURNAL_ENTRY_BYTES;
-      yield { lba: record.readDoubleLE(offset), lsn, slot: record.readUInt32LE(offset + 8) };
+      const { lba, slot } = readEntry(record, 0, index);
+      yield { lba, lsn, slot };
     }
   }
 }

@@ -1,7 +1,7 @@
 import { crc32c } from "../../util/crc32c.js";
 import { SnaplogError, ErrorCodes } from "../../util/errors.js";
 import { readCheckpoint } from "./checkpoint.js";
-import { JOURNAL_ENTRY_BYTES, JOURNAL_HEADER_BYTES, SLOT_TRIM, SLOT_ZERO } from "../constants.js";
+import { isDataSlot, JOURNAL_HEADER_BYTES } from "../constants.js";
 import { DiskState } from "../tables/disk-state.js";
 import {
   checkRecord,
@@ -9,6 +9,7 @@ import {
   FLAG_SYNCED,
   journalFileName,
   parseJournalFileName,
+  readEntry,
   readFoldDonePayload,
   readRecordHeader,
   readSnapshotPayload,
@@ -190,15 +191,15 @@ const TAIL_CHECK_RUN_BLOCKS_MAX = 256;
 async function recordDataIsWhole(segments: SegmentFiles, bytes: Buffer, offset: number): Promise<boolean> {
   const count = entryCountOf(bytes, offset);
   const blockSizeBytes = segments.blockSizeBytes;
-  const entryAt = (index: number): number => offset + JOURNAL_HEADER_BYTES + 8 + index * JOURNAL_ENTRY_BYTES;
-  const slotOf = (index: number): number => bytes.readUInt32LE(entryAt(index) + 8);
+  const entry = { lba: 0, slot: 0, crc: 0 };
+  const slotOf = (index: number): number => readEntry(bytes, offset, index, entry).slot;
   const continues = (slot: number, previous: number, runLength: number): boolean =>
     slot === previous + 1 && slot % segments.slotsPerSegment !== 0 && runLength < TAIL_CHECK_RUN_BLOCKS_MAX;
   const runs: Promise<boolean>[] = [];
   let index = 0;
   while (index < count) {
     const slotFirst = slotOf(index);
-    if (slotFirst === SLOT_ZERO || slotFirst === SLOT_TRIM) {
+    if (!isDataSlot(slotFirst)) {
       index++;
       continue;
     }
@@ -209,9 +210,10 @@ async function recordDataIsWhole(segments: SegmentFiles, bytes: Buffer, offset: 
       (async () => {
         const buffer = Buffer.allocUnsafe((indexEnd - indexFirst) * blockSizeBytes);
         await segments.readRun(slotFirst, buffer);
+        const expected = { lba: 0, slot: 0, crc: 0 };
         for (let at = indexFirst; at < indexEnd; at++) {
           const block = buffer.subarray((at - indexFirst) * blockSizeBytes, (at - indexFirst + 1) * blockSizeBytes);
-          if (crc32c(block) !== bytes.readUInt32LE(entryAt(at) + 12)) return false;
+          if (crc32c(block) !== readEntry(bytes, offset, at, expected).crc) return false;
         }
         return true;
       })(),
@@ -274,14 +276,10 @@ function applyRecord(context: ReplayContext, bytes: Buffer, offset: number): voi
       if (count > 0 && header.lsn !== state.lsnLast + 1) {
         throw corrupt(diskName, `journal LSN gap: expected ${state.lsnLast + 1}, found ${header.lsn}`);
       }
+      const entry = { lba: 0, slot: 0, crc: 0 };
       for (let index = 0; index < count; index++) {
-        const entryOffset = offset + JOURNAL_HEADER_BYTES + 8 + index * JOURNAL_ENTRY_BYTES;
-        state.appendRecovered(
-          bytes.readDoubleLE(entryOffset),
-          header.lsn + index,
-          bytes.readUInt32LE(entryOffset + 8),
-          bytes.readUInt32LE(entryOffset + 12),
-        );
+        readEntry(bytes, offset, index, entry);
+        state.appendRecovered(entry.lba, header.lsn + index, entry.slot, entry.crc);
       }
       if (count > 0) state.times.add(header.lsn, header.timeMs);
       return;
@@ -324,13 +322,13 @@ function rebuildSlots(state: DiskState, slotsPerSegment: number): void {
   for (let id = 1; id < entries.idLimit; id++) {
     if (entries.lsn(id) === 0) continue;
     const slot = entries.slot(id);
-    if (slot !== SLOT_ZERO && slot !== SLOT_TRIM && slot + 1 > highWater) highWater = slot + 1;
+    if (isDataSlot(slot) && slot + 1 > highWater) highWater = slot + 1;
   }
   const used = new Uint8Array((highWater + 7) >>> 3);
   for (let id = 1; id < entries.idLimit; id++) {
     if (entries.lsn(id) === 0) continue;
     const slot = entries.slot(id);
-    if (slot === SLOT_ZERO || slot === SLOT_TRIM) continue;
+    if (!isDataSlot(slot)) continue;
     const byte = slot >>> 3;
     const bit = 1 << (slot & 7);
     if (used[byte] & bit) throw new SnaplogError(ErrorCodes.CORRUPT, `slot ${slot} is used by two entries`);

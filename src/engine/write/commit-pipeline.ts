@@ -79,7 +79,7 @@ export interface PipelineContext {
   /** What a rollback copies with. */
   restoreCopy(): RestoreCopyContext;
   /** A fold under way, which checkpoints must carry (0: none). */
-  foldLsnActive(): number;
+  foldLsn(): number;
   /** The oldest view the history window holds now (entry times before it are kept coarsely). */
   windowLsnFirst(): number;
 }
@@ -720,7 +720,7 @@ export class CommitPipeline {
     await this.journal.sync();
     this.crash?.("rotation:synced");
     const generation = this.journalGeneration + 1;
-    const buffers = encodeCheckpoint(checkpointStateOf(this.state, generation, this.context.foldLsnActive()));
+    const buffers = encodeCheckpoint(checkpointStateOf(this.state, generation, this.context.foldLsn()));
     const journal = await this.medium.open(journalFileName(generation), { create: true });
     const header = encodeHeaderRecord(generation, Date.now());
     await journal.truncate(0);
