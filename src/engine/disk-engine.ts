@@ -10,9 +10,11 @@ import { DiskState } from "./tables/disk-state.js";
 import { blockCountOf, type DiskEngineEvents, type DiskEngineTuning, type DiskGeometry } from "./engine-options.js";
 import { checkViewAvailable, historyWindow, viewAtTime, type HistoryWindow, type WindowInput } from "./history/history-window.js";
 import { Inspections, type ScrubReport, type SpaceReport } from "./inspections.js";
+import { JournalFile } from "./log/journal-file.js";
 import { encodeHeaderRecord, encodeMarkRecord, encodeSnapshotRecord, journalFileName, RecordType } from "./log/journal-format.js";
 import type { Medium, MediumFile } from "./medium.js";
 import { ReadPath, type BlockRun } from "./read-path.js";
+import type { LogFiles } from "./log/log-reader.js";
 import { recoverDisk } from "./log/recovery.js";
 import { RetiringSlots } from "./space/retiring-slots.js";
 import { SegmentFiles } from "./space/segment-files.js";
@@ -64,7 +66,7 @@ export class DiskEngine {
     private readonly state: DiskState,
     private readonly segments: SegmentFiles,
     baselineFile: MediumFile | undefined,
-    journal: { journal: MediumFile; generation: number; positionBytes: number; sizeBytes: number },
+    journal: JournalFile,
     private readonly events: DiskEngineEvents,
     tuning: DiskEngineTuning,
   ) {
@@ -82,10 +84,7 @@ export class DiskEngine {
       events,
       tuning,
       clock: this.clock,
-      journal: journal.journal,
-      journalGeneration: journal.generation,
-      journalPositionBytes: journal.positionBytes,
-      journalSizeBytes: journal.sizeBytes,
+      journal,
       readBlocks: (lbaFirst, blockCount, lsnView) => this.reads.readBlocks(lbaFirst, blockCount, lsnView),
       restoreCopy: () => ({
         diskName: geometry.name,
@@ -183,26 +182,19 @@ export class DiskEngine {
       reclaimOverwritten: geometry.historySeconds === 0,
       sabotage: tuning.sabotage,
     });
-    const journal = await medium.open(journalFileName(recovered.generation), { create: false });
     // What follows the last valid record (a torn or unpromised tail, the zero reserve) is zeroed
     // in place, not cut: opening a disk on a full file system must not need space.
-    const journalSizeBytes = await journal.sizeBytes();
-    if (recovered.droppedTailBytes > 0) {
-      await zeroRange(journal, recovered.journalEndBytes, journalSizeBytes);
-      await journal.sync();
-    }
+    const journal = await JournalFile.open({
+      diskName: geometry.name,
+      medium,
+      generation: recovered.generation,
+      endBytes: recovered.journalEndBytes,
+      droppedTailBytes: recovered.droppedTailBytes,
+      reserveBytes: tuning.journalReserveBytes,
+    });
     for (const generation of recovered.staleGenerations) await medium.remove(journalFileName(generation));
     const baseline = hasBaseline ? await medium.open(BASELINE_FILE, { create: false }) : undefined;
-    const engine = new DiskEngine(
-      geometry,
-      medium,
-      recovered.state,
-      segments,
-      baseline,
-      { journal, generation: recovered.generation, positionBytes: recovered.journalEndBytes, sizeBytes: journalSizeBytes },
-      events,
-      tuning,
-    );
+    const engine = new DiskEngine(geometry, medium, recovered.state, segments, baseline, journal, events, tuning);
     if (recovered.foldLsn !== 0) {
       // Recovery pinned the fold's view; FOLD_DONE's apply drops the pin. A fold that cannot finish
       // for lack of space stays under way (the baseline volume refuses reads) and the disk opens.
@@ -512,7 +504,7 @@ export class DiskEngine {
   }
 
   /** The files that hold the log in LSN order, for a streaming reader (CommitPipeline.openLogFiles). */
-  openLogFiles(): ReturnType<CommitPipeline["openLogFiles"]> {
+  openLogFiles(): Promise<LogFiles> {
     return this.pipeline.openLogFiles();
   }
 
@@ -560,11 +552,4 @@ export class DiskEngine {
     await this.segments.close();
     await this.baseline.file?.close();
   }
-}
-
-/** Writes zeros over [startBytes, endBytes) of a file that already holds them (no allocation). */
-async function zeroRange(file: MediumFile, startBytes: number, endBytes: number): Promise<void> {
-  const chunk = Buffer.alloc(64 * 1024);
-  for (let at = startBytes; at < endBytes; at += chunk.length)
-    await file.writev([chunk.subarray(0, Math.min(chunk.length, endBytes - at))], at);
 }

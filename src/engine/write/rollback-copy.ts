@@ -1,6 +1,6 @@
 import { crc32c } from "../../util/crc32c.js";
 import { ErrorCodes, SnaplogError } from "../../util/errors.js";
-import type { EntryColumns, SlotRun } from "../write/commit-batch.js";
+import type { EntryColumns, SlotRun } from "./commit-batch.js";
 import { SLOT_TRIM, SLOT_ZERO } from "../constants.js";
 import { BlockSource, type DiskState } from "../tables/disk-state.js";
 import type { SegmentFiles } from "../space/segment-files.js";
