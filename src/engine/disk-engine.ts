@@ -72,6 +72,7 @@ export class DiskEngine {
   ) {
     this.historySecondsNow = geometry.historySeconds;
     this.clock = tuning.clock ?? Date.now;
+    const reportChecksumError = (lba: number, lsn: number) => this.reportChecksumError(lba, lsn);
     this.retiring = new RetiringSlots(() => this.pipeline.releaseRetired());
     this.pipeline = new CommitPipeline({
       diskName: geometry.name,
@@ -92,7 +93,7 @@ export class DiskEngine {
         segments,
         blockSizeBytes: geometry.blockSizeBytes,
         readBaseline: this.baseline.file === undefined ? undefined : (lbaFirst, target) => this.baseline.read(lbaFirst, target),
-        onChecksumError: (lba, lsn) => this.reportChecksumError(lba, lsn),
+        onChecksumError: reportChecksumError,
       }),
       foldLsn: () => this.baseline.foldLsn,
       windowLsnFirst: () => this.historyWindow().lsnFirst,
@@ -117,12 +118,11 @@ export class DiskEngine {
         sizeBytes: geometry.sizeBytes,
         medium,
         compactor: this.compactor,
-        reportChecksumError: (lba, lsn) => this.reportChecksumError(lba, lsn),
+        reportChecksumError,
       },
       baselineFile,
     );
     const parts = { geometry, state, segments, retiring: this.retiring, pipeline: this.pipeline, baseline: this.baseline };
-    const reportChecksumError = (lba: number, lsn: number) => this.reportChecksumError(lba, lsn);
     this.reads = new ReadPath({ ...parts, reportChecksumError });
     this.writes = new ByteRangeWriter(geometry, this.pipeline);
     this.inspections = new Inspections({
@@ -133,19 +133,7 @@ export class DiskEngine {
     });
   }
 
-  /** Time of the last write accepted (ms), for idle detection. */
-  get lastWriteMs(): number {
-    return this.pipeline.lastWriteMs;
-  }
-
-  private reportChecksumError(lba: number, lsn: number): void {
-    this.checksumErrorCount++;
-    this.events.onChecksumError?.({ disk: this.geometry.name, lba, lsn });
-  }
-
-  get blockCount(): number {
-    return blockCountOf(this.geometry);
-  }
+  // ---- lifecycle ------------------------------------------------------------------------
 
   /** Writes the files of a new, empty disk: journal 1 and an empty checkpoint naming it. */
   static async create(medium: Medium): Promise<void> {
@@ -213,20 +201,45 @@ export class DiskEngine {
     return engine;
   }
 
+  /**
+   * Finishes queued work, writes a final checkpoint (so the next open replays nothing), closes
+   * files. Running maintenance stops at its next step (a fold resumes at the next open).
+   */
+  async close(): Promise<void> {
+    if (this.pipeline.closing) return;
+    await this.shutDown(true);
+  }
+
+  /** For tests: the engine as a crash would leave it (no final checkpoint), files closed. */
+  async abandon(): Promise<void> {
+    await this.shutDown(false);
+  }
+
+  private async shutDown(checkpoint: boolean): Promise<void> {
+    this.pipeline.beginClose();
+    await this.maintenance.run(async () => undefined);
+    await this.pipeline.finish(checkpoint);
+    await this.segments.close();
+    await this.baseline.file?.close();
+  }
+
+  // ---- what the disk is now -------------------------------------------------------------
+
+  get blockCount(): number {
+    return blockCountOf(this.geometry);
+  }
+
   get lsnLast(): number {
     return this.pipeline.lsnVisible;
   }
 
+  /** Time of the last write accepted (ms), for idle detection. */
+  get lastWriteMs(): number {
+    return this.pipeline.lastWriteMs;
+  }
+
   get snapshots(): readonly SnapshotCut[] {
     return this.state.snapshots;
-  }
-
-  get hasBaseline(): boolean {
-    return this.state.hasBaseline;
-  }
-
-  get historySeconds(): number {
-    return this.historySecondsNow;
   }
 
   findSnapshot(name: string): SnapshotCut | undefined {
@@ -241,14 +254,22 @@ export class DiskEngine {
     return partition;
   }
 
-  /** The fold under way: its LSN between FOLD_BEGIN and FOLD_DONE (0: none); the next fold, or the next open, finishes it. */
-  get foldLsn(): number {
-    return this.baseline.foldLsn;
+  get hasBaseline(): boolean {
+    return this.state.hasBaseline;
   }
 
   /** Baseline blocks the baseline volume answers EIO for (see DiskState.baselineBad). */
   get baselineBadBlocks(): readonly number[] {
     return [...this.state.baselineBad];
+  }
+
+  /** The fold under way: its LSN between FOLD_BEGIN and FOLD_DONE (0: none); the next fold, or the next open, finishes it. */
+  get foldLsn(): number {
+    return this.baseline.foldLsn;
+  }
+
+  get historySeconds(): number {
+    return this.historySecondsNow;
   }
 
   stats() {
@@ -263,6 +284,8 @@ export class DiskEngine {
       timePointCount: this.state.times.count,
     };
   }
+
+  // ---- views: the window, points in time, pins ------------------------------------------
 
   /** Wall-clock time (ms) of the entry with this LSN. */
   timeOfLsn(lsn: number): number {
@@ -316,35 +339,7 @@ export class DiskEngine {
     };
   }
 
-  /**
-   * Where the bytes of block `lba` at the view `lsnView` lie: a segment file and offset, the
-   * baseline, or nowhere (zeros). For tools and tests that explain a failed read.
-   */
-  locateBlock(lba: number, lsnView: number): { file: string; offsetBytes: number; lsn: number } | undefined {
-    return this.inspections.locateBlock(lba, lsnView);
-  }
-
-  /**
-   * Reads every live entry's data and checks it against its CRC32C (`snaplog scrub`): the
-   * entries whose data is damaged, with where it lies. Runs as maintenance; nothing is repaired.
-   */
-  async scrub(onProgress?: ProgressCallback): Promise<ScrubReport> {
-    return this.maintenance.run(() => this.inspections.scrub(onProgress));
-  }
-
-  /** The whole-disk check (DiskState.checkIntegrity): problems found, empty when sound. */
-  checkIntegrity(): string[] {
-    return this.inspections.checkIntegrity();
-  }
-
-  /** Space of the log: live, dead (what compaction would free now) and free slots. */
-  space(): Promise<SpaceReport> {
-    return this.inspections.space();
-  }
-
-  flush(): Promise<void> {
-    return this.pipeline.flush();
-  }
+  // ---- the write path (write/) ----------------------------------------------------------
 
   /**
    * Writes bytes at any offset, all of them or none: whole blocks as they are, a partial block
@@ -360,6 +355,10 @@ export class DiskEngine {
    */
   zeroBytes(offsetBytes: number, lengthBytes: number, kind: "zero" | "trim", options: { fua: boolean; noHole: boolean }): Promise<void> {
     return this.writes.zeroBytes(offsetBytes, lengthBytes, kind, options);
+  }
+
+  flush(): Promise<void> {
+    return this.pipeline.flush();
   }
 
   /**
@@ -380,6 +379,63 @@ export class DiskEngine {
       }
     });
   }
+
+  // ---- the read path (read-path.ts) -----------------------------------------------------
+
+  /** Reads whole blocks of the disk as it was at `lsnView` (Infinity: the current volume). */
+  readBlocks(lbaFirst: number, blockCount: number, lsnView: number): Promise<Buffer> {
+    return this.reads.readBlocks(lbaFirst, blockCount, lsnView);
+  }
+
+  /**
+   * What each block of [lbaFirst, +blockCount) is at `lsnView`, as runs (data, zero, trim,
+   * baseline), at most `runCountMax` of them (a prefix; the caller asks again from its end).
+   */
+  blockRuns(lbaFirst: number, blockCount: number, lsnView: number, runCountMax?: number): BlockRun[] {
+    return this.reads.blockRuns(lbaFirst, blockCount, lsnView, runCountMax);
+  }
+
+  /**
+   * The blocks that differ between the views at lsnFrom and lsnTo (both available), as runs in
+   * block order. A block differs when some entry of it lies between the two LSNs. Both views
+   * stay pinned until the iteration ends.
+   */
+  async *diffRuns(lsnFrom: number, lsnTo: number): AsyncGenerator<{ lbaFirst: number; blockCount: number }> {
+    const releaseFrom = this.pinView(lsnFrom);
+    let releaseTo = noop;
+    try {
+      releaseTo = this.pinView(lsnTo);
+      yield* this.reads.changedRuns(Math.min(lsnFrom, lsnTo), Math.max(lsnFrom, lsnTo));
+    } finally {
+      releaseFrom();
+      releaseTo();
+    }
+  }
+
+  /**
+   * The data of the entry of `lba` with exactly this LSN (checksum-checked), zeros for a zero
+   * or trim entry, or undefined when no such entry is live (never was, or freed).
+   */
+  readEntryData(lba: number, lsn: number): Promise<Buffer | undefined> {
+    return this.reads.readEntryData(lba, lsn);
+  }
+
+  /** The files that hold the log in LSN order, for a streaming reader (CommitPipeline.openLogFiles). */
+  openLogFiles(): Promise<LogFiles> {
+    return this.pipeline.openLogFiles();
+  }
+
+  /** Time-ordered facts the log reader needs from memory. */
+  logView() {
+    return {
+      isLive: (lba: number, lsn: number) => this.state.findEntry(lba, lsn) !== 0,
+      timeOf: (lsn: number) => this.state.times.timeOf(lsn),
+      snapshots: this.state.snapshots,
+      blockSizeBytes: this.geometry.blockSizeBytes,
+    };
+  }
+
+  // ---- history (history/, docs/history.md): maintenance, one at a time ------------------
 
   /**
    * Rolls the current volume back to the view at `lsnTarget`. First the state before is cut
@@ -478,78 +534,37 @@ export class DiskEngine {
     return this.maintenance.run(() => this.baseline.fold(options.onProgress));
   }
 
+  // ---- inspections (inspections.ts) -----------------------------------------------------
+
   /**
-   * The blocks that differ between the views at lsnFrom and lsnTo (both available), as runs in
-   * block order. A block differs when some entry of it lies between the two LSNs. Both views
-   * stay pinned until the iteration ends.
+   * Where the bytes of block `lba` at the view `lsnView` lie: a segment file and offset, the
+   * baseline, or nowhere (zeros). For tools and tests that explain a failed read.
    */
-  async *diffRuns(lsnFrom: number, lsnTo: number): AsyncGenerator<{ lbaFirst: number; blockCount: number }> {
-    const releaseFrom = this.pinView(lsnFrom);
-    let releaseTo = noop;
-    try {
-      releaseTo = this.pinView(lsnTo);
-      yield* this.reads.changedRuns(Math.min(lsnFrom, lsnTo), Math.max(lsnFrom, lsnTo));
-    } finally {
-      releaseFrom();
-      releaseTo();
-    }
+  locateBlock(lba: number, lsnView: number): { file: string; offsetBytes: number; lsn: number } | undefined {
+    return this.inspections.locateBlock(lba, lsnView);
   }
 
   /**
-   * The data of the entry of `lba` with exactly this LSN (checksum-checked), zeros for a zero
-   * or trim entry, or undefined when no such entry is live (never was, or freed).
+   * Reads every live entry's data and checks it against its CRC32C (`snaplog scrub`): the
+   * entries whose data is damaged, with where it lies. Runs as maintenance; nothing is repaired.
    */
-  readEntryData(lba: number, lsn: number): Promise<Buffer | undefined> {
-    return this.reads.readEntryData(lba, lsn);
+  async scrub(onProgress?: ProgressCallback): Promise<ScrubReport> {
+    return this.maintenance.run(() => this.inspections.scrub(onProgress));
   }
 
-  /** The files that hold the log in LSN order, for a streaming reader (CommitPipeline.openLogFiles). */
-  openLogFiles(): Promise<LogFiles> {
-    return this.pipeline.openLogFiles();
+  /** The whole-disk check (DiskState.checkIntegrity): problems found, empty when sound. */
+  checkIntegrity(): string[] {
+    return this.inspections.checkIntegrity();
   }
 
-  /** Time-ordered facts the log reader needs from memory. */
-  logView() {
-    return {
-      isLive: (lba: number, lsn: number) => this.state.findEntry(lba, lsn) !== 0,
-      timeOf: (lsn: number) => this.state.times.timeOf(lsn),
-      snapshots: this.state.snapshots,
-      blockSizeBytes: this.geometry.blockSizeBytes,
-    };
+  /** Space of the log: live, dead (what compaction would free now) and free slots. */
+  space(): Promise<SpaceReport> {
+    return this.inspections.space();
   }
 
-  /** Reads whole blocks of the disk as it was at `lsnView` (Infinity: the current volume). */
-  readBlocks(lbaFirst: number, blockCount: number, lsnView: number): Promise<Buffer> {
-    return this.reads.readBlocks(lbaFirst, blockCount, lsnView);
-  }
-
-  /**
-   * What each block of [lbaFirst, +blockCount) is at `lsnView`, as runs (data, zero, trim,
-   * baseline), at most `runCountMax` of them (a prefix; the caller asks again from its end).
-   */
-  blockRuns(lbaFirst: number, blockCount: number, lsnView: number, runCountMax?: number): BlockRun[] {
-    return this.reads.blockRuns(lbaFirst, blockCount, lsnView, runCountMax);
-  }
-
-  /**
-   * Finishes queued work, writes a final checkpoint (so the next open replays nothing), closes
-   * files. Running maintenance stops at its next step (a fold resumes at the next open).
-   */
-  async close(): Promise<void> {
-    if (this.pipeline.closing) return;
-    await this.shutDown(true);
-  }
-
-  /** For tests: the engine as a crash would leave it (no final checkpoint), files closed. */
-  async abandon(): Promise<void> {
-    await this.shutDown(false);
-  }
-
-  private async shutDown(checkpoint: boolean): Promise<void> {
-    this.pipeline.beginClose();
-    await this.maintenance.run(async () => undefined);
-    await this.pipeline.finish(checkpoint);
-    await this.segments.close();
-    await this.baseline.file?.close();
+  /** A stored block failed its checksum (a read, the scrub, a fold, a rollback): counted, and told to the events. */
+  private reportChecksumError(lba: number, lsn: number): void {
+    this.checksumErrorCount++;
+    this.events.onChecksumError?.({ disk: this.geometry.name, lba, lsn });
   }
 }

@@ -1,12 +1,12 @@
 import { crc32c } from "../util/crc32c.js";
 import { ErrorCodes, SnaplogError } from "../util/errors.js";
-import { isDataSlot } from "./constants.js";
+import { INDEX_PAGE_BLOCKS, isDataSlot } from "./constants.js";
 import { blockCountOf, checkBlockRange, type DiskGeometry } from "./engine-options.js";
 import type { Baseline } from "./history/baseline-fold.js";
 import { SCAN_PAGES_PER_TURN } from "./history/compaction.js";
 import type { RetiringSlots } from "./space/retiring-slots.js";
 import type { SegmentFiles } from "./space/segment-files.js";
-import { BlockSource, DiskState } from "./tables/disk-state.js";
+import { BlockSource, type DiskState } from "./tables/disk-state.js";
 import type { CommitPipeline } from "./write/commit-pipeline.js";
 
 /** A block-status answer stops after this many runs (a shorter answer is allowed by the protocol). */
@@ -148,7 +148,6 @@ export class ReadPath {
     checkBlockRange(geometry, lbaFirst, blockCount, "block status");
     const view = Math.min(lsnView, pipeline.lsnVisible);
     const runs: BlockRun[] = [];
-    const pageBlocks = DiskState.pageBlocks;
     let lba = lbaFirst;
     const end = lbaFirst + blockCount;
     // Answers a prefix once runCountMax runs are complete: clients ask again from there.
@@ -157,7 +156,7 @@ export class ReadPath {
       let count: number;
       if (state.pageIsEmpty(lba)) {
         source = BlockSource.BASELINE;
-        count = Math.min(end, (Math.floor(lba / pageBlocks) + 1) * pageBlocks) - lba;
+        count = Math.min(end, (Math.floor(lba / INDEX_PAGE_BLOCKS) + 1) * INDEX_PAGE_BLOCKS) - lba;
       } else {
         source = state.sourceOf(state.entrySeenBy(lba, view));
         count = 1;

@@ -135,8 +135,12 @@ export interface BaselineContext {
 export class Baseline {
   /** The image, when the disk has one (made by --from, or by the first fold). */
   file: MediumFile | undefined;
-  /** A fold between its FOLD_BEGIN and FOLD_DONE records (0: none), as checkpoints must carry it. */
+  /**
+   * The fold under way: its LSN from FOLD_BEGIN's apply to FOLD_DONE's (0: none), as checkpoints
+   * carry it (CheckpointState.foldLsn). Not the same as a fold's `lsnFold`, the view it copies.
+   */
   foldLsn = 0;
+  /** A fold copying into the image now (reads of older views wait for `done`). */
   private foldRunning: { lsn: number; done: Promise<void> } | undefined;
 
   constructor(

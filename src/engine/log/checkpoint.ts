@@ -46,6 +46,7 @@ export interface CheckpointState {
   snapshots: SnapshotCut[];
   timePoints: TimePoints;
   lsnHorizon: number;
+  /** The fold under way (0: none). */
   foldLsn: number;
   baselineBad: number[];
 }

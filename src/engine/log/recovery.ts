@@ -27,16 +27,19 @@ import { SlotAllocator } from "../space/slot-allocator.js";
  *
  *  A  record valid                                  → apply it
  *  B  record invalid/short in the last journal file,
- *     and no proof that it was synced               → torn tail: cut the file there (appends
+ *     and no proof that it was synced               → torn tail: the log ends there (appends
  *                                                     not yet synced may reach the disk in any
- *                                                     order, so valid ones may follow: dropped)
+ *                                                     order, so valid ones may follow: dropped;
+ *                                                     the open zeroes them in place)
  *  C  record invalid, then a valid SYNCED record,    → corruption: the SYNCED record's batch
  *     then another valid record                       synced the journal before the next batch
  *                                                     wrote: the bad record had been synced
  *  D  record invalid in a journal that is not the last
  *     (it was synced before the next one began)     → corruption
- *  E  valid record after the last SYNCED record whose
- *     data fails its checksum                       → never promised: cut there (it and all after)
+ *  E  valid ENTRIES record after the last SYNCED
+ *     record, past the last SYNC_MARK's LSN, whose
+ *     data fails its checksum                       → never promised: the log ends there (it
+ *                                                     and all after dropped, zeroed at open)
  *  F  valid record at or before the last SYNCED
  *     record whose data fails its checksum          → not checked here; a read of that block
  *                                                     answers EIO (real corruption, reported)
@@ -48,10 +51,13 @@ export interface RecoveredDisk {
   journalEndBytes: number;
   /** Generations of journal files older than the checkpoint's (or a headerless newest one), safe to delete. */
   staleGenerations: number[];
-  /** Whether the journal's tail was cut (torn or unpromised records dropped). */
+  /**
+   * Bytes of the last journal after journalEndBytes (torn or unpromised records dropped, the
+   * zero reserve): the open zeroes them in place (JournalFile.open), never truncates.
+   */
   droppedTailBytes: number;
   checkpointGeneration: number;
-  /** LSN of a fold into the baseline that began and did not finish (0: none): resume it before serving. */
+  /** The fold under way: LSN of a fold into the baseline that began and did not finish (0: none); resume it before serving. */
   foldLsn: number;
 }
 

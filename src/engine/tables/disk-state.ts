@@ -2,7 +2,7 @@ import { EntryTable } from "./entry-table.js";
 import { LatestIndex } from "./latest-index.js";
 import { SlotAllocator } from "../space/slot-allocator.js";
 import { TimeIndex } from "./time-index.js";
-import { SLOT_TRIM, SLOT_ZERO, INDEX_PAGE_BLOCKS, isDataSlot } from "../constants.js";
+import { SLOT_TRIM, SLOT_ZERO, isDataSlot } from "../constants.js";
 import type { SnapshotCut } from "./snapshot-cut.js";
 import { assert } from "../../util/errors.js";
 
@@ -380,6 +380,4 @@ export class DiskState {
   get memoryBytes(): number {
     return this.entries.memoryBytes + this.latest.memoryBytes + this.times.memoryBytes;
   }
-
-  static readonly pageBlocks = INDEX_PAGE_BLOCKS;
 }

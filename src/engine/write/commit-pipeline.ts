@@ -77,6 +77,9 @@ export interface PipelineContext {
  * journal record is written is rolled back; a failed sync leaves the pipeline failed (every
  * later call errors) until the disk is reopened, because the kernel may have dropped the
  * unsynced pages. Between batches the journal rotates into a checkpoint when it is long.
+ * The journal file and its state (position, reserve, the sync mark owed, generations) are
+ * log/journal-file.ts; this class decides when records are written and synced, in what order
+ * with the data, and fires the crash points of those steps (crash-points.ts).
  *
  *   enqueue ─▶ pending batch ─(setImmediate)─▶ commit ─▶ writeBatch ─▶ publish ─▶ answered
  *   exclusive op (rollback) ─▶ seals pending, takes a sealed batch of its own, in order
@@ -146,6 +149,7 @@ export class CommitPipeline {
     }
   }
 
+  /** The current journal's length up to its last record (stats). */
   get journalBytes(): number {
     return this.journal.positionBytes;
   }
@@ -168,7 +172,7 @@ export class CommitPipeline {
     return this.enqueueOp(op, 0, true, true);
   }
 
-  /** Stops taking ops; the timer stops. Then idle() and finish(). */
+  /** Stops taking ops; the timer stops. Then finish(). */
   beginClose(): void {
     this.closing = true;
     clearInterval(this.syncTimer);
