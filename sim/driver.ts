@@ -402,11 +402,11 @@ class Run {
         try {
           result = await engine.foldIntoBaseline();
         } catch (error) {
-          if (this.medium.isPoweredOff || engine.foldPending === 0) throw error;
+          if (this.medium.isPoweredOff || engine.foldLsn === 0) throw error;
           // Stopped after FOLD_BEGIN: under way until a fold (or an open) finishes it; the baseline refuses reads meanwhile.
           this.explainError(op, error);
-          this.pendingFold = { lsn: engine.foldPending, baseline: Buffer.from(model.baseline) };
-          this.trace.push(`   the fold at LSN ${engine.foldPending} is under way, stopped`);
+          this.pendingFold = { lsn: engine.foldLsn, baseline: Buffer.from(model.baseline) };
+          this.trace.push(`   the fold at LSN ${engine.foldLsn} is under way, stopped`);
           return false;
         }
         if (result.lsnFold !== expected) fail(`fold folded LSN ${result.lsnFold}, the model says ${expected}`);
@@ -454,7 +454,7 @@ class Run {
         }
         // A clean close checkpoints everything: all of it is durable now.
         this.lsnDurable = this.engine.lsnLast;
-        if (this.pendingFold !== undefined && this.engine.foldPending === 0) {
+        if (this.pendingFold !== undefined && this.engine.foldLsn === 0) {
           this.model.baseline = Buffer.from(this.pendingFold.baseline);
           this.adoptFoldSkips(this.pendingFold.lsn);
           this.pendingFold = undefined;
@@ -485,7 +485,7 @@ class Run {
     }
     const engine = this.engine;
     const lsn = engine.lsnLast;
-    if (this.pendingFold !== undefined && engine.foldPending === 0) {
+    if (this.pendingFold !== undefined && engine.foldLsn === 0) {
       before.baseline = Buffer.from(this.pendingFold.baseline);
       after.baseline = Buffer.from(this.pendingFold.baseline);
       this.adoptFoldSkips(this.pendingFold.lsn);

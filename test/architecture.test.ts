@@ -24,7 +24,8 @@ const LAYERS: Record<string, string[]> = {
   store: ["util", "engine"],
   nbd: ["util", "store"],
   api: ["util", "store"],
-  server: ["util", "store", "nbd", "api"],
+  policy: ["util", "store"],
+  server: ["util", "store", "nbd", "api", "policy"],
   cli: ["util", "store", "api", "server"],
 };
 /** Files at the root of src/ (the library entry) may import any layer. */

@@ -36,7 +36,7 @@ test("memory per live entry stays at or under 32 bytes", async () => {
     const data = Buffer.alloc(BLOCKS_PER_WRITE * BLOCK_BYTES, 0x5a);
     for (let lba = 0; lba < ENTRY_COUNT; lba += BLOCKS_PER_WRITE * 8) {
       const work: Promise<void>[] = [];
-      for (let part = 0; part < 8; part++) work.push(engine.writeBlocks(lba + part * BLOCKS_PER_WRITE, data, false));
+      for (let part = 0; part < 8; part++) work.push(engine.writeBytes((lba + part * BLOCKS_PER_WRITE) * BLOCK_BYTES, data, false));
       await Promise.all(work);
     }
     gc();

@@ -57,6 +57,11 @@ function checkConstants(): void {
 }
 checkConstants();
 
+/** Whether an entry's slot holds data, rather than marking a zero or trim entry (SLOT_ZERO, SLOT_TRIM). */
+export function isDataSlot(slot: number): boolean {
+  return slot !== SLOT_ZERO && slot !== SLOT_TRIM;
+}
+
 export function isValidBlockSize(blockSizeBytes: number): boolean {
   return (
     Number.isInteger(blockSizeBytes) &&

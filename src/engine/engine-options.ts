@@ -1,4 +1,4 @@
-import type { SnaplogError } from "../util/errors.js";
+import { ErrorCodes, SnaplogError } from "../util/errors.js";
 import type { CrashHook } from "./crash-points.js";
 
 export interface DiskGeometry {
@@ -7,6 +7,29 @@ export interface DiskGeometry {
   blockSizeBytes: number;
   /** Every-write history window at open; 0 lets overwritten versions go at once. See DiskEngine.setHistory. */
   historySeconds: number;
+}
+
+/** Blocks of a disk (its size is a whole number of blocks). */
+export function blockCountOf(geometry: DiskGeometry): number {
+  return geometry.sizeBytes / geometry.blockSizeBytes;
+}
+
+/** Throws OUT_OF_RANGE unless [lbaFirst, +blockCount) are whole block numbers inside the disk; `what` names the operation. */
+export function checkBlockRange(geometry: DiskGeometry, lbaFirst: number, blockCount: number, what: string): void {
+  const blockCountDisk = blockCountOf(geometry);
+  if (
+    !Number.isInteger(lbaFirst) ||
+    !Number.isInteger(blockCount) ||
+    lbaFirst < 0 ||
+    blockCount < 0 ||
+    lbaFirst + blockCount > blockCountDisk
+  ) {
+    throw new SnaplogError(
+      ErrorCodes.OUT_OF_RANGE,
+      `${what} of blocks [${lbaFirst}, +${blockCount}) is outside disk ${geometry.name} (${blockCountDisk} blocks)`,
+      { disk: geometry.name },
+    );
+  }
 }
 
 export interface DiskEngineTuning {

@@ -7,9 +7,16 @@
  *                history (delete, compaction, fold, rollback, points in time), inspections
  *   Medium       the files under it (DirectoryMedium on a real directory; tests simulate one)
  *   readLog      the log read back in time order
+ *
+ * Inside, the groups import one way (each folder's README.md says what it owns):
+ * space ← tables ← log ← write ← history ← the facade here at the root (disk-engine.ts with
+ * read-path.ts and inspections.ts); constants.ts, crash-points.ts, engine-options.ts and
+ * medium.ts are the base every group may import (test/engine-groups.test.ts checks it).
  */
 export { DiskEngine } from "./disk-engine.js";
-export type { BlockRun, RollbackResult, ScrubReport, SpaceReport } from "./disk-engine.js";
+export type { RollbackResult } from "./disk-engine.js";
+export type { BlockRun } from "./read-path.js";
+export type { ScrubReport, SpaceReport } from "./inspections.js";
 export type { DiskEngineEvents, DiskEngineTuning, DiskGeometry, Sabotage } from "./engine-options.js";
 export { BASELINE_FILE } from "./history/baseline-fold.js";
 export type { FoldResult } from "./history/baseline-fold.js";
@@ -22,7 +29,7 @@ export type { Medium, MediumFile } from "./medium.js";
 export { CrashPoints } from "./crash-points.js";
 export type { CrashHook, CrashPoint } from "./crash-points.js";
 export { readLog } from "./log/log-reader.js";
-export type { LogQuery, LogRow } from "./log/log-reader.js";
+export type { LogFiles, LogQuery, LogRow, LogSource } from "./log/log-reader.js";
 export {
   BLOCK_SIZE_BYTES_DEFAULT,
   BLOCK_SIZE_BYTES_MAX,

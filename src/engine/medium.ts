@@ -3,12 +3,13 @@ import * as path from "node:path";
 import { fromSystemError } from "../util/errors.js";
 
 /**
- * The storage medium under the engine: a directory of files. The real one is the file system;
- * the simulated one (sim/simulated-medium.ts) keeps written-but-unsynced bytes apart so a power
- * cut can lose or tear them. Every method throws SnaplogError (IO, NO_SPACE) on failure.
+ * The storage medium under the engine: a directory of files. The real one is the file system
+ * (DirectoryMedium); the power-loss simulator's (sim/simulated-medium.ts) keeps
+ * written-but-unsynced bytes apart so a power cut can lose or tear them. Every method throws
+ * SnaplogError (IO, NO_SPACE) on failure.
  *
- * Contract: `write` makes bytes readable at once but durable only after `sync` of that file;
- * `rename`, `create` and `remove` are durable only after `syncDirectory`.
+ * Contract: `writev` makes bytes readable at once but durable only after `sync` of that file;
+ * `rename`, `open` with `create` and `remove` are durable only after `syncDirectory`.
  */
 export interface MediumFile {
   readonly name: string;

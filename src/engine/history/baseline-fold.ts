@@ -2,8 +2,8 @@ import { crc32c } from "../../util/crc32c.js";
 import { ErrorCodes, SnaplogError } from "../../util/errors.js";
 import type { CommitPipeline } from "../write/commit-pipeline.js";
 import type { Compactor, ProgressCallback } from "./compaction.js";
-import { INDEX_PAGE_BLOCKS } from "../constants.js";
-import { BlockSource, isDataSlot, type DiskState } from "../tables/disk-state.js";
+import { isDataSlot } from "../constants.js";
+import { BlockSource, type DiskState } from "../tables/disk-state.js";
 import type { DiskEngineTuning } from "../engine-options.js";
 import { encodeFoldDoneRecord, encodeMarkRecord, RecordType } from "../log/journal-format.js";
 import type { Medium, MediumFile } from "../medium.js";
@@ -54,11 +54,9 @@ export async function copyViewIntoBaseline(options: FoldCopyOptions): Promise<Fo
     runSlots.length = 0;
     runCrcs.length = 0;
   };
-  for (let page = 0; page < pageLimit; page++) {
-    const pageLba = page * INDEX_PAGE_BLOCKS;
-    if (state.pageIsEmpty(pageLba)) continue;
-    for (let lba = pageLba; lba < pageLba + INDEX_PAGE_BLOCKS; lba++) {
-      const id = state.resolve(lba, lsnFold);
+  for (const page of state.latest.writtenPages()) {
+    for (let lba = page.lbaFirst; lba < page.lbaEnd; lba++) {
+      const id = state.entrySeenBy(lba, lsnFold);
       if (id === 0) continue;
       if (runSlots.length === FOLD_RUN_BLOCKS_MAX || (runSlots.length > 0 && lba !== runLbaFirst + runSlots.length)) await flush();
       if (runSlots.length === 0) runLbaFirst = lba;
@@ -66,7 +64,7 @@ export async function copyViewIntoBaseline(options: FoldCopyOptions): Promise<Fo
       runCrcs.push(state.entries.crc(id));
     }
     await flush();
-    options.onProgress?.(page + 1, pageLimit);
+    options.onProgress?.(page.index + 1, pageLimit);
   }
   return result;
 }
@@ -137,8 +135,12 @@ export interface BaselineContext {
 export class Baseline {
   /** The image, when the disk has one (made by --from, or by the first fold). */
   file: MediumFile | undefined;
-  /** A fold between its FOLD_BEGIN and FOLD_DONE records (0: none), as checkpoints must carry it. */
-  foldLsnActive = 0;
+  /**
+   * The fold under way: its LSN from FOLD_BEGIN's apply to FOLD_DONE's (0: none), as checkpoints
+   * carry it (CheckpointState.foldLsn). Not the same as a fold's `lsnFold`, the view it copies.
+   */
+  foldLsn = 0;
+  /** A fold copying into the image now (reads of older views wait for `done`). */
   private foldRunning: { lsn: number; done: Promise<void> } | undefined;
 
   constructor(
@@ -161,10 +163,10 @@ export class Baseline {
 
   /** Throws CONFLICT when the view at `lsnView` would read an image a stopped fold left half written. */
   checkReadable(lsnView: number): void {
-    if (this.foldLsnActive !== 0 && lsnView < this.foldLsnActive) {
+    if (this.foldLsn !== 0 && lsnView < this.foldLsn) {
       throw new SnaplogError(
         ErrorCodes.CONFLICT,
-        `the baseline of disk ${this.context.diskName} is half folded (the fold at LSN ${this.foldLsnActive} stopped); run compact --into-baseline to finish it`,
+        `the baseline of disk ${this.context.diskName} is half folded (the fold at LSN ${this.foldLsn} stopped); run compact --into-baseline to finish it`,
         { disk: this.context.diskName },
       );
     }
@@ -172,10 +174,10 @@ export class Baseline {
 
   /** Throws CONFLICT when a view older than a fold under way is asked for (it would read its half-written image). */
   checkView(lsn: number, asked: string): void {
-    if (this.foldLsnActive === 0 || lsn >= this.foldLsnActive) return;
+    if (this.foldLsn === 0 || lsn >= this.foldLsn) return;
     throw new SnaplogError(
       ErrorCodes.CONFLICT,
-      `${asked} of disk ${this.context.diskName} reads the baseline, which a fold at LSN ${this.foldLsnActive} is rewriting; run compact --into-baseline to finish it`,
+      `${asked} of disk ${this.context.diskName} reads the baseline, which a fold at LSN ${this.foldLsn} is rewriting; run compact --into-baseline to finish it`,
       { disk: this.context.diskName },
     );
   }
@@ -188,8 +190,7 @@ export class Baseline {
     const { state, pipeline, compactor } = this.context;
     const startedMs = performance.now();
     await compactor.flushUnlessFull();
-    if (this.foldLsnActive !== 0)
-      return { ...(await this.finish(this.foldLsnActive, onProgress)), durationMs: performance.now() - startedMs };
+    if (this.foldLsn !== 0) return { ...(await this.finish(this.foldLsn, onProgress)), durationMs: performance.now() - startedMs };
     await compactor.advanceHorizon();
     const lsnFold = Math.min(state.oldestKeptView(), pipeline.lsnVisible);
     if (lsnFold === 0)
@@ -208,7 +209,7 @@ export class Baseline {
       await pipeline.commitControl(
         (timeMs) => encodeMarkRecord(RecordType.FOLD_BEGIN, lsnFold, timeMs),
         () => {
-          this.foldLsnActive = lsnFold;
+          this.foldLsn = lsnFold;
         },
       );
     } catch (error) {
@@ -248,7 +249,7 @@ export class Baseline {
             retiring.retire(slot, lsn);
           });
           retiring.closeEpoch();
-          this.foldLsnActive = 0;
+          this.foldLsn = 0;
           state.unpin(lsnFold);
         },
       );

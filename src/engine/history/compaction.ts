@@ -40,7 +40,7 @@ export interface CompactionContext {
   tuning: DiskEngineTuning;
   historySeconds(): number;
   /** The first LSN of the history window now (HistoryWindow.lsnFirst). */
-  windowFirst(): number;
+  windowLsnFirst(): number;
 }
 
 /**
@@ -106,7 +106,7 @@ export class Compactor {
   async advanceHorizon(): Promise<void> {
     const { state } = this.context;
     if (this.context.historySeconds() === 0) return;
-    const lsn = this.context.windowFirst();
+    const lsn = this.context.windowLsnFirst();
     if (lsn <= state.lsnHorizon) return;
     await this.context.pipeline.commitControl(
       (timeMs) => encodeMarkRecord(RecordType.HORIZON, lsn, timeMs),

@@ -46,6 +46,7 @@ export interface CheckpointState {
   snapshots: SnapshotCut[];
   timePoints: TimePoints;
   lsnHorizon: number;
+  /** The fold under way (0: none). */
   foldLsn: number;
   baselineBad: number[];
 }
@@ -81,6 +82,30 @@ export function checkpointStateOf(state: DiskState, generation: number, foldLsn 
     foldLsn,
     baselineBad: [...state.baselineBad],
   };
+}
+
+/** One entry of a checkpoint, as its entry section holds it. */
+export interface CheckpointEntry {
+  lba: number;
+  lsn: number;
+  slot: number;
+  crc: number;
+}
+
+/**
+ * The checkpoint entry at `offset` of `bytes` (a piece of the entry section): the one place that
+ * reads the entry layout. Fills `into` when given (a checkpoint holds up to 10⁷ entries).
+ */
+export function readCheckpointEntry(
+  bytes: Buffer,
+  offset: number,
+  into: CheckpointEntry = { lba: 0, lsn: 0, slot: 0, crc: 0 },
+): CheckpointEntry {
+  into.lba = bytes.readDoubleLE(offset);
+  into.lsn = bytes.readDoubleLE(offset + 8);
+  into.slot = bytes.readUInt32LE(offset + 16);
+  into.crc = bytes.readUInt32LE(offset + 20);
+  return into;
 }
 
 /** Serializes the state into buffers (synchronously, so the state is one consistent moment). */
@@ -201,6 +226,7 @@ async function readCheckpointFile(file: MediumFile, diskName: string, sink: Chec
   // explain) stops the feeding, and the checksum decides which error to report.
   let refused: unknown;
   const chunk = Buffer.alloc(Math.min(entryCount, ENTRIES_PER_READ) * ENTRY_BYTES);
+  const entry: CheckpointEntry = { lba: 0, lsn: 0, slot: 0, crc: 0 };
   for (let first = 0; first < entryCount; first += ENTRIES_PER_READ) {
     const count = Math.min(ENTRIES_PER_READ, entryCount - first);
     const piece = chunk.subarray(0, count * ENTRY_BYTES);
@@ -209,12 +235,8 @@ async function readCheckpointFile(file: MediumFile, diskName: string, sink: Chec
     if (refused !== undefined) continue;
     try {
       for (let offset = 0; offset < piece.length; offset += ENTRY_BYTES) {
-        sink.entry(
-          piece.readDoubleLE(offset),
-          piece.readDoubleLE(offset + 8),
-          piece.readUInt32LE(offset + 16),
-          piece.readUInt32LE(offset + 20),
-        );
+        readCheckpointEntry(piece, offset, entry);
+        sink.entry(entry.lba, entry.lsn, entry.slot, entry.crc);
       }
     } catch (error) {
       refused = error;

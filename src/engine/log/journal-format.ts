@@ -66,6 +66,14 @@ export function encodeHeaderRecord(generation: number, timeMs: number): Buffer {
   return finishRecord(Buffer.alloc(JOURNAL_HEADER_BYTES), RecordType.HEADER, 0, generation, timeMs);
 }
 
+/** An ENTRIES record's payload starts with its entry count (u32) and a pad (u32); the entries follow. */
+const ENTRIES_COUNT_BYTES = 8;
+
+/** Where entry `index` of the ENTRIES record at `recordOffset` starts: the one place that knows the payload layout. */
+function entryOffset(recordOffset: number, index: number): number {
+  return recordOffset + JOURNAL_HEADER_BYTES + ENTRIES_COUNT_BYTES + index * JOURNAL_ENTRY_BYTES;
+}
+
 /** Entries given as parallel columns, `count` of them from index 0. */
 export function encodeEntriesRecord(
   lsnFirst: number,
@@ -73,14 +81,13 @@ export function encodeEntriesRecord(
   flags: number,
   columns: { lbas: Float64Array; slots: Uint32Array; crcs: Uint32Array; count: number },
 ): Buffer {
-  const record = Buffer.alloc(JOURNAL_HEADER_BYTES + 8 + columns.count * JOURNAL_ENTRY_BYTES);
+  const record = Buffer.alloc(entryOffset(0, columns.count));
   record.writeUInt32LE(columns.count, JOURNAL_HEADER_BYTES);
-  let offset = JOURNAL_HEADER_BYTES + 8;
   for (let index = 0; index < columns.count; index++) {
+    const offset = entryOffset(0, index);
     record.writeDoubleLE(columns.lbas[index], offset);
     record.writeUInt32LE(columns.slots[index], offset + 8);
     record.writeUInt32LE(columns.crcs[index], offset + 12);
-    offset += JOURNAL_ENTRY_BYTES;
   }
   return finishRecord(record, RecordType.ENTRIES, flags, lsnFirst, timeMs);
 }
@@ -135,7 +142,7 @@ export type RecordCheck =
 export function checkRecord(bytes: Buffer, offset: number, trustWithoutCrc = false): RecordCheck {
   if (bytes.length - offset < JOURNAL_HEADER_BYTES) return { kind: "short", lengthBytes: JOURNAL_HEADER_BYTES };
   if (bytes.readUInt32LE(offset) !== JOURNAL_MAGIC) return { kind: "invalid", reason: "bad magic" };
-  const lengthBytes = bytes.readUInt32LE(offset + 8);
+  const lengthBytes = recordLengthOf(bytes, offset);
   if (lengthBytes < JOURNAL_HEADER_BYTES || lengthBytes % 8 !== 0) return { kind: "invalid", reason: "bad length" };
   if (bytes.length - offset < lengthBytes) return { kind: "short", lengthBytes };
   const expected = bytes.readUInt32LE(offset + 4);
@@ -152,12 +159,43 @@ export function readRecordHeader(bytes: Buffer, offset: number): RecordHeader {
     flags: bytes.readUInt8(offset + 13),
     lsn: bytes.readDoubleLE(offset + 16),
     timeMs: bytes.readDoubleLE(offset + 24),
-    lengthBytes: bytes.readUInt32LE(offset + 8),
+    lengthBytes: recordLengthOf(bytes, offset),
   };
 }
 
+/** How many entries the ENTRIES record at `recordOffset` holds (a record checkRecord accepted). */
 export function entryCountOf(bytes: Buffer, recordOffset: number): number {
   return bytes.readUInt32LE(recordOffset + JOURNAL_HEADER_BYTES);
+}
+
+/** One entry of an ENTRIES record; its LSN is the record's lsn + the entry's index. */
+export interface JournalEntry {
+  lba: number;
+  slot: number;
+  crc: number;
+}
+
+/**
+ * Entry `index` (below entryCountOf) of the ENTRIES record at `recordOffset`, of a record
+ * checkRecord accepted. Fills `into` when given, so a replay of millions of entries makes no
+ * object per entry.
+ */
+export function readEntry(
+  bytes: Buffer,
+  recordOffset: number,
+  index: number,
+  into: JournalEntry = { lba: 0, slot: 0, crc: 0 },
+): JournalEntry {
+  const offset = entryOffset(recordOffset, index);
+  into.lba = bytes.readDoubleLE(offset);
+  into.slot = bytes.readUInt32LE(offset + 8);
+  into.crc = bytes.readUInt32LE(offset + 12);
+  return into;
+}
+
+/** The lengthBytes field of the record starting at `offset` (unchecked: checkRecord says whether the record is whole and valid). */
+export function recordLengthOf(bytes: Buffer, offset: number): number {
+  return bytes.readUInt32LE(offset + 8);
 }
 
 export function readSnapshotPayload(bytes: Buffer, recordOffset: number): { lun: number; name: string } {

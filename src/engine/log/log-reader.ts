@@ -1,8 +1,8 @@
-import { CHECKPOINT_ENTRY_BYTES, CHECKPOINT_HEADER_BYTES, readCheckpointHeader } from "./checkpoint.js";
-import { JOURNAL_ENTRY_BYTES, JOURNAL_HEADER_BYTES, SLOT_TRIM, SLOT_ZERO } from "../constants.js";
-import type { DiskEngine } from "../disk-engine.js";
-import { checkRecord, entryCountOf, RecordType } from "./journal-format.js";
+import { CHECKPOINT_ENTRY_BYTES, CHECKPOINT_HEADER_BYTES, readCheckpointEntry, readCheckpointHeader } from "./checkpoint.js";
+import { JOURNAL_HEADER_BYTES, SLOT_TRIM, SLOT_ZERO } from "../constants.js";
+import { checkRecord, entryCountOf, readEntry, recordLengthOf, RecordType } from "./journal-format.js";
 import type { MediumFile } from "../medium.js";
+import type { SnapshotCut } from "../tables/snapshot-cut.js";
 
 /** One row of the log: a run of entries (consecutive LSNs and blocks, one kind, one time), or a snapshot cut. */
 export interface LogRow {
@@ -26,6 +26,25 @@ export interface LogQuery {
   withData: boolean;
 }
 
+/** The files that hold a disk's log in LSN order: the checkpoint, then each journal after it up to `endBytes`. */
+export interface LogFiles {
+  checkpoint: MediumFile;
+  journals: { file: MediumFile; endBytes: number }[];
+  /** The log's end when the files were opened (rows stop there). */
+  lsnLast: number;
+}
+
+/** What the log reader needs of a disk (DiskEngine is one): its log files, what is live now, and entries' data. */
+export interface LogSource {
+  readonly geometry: { blockSizeBytes: number };
+  /** Opens the log files (the reader closes them); journal rotation waits while they open. */
+  openLogFiles(): Promise<LogFiles>;
+  /** Facts from memory: whether an entry is still live, entry times, snapshot cuts. */
+  logView(): { isLive(lba: number, lsn: number): boolean; timeOf(lsn: number): number; snapshots: readonly SnapshotCut[] };
+  /** The checked data of a live entry (zeros for zero/trim), undefined once freed. */
+  readEntryData(lba: number, lsn: number): Promise<Buffer | undefined>;
+}
+
 /** A row holds at most this many blocks, so a row with data stays small. */
 const ROW_BLOCKS_MAX = 256;
 /** Checkpoint entries read per positioned read. */
@@ -44,9 +63,9 @@ interface RawEntry {
  * memory stays constant whatever the log's size. Only entries still live are listed (freed
  * ones no longer exist); snapshot cuts are interleaved at their LSN.
  */
-export async function* readLog(engine: DiskEngine, query: LogQuery): AsyncGenerator<LogRow> {
-  const view = engine.logView();
-  const files = await engine.openLogFiles();
+export async function* readLog(source: LogSource, query: LogQuery): AsyncGenerator<LogRow> {
+  const view = source.logView();
+  const files = await source.openLogFiles();
   try {
     const lsnLast = Math.min(query.lsnLast, files.lsnLast);
     const cuts = view.snapshots.filter((cut) => cut.lsn >= query.lsnFirst && cut.lsn <= lsnLast).sort((a, b) => a.lsn - b.lsn);
@@ -55,7 +74,7 @@ export async function* readLog(engine: DiskEngine, query: LogQuery): AsyncGenera
     const finishRow = async (): Promise<LogRow | undefined> => {
       const done = row;
       row = undefined;
-      if (done !== undefined && query.withData) done.data = await rowData(engine, done);
+      if (done !== undefined && query.withData) done.data = await rowData(source, done);
       return done;
     };
     for await (const entry of entriesInLsnOrder(files, query.lsnFirst, lsnLast)) {
@@ -104,11 +123,11 @@ function cutRow(cut: { name: string; lun: number; lsn: number; timeMs: number })
   };
 }
 
-async function rowData(engine: DiskEngine, row: LogRow): Promise<Buffer | undefined> {
-  const blockSizeBytes = engine.geometry.blockSizeBytes;
+async function rowData(source: LogSource, row: LogRow): Promise<Buffer | undefined> {
+  const blockSizeBytes = source.geometry.blockSizeBytes;
   const data = Buffer.alloc(row.blockCount * blockSizeBytes);
   for (let index = 0; index < row.blockCount; index++) {
-    const block = await engine.readEntryData(row.lba + index, row.lsnFirst + index);
+    const block = await source.readEntryData(row.lba + index, row.lsnFirst + index);
     if (block === undefined) return undefined;
     block.copy(data, index * blockSizeBytes);
   }
@@ -116,11 +135,7 @@ async function rowData(engine: DiskEngine, row: LogRow): Promise<Buffer | undefi
 }
 
 /** Every entry of the checkpoint and the journals with LSN in [lsnFirst, lsnLast], in LSN order. */
-async function* entriesInLsnOrder(
-  files: { checkpoint: MediumFile; journals: { file: MediumFile; endBytes: number }[] },
-  lsnFirst: number,
-  lsnLast: number,
-): AsyncGenerator<RawEntry> {
+async function* entriesInLsnOrder(files: LogFiles, lsnFirst: number, lsnLast: number): AsyncGenerator<RawEntry> {
   yield* checkpointEntries(files.checkpoint, lsnFirst, lsnLast);
   for (const journal of files.journals) yield* journalEntries(journal.file, journal.endBytes, lsnFirst, lsnLast);
 }
@@ -135,7 +150,7 @@ async function* checkpointEntries(file: MediumFile, lsnFirst: number, lsnLast: n
   while (low < high) {
     const middle = Math.floor((low + high) / 2);
     await entryAt(middle, probe);
-    if (probe.readDoubleLE(8) < lsnFirst) low = middle + 1;
+    if (readCheckpointEntry(probe, 0).lsn < lsnFirst) low = middle + 1;
     else high = middle;
   }
   const chunk = Buffer.alloc(CHECKPOINT_ENTRIES_PER_READ * CHECKPOINT_ENTRY_BYTES);
@@ -143,9 +158,9 @@ async function* checkpointEntries(file: MediumFile, lsnFirst: number, lsnLast: n
     const count = Math.min(CHECKPOINT_ENTRIES_PER_READ, entryCount - index);
     await entryAt(index, chunk.subarray(0, count * CHECKPOINT_ENTRY_BYTES));
     for (let offset = 0; offset < count * CHECKPOINT_ENTRY_BYTES; offset += CHECKPOINT_ENTRY_BYTES) {
-      const lsn = chunk.readDoubleLE(offset + 8);
+      const { lba, lsn, slot } = readCheckpointEntry(chunk, offset);
       if (lsn > lsnLast) return;
-      yield { lba: chunk.readDoubleLE(offset), lsn, slot: chunk.readUInt32LE(offset + 16) };
+      yield { lba, lsn, slot };
     }
   }
 }
@@ -155,7 +170,7 @@ async function* journalEntries(file: MediumFile, endBytes: number, lsnFirst: num
   let position = 0;
   while (position + JOURNAL_HEADER_BYTES <= endBytes) {
     await file.read(record.subarray(0, JOURNAL_HEADER_BYTES), position);
-    const lengthBytes = record.readUInt32LE(8);
+    const lengthBytes = recordLengthOf(record, 0);
     if (lengthBytes < JOURNAL_HEADER_BYTES || position + lengthBytes > endBytes) return;
     if (lengthBytes > record.length) record = Buffer.alloc(lengthBytes);
     await file.read(record.subarray(0, lengthBytes), position);
@@ -169,8 +184,8 @@ async function* journalEntries(file: MediumFile, endBytes: number, lsnFirst: num
       const lsn = check.header.lsn + index;
       if (lsn < lsnFirst) continue;
       if (lsn > lsnLast) return;
-      const offset = JOURNAL_HEADER_BYTES + 8 + index * JOURNAL_ENTRY_BYTES;
-      yield { lba: record.readDoubleLE(offset), lsn, slot: record.readUInt32LE(offset + 8) };
+      const { lba, slot } = readEntry(record, 0, index);
+      yield { lba, lsn, slot };
     }
   }
 }

@@ -1,7 +1,7 @@
 import { crc32c } from "../../util/crc32c.js";
 import { SnaplogError, ErrorCodes } from "../../util/errors.js";
 import { readCheckpoint } from "./checkpoint.js";
-import { JOURNAL_ENTRY_BYTES, JOURNAL_HEADER_BYTES, SLOT_TRIM, SLOT_ZERO } from "../constants.js";
+import { isDataSlot, JOURNAL_HEADER_BYTES } from "../constants.js";
 import { DiskState } from "../tables/disk-state.js";
 import {
   checkRecord,
@@ -9,6 +9,7 @@ import {
   FLAG_SYNCED,
   journalFileName,
   parseJournalFileName,
+  readEntry,
   readFoldDonePayload,
   readRecordHeader,
   readSnapshotPayload,
@@ -28,9 +29,10 @@ import { SlotAllocator } from "../space/slot-allocator.js";
  *
  *  A  record valid                                  → keep it (applied unless E cuts first)
  *  B  record invalid/short in the last journal,
- *     and no proof that it was synced (C)           → torn tail: cut the file there (appends
+ *     and no proof that it was synced (C)           → torn tail: the log ends there (appends
  *                                                     not yet synced may reach the disk in any
- *                                                     order, so valid ones may follow: dropped)
+ *                                                     order, so valid ones may follow: dropped;
+ *                                                     the open zeroes them in place)
  *  C  record invalid, then a valid SYNCED record,    → corruption: the SYNCED record's batch
  *     then another valid record                       synced the journal before the next batch
  *                                                     wrote: the bad record had been synced
@@ -38,7 +40,8 @@ import { SlotAllocator } from "../space/slot-allocator.js";
  *     (it was synced before the next one began)     → corruption
  *  E  valid ENTRIES record of the last journal after
  *     its last SYNCED record, not covered by a
- *     SYNC_MARK, whose data fails its checksum      → never promised: cut there (it and all after)
+ *     SYNC_MARK, whose data fails its checksum      → never promised: the log ends there (it
+ *                                                     and all after dropped, zeroed at open)
  *  F  data of any other record fails its checksum   → not checked here; a read of that block
  *                                                     answers EIO (real corruption, reported)
  *
@@ -53,10 +56,13 @@ export interface RecoveredDisk {
   journalEndBytes: number;
   /** Generations of journal files older than the checkpoint's (or a headerless newest one), safe to delete. */
   staleGenerations: number[];
-  /** Whether the journal's tail was cut (torn or unpromised records dropped). */
+  /**
+   * Bytes of the last journal after journalEndBytes (torn or unpromised records dropped, the
+   * zero reserve): the open zeroes them in place (JournalFile.open), never truncates.
+   */
   droppedTailBytes: number;
   checkpointGeneration: number;
-  /** LSN of a fold into the baseline that began and did not finish (0: none): resume it before serving. */
+  /** The fold under way: LSN of a fold into the baseline that began and did not finish (0: none); resume it before serving. */
   foldLsn: number;
 }
 
@@ -199,15 +205,15 @@ const TAIL_CHECK_RUN_BLOCKS_MAX = 256;
 async function recordDataIsWhole(segments: SegmentFiles, bytes: Buffer, offset: number): Promise<boolean> {
   const count = entryCountOf(bytes, offset);
   const blockSizeBytes = segments.blockSizeBytes;
-  const entryAt = (index: number): number => offset + JOURNAL_HEADER_BYTES + 8 + index * JOURNAL_ENTRY_BYTES;
-  const slotOf = (index: number): number => bytes.readUInt32LE(entryAt(index) + 8);
+  const entry = { lba: 0, slot: 0, crc: 0 };
+  const slotOf = (index: number): number => readEntry(bytes, offset, index, entry).slot;
   const continues = (slot: number, previous: number, runLength: number): boolean =>
     slot === previous + 1 && slot % segments.slotsPerSegment !== 0 && runLength < TAIL_CHECK_RUN_BLOCKS_MAX;
   const runs: Promise<boolean>[] = [];
   let index = 0;
   while (index < count) {
     const slotFirst = slotOf(index);
-    if (slotFirst === SLOT_ZERO || slotFirst === SLOT_TRIM) {
+    if (!isDataSlot(slotFirst)) {
       index++;
       continue;
     }
@@ -218,9 +224,10 @@ async function recordDataIsWhole(segments: SegmentFiles, bytes: Buffer, offset: 
       (async () => {
         const buffer = Buffer.allocUnsafe((indexEnd - indexFirst) * blockSizeBytes);
         await segments.readRun(slotFirst, buffer);
+        const expected = { lba: 0, slot: 0, crc: 0 };
         for (let at = indexFirst; at < indexEnd; at++) {
           const block = buffer.subarray((at - indexFirst) * blockSizeBytes, (at - indexFirst + 1) * blockSizeBytes);
-          if (crc32c(block) !== bytes.readUInt32LE(entryAt(at) + 12)) return false;
+          if (crc32c(block) !== readEntry(bytes, offset, at, expected).crc) return false;
         }
         return true;
       })(),
@@ -283,14 +290,10 @@ function applyRecord(context: ReplayContext, bytes: Buffer, offset: number): voi
       if (count > 0 && header.lsn !== state.lsnLast + 1) {
         throw corrupt(diskName, `journal LSN gap: expected ${state.lsnLast + 1}, found ${header.lsn}`);
       }
+      const entry = { lba: 0, slot: 0, crc: 0 };
       for (let index = 0; index < count; index++) {
-        const entryOffset = offset + JOURNAL_HEADER_BYTES + 8 + index * JOURNAL_ENTRY_BYTES;
-        state.appendRecovered(
-          bytes.readDoubleLE(entryOffset),
-          header.lsn + index,
-          bytes.readUInt32LE(entryOffset + 8),
-          bytes.readUInt32LE(entryOffset + 12),
-        );
+        readEntry(bytes, offset, index, entry);
+        state.appendRecovered(entry.lba, header.lsn + index, entry.slot, entry.crc);
       }
       if (count > 0) state.times.add(header.lsn, header.timeMs);
       return;
@@ -333,13 +336,13 @@ function rebuildSlots(state: DiskState, slotsPerSegment: number): void {
   for (let id = 1; id < entries.idLimit; id++) {
     if (entries.lsn(id) === 0) continue;
     const slot = entries.slot(id);
-    if (slot !== SLOT_ZERO && slot !== SLOT_TRIM && slot + 1 > highWater) highWater = slot + 1;
+    if (isDataSlot(slot) && slot + 1 > highWater) highWater = slot + 1;
   }
   const used = new Uint8Array((highWater + 7) >>> 3);
   for (let id = 1; id < entries.idLimit; id++) {
     if (entries.lsn(id) === 0) continue;
     const slot = entries.slot(id);
-    if (slot === SLOT_ZERO || slot === SLOT_TRIM) continue;
+    if (!isDataSlot(slot)) continue;
     const byte = slot >>> 3;
     const bit = 1 << (slot & 7);
     if (used[byte] & bit) throw new SnaplogError(ErrorCodes.CORRUPT, `slot ${slot} is used by two entries`);

@@ -1,11 +1,11 @@
 import type { SlotAllocator } from "./slot-allocator.js";
-import { isDataSlot } from "../tables/disk-state.js";
+import { isDataSlot } from "../constants.js";
 
 /**
  * Slots of freed entries on their way back to the allocator. A slot is reusable once
  *  (1) the entry or record that made it dead is durable (lsnSuperseding ≤ the durable LSN),
  *      so a crash cannot bring the old version back after its slot was rewritten, and
- *  (2) every read that might have resolved the old version has finished.
+ *  (2) every read that might have seen the old version (its slot looked up) has finished.
  * For (2), reads register the epoch they started in; a step that frees slots closes the epoch,
  * and a slot freed in epoch e waits until no read of epoch ≤ e is in flight.
  *

@@ -2,11 +2,11 @@ import { EntryTable } from "./entry-table.js";
 import { LatestIndex } from "./latest-index.js";
 import { SlotAllocator } from "../space/slot-allocator.js";
 import { TimeIndex } from "./time-index.js";
-import { SLOT_TRIM, SLOT_ZERO, INDEX_PAGE_BLOCKS } from "../constants.js";
+import { SLOT_TRIM, SLOT_ZERO, isDataSlot } from "../constants.js";
 import type { SnapshotCut } from "./snapshot-cut.js";
 import { assert } from "../../util/errors.js";
 
-/** What one block of a volume resolves to. */
+/** Where the content of one block of a volume comes from (sourceOf the entry the view sees). */
 export const BlockSource = {
   /** Read data from the entry's slot. */
   SLOT: 0,
@@ -17,10 +17,6 @@ export const BlockSource = {
   /** A TRIM entry: zeros, and a hole for block status. */
   TRIM: 3,
 } as const;
-
-export function isDataSlot(slot: number): boolean {
-  return slot !== SLOT_ZERO && slot !== SLOT_TRIM;
-}
 
 /** Called for each entry a scan frees: its data slot (or a marker) and the LSN of the version that made it dead. */
 export type FreeEntryCallback = (slot: number, lsnSuperseding: number) => void;
@@ -34,7 +30,7 @@ export interface ScanCounts {
 /**
  * The in-memory index of one disk, with no I/O: the entry table, latest[lba], the slot
  * allocator, entry times, snapshot cuts and the other kept views. Every volume is "the disk
- * at LSN X": resolve(lba, X) starts at latest[lba] and follows prev while the entry is newer.
+ * at LSN X": entrySeenBy(lba, X) starts at latest[lba] and follows prev while the entry is newer.
  *
  * Liveness (ENGINE.md): entry p, whose next newer version is q, is seen by the views in
  * [lsn(p), lsn(q)); it is live iff a kept view lies there. Kept views are the current volume,
@@ -108,7 +104,7 @@ export class DiskState {
   }
 
   /** Id of the entry a view at `lsnView` sees for `lba`, or 0 (baseline / zeros). */
-  resolve(lba: number, lsnView: number): number {
+  entrySeenBy(lba: number, lsnView: number): number {
     let id = this.latest.get(lba);
     while (id !== 0 && this.entries.lsn(id) > lsnView) id = this.entries.prev(id);
     return id;
@@ -116,7 +112,7 @@ export class DiskState {
 
   /** Id of the live entry of `lba` with exactly this LSN, or 0 when there is none (never was, or freed). */
   findEntry(lba: number, lsn: number): number {
-    const id = this.resolve(lba, lsn);
+    const id = this.entrySeenBy(lba, lsn);
     return id !== 0 && this.entries.lsn(id) === lsn ? id : 0;
   }
 
@@ -245,36 +241,31 @@ export class DiskState {
     const lsnHorizon = options.lsnHorizon ?? this.lsnHorizon;
     const counts: ScanCounts = { entriesFreed: 0, slotsFreed: 0 };
     const entries = this.entries;
-    lbaEnd = Math.min(lbaEnd, this.latest.pageLimit * INDEX_PAGE_BLOCKS);
-    let lba = lbaFirst;
-    while (lba < lbaEnd) {
-      if (this.latest.pageIsEmpty(lba)) {
-        lba = (Math.floor(lba / INDEX_PAGE_BLOCKS) + 1) * INDEX_PAGE_BLOCKS;
-        continue;
-      }
-      let newer = 0;
-      let lsnNewer = Infinity;
-      let id = this.latest.get(lba);
-      while (id !== 0) {
-        const older = entries.prev(id);
-        const lsn = entries.lsn(id);
-        const dead = lsnNewer !== Infinity && lsn >= options.lsnMin && lsn <= options.lsnMax && !this.isKeptIn(lsn, lsnNewer, lsnHorizon);
-        if (!dead) {
-          newer = id;
-          lsnNewer = lsn;
-        } else {
-          const slot = entries.slot(id);
-          counts.entriesFreed++;
-          if (isDataSlot(slot)) counts.slotsFreed++;
-          if (!options.dryRun) {
-            entries.setPrev(newer, older);
-            entries.release(id);
-            freeEntry(slot, lsnNewer);
+    for (const page of this.latest.writtenPages(lbaFirst, lbaEnd)) {
+      for (let lba = page.lbaFirst; lba < page.lbaEnd; lba++) {
+        let newer = 0;
+        let lsnNewer = Infinity;
+        let id = this.latest.get(lba);
+        while (id !== 0) {
+          const older = entries.prev(id);
+          const lsn = entries.lsn(id);
+          const dead = lsnNewer !== Infinity && lsn >= options.lsnMin && lsn <= options.lsnMax && !this.isKeptIn(lsn, lsnNewer, lsnHorizon);
+          if (!dead) {
+            newer = id;
+            lsnNewer = lsn;
+          } else {
+            const slot = entries.slot(id);
+            counts.entriesFreed++;
+            if (isDataSlot(slot)) counts.slotsFreed++;
+            if (!options.dryRun) {
+              entries.setPrev(newer, older);
+              entries.release(id);
+              freeEntry(slot, lsnNewer);
+            }
           }
+          id = older;
         }
-        id = older;
       }
-      lba++;
     }
     return counts;
   }
@@ -311,10 +302,9 @@ export class DiskState {
 
   /** dropFolded for every written block but `skipped` (blocks the fold could not copy). */
   dropFoldedAll(lsnFold: number, skipped: ReadonlySet<number>, freeEntry: FreeEntryCallback): void {
-    for (let page = 0; page < this.latest.pageLimit; page++) {
-      if (this.latest.pageIsEmpty(page * INDEX_PAGE_BLOCKS)) continue;
-      for (let lba = page * INDEX_PAGE_BLOCKS; lba < (page + 1) * INDEX_PAGE_BLOCKS; lba++) {
-        if (this.resolve(lba, lsnFold) === 0) continue;
+    for (const page of this.latest.writtenPages()) {
+      for (let lba = page.lbaFirst; lba < page.lbaEnd; lba++) {
+        if (this.entrySeenBy(lba, lsnFold) === 0) continue;
         if (skipped.has(lba)) {
           this.baselineBad.add(lba);
           continue;
@@ -343,9 +333,8 @@ export class DiskState {
       if (slot >= slots.slotLimit) problems.push(`slot ${slot} (${who}) is past the high-water mark ${slots.slotLimit}`);
     };
     let chained = 0;
-    for (let page = 0; page < this.latest.pageLimit; page++) {
-      if (this.latest.pageIsEmpty(page * INDEX_PAGE_BLOCKS)) continue;
-      for (let lba = page * INDEX_PAGE_BLOCKS; lba < (page + 1) * INDEX_PAGE_BLOCKS; lba++) {
+    for (const page of this.latest.writtenPages()) {
+      for (let lba = page.lbaFirst; lba < page.lbaEnd; lba++) {
         let lsnNewer = Infinity;
         for (let id = this.latest.get(lba); id !== 0; id = entries.prev(id)) {
           const lsn = entries.lsn(id);
@@ -391,6 +380,4 @@ export class DiskState {
   get memoryBytes(): number {
     return this.entries.memoryBytes + this.latest.memoryBytes + this.times.memoryBytes;
   }
-
-  static readonly pageBlocks = INDEX_PAGE_BLOCKS;
 }

@@ -1,4 +1,3 @@
-import { crc32c } from "../../util/crc32c.js";
 import { assert, ErrorCodes, fromSystemError, SnaplogError } from "../../util/errors.js";
 import {
   CHECKPOINT_FILE,
@@ -11,7 +10,6 @@ import {
 import {
   Batch,
   EntryColumns,
-  groupOf,
   noop,
   type ControlOp,
   type Op,
@@ -35,27 +33,17 @@ import {
 import type { CrashHook } from "../crash-points.js";
 import type { DiskState } from "../tables/disk-state.js";
 import type { DiskEngineEvents, DiskEngineTuning } from "../engine-options.js";
-import {
-  encodeEntriesRecord,
-  encodeHeaderRecord,
-  encodeMarkRecord,
-  encodeSnapshotRecord,
-  journalFileName,
-  RecordType,
-  withSyncedFlag,
-} from "../log/journal-format.js";
+import type { JournalFile, ReserveUse } from "../log/journal-file.js";
+import { mergePartials, type PartialMergeContext } from "./partial-merge.js";
+import { encodeEntriesRecord, encodeSnapshotRecord, journalFileName, RecordType } from "../log/journal-format.js";
+import type { LogFiles } from "../log/log-reader.js";
 import type { Medium, MediumFile } from "../medium.js";
 import type { RetiringSlots } from "../space/retiring-slots.js";
-import { appendRestoredBlocks, blocksWrittenAfter, ROLLBACK_CHUNK_BLOCKS, type RestoreCopyContext } from "../history/rollback-copy.js";
+import { appendRestoredBlocks, blocksWrittenAfter, ROLLBACK_CHUNK_BLOCKS, type RestoreCopyContext } from "./rollback-copy.js";
 import type { SegmentFiles } from "../space/segment-files.js";
 
 /** Start a background sync once this many freed slots wait for durability before reuse. */
 const RETIRING_SLOTS_SYNC = 8192;
-/**
- * Journal bytes kept written past the appends, for the records that free space on a full file
- * system; the file is also extended (with zeros) this much at a time.
- */
-const JOURNAL_RESERVE_BYTES_DEFAULT = 64 * 1024;
 
 /** What the pipeline needs from the engine around it. */
 export interface PipelineContext {
@@ -69,17 +57,14 @@ export interface PipelineContext {
   events: DiskEngineEvents;
   tuning: DiskEngineTuning;
   clock: () => number;
-  /** The journal to append to, its generation, where appends go (from recovery) and its size. */
-  journal: MediumFile;
-  journalGeneration: number;
-  journalPositionBytes: number;
-  journalSizeBytes: number;
+  /** The journal file appends go to (opened where recovery ended). */
+  journal: JournalFile;
   /** Reads the committed current volume (partial-block merges). */
   readBlocks(lbaFirst: number, blockCount: number, lsnView: number): Promise<Buffer>;
   /** What a rollback copies with. */
   restoreCopy(): RestoreCopyContext;
-  /** A fold under way, which checkpoints must carry (0: none). */
-  foldLsnActive(): number;
+  /** The fold under way, which checkpoints must carry (0: none). */
+  foldLsn(): number;
   /** The oldest view the history window holds now (entry times before it are kept coarsely). */
   windowLsnFirst(): number;
 }
@@ -92,6 +77,9 @@ export interface PipelineContext {
  * journal record is written is rolled back; a failed sync leaves the pipeline failed (every
  * later call errors) until the disk is reopened, because the kernel may have dropped the
  * unsynced pages. Between batches the journal rotates into a checkpoint when it is long.
+ * The journal file and its state (position, reserve, the sync mark owed, generations) are
+ * log/journal-file.ts; this class decides when records are written and synced, in what order
+ * with the data, and fires the crash points of those steps (crash-points.ts).
  *
  *   enqueue ─▶ pending batch ─(setImmediate)─▶ commit ─▶ writeBatch ─▶ publish ─▶ answered
  *   exclusive op (rollback) ─▶ seals pending, takes a sealed batch of its own, in order
@@ -113,6 +101,8 @@ export class CommitPipeline {
   private lastSyncMs = Date.now();
   /** The time index is thinned when it reaches this many points (see TIME_POINTS_THIN_MIN). */
   private timePointsThinAt = TIME_POINTS_THIN_MIN;
+  /** What partial ops merge with: the committed current volume, read through the engine's read path. */
+  private readonly partialMerge: PartialMergeContext;
   /** The pump as a callback that holds no op: a queued setImmediate must not keep a batch's data alive. */
   private readonly pumpSoon = (): void => this.pump();
   private readonly syncTimer: NodeJS.Timeout | undefined;
@@ -120,16 +110,9 @@ export class CommitPipeline {
   /** The foreground part of a journal rotation (sync, switch to the next generation). */
   private rotation: Promise<void> | undefined;
   private backgroundSyncRun: Promise<void> | undefined;
-  /** Set by a finished background sync; the next journal write records it (shortens recovery). */
-  private syncMarkLsn = 0;
   /** Log readers opening their files: journal rotation waits (see openLogFiles). */
   private logFilesOpening = 0;
-  private journal: MediumFile;
-  private journalGeneration: number;
-  private journalPositionBytes: number;
-  /** The journal file is written (appends or zeros) up to here: appends before it allocate nothing. */
-  private journalReservedEnd: number;
-  private readonly journalReserveBytes: number;
+  private readonly journal: JournalFile;
   private readonly diskName: string;
   private readonly blockSizeBytes: number;
   private readonly blockCount: number;
@@ -152,10 +135,11 @@ export class CommitPipeline {
     } = context);
     ({ segments: this.segments, retiring: this.retiring, events: this.events, tuning: this.tuning, clock: this.clock } = context);
     this.journal = context.journal;
-    this.journalGeneration = context.journalGeneration;
-    this.journalPositionBytes = context.journalPositionBytes;
-    this.journalReservedEnd = Math.max(context.journalSizeBytes, context.journalPositionBytes);
-    this.journalReserveBytes = context.tuning.journalReserveBytes ?? JOURNAL_RESERVE_BYTES_DEFAULT;
+    this.partialMerge = {
+      diskName: context.diskName,
+      blockSizeBytes: context.blockSizeBytes,
+      readBlocks: (lbaFirst, blockCount, lsnView) => context.readBlocks(lbaFirst, blockCount, lsnView),
+    };
     this.crash = context.tuning.crashHook;
     this.lsnVisible = context.state.lsnLast;
     this.lsnDurable = context.state.lsnLast;
@@ -165,8 +149,9 @@ export class CommitPipeline {
     }
   }
 
+  /** The current journal's length up to its last record (stats). */
   get journalBytes(): number {
-    return this.journalPositionBytes;
+    return this.journal.positionBytes;
   }
 
   /** A FLUSH: everything committed before it durable when it resolves. */
@@ -187,7 +172,7 @@ export class CommitPipeline {
     return this.enqueueOp(op, 0, true, true);
   }
 
-  /** Stops taking ops; the timer stops. Then idle() and finish(). */
+  /** Stops taking ops; the timer stops. Then finish(). */
   beginClose(): void {
     this.closing = true;
     clearInterval(this.syncTimer);
@@ -201,7 +186,7 @@ export class CommitPipeline {
     await this.idle();
     await this.backgroundSyncRun;
     if (this.checkpointWrite !== undefined) await this.checkpointWrite;
-    if (checkpoint && this.failure === undefined && this.journalPositionBytes > JOURNAL_HEADER_BYTES) {
+    if (checkpoint && this.failure === undefined && this.journal.positionBytes > JOURNAL_HEADER_BYTES) {
       try {
         await this.maybeRotateJournal(true);
         if (this.checkpointWrite !== undefined) await this.checkpointWrite;
@@ -289,7 +274,7 @@ export class CommitPipeline {
     if (this.failure !== undefined) return this.settle(batch, this.failure);
     const first = batch.ops[0];
     if (first !== undefined && first.type === "rollback") return this.commitRollback(batch, first);
-    if (batch.hasPartial) await this.mergePartials(batch);
+    if (batch.hasPartial) await mergePartials(batch, this.partialMerge);
     const state = this.state;
     const lsnFirst = state.lsnLast + 1;
     const timeMs = this.clock();
@@ -308,7 +293,7 @@ export class CommitPipeline {
       return this.settle(batch, fromSystemError(error, { disk: this.diskName }));
     }
     const entriesRecord = columns.count > 0 || (batch.sync && tail.length === 0);
-    const records = this.batchRecords(
+    const records = this.journal.recordsOf(
       timeMs,
       entriesRecord ? encodeEntriesRecord(lsnFirst, timeMs, 0, columns) : undefined,
       tail,
@@ -317,19 +302,6 @@ export class CommitPipeline {
     if (!(await this.writeBatch(batch, runs, records, columns, lsnFirst))) return;
     const dataBytes = runs.reduce((sum, run) => sum + run.slotCount, 0) * this.blockSizeBytes;
     this.publish(batch, columns, lsnFirst, timeMs, dataBytes);
-  }
-
-  /** The journal records of a batch: a pending sync mark, its entries, then snapshot/control records; the last carries SYNCED. */
-  private batchRecords(timeMs: number, entries: Buffer | undefined, tail: Buffer[], sync: boolean): Buffer[] {
-    const records: Buffer[] = [];
-    if (this.syncMarkLsn > 0) {
-      records.push(encodeMarkRecord(RecordType.SYNC_MARK, this.syncMarkLsn, timeMs));
-      this.syncMarkLsn = 0;
-    }
-    if (entries !== undefined) records.push(entries);
-    for (const record of tail) records.push(record);
-    if (sync && records.length > 0) records[records.length - 1] = withSyncedFlag(records[records.length - 1]);
-    return records;
   }
 
   /**
@@ -341,7 +313,7 @@ export class CommitPipeline {
   private async writeBatch(batch: Batch, runs: SlotRun[], records: Buffer[], columns: EntryColumns, lsnFirst: number): Promise<boolean> {
     const recordBytes = records.reduce((sum, record) => sum + record.length, 0);
     try {
-      await this.makeJournalRoom(recordBytes, this.reserveKeptFor(batch, columns));
+      await this.journal.makeRoom(recordBytes, this.journal.keptFor(reserveUseOf(batch, columns)));
     } catch (error) {
       this.state.rollback(columns.ids, columns.count, lsnFirst);
       this.settle(batch, fromSystemError(error, { disk: this.diskName }));
@@ -349,7 +321,7 @@ export class CommitPipeline {
     }
     const writes: Promise<void>[] = runs.map((run) => this.segments.writeRun(run.slotFirst, run.buffers));
     const journalWritten = !batch.sync && records.length > 0;
-    if (journalWritten) writes.push(this.journal.writev(records, this.journalPositionBytes));
+    if (journalWritten) writes.push(this.journal.write(records));
     const written = await Promise.allSettled(writes);
     const writeFailure = written.find((result): result is PromiseRejectedResult => result.status === "rejected");
     if (writeFailure !== undefined) {
@@ -359,8 +331,7 @@ export class CommitPipeline {
         // Its record did reach the journal: erase it durably, or a crash that loses the next
         // record at this position would bring back a write its caller was told failed.
         try {
-          await this.journal.writev([Buffer.alloc(recordBytes)], this.journalPositionBytes);
-          await this.journal.sync();
+          await this.journal.erase(recordBytes);
         } catch (error) {
           this.failBatch(batch, error);
           return false;
@@ -371,7 +342,7 @@ export class CommitPipeline {
     }
     this.crash?.("batch:data-written");
     if (!batch.sync) {
-      this.journalPositionBytes += recordBytes;
+      this.journal.advance(recordBytes);
       return true;
     }
     try {
@@ -382,14 +353,14 @@ export class CommitPipeline {
       return false;
     }
     try {
-      if (records.length > 0) await this.journal.writev(records, this.journalPositionBytes);
+      if (records.length > 0) await this.journal.write(records);
       this.crash?.("batch:journal-written");
     } catch (error) {
       this.state.rollback(columns.ids, columns.count, lsnFirst);
       this.settle(batch, fromSystemError(error, { disk: this.diskName }));
       return false;
     }
-    this.journalPositionBytes += recordBytes;
+    this.journal.advance(recordBytes);
     try {
       await this.journal.sync();
       this.crash?.("batch:journal-synced");
@@ -398,39 +369,6 @@ export class CommitPipeline {
       return false;
     }
     return true;
-  }
-
-  /**
-   * How much of the journal reserve a batch must leave unused: entries leave all of it, so they
-   * fail with NO_SPACE first; flushes and snapshots leave half; the records that free space
-   * (snapshot deletes, horizons, folds) may use all of it.
-   */
-  private reserveKeptFor(batch: Batch, columns: EntryColumns): number {
-    if (columns.count > 0) return this.journalReserveBytes;
-    if (batch.ops.every((op) => op.type === "control" || op.type === "void")) return 0;
-    return this.journalReserveBytes / 2;
-  }
-
-  /**
-   * Makes sure `bytes` of records fit in the journal file without allocating on the way: the
-   * file is kept written (with zeros) a reserve past the appends, so that when the file system
-   * is full, the records that free space still fit. A batch leaves `keep` bytes of it unused.
-   */
-  private async makeJournalRoom(bytes: number, keep: number): Promise<void> {
-    const needed = this.journalPositionBytes + bytes;
-    if (needed <= this.journalReservedEnd - keep) return;
-    const step = this.journalReserveBytes;
-    const target = Math.ceil((needed + this.journalReserveBytes) / step) * step;
-    try {
-      const zeros = Buffer.alloc(step);
-      for (let at = this.journalReservedEnd; at < target; at += step) {
-        await this.journal.writev([zeros.subarray(0, Math.min(step, target - at))], at);
-        this.journalReservedEnd = Math.min(at + step, target);
-      }
-    } catch (error) {
-      const failure = fromSystemError(error, { disk: this.diskName });
-      if (failure.code !== ErrorCodes.NO_SPACE || needed > this.journalReservedEnd - keep) throw failure;
-    }
   }
 
   /** Makes a written batch visible: times, cuts, control records' effects, reclaim; answers it. */
@@ -496,7 +434,8 @@ export class CommitPipeline {
   private startBackgroundSync(): void {
     if (this.backgroundSyncRun !== undefined || this.failure !== undefined) return;
     const lsnCovered = this.lsnVisible;
-    const journal = this.journal;
+    // The file appends go to now: a rotation may switch to the next one meanwhile.
+    const journal = this.journal.file;
     this.unsyncedBytes = 0;
     this.backgroundSyncRun = (async () => {
       await this.segments.syncDirty();
@@ -506,7 +445,7 @@ export class CommitPipeline {
       this.lastSyncMs = Date.now();
       if (lsnCovered > this.lsnDurable) {
         this.lsnDurable = lsnCovered;
-        this.syncMarkLsn = lsnCovered;
+        this.journal.noteSynced(lsnCovered);
       }
       this.releaseRetired();
     })()
@@ -517,79 +456,6 @@ export class CommitPipeline {
       .finally(() => {
         this.backgroundSyncRun = undefined;
       });
-  }
-
-  /**
-   * Turns each partial op into a whole-block write: the block's newest content is the last
-   * earlier op of this batch that wrote it, else what the committed log holds (every earlier
-   * batch is complete, and this one is the only batch committing). The ops of one client
-   * request form a group: if an edge's read fails, every op of the group fails and none is
-   * written — and the merges are redone without them, since later ops may have merged on
-   * top of their bytes.
-   */
-  private async mergePartials(batch: Batch): Promise<void> {
-    const committed = new Map<number, Buffer>();
-    let merged: Map<number, Buffer> | undefined;
-    while (merged === undefined) merged = await this.tryMerge(batch, committed);
-    for (let index = 0; index < batch.ops.length; index++) {
-      const op = batch.ops[index];
-      const failure = groupOf(op)?.failure;
-      if (failure !== undefined) {
-        op.reject(failure);
-        batch.ops[index] = { type: "void", resolve: noop, reject: noop };
-      } else if (op.type === "partial") {
-        const data = merged.get(index)!;
-        batch.ops[index] = {
-          type: "write",
-          lbaFirst: op.lba,
-          blockCount: 1,
-          data,
-          crcs: new Uint32Array([crc32c(data)]),
-          resolve: op.resolve,
-          reject: op.reject,
-        };
-      }
-    }
-  }
-
-  /** One merge pass over the batch without failed groups: the merged block per partial op's index, or undefined when a group just failed. */
-  private async tryMerge(batch: Batch, committed: Map<number, Buffer>): Promise<Map<number, Buffer> | undefined> {
-    const blockSizeBytes = this.blockSizeBytes;
-    const written = new Map<number, Buffer | null>(); // null: zeros
-    const merged = new Map<number, Buffer>();
-    for (let index = 0; index < batch.ops.length; index++) {
-      const op = batch.ops[index];
-      if (groupOf(op)?.failure !== undefined) continue;
-      if (op.type === "write") {
-        for (let block = 0; block < op.blockCount; block++)
-          written.set(op.lbaFirst + block, op.data.subarray(block * blockSizeBytes, (block + 1) * blockSizeBytes));
-      } else if (op.type === "zero" || op.type === "trim") {
-        for (let block = 0; block < op.blockCount; block++) written.set(op.lbaFirst + block, null);
-      } else if (op.type === "partial") {
-        const block = Buffer.alloc(blockSizeBytes);
-        const newest = written.has(op.lba)
-          ? written.get(op.lba)!
-          : await this.committedBlock(op.lba, committed).catch((error: unknown) => error);
-        if (newest instanceof Error || (newest !== null && !(newest instanceof Buffer))) {
-          op.group.failure = fromSystemError(newest, { disk: this.diskName });
-          return undefined;
-        }
-        if (newest !== null) newest.copy(block);
-        op.data.copy(block, op.offsetBytes);
-        merged.set(index, block);
-        written.set(op.lba, block);
-      }
-    }
-    return merged;
-  }
-
-  private async committedBlock(lba: number, committed: Map<number, Buffer>): Promise<Buffer> {
-    let block = committed.get(lba);
-    if (block === undefined) {
-      block = await this.context.readBlocks(lba, 1, Infinity);
-      committed.set(lba, block);
-    }
-    return block;
   }
 
   private assignWrite(op: WriteOp, columns: EntryColumns, runs: SlotRun[]): void {
@@ -679,7 +545,7 @@ export class CommitPipeline {
     const snapshotRecord = encodeSnapshotRecord(RecordType.SNAPSHOT, lsnBefore, timeMs, op.lun, op.name);
     const entries = columns.count > 0 ? encodeEntriesRecord(lsnFirst, timeMs, 0, columns) : undefined;
     this.crash?.("rollback:data-written");
-    const records = this.batchRecords(timeMs, undefined, entries === undefined ? [snapshotRecord] : [snapshotRecord, entries], true);
+    const records = this.journal.recordsOf(timeMs, undefined, entries === undefined ? [snapshotRecord] : [snapshotRecord, entries], true);
     if (!(await this.writeBatch(batch, [], records, columns, lsnFirst))) return;
     op.result = { cut, blockCount: columns.count };
     state.insertSnapshot(cut);
@@ -695,7 +561,7 @@ export class CommitPipeline {
     if (this.failure !== undefined || this.checkpointWrite !== undefined || this.rotation !== undefined) return;
     if (
       !force &&
-      (this.journalPositionBytes < (this.tuning.journalCheckpointBytes ?? JOURNAL_CHECKPOINT_BYTES) || this.logFilesOpening > 0)
+      (this.journal.positionBytes < (this.tuning.journalCheckpointBytes ?? JOURNAL_CHECKPOINT_BYTES) || this.logFilesOpening > 0)
     )
       return;
     this.rotation = this.rotateJournal().finally(() => (this.rotation = undefined));
@@ -708,42 +574,21 @@ export class CommitPipeline {
     // The journal ends with a sync mark: if the rotation stops after this (a full disk, a crash
     // before the checkpoint), recovery knows all of it was synced and reports damaged data as
     // EIO instead of cutting the log there as an unpromised tail.
-    if (this.lsnVisible > 0) {
-      const mark = encodeMarkRecord(RecordType.SYNC_MARK, this.lsnVisible, this.clock());
-      await this.makeJournalRoom(mark.length, 0);
-      await this.journal.writev([mark], this.journalPositionBytes);
-      this.journalPositionBytes += mark.length;
-      this.syncMarkLsn = 0;
-    }
-    // A failed append may have left bytes past the position; a journal that is not the last must end clean.
-    await this.journal.truncate(this.journalPositionBytes);
-    await this.journal.sync();
+    if (this.lsnVisible > 0) await this.journal.appendSyncMark(this.lsnVisible, this.clock());
+    await this.journal.seal();
     this.crash?.("rotation:synced");
-    const generation = this.journalGeneration + 1;
-    const buffers = encodeCheckpoint(checkpointStateOf(this.state, generation, this.context.foldLsnActive()));
-    const journal = await this.medium.open(journalFileName(generation), { create: true });
-    const header = encodeHeaderRecord(generation, Date.now());
-    await journal.truncate(0);
-    await journal.writev([header], 0);
-    await journal.sync();
-    await this.medium.syncDirectory();
+    const buffers = encodeCheckpoint(checkpointStateOf(this.state, this.journal.generation + 1, this.context.foldLsn()));
+    const next = await this.journal.createNext();
     this.crash?.("rotation:journal-created");
-    const previous = this.journal;
-    const previousGeneration = this.journalGeneration;
-    this.journal = journal;
-    this.journalGeneration = generation;
-    this.journalPositionBytes = header.length;
-    this.journalReservedEnd = header.length;
+    const previous = this.journal.switchTo(next);
     this.unsyncedBytes = 0;
-    this.syncMarkLsn = 0;
     this.lsnDurable = this.lsnVisible;
     this.releaseRetired();
     this.checkpointWrite = (async () => {
       await writeCheckpoint(this.medium, buffers, this.crash);
       // A background sync that began before the switch may still hold the old journal.
       await this.backgroundSyncRun;
-      await previous.close();
-      await this.medium.remove(journalFileName(previousGeneration));
+      await this.journal.retire(previous);
     })()
       .catch((error: unknown) => this.events.onBackgroundError?.(fromSystemError(error, { disk: this.diskName, path: CHECKPOINT_FILE })))
       .finally(() => {
@@ -757,13 +602,13 @@ export class CommitPipeline {
    * rotation waits while they open; open handles stay valid after a later rotation removes
    * or replaces the files.
    */
-  async openLogFiles(): Promise<{ checkpoint: MediumFile; journals: { file: MediumFile; endBytes: number }[]; lsnLast: number }> {
+  async openLogFiles(): Promise<LogFiles> {
     this.logFilesOpening++;
     try {
       // A rotation under way finishes first (and none starts while logFilesOpening > 0).
       while (this.rotation !== undefined || this.checkpointWrite !== undefined) await (this.rotation ?? this.checkpointWrite);
-      const generation = this.journalGeneration;
-      const endBytes = this.journalPositionBytes;
+      const generation = this.journal.generation;
+      const endBytes = this.journal.positionBytes;
       const lsnLast = this.lsnVisible;
       const checkpoint = await this.medium.open(CHECKPOINT_FILE, { create: false });
       const journals: { file: MediumFile; endBytes: number }[] = [];
@@ -794,4 +639,11 @@ export class CommitPipeline {
     this.idleWaiters = [];
     for (const wake of waiters) wake();
   }
+}
+
+/** Which part of the journal reserve a batch's records may use (ReserveUse): space-freeing records all of it, entries none. */
+function reserveUseOf(batch: Batch, columns: EntryColumns): ReserveUse {
+  if (columns.count > 0) return "entries";
+  if (batch.ops.every((op) => op.type === "control" || op.type === "void")) return "freeing";
+  return "records";
 }

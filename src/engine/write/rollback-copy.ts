@@ -1,7 +1,7 @@
 import { crc32c } from "../../util/crc32c.js";
 import { ErrorCodes, SnaplogError } from "../../util/errors.js";
-import type { EntryColumns, SlotRun } from "../write/commit-batch.js";
-import { INDEX_PAGE_BLOCKS, SLOT_TRIM, SLOT_ZERO } from "../constants.js";
+import type { EntryColumns, SlotRun } from "./commit-batch.js";
+import { SLOT_TRIM, SLOT_ZERO } from "../constants.js";
 import { BlockSource, type DiskState } from "../tables/disk-state.js";
 import type { SegmentFiles } from "../space/segment-files.js";
 
@@ -11,10 +11,8 @@ export const ROLLBACK_CHUNK_BLOCKS = 256;
 /** Blocks whose newest version is younger than `lsn`, in block order: what a rollback to `lsn` must rewrite. */
 export function blocksWrittenAfter(state: DiskState, lsn: number, blockCount: number): number[] {
   const lbas: number[] = [];
-  for (let page = 0; page < state.latest.pageLimit; page++) {
-    const pageLba = page * INDEX_PAGE_BLOCKS;
-    if (state.pageIsEmpty(pageLba)) continue;
-    for (let lba = pageLba; lba < Math.min(pageLba + INDEX_PAGE_BLOCKS, blockCount); lba++) {
+  for (const page of state.latest.writtenPages(0, blockCount)) {
+    for (let lba = page.lbaFirst; lba < page.lbaEnd; lba++) {
       const id = state.latest.get(lba);
       if (id !== 0 && state.entries.lsn(id) > lsn) lbas.push(lba);
     }
@@ -46,7 +44,7 @@ export async function appendRestoredBlocks(
 ): Promise<void> {
   const { state, blockSizeBytes } = context;
   const buffer = Buffer.allocUnsafe(lbas.length * blockSizeBytes);
-  const sources = lbas.map((lba) => state.resolve(lba, lsnTarget));
+  const sources = lbas.map((lba) => state.entrySeenBy(lba, lsnTarget));
   const pieceOf = (index: number) => buffer.subarray(index * blockSizeBytes, (index + 1) * blockSizeBytes);
   // Checked before any read starts: a throw after some reads began would leave them unawaited.
   lbas.forEach((lba, index) => {
