@@ -30,7 +30,7 @@ import type {
   ScrubResult,
   SnapshotInfo,
   StoreStatus,
-} from "../store/operations.js";
+} from "../store/operations/index.js";
 import { apiSocketPath } from "../store/paths.js";
 import { ErrorCodes, SnaplogError } from "../util/errors.js";
 import { ndjsonContentType } from "./ndjson.js";

@@ -16,7 +16,7 @@
  */
 import { PassThrough } from "node:stream";
 import type { FastifyReply } from "fastify";
-import type { ProgressCallback } from "../store/operations.js";
+import type { ProgressCallback } from "../store/operations/index.js";
 import { ndjsonContentType, ndjsonLine } from "./ndjson.js";
 import { failureOf } from "./status.js";
 

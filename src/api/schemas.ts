@@ -26,7 +26,7 @@ import type {
   ScrubResult,
   SnapshotInfo,
   StoreStatus,
-} from "../store/operations.js";
+} from "../store/operations/index.js";
 import { ErrorCodes } from "../util/errors.js";
 import { nameLengthMax } from "../util/parse.js";
 

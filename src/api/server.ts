@@ -20,7 +20,7 @@ import Fastify, {
 import swagger from "@fastify/swagger";
 import { Type, type TSchema, type TypeBoxTypeProvider } from "@fastify/type-provider-typebox";
 import { Counter, Registry, collectDefaultMetrics } from "prom-client";
-import type { Operations } from "../store/operations.js";
+import type { Operations } from "../store/operations/index.js";
 import { apiSocketPath, apiTokenPath } from "../store/paths.js";
 import { ErrorCodes, SnaplogError } from "../util/errors.js";
 import { formatHostPort, nameLengthMax, type HostPort } from "../util/parse.js";

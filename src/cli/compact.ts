@@ -4,7 +4,7 @@
  * baseline folds the oldest kept view into the baseline image and frees what it replaced.
  */
 import type { Command } from "commander";
-import { checkCompactRequest, type CompactRequest, type CompactResult } from "../store/operations.js";
+import { checkCompactRequest, type CompactRequest, type CompactResult } from "../store/operations/index.js";
 import { formatBytes, parseName } from "../util/parse.js";
 import { runOperation } from "./context.js";
 import { formatBlockRanges, printFields, printLine } from "./output.js";

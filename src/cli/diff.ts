@@ -3,7 +3,7 @@
  * order; text ends with a summary line, --json is NDJSON (one DiffRun per line).
  */
 import type { Command } from "commander";
-import type { DiffRun } from "../store/operations.js";
+import type { DiffRun } from "../store/operations/index.js";
 import { parsePoint } from "../store/point-spec.js";
 import { formatBytes, parseName } from "../util/parse.js";
 import { runStream } from "./context.js";

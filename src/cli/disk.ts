@@ -2,7 +2,7 @@
 import { stat } from "node:fs/promises";
 import path from "node:path";
 import type { Command } from "commander";
-import type { CreateDiskRequest, DiskDetail, DiskInfo, HistoryWindowInfo, SnapshotInfo } from "../store/operations.js";
+import type { CreateDiskRequest, DiskDetail, DiskInfo, HistoryWindowInfo, SnapshotInfo } from "../store/operations/index.js";
 import { invalidArgument } from "../util/errors.js";
 import { formatBytes, formatDuration, parseBlockSize, parseDuration, parseName, parseSize } from "../util/parse.js";
 import { runOperation } from "./context.js";

@@ -5,7 +5,7 @@
  * should be.
  */
 import type { Command } from "commander";
-import type { LogEntry, LogRequest } from "../store/operations.js";
+import type { LogEntry, LogRequest } from "../store/operations/index.js";
 import { parsePoint } from "../store/point-spec.js";
 import { parseName } from "../util/parse.js";
 import { runStream } from "./context.js";

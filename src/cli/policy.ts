@@ -1,6 +1,6 @@
 /** `snaplog policy show | set`: the per-disk rules built so far (SPEC §4). */
 import type { Command } from "commander";
-import type { DiskPolicy, PolicyUpdate } from "../store/operations.js";
+import type { DiskPolicy, PolicyUpdate } from "../store/operations/index.js";
 import { invalidArgument } from "../util/errors.js";
 import { formatDuration, parseDuration, parseName } from "../util/parse.js";
 import { runOperation } from "./context.js";

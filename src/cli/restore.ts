@@ -5,7 +5,7 @@
  */
 import path from "node:path";
 import type { Command } from "commander";
-import { checkRestoreRequest, type RestoreRequest, type RestoreResult } from "../store/operations.js";
+import { checkRestoreRequest, type RestoreRequest, type RestoreResult } from "../store/operations/index.js";
 import { checkName } from "../store/export-name.js";
 import { describePoint, parsePoint } from "../store/point-spec.js";
 import { formatBytes, parseCount, parseName } from "../util/parse.js";

@@ -8,7 +8,7 @@
  * the error codes of exit-code.ts, which mean the scrub itself could not run.
  */
 import type { Command } from "commander";
-import type { ScrubDiskResult, ScrubRequest, ScrubResult } from "../store/operations.js";
+import type { ScrubDiskResult, ScrubRequest, ScrubResult } from "../store/operations/index.js";
 import { formatBytes, parseName } from "../util/parse.js";
 import { runOperation } from "./context.js";
 import { exitCodeDamageFound, ExitStatus } from "./exit-code.js";

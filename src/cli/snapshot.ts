@@ -1,7 +1,7 @@
 /** `snaplog snapshot create | list | delete`. */
 import type { Command } from "commander";
 import { checkName } from "../store/export-name.js";
-import type { CreateSnapshotRequest, DeleteSnapshotResult } from "../store/operations.js";
+import type { CreateSnapshotRequest, DeleteSnapshotResult } from "../store/operations/index.js";
 import { formatBytes, parseCount, parseName } from "../util/parse.js";
 import { runOperation } from "./context.js";
 import { snapshotColumns } from "./disk.js";

@@ -1,7 +1,7 @@
 /** `snaplog status`: health, space and what is being served. */
 import type { Command } from "commander";
 import { formatBytes } from "../util/parse.js";
-import type { StoreStatus } from "../store/operations.js";
+import type { StoreStatus } from "../store/operations/index.js";
 import { runOperation } from "./context.js";
 import { diskColumns } from "./disk.js";
 import { printFields, printLine, printTable } from "./output.js";

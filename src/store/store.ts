@@ -49,7 +49,7 @@ import {
   type ScrubResult,
   type SnapshotInfo,
   type StoreStatus,
-} from "./operations.js";
+} from "./operations/index.js";
 import type { ExportInfo, Volume, VolumeResolver } from "./volume.js";
 
 export const VERSION = "0.1.0";
