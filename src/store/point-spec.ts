@@ -120,7 +120,7 @@ function timeFrom(fields: readonly string[], fraction: string, zone: string): Po
  * The LSN of a point or volume of this disk, checked: a point outside the history window is
  * refused (OUTSIDE_WINDOW, naming the window); a snapshot must exist.
  */
-export function resolvePointLsn(engine: DiskEngine, text: string, what: string): number {
+export function lsnOfPoint(engine: DiskEngine, text: string, what: string): number {
   const target = parsePoint(text, what);
   switch (target.kind) {
     case "current":
@@ -148,7 +148,7 @@ export function resolvePointLsn(engine: DiskEngine, text: string, what: string):
  * entry at or after T (first) or the last at or before T (last). Listing the log needs no
  * window: it shows what is still there.
  */
-export function resolveBoundLsn(engine: DiskEngine, text: string, what: string, side: "first" | "last"): number {
+export function lsnOfBound(engine: DiskEngine, text: string, what: string, side: "first" | "last"): number {
   const point = parsePoint(text, what, "point");
   if (point.kind === "lsn") return point.lsn;
   return side === "last" ? engine.lsnAtTime(point.timeMs) : engine.lsnAtTime(point.timeMs - 1) + 1;
