@@ -247,7 +247,6 @@ class MemoryOperations implements Operations {
       usedBytes: 0,
       freeBytes: 0,
       checksumErrors: 0,
-      nbd: [],
       disks: await this.listDisks(),
     };
   }

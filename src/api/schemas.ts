@@ -25,8 +25,8 @@ import type {
   ScrubRequest,
   ScrubResult,
   SnapshotInfo,
-  StoreStatus,
 } from "../store/operations/index.js";
+import type { ApplianceStatus } from "./appliance-status.js";
 import { ErrorCodes } from "../util/errors.js";
 import { nameLengthMax } from "../util/parse.js";
 
@@ -107,7 +107,8 @@ export const DiskDetailSchema = Type.Object(
   { title: "DiskDetail" },
 );
 
-export const StoreStatusSchema = Type.Object(
+/** The status answer (api/appliance-status.ts), titled StoreStatus as the OpenAPI document always named it. */
+export const ApplianceStatusSchema = Type.Object(
   {
     path: Type.String(),
     version: Type.String(),
@@ -328,7 +329,7 @@ function assertSame<T extends true>(): T | undefined {
 assertSame<Same<Static<typeof SnapshotInfoSchema>, SnapshotInfo>>();
 assertSame<Same<Static<typeof DiskInfoSchema>, DiskInfo>>();
 assertSame<Same<Static<typeof DiskDetailSchema>, DiskDetail>>();
-assertSame<Same<Static<typeof StoreStatusSchema>, StoreStatus>>();
+assertSame<Same<Static<typeof ApplianceStatusSchema>, ApplianceStatus>>();
 assertSame<Same<Static<typeof CreateDiskBodySchema>, CreateDiskRequest>>();
 assertSame<Same<Static<typeof CreateSnapshotBodySchema>, Omit<CreateSnapshotRequest, "disk">>>();
 assertSame<Same<Static<typeof HistoryWindowInfoSchema>, HistoryWindowInfo>>();

@@ -55,13 +55,13 @@ export async function startAppliance(options: ApplianceOptions): Promise<Applian
   try {
     nbd = new NbdServer({ resolver: store, logger: logger.child({ component: "nbd" }) });
     const nbdUrls = await listenNbd(nbd, options);
-    store.setNbdEndpoints(nbdUrls);
     const metrics = createMetricsRegistry();
     registerNbdMetrics(metrics, nbd);
     api = await startApiServer({
       operations: store,
       storePath: store.path,
       tcp: options.api,
+      served: { nbd: nbdUrls },
       metrics,
       logger: logger.child({ component: "api" }),
     });

@@ -5,10 +5,7 @@ import { diskInfo } from "./disk-info.js";
 import { fileSystemSpace } from "./file-system-space.js";
 import type { StoreStatus } from "./operations/index.js";
 
-export async function storeStatus(
-  catalog: Catalog,
-  owner: { mode: StoreStatus["mode"]; openedAtMs: number; nbd: string[] },
-): Promise<StoreStatus> {
+export async function storeStatus(catalog: Catalog, owner: { mode: StoreStatus["mode"]; openedAtMs: number }): Promise<StoreStatus> {
   catalog.checkOpen();
   const open = catalog.disksByName();
   const disks = open.map(diskInfo);
@@ -25,7 +22,6 @@ export async function storeStatus(
     usedBytes: disks.reduce((sum, disk) => sum + disk.segmentBytes + disk.journalBytes, 0),
     freeBytes,
     checksumErrors: open.reduce((sum, disk) => sum + disk.engine.checksumErrorCount, 0),
-    nbd: owner.nbd,
     disks,
   };
 }

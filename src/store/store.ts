@@ -68,7 +68,6 @@ export class Store implements Operations, VolumeResolver {
   private readonly exports: ExportResolver;
   private readonly openedAtMs = Date.now();
   private compactionScheduler: CompactionScheduler | undefined;
-  private nbdEndpoints: string[] = [];
 
   private constructor(
     private readonly catalog: Catalog,
@@ -116,10 +115,6 @@ export class Store implements Operations, VolumeResolver {
   /** Starts background compaction (the server does; a CLI in direct mode does not). */
   startBackgroundCompaction(options: BackgroundCompactionOptions = {}): void {
     this.compactionScheduler ??= startBackgroundCompaction(this.catalog, this.logger, options);
-  }
-
-  setNbdEndpoints(endpoints: string[]): void {
-    this.nbdEndpoints = [...endpoints];
   }
 
   /** The whole-disk check of every open disk (fsck): problems per disk, empty lists when sound. */
@@ -195,7 +190,7 @@ export class Store implements Operations, VolumeResolver {
   }
 
   status(): Promise<StoreStatus> {
-    return storeStatus(this.catalog, { mode: this.mode, openedAtMs: this.openedAtMs, nbd: this.nbdEndpoints });
+    return storeStatus(this.catalog, { mode: this.mode, openedAtMs: this.openedAtMs });
   }
 
   // ---- VolumeResolver ----------------------------------------------------------------------

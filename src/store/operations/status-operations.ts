@@ -20,8 +20,6 @@ export interface StoreStatus {
   freeBytes: number;
   /** Counters since the process started. */
   checksumErrors: number;
-  /** Listening NBD endpoints, if serving. */
-  nbd: string[];
   disks: DiskInfo[];
 }
 
