@@ -14,12 +14,13 @@ import swagger from "@fastify/swagger";
 import type { TypeBoxTypeProvider } from "@fastify/type-provider-typebox";
 import { Counter, Registry, collectDefaultMetrics } from "prom-client";
 import type { Operations } from "../store/operations/index.js";
+import { nameProblem } from "../store/names.js";
 import { apiSocketPath, apiTokenPath } from "../store/paths.js";
 import { ErrorCodes, SnaplogError } from "../util/errors.js";
-import { formatHostPort, nameLengthMax, type HostPort } from "../util/parse.js";
+import { formatHostPort, type HostPort } from "../util/parse.js";
 import { NOTHING_SERVED, type ServedEndpoints } from "./appliance-status.js";
 import { registerRoutes } from "./routes/index.js";
-import { namePattern } from "./schemas.js";
+import { nameKindOfSchema } from "./schemas.js";
 import type { ProgressTiming } from "./progress-stream.js";
 import { claimSocketPath, ensureToken, removeSocket, restrictToOwner } from "./socket.js";
 import { failureOf, oneLine } from "./status.js";
@@ -76,7 +77,8 @@ export async function buildApiApp(options: ApiAppOptions): Promise<FastifyInstan
   const app = Fastify({
     ...(options.logger === undefined ? { logger: false } : { loggerInstance: options.logger }),
     logController: new LogController({ disableRequestLogging: true }),
-    ajv: { customOptions: { coerceTypes: false, removeAdditional: false } },
+    // verbose: errors carry the failing value and its schema, for the name rule's message (formatValidationError).
+    ajv: { customOptions: { coerceTypes: false, removeAdditional: false, verbose: true } },
     schemaErrorFormatter: formatValidationError,
   }).withTypeProvider<TypeBoxTypeProvider>();
 
@@ -111,17 +113,23 @@ export async function buildApiApp(options: ApiAppOptions): Promise<FastifyInstan
   return app;
 }
 
-/** The first schema violation, as one line that names the field ("body/sizeBytes must be integer"). */
+/** What ajv adds to an error with its `verbose` option: the failing value and the schema that refused it. */
+type VerboseValidationError = FastifySchemaValidationError & { data?: unknown; parentSchema?: unknown };
+
+/**
+ * The first schema violation, as one line that names the field ("body/sizeBytes must be
+ * integer"); a name that breaks the name rule gets the store's own message (store/names.ts),
+ * the same the CLI and the store give.
+ */
 function formatValidationError(errors: FastifySchemaValidationError[], dataVar: string): Error {
-  const [first] = errors;
+  const first = errors[0] as VerboseValidationError | undefined;
+  const nameKind = first?.keyword === "pattern" ? nameKindOfSchema(first.parentSchema) : undefined;
+  const nameMessage = nameKind === undefined ? undefined : nameProblem(nameKind, String(first?.data));
+  if (nameMessage !== undefined) return new Error(oneLine(nameMessage));
   const where = `${dataVar}${first?.instancePath ?? ""}`;
-  const params = (first?.params ?? {}) as { pattern?: unknown; additionalProperty?: unknown };
+  const params = (first?.params ?? {}) as { additionalProperty?: unknown };
   let message = first?.message ?? "is invalid";
-  if (first?.keyword === "pattern" && params.pattern === namePattern) {
-    message = `must be 1-${nameLengthMax} characters from A-Z, a-z, 0-9, ".", "_" and "-" (not "." or "..")`;
-  } else if (first?.keyword === "additionalProperties") {
-    message = `has unknown property "${String(params.additionalProperty)}"`;
-  }
+  if (first?.keyword === "additionalProperties") message = `has unknown property "${String(params.additionalProperty)}"`;
   return new Error(oneLine(`${where} ${message}`));
 }
 

@@ -5,6 +5,7 @@
  */
 import { BLOCK_SIZE_BYTES_DEFAULT, BLOCK_SIZE_BYTES_MAX, BLOCK_SIZE_BYTES_MIN, isValidBlockSize } from "../engine/index.js";
 import { invalidArgument } from "../util/errors.js";
+import { parseSize } from "../util/parse.js";
 
 export { BLOCK_SIZE_BYTES_DEFAULT, BLOCK_SIZE_BYTES_MAX, BLOCK_SIZE_BYTES_MIN };
 
@@ -16,4 +17,9 @@ export function checkBlockSize(blockSizeBytes: number): number {
     );
   }
   return blockSizeBytes;
+}
+
+/** A block size as people type it (`4096`, `4K`, `64KiB`), checked by the rule above. */
+export function parseBlockSize(text: string): number {
+  return checkBlockSize(parseSize(text, "block size"));
 }

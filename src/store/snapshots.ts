@@ -6,8 +6,8 @@ import { ErrorCodes, SnaplogError } from "../util/errors.js";
 import type { Catalog } from "./catalog.js";
 import { snapshotInfo, snapshotInfos } from "./disk-info.js";
 import { policyOf } from "./disk-policy.js";
-import { checkName } from "./export-name.js";
 import { assignLun } from "./luns.js";
+import { checkNewSnapshotName } from "./new-snapshot-name.js";
 import type { OpenDisk } from "./open-disk.js";
 import type { CreateSnapshotRequest, DeleteSnapshotResult, SnapshotInfo } from "./operations/index.js";
 
@@ -39,7 +39,7 @@ export async function cutSnapshot(
 
 /** INVALID_ARGUMENT for a name no snapshot may have, ALREADY_EXISTS for one the disk has. */
 export function checkSnapshotNameFree(disk: OpenDisk, name: string): void {
-  checkName("snapshot", name);
+  checkNewSnapshotName(name);
   if (disk.engine.findSnapshot(name) !== undefined) {
     throw new SnaplogError(ErrorCodes.ALREADY_EXISTS, `disk ${disk.meta.name} already has a snapshot named ${name}`, {
       disk: disk.meta.name,
