@@ -1,7 +1,7 @@
 /**
  * JSON schemas of the HTTP API (TypeBox, via the fastify type provider's re-export so the
  * provider and the schemas use the same TypeBox). The type assertions at the bottom fail
- * to compile when a schema drifts from the Operations types in store/operations.ts.
+ * to compile when a schema drifts from the Operations types in store/operations/.
  */
 import { Type, type Static } from "@fastify/type-provider-typebox";
 import type {

@@ -3,7 +3,7 @@ import { stat } from "node:fs/promises";
 import path from "node:path";
 import type { Command } from "commander";
 import { parseBlockSize } from "../store/block-size.js";
-import { checkName } from "../store/names.js";
+import { checkName, NAME_RULE } from "../store/names.js";
 import type { CreateDiskRequest, DiskDetail, DiskInfo, HistoryWindowInfo, SnapshotInfo } from "../store/operations/index.js";
 import { invalidArgument } from "../util/errors.js";
 import { formatBytes, formatDuration, parseDuration, parseSize } from "../util/parse.js";
@@ -74,7 +74,7 @@ function registerDiskCreate(disk: Command): void {
   disk
     .command("create")
     .description("create a disk, empty or with a raw image as its baseline")
-    .argument("<name>", "disk name: 1-64 characters from A-Z a-z 0-9 . _ -")
+    .argument("<name>", `disk name: ${NAME_RULE}`)
     .requiredOption("--size <size>", "disk size: 4096, 512K, 10G, 1TiB (binary units)")
     .option("--from <raw-image>", "raw image file that becomes the disk's baseline")
     .option("--history <duration>", "how far back every write is kept: 0, 90s, 15m, 24h, 7d (default 1h)")

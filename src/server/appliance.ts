@@ -32,7 +32,7 @@ export interface ApplianceOptions {
   demo?: boolean;
   /** Default: silent. */
   logger?: Logger;
-  /** Background compaction timing (defaults in store.ts: every 10 s, idle after 5 s). */
+  /** Background compaction timing (defaults in store/background-compaction.ts: every 10 s, idle after 5 s). */
   compaction?: { intervalMs?: number; idleMs?: number };
 }
 

@@ -94,10 +94,15 @@ export class DiskLifecycle {
     };
   }
 
-  /** Builds the disk's files in a hidden directory, then renames it into place. */
+  /**
+   * Builds the disk's files in a hidden directory, then renames it into place. A failure at any
+   * step removes what was built, under either name: a create that fails leaves no disk behind,
+   * not even one that only a restart would find.
+   */
   private async build(meta: DiskFile, fromImage: string | undefined): Promise<void> {
     const disks = disksPath(this.catalog.path);
     const building = `.creating-${meta.name}-${process.pid}`;
+    let placed = false;
     await fs.rm(path.join(disks, building), { recursive: true, force: true });
     await fs.mkdir(path.join(disks, building));
     try {
@@ -107,9 +112,10 @@ export class DiskLifecycle {
       await writeDiskFile(medium, meta);
       const parent = this.mediumFor(disks);
       await parent.rename(building, meta.name);
+      placed = true;
       await parent.syncDirectory();
     } catch (error) {
-      await fs.rm(path.join(disks, building), { recursive: true, force: true });
+      await fs.rm(path.join(disks, placed ? meta.name : building), { recursive: true, force: true });
       throw fromSystemError(error, { disk: meta.name });
     }
   }
@@ -128,8 +134,12 @@ export class DiskLifecycle {
         throw fromSystemError(error, { disk: name });
       }
       this.catalog.disks.delete(name);
-      await parent.syncDirectory();
-      await disk.engine.close().catch(() => undefined);
+      try {
+        await parent.syncDirectory();
+      } finally {
+        // Gone from the store either way: its engine closes (a failed sync leaves the files to the next open).
+        await disk.engine.close().catch(() => undefined);
+      }
       await this.removeDirectory(path.join(disks, doomed), name);
     });
   }
