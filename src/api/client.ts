@@ -36,7 +36,7 @@ import type { ApplianceStatus } from "./appliance-status.js";
 import { ndjsonContentType } from "./ndjson.js";
 import { readNdjson } from "./ndjson-reader.js";
 import { probeSocket, socketPathBytesMax } from "./socket.js";
-import { isErrorCode } from "./status.js";
+import { isErrorCode } from "./http-status.js";
 
 const requestTimeoutMs = 10 * 60 * 1000;
 /** A stream may run for hours; it fails only when nothing arrives for this long while we wait for it. */

@@ -5,7 +5,7 @@
  * every request needs `Authorization: Bearer <token>` from the store's token file.
  *
  * Both listeners serve the same routes from two fastify instances built by buildApiApp;
- * only the TCP one has the token check. Errors are mapped once, by the table in status.ts.
+ * only the TCP one has the token check. Errors are mapped once, by the table in http-status.ts.
  */
 import { timingSafeEqual } from "node:crypto";
 import type { AddressInfo } from "node:net";
@@ -23,7 +23,7 @@ import { registerRoutes } from "./routes/index.js";
 import { nameKindOfSchema } from "./schemas.js";
 import type { ProgressTiming } from "./progress-stream.js";
 import { claimSocketPath, ensureToken, removeSocket, restrictToOwner } from "./socket.js";
-import { failureOf, oneLine } from "./status.js";
+import { failureOf, oneLine } from "./http-status.js";
 
 export const apiVersion = "1";
 const requestCounterName = "snaplog_api_requests_total";

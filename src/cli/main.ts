@@ -6,7 +6,7 @@
  * exit-code.ts, and 2 for usage errors found by commander.
  */
 import { Command, CommanderError } from "commander";
-import { oneLine } from "../api/status.js";
+import { oneLine } from "../api/http-status.js";
 import { SnaplogError } from "../util/errors.js";
 import { VERSION } from "../util/version.js";
 import { defaultStoreDirectory } from "./context.js";
