@@ -4,18 +4,21 @@
  * a facade: it owns the catalog (catalog.ts) and the lock, opens and closes, and hands each
  * operation to the file of its job:
  *
- *   disk-lifecycle.ts    disks opened, created, deleted        disk-info.ts     list, show
- *   snapshots.ts         snapshots cut, listed, deleted        luns.ts          LUNs handed out
- *   disk-policy.ts       policies shown and changed            history/         compact, restore
- *   scrub.ts             the integrity check                                    (rollback), log, diff
- *   store-status.ts      health and space                      export-resolver.ts  NBD export names
+ *   disk-lifecycle.ts      disks opened, created, deleted (through StoreOpenOptions.mediumFor)
+ *   disk-info.ts           disks and snapshots described (list, show)
+ *   snapshots.ts, luns.ts  snapshots cut, listed, deleted; the LUNs they take
+ *   disk-policy.ts         policies shown and changed (disk.json)
+ *   history/               compact, restore (and rollback), log, diff
+ *   scrub.ts               the integrity check
+ *   store-status.ts        health and space
+ *   export-resolver.ts     export names to volumes (the VolumeResolver the NBD server uses)
  *
  * A new capability gets its own file (or folder) and its own Operations interface; the facade
  * only gains the lines that hand its methods over.
  */
 import * as path from "node:path";
 import { BLOCK_SIZE_BYTES_DEFAULT, DirectoryMedium } from "../engine/index.js";
-import { fromSystemError } from "../util/errors.js";
+import { ErrorCodes, fromSystemError, SnaplogError } from "../util/errors.js";
 import { startBackgroundCompaction, type BackgroundCompactionOptions } from "./background-compaction.js";
 import { Catalog } from "./catalog.js";
 import type { CompactionScheduler } from "./compaction-scheduler.js";
@@ -57,14 +60,13 @@ import { createStoreFile, readStoreFile, storeFileExists } from "./store-file.js
 import { StoreLock } from "./store-lock.js";
 import type { StoreLogger, StoreOpenOptions } from "./store-options.js";
 import { storeStatus } from "./store-status.js";
-import { ErrorCodes, SnaplogError } from "../util/errors.js";
 import type { ExportInfo, Volume, VolumeResolver } from "./volume.js";
 
 export { VERSION } from "../util/version.js";
 export type { StoreOpenOptions } from "./store-options.js";
 
 export class Store implements Operations, VolumeResolver {
-  private readonly disks: DiskLifecycle;
+  private readonly lifecycle: DiskLifecycle;
   private readonly exports: ExportResolver;
   private readonly openedAtMs = Date.now();
   private compactionScheduler: CompactionScheduler | undefined;
@@ -76,7 +78,7 @@ export class Store implements Operations, VolumeResolver {
     private readonly logger: StoreLogger | undefined,
     mediumFor: StoreOpenOptions["mediumFor"],
   ) {
-    this.disks = new DiskLifecycle(catalog, mediumFor ?? ((directory) => new DirectoryMedium(directory)), logger);
+    this.lifecycle = new DiskLifecycle(catalog, mediumFor ?? ((directory) => new DirectoryMedium(directory)), logger);
     this.exports = new ExportResolver(catalog);
   }
 
@@ -104,7 +106,7 @@ export class Store implements Operations, VolumeResolver {
     const lock = await StoreLock.acquire(absolute, options.mode === "server" ? "snaplog serve" : "snaplog cli");
     const store = new Store(new Catalog(absolute, storeFile), lock, options.mode ?? "direct", options.logger, options.mediumFor);
     try {
-      await store.disks.openAll();
+      await store.lifecycle.openAll();
     } catch (error) {
       await store.close();
       throw error;
@@ -134,11 +136,11 @@ export class Store implements Operations, VolumeResolver {
   }
 
   createDisk(request: CreateDiskRequest): Promise<DiskInfo> {
-    return this.disks.create(request);
+    return this.lifecycle.create(request);
   }
 
   deleteDisk(name: string): Promise<void> {
-    return this.disks.delete(name);
+    return this.lifecycle.delete(name);
   }
 
   // ---- SnapshotOperations ------------------------------------------------------------------
