@@ -41,7 +41,7 @@ import {
   type ScrubResult,
   type SnapshotInfo,
   type StoreStatus,
-} from "../src/store/operations.js";
+} from "../src/store/operations/index.js";
 import { apiSocketPath, apiTokenPath } from "../src/store/paths.js";
 import { ErrorCodes, SnaplogError } from "../src/util/errors.js";
 import { collect, parseNdjson } from "./support/ndjson.js";
@@ -247,7 +247,6 @@ class MemoryOperations implements Operations {
       usedBytes: 0,
       freeBytes: 0,
       checksumErrors: 0,
-      nbd: [],
       disks: await this.listDisks(),
     };
   }

@@ -7,7 +7,7 @@
  */
 import { after, before, test } from "node:test";
 import assert from "node:assert/strict";
-import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { assertFailure, assertSuccess, cliForStore, fingerprint, runCli } from "./support/cli.js";
@@ -94,6 +94,11 @@ test("--json output parses and carries the Operations fields", () => {
   assert.equal(status.mode, "direct");
   assert.equal(status.path, storePath);
   assert.ok(status.disks.some((disk: { name: string }) => disk.name === "j1"));
+  // A store opened directly serves nothing; the answer keeps its shape (nbd before disks), and the version is package.json's.
+  assert.deepEqual(status.nbd, []);
+  assert.deepEqual(Object.keys(status).slice(-2), ["nbd", "disks"]);
+  assert.equal(status.version, JSON.parse(readFileSync(new URL("../../package.json", import.meta.url), "utf8")).version);
+  assert.equal(snaplog("--version").stdout.trim(), status.version);
   assert.deepEqual(JSON.parse(snaplog("--json", "disk", "delete", "j1").stdout), { deleted: "j1" });
   assert.ok(!JSON.parse(snaplog("--json", "disk", "list").stdout).some((disk: { name: string }) => disk.name === "j1"));
 });

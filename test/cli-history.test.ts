@@ -19,7 +19,7 @@ import type {
   LogEntry,
   RestoreResult,
   SnapshotInfo,
-} from "../src/store/operations.js";
+} from "../src/store/operations/index.js";
 import { assertFailure, assertSuccess, cliForStore, fingerprint } from "./support/cli.js";
 import { parseNdjson } from "./support/ndjson.js";
 import { readExport as readStoreExport, withStore } from "./support/store-fixtures.js";

@@ -9,7 +9,7 @@
 import { test } from "node:test";
 import assert from "node:assert/strict";
 import { join } from "node:path";
-import type { CompactResult } from "../src/store/operations.js";
+import type { CompactResult } from "../src/store/operations/index.js";
 import { assertFailure, assertSuccess, cliForStore, fingerprint, runCli } from "./support/cli.js";
 import { firstSegmentPath, flipByte, storeWithDisk } from "./support/store-fixtures.js";
 import { tempDir } from "./support/temp-dir.js";

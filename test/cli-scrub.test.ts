@@ -13,7 +13,7 @@ import { readFileSync } from "node:fs";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { exitCodeByCode, exitCodeDamageFound } from "../src/cli/exit-code.js";
-import type { ScrubResult } from "../src/store/operations.js";
+import type { ScrubResult } from "../src/store/operations/index.js";
 import { killServeChildren, snaplogCli, startServeChild } from "./support/serve-child.js";
 import { firstSegmentPath, flipByte, storeWithDisk } from "./support/store-fixtures.js";
 import { tempDir } from "./support/temp-dir.js";

@@ -10,7 +10,7 @@ import { after, test } from "node:test";
 import assert from "node:assert/strict";
 import { readFileSync } from "node:fs";
 import { join } from "node:path";
-import type { CompactResult, LogEntry, RestoreResult } from "../src/store/operations.js";
+import type { CompactResult, LogEntry, RestoreResult } from "../src/store/operations/index.js";
 import { NbdClient } from "./support/nbd-client.js";
 import { parseNdjson } from "./support/ndjson.js";
 import { killServeChildren, snaplogCli, startServeChild } from "./support/serve-child.js";

@@ -9,10 +9,14 @@ import assert from "node:assert/strict";
 import { DiskEngine } from "../src/engine/disk-engine.js";
 import { DirectoryMedium } from "../src/engine/medium.js";
 import { DiskVolume, VolumeLife } from "../src/store/disk-volume.js";
-import { STATE_HOLE, STATE_ZERO } from "../src/store/volume.js";
+import type { StatusExtent } from "../src/store/volume.js";
 import { tempDir } from "./support/temp-dir.js";
 
 const BLOCK_BYTES = 4096;
+type Allocation = Pick<StatusExtent, "hole" | "zero">;
+const DATA: Allocation = { hole: false, zero: false };
+const ZEROES: Allocation = { hole: false, zero: true };
+const HOLE: Allocation = { hole: true, zero: true };
 const BLOCK_COUNT = 2048;
 
 async function openVolume() {
@@ -30,30 +34,30 @@ async function openVolume() {
 test("block status answers correct prefixes, bounded, and honours NO_HOLE", async () => {
   const { engine, volume } = await openVolume();
   try {
-    const truth: number[] = new Array(BLOCK_COUNT).fill(STATE_HOLE | STATE_ZERO);
+    const truth: Allocation[] = new Array<Allocation>(BLOCK_COUNT).fill(HOLE);
     const work: Promise<void>[] = [];
     for (let lba = 0; lba < 1200; lba++) {
       const kind = lba % 4;
       if (kind === 0) {
         work.push(volume.write(lba * BLOCK_BYTES, Buffer.alloc(BLOCK_BYTES, 1), { fua: false }));
-        truth[lba] = 0;
+        truth[lba] = DATA;
       } else if (kind === 1) {
         work.push(volume.write(lba * BLOCK_BYTES, Buffer.alloc(BLOCK_BYTES, 2), { fua: false }));
         work.push(volume.writeZeroes(lba * BLOCK_BYTES, BLOCK_BYTES, { fua: false, noHole: false }));
-        truth[lba] = STATE_ZERO;
+        truth[lba] = ZEROES;
       } else if (kind === 2) {
         work.push(volume.writeZeroes(lba * BLOCK_BYTES, BLOCK_BYTES, { fua: false, noHole: true }));
-        truth[lba] = STATE_ZERO;
+        truth[lba] = ZEROES;
       }
     }
     await Promise.all(work);
 
-    const checkPrefix = (extents: { lengthBytes: number; flags: number }[], offsetBlocks: number) => {
+    const checkPrefix = (extents: StatusExtent[], offsetBlocks: number) => {
       let lba = offsetBlocks;
       for (const extent of extents) {
         assert.equal(extent.lengthBytes % BLOCK_BYTES, 0);
         for (let block = 0; block < extent.lengthBytes / BLOCK_BYTES; block++, lba++)
-          assert.equal(extent.flags, truth[lba], `block ${lba}`);
+          assert.deepEqual({ hole: extent.hole, zero: extent.zero }, truth[lba], `block ${lba}`);
       }
       return lba;
     };

@@ -10,7 +10,7 @@ import { readFileSync } from "node:fs";
 import { fileURLToPath } from "node:url";
 import { ErrorCodes } from "../src/util/errors.js";
 import * as nbdErrno from "../src/nbd/errno.js";
-import { httpStatusByCode } from "../src/api/status.js";
+import { httpStatusByCode } from "../src/api/http-status.js";
 import { exitCodeByCode } from "../src/cli/exit-code.js";
 
 const codes = Object.values(ErrorCodes);
@@ -50,7 +50,7 @@ test("every code has an NBD errno", () => {
 test("every code has an HTTP status (4xx or 5xx)", () => {
   const table: Record<string, number> = httpStatusByCode;
   for (const code of codes) {
-    assert.ok(table[code] >= 400 && table[code] <= 599, `${code} in src/api/status.ts`);
+    assert.ok(table[code] >= 400 && table[code] <= 599, `${code} in src/api/http-status.ts`);
   }
 });
 

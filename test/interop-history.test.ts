@@ -22,7 +22,7 @@ import { collect } from "./support/ndjson.js";
 import { tempDir } from "./support/temp-dir.js";
 import { killServeChildren, snaplogCli, startServeChild, type ServeChild } from "./support/serve-child.js";
 import { applyIo, assertExportEquals, filesEqual, KiB, MiB, qemuIo, RefImage, runTool } from "./support/interop-tools.js";
-import type { LogEntry } from "../src/store/operations.js";
+import type { LogEntry } from "../src/store/operations/index.js";
 
 let server: ServeChild | undefined;
 after(async () => {

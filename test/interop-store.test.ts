@@ -40,7 +40,7 @@ import {
   runTool,
   type IoOp,
 } from "./support/interop-tools.js";
-import type { SnapshotInfo } from "../src/store/operations.js";
+import type { SnapshotInfo } from "../src/store/operations/index.js";
 
 /** What `nbdinfo --list --json` prints (the fields these tests read). */
 interface NbdinfoList {

@@ -53,7 +53,7 @@ class SinkVolume implements Volume {
   release(): void {}
 
   async blockStatus(offsetBytes: number, lengthBytes: number): Promise<StatusExtent[]> {
-    return [{ lengthBytes, flags: 0 }];
+    return [{ lengthBytes, hole: false, zero: false }];
   }
 }
 

@@ -12,7 +12,8 @@ import { promisify } from "node:util";
 import { KiB, MiB, nbdsh, qemuIo } from "./support/interop-tools.js";
 import { MemoryResolver, MemoryVolume } from "./support/memory-volume.js";
 import { requireTool, startTestServer, type TestServer } from "./support/nbd-server.js";
-import { STATE_HOLE, STATE_ZERO } from "../src/store/volume.js";
+import { STATE_HOLE, STATE_ZERO } from "../src/nbd/protocol.js";
+import { allocationBits } from "../src/nbd/transmission.js";
 
 const run = promisify(execFile);
 const DISK_BYTES = 4 * MiB;
@@ -113,7 +114,7 @@ test("qemu-io write -z and discard, and nbdinfo --map reports them honestly", { 
   const expected: Array<[number, number, number]> = [];
   let offsetBytes = 0;
   for (const extent of await disk.blockStatus(0, DISK_BYTES)) {
-    expected.push([offsetBytes, extent.lengthBytes, extent.flags]);
+    expected.push([offsetBytes, extent.lengthBytes, allocationBits(extent)]);
     offsetBytes += extent.lengthBytes;
   }
   assert.deepEqual(reported, expected);

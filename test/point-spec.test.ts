@@ -3,11 +3,13 @@
  * NBD export names (SPEC §3.1, §3.2): the same text means the same thing everywhere; a time
  * needs its zone; out-of-range fields are refused rather than rolled over; a snapshot name
  * that would read as anything but itself cannot be created.
- * Method: direct calls of parsePoint, parseExportName and checkName.
+ * Method: direct calls of parsePoint, parseExportName, checkName and checkNewSnapshotName.
  */
 import { test } from "node:test";
 import assert from "node:assert/strict";
-import { checkName, parseExportName } from "../src/store/export-name.js";
+import { parseExportName } from "../src/store/export-name.js";
+import { checkName } from "../src/store/names.js";
+import { checkNewSnapshotName } from "../src/store/new-snapshot-name.js";
 import { describePoint, parsePoint } from "../src/store/point-spec.js";
 import { ErrorCodes, SnaplogError } from "../src/util/errors.js";
 
@@ -79,18 +81,18 @@ test("export names read their selector with the same grammar as the CLI", () => 
 
 test("snapshot names must address their snapshot: names the point grammar reads otherwise are refused when created", () => {
   for (const name of ["daily", "before-upgrade", "snap-2026-11-25", "v1", "1a", "2026-11-25-nightly", "x2026-11-25"]) {
-    assert.equal(checkName("snapshot", name), name);
+    assert.equal(checkNewSnapshotName(name), name);
     assert.deepEqual(parsePoint(name, "--at"), { kind: "snapshot", name }, `${name} reads as itself`);
   }
   refused(
-    () => checkName("snapshot", "2026-11-25"),
+    () => checkNewSnapshotName("2026-11-25"),
     /^invalid snapshot name "2026-11-25": DISK@2026-11-25 and --at 2026-11-25 would read it as a point in time; .*snap-2026-11-25/,
   );
   for (const name of ["20261125", "1", "1.5", "2026-11-25T10Z", "1-2-3"])
-    refused(() => checkName("snapshot", name), /would read it as a malformed point in time/);
-  refused(() => checkName("snapshot", "baseline"), /reserved: .*baseline/);
-  refused(() => checkName("snapshot", "current"), /reserved: .*current volume/);
-  refused(() => checkName("snapshot", "a:b"), /invalid snapshot name/);
+    refused(() => checkNewSnapshotName(name), /would read it as a malformed point in time/);
+  refused(() => checkNewSnapshotName("baseline"), /reserved: .*baseline/);
+  refused(() => checkNewSnapshotName("current"), /reserved: .*current volume/);
+  refused(() => checkNewSnapshotName("a:b"), /invalid snapshot name/);
   // Disks are never parsed as points: any valid name will do.
   assert.equal(checkName("disk", "2026-11-25"), "2026-11-25");
 });

@@ -11,7 +11,7 @@ import { test } from "node:test";
 import assert from "node:assert/strict";
 import { mkdirSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
-import type { ScrubResult } from "../src/store/operations.js";
+import type { ScrubResult } from "../src/store/operations/index.js";
 import { Store } from "../src/store/store.js";
 import { ErrorCodes, SnaplogError } from "../src/util/errors.js";
 import { firstSegmentPath, flipByte, storeWithDisk, withStore } from "./support/store-fixtures.js";

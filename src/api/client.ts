@@ -29,14 +29,14 @@ import type {
   ScrubRequest,
   ScrubResult,
   SnapshotInfo,
-  StoreStatus,
-} from "../store/operations.js";
+} from "../store/operations/index.js";
 import { apiSocketPath } from "../store/paths.js";
 import { ErrorCodes, SnaplogError } from "../util/errors.js";
+import type { ApplianceStatus } from "./appliance-status.js";
 import { ndjsonContentType } from "./ndjson.js";
 import { readNdjson } from "./ndjson-reader.js";
 import { probeSocket, socketPathBytesMax } from "./socket.js";
-import { isErrorCode } from "./status.js";
+import { isErrorCode } from "./http-status.js";
 
 const requestTimeoutMs = 10 * 60 * 1000;
 /** A stream may run for hours; it fails only when nothing arrives for this long while we wait for it. */
@@ -117,7 +117,8 @@ export class ApiClient implements Operations {
     yield* this.items<DiffRun>(`${diskPath(disk, "diff")}${queryString({ from, to })}`);
   }
 
-  status(): Promise<StoreStatus> {
+  /** The running appliance's status: the store's, and what it serves. */
+  status(): Promise<ApplianceStatus> {
     return this.request("GET", "/v1/status");
   }
 

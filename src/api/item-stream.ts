@@ -12,7 +12,7 @@
 import { Readable } from "node:stream";
 import type { FastifyBaseLogger, FastifyReply } from "fastify";
 import { ndjsonContentType, ndjsonLine } from "./ndjson.js";
-import { failureOf } from "./status.js";
+import { failureOf } from "./http-status.js";
 
 /** Text is gathered into batches of about this size: one write per line would make a long log slow. */
 const batchBytesMax = 64 * 1024;

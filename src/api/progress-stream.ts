@@ -16,9 +16,9 @@
  */
 import { PassThrough } from "node:stream";
 import type { FastifyReply } from "fastify";
-import type { ProgressCallback } from "../store/operations.js";
+import type { ProgressCallback } from "../store/operations/index.js";
 import { ndjsonContentType, ndjsonLine } from "./ndjson.js";
-import { failureOf } from "./status.js";
+import { failureOf } from "./http-status.js";
 
 /** How often progress lines go out; tests set intervalMs to 0 (every report is a line) or give a clock. */
 export interface ProgressTiming {

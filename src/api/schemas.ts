@@ -1,7 +1,7 @@
 /**
  * JSON schemas of the HTTP API (TypeBox, via the fastify type provider's re-export so the
  * provider and the schemas use the same TypeBox). The type assertions at the bottom fail
- * to compile when a schema drifts from the Operations types in store/operations.ts.
+ * to compile when a schema drifts from the Operations types in store/operations/.
  */
 import { Type, type Static } from "@fastify/type-provider-typebox";
 import type {
@@ -25,17 +25,32 @@ import type {
   ScrubRequest,
   ScrubResult,
   SnapshotInfo,
-  StoreStatus,
-} from "../store/operations.js";
+} from "../store/operations/index.js";
+import type { ApplianceStatus } from "./appliance-status.js";
+import { BLOCK_SIZE_BYTES_MAX, BLOCK_SIZE_BYTES_MIN } from "../store/block-size.js";
+import { LUN_MAX, LUN_MIN } from "../store/luns.js";
+import { NAME_PATTERN_SOURCE, NAME_RULE, type NameKind } from "../store/names.js";
 import { ErrorCodes } from "../util/errors.js";
-import { nameLengthMax } from "../util/parse.js";
 
-export const namePattern = `^(?!\\.{1,2}$)[A-Za-z0-9._-]{1,${nameLengthMax}}$`;
+/**
+ * Names take the store's one rule (store/names.ts) as their pattern; the title says which kind
+ * of name a field holds, so a name that fails gets the store's own message (nameKindOfSchema).
+ */
+const nameKindByTitle: ReadonlyMap<unknown, NameKind> = new Map([
+  ["DiskName", "disk"],
+  ["SnapshotName", "snapshot"],
+]);
 
-export const NameSchema = Type.String({
-  pattern: namePattern,
-  description: "[A-Za-z0-9._-]{1,64}, not . or ..",
-});
+export const DiskNameSchema = Type.String({ title: "DiskName", pattern: NAME_PATTERN_SOURCE, description: NAME_RULE });
+export const SnapshotNameSchema = Type.String({ title: "SnapshotName", pattern: NAME_PATTERN_SOURCE, description: NAME_RULE });
+
+/** The kind of name a schema holds (one of the two above, or a copy such as Type.Optional's); undefined for others. */
+export function nameKindOfSchema(schema: unknown): NameKind | undefined {
+  const { title, pattern } = (schema ?? {}) as { title?: unknown; pattern?: unknown };
+  return pattern === NAME_PATTERN_SOURCE ? nameKindByTitle.get(title) : undefined;
+}
+
+const Lun = Type.Integer({ minimum: LUN_MIN, maximum: LUN_MAX });
 
 const Count = Type.Integer({ minimum: 0 });
 
@@ -107,7 +122,8 @@ export const DiskDetailSchema = Type.Object(
   { title: "DiskDetail" },
 );
 
-export const StoreStatusSchema = Type.Object(
+/** The status answer (api/appliance-status.ts), titled StoreStatus as the OpenAPI document always named it. */
+export const ApplianceStatusSchema = Type.Object(
   {
     path: Type.String(),
     version: Type.String(),
@@ -127,9 +143,9 @@ export const StoreStatusSchema = Type.Object(
 
 export const CreateDiskBodySchema = Type.Object(
   {
-    name: NameSchema,
+    name: DiskNameSchema,
     sizeBytes: Type.Integer({ minimum: 1, maximum: Number.MAX_SAFE_INTEGER }),
-    blockSizeBytes: Type.Optional(Type.Integer({ minimum: 512, maximum: 65_536 })),
+    blockSizeBytes: Type.Optional(Type.Integer({ minimum: BLOCK_SIZE_BYTES_MIN, maximum: BLOCK_SIZE_BYTES_MAX })),
     fromImage: Type.Optional(Type.String({ minLength: 1, description: "absolute path of a raw image on the server" })),
     historySeconds: Type.Optional(Type.Integer({ minimum: 0 })),
   },
@@ -138,15 +154,15 @@ export const CreateDiskBodySchema = Type.Object(
 
 export const CreateSnapshotBodySchema = Type.Object(
   {
-    name: Type.Optional(NameSchema),
-    lun: Type.Optional(Type.Integer({ minimum: 1, maximum: 0xffff_ffff })),
+    name: Type.Optional(SnapshotNameSchema),
+    lun: Type.Optional(Lun),
   },
   { additionalProperties: false, title: "CreateSnapshotRequest" },
 );
 
-export const DiskParamsSchema = Type.Object({ name: NameSchema });
+export const DiskParamsSchema = Type.Object({ name: DiskNameSchema });
 
-export const SnapshotParamsSchema = Type.Object({ name: NameSchema, snapshot: NameSchema });
+export const SnapshotParamsSchema = Type.Object({ name: DiskNameSchema, snapshot: SnapshotNameSchema });
 
 export const DeleteSnapshotResultSchema = Type.Object(
   {
@@ -168,7 +184,7 @@ export const PolicyUpdateBodySchema = Type.Object(
 
 export const CompactBodySchema = Type.Object(
   {
-    snapshot: Type.Optional(NameSchema),
+    snapshot: Type.Optional(SnapshotNameSchema),
     intoBaseline: Type.Optional(Type.Boolean()),
   },
   { additionalProperties: false, title: "CompactRequest" },
@@ -205,10 +221,10 @@ export const RestoreBodySchema = Type.Object(
   {
     at: PointSpecSchema,
     to: Type.Optional(Type.String({ minLength: 1, description: "absolute path on the server; neither it nor <to>.partial may exist" })),
-    asSnapshot: Type.Optional(NameSchema),
+    asSnapshot: Type.Optional(SnapshotNameSchema),
     rollback: Type.Optional(Type.Boolean()),
-    name: Type.Optional(NameSchema),
-    lun: Type.Optional(Type.Integer({ minimum: 1, maximum: 0xffff_ffff })),
+    name: Type.Optional(SnapshotNameSchema),
+    lun: Type.Optional(Lun),
   },
   {
     additionalProperties: false,
@@ -233,7 +249,7 @@ export const RestoreResultSchema = Type.Object(
 
 /** An empty body (or none) scrubs every disk. */
 export const ScrubBodySchema = Type.Object(
-  { disk: Type.Optional(NameSchema) },
+  { disk: Type.Optional(DiskNameSchema) },
   { additionalProperties: false, title: "ScrubRequest", description: "without disk: every disk of the store" },
 );
 
@@ -281,7 +297,7 @@ export const LogQuerySchema = Type.Object(
   {
     since: Type.Optional(PointSpecSchema),
     until: Type.Optional(PointSpecSchema),
-    snapshot: Type.Optional(NameSchema),
+    snapshot: Type.Optional(SnapshotNameSchema),
     data: Type.Optional(Type.Union([Type.Literal("true"), Type.Literal("false")])),
   },
   { additionalProperties: false },
@@ -328,7 +344,7 @@ function assertSame<T extends true>(): T | undefined {
 assertSame<Same<Static<typeof SnapshotInfoSchema>, SnapshotInfo>>();
 assertSame<Same<Static<typeof DiskInfoSchema>, DiskInfo>>();
 assertSame<Same<Static<typeof DiskDetailSchema>, DiskDetail>>();
-assertSame<Same<Static<typeof StoreStatusSchema>, StoreStatus>>();
+assertSame<Same<Static<typeof ApplianceStatusSchema>, ApplianceStatus>>();
 assertSame<Same<Static<typeof CreateDiskBodySchema>, CreateDiskRequest>>();
 assertSame<Same<Static<typeof CreateSnapshotBodySchema>, Omit<CreateSnapshotRequest, "disk">>>();
 assertSame<Same<Static<typeof HistoryWindowInfoSchema>, HistoryWindowInfo>>();

@@ -5,56 +5,25 @@
  * every request needs `Authorization: Bearer <token>` from the store's token file.
  *
  * Both listeners serve the same routes from two fastify instances built by buildApiApp;
- * only the TCP one has the token check. Errors are mapped once, by the table in status.ts.
+ * only the TCP one has the token check. Errors are mapped once, by the table in http-status.ts.
  */
 import { timingSafeEqual } from "node:crypto";
-import type { IncomingMessage, ServerResponse } from "node:http";
 import type { AddressInfo } from "node:net";
-import Fastify, {
-  LogController,
-  type RawServerDefault,
-  type FastifyBaseLogger,
-  type FastifyInstance,
-  type FastifySchemaValidationError,
-} from "fastify";
+import Fastify, { LogController, type FastifyBaseLogger, type FastifyInstance, type FastifySchemaValidationError } from "fastify";
 import swagger from "@fastify/swagger";
-import { Type, type TSchema, type TypeBoxTypeProvider } from "@fastify/type-provider-typebox";
+import type { TypeBoxTypeProvider } from "@fastify/type-provider-typebox";
 import { Counter, Registry, collectDefaultMetrics } from "prom-client";
-import type { Operations } from "../store/operations.js";
+import type { Operations } from "../store/operations/index.js";
+import { nameProblem } from "../store/names.js";
 import { apiSocketPath, apiTokenPath } from "../store/paths.js";
 import { ErrorCodes, SnaplogError } from "../util/errors.js";
-import { formatHostPort, nameLengthMax, type HostPort } from "../util/parse.js";
-import {
-  CompactBodySchema,
-  CompactResultSchema,
-  CreateDiskBodySchema,
-  CreateSnapshotBodySchema,
-  DeleteSnapshotResultSchema,
-  DiffQuerySchema,
-  DiffRunSchema,
-  DiskDetailSchema,
-  DiskInfoSchema,
-  DiskParamsSchema,
-  DiskPolicySchema,
-  ErrorSchema,
-  LogEntrySchema,
-  LogQuerySchema,
-  namePattern,
-  PolicyUpdateBodySchema,
-  ProgressSchema,
-  RestoreBodySchema,
-  RestoreResultSchema,
-  ScrubBodySchema,
-  ScrubResultSchema,
-  SnapshotInfoSchema,
-  SnapshotParamsSchema,
-  StoreStatusSchema,
-} from "./schemas.js";
-import { sendItemStream } from "./item-stream.js";
-import { ndjsonContentType } from "./ndjson.js";
-import { sendProgressStream, type ProgressTiming } from "./progress-stream.js";
+import { formatHostPort, type HostPort } from "../util/parse.js";
+import { NOTHING_SERVED, type ServedEndpoints } from "./appliance-status.js";
+import { registerRoutes } from "./routes/index.js";
+import { nameKindOfSchema } from "./schemas.js";
+import type { ProgressTiming } from "./progress-stream.js";
 import { claimSocketPath, ensureToken, removeSocket, restrictToOwner } from "./socket.js";
-import { failureOf, oneLine } from "./status.js";
+import { failureOf, oneLine } from "./http-status.js";
 
 export const apiVersion = "1";
 const requestCounterName = "snaplog_api_requests_total";
@@ -62,6 +31,8 @@ const requestCounterName = "snaplog_api_requests_total";
 export interface ApiAppOptions {
   operations: Operations;
   metrics: Registry;
+  /** What the appliance serves, for the status answer; default nothing. */
+  served?: ServedEndpoints;
   /** When set, every request must carry this bearer token (TCP listeners). */
   token?: string;
   logger?: FastifyBaseLogger;
@@ -77,6 +48,8 @@ export interface ApiServerOptions {
   /** Default apiTokenPath(storePath). */
   tokenPath?: string;
   tcp?: HostPort;
+  /** What the appliance serves, for the status answer; default nothing. */
+  served?: ServedEndpoints;
   /** Registry served on /metrics; default metrics are added to a new one when absent. */
   metrics?: Registry;
   logger?: FastifyBaseLogger;
@@ -104,7 +77,8 @@ export async function buildApiApp(options: ApiAppOptions): Promise<FastifyInstan
   const app = Fastify({
     ...(options.logger === undefined ? { logger: false } : { loggerInstance: options.logger }),
     logController: new LogController({ disableRequestLogging: true }),
-    ajv: { customOptions: { coerceTypes: false, removeAdditional: false } },
+    // verbose: errors carry the failing value and its schema, for the name rule's message (formatValidationError).
+    ajv: { customOptions: { coerceTypes: false, removeAdditional: false, verbose: true } },
     schemaErrorFormatter: formatValidationError,
   }).withTypeProvider<TypeBoxTypeProvider>();
 
@@ -127,240 +101,35 @@ export async function buildApiApp(options: ApiAppOptions): Promise<FastifyInstan
     },
   });
 
-  registerOperationRoutes(app, options.operations);
-  registerProgressRoutes(app, options.operations, options.progress ?? {});
-  registerStreamRoutes(app, options.operations);
-
-  app.get("/v1/openapi.json", { schema: { hide: true } }, () => app.swagger({ yaml: false }));
-
-  app.get("/metrics", { schema: { summary: "Prometheus metrics (text format)" } }, async (_request, reply) => {
-    const text = await options.metrics.metrics();
-    return reply.header("content-type", options.metrics.contentType).send(text);
+  registerRoutes(app, {
+    operations: options.operations,
+    metrics: options.metrics,
+    served: options.served ?? NOTHING_SERVED,
+    progress: options.progress ?? {},
   });
+  app.get("/v1/openapi.json", { schema: { hide: true } }, () => app.swagger({ yaml: false }));
 
   await app.ready();
   return app;
 }
 
-type TypedApp = FastifyInstance<RawServerDefault, IncomingMessage, ServerResponse, FastifyBaseLogger, TypeBoxTypeProvider>;
-
-const errorResponses = { "4xx": ErrorSchema, "5xx": ErrorSchema } as const;
-
-/** The answers of a route: `ok` on success (200 unless given), and the error body on any 4xx or 5xx. */
-function answers<T>(ok: T): { 200: T } & typeof errorResponses;
-function answers<T, S extends 201 | 204>(ok: T, status: S): { [K in S]: T } & typeof errorResponses;
-function answers<T>(ok: T, status: number = 200): Record<number, T> & typeof errorResponses {
-  return { [status]: ok, ...errorResponses } as Record<number, T> & typeof errorResponses;
-}
-
-/** The schema of a route about one disk (/v1/disks/:name...): the disk's name is the `name` parameter. */
-function aboutDisk<S extends object>(schema: S): S & { params: typeof DiskParamsSchema } {
-  return { ...schema, params: DiskParamsSchema };
-}
-
-/** The /v1 routes with plain JSON answers: one per Operations method. */
-function registerOperationRoutes(app: TypedApp, operations: Operations): void {
-  app.get("/v1/disks", { schema: { summary: "List disks", response: answers(Type.Array(DiskInfoSchema)) } }, () => operations.listDisks());
-
-  app.post(
-    "/v1/disks",
-    { schema: { summary: "Create a disk", body: CreateDiskBodySchema, response: answers(DiskInfoSchema, 201) } },
-    async (request, reply) => {
-      const disk = await operations.createDisk(request.body);
-      return reply.code(201).send(disk);
-    },
-  );
-
-  app.get(
-    "/v1/disks/:name",
-    { schema: aboutDisk({ summary: "Show a disk and its snapshots", response: answers(DiskDetailSchema) }) },
-    (request) => operations.showDisk(request.params.name),
-  );
-
-  app.delete(
-    "/v1/disks/:name",
-    { schema: aboutDisk({ summary: "Delete a disk", response: answers(Type.Null(), 204) }) },
-    async (request, reply) => {
-      await operations.deleteDisk(request.params.name);
-      return reply.code(204).send(null);
-    },
-  );
-
-  app.get(
-    "/v1/disks/:name/snapshots",
-    { schema: aboutDisk({ summary: "List a disk's snapshots", response: answers(Type.Array(SnapshotInfoSchema)) }) },
-    (request) => operations.listSnapshots(request.params.name),
-  );
-
-  app.post(
-    "/v1/disks/:name/snapshots",
-    {
-      schema: aboutDisk({
-        summary: "Create a snapshot (cut the log)",
-        body: CreateSnapshotBodySchema,
-        response: answers(SnapshotInfoSchema, 201),
-      }),
-      // An empty POST is a snapshot with defaults, so curl -X POST works without a body.
-      preValidation: emptyBodyAsObject,
-    },
-    async (request, reply) => {
-      const snapshot = await operations.createSnapshot({ disk: request.params.name, ...request.body });
-      return reply.code(201).send(snapshot);
-    },
-  );
-
-  app.delete(
-    "/v1/disks/:name/snapshots/:snapshot",
-    {
-      schema: {
-        summary: "Delete a snapshot: releases its LUN and merges its partition into the next",
-        params: SnapshotParamsSchema,
-        response: answers(DeleteSnapshotResultSchema),
-      },
-    },
-    (request) => operations.deleteSnapshot(request.params.name, request.params.snapshot),
-  );
-
-  app.get(
-    "/v1/disks/:name/policy",
-    { schema: aboutDisk({ summary: "Show a disk's policy", response: answers(DiskPolicySchema) }) },
-    (request) => operations.showPolicy(request.params.name),
-  );
-
-  app.patch(
-    "/v1/disks/:name/policy",
-    {
-      schema: aboutDisk({
-        summary: "Change some of a disk's policy; the answer is the whole policy",
-        body: PolicyUpdateBodySchema,
-        response: answers(DiskPolicySchema),
-      }),
-    },
-    (request) => operations.setPolicy({ disk: request.params.name, ...request.body }),
-  );
-
-  app.get("/v1/status", { schema: { summary: "Store status", response: answers(StoreStatusSchema) } }, () => operations.status());
-}
-
-/** A POST without a body means "all defaults", so curl -X POST works as is. */
-async function emptyBodyAsObject(request: { body: unknown }): Promise<void> {
-  if (request.body === undefined || request.body === null) request.body = {};
-}
-
-/** OpenAPI description of an NDJSON answer whose lines follow `lineSchema`. */
-function ndjsonResponse(description: string, lineSchema: TSchema): { description: string; content: Record<string, { schema: TSchema }> } {
-  return { description, content: { [ndjsonContentType]: { schema: lineSchema } } };
-}
-
-const progressLineSchema = Type.Union([Type.Object({ progress: ProgressSchema }), ErrorSchema]);
+/** What ajv adds to an error with its `verbose` option: the failing value and the schema that refused it. */
+type VerboseValidationError = FastifySchemaValidationError & { data?: unknown; parentSchema?: unknown };
 
 /**
- * The options of a long-running route (compact, restore, scrub): `schema` gives its summary,
- * body and parameters; the answer is NDJSON progress counted in `unit`, then one line with a
- * `result` of `resultSchema` (sendProgressStream). No body at all means an empty one.
+ * The first schema violation, as one line that names the field ("body/sizeBytes must be
+ * integer"); a name that breaks the name rule gets the store's own message (store/names.ts),
+ * the same the CLI and the store give.
  */
-function progressRoute<S extends { summary: string; body: TSchema }>(schema: S, unit: string, resultSchema: TSchema) {
-  // Each result schema has a title (CompactResult, ...): the type's name in the OpenAPI document.
-  const { title } = resultSchema as { title?: string };
-  const lines = `{progress} lines (${unit}), then one {result} (${title ?? "result"}) or {error} line`;
-  return {
-    schema: {
-      ...schema,
-      response: answers(ndjsonResponse(lines, Type.Union([progressLineSchema, Type.Object({ result: resultSchema })]))),
-    },
-    preValidation: emptyBodyAsObject,
-  };
-}
-
-function registerProgressRoutes(app: TypedApp, operations: Operations, timing: Partial<ProgressTiming>): void {
-  app.post(
-    "/v1/disks/:name/compact",
-    progressRoute(
-      aboutDisk({ summary: "Compact now (in place, or into the baseline), streaming progress", body: CompactBodySchema }),
-      "steps",
-      CompactResultSchema,
-    ),
-    (request, reply) =>
-      sendProgressStream(reply, (onProgress) => operations.compact({ disk: request.params.name, ...request.body }, onProgress), timing),
-  );
-
-  app.post(
-    "/v1/disks/:name/restore",
-    progressRoute(
-      aboutDisk({
-        summary: "Restore a point in time to a file, as a snapshot, or by rolling back, streaming progress",
-        body: RestoreBodySchema,
-      }),
-      "bytes",
-      RestoreResultSchema,
-    ),
-    (request, reply) =>
-      sendProgressStream(reply, (onProgress) => operations.restore({ disk: request.params.name, ...request.body }, onProgress), timing),
-  );
-
-  // Scrub is about the store, not one disk: the disk is in the body, and none means all.
-  app.post(
-    "/v1/scrub",
-    progressRoute(
-      {
-        summary:
-          "Check every live log entry's CRC32C (of one disk, or all), streaming progress; damage is reported in the result, not as an error",
-        body: ScrubBodySchema,
-      },
-      "index pages",
-      ScrubResultSchema,
-    ),
-    (request, reply) => sendProgressStream(reply, (onProgress) => operations.scrub(request.body, onProgress), timing),
-  );
-}
-
-function registerStreamRoutes(app: TypedApp, operations: Operations): void {
-  app.get(
-    "/v1/disks/:name/log",
-    {
-      schema: aboutDisk({
-        summary: "The log in time order (runs of entries and snapshot cuts), streamed",
-        querystring: LogQuerySchema,
-        response: answers(
-          ndjsonResponse(
-            "one LogEntry per line; a final {error} line if the stream fails midway",
-            Type.Union([LogEntrySchema, ErrorSchema]),
-          ),
-        ),
-      }),
-    },
-    (request, reply) => {
-      const { data, ...bounds } = request.query;
-      return sendItemStream(reply, operations.readLog({ disk: request.params.name, ...bounds, data: data === "true" }));
-    },
-  );
-
-  app.get(
-    "/v1/disks/:name/diff",
-    {
-      schema: aboutDisk({
-        summary: "The blocks that differ between two volumes, in block order, streamed",
-        querystring: DiffQuerySchema,
-        response: answers(
-          ndjsonResponse("one DiffRun per line; a final {error} line if the stream fails midway", Type.Union([DiffRunSchema, ErrorSchema])),
-        ),
-      }),
-    },
-    (request, reply) => sendItemStream(reply, operations.diff({ disk: request.params.name, ...request.query })),
-  );
-}
-
-/** The first schema violation, as one line that names the field ("body/sizeBytes must be integer"). */
 function formatValidationError(errors: FastifySchemaValidationError[], dataVar: string): Error {
-  const [first] = errors;
+  const first = errors[0] as VerboseValidationError | undefined;
+  const nameKind = first?.keyword === "pattern" ? nameKindOfSchema(first.parentSchema) : undefined;
+  const nameMessage = nameKind === undefined ? undefined : nameProblem(nameKind, String(first?.data));
+  if (nameMessage !== undefined) return new Error(oneLine(nameMessage));
   const where = `${dataVar}${first?.instancePath ?? ""}`;
-  const params = (first?.params ?? {}) as { pattern?: unknown; additionalProperty?: unknown };
+  const params = (first?.params ?? {}) as { additionalProperty?: unknown };
   let message = first?.message ?? "is invalid";
-  if (first?.keyword === "pattern" && params.pattern === namePattern) {
-    message = `must be 1-${nameLengthMax} characters from A-Z, a-z, 0-9, ".", "_" and "-" (not "." or "..")`;
-  } else if (first?.keyword === "additionalProperties") {
-    message = `has unknown property "${String(params.additionalProperty)}"`;
-  }
+  if (first?.keyword === "additionalProperties") message = `has unknown property "${String(params.additionalProperty)}"`;
   return new Error(oneLine(`${where} ${message}`));
 }
 
@@ -413,6 +182,7 @@ export async function startApiServer(options: ApiServerOptions): Promise<ApiServ
   const socketPath = options.socketPath ?? apiSocketPath(options.storePath);
   const tokenPath = options.tokenPath ?? apiTokenPath(options.storePath);
   const metrics = options.metrics ?? createMetricsRegistry();
+  const appOptions = { operations: options.operations, served: options.served, logger: options.logger, progress: options.progress };
   const apps: FastifyInstance[] = [];
   let socketClaimed = false;
   const close = async (): Promise<void> => {
@@ -423,7 +193,7 @@ export async function startApiServer(options: ApiServerOptions): Promise<ApiServ
   try {
     await claimSocketPath(socketPath);
     socketClaimed = true;
-    const unixApp = await buildApiApp({ operations: options.operations, metrics, logger: options.logger, progress: options.progress });
+    const unixApp = await buildApiApp({ ...appOptions, metrics });
     apps.push(unixApp);
     await unixApp.listen({ path: socketPath });
     await restrictToOwner(socketPath);
@@ -431,13 +201,7 @@ export async function startApiServer(options: ApiServerOptions): Promise<ApiServ
     let tcp: HostPort | undefined;
     if (options.tcp !== undefined) {
       const token = await ensureToken(tokenPath);
-      const tcpApp = await buildApiApp({
-        operations: options.operations,
-        metrics,
-        logger: options.logger,
-        progress: options.progress,
-        token,
-      });
+      const tcpApp = await buildApiApp({ ...appOptions, metrics, token });
       apps.push(tcpApp);
       await tcpApp.listen({ host: options.tcp.host, port: options.tcp.port });
       const address = tcpApp.server.address() as AddressInfo;

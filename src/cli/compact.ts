@@ -4,8 +4,9 @@
  * baseline folds the oldest kept view into the baseline image and frees what it replaced.
  */
 import type { Command } from "commander";
-import { checkCompactRequest, type CompactRequest, type CompactResult } from "../store/operations.js";
-import { formatBytes, parseName } from "../util/parse.js";
+import { checkName } from "../store/names.js";
+import { checkCompactRequest, type CompactRequest, type CompactResult } from "../store/operations/index.js";
+import { formatBytes } from "../util/parse.js";
 import { runOperation } from "./context.js";
 import { formatBlockRanges, printFields, printLine } from "./output.js";
 
@@ -35,7 +36,7 @@ export function registerCompact(program: Command): void {
       ].join("\n"),
     )
     .action(async (disk: string, options: CompactOptions, command: Command) => {
-      const request = compactRequest(parseName(disk, "disk name"), options);
+      const request = compactRequest(checkName("disk", disk), options);
       await runOperation(command, {
         run: (operations, onProgress) => operations.compact(request, onProgress),
         print: printCompact,
@@ -51,7 +52,7 @@ function printCompact(result: CompactResult): void {
 
 function compactRequest(disk: string, options: CompactOptions): CompactRequest {
   const request: CompactRequest = { disk };
-  if (options.snapshot !== undefined) request.snapshot = parseName(options.snapshot, "snapshot name");
+  if (options.snapshot !== undefined) request.snapshot = checkName("snapshot", options.snapshot);
   if (options.intoBaseline === true) request.intoBaseline = true;
   checkCompactRequest(request);
   return request;

@@ -15,7 +15,7 @@ import type { Command } from "commander";
 import { ApiClient } from "../api/client.js";
 import { textBatches } from "../api/item-stream.js";
 import { ndjsonLine } from "../api/ndjson.js";
-import type { Operations, ProgressCallback } from "../store/operations.js";
+import type { Operations, ProgressCallback } from "../store/operations/index.js";
 import { Store } from "../store/store.js";
 import { printJson } from "./output.js";
 import { startProgress, type ProgressOptions } from "./progress.js";

@@ -3,9 +3,10 @@
  * order; text ends with a summary line, --json is NDJSON (one DiffRun per line).
  */
 import type { Command } from "commander";
-import type { DiffRun } from "../store/operations.js";
+import { checkName } from "../store/names.js";
+import type { DiffRun } from "../store/operations/index.js";
 import { parsePoint } from "../store/point-spec.js";
-import { formatBytes, parseName } from "../util/parse.js";
+import { formatBytes } from "../util/parse.js";
 import { runStream } from "./context.js";
 
 const header = `${"BLOCK".padStart(12)}  ${"COUNT".padStart(8)}  ${"OFFSET".padStart(16)}  ${"LENGTH".padStart(12)}`;
@@ -35,7 +36,7 @@ export function registerDiff(program: Command): void {
       // A typo is a usage error here, before the store is touched.
       parsePoint(from, "FROM");
       parsePoint(to, "TO");
-      const request = { disk: parseName(disk, "disk name"), from, to };
+      const request = { disk: checkName("disk", disk), from, to };
       const table = new DiffTable();
       await runStream(command, {
         items: (operations) => operations.diff(request),

@@ -2,9 +2,11 @@
 import { stat } from "node:fs/promises";
 import path from "node:path";
 import type { Command } from "commander";
-import type { CreateDiskRequest, DiskDetail, DiskInfo, HistoryWindowInfo, SnapshotInfo } from "../store/operations.js";
+import { parseBlockSize } from "../store/block-size.js";
+import { checkName, NAME_RULE } from "../store/names.js";
+import type { CreateDiskRequest, DiskDetail, DiskInfo, HistoryWindowInfo, SnapshotInfo } from "../store/operations/index.js";
 import { invalidArgument } from "../util/errors.js";
-import { formatBytes, formatDuration, parseBlockSize, parseDuration, parseName, parseSize } from "../util/parse.js";
+import { formatBytes, formatDuration, parseDuration, parseSize } from "../util/parse.js";
 import { runOperation } from "./context.js";
 import { printFields, printLine, printTable, type Column } from "./output.js";
 import { policyFields } from "./policy.js";
@@ -38,7 +40,7 @@ export const snapshotColumns: ReadonlyArray<Column<SnapshotInfo>> = [
 async function createRequest(name: string, options: CreateOptions): Promise<CreateDiskRequest> {
   const sizeBytes = parseSize(options.size);
   if (sizeBytes === 0) throw invalidArgument(`invalid size "${options.size}": a disk needs at least one block`);
-  const request: CreateDiskRequest = { name: parseName(name, "disk name"), sizeBytes };
+  const request: CreateDiskRequest = { name: checkName("disk", name), sizeBytes };
   if (options.blockSize !== undefined) request.blockSizeBytes = parseBlockSize(options.blockSize);
   if (options.history !== undefined) request.historySeconds = parseDuration(options.history, "history");
   if (options.from !== undefined) request.fromImage = await checkImage(options.from);
@@ -72,7 +74,7 @@ function registerDiskCreate(disk: Command): void {
   disk
     .command("create")
     .description("create a disk, empty or with a raw image as its baseline")
-    .argument("<name>", "disk name: 1-64 characters from A-Z a-z 0-9 . _ -")
+    .argument("<name>", `disk name: ${NAME_RULE}`)
     .requiredOption("--size <size>", "disk size: 4096, 512K, 10G, 1TiB (binary units)")
     .option("--from <raw-image>", "raw image file that becomes the disk's baseline")
     .option("--history <duration>", "how far back every write is kept: 0, 90s, 15m, 24h, 7d (default 1h)")
@@ -131,7 +133,7 @@ function registerDiskShow(disk: Command): void {
       ].join("\n"),
     )
     .action(async (name: string, _options: unknown, command: Command) => {
-      const diskName = parseName(name, "disk name");
+      const diskName = checkName("disk", name);
       await runOperation(command, { run: (operations) => operations.showDisk(diskName), print: printDetail });
     });
 }
@@ -178,7 +180,7 @@ function registerDiskDelete(disk: Command): void {
     .description("delete a disk, its history and its snapshots")
     .argument("<name>", "disk name")
     .action(async (name: string, _options: unknown, command: Command) => {
-      const diskName = parseName(name, "disk name");
+      const diskName = checkName("disk", name);
       await runOperation(command, {
         run: async (operations) => {
           await operations.deleteDisk(diskName);

@@ -1,7 +1,8 @@
 /** `snaplog init [--block-size N]`: create a store. Refuses (ALREADY_EXISTS) if one is there. */
 import type { Command } from "commander";
 import { Store } from "../store/store.js";
-import { formatBytes, parseBlockSize } from "../util/parse.js";
+import { parseBlockSize } from "../store/block-size.js";
+import { formatBytes } from "../util/parse.js";
 import { globalOptions } from "./context.js";
 import { printJson, printLine } from "./output.js";
 

@@ -5,9 +5,9 @@
  * should be.
  */
 import type { Command } from "commander";
-import type { LogEntry, LogRequest } from "../store/operations.js";
+import { checkName } from "../store/names.js";
+import type { LogEntry, LogRequest } from "../store/operations/index.js";
 import { parsePoint } from "../store/point-spec.js";
-import { parseName } from "../util/parse.js";
 import { runStream } from "./context.js";
 import { hexdumpLines } from "./hexdump.js";
 
@@ -45,7 +45,7 @@ export function registerLog(program: Command): void {
       ].join("\n"),
     )
     .action(async (disk: string, options: LogOptions, command: Command) => {
-      const request = logRequest(parseName(disk, "disk name"), options);
+      const request = logRequest(checkName("disk", disk), options);
       await runStream(command, {
         items: (operations) => operations.readLog(request),
         lines: (entry) => formatLogEntry(entry, options.data === true),
@@ -64,7 +64,7 @@ function logRequest(disk: string, options: LogOptions): LogRequest {
     parsePoint(options.until, "--until", "point");
     request.until = options.until;
   }
-  if (options.snapshot !== undefined) request.snapshot = parseName(options.snapshot, "snapshot name");
+  if (options.snapshot !== undefined) request.snapshot = checkName("snapshot", options.snapshot);
   if (options.data === true) request.data = true;
   return request;
 }

@@ -6,8 +6,9 @@
  * exit-code.ts, and 2 for usage errors found by commander.
  */
 import { Command, CommanderError } from "commander";
-import { oneLine } from "../api/status.js";
+import { oneLine } from "../api/http-status.js";
 import { SnaplogError } from "../util/errors.js";
+import { VERSION } from "../util/version.js";
 import { defaultStoreDirectory } from "./context.js";
 import { registerCompact } from "./compact.js";
 import { registerDiff } from "./diff.js";
@@ -21,8 +22,6 @@ import { registerScrub } from "./scrub.js";
 import { registerServe } from "./serve.js";
 import { registerSnapshot } from "./snapshot.js";
 import { registerStatus } from "./status.js";
-
-const version = "0.1.0";
 
 /** Prints the error the one way and returns the exit code. */
 export function reportError(error: unknown): number {
@@ -48,7 +47,7 @@ export function buildProgram(): Command {
     .exitOverride()
     .configureOutput({ outputError: () => undefined })
     .showSuggestionAfterError(true)
-    .version(version, "-V, --version")
+    .version(VERSION, "-V, --version")
     .description("incremental block-storage appliance: every write logged, O(1) snapshots attached over NBD")
     .option("-s, --store <dir>", `store directory (default: $SNAPLOG_STORE, else ${defaultStoreDirectory})`)
     .option("--json", "machine-readable output")

@@ -1,6 +1,6 @@
 /**
  * How results reach the terminal: `--json` prints the value as JSON (one document per
- * command, stable field names from store/operations.ts); otherwise aligned tables and
+ * command, stable field names from store/operations/); otherwise aligned tables and
  * "key: value" blocks for people. Errors go to stderr as one line (see main.ts).
  */
 import { maxOf } from "../util/max-of.js";

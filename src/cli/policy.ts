@@ -1,8 +1,9 @@
 /** `snaplog policy show | set`: the per-disk rules built so far (SPEC §4). */
 import type { Command } from "commander";
-import type { DiskPolicy, PolicyUpdate } from "../store/operations.js";
+import { checkName } from "../store/names.js";
+import type { DiskPolicy, PolicyUpdate } from "../store/operations/index.js";
 import { invalidArgument } from "../util/errors.js";
-import { formatDuration, parseDuration, parseName } from "../util/parse.js";
+import { formatDuration, parseDuration } from "../util/parse.js";
 import { runOperation } from "./context.js";
 import { printFields, printLine } from "./output.js";
 
@@ -25,7 +26,7 @@ function registerPolicyShow(policy: Command): void {
     .argument("<disk>", "disk name")
     .addHelpText("after", "\nExamples:\n  $ snaplog policy show vm1\n  $ snaplog --json policy show vm1")
     .action(async (disk: string, _options: unknown, command: Command) => {
-      const diskName = parseName(disk, "disk name");
+      const diskName = checkName("disk", disk);
       await runOperation(command, {
         run: (operations) => operations.showPolicy(diskName),
         print: (shown) => printFields(policyFields(shown)),
@@ -54,7 +55,7 @@ function registerPolicySet(policy: Command): void {
       ].join("\n"),
     )
     .action(async (disk: string, options: SetOptions, command: Command) => {
-      const update = policyUpdate(parseName(disk, "disk name"), options);
+      const update = policyUpdate(checkName("disk", disk), options);
       await runOperation(command, {
         run: (operations) => operations.setPolicy(update),
         print: (changed) => {

@@ -4,7 +4,7 @@
  * The bar starts at the first progress report, when the total is known.
  */
 import cliProgress from "cli-progress";
-import type { ProgressCallback } from "../store/operations.js";
+import type { ProgressCallback } from "../store/operations/index.js";
 import { formatBytes } from "../util/parse.js";
 
 export interface ProgressDisplay {

@@ -5,10 +5,11 @@
  */
 import path from "node:path";
 import type { Command } from "commander";
-import { checkRestoreRequest, type RestoreRequest, type RestoreResult } from "../store/operations.js";
-import { checkName } from "../store/export-name.js";
+import { checkName } from "../store/names.js";
+import { checkRestoreRequest, type RestoreRequest, type RestoreResult } from "../store/operations/index.js";
+import { checkNewSnapshotName } from "../store/new-snapshot-name.js";
 import { describePoint, parsePoint } from "../store/point-spec.js";
-import { formatBytes, parseCount, parseName } from "../util/parse.js";
+import { formatBytes, parseCount } from "../util/parse.js";
 import { runOperation } from "./context.js";
 import { printLine } from "./output.js";
 
@@ -47,7 +48,7 @@ export function registerRestore(program: Command): void {
       ].join("\n"),
     )
     .action(async (disk: string, options: RestoreOptions, command: Command) => {
-      const request = restoreRequest(parseName(disk, "disk name"), options);
+      const request = restoreRequest(checkName("disk", disk), options);
       await runOperation(command, {
         run: (operations, onProgress) => operations.restore(request, onProgress),
         print: (result) => printLine(describeRestore(result)),
@@ -62,9 +63,9 @@ function restoreRequest(disk: string, options: RestoreOptions): RestoreRequest {
   const request: RestoreRequest = { disk, at: options.at };
   // Absolute, because a running server resolves paths from its own directory.
   if (options.to !== undefined) request.to = path.resolve(options.to);
-  if (options.asSnapshot !== undefined) request.asSnapshot = checkName("snapshot", options.asSnapshot);
+  if (options.asSnapshot !== undefined) request.asSnapshot = checkNewSnapshotName(options.asSnapshot);
   if (options.rollback === true) request.rollback = true;
-  if (options.name !== undefined) request.name = checkName("snapshot", options.name);
+  if (options.name !== undefined) request.name = checkNewSnapshotName(options.name);
   if (options.lun !== undefined) request.lun = parseCount(options.lun, "LUN");
   checkRestoreRequest(request);
   return request;

@@ -8,8 +8,9 @@
  * the error codes of exit-code.ts, which mean the scrub itself could not run.
  */
 import type { Command } from "commander";
-import type { ScrubDiskResult, ScrubRequest, ScrubResult } from "../store/operations.js";
-import { formatBytes, parseName } from "../util/parse.js";
+import { checkName } from "../store/names.js";
+import type { ScrubDiskResult, ScrubRequest, ScrubResult } from "../store/operations/index.js";
+import { formatBytes } from "../util/parse.js";
 import { runOperation } from "./context.js";
 import { exitCodeDamageFound, ExitStatus } from "./exit-code.js";
 import { formatBlockRanges, formatTable, plural, printLine, type Column } from "./output.js";
@@ -39,7 +40,7 @@ export function registerScrub(program: Command): void {
       ].join("\n"),
     )
     .action(async (disk: string | undefined, _options: unknown, command: Command) => {
-      const request: ScrubRequest = disk === undefined ? {} : { disk: parseName(disk, "disk name") };
+      const request: ScrubRequest = disk === undefined ? {} : { disk: checkName("disk", disk) };
       const result = await runOperation(command, {
         run: (operations, onProgress) => operations.scrub(request, onProgress),
         print: printScrubReport,

@@ -1,8 +1,9 @@
 /** `snaplog snapshot create | list | delete`. */
 import type { Command } from "commander";
-import { checkName } from "../store/export-name.js";
-import type { CreateSnapshotRequest, DeleteSnapshotResult } from "../store/operations.js";
-import { formatBytes, parseCount, parseName } from "../util/parse.js";
+import { checkName } from "../store/names.js";
+import { checkNewSnapshotName } from "../store/new-snapshot-name.js";
+import type { CreateSnapshotRequest, DeleteSnapshotResult } from "../store/operations/index.js";
+import { formatBytes, parseCount } from "../util/parse.js";
 import { runOperation } from "./context.js";
 import { snapshotColumns } from "./disk.js";
 import { printLine, printTable } from "./output.js";
@@ -26,8 +27,8 @@ function registerSnapshotCreate(snapshot: Command): void {
       "\nExamples:\n  $ snaplog snapshot create vm1\n  $ snaplog snapshot create vm1 --name before-upgrade --lun 12\n\nAttach it read-only as the NBD export DISK@NAME, or lun:N.",
     )
     .action(async (disk: string, options: { name?: string; lun?: string }, command: Command) => {
-      const request: CreateSnapshotRequest = { disk: parseName(disk, "disk name") };
-      if (options.name !== undefined) request.name = checkName("snapshot", options.name);
+      const request: CreateSnapshotRequest = { disk: checkName("disk", disk) };
+      if (options.name !== undefined) request.name = checkNewSnapshotName(options.name);
       if (options.lun !== undefined) request.lun = parseCount(options.lun, "LUN");
       await runOperation(command, {
         run: (operations) => operations.createSnapshot(request),
@@ -43,7 +44,7 @@ function registerSnapshotList(snapshot: Command): void {
     .description("list a disk's snapshots, oldest first")
     .argument("<disk>", "disk name")
     .action(async (disk: string, _options: unknown, command: Command) => {
-      const diskName = parseName(disk, "disk name");
+      const diskName = checkName("disk", disk);
       await runOperation(command, {
         run: (operations) => operations.listSnapshots(diskName),
         print: (snapshots) => printTable(snapshots, snapshotColumns, `no snapshots of ${diskName}`),
@@ -70,8 +71,8 @@ function registerSnapshotDelete(snapshot: Command): void {
       ].join("\n"),
     )
     .action(async (disk: string, name: string, _options: unknown, command: Command) => {
-      const diskName = parseName(disk, "disk name");
-      const snapshotName = parseName(name, "snapshot name");
+      const diskName = checkName("disk", disk);
+      const snapshotName = checkName("snapshot", name);
       await runOperation(command, {
         run: (operations) => operations.deleteSnapshot(diskName, snapshotName),
         print: (deleted) => printLine(describeDeleted(deleted)),

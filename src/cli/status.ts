@@ -1,7 +1,9 @@
 /** `snaplog status`: health, space and what is being served. */
 import type { Command } from "commander";
 import { formatBytes } from "../util/parse.js";
-import type { StoreStatus } from "../store/operations.js";
+import { ApiClient } from "../api/client.js";
+import { applianceStatus, NOTHING_SERVED, type ApplianceStatus } from "../api/appliance-status.js";
+import type { Operations } from "../store/operations/index.js";
 import { runOperation } from "./context.js";
 import { diskColumns } from "./disk.js";
 import { printFields, printLine, printTable } from "./output.js";
@@ -11,11 +13,16 @@ export function registerStatus(program: Command): void {
     .command("status")
     .description("health, space and endpoints of the store (through the running server if there is one)")
     .action(async (_options: unknown, command: Command) => {
-      await runOperation(command, { run: (operations) => operations.status(), print: printStatus });
+      await runOperation(command, { run: statusOf, print: printStatus });
     });
 }
 
-function printStatus(status: StoreStatus): void {
+/** Through a running server, its answer says what it serves; a store the CLI opened itself serves nothing. */
+async function statusOf(operations: Operations): Promise<ApplianceStatus> {
+  return operations instanceof ApiClient ? operations.status() : applianceStatus(await operations.status(), NOTHING_SERVED);
+}
+
+function printStatus(status: ApplianceStatus): void {
   printFields([
     ["store", status.path],
     ["version", status.version],

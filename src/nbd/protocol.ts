@@ -222,6 +222,9 @@ export const META_BASE_ALLOCATION = "base:allocation";
 export const META_BASE_NAMESPACE = "base:";
 /** Our id for base:allocation (any value the server picks; nonzero to catch bugs). */
 export const META_ID_BASE_ALLOCATION = 1;
+/** base:allocation bits of a block-status descriptor: not allocated (a hole); reads as zeros. */
+export const STATE_HOLE = 1 << 0;
+export const STATE_ZERO = 1 << 1;
 
 // ---- Limits -----------------------------------------------------------------------------------
 

@@ -21,7 +21,6 @@
  */
 import type { Socket } from "node:net";
 import type { StatusExtent, Volume, WriteOptions, ZeroOptions } from "../store/volume.js";
-import { STATE_HOLE, STATE_ZERO } from "../store/volume.js";
 import { internalError } from "../util/errors.js";
 import { nbdErrnoForError, NBD_ERRNO_NAMES } from "./errno.js";
 import { writeUInt64, type HandshakeLogger, type Negotiated } from "./handshake.js";
@@ -675,7 +674,7 @@ export function blockStatusChunk(request: NbdRequest, extents: readonly StatusEx
   for (const extent of extents) {
     const lengthBytes = Math.min(extent.lengthBytes, request.lengthBytes - coveredBytes);
     if (!(lengthBytes > 0)) continue;
-    const flags = extent.flags & (STATE_HOLE | STATE_ZERO);
+    const flags = allocationBits(extent);
     const at = startBytes + (count - 1) * P.BLOCK_STATUS_DESCRIPTOR_BYTES;
     if (flags === lastFlags) {
       chunk.writeUInt32BE(chunk.readUInt32BE(at) + lengthBytes, at);
@@ -695,4 +694,9 @@ export function blockStatusChunk(request: NbdRequest, extents: readonly StatusEx
   header.copy(chunk, 0);
   chunk.writeUInt32BE(P.META_ID_BASE_ALLOCATION, P.STRUCTURED_REPLY_HEADER_BYTES);
   return chunk.subarray(0, startBytes + count * P.BLOCK_STATUS_DESCRIPTOR_BYTES);
+}
+
+/** The base:allocation bits of an extent: the one mapping of the store's allocation to the protocol. */
+export function allocationBits(extent: Pick<StatusExtent, "hole" | "zero">): number {
+  return (extent.hole ? P.STATE_HOLE : 0) | (extent.zero ? P.STATE_ZERO : 0);
 }

@@ -32,7 +32,7 @@ export interface ApplianceOptions {
   demo?: boolean;
   /** Default: silent. */
   logger?: Logger;
-  /** Background compaction timing (defaults in store.ts: every 10 s, idle after 5 s). */
+  /** Background compaction timing (defaults in store/background-compaction.ts: every 10 s, idle after 5 s). */
   compaction?: { intervalMs?: number; idleMs?: number };
 }
 
@@ -55,13 +55,13 @@ export async function startAppliance(options: ApplianceOptions): Promise<Applian
   try {
     nbd = new NbdServer({ resolver: store, logger: logger.child({ component: "nbd" }) });
     const nbdUrls = await listenNbd(nbd, options);
-    store.setNbdEndpoints(nbdUrls);
     const metrics = createMetricsRegistry();
     registerNbdMetrics(metrics, nbd);
     api = await startApiServer({
       operations: store,
       storePath: store.path,
       tcp: options.api,
+      served: { nbd: nbdUrls },
       metrics,
       logger: logger.child({ component: "api" }),
     });

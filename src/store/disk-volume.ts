@@ -1,13 +1,18 @@
 import { ErrorCodes, SnaplogError } from "../util/errors.js";
 import { BlockSource, type DiskEngine } from "../engine/index.js";
-import { STATE_HOLE, STATE_ZERO, type StatusExtent, type Volume, type WriteOptions, type ZeroOptions } from "./volume.js";
+import type { StatusExtent, Volume, WriteOptions, ZeroOptions } from "./volume.js";
 
-/** Block-status flags of each BlockSource (baseline: data unless the disk has no baseline). */
-function flagsOf(source: number, hasBaseline: boolean): number {
-  if (source === BlockSource.SLOT) return 0;
-  if (source === BlockSource.ZERO) return STATE_ZERO;
-  if (source === BlockSource.TRIM) return STATE_HOLE | STATE_ZERO;
-  return hasBaseline ? 0 : STATE_HOLE | STATE_ZERO;
+type Allocation = Pick<StatusExtent, "hole" | "zero">;
+const DATA: Allocation = { hole: false, zero: false };
+const ZEROES: Allocation = { hole: false, zero: true };
+const HOLE: Allocation = { hole: true, zero: true };
+
+/** The allocation of each BlockSource (baseline: data unless the disk has no baseline). */
+function allocationOf(source: number, hasBaseline: boolean): Allocation {
+  if (source === BlockSource.SLOT) return DATA;
+  if (source === BlockSource.ZERO) return ZEROES;
+  if (source === BlockSource.TRIM) return HOLE;
+  return hasBaseline ? DATA : HOLE;
 }
 
 /**
@@ -100,7 +105,7 @@ export class DiskVolume implements Volume {
       const runEnd = position + run.blockCount * blockSizeBytes;
       const start = Math.max(position, offsetBytes);
       const stop = Math.min(runEnd, end);
-      if (stop > start) extents.push({ lengthBytes: stop - start, flags: flagsOf(run.source, hasBaseline) });
+      if (stop > start) extents.push({ lengthBytes: stop - start, ...allocationOf(run.source, hasBaseline) });
       position = runEnd;
     }
     return extents;

@@ -1,29 +1,5 @@
 import { invalidArgument } from "../util/errors.js";
-import { NAME_PATTERN, readPoint } from "./point-spec.js";
-
-/**
- * Disk names, and snapshot names that address their snapshot: a snapshot name must read as
- * itself wherever volumes are named (`DISK@NAME`, `--at NAME`, diff's FROM and TO), so names
- * the point grammar reads as something else (`baseline`, `current`, `2026-11-25`, `1`) are
- * refused. Returns the name.
- */
-export function checkName(kind: "disk" | "snapshot", name: string): string {
-  if (!NAME_PATTERN.test(name)) {
-    throw invalidArgument(`invalid ${kind} name ${JSON.stringify(name)}: use 1-64 of A-Z a-z 0-9 . _ - (starting with a letter or digit)`);
-  }
-  if (kind === "disk") return name;
-  const reading = readPoint(name);
-  if (reading.kind === "snapshot") return name;
-  if (reading.kind === "current" || reading.kind === "baseline") {
-    throw invalidArgument(
-      `snapshot name ${JSON.stringify(name)} is reserved: DISK@${name} and --at ${name} mean the disk's ${name === "current" ? "current volume" : "baseline"}`,
-    );
-  }
-  throw invalidArgument(
-    `invalid snapshot name ${JSON.stringify(name)}: DISK@${name} and --at ${name} would read it as a ${reading.kind === "time" ? "" : "malformed "}point in time; ` +
-      `a name that starts with a digit needs a letter other than T and Z (e.g. snap-${name})`,
-  );
-}
+import { readPoint } from "./point-spec.js";
 
 /** What an NBD export name asks for (SPEC §3.1). */
 export type ExportTarget =

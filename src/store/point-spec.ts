@@ -14,13 +14,11 @@
  * Text that starts with a digit and holds only the characters of times (digits, - : . + T Z
  * and space) is a time or an error, never a snapshot name: `20261125` and `12:00` are typos of
  * times. Snapshot names that would read as anything but themselves are refused when created
- * (checkName in export-name.ts).
+ * (new-snapshot-name.ts).
  */
 import type { DiskEngine } from "../engine/index.js";
 import { invalidArgument, notFound } from "../util/errors.js";
-
-/** Names of disks and snapshots: safe as file names and in NBD export names. */
-export const NAME_PATTERN = /^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$/;
+import { NAME_PATTERN } from "./names.js";
 
 /** A point in time: what `log --since/--until` take. */
 export type PointInTime = { kind: "lsn"; lsn: number } | { kind: "time"; timeMs: number };
@@ -42,7 +40,7 @@ const DATE = /^(\d{4})-(\d{2})-(\d{2})$/;
 const DATE_TIME = /^(\d{4})-(\d{2})-(\d{2})T(\d{2}):(\d{2})(?::(\d{2})(?:\.(\d{1,9}))?)?(Z|[+-]\d{2}:?\d{2})?$/;
 const msPerMinute = 60_000;
 
-/** What `text` means, without throwing (checkName uses it to refuse names that read as something else). */
+/** What `text` means, without throwing (checkNewSnapshotName uses it to refuse names that read as something else). */
 export function readPoint(text: string): PointReading {
   if (text.length === 0) return { kind: "invalid", reason: "empty" };
   if (text.startsWith("lsn:")) {
@@ -120,7 +118,7 @@ function timeFrom(fields: readonly string[], fraction: string, zone: string): Po
  * The LSN of a point or volume of this disk, checked: a point outside the history window is
  * refused (OUTSIDE_WINDOW, naming the window); a snapshot must exist.
  */
-export function resolvePointLsn(engine: DiskEngine, text: string, what: string): number {
+export function lsnOfPoint(engine: DiskEngine, text: string, what: string): number {
   const target = parsePoint(text, what);
   switch (target.kind) {
     case "current":
@@ -148,7 +146,7 @@ export function resolvePointLsn(engine: DiskEngine, text: string, what: string):
  * entry at or after T (first) or the last at or before T (last). Listing the log needs no
  * window: it shows what is still there.
  */
-export function resolveBoundLsn(engine: DiskEngine, text: string, what: string, side: "first" | "last"): number {
+export function lsnOfBound(engine: DiskEngine, text: string, what: string, side: "first" | "last"): number {
   const point = parsePoint(text, what, "point");
   if (point.kind === "lsn") return point.lsn;
   return side === "last" ? engine.lsnAtTime(point.timeMs) : engine.lsnAtTime(point.timeMs - 1) + 1;

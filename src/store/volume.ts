@@ -15,15 +15,18 @@ export interface ZeroOptions extends WriteOptions {
   noHole: boolean;
 }
 
-/** One run of a block-status answer; flags are NBD base:allocation bits. */
+/**
+ * One run of a block-status answer, in the store's own terms of allocation: data (neither
+ * flag), allocated zeros (`zero`), or nothing stored (`hole` and `zero`: a trimmed or never
+ * written block of a disk without a baseline). The protocol layers map them to their bits.
+ */
 export interface StatusExtent {
   lengthBytes: number;
-  /** bit 0: hole (NBD_STATE_HOLE), bit 1: reads as zeros (NBD_STATE_ZERO). */
-  flags: number;
+  /** No data is stored for these bytes (reading them costs nothing). */
+  hole: boolean;
+  /** These bytes read as zeros. */
+  zero: boolean;
 }
-
-export const STATE_HOLE = 1;
-export const STATE_ZERO = 2;
 
 export interface Volume {
   /** Export name this volume was resolved from, e.g. "vm1@daily". */

@@ -1,7 +1,7 @@
 /**
  * One error class for every failure the product can report, each with a stable code.
  * Boundaries (NBD, HTTP, CLI) map codes once, in their own table:
- * src/nbd/errno.ts, src/api/status.ts, src/cli/exit-code.ts. docs/errors.md lists every code;
+ * src/nbd/errno.ts, src/api/http-status.ts, src/cli/exit-code.ts. docs/errors.md lists every code;
  * test/errors.test.ts fails if a code is missing from any table or from the doc.
  */
 export const ErrorCodes = {

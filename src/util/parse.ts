@@ -1,5 +1,5 @@
 /**
- * Parsers for what people type: sizes, durations, host:port pairs and names. Each one
+ * Parsers for what people type: sizes, durations, host:port pairs and counts. Each one
  * either returns a value or throws SnaplogError INVALID_ARGUMENT with a one-line reason,
  * so the CLI and the API reject bad input before anything touches the store.
  */
@@ -59,22 +59,6 @@ export function parseSize(text: string, what = "size"): number {
   return Number(bytes);
 }
 
-export const blockSizeBytesMin = 512;
-export const blockSizeBytesMax = 64 * 1024;
-
-/** A block size: a size that is a power of two between 512 B and 64 KiB. */
-export function parseBlockSize(text: string): number {
-  const bytes = parseSize(text, "block size");
-  if (!isValidBlockSize(bytes)) {
-    throw invalidArgument(`invalid block size "${text}": must be a power of two from 512 to 65536 bytes`);
-  }
-  return bytes;
-}
-
-export function isValidBlockSize(bytes: number): boolean {
-  return Number.isSafeInteger(bytes) && bytes >= blockSizeBytesMin && bytes <= blockSizeBytesMax && (bytes & (bytes - 1)) === 0;
-}
-
 const secondsByDurationUnit: ReadonlyMap<string, number> = new Map([
   ["", 1],
   ["s", 1],
@@ -129,18 +113,6 @@ export function parseHostPort(text: string, defaultHost = "0.0.0.0"): HostPort {
 /** "host:port", with IPv6 hosts in brackets: the inverse of parseHostPort. */
 export function formatHostPort({ host, port }: HostPort): string {
   return host.includes(":") ? `[${host}]:${port}` : `${host}:${port}`;
-}
-
-export const nameLengthMax = 64;
-const namePattern = /^[A-Za-z0-9._-]{1,64}$/;
-
-/** Disk and snapshot names: [A-Za-z0-9._-]{1,64}, and neither "." nor "..". */
-export function parseName(text: string, what = "name"): string {
-  if (!namePattern.test(text)) {
-    throw invalidArgument(`invalid ${what} "${text}": use 1-${nameLengthMax} characters from A-Z, a-z, 0-9, ".", "_" and "-"`);
-  }
-  if (text === "." || text === "..") throw invalidArgument(`invalid ${what} "${text}": "." and ".." are reserved`);
-  return text;
 }
 
 /** A non-negative safe integer, e.g. a LUN. */

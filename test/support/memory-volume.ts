@@ -1,6 +1,6 @@
 /**
  * A Buffer-backed Volume and VolumeResolver for NBD protocol tests only (not the store).
- * Each block has a state — data (0), allocated zeros (STATE_ZERO) or hole (STATE_HOLE|STATE_ZERO) —
+ * Each block has a state — data, allocated zeros or a hole (which reads as zeros too) —
  * so block status answers are honest: a fresh volume is one hole; writes make data; WRITE_ZEROES
  * makes holes (or allocated zeros with noHole) of whole blocks; TRIM makes holes of whole blocks.
  * Counters (callCount, flushCount, fuaCount, writeCount) and knobs (delayMs, failWith) let tests observe
@@ -8,11 +8,12 @@
  */
 import { setTimeout as sleep } from "node:timers/promises";
 import type { ExportInfo, StatusExtent, Volume, VolumeResolver, WriteOptions, ZeroOptions } from "../../src/store/volume.js";
-import { STATE_HOLE, STATE_ZERO } from "../../src/store/volume.js";
 import { ErrorCodes, SnaplogError, notFound } from "../../src/util/errors.js";
 
+/** Block states in blockStates (this volume's own numbering). */
 const STATE_DATA = 0;
-const STATE_HOLE_ZERO = STATE_HOLE | STATE_ZERO;
+const STATE_ZERO = 1;
+const STATE_HOLE_ZERO = 2;
 
 export interface MemoryVolumeOptions {
   name: string;
@@ -105,10 +106,12 @@ export class MemoryVolume implements Volume {
     while (positionBytes < endBytes) {
       const blockIndex = Math.floor(positionBytes / this.blockSizeBytes);
       const stepBytes = Math.min((blockIndex + 1) * this.blockSizeBytes, endBytes) - positionBytes;
-      const flags = this.blockStates[blockIndex];
+      const state = this.blockStates[blockIndex];
+      const hole = state === STATE_HOLE_ZERO;
+      const zero = state !== STATE_DATA;
       const last = extents[extents.length - 1];
-      if (last !== undefined && last.flags === flags) last.lengthBytes += stepBytes;
-      else extents.push({ lengthBytes: stepBytes, flags });
+      if (last !== undefined && last.hole === hole && last.zero === zero) last.lengthBytes += stepBytes;
+      else extents.push({ lengthBytes: stepBytes, hole, zero });
       positionBytes += stepBytes;
     }
     return extents;

@@ -31,8 +31,9 @@ export class QuotaMedium implements Medium {
   private async writtenBytes(name: string): Promise<number> {
     let bytes = this.written.get(name);
     if (bytes === undefined) {
+      // A directory (a disk's, renamed by a create or delete) holds no bytes of its own here.
       bytes = await fs.stat(path.join(this.directory, name)).then(
-        (stat) => stat.size,
+        (stat) => (stat.isFile() ? stat.size : 0),
         () => 0,
       );
       this.written.set(name, bytes);

@@ -1,8 +1,8 @@
 import { constants as fsConstants, promises as fs } from "node:fs";
 import * as path from "node:path";
-import { type DiskEngine, BlockSource } from "../engine/index.js";
-import { ErrorCodes, fromSystemError, SnaplogError } from "../util/errors.js";
-import type { ProgressCallback } from "./operations.js";
+import { type DiskEngine, BlockSource } from "../../engine/index.js";
+import { ErrorCodes, fromSystemError, SnaplogError } from "../../util/errors.js";
+import type { ProgressCallback } from "../operations/index.js";
 
 /** Bytes read from the engine and written to the image per step. */
 const RESTORE_CHUNK_BYTES = 1024 * 1024;

@@ -1,0 +1,33 @@
+/**
+ * Every route of the API, a file per concern, each given only the operations it needs. A new
+ * capability adds its file here, and one line below.
+ */
+import type { Registry } from "prom-client";
+import type { Operations } from "../../store/operations/index.js";
+import type { ServedEndpoints } from "../appliance-status.js";
+import type { ProgressTiming } from "../progress-stream.js";
+import { registerDiskRoutes } from "./disks.js";
+import { registerHistoryRoutes } from "./history.js";
+import { registerMetricsRoutes } from "./metrics.js";
+import { registerPolicyRoutes } from "./policy.js";
+import type { TypedApp } from "./route-schema.js";
+import { registerScrubRoutes } from "./scrub.js";
+import { registerSnapshotRoutes } from "./snapshots.js";
+import { registerStatusRoutes } from "./status.js";
+
+export interface RouteContext {
+  operations: Operations;
+  metrics: Registry;
+  served: ServedEndpoints;
+  progress: Partial<ProgressTiming>;
+}
+
+export function registerRoutes(app: TypedApp, context: RouteContext): void {
+  registerDiskRoutes(app, context.operations);
+  registerSnapshotRoutes(app, context.operations);
+  registerPolicyRoutes(app, context.operations);
+  registerHistoryRoutes(app, context.operations, context.progress);
+  registerScrubRoutes(app, context.operations, context.progress);
+  registerStatusRoutes(app, context.operations, context.served);
+  registerMetricsRoutes(app, context.metrics);
+}

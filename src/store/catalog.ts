@@ -1,0 +1,68 @@
+/**
+ * What the store holds, and the one way to reach a disk: the store file, the disks that are
+ * open, the disks that failed to open (with why), and the queue that puts the store's changes
+ * in order. Each job of the store (disk-lifecycle.ts, snapshots.ts, disk-policy.ts, history/,
+ * scrub.ts, store-status.ts, export-resolver.ts) works on it; the Store facade owns it.
+ */
+import { ErrorCodes, notFound, SnaplogError } from "../util/errors.js";
+import { SerialQueue } from "../util/serial-queue.js";
+import type { OpenDisk } from "./open-disk.js";
+import { writeStoreFile, type StoreFile } from "./store-file.js";
+
+export class Catalog {
+  readonly disks = new Map<string, OpenDisk>();
+  /** Disks that failed to open, with why: listed in status and scrub, not served. */
+  readonly failedDisks = new Map<string, string>();
+  /** Changes of the store (disks, snapshots, policies, rollbacks), one at a time, in call order. */
+  readonly control = new SerialQueue();
+  private closedFlag = false;
+
+  constructor(
+    /** Absolute path of the store directory. */
+    readonly path: string,
+    private storeFileNow: StoreFile,
+  ) {}
+
+  get storeFile(): StoreFile {
+    return this.storeFileNow;
+  }
+
+  async saveStoreFile(next: StoreFile): Promise<void> {
+    await writeStoreFile(this.path, next);
+    this.storeFileNow = next;
+  }
+
+  get closed(): boolean {
+    return this.closedFlag;
+  }
+
+  markClosed(): void {
+    this.closedFlag = true;
+  }
+
+  checkOpen(): void {
+    if (this.closedFlag) throw new SnaplogError(ErrorCodes.CLOSED, "the store is closed");
+  }
+
+  /** The open disk of that name: NOT_FOUND when there is none, CORRUPT when it failed to open. */
+  disk(name: string): OpenDisk {
+    this.checkOpen();
+    const disk = this.disks.get(name);
+    if (disk === undefined) {
+      const failure = this.failedDisks.get(name);
+      if (failure !== undefined) throw new SnaplogError(ErrorCodes.CORRUPT, `disk ${name} is offline: ${failure}`, { disk: name });
+      throw notFound(`no disk named ${JSON.stringify(name)}`, { disk: name });
+    }
+    return disk;
+  }
+
+  /** Whether a disk of that name exists, open or not. */
+  has(name: string): boolean {
+    return this.disks.has(name) || this.failedDisks.has(name);
+  }
+
+  /** The open disks in name order. */
+  disksByName(): OpenDisk[] {
+    return [...this.disks.values()].sort((a, b) => a.meta.name.localeCompare(b.meta.name));
+  }
+}

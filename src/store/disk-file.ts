@@ -1,0 +1,26 @@
+/** disk.json: what a disk is (name, size, block size, LUN) and its policy, kept in the disk's directory. */
+import type { Medium } from "../engine/index.js";
+import { readJsonOn, writeJsonOn } from "./medium-json.js";
+import { DISK_FILE } from "./paths.js";
+
+export interface DiskFile {
+  formatVersion: number;
+  name: string;
+  sizeBytes: number;
+  blockSizeBytes: number;
+  lun: number;
+  historySeconds: number;
+  createdAt: string;
+  /** Policies (absent in disks made before they existed: defaults apply, disk-policy.ts). */
+  autoCompact?: boolean;
+  compactOnDelete?: boolean;
+}
+
+/** `directory` names the file in errors. */
+export function readDiskFile(medium: Medium, directory: string): Promise<DiskFile> {
+  return readJsonOn<DiskFile>(medium, DISK_FILE, `${directory}/${DISK_FILE}`);
+}
+
+export function writeDiskFile(medium: Medium, meta: DiskFile): Promise<void> {
+  return writeJsonOn(medium, DISK_FILE, meta);
+}

@@ -1,0 +1,57 @@
+/** What `disk list`, `disk show` and `snapshot list` answer: an open disk described as plain data. */
+import type { SnapshotCut } from "../engine/index.js";
+import { policyOf } from "./disk-policy.js";
+import type { OpenDisk } from "./open-disk.js";
+import type { DiskDetail, DiskInfo, DiskSpace, SnapshotInfo } from "./operations/index.js";
+
+export function diskInfo(disk: OpenDisk): DiskInfo {
+  const stats = disk.engine.stats();
+  return {
+    name: disk.meta.name,
+    sizeBytes: disk.meta.sizeBytes,
+    blockSizeBytes: disk.meta.blockSizeBytes,
+    lun: disk.meta.lun,
+    historySeconds: disk.meta.historySeconds,
+    createdAt: disk.meta.createdAt,
+    hasBaseline: disk.engine.hasBaseline,
+    entryCount: stats.entryCount,
+    logBytes: stats.slotCount * disk.meta.blockSizeBytes,
+    segmentBytes: stats.segmentBytes,
+    journalBytes: stats.journalBytes,
+    lsnLast: stats.lsnLast,
+    snapshotCount: disk.engine.snapshots.length,
+  };
+}
+
+export async function diskDetail(disk: OpenDisk): Promise<DiskDetail> {
+  return { ...diskInfo(disk), snapshots: snapshotInfos(disk), space: await diskSpace(disk), policy: policyOf(disk.meta) };
+}
+
+async function diskSpace(disk: OpenDisk): Promise<DiskSpace> {
+  const engine = disk.engine;
+  const space = await engine.space();
+  const blockSizeBytes = disk.meta.blockSizeBytes;
+  const window = engine.historyWindow();
+  return {
+    baselineBytes: space.baselineBytes,
+    logLiveBytes: space.liveSlots * blockSizeBytes,
+    logDeadBytes: space.deadSlots * blockSizeBytes,
+    logFreeBytes: space.freeSlots * blockSizeBytes,
+    segmentBytes: space.segmentBytes,
+    liveEntries: space.liveEntries,
+    deadEntries: space.deadEntries,
+    window: { lsnFirst: window.lsnFirst, timeFirst: isoOrNull(window.timeMsFirst), lsnLast: window.lsnLast },
+  };
+}
+
+export function snapshotInfos(disk: OpenDisk): SnapshotInfo[] {
+  return disk.engine.snapshots.map((cut) => snapshotInfo(disk.meta.name, cut));
+}
+
+export function snapshotInfo(disk: string, cut: Pick<SnapshotCut, "name" | "lun" | "lsn" | "timeMs">): SnapshotInfo {
+  return { disk, name: cut.name, lun: cut.lun, lsn: cut.lsn, createdAt: new Date(cut.timeMs).toISOString() };
+}
+
+function isoOrNull(timeMs: number): string | null {
+  return timeMs === 0 ? null : new Date(timeMs).toISOString();
+}

@@ -1,0 +1,32 @@
+/** Snapshots: cuts of a disk's log, each a read-only volume with its own LUN (SPEC §1, §3.2). */
+
+export interface SnapshotInfo {
+  disk: string;
+  name: string;
+  lun: number;
+  /** The cut: the snapshot sees every entry with LSN <= lsn. */
+  lsn: number;
+  /** ISO 8601. */
+  createdAt: string;
+}
+
+export interface CreateSnapshotRequest {
+  disk: string;
+  /** Default: a name from the time, e.g. "snap-20261125T100000Z". */
+  name?: string;
+  /** Explicit LUN; default: the next unused one. */
+  lun?: number;
+}
+
+export interface DeleteSnapshotResult extends SnapshotInfo {
+  /** Entries and log bytes the merge freed (0 with compact-on-delete off). */
+  entriesFreed: number;
+  bytesFreed: number;
+}
+
+export interface SnapshotOperations {
+  createSnapshot(request: CreateSnapshotRequest): Promise<SnapshotInfo>;
+  listSnapshots(disk: string): Promise<SnapshotInfo[]>;
+  /** Releases the LUN and merges the partition into the next (freeing it with compact-on-delete). */
+  deleteSnapshot(disk: string, name: string): Promise<DeleteSnapshotResult>;
+}

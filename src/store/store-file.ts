@@ -1,0 +1,58 @@
+/** store.json: the store's format, default block size and the next LUN, at the top of the store directory. */
+import { promises as fs } from "node:fs";
+import * as path from "node:path";
+import { FORMAT_VERSION } from "../engine/index.js";
+import { ErrorCodes, fromSystemError, SnaplogError } from "../util/errors.js";
+import { readJsonFile, writeJsonFile } from "../util/json-file.js";
+import { checkBlockSize } from "./block-size.js";
+import { disksPath, STORE_FILE } from "./paths.js";
+
+export interface StoreFile {
+  formatVersion: number;
+  blockSizeBytes: number;
+  createdAt: string;
+  /** Next LUN to hand out (sequential policy: never reused). */
+  lunNext: number;
+}
+
+export async function storeFileExists(storePath: string): Promise<boolean> {
+  try {
+    await fs.access(path.join(storePath, STORE_FILE));
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+/** Creates an empty store at `storePath` (the directory may exist, empty or not, but hold no store). */
+export async function createStoreFile(storePath: string, blockSizeBytes: number): Promise<void> {
+  checkBlockSize(blockSizeBytes);
+  if (await storeFileExists(storePath)) {
+    throw new SnaplogError(ErrorCodes.ALREADY_EXISTS, `a store already exists at ${storePath}`, { path: storePath });
+  }
+  try {
+    await fs.mkdir(disksPath(storePath), { recursive: true });
+  } catch (error) {
+    throw fromSystemError(error, { path: storePath });
+  }
+  const storeFile: StoreFile = { formatVersion: FORMAT_VERSION, blockSizeBytes, createdAt: new Date().toISOString(), lunNext: 1 };
+  await writeStoreFile(storePath, storeFile);
+}
+
+/** The store file of the store at `storePath` (absolute): NO_STORE without one, UNSUPPORTED in another format. */
+export async function readStoreFile(storePath: string): Promise<StoreFile> {
+  if (!(await storeFileExists(storePath))) {
+    throw new SnaplogError(ErrorCodes.NO_STORE, `no store at ${storePath}`, { path: storePath, hint: "create one with: snaplog init" });
+  }
+  const storeFile = await readJsonFile<StoreFile>(path.join(storePath, STORE_FILE));
+  if (storeFile.formatVersion !== FORMAT_VERSION) {
+    throw new SnaplogError(ErrorCodes.UNSUPPORTED, `store format ${storeFile.formatVersion} is not supported by this version`, {
+      path: storePath,
+    });
+  }
+  return storeFile;
+}
+
+export function writeStoreFile(storePath: string, storeFile: StoreFile): Promise<void> {
+  return writeJsonFile(path.join(storePath, STORE_FILE), storeFile);
+}
