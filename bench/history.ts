@@ -12,7 +12,7 @@
  *  - open: `snaplog serve` start-up (spawn to listening) with a 4 GiB log, after a clean stop and
  *    after a SIGKILL in the middle of a write load.
  */
-import { spawn } from "node:child_process";
+import { fio, killUnderWriteLoad } from "./fio.js";
 import type { Harness, JobResult } from "./harness.js";
 import { startServer, type SnaplogServer } from "./server.js";
 
@@ -81,28 +81,6 @@ function liveServer(context: HistoryContext): SnaplogServer {
   const server = context.running.server;
   if (server === undefined) throw new Error("snaplog serve is not running");
   return server;
-}
-
-/** Runs fio with its nbd engine against one export; resolves with its MB/s (reads and writes). */
-function fio(uri: string, args: string[]): Promise<{ mbPerSecond: number }> {
-  return new Promise((resolve, reject) => {
-    const child = spawn(
-      "fio",
-      ["--name=bench", "--ioengine=nbd", `--uri=${uri}`, "--output-format=json", "--norandommap", "--randrepeat=0", ...args],
-      { stdio: ["ignore", "pipe", "pipe"] },
-    );
-    let stdout = "";
-    let stderr = "";
-    child.stdout.on("data", (chunk: Buffer) => (stdout += chunk.toString()));
-    child.stderr.on("data", (chunk: Buffer) => (stderr += chunk.toString()));
-    child.once("error", reject);
-    child.once("close", (code) => {
-      if (code !== 0) return reject(new Error(`fio ${args.join(" ")} exited ${code}: ${stderr.trim().slice(-400)}`));
-      const job = (JSON.parse(stdout.slice(stdout.indexOf("{"))) as { jobs: { write: { bw_bytes: number }; read: { bw_bytes: number } }[] })
-        .jobs[0];
-      resolve({ mbPerSecond: (job.write.bw_bytes + job.read.bw_bytes) / 1e6 });
-    });
-  });
 }
 
 async function space(server: SnaplogServer, disk: string) {
@@ -222,19 +200,7 @@ async function openTimes(context: HistoryContext, logBytes: number): Promise<Ope
   await server.stop();
   const clean = await timedStart(context);
   server = clean.server;
-  // A write load, then SIGKILL while it runs: recovery replays the journal tail and checks unsynced data.
-  const load = fio(server.unixUri(disk), [
-    "--rw=randwrite",
-    "--bs=4k",
-    "--iodepth=32",
-    `--size=${logBytes}`,
-    "--time_based",
-    "--runtime=30",
-  ]).catch(() => undefined);
-  await new Promise((resolve) => setTimeout(resolve, 5000));
-  const journalBytesAtKill = (await server.api.showDisk(disk)).journalBytes;
-  await server.kill();
-  await load;
+  const journalBytesAtKill = await killUnderWriteLoad(server, disk, logBytes);
   const killed = await timedStart(context);
   await killed.server.api.deleteDisk(disk);
   return {

@@ -16,9 +16,9 @@
  */
 import { mkdirSync, readFileSync } from "node:fs";
 import * as path from "node:path";
-import { spawn } from "node:child_process";
 import { JOURNAL_CHECKPOINT_BYTES } from "../src/engine/index.js";
 import { fillJournal } from "../test/support/journal-filler.js";
+import { fio, killUnderWriteLoad } from "./fio.js";
 import { runCli, startServer, type SnaplogServer } from "./server.js";
 
 const MiB = 1024 * 1024;
@@ -74,18 +74,6 @@ async function timedStart(
   return { server, start: { seconds, rssPeakBytes: peakRssBytes(server.pid) } };
 }
 
-function fio(uri: string, args: string[]): Promise<void> {
-  return new Promise((resolve, reject) => {
-    const child = spawn("fio", ["--name=bench", "--ioengine=nbd", `--uri=${uri}`, "--norandommap", "--randrepeat=0", ...args], {
-      stdio: ["ignore", "ignore", "pipe"],
-    });
-    let stderr = "";
-    child.stderr.on("data", (chunk: Buffer) => (stderr += chunk.toString()));
-    child.once("error", reject);
-    child.once("close", (code) => (code === 0 ? resolve() : reject(new Error(`fio exited ${code}: ${stderr.trim().slice(-300)}`))));
-  });
-}
-
 async function newStore(context: RecoveryContext, name: string): Promise<{ storePath: string; scratch: string }> {
   const scratch = path.join(context.scratch, name);
   mkdirSync(scratch, { recursive: true });
@@ -128,18 +116,7 @@ async function manyEntries(context: RecoveryContext, logBytes: number): Promise<
   await server.stop();
   const clean = await timedStart(context, storePath, scratch);
   server = clean.server;
-  const load = fio(server.unixUri("d"), [
-    "--rw=randwrite",
-    "--bs=4k",
-    "--iodepth=32",
-    `--size=${logBytes}`,
-    "--time_based",
-    "--runtime=30",
-  ]).catch(() => undefined);
-  await new Promise((resolve) => setTimeout(resolve, 5000));
-  const journalBytesAtKill = (await server.api.showDisk("d")).journalBytes;
-  await server.kill();
-  await load;
+  const journalBytesAtKill = await killUnderWriteLoad(server, "d", logBytes);
   const killed = await timedStart(context, storePath, scratch);
   await killed.server.stop();
   return { entries: shown.entryCount, logBytes: shown.logBytes, clean: clean.start, journalBytesAtKill, afterKill: killed.start };

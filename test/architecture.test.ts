@@ -11,11 +11,11 @@
  */
 import { test } from "node:test";
 import assert from "node:assert/strict";
-import { readdirSync, readFileSync, statSync } from "node:fs";
+import { readFileSync } from "node:fs";
 import * as path from "node:path";
-import { fileURLToPath } from "node:url";
+import { importsOf, repoRoot, sourceFiles } from "./support/source-imports.js";
 
-const root = path.resolve(fileURLToPath(new URL("../..", import.meta.url)));
+const root = repoRoot;
 
 /** What each folder of src/ may import, besides itself. */
 const LAYERS: Record<string, string[]> = {
@@ -30,32 +30,6 @@ const LAYERS: Record<string, string[]> = {
 };
 /** Files at the root of src/ (the library entry) may import any layer. */
 const ROOT_FOLDER = ".";
-
-function sourceFiles(directory: string): string[] {
-  const files: string[] = [];
-  const pending = [directory];
-  while (pending.length > 0) {
-    const current = pending.pop()!;
-    for (const name of readdirSync(current)) {
-      const full = path.join(current, name);
-      if (statSync(full).isDirectory()) pending.push(full);
-      else if (name.endsWith(".ts") && !name.endsWith(".d.ts")) files.push(full);
-    }
-  }
-  return files.sort();
-}
-
-/** The relative modules a file imports or re-exports, resolved to .ts paths. */
-function importsOf(file: string): string[] {
-  const text = readFileSync(file, "utf8");
-  const targets: string[] = [];
-  for (const match of text.matchAll(/(?:^|\n)\s*(?:import|export)\b[^;]*?\bfrom\s+"(\.{1,2}\/[^"]+)\.js"/g)) {
-    targets.push(path.resolve(path.dirname(file), `${match[1]}.ts`));
-  }
-  for (const match of text.matchAll(/\bimport\(\s*"(\.{1,2}\/[^"]+)\.js"\s*\)/g))
-    targets.push(path.resolve(path.dirname(file), `${match[1]}.ts`));
-  return targets;
-}
 
 function folderOf(file: string): string {
   const relative = path.relative(path.join(root, "src"), file);

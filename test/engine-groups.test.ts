@@ -11,11 +11,11 @@
  */
 import { test } from "node:test";
 import assert from "node:assert/strict";
-import { existsSync, readdirSync, readFileSync, statSync } from "node:fs";
+import { existsSync, readdirSync, statSync } from "node:fs";
 import * as path from "node:path";
-import { fileURLToPath } from "node:url";
+import { importsOf, repoRoot, sourceFiles } from "./support/source-imports.js";
 
-const root = path.resolve(fileURLToPath(new URL("../..", import.meta.url)));
+const root = repoRoot;
 const engine = path.join(root, "src", "engine");
 
 /** The engine's groups, bottom first: each may import those before it. */
@@ -25,31 +25,6 @@ const BASE_FILES = ["constants.ts", "crash-points.ts", "engine-options.ts", "med
 /** The rest of the engine's root (the facade and its parts) may import anything in the engine. */
 const TOP = ".";
 const BASE = "(base)";
-
-function sourceFiles(directory: string): string[] {
-  const files: string[] = [];
-  const pending = [directory];
-  while (pending.length > 0) {
-    const current = pending.pop()!;
-    for (const name of readdirSync(current)) {
-      const full = path.join(current, name);
-      if (statSync(full).isDirectory()) pending.push(full);
-      else if (name.endsWith(".ts") && !name.endsWith(".d.ts")) files.push(full);
-    }
-  }
-  return files.sort();
-}
-
-/** The relative modules a file imports or re-exports, resolved to .ts paths. */
-function importsOf(file: string): string[] {
-  const text = readFileSync(file, "utf8");
-  const targets: string[] = [];
-  for (const match of text.matchAll(/(?:^|\n)\s*(?:import|export)\b[^;]*?\bfrom\s+"(\.{1,2}\/[^"]+)\.js"/g))
-    targets.push(path.resolve(path.dirname(file), `${match[1]}.ts`));
-  for (const match of text.matchAll(/\bimport\(\s*"(\.{1,2}\/[^"]+)\.js"\s*\)/g))
-    targets.push(path.resolve(path.dirname(file), `${match[1]}.ts`));
-  return targets;
-}
 
 /** The group of an engine file: a group folder, BASE, TOP; undefined outside the engine. */
 function groupOf(file: string): string | undefined {

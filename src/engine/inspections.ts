@@ -1,14 +1,11 @@
 import { crc32c } from "../util/crc32c.js";
 import { fromSystemError } from "../util/errors.js";
 import { isDataSlot } from "./constants.js";
-import { blockCountOf, checkBlockRange, type DiskGeometry } from "./engine-options.js";
-import { BASELINE_FILE, type Baseline } from "./history/baseline-fold.js";
+import { blockCountOf, checkBlockRange } from "./engine-options.js";
+import { BASELINE_FILE } from "./history/baseline-fold.js";
 import type { ProgressCallback } from "./history/compaction.js";
-import type { RetiringSlots } from "./space/retiring-slots.js";
-import type { SegmentFiles } from "./space/segment-files.js";
-import type { DiskState } from "./tables/disk-state.js";
 import { noop } from "./write/commit-batch.js";
-import type { CommitPipeline } from "./write/commit-pipeline.js";
+import type { ReadPathContext } from "./read-path.js";
 
 export interface ScrubReport {
   entriesChecked: number;
@@ -32,15 +29,7 @@ export interface SpaceReport {
 }
 
 /** What the inspections need from the engine around them. */
-export interface InspectionsContext {
-  geometry: DiskGeometry;
-  state: DiskState;
-  segments: SegmentFiles;
-  retiring: RetiringSlots;
-  /** The current volume's LSN (lsnVisible), and whether the disk is closing (a scrub stops). */
-  pipeline: CommitPipeline;
-  baseline: Baseline;
-  reportChecksumError(lba: number, lsn: number): void;
+export interface InspectionsContext extends ReadPathContext {
   /** The history window now (0: none), and the first LSN it holds (HistoryWindow.lsnFirst). */
   historySeconds(): number;
   windowLsnFirst(): number;
