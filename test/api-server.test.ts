@@ -34,6 +34,9 @@ import {
   type LogRequest,
   type Operations,
   type PolicyUpdate,
+  type PruneRequest,
+  type PruneResult,
+  type StoreEvent,
   type ProgressCallback,
   type RestoreRequest,
   type RestoreResult,
@@ -43,6 +46,7 @@ import {
   type StoreStatus,
 } from "../src/store/operations/index.js";
 import { apiSocketPath, apiTokenPath } from "../src/store/paths.js";
+import { defaultSettings } from "../src/store/policy/policy-settings.js";
 import { ErrorCodes, SnaplogError } from "../src/util/errors.js";
 import { collect, parseNdjson } from "./support/ndjson.js";
 import { waitFor } from "./support/wait-for.js";
@@ -101,7 +105,7 @@ class MemoryOperations implements Operations {
         deadEntries: 0,
         window: { lsnFirst: 0, timeFirst: null, lsnLast: 0 },
       },
-      policy: { historySeconds: request.historySeconds ?? 3600, autoCompact: true, compactOnDelete: true },
+      policy: { ...defaultSettings(request.historySeconds ?? 3600), nextScheduledRun: null, retentionWouldDelete: [] },
     };
     this.disks.set(request.name, disk);
     return (await this.listDisks()).find((info) => info.name === request.name)!;
@@ -140,11 +144,18 @@ class MemoryOperations implements Operations {
   async showPolicy(disk: string): Promise<DiskPolicy> {
     return (await this.showDisk(disk)).policy;
   }
-  async setPolicy({ disk, ...changes }: PolicyUpdate): Promise<DiskPolicy> {
+  async setPolicy({ disk, hooksAdd: _add, hooksRemove: _remove, ...changes }: PolicyUpdate): Promise<DiskPolicy> {
     const detail = await this.showDisk(disk);
     this.mutationCount += 1;
     detail.policy = { ...detail.policy, ...changes };
     return detail.policy;
+  }
+  async prunePolicy(request: PruneRequest): Promise<PruneResult> {
+    await this.showDisk(request.disk);
+    return { disk: request.disk, dryRun: request.dryRun === true, deleted: [] };
+  }
+  async *readEvents(): AsyncGenerator<StoreEvent> {
+    yield { seq: 1, time: new Date(0).toISOString(), type: "snapshot-created", message: "made by the memory store" };
   }
   async compact(request: CompactRequest, onProgress?: ProgressCallback): Promise<CompactResult> {
     await this.showDisk(request.disk);
@@ -534,7 +545,11 @@ test("GET /v1/disks/:name carries space and policy", async () => {
   const detail = JSON.parse(answer.body) as DiskDetail;
   assert.equal(detail.sizeBytes, 1 << 20);
   assert.deepEqual(detail.space.window, { lsnFirst: 0, timeFirst: null, lsnLast: 0 });
-  assert.deepEqual(detail.policy, { historySeconds: 3600, autoCompact: true, compactOnDelete: true });
+  assert.deepEqual(pick(detail.policy, ["historySeconds", "autoCompact", "compactOnDelete"]), {
+    historySeconds: 3600,
+    autoCompact: true,
+    compactOnDelete: true,
+  });
 });
 
 test("DELETE a snapshot answers what was deleted and freed; an unknown one is 404", async () => {
@@ -556,14 +571,27 @@ test("DELETE a snapshot answers what was deleted and freed; an unknown one is 40
 
 test("policy: GET shows it, PATCH changes only the fields given and answers the whole policy", async () => {
   const shown = await historyApp.inject({ method: "GET", url: "/v1/disks/vm1/policy" });
-  assert.deepEqual(JSON.parse(shown.body), { historySeconds: 3600, autoCompact: true, compactOnDelete: true });
+  const basics = ["historySeconds", "autoCompact", "compactOnDelete", "lunPolicy", "snapshotEverySeconds"];
+  assert.deepEqual(pick(JSON.parse(shown.body), basics), {
+    historySeconds: 3600,
+    autoCompact: true,
+    compactOnDelete: true,
+    lunPolicy: "sequential",
+    snapshotEverySeconds: null,
+  });
   const changed = await historyApp.inject({
     method: "PATCH",
     url: "/v1/disks/vm1/policy",
     payload: { autoCompact: false, historySeconds: 60 },
   });
   assert.equal(changed.statusCode, 200, changed.body);
-  assert.deepEqual(JSON.parse(changed.body), { historySeconds: 60, autoCompact: false, compactOnDelete: true });
+  assert.deepEqual(pick(JSON.parse(changed.body), basics), {
+    historySeconds: 60,
+    autoCompact: false,
+    compactOnDelete: true,
+    lunPolicy: "sequential",
+    snapshotEverySeconds: null,
+  });
   const missing = await historyApp.inject({ method: "GET", url: "/v1/disks/nothere/policy" });
   assert.equal(missing.statusCode, 404);
 });
@@ -967,3 +995,8 @@ test("ApiClient.scrub reports progress and returns the result, damage included; 
   );
   assert.deepEqual(historyOperations.scrubRequests, [{}]);
 });
+
+/** The named fields of an object (answers carry more than a test looks at). */
+function pick(value: object, keys: string[]): Record<string, unknown> {
+  return Object.fromEntries(keys.map((key) => [key, (value as Record<string, unknown>)[key]]));
+}

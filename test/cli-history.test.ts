@@ -197,14 +197,25 @@ test("snapshot delete prints what was deleted, the LUN released and what was fre
 });
 
 test("policy set changes only what is given; policy show and disk show report it", () => {
+  const basics = ({ historySeconds, autoCompact, compactOnDelete, snapshotEverySeconds }: DiskPolicy) => ({
+    historySeconds,
+    autoCompact,
+    compactOnDelete,
+    snapshotEverySeconds,
+  });
   const changed = succeedJson<DiskPolicy>("policy", "set", "win", "--history", "2h", "--auto-compact", "off");
-  assert.deepEqual(changed, { historySeconds: 7200, autoCompact: false, compactOnDelete: true });
-  assert.deepEqual(succeedJson<DiskPolicy>("policy", "set", "win", "--compact-on-delete", "off"), {
+  assert.deepEqual(basics(changed), { historySeconds: 7200, autoCompact: false, compactOnDelete: true, snapshotEverySeconds: null });
+  assert.deepEqual(basics(succeedJson<DiskPolicy>("policy", "set", "win", "--compact-on-delete", "off")), {
     historySeconds: 7200,
     autoCompact: false,
     compactOnDelete: false,
+    snapshotEverySeconds: null,
   });
-  assert.equal(succeed("policy", "show", "win"), "history:           2h\nauto-compact:      off\ncompact-on-delete: off\n");
+  const text = succeed("policy", "show", "win");
+  assert.match(text, /^history: +2h$/m);
+  assert.match(text, /^auto-compact: +off$/m);
+  assert.match(text, /^compact-on-delete: +off$/m);
+  assert.match(text, /^schedule: +off$/m);
   const shown = succeed("disk", "show", "win");
   assert.match(shown, /^history window: +2h: from LSN 0 \(before the first write\) to LSN 0$/m);
   assert.match(shown, /^policy auto-compact: +off$/m);
@@ -215,7 +226,13 @@ test("policy set changes only what is given; policy show and disk show report it
     [["--history", "-1h"], /invalid --history/],
     [["--auto-compact", "maybe"], /invalid --auto-compact "maybe": expected on or off/],
     [["--compact-on-delete", "1"], /expected on or off/],
-    [[], /at least one of --history, --auto-compact, --compact-on-delete/],
+    [[], /needs at least one option/],
+    [["--snapshot-every", "1h", "--snapshot-cron", "0 * * * *"], /give one schedule/],
+    [["--lun-policy", "constant"], /needs --lun N/],
+    [["--space-high", "85%"], /needs --space-action/],
+    [["--on", "space-high=archive:nowhere"], /vault nowhere does not exist/],
+    [["--on", "lunch=compact"], /unknown event "lunch"/],
+    [["--snapshot-cron", "61 * * * *"], /snapshot-cron/],
   ] as const) {
     assertFailure(snaplog("policy", "set", "win", ...args), 2, pattern);
   }

@@ -10,11 +10,11 @@
 import { test } from "node:test";
 import assert from "node:assert/strict";
 import fc from "fast-check";
-import { decideSlot } from "../src/policy/due-slot.js";
-import { checkSchedule, latestSlotAtOrBefore, nextSlotAfter, type Schedule } from "../src/policy/schedule.js";
-import { scheduledSnapshotName, slotOfScheduledName } from "../src/policy/scheduled-name.js";
-import { snapshotsToPrune, type RetainedSnapshot, type Retention } from "../src/policy/retention.js";
-import { isoWeek } from "../src/policy/zoned-time.js";
+import { decideSlot } from "../src/store/policy/due-slot.js";
+import { checkSchedule, latestSlotAtOrBefore, nextSlotAfter, type Schedule } from "../src/store/policy/schedule.js";
+import { scheduledSnapshotName, slotOfScheduledName } from "../src/store/policy/scheduled-name.js";
+import { snapshotsToPrune, type RetainedSnapshot, type Retention } from "../src/store/policy/retention.js";
+import { isoWeek } from "../src/store/policy/zoned-time.js";
 
 const HOUR = 3_600_000;
 const DAY = 24 * HOUR;

@@ -22,7 +22,11 @@ import type {
   LogEntry,
   LogRequest,
   Operations,
+  EventsRequest,
   PolicyUpdate,
+  PruneRequest,
+  PruneResult,
+  StoreEvent,
   ProgressCallback,
   RestoreRequest,
   RestoreResult,
@@ -94,6 +98,14 @@ export class ApiClient implements Operations {
 
   setPolicy({ disk, ...body }: PolicyUpdate): Promise<DiskPolicy> {
     return this.request("PATCH", diskPath(disk, "policy"), body);
+  }
+
+  prunePolicy({ disk, ...body }: PruneRequest): Promise<PruneResult> {
+    return this.request("POST", diskPath(disk, "policy/prune"), body);
+  }
+
+  async *readEvents({ disk, since, follow }: EventsRequest): AsyncGenerator<StoreEvent> {
+    yield* this.items<StoreEvent>(`/v1/events${queryString({ disk, since, follow: follow === true ? "1" : undefined })}`);
   }
 
   compact({ disk, ...body }: CompactRequest, onProgress?: ProgressCallback): Promise<CompactResult> {

@@ -19,10 +19,18 @@ const batchBytesMax = 64 * 1024;
 /** A batch goes out once its first text is this old, so a slow stream still shows its lines soon. */
 export const batchAgeMsMax = 50;
 
-export async function sendItemStream(reply: FastifyReply, items: AsyncIterable<unknown>): Promise<FastifyReply> {
+/**
+ * `waitForFirst: false` answers at once (a followed stream may have nothing to say for hours);
+ * then only an error thrown before the call gets its own status.
+ */
+export async function sendItemStream(
+  reply: FastifyReply,
+  items: AsyncIterable<unknown>,
+  options: { waitForFirst?: boolean } = {},
+): Promise<FastifyReply> {
   const iterator = items[Symbol.asyncIterator]();
   // Pulled before anything is sent: NOT_FOUND, OUTSIDE_WINDOW and bad arguments still get their status.
-  const first = await iterator.next();
+  const first = options.waitForFirst === false ? undefined : await iterator.next();
   const batches = textBatches(iterator, {
     format: (item) => [ndjsonLine(item)],
     first,

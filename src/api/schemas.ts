@@ -4,6 +4,7 @@
  * to compile when a schema drifts from the Operations types in store/operations/.
  */
 import { Type, type Static } from "@fastify/type-provider-typebox";
+import type { TOptional, TProperties } from "@fastify/type-provider-typebox";
 import type {
   CompactRequest,
   CompactResult,
@@ -20,15 +21,26 @@ import type {
   LogEntry,
   LogRequest,
   PolicyUpdate,
+  PruneRequest,
+  PruneResult,
   RestoreRequest,
   RestoreResult,
   ScrubRequest,
   ScrubResult,
   SnapshotInfo,
+  StoreEvent,
 } from "../store/operations/index.js";
 import type { ApplianceStatus } from "./appliance-status.js";
 import { BLOCK_SIZE_BYTES_MAX, BLOCK_SIZE_BYTES_MIN } from "../store/block-size.js";
 import { LUN_MAX, LUN_MIN } from "../store/luns.js";
+import { LUN_POLICIES, POLICY_EVENTS, SPACE_ACTIONS } from "../store/operations/index.js";
+import {
+  HOOK_ACTION_BYTES_MAX,
+  HOOKS_MAX,
+  KEEP_COUNT_MAX,
+  SPACE_HIGH_PERCENT_MAX,
+  SPACE_HIGH_PERCENT_MIN,
+} from "../store/policy/policy-settings.js";
 import { NAME_PATTERN_SOURCE, NAME_RULE, type NameKind } from "../store/names.js";
 import { ErrorCodes } from "../util/errors.js";
 
@@ -108,11 +120,94 @@ export const DiskSpaceSchema = Type.Object(
   { title: "DiskSpace" },
 );
 
+// Spelled out (a mapped array would widen the literals); assertSame at the bottom and the
+// check below keep them equal to the store's lists.
+const PolicyEventSchema = Type.Union(
+  [
+    Type.Literal("snapshot-created"),
+    Type.Literal("snapshot-deleted"),
+    Type.Literal("space-high"),
+    Type.Literal("replication-lag"),
+    Type.Literal("mirror-degraded"),
+    Type.Literal("scrub-damage"),
+  ],
+  { description: "an event an action can be attached to" },
+);
+const SpaceActionSchema = Type.Union([Type.Literal("compact"), Type.Literal("delete-oldest"), Type.Literal("archive-then-delete")], {
+  description: "what the space policy does",
+});
+const LunPolicySchema = Type.Union([Type.Literal("sequential"), Type.Literal("pool"), Type.Literal("constant"), Type.Literal("explicit")], {
+  description: "how new snapshots get their LUN (--lun-policy)",
+});
+for (const [schema, values] of [
+  [PolicyEventSchema, POLICY_EVENTS],
+  [SpaceActionSchema, SPACE_ACTIONS],
+  [LunPolicySchema, LUN_POLICIES],
+] as const) {
+  if (JSON.stringify(schema.anyOf.map((literal) => literal.const)) !== JSON.stringify(values))
+    throw new Error("api schemas: a policy list differs from the store's");
+}
+const KeepCount = (what: string) => Type.Integer({ minimum: 0, maximum: KEEP_COUNT_MAX, description: what });
+const EventHookSchema = Type.Object(
+  {
+    event: PolicyEventSchema,
+    action: Type.String({
+      minLength: 1,
+      maxLength: HOOK_ACTION_BYTES_MAX,
+      description: "compact, archive:VAULT, exec:COMMAND or webhook:URL",
+    }),
+  },
+  { additionalProperties: false, title: "EventHook" },
+);
+
+/** Every option of a policy, described once: the shown policy has them all, an update any of them. */
+const policySettingsProperties = {
+  historySeconds: Type.Integer({
+    minimum: 0,
+    maximum: Number.MAX_SAFE_INTEGER,
+    description: "every-write history window, seconds (--history)",
+  }),
+  historyMaxBytes: Type.Union([Type.Integer({ minimum: 1, maximum: Number.MAX_SAFE_INTEGER }), Type.Null()], {
+    description: "cap on the log bytes held only for the window; null: none (--history-max)",
+  }),
+  autoCompact: Type.Boolean({ description: "compact in the background when idle or short of space (--auto-compact)" }),
+  compactOnDelete: Type.Boolean({ description: "free a deleted snapshot's partition at once (--compact-on-delete)" }),
+  mergeOldestIntoBaseline: Type.Boolean({
+    description: "deleting the oldest snapshot folds it into the baseline (--merge-oldest-into-baseline)",
+  }),
+  snapshotEverySeconds: Type.Union([Type.Integer({ minimum: 1, maximum: Number.MAX_SAFE_INTEGER }), Type.Null()], {
+    description: "a scheduled snapshot every N seconds (slots at multiples of N since the epoch, UTC); null: off (--snapshot-every)",
+  }),
+  snapshotCron: Type.Union([Type.String({ minLength: 1, maxLength: 256 }), Type.Null()], {
+    description: "a scheduled snapshot at each time of this cron expression (5 or 6 fields) in `timezone`; null: off (--snapshot-cron)",
+  }),
+  timezone: Type.String({
+    minLength: 1,
+    maxLength: 64,
+    description: "IANA zone of the cron schedule and of retention's buckets (--timezone)",
+  }),
+  keepLast: KeepCount("keep the newest N scheduled snapshots (--keep-last)"),
+  keepHourly: KeepCount("keep the newest scheduled snapshot of each of the N most recent hours that have one (--keep-hourly)"),
+  keepDaily: KeepCount("likewise per day (--keep-daily)"),
+  keepWeekly: KeepCount("likewise per ISO week (--keep-weekly)"),
+  keepMonthly: KeepCount("likewise per month (--keep-monthly)"),
+  spaceHighPercent: Type.Union([Type.Integer({ minimum: SPACE_HIGH_PERCENT_MIN, maximum: SPACE_HIGH_PERCENT_MAX }), Type.Null()], {
+    description: "use of the store's file system (df) past which spaceAction runs; null: off (--space-high)",
+  }),
+  spaceAction: Type.Union([SpaceActionSchema, Type.Null()], { description: "what runs past spaceHighPercent (--space-action)" }),
+  spaceVault: Type.Union([Type.String({ minLength: 1, maxLength: 128 }), Type.Null()], {
+    description: "the vault of archive-then-delete (--space-vault)",
+  }),
+  hooks: Type.Array(EventHookSchema, { maxItems: HOOKS_MAX, description: "actions attached to events (--on / --off)" }),
+  lunPolicy: LunPolicySchema,
+  lun: Type.Union([Lun, Type.Null()], { description: "the LUN every new snapshot takes (constant policy)" }),
+};
+
 export const DiskPolicySchema = Type.Object(
   {
-    historySeconds: Count,
-    autoCompact: Type.Boolean(),
-    compactOnDelete: Type.Boolean(),
+    ...policySettingsProperties,
+    nextScheduledRun: Type.Union([Type.String(), Type.Null()], { description: "when the next scheduled snapshot is due (ISO 8601)" }),
+    retentionWouldDelete: Type.Array(Type.String(), { description: "scheduled snapshots retention would delete now, oldest first" }),
   },
   { title: "DiskPolicy" },
 );
@@ -173,13 +268,68 @@ export const DeleteSnapshotResultSchema = Type.Object(
   { title: "DeleteSnapshotResult" },
 );
 
+const { hooks: _hooks, ...updatableProperties } = policySettingsProperties;
+/** The same properties, each optional. */
+function optionalAll<T extends TProperties>(properties: T): { [K in keyof T]: TOptional<T[K]> } {
+  return Object.fromEntries(Object.entries(properties).map(([key, schema]) => [key, Type.Optional(schema)])) as {
+    [K in keyof T]: TOptional<T[K]>;
+  };
+}
+
 export const PolicyUpdateBodySchema = Type.Object(
   {
-    historySeconds: Type.Optional(Type.Integer({ minimum: 0, maximum: Number.MAX_SAFE_INTEGER })),
-    autoCompact: Type.Optional(Type.Boolean()),
-    compactOnDelete: Type.Optional(Type.Boolean()),
+    ...optionalAll(updatableProperties),
+    hooksAdd: Type.Optional(Type.Array(EventHookSchema, { maxItems: HOOKS_MAX, description: "attach actions (--on EVENT=ACTION)" })),
+    hooksRemove: Type.Optional(
+      Type.Array(
+        Type.Object(
+          { event: PolicyEventSchema, action: Type.Optional(Type.String({ minLength: 1, maxLength: HOOK_ACTION_BYTES_MAX })) },
+          { additionalProperties: false },
+        ),
+        { maxItems: HOOKS_MAX, description: "detach an action, or every action of an event (--off EVENT[=ACTION])" },
+      ),
+    ),
   },
   { additionalProperties: false, minProperties: 1, title: "PolicyUpdate" },
+);
+
+export const PruneBodySchema = Type.Object(
+  { dryRun: Type.Optional(Type.Boolean({ description: "say what would be deleted, delete nothing" })) },
+  { additionalProperties: false, title: "PruneRequest" },
+);
+
+export const PruneResultSchema = Type.Object(
+  { disk: Type.String(), dryRun: Type.Boolean(), deleted: Type.Array(Type.String()) },
+  { title: "PruneResult" },
+);
+
+export const StoreEventSchema = Type.Object(
+  {
+    seq: Count,
+    time: Type.String(),
+    type: Type.String(),
+    disk: Type.Optional(Type.String()),
+    snapshot: Type.Optional(Type.String()),
+    lun: Type.Optional(Count),
+    lsn: Type.Optional(Count),
+    reason: Type.Optional(Type.String()),
+    message: Type.String(),
+    details: Type.Optional(Type.Record(Type.String(), Type.Union([Type.String(), Type.Number(), Type.Boolean(), Type.Null()]))),
+  },
+  { title: "StoreEvent" },
+);
+
+export const EventsQuerySchema = Type.Object(
+  {
+    disk: Type.Optional(DiskNameSchema),
+    since: Type.Optional(Type.String({ description: "only events at or after this time (ISO 8601)" })),
+    follow: Type.Optional(
+      Type.Union([Type.Literal("1"), Type.Literal("true"), Type.Literal("0"), Type.Literal("false")], {
+        description: "1: stream new events as they happen",
+      }),
+    ),
+  },
+  { additionalProperties: false },
 );
 
 export const CompactBodySchema = Type.Object(
@@ -362,3 +512,6 @@ assertSame<Same<Omit<Static<typeof LogQuerySchema>, "data">, Omit<LogRequest, "d
 assertSame<Same<Static<typeof LogEntrySchema>, LogEntry>>();
 assertSame<Same<Static<typeof DiffQuerySchema>, Omit<DiffRequest, "disk">>>();
 assertSame<Same<Static<typeof DiffRunSchema>, DiffRun>>();
+assertSame<Same<Static<typeof PruneBodySchema>, Omit<PruneRequest, "disk">>>();
+assertSame<Same<Static<typeof PruneResultSchema>, PruneResult>>();
+assertSame<Same<Static<typeof StoreEventSchema>, StoreEvent>>();

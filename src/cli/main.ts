@@ -13,6 +13,7 @@ import { defaultStoreDirectory } from "./context.js";
 import { registerCompact } from "./compact.js";
 import { registerDiff } from "./diff.js";
 import { registerDisk } from "./disk.js";
+import { registerEvents } from "./events.js";
 import { exitCodeByCode, exitCodeOther, exitCodeSuccess, exitCodeUsage, ExitStatus } from "./exit-code.js";
 import { registerInit } from "./init.js";
 import { registerLog } from "./log.js";
@@ -76,6 +77,7 @@ export function buildProgram(): Command {
   registerCompact(program);
   registerScrub(program);
   registerPolicy(program);
+  registerEvents(program);
   registerStatus(program);
   return program;
 }

@@ -5,7 +5,7 @@
  */
 import type { Catalog } from "./catalog.js";
 import { CompactionScheduler } from "./compaction-scheduler.js";
-import { policyOf } from "./disk-policy.js";
+import { settingsOf } from "./policy/policy-settings.js";
 import { fileSystemSpace } from "./file-system-space.js";
 import type { StoreLogger } from "./store-options.js";
 
@@ -30,7 +30,7 @@ export function startBackgroundCompaction(
       [...catalog.disks.values()].map((disk) => ({
         name: disk.meta.name,
         engine: disk.engine,
-        autoCompact: policyOf(disk.meta).autoCompact,
+        autoCompact: settingsOf(disk.meta).autoCompact,
       })),
     {
       intervalMs: options.intervalMs ?? COMPACTION_INTERVAL_MS,

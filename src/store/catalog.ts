@@ -6,7 +6,9 @@
  */
 import { ErrorCodes, notFound, SnaplogError } from "../util/errors.js";
 import { SerialQueue } from "../util/serial-queue.js";
+import type { EventLog } from "./event-log.js";
 import type { OpenDisk } from "./open-disk.js";
+import type { StoreLogger } from "./store-options.js";
 import { writeStoreFile, type StoreFile } from "./store-file.js";
 
 export class Catalog {
@@ -21,6 +23,9 @@ export class Catalog {
     /** Absolute path of the store directory. */
     readonly path: string,
     private storeFileNow: StoreFile,
+    /** What the store did and saw (SPEC §4.4). */
+    readonly events: EventLog,
+    readonly logger: StoreLogger | undefined,
   ) {}
 
   get storeFile(): StoreFile {

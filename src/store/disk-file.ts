@@ -1,6 +1,7 @@
 /** disk.json: what a disk is (name, size, block size, LUN) and its policy, kept in the disk's directory. */
 import type { Medium } from "../engine/index.js";
 import { readJsonOn, writeJsonOn } from "./medium-json.js";
+import type { PolicySettings } from "./operations/index.js";
 import { DISK_FILE } from "./paths.js";
 
 export interface DiskFile {
@@ -14,6 +15,10 @@ export interface DiskFile {
   /** Policies (absent in disks made before they existed: defaults apply, disk-policy.ts). */
   autoCompact?: boolean;
   compactOnDelete?: boolean;
+  /** The other policy settings (SPEC §4), each absent until first set. */
+  policy?: Partial<Omit<PolicySettings, "historySeconds" | "autoCompact" | "compactOnDelete">>;
+  /** The scheduler's memory: when the schedule was set (no slot before is owed), the last slot it ran. */
+  scheduleState?: { setAtMs: number; lastSlotMs: number };
 }
 
 /** `directory` names the file in errors. */

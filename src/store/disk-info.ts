@@ -24,7 +24,7 @@ export function diskInfo(disk: OpenDisk): DiskInfo {
 }
 
 export async function diskDetail(disk: OpenDisk): Promise<DiskDetail> {
-  return { ...diskInfo(disk), snapshots: snapshotInfos(disk), space: await diskSpace(disk), policy: policyOf(disk.meta) };
+  return { ...diskInfo(disk), snapshots: snapshotInfos(disk), space: await diskSpace(disk), policy: policyOf(disk) };
 }
 
 async function diskSpace(disk: OpenDisk): Promise<DiskSpace> {

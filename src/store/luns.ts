@@ -37,3 +37,19 @@ export async function raiseLunNext(catalog: Catalog): Promise<void> {
   const lunHighest = maxOf(lunsInUse(catalog), 0);
   if (lunHighest >= catalog.storeFile.lunNext) await catalog.saveStoreFile({ ...catalog.storeFile, lunNext: lunHighest + 1 });
 }
+
+/**
+ * Who holds or reserves `lun` for another volume than a snapshot of `diskName`: a disk's
+ * current volume, another disk's snapshot, or another disk's constant LUN policy; undefined
+ * when it is free for that disk's snapshots.
+ */
+export function lunHolderFor(catalog: Catalog, lun: number, diskName: string): string | undefined {
+  for (const disk of catalog.disks.values()) {
+    if (disk.meta.lun === lun) return `disk ${disk.meta.name}`;
+    if (disk.meta.name === diskName) continue;
+    if (disk.meta.policy?.lunPolicy === "constant" && disk.meta.policy.lun === lun)
+      return `the constant LUN policy of disk ${disk.meta.name}`;
+    for (const snapshot of disk.engine.snapshots) if (snapshot.lun === lun) return `snapshot ${snapshot.name} of disk ${disk.meta.name}`;
+  }
+  return undefined;
+}

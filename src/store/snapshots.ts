@@ -4,8 +4,8 @@
  */
 import { ErrorCodes, SnaplogError } from "../util/errors.js";
 import type { Catalog } from "./catalog.js";
+import { settingsOf } from "./policy/policy-settings.js";
 import { snapshotInfo, snapshotInfos } from "./disk-info.js";
-import { policyOf } from "./disk-policy.js";
 import { assignLun } from "./luns.js";
 import { checkNewSnapshotName } from "./new-snapshot-name.js";
 import type { OpenDisk } from "./open-disk.js";
@@ -18,7 +18,19 @@ export async function listSnapshots(catalog: Catalog, diskName: string): Promise
 export function createSnapshot(catalog: Catalog, request: CreateSnapshotRequest): Promise<SnapshotInfo> {
   return catalog.control.run(async () => {
     const disk = catalog.disk(request.disk);
-    return cutSnapshot(catalog, disk, { name: request.name ?? defaultSnapshotName(disk), lun: request.lun, lsn: undefined });
+    return cutSnapshot(catalog, disk, { name: request.name ?? defaultSnapshotName(disk), lun: request.lun, lsn: undefined }, "manual");
+  });
+}
+
+/**
+ * A scheduled snapshot of `slotMs` (named auto-…), unless the disk has it already: the
+ * scheduler's one way in. Undefined when it existed (a slot is run once).
+ */
+export function createScheduledSnapshot(catalog: Catalog, diskName: string, name: string): Promise<SnapshotInfo | undefined> {
+  return catalog.control.run(async () => {
+    const disk = catalog.disk(diskName);
+    if (disk.engine.findSnapshot(name) !== undefined) return undefined;
+    return cutSnapshot(catalog, disk, { name, lun: undefined, lsn: undefined }, "scheduled");
   });
 }
 
@@ -30,16 +42,42 @@ export async function cutSnapshot(
   catalog: Catalog,
   disk: OpenDisk,
   cut: { name: string; lun: number | undefined; lsn: number | undefined },
+  reason: string,
 ): Promise<SnapshotInfo> {
+  checkNewSnapshotName(cut.name, { scheduled: reason === "scheduled" });
   checkSnapshotNameFree(disk, cut.name);
   if (cut.lsn !== undefined) disk.engine.checkViewAvailable(cut.lsn);
   const made = await disk.engine.cutSnapshot(cut.name, await assignLun(catalog, cut.lun), cut.lsn);
-  return snapshotInfo(disk.meta.name, made);
+  const info = snapshotInfo(disk.meta.name, made);
+  await recordSnapshotEvent(catalog, "snapshot-created", info, reason);
+  return info;
+}
+
+/** An event for a snapshot made or deleted; a failure to record it is logged, never the operation's. */
+async function recordSnapshotEvent(
+  catalog: Catalog,
+  type: "snapshot-created" | "snapshot-deleted",
+  info: SnapshotInfo,
+  reason: string,
+): Promise<void> {
+  const verb = type === "snapshot-created" ? "created" : "deleted";
+  await catalog.events
+    .record({
+      type,
+      disk: info.disk,
+      snapshot: info.name,
+      lun: info.lun,
+      lsn: info.lsn,
+      reason,
+      message: `snapshot ${info.name} of disk ${info.disk} ${verb} (${reason}), LUN ${info.lun}, LSN ${info.lsn}`,
+    })
+    .catch((error: unknown) =>
+      catalog.logger?.error(`event log: could not record an event: ${error instanceof Error ? error.message : String(error)}`),
+    );
 }
 
 /** INVALID_ARGUMENT for a name no snapshot may have, ALREADY_EXISTS for one the disk has. */
 export function checkSnapshotNameFree(disk: OpenDisk, name: string): void {
-  checkNewSnapshotName(name);
   if (disk.engine.findSnapshot(name) !== undefined) {
     throw new SnaplogError(ErrorCodes.ALREADY_EXISTS, `disk ${disk.meta.name} already has a snapshot named ${name}`, {
       disk: disk.meta.name,
@@ -64,14 +102,18 @@ export function defaultSnapshotName(disk: OpenDisk, prefix = "snap"): string {
  * attach it again.
  */
 export function deleteSnapshot(catalog: Catalog, diskName: string, name: string): Promise<DeleteSnapshotResult> {
-  return catalog.control.run(async () => {
-    const disk = catalog.disk(diskName);
-    const life = disk.snapshotLives.get(name);
-    if (life !== undefined) {
-      life.end(new SnaplogError(ErrorCodes.CLOSED, `snapshot ${name} of disk ${disk.meta.name} was deleted`, { disk: disk.meta.name }));
-      disk.snapshotLives.delete(name);
-    }
-    const result = await disk.engine.deleteSnapshot(name, { free: policyOf(disk.meta).compactOnDelete });
-    return { ...snapshotInfo(disk.meta.name, result.cut), entriesFreed: result.entriesFreed, bytesFreed: result.bytesFreed };
-  });
+  return catalog.control.run(() => deleteSnapshotNow(catalog, catalog.disk(diskName), name, "manual"));
+}
+
+/** The delete itself, inside control; `reason` goes to the event log (manual, retention, space, ...). */
+export async function deleteSnapshotNow(catalog: Catalog, disk: OpenDisk, name: string, reason: string): Promise<DeleteSnapshotResult> {
+  const life = disk.snapshotLives.get(name);
+  if (life !== undefined) {
+    life.end(new SnaplogError(ErrorCodes.CLOSED, `snapshot ${name} of disk ${disk.meta.name} was deleted`, { disk: disk.meta.name }));
+    disk.snapshotLives.delete(name);
+  }
+  const result = await disk.engine.deleteSnapshot(name, { free: settingsOf(disk.meta).compactOnDelete });
+  const info = snapshotInfo(disk.meta.name, result.cut);
+  await recordSnapshotEvent(catalog, "snapshot-deleted", info, reason);
+  return { ...info, entriesFreed: result.entriesFreed, bytesFreed: result.bytesFreed };
 }

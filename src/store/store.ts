@@ -18,13 +18,15 @@
  */
 import * as path from "node:path";
 import { BLOCK_SIZE_BYTES_DEFAULT, DirectoryMedium } from "../engine/index.js";
-import { ErrorCodes, fromSystemError, SnaplogError } from "../util/errors.js";
+import { ErrorCodes, fromSystemError, SnaplogError, invalidArgument } from "../util/errors.js";
 import { startBackgroundCompaction, type BackgroundCompactionOptions } from "./background-compaction.js";
 import { Catalog } from "./catalog.js";
 import type { CompactionScheduler } from "./compaction-scheduler.js";
 import { diskDetail, diskInfo } from "./disk-info.js";
 import { DiskLifecycle } from "./disk-lifecycle.js";
 import { setPolicy, showPolicy } from "./disk-policy.js";
+import { prunePolicy } from "./retention-prune.js";
+import { EventLog } from "./event-log.js";
 import { ExportResolver } from "./export-resolver.js";
 import { compact } from "./history/compact.js";
 import { diff } from "./history/diff.js";
@@ -42,16 +44,20 @@ import type {
   DiskDetail,
   DiskInfo,
   DiskPolicy,
+  EventsRequest,
   LogEntry,
   LogRequest,
   Operations,
   PolicyUpdate,
   ProgressCallback,
+  PruneRequest,
+  PruneResult,
   RestoreRequest,
   RestoreResult,
   ScrubRequest,
   ScrubResult,
   SnapshotInfo,
+  StoreEvent,
   StoreStatus,
 } from "./operations/index.js";
 import { checkIntegrity, scrub } from "./scrub.js";
@@ -104,7 +110,20 @@ export class Store implements Operations, VolumeResolver {
     const absolute = path.resolve(storePath);
     const storeFile = await readStoreFile(absolute);
     const lock = await StoreLock.acquire(absolute, options.mode === "server" ? "snaplog serve" : "snaplog cli");
-    const store = new Store(new Catalog(absolute, storeFile), lock, options.mode ?? "direct", options.logger, options.mediumFor);
+    let events: EventLog;
+    try {
+      events = await EventLog.open(absolute);
+    } catch (error) {
+      await lock.release();
+      throw error;
+    }
+    const store = new Store(
+      new Catalog(absolute, storeFile, events, options.logger),
+      lock,
+      options.mode ?? "direct",
+      options.logger,
+      options.mediumFor,
+    );
     try {
       await store.lifecycle.openAll();
     } catch (error) {
@@ -161,6 +180,21 @@ export class Store implements Operations, VolumeResolver {
 
   showPolicy(disk: string): Promise<DiskPolicy> {
     return showPolicy(this.catalog, disk);
+  }
+
+  prunePolicy(request: PruneRequest): Promise<PruneResult> {
+    return prunePolicy(this.catalog, request);
+  }
+
+  readEvents(request: EventsRequest, signal?: AbortSignal): AsyncIterable<StoreEvent> {
+    const sinceMs = request.since === undefined ? undefined : parseEventTime(request.since);
+    if (request.disk !== undefined) this.catalog.disk(request.disk);
+    return this.catalog.events.read({ disk: request.disk, sinceMs, follow: request.follow, signal });
+  }
+
+  /** The event log itself, for the server's policy runner (it records and follows events). */
+  get events(): EventLog {
+    return this.catalog.events;
   }
 
   setPolicy(update: PolicyUpdate): Promise<DiskPolicy> {
@@ -240,4 +274,11 @@ export class Store implements Operations, VolumeResolver {
       endVolumes(disk, closing);
     }
   }
+}
+
+/** A `since` time for the event log: ISO 8601 with Z or an offset. */
+function parseEventTime(text: string): number {
+  const ms = /^\d{4}-\d{2}-\d{2}T[\d:.]+(Z|[+-]\d{2}:?\d{2})$/.test(text) ? Date.parse(text) : NaN;
+  if (Number.isNaN(ms)) throw invalidArgument(`--since "${text}": give an ISO 8601 time with Z or an offset, e.g. 2026-11-25T10:00:00Z`);
+  return ms;
 }

@@ -7,6 +7,7 @@ import type { Operations } from "../../store/operations/index.js";
 import type { ServedEndpoints } from "../appliance-status.js";
 import type { ProgressTiming } from "../progress-stream.js";
 import { registerDiskRoutes } from "./disks.js";
+import { registerEventRoutes } from "./events.js";
 import { registerHistoryRoutes } from "./history.js";
 import { registerMetricsRoutes } from "./metrics.js";
 import { registerPolicyRoutes } from "./policy.js";
@@ -29,5 +30,6 @@ export function registerRoutes(app: TypedApp, context: RouteContext): void {
   registerHistoryRoutes(app, context.operations, context.progress);
   registerScrubRoutes(app, context.operations, context.progress);
   registerStatusRoutes(app, context.operations, context.served);
+  registerEventRoutes(app, context.operations);
   registerMetricsRoutes(app, context.metrics);
 }

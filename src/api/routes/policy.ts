@@ -1,6 +1,6 @@
 /** /v1/disks/:name/policy: show, and change some of it (PolicyOperations). */
 import type { PolicyOperations } from "../../store/operations/index.js";
-import { DiskPolicySchema, PolicyUpdateBodySchema } from "../schemas.js";
+import { DiskPolicySchema, PolicyUpdateBodySchema, PruneBodySchema, PruneResultSchema } from "../schemas.js";
 import { aboutDisk, answers, type TypedApp } from "./route-schema.js";
 
 export function registerPolicyRoutes(app: TypedApp, operations: PolicyOperations): void {
@@ -20,5 +20,17 @@ export function registerPolicyRoutes(app: TypedApp, operations: PolicyOperations
       }),
     },
     (request) => operations.setPolicy({ disk: request.params.name, ...request.body }),
+  );
+
+  app.post(
+    "/v1/disks/:name/policy/prune",
+    {
+      schema: aboutDisk({
+        summary: "Apply retention now (or, with dryRun, say what it would delete)",
+        body: PruneBodySchema,
+        response: answers(PruneResultSchema),
+      }),
+    },
+    (request) => operations.prunePolicy({ disk: request.params.name, ...request.body }),
   );
 }

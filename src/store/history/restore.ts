@@ -11,6 +11,7 @@ import { assignLun } from "../luns.js";
 import type { OpenDisk } from "../open-disk.js";
 import { checkRestoreRequest, type ProgressCallback, type RestoreRequest, type RestoreResult } from "../operations/index.js";
 import { lsnOfPoint, timeOfPoint } from "../point-spec.js";
+import { checkNewSnapshotName } from "../new-snapshot-name.js";
 import { checkSnapshotNameFree, cutSnapshot, defaultSnapshotName } from "../snapshots.js";
 import { restoreToFile } from "./restore-to-file.js";
 
@@ -34,7 +35,7 @@ export async function restore(catalog: Catalog, request: RestoreRequest, onProgr
   }
   if (request.asSnapshot !== undefined) {
     const cut = { name: request.asSnapshot, lun: request.lun, lsn };
-    const snapshot = await catalog.control.run(() => cutSnapshot(catalog, disk, cut));
+    const snapshot = await catalog.control.run(() => cutSnapshot(catalog, disk, cut, "restore"));
     return { ...point, mode: "snapshot", snapshot };
   }
   return catalog.control.run(() => rollback(catalog, disk, request, point));
@@ -57,6 +58,7 @@ async function rollback(catalog: Catalog, disk: OpenDisk, request: RestoreReques
     );
   }
   const name = request.name ?? defaultSnapshotName(disk, "before-rollback");
+  checkNewSnapshotName(name);
   checkSnapshotNameFree(disk, name);
   disk.engine.checkViewAvailable(lsn);
   const lun = await assignLun(catalog, request.lun);

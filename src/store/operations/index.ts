@@ -8,6 +8,7 @@
  * A new capability adds its own interface here (and its own file), and `Operations` extends it.
  */
 import type { DiskOperations } from "./disk-operations.js";
+import type { EventOperations } from "./event-operations.js";
 import type { HistoryOperations } from "./history-operations.js";
 import type { PolicyOperations } from "./policy-operations.js";
 import type { ScrubOperations } from "./scrub-operations.js";
@@ -15,6 +16,7 @@ import type { SnapshotOperations } from "./snapshot-operations.js";
 import type { StatusOperations } from "./status-operations.js";
 
 export type * from "./disk-operations.js";
+export type * from "./event-operations.js";
 export type * from "./history-operations.js";
 export type * from "./policy-operations.js";
 export type * from "./progress.js";
@@ -22,6 +24,7 @@ export type * from "./scrub-operations.js";
 export type * from "./snapshot-operations.js";
 export type * from "./status-operations.js";
 export { checkCompactRequest, checkRestoreRequest } from "./history-operations.js";
+export { LUN_POLICIES, POLICY_EVENTS, SPACE_ACTIONS } from "./policy-operations.js";
 
 export interface Operations
-  extends DiskOperations, SnapshotOperations, PolicyOperations, HistoryOperations, ScrubOperations, StatusOperations {}
+  extends DiskOperations, SnapshotOperations, PolicyOperations, HistoryOperations, ScrubOperations, StatusOperations, EventOperations {}

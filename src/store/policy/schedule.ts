@@ -9,7 +9,7 @@
  * catch-up and clock steps are ours.
  */
 import { Cron } from "croner";
-import { invalidArgument } from "../util/errors.js";
+import { invalidArgument } from "../../util/errors.js";
 import { isRepeatedWallTime } from "./zoned-time.js";
 
 export const SNAPSHOT_EVERY_SECONDS_MIN = 1;
