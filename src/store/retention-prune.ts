@@ -18,4 +18,3 @@ export function prunePolicy(catalog: Catalog, request: PruneRequest): Promise<Pr
     return { disk: disk.meta.name, dryRun: request.dryRun === true, deleted: doomed };
   });
 }
-
