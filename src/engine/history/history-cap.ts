@@ -130,12 +130,12 @@ export class HistoryCap {
   async cap(): Promise<HistoryCapResult | undefined> {
     const { state, pipeline, compactor, blockSizeBytes } = this.context;
     const maxBytes = this.maxBytes;
-    this.dueReported = false;
     if (maxBytes === null || this.context.historySeconds() === 0) return undefined;
     await compactor.flushUnlessFull();
     const grownAtStart = this.grownBytes;
     const droppedAtStart = state.keptViewsDropped;
     const lsnFirstBefore = this.context.windowLsnFirst();
+    const timeMsFirstBefore = timeOf(state, lsnFirstBefore);
     const found = await this.collect(lsnFirstBefore);
     const keepCount = Math.floor(maxBytes / blockSizeBytes);
     let lsnHorizon = lsnFirstBefore;
@@ -159,13 +159,15 @@ export class HistoryCap {
     // Writes published during the walk may have been missed by it: the bound adds them all.
     this.boundBytes = windowOnlyBytesAfter + (this.grownBytes - grownAtStart);
     this.viewsDroppedAt = droppedAtStart;
+    // Not before: the bound stays high while the walk runs, and one cap answers it.
+    this.dueReported = false;
     const lsnFirstAfter = this.context.windowLsnFirst();
     return {
       maxBytes,
       windowOnlyBytesBefore: found.count * blockSizeBytes,
       windowOnlyBytesAfter,
       lsnFirstBefore,
-      timeMsFirstBefore: timeOf(state, lsnFirstBefore),
+      timeMsFirstBefore,
       lsnFirstAfter,
       timeMsFirstAfter: timeOf(state, lsnFirstAfter),
       shrank: lsnHorizon > lsnFirstBefore,
