@@ -4,7 +4,9 @@
  * not), zeroes, trims, bursts of concurrent overlapping writes (partial-block merges follow
  * queue order), flushes, snapshots, snapshot deletes (merging or not), compactions (whole or
  * one partition), folds into the baseline, rollbacks and as-snapshot cuts to any point (in
- * the window or not), point-in-time reads by LSN and by time, window changes (0 ↔ 5 s),
+ * the window or not), point-in-time reads by LSN and by time, window changes (0 ↔ 5 s), the
+ * policy operations the engine serves — merge-oldest (the oldest snapshot folded into the
+ * baseline, then deleted: SPEC §4.6) and the history cap (--history-max, SPEC §4.1) —
  * clock ticks that move the window, and clean or crash-like reopens (no final checkpoint),
  * on a small disk with a tiny checkpoint threshold and tiny segments so rotation, segment
  * boundaries, segment reuse and segment release happen often.
@@ -49,6 +51,8 @@ type Op =
   | { t: "rollback"; pick: number }
   | { t: "asSnapshot"; pick: number }
   | { t: "window"; zero: boolean }
+  | { t: "mergeOldest" }
+  | { t: "cap"; maxBlocks: number }
   | { t: "pointInTime"; pick: number; byTime: boolean; offset: number; length: number };
 
 const range = fc
@@ -97,6 +101,8 @@ const opArbitrary: fc.Arbitrary<Op> = fc.oneof(
   { weight: 1, arbitrary: fc.nat().map((pick) => ({ t: "rollback" as const, pick })) },
   { weight: 1, arbitrary: fc.nat().map((pick) => ({ t: "asSnapshot" as const, pick })) },
   { weight: 1, arbitrary: fc.boolean().map((zero) => ({ t: "window" as const, zero })) },
+  { weight: 1, arbitrary: fc.constant({ t: "mergeOldest" as const }) },
+  { weight: 1, arbitrary: fc.integer({ min: 1, max: 24 }).map((maxBlocks) => ({ t: "cap" as const, maxBlocks })) },
   {
     weight: 2,
     arbitrary: fc.tuple(fc.nat(), fc.boolean(), range).map(([pick, byTime, r]) => ({ t: "pointInTime" as const, pick, byTime, ...r })),
@@ -230,6 +236,7 @@ async function runOp(h: Harness, op: Op): Promise<void> {
       break;
     }
     case "fold": {
+      if (!foldPointKnown(model)) return;
       const lsnFold = model.fold();
       const result = await h.engine.foldIntoBaseline();
       assert.equal(result.lsnFold, lsnFold, "the fold point is the oldest kept view");
@@ -269,11 +276,73 @@ async function runOp(h: Harness, op: Op): Promise<void> {
       await h.expectKeptViews(`after setting the window to ${seconds} s`);
       break;
     }
+    case "mergeOldest":
+      if (!(await mergeOldest(h))) return;
+      break;
+    case "cap":
+      await capHistory(h, op.maxBlocks * BLOCK_BYTES);
+      break;
     case "pointInTime":
       await pointInTime(h, op);
       return;
   }
   model.recordStep(h.engine.lsnLast);
+}
+
+/**
+ * Whether the model knows the image a fold would copy now. A history cap may leave the horizon
+ * inside a step (between two states the model recorded): the view there is the engine's to
+ * know, so a fold to it is left out (folds to every other point are checked).
+ */
+function foldPointKnown(model: HistoryModel): boolean {
+  const probe = model.clone();
+  probe.advanceHorizon();
+  const lsn = probe.foldPoint();
+  return lsn === 0 || model.states.some((state) => state.lsn === lsn) || model.snapshots.some((snapshot) => snapshot.lsn === lsn);
+}
+
+/**
+ * `--merge-oldest-into-baseline`: the store folds, then deletes the oldest snapshot. The fold is
+ * at the oldest kept view — the snapshot itself unless the window keeps an older view — and the
+ * baseline then reads what that view read. False when there is no snapshot.
+ */
+async function mergeOldest(h: Harness): Promise<boolean> {
+  const model = h.model;
+  if (model.snapshots.length === 0 || !foldPointKnown(model)) return false;
+  const oldest = [...model.snapshots].sort((a, b) => a.lsn - b.lsn)[0];
+  const lsnFold = model.fold();
+  const fold = await h.engine.foldIntoBaseline();
+  assert.equal(fold.lsnFold, lsnFold, "merge-oldest folds at the oldest kept view");
+  if (lsnFold === oldest.lsn) assert.ok(model.baseline.equals(oldest.image), "the baseline becomes the oldest snapshot");
+  model.snapshots.splice(model.snapshots.indexOf(oldest), 1);
+  await h.engine.deleteSnapshot(oldest.name);
+  await h.expectKeptViews(`after merging ${oldest.name} into the baseline`);
+  return true;
+}
+
+/**
+ * `--history-max`: the window's oldest part goes until the bytes held only for it are within the
+ * cap; snapshots and the current volume stay, and every view from the new horizon on. The new
+ * horizon is the engine's (test/history-cap.test.ts checks it is the smallest that meets the cap).
+ */
+async function capHistory(h: Harness, maxBytes: number): Promise<void> {
+  const model = h.model;
+  h.engine.setHistoryMax(maxBytes);
+  const result = await h.engine.capHistory();
+  if (model.windowSeconds === 0) {
+    assert.equal(result, undefined, "no window, nothing to cap");
+    return;
+  }
+  assert.ok(result !== undefined);
+  assert.equal(result.lsnFirstBefore, model.windowFirst(), "the window's first view before the cap");
+  assert.ok(result.windowOnlyBytesAfter <= maxBytes, `${result.windowOnlyBytesAfter} window-only bytes after a cap of ${maxBytes}`);
+  if (result.shrank) {
+    assert.ok(result.lsnFirstAfter > result.lsnFirstBefore && result.lsnFirstAfter <= model.lsnCurrent);
+    model.horizon = h.engine.stats().lsnHorizon;
+    assert.equal(model.windowFirst(), result.lsnFirstAfter, "the window now starts at the new horizon");
+  }
+  assert.equal(await h.engine.windowOnlyBytes(), result.windowOnlyBytesAfter);
+  await h.expectKeptViews(`after capping the window at ${maxBytes} bytes`);
 }
 
 async function pointInTime(h: Harness, op: Extract<Op, { t: "pointInTime" }>): Promise<void> {

@@ -6,6 +6,7 @@ import { noop, type RollbackOp } from "./write/commit-batch.js";
 import { CommitPipeline } from "./write/commit-pipeline.js";
 import { ByteRangeWriter } from "./write/byte-range-writer.js";
 import { Compactor, type CompactionResult, type ProgressCallback } from "./history/compaction.js";
+import { HistoryCap, type HistoryCapResult } from "./history/history-cap.js";
 import { DiskState } from "./tables/disk-state.js";
 import { blockCountOf, type DiskEngineEvents, type DiskEngineTuning, type DiskGeometry } from "./engine-options.js";
 import { checkViewAvailable, historyWindow, viewAtTime, type HistoryWindow, type WindowInput } from "./history/history-window.js";
@@ -27,6 +28,7 @@ export type { ScrubReport, SpaceReport } from "./inspections.js";
 export { BASELINE_FILE } from "./history/baseline-fold.js";
 export type { FoldResult } from "./history/baseline-fold.js";
 export type { CompactionResult, ProgressCallback } from "./history/compaction.js";
+export type { HistoryCapResult } from "./history/history-cap.js";
 
 export interface RollbackResult {
   /** The snapshot holding the state before the rollback. */
@@ -52,6 +54,7 @@ export class DiskEngine {
   private readonly retiring: RetiringSlots;
   private readonly maintenance = new SerialQueue();
   private readonly compactor: Compactor;
+  private readonly historyCap: HistoryCap;
   private readonly baseline: Baseline;
   private readonly reads: ReadPath;
   private readonly writes: ByteRangeWriter;
@@ -97,6 +100,9 @@ export class DiskEngine {
       }),
       foldLsn: () => this.baseline.foldLsn,
       windowLsnFirst: () => this.historyWindow().lsnFirst,
+      onPublished: (ids, count) => {
+        if (this.historyCap.notePublished(ids, count)) events.onHistoryCapDue?.({ disk: geometry.name });
+      },
     });
     const common = {
       diskName: geometry.name,
@@ -109,6 +115,15 @@ export class DiskEngine {
     };
     this.compactor = new Compactor({
       ...common,
+      historySeconds: () => this.historySecondsNow,
+      windowLsnFirst: () => this.historyWindow().lsnFirst,
+    });
+    this.historyCap = new HistoryCap({
+      blockSizeBytes: geometry.blockSizeBytes,
+      segmentSizeBytes: segments.segmentSizeBytes,
+      state,
+      pipeline: this.pipeline,
+      compactor: this.compactor,
       historySeconds: () => this.historySecondsNow,
       windowLsnFirst: () => this.historyWindow().lsnFirst,
     });
@@ -159,7 +174,9 @@ export class DiskEngine {
     events: DiskEngineEvents = {},
     tuning: DiskEngineTuning = {},
   ): Promise<DiskEngine> {
-    const segments = new SegmentFiles(medium, geometry.blockSizeBytes, tuning.segmentSizeBytes);
+    const segments = new SegmentFiles(medium, geometry.blockSizeBytes, tuning.segmentSizeBytes, (segment) =>
+      events.onSegmentCreated?.({ disk: geometry.name, segment }),
+    );
     await segments.discover();
     const hasBaseline = await medium.exists(BASELINE_FILE);
     const recovered = await recoverDisk({
@@ -504,7 +521,44 @@ export class DiskEngine {
         this.state.reclaimOverwritten = true;
       }
       this.historySecondsNow = seconds;
+      // A longer window can hold more than the cap's running count knew.
+      this.historyCap.forget();
     });
+  }
+
+  /** The space cap on the window's history (`--history-max`; null: none). Applied by capHistory. */
+  get historyMaxBytes(): number | null {
+    return this.historyCap.maxBytes;
+  }
+
+  /**
+   * Sets the space cap on the log bytes held only for the window (null: none). Nothing is
+   * recorded: the cap is the store's policy; each capHistory records the horizon it moves.
+   * onHistoryCapDue tells when the write path may have passed it.
+   */
+  setHistoryMax(maxBytes: number | null): void {
+    assert(maxBytes === null || (Number.isSafeInteger(maxBytes) && maxBytes > 0), "history cap is bytes > 0");
+    this.historyCap.setMax(maxBytes);
+  }
+
+  /** Whether capHistory may find the cap passed (cheap: a running bound, no walk). */
+  get historyCapDue(): boolean {
+    return this.historyCap.due;
+  }
+
+  /**
+   * Caps the window by space (history/history-cap.ts): when the log bytes held only for the
+   * window pass the cap, the horizon moves to the smallest LSN that brings them within it (a
+   * synced HORIZON record), and what became dead is freed. Snapshots and pins are never touched.
+   * Undefined without a cap or a window.
+   */
+  capHistory(): Promise<HistoryCapResult | undefined> {
+    return this.maintenance.run(() => this.historyCap.cap());
+  }
+
+  /** The log bytes held only for the window now (a walk of every version chain). */
+  windowOnlyBytes(): Promise<number> {
+    return this.maintenance.run(() => this.historyCap.windowOnlyBytes());
   }
 
   /**

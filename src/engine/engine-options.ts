@@ -70,4 +70,8 @@ export interface DiskEngineEvents {
   onChecksumError?(info: { disk: string; lba: number; lsn: number }): void;
   /** Something went wrong in the background (a checkpoint write, a background sync). */
   onBackgroundError?(error: SnaplogError): void;
+  /** A write took a new segment file: the store's file system has less room (space checks follow). */
+  onSegmentCreated?(info: { disk: string; segment: number }): void;
+  /** The history cap (setHistoryMax) may be passed: run capHistory soon. Told once until it runs. */
+  onHistoryCapDue?(info: { disk: string }): void;
 }

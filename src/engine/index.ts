@@ -21,6 +21,7 @@ export type { DiskEngineEvents, DiskEngineTuning, DiskGeometry, Sabotage } from 
 export { BASELINE_FILE } from "./history/baseline-fold.js";
 export type { FoldResult } from "./history/baseline-fold.js";
 export type { CompactionResult, ProgressCallback } from "./history/compaction.js";
+export type { HistoryCapResult } from "./history/history-cap.js";
 export type { HistoryWindow } from "./history/history-window.js";
 export type { SnapshotCut } from "./tables/snapshot-cut.js";
 export { BlockSource } from "./tables/disk-state.js";

@@ -15,6 +15,7 @@ import { Store, type StoreOpenOptions } from "../store/store.js";
 import { ErrorCodes, SnaplogError } from "../util/errors.js";
 import { formatHostPort, type HostPort } from "../util/parse.js";
 import { registerNbdMetrics } from "./metrics.js";
+import { SpaceMonitor, type SpaceMonitorOptions } from "../policy/space-monitor.js";
 
 export const nbdDefault: HostPort = { host: "127.0.0.1", port: 10809 };
 export const demoDiskName = "demo";
@@ -34,6 +35,8 @@ export interface ApplianceOptions {
   logger?: Logger;
   /** Background compaction timing (defaults in store/background-compaction.ts: every 10 s, idle after 5 s). */
   compaction?: { intervalMs?: number; idleMs?: number };
+  /** Space checks (SPEC §4.2; default every 5 s, statfs of the store). */
+  space?: Pick<SpaceMonitorOptions, "intervalMs" | "measure">;
 }
 
 export interface Appliance {
@@ -51,7 +54,9 @@ export async function startAppliance(options: ApplianceOptions): Promise<Applian
   const store = await openStore(options, logger);
   let nbd: NbdServer | undefined;
   let api: ApiServer | undefined;
-  const closeAll = (): Promise<void> => closeInOrder([() => nbd?.close(), () => api?.close(), () => store.close()], logger);
+  let space: SpaceMonitor | undefined;
+  const closeAll = (): Promise<void> =>
+    closeInOrder([() => nbd?.close(), () => api?.close(), () => space?.stop(), () => store.close()], logger);
   try {
     nbd = new NbdServer({ resolver: store, logger: logger.child({ component: "nbd" }) });
     const nbdUrls = await listenNbd(nbd, options);
@@ -66,6 +71,8 @@ export async function startAppliance(options: ApplianceOptions): Promise<Applian
       logger: logger.child({ component: "api" }),
     });
     store.startBackgroundCompaction(options.compaction);
+    space = new SpaceMonitor(store, { ...options.space, onError: (error) => logger.error({ err: error }, "space check failed") });
+    space.start();
 
     const exportName = options.demo === true ? demoDiskName : undefined;
     const endpoints = [...nbdUrls.map((url) => `nbd: ${withExport(url, exportName)}`), ...api.endpoints];

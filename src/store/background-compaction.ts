@@ -37,6 +37,8 @@ export function startBackgroundCompaction(
       idleMs: options.idleMs ?? COMPACTION_IDLE_MS,
       freeFractionMin: options.freeFractionMin ?? COMPACTION_FREE_FRACTION_MIN,
       space: () => fileSystemSpace(catalog.path),
+      // While a space policy is past its mark, what compaction frees goes back at once (SPEC §4.2).
+      spareSegmentCount: () => (catalog.spaceHigh ? 0 : undefined),
       onCompacted: (disk, result) =>
         logger?.info?.(
           `compacted disk ${disk} (${result.reason}): ${result.entriesFreed} entries, ${result.bytesFreed} bytes freed, ${result.segmentsReleased} segment files released`,

@@ -6,6 +6,7 @@
  */
 import { ErrorCodes, notFound, SnaplogError } from "../util/errors.js";
 import { SerialQueue } from "../util/serial-queue.js";
+import { DiskSignals } from "./disk-signals.js";
 import type { EventLog } from "./event-log.js";
 import type { OpenDisk } from "./open-disk.js";
 import type { StoreLogger } from "./store-options.js";
@@ -17,6 +18,13 @@ export class Catalog {
   readonly failedDisks = new Map<string, string>();
   /** Changes of the store (disks, snapshots, policies, rollbacks), one at a time, in call order. */
   readonly control = new SerialQueue();
+  /** What the engines tell the background work (disk-signals.ts). */
+  readonly signals = new DiskSignals();
+  /**
+   * The store's file system is past a space policy's mark (space-policy.ts): compaction keeps no
+   * spare segment files while it is, so what it frees goes back at once (SPEC §4.2).
+   */
+  spaceHigh = false;
   private closedFlag = false;
 
   constructor(

@@ -16,6 +16,8 @@ export interface CompactionSchedulerOptions {
   freeFractionMin: number;
   /** Free and total bytes of the store's file system. */
   space(): Promise<{ freeBytes: number; totalBytes: number }>;
+  /** Wholly free segment files a pass keeps (undefined: the engine's default); a space policy past its mark wants 0. */
+  spareSegmentCount?(): number | undefined;
   onCompacted?(disk: string, result: { entriesFreed: number; bytesFreed: number; segmentsReleased: number; reason: string }): void;
   onError?(disk: string, error: unknown): void;
 }
@@ -71,7 +73,7 @@ export class CompactionScheduler {
       if (!(idle || spaceShort) || !(written || horizonMoved)) continue;
       const lsn = engine.lsnLast;
       try {
-        const result = await engine.compact();
+        const result = await engine.compact({ spareSegmentCount: this.options.spareSegmentCount?.() });
         this.lsnCompacted.set(engine, lsn);
         if (result.entriesFreed > 0 || result.segmentsReleased > 0) {
           this.options.onCompacted?.(target.name, { ...result, reason: spaceShort ? "space is short" : "idle" });

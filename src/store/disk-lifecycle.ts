@@ -17,7 +17,7 @@ import { checkBlockSize } from "./block-size.js";
 import type { Catalog } from "./catalog.js";
 import { readDiskFile, writeDiskFile, type DiskFile } from "./disk-file.js";
 import { diskInfo } from "./disk-info.js";
-import { checkHistorySeconds, HISTORY_SECONDS_DEFAULT } from "./disk-policy.js";
+import { checkHistorySeconds, HISTORY_SECONDS_DEFAULT, settingsOf } from "./disk-policy.js";
 import { assignLun, raiseLunNext } from "./luns.js";
 import { checkName } from "./names.js";
 import { endVolumes, openDisk, renewVolumes } from "./open-disk.js";
@@ -159,15 +159,21 @@ export class DiskLifecycle {
     }
   }
 
-  private openEngine(meta: DiskFile, medium: Medium): Promise<DiskEngine> {
-    return DiskEngine.open(
+  private async openEngine(meta: DiskFile, medium: Medium): Promise<DiskEngine> {
+    const signals = this.catalog.signals;
+    const engine = await DiskEngine.open(
       medium,
       { name: meta.name, sizeBytes: meta.sizeBytes, blockSizeBytes: meta.blockSizeBytes, historySeconds: meta.historySeconds },
       {
         onChecksumError: (info) => this.logger?.error(`checksum error on disk ${info.disk}, block ${info.lba}, LSN ${info.lsn}`),
         onBackgroundError: (error) => this.logger?.error(error.message),
+        onSegmentCreated: (info) => signals.emit("segment-created", info.disk),
+        onHistoryCapDue: (info) => signals.emit("history-cap-due", info.disk),
       },
     );
+    // The cap is policy (disk.json); the engine counts toward it, the server's runner applies it.
+    engine.setHistoryMax(settingsOf(meta).historyMaxBytes);
+    return engine;
   }
 }
 

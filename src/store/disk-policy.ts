@@ -80,6 +80,11 @@ export function setPolicy(catalog: Catalog, update: PolicyUpdate): Promise<DiskP
       if (windowChanges) await disk.engine.setHistory(seconds);
       await saveDiskFile(disk, next);
     }
+    if (settings.historyMaxBytes !== disk.engine.historyMaxBytes) {
+      disk.engine.setHistoryMax(settings.historyMaxBytes);
+      // A new cap applies now, not at the next write.
+      if (disk.engine.historyCapDue) catalog.signals.emit("history-cap-due", disk.meta.name);
+    }
     await catalog.events.record({
       type: "policy-changed",
       disk: disk.meta.name,

@@ -7,6 +7,7 @@ import type { Catalog } from "./catalog.js";
 import { settingsOf } from "./policy/policy-settings.js";
 import { snapshotInfo, snapshotInfos } from "./disk-info.js";
 import { assignLun } from "./luns.js";
+import { mergeIfOldest } from "./merge-oldest.js";
 import { checkNewSnapshotName } from "./new-snapshot-name.js";
 import type { OpenDisk } from "./open-disk.js";
 import type { CreateSnapshotRequest, DeleteSnapshotResult, SnapshotInfo } from "./operations/index.js";
@@ -112,8 +113,14 @@ export async function deleteSnapshotNow(catalog: Catalog, disk: OpenDisk, name: 
     life.end(new SnaplogError(ErrorCodes.CLOSED, `snapshot ${name} of disk ${disk.meta.name} was deleted`, { disk: disk.meta.name }));
     disk.snapshotLives.delete(name);
   }
+  // --merge-oldest-into-baseline: the oldest snapshot is folded into the baseline first (merge-oldest.ts).
+  const fold = await mergeIfOldest(catalog, disk, name, reason);
   const result = await disk.engine.deleteSnapshot(name, { free: settingsOf(disk.meta).compactOnDelete });
   const info = snapshotInfo(disk.meta.name, result.cut);
   await recordSnapshotEvent(catalog, "snapshot-deleted", info, reason);
-  return { ...info, entriesFreed: result.entriesFreed, bytesFreed: result.bytesFreed };
+  return {
+    ...info,
+    entriesFreed: result.entriesFreed + (fold?.entriesFreed ?? 0),
+    bytesFreed: result.bytesFreed + (fold?.bytesFreed ?? 0),
+  };
 }

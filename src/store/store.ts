@@ -10,6 +10,9 @@
  *   disk-policy.ts         policies shown and changed (disk.json)
  *   history/               compact, restore (and rollback), log, diff
  *   scrub.ts               the integrity check
+ *   space-policy.ts        the space policy's checks and steps (the server's monitor calls them)
+ *   history-cap-runner.ts  --history-max applied in the background
+ *   merge-oldest.ts        --merge-oldest-into-baseline, in the snapshot delete
  *   store-status.ts        health and space
  *   export-resolver.ts     export names to volumes (the VolumeResolver the NBD server uses)
  *
@@ -28,6 +31,7 @@ import { setPolicy, showPolicy } from "./disk-policy.js";
 import { prunePolicy } from "./retention-prune.js";
 import { EventLog } from "./event-log.js";
 import { ExportResolver } from "./export-resolver.js";
+import { HistoryCapRunner } from "./history-cap-runner.js";
 import { compact } from "./history/compact.js";
 import { diff } from "./history/diff.js";
 import { readLog } from "./history/log.js";
@@ -65,17 +69,21 @@ import { createSnapshot, deleteSnapshot, listSnapshots } from "./snapshots.js";
 import { createStoreFile, readStoreFile, storeFileExists } from "./store-file.js";
 import { StoreLock } from "./store-lock.js";
 import type { StoreLogger, StoreOpenOptions } from "./store-options.js";
+import { SpaceGuard, statfsUse, type MeasureSpace, type SpaceCheckResult } from "./space-policy.js";
 import { storeStatus } from "./store-status.js";
 import type { ExportInfo, Volume, VolumeResolver } from "./volume.js";
 
 export { VERSION } from "../util/version.js";
 export type { StoreOpenOptions } from "./store-options.js";
+export type { FileSystemUse, MeasureSpace, SpaceCheckResult } from "./space-policy.js";
 
 export class Store implements Operations, VolumeResolver {
   private readonly lifecycle: DiskLifecycle;
   private readonly exports: ExportResolver;
   private readonly openedAtMs = Date.now();
   private compactionScheduler: CompactionScheduler | undefined;
+  private historyCapRunner: HistoryCapRunner | undefined;
+  private spaceGuard: SpaceGuard | undefined;
 
   private constructor(
     private readonly catalog: Catalog,
@@ -133,9 +141,34 @@ export class Store implements Operations, VolumeResolver {
     return store;
   }
 
-  /** Starts background compaction (the server does; a CLI in direct mode does not). */
+  /**
+   * Starts the background maintenance (the server does; a CLI in direct mode does not):
+   * compaction, and the history cap of disks with --history-max.
+   */
   startBackgroundCompaction(options: BackgroundCompactionOptions = {}): void {
     this.compactionScheduler ??= startBackgroundCompaction(this.catalog, this.logger, options);
+    if (this.historyCapRunner === undefined) {
+      this.historyCapRunner = new HistoryCapRunner(this.catalog, this.logger);
+      this.historyCapRunner.start();
+    }
+  }
+
+  // ---- the space policy (SPEC §4.2), for the server's space monitor ----------------------
+
+  /**
+   * One space check (space-policy.ts): measures the store's file system (`measure`, df's view by
+   * default), records `space-high` for each disk whose mark use passed, and runs the disks'
+   * space actions until use is 5 points below their marks or nothing is left to act on.
+   */
+  checkSpace(measure: MeasureSpace = statfsUse): Promise<SpaceCheckResult> {
+    this.catalog.checkOpen();
+    this.spaceGuard ??= new SpaceGuard(this.catalog);
+    return this.spaceGuard.check(measure);
+  }
+
+  /** Calls `listener` with the disk's name whenever a write takes a new segment file; returns the unsubscribe. */
+  onSegmentCreated(listener: (disk: string) => void): () => void {
+    return this.catalog.signals.on("segment-created", listener);
   }
 
   /** The whole-disk check of every open disk (fsck): problems per disk, empty lists when sound. */
@@ -248,9 +281,11 @@ export class Store implements Operations, VolumeResolver {
     this.endAllVolumes();
     // A pass under way ends at its next step once the engines close.
     const compactionStopped = this.compactionScheduler?.stop();
+    const capsStopped = this.historyCapRunner?.stop();
     await this.catalog.control.run(async () => undefined);
     const results = await Promise.allSettled([...this.catalog.disks.values()].map((disk) => disk.engine.close()));
     await compactionStopped;
+    await capsStopped;
     await this.lock.release();
     const failure = results.find((result): result is PromiseRejectedResult => result.status === "rejected");
     if (failure !== undefined) throw fromSystemError(failure.reason, { path: this.path });
@@ -261,8 +296,10 @@ export class Store implements Operations, VolumeResolver {
     this.catalog.markClosed();
     this.endAllVolumes();
     const compactionStopped = this.compactionScheduler?.stop();
+    const capsStopped = this.historyCapRunner?.stop();
     await Promise.allSettled([...this.catalog.disks.values()].map((disk) => disk.engine.abandon()));
     await compactionStopped;
+    await capsStopped;
     this.lock.abandon();
   }
 

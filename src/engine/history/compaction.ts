@@ -62,7 +62,7 @@ export class Compactor {
     onProgress?: ProgressCallback;
     spareSegmentCount?: number;
   }): Promise<CompactionResult> {
-    const { state, pipeline, tuning, blockSizeBytes } = this.context;
+    const { state, pipeline, blockSizeBytes } = this.context;
     const startedMs = performance.now();
     await this.flushUnlessFull();
     await this.advanceHorizon();
@@ -73,9 +73,7 @@ export class Compactor {
     const counts = await this.scanAndFree(lsnMin, lsnMax, options.onProgress);
     const scanMs = performance.now() - scanStartedMs;
     state.times.thinBefore(this.context.historySeconds() > 0 ? state.lsnHorizon : pipeline.lsnVisible, TIME_RESOLUTION_OUTSIDE_WINDOW_MS);
-    const segmentsReleased = await this.releaseFreeSegments(
-      options.spareSegmentCount ?? tuning.spareSegmentCount ?? SPARE_SEGMENT_COUNT_DEFAULT,
-    );
+    const segmentsReleased = await this.releaseFreeSegments(options.spareSegmentCount);
     return {
       entriesScanned: entriesBefore,
       bytesScanned: entriesBefore * blockSizeBytes,
@@ -146,9 +144,10 @@ export class Compactor {
     return total;
   }
 
-  /** Deletes wholly free segment files beyond `spare` of them; returns how many. */
-  private async releaseFreeSegments(spare: number): Promise<number> {
+  /** Deletes wholly free segment files beyond `spare` of them (default: the tuning's); returns how many. */
+  async releaseFreeSegments(spare?: number): Promise<number> {
     const { state, segments, tuning } = this.context;
+    spare ??= tuning.spareSegmentCount ?? SPARE_SEGMENT_COUNT_DEFAULT;
     const candidates = state.slots.wholeFreeSegments().filter((segment) => segments.exists(segment));
     // Keep the lowest ones: reused first, so the log stays at the front of its slot space.
     candidates.sort((a, b) => a - b);

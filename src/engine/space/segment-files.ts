@@ -24,6 +24,8 @@ export class SegmentFiles {
     private readonly medium: Medium,
     readonly blockSizeBytes: number,
     segmentSizeBytes: number = SEGMENT_SIZE_BYTES,
+    /** A segment file was created (the file system gave the disk a segment more). */
+    private readonly onCreated?: (segmentIndex: number) => void,
   ) {
     this.slotsPerSegment = segmentSizeBytes / blockSizeBytes;
     this.segmentSizeBytes = segmentSizeBytes;
@@ -162,10 +164,12 @@ export class SegmentFiles {
       pending = (removal ?? Promise.resolve())
         .then(() => this.medium.open(SegmentFiles.fileName(segmentIndex), { create: true }))
         .then((file) => {
-          if (!this.present.has(segmentIndex)) this.directoryDirty = true;
+          const created = !this.present.has(segmentIndex);
+          if (created) this.directoryDirty = true;
           this.present.add(segmentIndex);
           this.files.set(segmentIndex, file);
           this.opening.delete(segmentIndex);
+          if (created) this.onCreated?.(segmentIndex);
           return file;
         });
       pending.catch(() => this.opening.delete(segmentIndex));

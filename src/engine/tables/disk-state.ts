@@ -57,6 +57,12 @@ export class DiskState {
   readonly baselineBad = new Set<number>();
   /** Pinned views: LSN → number of holders. */
   private readonly pins = new Map<number, number>();
+  /**
+   * Counts every kept view dropped (a snapshot removed, a pin's last holder gone): what was held
+   * by it may now be held by the window alone, so a running total of window-only bytes
+   * (history/history-cap.ts) is stale once this moves.
+   */
+  keptViewsDropped = 0;
 
   /**
    * hasBaseline: the disk has a baseline image (from --from, or made by a fold).
@@ -149,13 +155,20 @@ export class DiskState {
   unpin(lsn: number): void {
     const holders = this.pins.get(lsn);
     assert(holders !== undefined, "unpin of an LSN that is not pinned");
-    if (holders === 1) this.pins.delete(lsn);
-    else this.pins.set(lsn, holders - 1);
+    if (holders === 1) {
+      this.pins.delete(lsn);
+      this.keptViewsDropped++;
+    } else this.pins.set(lsn, holders - 1);
   }
 
   /** Whether a kept view other than the current volume lies in [lsnFirst, lsnEnd) (with the window's horizon at `lsnHorizon`). */
   isKeptIn(lsnFirst: number, lsnEnd: number, lsnHorizon = this.lsnHorizon): boolean {
     if (!this.reclaimOverwritten && lsnEnd > lsnHorizon) return true;
+    return this.isCutOrPinIn(lsnFirst, lsnEnd);
+  }
+
+  /** Whether a snapshot cut or a pin lies in [lsnFirst, lsnEnd): a kept view that is neither the window nor the current volume. */
+  isCutOrPinIn(lsnFirst: number, lsnEnd: number): boolean {
     const snapshots = this.snapshots;
     let low = 0;
     let high = snapshots.length;
@@ -191,6 +204,7 @@ export class DiskState {
   removeSnapshot(name: string): SnapshotCut | undefined {
     const index = this.snapshots.findIndex((snapshot) => snapshot.name === name);
     if (index < 0) return undefined;
+    this.keptViewsDropped++;
     return this.snapshots.splice(index, 1)[0];
   }
 

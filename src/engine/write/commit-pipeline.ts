@@ -67,6 +67,8 @@ export interface PipelineContext {
   foldLsn(): number;
   /** The oldest view the history window holds now (entry times before it are kept coarsely). */
   windowLsnFirst(): number;
+  /** A batch's entries became visible (the history cap counts what they made window-only). */
+  onPublished?(ids: Uint32Array, count: number): void;
 }
 
 /**
@@ -389,6 +391,7 @@ export class CommitPipeline {
       else if (op.type === "control") op.apply();
     }
     this.lsnVisible = state.lsnLast;
+    if (columns.count > 0) this.context.onPublished?.(columns.ids, columns.count);
     if (state.reclaimOverwritten) this.reclaimBatch(columns);
     this.settle(batch, undefined);
     // Reclaimed slots wait for durability: sync early when many wait, or the log grows past need.
