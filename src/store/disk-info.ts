@@ -1,6 +1,7 @@
 /** What `disk list`, `disk show` and `snapshot list` answer: an open disk described as plain data. */
 import type { SnapshotCut } from "../engine/index.js";
 import { policyOf } from "./disk-policy.js";
+import { isScheduledName } from "./policy/scheduled-name.js";
 import type { OpenDisk } from "./open-disk.js";
 import type { DiskDetail, DiskInfo, DiskSpace, SnapshotInfo } from "./operations/index.js";
 
@@ -49,7 +50,14 @@ export function snapshotInfos(disk: OpenDisk): SnapshotInfo[] {
 }
 
 export function snapshotInfo(disk: string, cut: Pick<SnapshotCut, "name" | "lun" | "lsn" | "timeMs">): SnapshotInfo {
-  return { disk, name: cut.name, lun: cut.lun, lsn: cut.lsn, createdAt: new Date(cut.timeMs).toISOString() };
+  return {
+    disk,
+    name: cut.name,
+    lun: cut.lun,
+    lsn: cut.lsn,
+    createdAt: new Date(cut.timeMs).toISOString(),
+    scheduled: isScheduledName(cut.name),
+  };
 }
 
 function isoOrNull(timeMs: number): string | null {
