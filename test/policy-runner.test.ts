@@ -286,6 +286,11 @@ test("a simulated year of a daily schedule in Europe/Berlin: DST, downtime, cloc
     model.created.map(autoName),
     "every slot once, in order",
   );
+  assert.deepEqual(
+    created.filter((event) => event.details?.catchUp === true).map((event) => event.snapshot),
+    [autoName(Date.parse("2025-02-15T01:30:00Z")), autoName(Date.parse("2025-07-11T00:30:00Z"))],
+    "the catch-ups (after downtime, after the step forward) say so; no other run does",
+  );
   assert.equal(deleted.filter((event) => event.reason === "retention").length, model.prunedCount);
   assert.equal(deleted.length, model.prunedCount, "nothing deleted but by retention");
   assert.ok(

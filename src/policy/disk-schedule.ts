@@ -10,7 +10,8 @@
  * Which slot runs is decideSlot's (store/policy/due-slot.ts): at most one per wake, the latest
  * slot passed and never one at or before the last slot run. So a start after downtime or a
  * clock stepped forward gives one catch-up snapshot, never a burst, and a clock stepped back
- * runs nothing twice: it waits for time to pass the last slot run.
+ * runs nothing twice: it waits for time to pass the last slot run. A slot run that is not the
+ * one the loop slept until is a catch-up, and its snapshot-created event says so.
  *
  * A snapshot that fails (disk full, disk failing) is an event ("schedule-failed") and is tried
  * again after a delay that doubles from SCHEDULE_RETRY_MS_MIN to SCHEDULE_RETRY_MS_MAX, never
@@ -72,6 +73,8 @@ export class DiskSchedule {
     try {
       let pruneOwed = pruneAtStart;
       let retryDelayMs = SCHEDULE_RETRY_MS_MIN;
+      // The slot the loop slept until (or retries): any other slot due is a catch-up for one missed.
+      let awaitedSlotMs: number | undefined;
       while (!this.stopped) {
         const pokesSeen = this.pokeCount;
         const state = this.readState();
@@ -86,19 +89,23 @@ export class DiskSchedule {
         const nowMs = this.context.clock.nowMs();
         const decision = decideSlot(state.schedule, state.lastSlotMs, nowMs);
         if (decision.dueMs !== undefined) {
-          const outcome = await this.runSlot(decision.dueMs);
+          const outcome = await this.runSlot(decision.dueMs, decision.dueMs !== awaitedSlotMs);
           pruneOwed = false;
           if (outcome === "gone") return;
           if (outcome === "failed") {
+            awaitedSlotMs = decision.dueMs;
             await this.sleep(Math.min(nowMs + retryDelayMs, decision.wakeMs ?? Infinity), pokesSeen);
             retryDelayMs = Math.min(retryDelayMs * 2, SCHEDULE_RETRY_MS_MAX);
           } else {
             retryDelayMs = SCHEDULE_RETRY_MS_MIN;
+            // The next slot is awaited from now: one that comes due while this one runs is no catch-up.
+            awaitedSlotMs = decision.wakeMs;
           }
           continue;
         }
         if (pruneOwed && (await this.prune()) === "gone") return;
         pruneOwed = false;
+        awaitedSlotMs = decision.wakeMs;
         await this.sleep(decision.wakeMs ?? Infinity, pokesSeen);
       }
     } finally {
@@ -117,11 +124,11 @@ export class DiskSchedule {
   }
 
   /** The slot's snapshot, the slot recorded, then retention. A slot whose snapshot exists already (a crash came between) counts as run. */
-  private async runSlot(slotMs: number): Promise<SlotOutcome> {
+  private async runSlot(slotMs: number, catchUp: boolean): Promise<SlotOutcome> {
     const name = scheduledSnapshotName(slotMs);
     let step = "snapshot";
     try {
-      await this.context.store.createScheduledSnapshot(this.disk, slotMs);
+      await this.context.store.createScheduledSnapshot(this.disk, slotMs, { catchUp });
       step = "record";
       await this.context.store.recordScheduledSlot(this.disk, slotMs);
     } catch (error) {

@@ -216,9 +216,12 @@ export class Store implements Operations, VolumeResolver {
     return policyStateOf(this.catalog, disk);
   }
 
-  /** The scheduled snapshot of `slotMs` (auto-YYYYMMDDTHHMMSSZ); undefined when the disk has it already. */
-  createScheduledSnapshot(disk: string, slotMs: number): Promise<SnapshotInfo | undefined> {
-    return createScheduledSnapshot(this.catalog, disk, scheduledSnapshotName(slotMs));
+  /**
+   * The scheduled snapshot of `slotMs` (auto-YYYYMMDDTHHMMSSZ); undefined when the disk has it
+   * already. `catchUp`: the slot passed while nothing ran it (its event says so).
+   */
+  createScheduledSnapshot(disk: string, slotMs: number, run: { catchUp: boolean } = { catchUp: false }): Promise<SnapshotInfo | undefined> {
+    return createScheduledSnapshot(this.catalog, disk, scheduledSnapshotName(slotMs), run);
   }
 
   /** Persists `slotMs` as the last slot the disk's schedule ran (after its snapshot exists). */
