@@ -24,8 +24,9 @@ export function diskInfo(disk: OpenDisk): DiskInfo {
   };
 }
 
-export async function diskDetail(disk: OpenDisk): Promise<DiskDetail> {
-  return { ...diskInfo(disk), snapshots: snapshotInfos(disk), space: await diskSpace(disk), policy: policyOf(disk) };
+/** `nowMs`: the store's clock (the policy's next scheduled run is from it). */
+export async function diskDetail(disk: OpenDisk, nowMs: number): Promise<DiskDetail> {
+  return { ...diskInfo(disk), snapshots: snapshotInfos(disk), space: await diskSpace(disk), policy: policyOf(disk, nowMs) };
 }
 
 async function diskSpace(disk: OpenDisk): Promise<DiskSpace> {

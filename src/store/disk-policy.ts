@@ -38,7 +38,7 @@ export function lastScheduledSlotMs(disk: OpenDisk): number {
 }
 
 /** The policy with what it means at `nowMs`. */
-export function policyOf(disk: OpenDisk, nowMs = Date.now()): DiskPolicy {
+export function policyOf(disk: OpenDisk, nowMs: number): DiskPolicy {
   const settings = settingsOf(disk.meta);
   const schedule = scheduleOf(settings);
   const decision = schedule === undefined ? undefined : decideSlot(schedule, lastScheduledSlotMs(disk), nowMs);
