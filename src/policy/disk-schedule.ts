@@ -77,7 +77,7 @@ export class DiskSchedule {
       let awaitedSlotMs: number | undefined;
       while (!this.stopped) {
         const pokesSeen = this.pokeCount;
-        const state = this.readState();
+        const state = await this.readState();
         if (state === undefined) return;
         if (state.schedule === undefined) {
           if (pruneOwed && (await this.prune()) === "gone") return;
@@ -113,12 +113,23 @@ export class DiskSchedule {
     }
   }
 
-  /** The disk's policy now; undefined when the disk is gone or the store closed (the schedule ends). */
-  private readState(): PolicyState | undefined {
+  /**
+   * The disk's policy now; undefined ends the schedule: the disk is gone or the store closed, or
+   * the disk cannot be read (offline: an event, and the next policy change or restart tries again).
+   */
+  private async readState(): Promise<PolicyState | undefined> {
     try {
       return this.context.store.policyState(this.disk);
     } catch (error) {
-      if (!isGone(error)) this.context.logger.error(`policy: cannot read the policy of disk ${this.disk}: ${errorMessage(error)}`);
+      if (isGone(error)) return undefined;
+      this.context.logger.error(`policy: cannot read the policy of disk ${this.disk}: ${errorMessage(error)}`);
+      await this.context.record({
+        type: "schedule-failed",
+        disk: this.disk,
+        reason: "scheduled",
+        message: `the schedule of disk ${this.disk} stopped: ${errorMessage(error)}`,
+        details: { code: error instanceof SnaplogError ? error.code : null },
+      });
       return undefined;
     }
   }
