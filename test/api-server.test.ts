@@ -124,6 +124,7 @@ class MemoryOperations implements Operations {
       lun: request.lun ?? 100,
       lsn: 0,
       createdAt: new Date(0).toISOString(),
+      scheduled: false,
     };
     disk.snapshots.push(snapshot);
     disk.snapshotCount += 1;
@@ -561,6 +562,7 @@ test("DELETE a snapshot answers what was deleted and freed; an unknown one is 40
     lun: 6,
     lsn: 0,
     createdAt: new Date(0).toISOString(),
+    scheduled: false,
     entriesFreed: 2,
     bytesFreed: 8192,
   });

@@ -5,7 +5,7 @@
  * say. Method: the pure parts (schedule.ts, due-slot.ts, retention.ts) driven through months of
  * simulated time in milliseconds; retention checked over a simulated year of hourly snapshots
  * (fast-check picks the rules, the zone and outages) against an independent model written here
- * from the SPEC's words, with its own bucket and ISO-week arithmetic.
+ * from the SPEC's words, with its own bucket and ISO-week arithmetic (test/support/retention-model.ts).
  */
 import { test } from "node:test";
 import assert from "node:assert/strict";
@@ -13,8 +13,9 @@ import fc from "fast-check";
 import { decideSlot } from "../src/store/policy/due-slot.js";
 import { checkSchedule, latestSlotAtOrBefore, nextSlotAfter, type Schedule } from "../src/store/policy/schedule.js";
 import { scheduledSnapshotName, slotOfScheduledName } from "../src/store/policy/scheduled-name.js";
-import { snapshotsToPrune, type RetainedSnapshot, type Retention } from "../src/store/policy/retention.js";
+import { snapshotsToPrune, type RetainedSnapshot } from "../src/store/policy/retention.js";
 import { isoWeek } from "../src/store/policy/zoned-time.js";
+import { modelIsoWeek, modelKept } from "./support/retention-model.js";
 
 const HOUR = 3_600_000;
 const DAY = 24 * HOUR;
@@ -134,57 +135,6 @@ test("scheduled names: auto-YYYYMMDDTHHMMSSZ in UTC, read back exactly, nothing 
 });
 
 // ---- Retention against an independent model ------------------------------------------------
-
-/** The model's wall clock: sv-SE formats as "YYYY-MM-DD HH:MM:SS" (memoized: the model sees each time many times). */
-const wallClocks = new Map<string, string>();
-function wallClock(timeMs: number, timezone: string): string {
-  const key = `${timezone} ${timeMs}`;
-  let text = wallClocks.get(key);
-  if (text === undefined) wallClocks.set(key, (text = new Date(timeMs).toLocaleString("sv-SE", { timeZone: timezone, hour12: false })));
-  return text;
-}
-
-/** ISO week by the ordinal-date rule (week = floor((ordinal − weekday + 10) / 7)), independent of the code's. */
-function modelIsoWeek(date: string): string {
-  const [year, month, day] = date.split("-").map(Number);
-  const ordinal = (Date.UTC(year, month - 1, day) - Date.UTC(year, 0, 1)) / DAY + 1;
-  const weekday = new Date(Date.UTC(year, month - 1, day)).getUTCDay() || 7;
-  let week = Math.floor((ordinal - weekday + 10) / 7);
-  let weekYear = year;
-  const weeksIn = (y: number) => {
-    const jan1 = new Date(Date.UTC(y, 0, 1)).getUTCDay();
-    const leap = (y % 4 === 0 && y % 100 !== 0) || y % 400 === 0;
-    return jan1 === 4 || (leap && jan1 === 3) ? 53 : 52;
-  };
-  if (week < 1) {
-    weekYear = year - 1;
-    week = weeksIn(weekYear);
-  } else if (week > weeksIn(year)) {
-    weekYear = year + 1;
-    week = 1;
-  }
-  return `${weekYear}-W${week}`;
-}
-
-function modelKept(snapshots: RetainedSnapshot[], retention: Retention, timezone: string): Set<string> {
-  const kept = new Set<string>();
-  const byTime = [...snapshots].sort((a, b) => b.timeMs - a.timeMs);
-  byTime.slice(0, retention.keepLast ?? 0).forEach((snapshot) => kept.add(snapshot.name));
-  const buckets: [number | undefined, (snapshot: RetainedSnapshot) => string][] = [
-    [retention.keepHourly, (s) => wallClock(s.timeMs, timezone).slice(0, 13)],
-    [retention.keepDaily, (s) => wallClock(s.timeMs, timezone).slice(0, 10)],
-    [retention.keepWeekly, (s) => modelIsoWeek(wallClock(s.timeMs, timezone).slice(0, 10))],
-    [retention.keepMonthly, (s) => wallClock(s.timeMs, timezone).slice(0, 7)],
-  ];
-  for (const [count, bucketOf] of buckets) {
-    if (!count) continue;
-    // Group, newest bucket first (by its newest snapshot), keep each group's newest, for the first `count` groups.
-    const groups = new Map<string, RetainedSnapshot>();
-    for (const snapshot of byTime) if (!groups.has(bucketOf(snapshot))) groups.set(bucketOf(snapshot), snapshot);
-    [...groups.values()].slice(0, count).forEach((snapshot) => kept.add(snapshot.name));
-  }
-  return kept;
-}
 
 test("ISO weeks: the code agrees with the ordinal-date rule for every day of 2020-2030", () => {
   for (let ms = Date.UTC(2020, 0, 1); ms < Date.UTC(2031, 0, 1); ms += DAY) {

@@ -73,6 +73,7 @@ export const SnapshotInfoSchema = Type.Object(
     lun: Count,
     lsn: Count,
     createdAt: Type.String({ description: "ISO 8601" }),
+    scheduled: Type.Boolean({ description: "made by the disk's schedule (auto-YYYYMMDDTHHMMSSZ): only these are retention's" }),
   },
   { title: "SnapshotInfo" },
 );

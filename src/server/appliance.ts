@@ -1,16 +1,22 @@
 /**
- * The running appliance (`snaplog serve`): the store opened in server mode, the NBD server
- * on its endpoints, and the HTTP API on the store's unix socket (and TCP when asked).
+ * The running appliance (`snaplog serve`): the store opened in server mode, its policies run
+ * (src/policy/runner.ts), the NBD server on its endpoints, and the HTTP API on the store's unix
+ * socket (and TCP when asked).
  * cli/serve.ts only parses options and calls startAppliance; tests start it in-process.
  *
  * Lifecycle: startAppliance opens the store first (a second server fails at once with
- * STORE_LOCKED), then listens; if any step fails, what was started is closed again.
- * close() stops accepting, lets the NBD server finish in-flight I/O, closes the API, and
- * closes the store (flush, checkpoint, unlock). close() is idempotent.
+ * STORE_LOCKED), starts the policy runner (before anything listens, so the actions of every
+ * event recorded from then on run), then listens; if any step fails, what was started is closed
+ * again. close() stops the policies (a running command is killed), stops accepting, lets the
+ * NBD server finish in-flight I/O, closes the API, and closes the store (flush, checkpoint,
+ * unlock). close() is idempotent.
  */
 import pino, { type Logger } from "pino";
 import { NbdServer } from "../nbd/server.js";
 import { startApiServer, createMetricsRegistry, type ApiServer } from "../api/server.js";
+import type { Clock } from "../policy/clock.js";
+import type { HookLimits, RunnerLogger } from "../policy/runner-context.js";
+import { PolicyRunner } from "../policy/runner.js";
 import { Store, type StoreOpenOptions } from "../store/store.js";
 import { ErrorCodes, SnaplogError } from "../util/errors.js";
 import { formatHostPort, type HostPort } from "../util/parse.js";
@@ -37,6 +43,10 @@ export interface ApplianceOptions {
   compaction?: { intervalMs?: number; idleMs?: number };
   /** Space checks (SPEC §4.2; default every 5 s, statfs of the store). */
   space?: Pick<SpaceMonitorOptions, "intervalMs" | "measure">;
+  /** The one clock of the policies (and of what the store records of them). Default: the system's. */
+  clock?: Clock;
+  /** Limits of event actions (defaults in policy/runner-context.ts: a command gets 60 s). */
+  hookLimits?: Partial<HookLimits>;
 }
 
 export interface Appliance {
@@ -46,18 +56,25 @@ export interface Appliance {
   /** NBD base URLs, e.g. "nbd://127.0.0.1:10809", "nbd+unix:///?socket=/run/x.sock". */
   readonly nbdUrls: string[];
   readonly api: ApiServer;
+  readonly policies: PolicyRunner;
   close(): Promise<void>;
 }
 
 export async function startAppliance(options: ApplianceOptions): Promise<Appliance> {
   const logger = options.logger ?? pino({ level: "silent" });
   const store = await openStore(options, logger);
+  let policies: PolicyRunner | undefined;
   let nbd: NbdServer | undefined;
   let api: ApiServer | undefined;
   let space: SpaceMonitor | undefined;
   const closeAll = (): Promise<void> =>
-    closeInOrder([() => nbd?.close(), () => api?.close(), () => space?.stop(), () => store.close()], logger);
+    closeInOrder([() => policies?.stop(), () => nbd?.close(), () => api?.close(), () => space?.stop(), () => store.close()], logger);
   try {
+    policies = PolicyRunner.start(store, {
+      clock: options.clock,
+      logger: runnerLogger(logger),
+      limits: options.hookLimits,
+    });
     nbd = new NbdServer({ resolver: store, logger: logger.child({ component: "nbd" }) });
     const nbdUrls = await listenNbd(nbd, options);
     const metrics = createMetricsRegistry();
@@ -79,7 +96,7 @@ export async function startAppliance(options: ApplianceOptions): Promise<Applian
     for (const endpoint of endpoints) logger.info({ endpoint }, "listening");
     let closed: Promise<void> | undefined;
     const close = (): Promise<void> => (closed ??= closeAll());
-    return { store, endpoints, nbdUrls, api, close };
+    return { store, endpoints, nbdUrls, api, policies, close };
   } catch (error) {
     await closeAll().catch(() => undefined);
     throw error;
@@ -105,12 +122,12 @@ async function closeInOrder(steps: ReadonlyArray<() => Promise<void> | undefined
 async function openStore(options: ApplianceOptions, logger: Logger): Promise<Store> {
   let store: Store;
   try {
-    store = await Store.open(options.storePath, { mode: "server", logger: storeLogger(logger) });
+    store = await Store.open(options.storePath, { mode: "server", logger: storeLogger(logger), nowMs: nowMsOf(options.clock) });
   } catch (error) {
     if (options.demo !== true || !(error instanceof SnaplogError) || error.code !== ErrorCodes.NO_STORE) throw error;
     await Store.init(options.storePath, {});
     logger.info({ store: options.storePath }, "demo: created the store");
-    store = await Store.open(options.storePath, { mode: "server", logger: storeLogger(logger) });
+    store = await Store.open(options.storePath, { mode: "server", logger: storeLogger(logger), nowMs: nowMsOf(options.clock) });
   }
   if (options.demo === true) {
     try {
@@ -126,6 +143,19 @@ async function openStore(options: ApplianceOptions, logger: Logger): Promise<Sto
 function storeLogger(logger: Logger): StoreOpenOptions["logger"] {
   const child = logger.child({ component: "store" });
   return { info: (message) => child.info(message), warn: (message) => child.warn(message), error: (message) => child.error(message) };
+}
+
+function nowMsOf(clock: Clock | undefined): (() => number) | undefined {
+  return clock === undefined ? undefined : () => clock.nowMs();
+}
+
+function runnerLogger(logger: Logger): RunnerLogger {
+  const child = logger.child({ component: "policy" });
+  return {
+    info: (message, fields) => child.info(fields ?? {}, message),
+    warn: (message, fields) => child.warn(fields ?? {}, message),
+    error: (message, fields) => child.error(fields ?? {}, message),
+  };
 }
 
 async function createDemoDisk(store: Store, logger: Logger): Promise<void> {

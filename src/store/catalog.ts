@@ -34,6 +34,8 @@ export class Catalog {
     /** What the store did and saw (SPEC §4.4). */
     readonly events: EventLog,
     readonly logger: StoreLogger | undefined,
+    /** The store's clock (StoreOpenOptions.nowMs). */
+    readonly nowMs: () => number = Date.now,
   ) {}
 
   get storeFile(): StoreFile {

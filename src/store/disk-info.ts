@@ -1,6 +1,7 @@
 /** What `disk list`, `disk show` and `snapshot list` answer: an open disk described as plain data. */
 import type { SnapshotCut } from "../engine/index.js";
 import { policyOf } from "./disk-policy.js";
+import { isScheduledName } from "./policy/scheduled-name.js";
 import type { OpenDisk } from "./open-disk.js";
 import type { DiskDetail, DiskInfo, DiskSpace, SnapshotInfo } from "./operations/index.js";
 
@@ -23,8 +24,9 @@ export function diskInfo(disk: OpenDisk): DiskInfo {
   };
 }
 
-export async function diskDetail(disk: OpenDisk): Promise<DiskDetail> {
-  return { ...diskInfo(disk), snapshots: snapshotInfos(disk), space: await diskSpace(disk), policy: policyOf(disk) };
+/** `nowMs`: the store's clock (the policy's next scheduled run is from it). */
+export async function diskDetail(disk: OpenDisk, nowMs: number): Promise<DiskDetail> {
+  return { ...diskInfo(disk), snapshots: snapshotInfos(disk), space: await diskSpace(disk), policy: policyOf(disk, nowMs) };
 }
 
 async function diskSpace(disk: OpenDisk): Promise<DiskSpace> {
@@ -49,7 +51,14 @@ export function snapshotInfos(disk: OpenDisk): SnapshotInfo[] {
 }
 
 export function snapshotInfo(disk: string, cut: Pick<SnapshotCut, "name" | "lun" | "lsn" | "timeMs">): SnapshotInfo {
-  return { disk, name: cut.name, lun: cut.lun, lsn: cut.lsn, createdAt: new Date(cut.timeMs).toISOString() };
+  return {
+    disk,
+    name: cut.name,
+    lun: cut.lun,
+    lsn: cut.lsn,
+    createdAt: new Date(cut.timeMs).toISOString(),
+    scheduled: isScheduledName(cut.name),
+  };
 }
 
 function isoOrNull(timeMs: number): string | null {

@@ -63,8 +63,21 @@ export class DiskLifecycle {
       const medium = this.mediumFor(diskPath(this.catalog.path, meta.name));
       const disk = openDisk(meta, await this.openEngine(meta, medium), medium);
       this.catalog.disks.set(meta.name, disk);
+      await this.recordEvent("disk-created", meta.name, `disk ${meta.name} created (${meta.sizeBytes} bytes, LUN ${meta.lun})`);
       return diskInfo(disk);
     });
+  }
+
+  /**
+   * Disks come and go in the event log too, so a follower (the server's policy runner) notices
+   * them without polling. A failure to record is logged, never the operation's.
+   */
+  private async recordEvent(type: "disk-created" | "disk-deleted", name: string, message: string): Promise<void> {
+    await this.catalog.events
+      .record({ type, disk: name, reason: "manual", message })
+      .catch((error: unknown) =>
+        this.logger?.error(`event log: could not record an event: ${error instanceof Error ? error.message : String(error)}`),
+      );
   }
 
   /** The new disk's disk.json: every check of the request first, then a LUN (persisted). */
@@ -140,6 +153,7 @@ export class DiskLifecycle {
         // Gone from the store either way: its engine closes (a failed sync leaves the files to the next open).
         await disk.engine.close().catch(() => undefined);
       }
+      await this.recordEvent("disk-deleted", name, `disk ${name} deleted`);
       await this.removeDirectory(path.join(disks, doomed), name);
     });
   }

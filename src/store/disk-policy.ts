@@ -11,6 +11,7 @@ import type { DiskPolicy, PolicySettings, PolicyUpdate } from "./operations/inde
 import { lunHolderFor } from "./luns.js";
 import { applyUpdate, scheduleOf, settingsOf } from "./policy/policy-settings.js";
 import { decideSlot } from "./policy/due-slot.js";
+import type { Schedule } from "./policy/schedule.js";
 import { snapshotsToPrune, type RetainedSnapshot } from "./policy/retention.js";
 import { slotOfScheduledName } from "./policy/scheduled-name.js";
 
@@ -37,7 +38,7 @@ export function lastScheduledSlotMs(disk: OpenDisk): number {
 }
 
 /** The policy with what it means at `nowMs`. */
-export function policyOf(disk: OpenDisk, nowMs = Date.now()): DiskPolicy {
+export function policyOf(disk: OpenDisk, nowMs: number): DiskPolicy {
   const settings = settingsOf(disk.meta);
   const schedule = scheduleOf(settings);
   const decision = schedule === undefined ? undefined : decideSlot(schedule, lastScheduledSlotMs(disk), nowMs);
@@ -50,7 +51,21 @@ export function policyOf(disk: OpenDisk, nowMs = Date.now()): DiskPolicy {
 }
 
 export async function showPolicy(catalog: Catalog, diskName: string): Promise<DiskPolicy> {
-  return policyOf(catalog.disk(diskName));
+  return policyOf(catalog.disk(diskName), catalog.nowMs());
+}
+
+/** What the policy runner reads at each wake: cheap (no retention preview), always the settings now. */
+export interface PolicyState {
+  settings: PolicySettings;
+  schedule: Schedule | undefined;
+  /** The last slot the schedule ran, or when it was set (lastScheduledSlotMs). */
+  lastSlotMs: number;
+}
+
+export function policyStateOf(catalog: Catalog, diskName: string): PolicyState {
+  const disk = catalog.disk(diskName);
+  const settings = settingsOf(disk.meta);
+  return { settings, schedule: scheduleOf(settings), lastSlotMs: lastScheduledSlotMs(disk) };
 }
 
 /**
@@ -69,7 +84,7 @@ export function setPolicy(catalog: Catalog, update: PolicyUpdate): Promise<DiskP
     });
     const next = diskFileWith(disk.meta, settings);
     if (JSON.stringify(scheduleOf(settings)) !== JSON.stringify(scheduleOf(current))) {
-      next.scheduleState = { setAtMs: Date.now(), lastSlotMs: 0 };
+      next.scheduleState = { setAtMs: catalog.nowMs(), lastSlotMs: 0 };
     }
     const seconds = settings.historySeconds;
     const windowChanges = seconds !== disk.engine.historySeconds;
@@ -91,7 +106,7 @@ export function setPolicy(catalog: Catalog, update: PolicyUpdate): Promise<DiskP
       reason: "manual",
       message: `policy of ${disk.meta.name} changed: ${describeUpdate(update)}`,
     });
-    return policyOf(disk);
+    return policyOf(disk, catalog.nowMs());
   });
 }
 

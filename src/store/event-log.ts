@@ -29,6 +29,8 @@ export interface EventQuery {
   sinceMs?: number;
   /** After the backlog, every new event, until the reader stops. */
   follow?: boolean;
+  /** Only events after this sequence number (`newestSeq` now: no backlog, only what comes next). */
+  afterSeq?: number;
   signal?: AbortSignal;
 }
 
@@ -45,13 +47,17 @@ export class EventLog {
   private pending: { line: string; done: () => void; failed: (error: unknown) => void }[] = [];
   private writing: Promise<void> | undefined;
 
-  private constructor(storePath: string) {
+  private constructor(
+    storePath: string,
+    private readonly nowMs: () => number,
+  ) {
     this.directory = path.join(storePath, EVENTS_DIRECTORY);
     this.live.setMaxListeners(0);
   }
 
-  static async open(storePath: string): Promise<EventLog> {
-    const log = new EventLog(storePath);
+  /** `nowMs`: the store's clock, the time of events recorded without one. */
+  static async open(storePath: string, nowMs: () => number = Date.now): Promise<EventLog> {
+    const log = new EventLog(storePath, nowMs);
     await fs.mkdir(log.directory, { recursive: true });
     const files = await log.files();
     if (files.length > 0) {
@@ -70,9 +76,14 @@ export class EventLog {
     if (text.length > 0 && !text.endsWith("\n")) await fs.appendFile(file, "\n");
   }
 
+  /** The sequence number of the newest event recorded (or being recorded); 0 when none. */
+  get newestSeq(): number {
+    return this.seqNext - 1;
+  }
+
   /** Appends an event; resolves once it is durable. Never throws for the caller's sake: a failure is logged by the caller. */
   record(event: NewEvent): Promise<StoreEvent> {
-    const full: StoreEvent = { seq: this.seqNext++, time: event.time ?? new Date().toISOString(), ...event } as StoreEvent;
+    const full: StoreEvent = { seq: this.seqNext++, time: event.time ?? new Date(this.nowMs()).toISOString(), ...event } as StoreEvent;
     const line = `${JSON.stringify(full)}\n`;
     return new Promise((resolve, reject) => {
       this.pending.push({ line, done: () => resolve(full), failed: reject });
@@ -89,9 +100,11 @@ export class EventLog {
       (query.disk === undefined || event.disk === query.disk) && (query.sinceMs === undefined || Date.parse(event.time) >= query.sinceMs);
     // Subscribed before the backlog is read: nothing recorded meanwhile is missed.
     const newer = query.follow === true ? on(this.live, "event", { signal: query.signal }) : undefined;
-    let seqLast = 0;
+    let seqLast = query.afterSeq ?? 0;
+    // Nothing in the files is after `afterSeq` when it is the newest: skip reading them.
+    const backlog = query.afterSeq === undefined || query.afterSeq < this.newestSeq;
     try {
-      for (const index of await this.files()) {
+      for (const index of backlog ? await this.files() : []) {
         for (const line of await this.readLines(index)) {
           const event = parseEvent(line);
           if (event === undefined || event.seq <= seqLast) continue;

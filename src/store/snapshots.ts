@@ -10,7 +10,9 @@ import { assignLun } from "./luns.js";
 import { mergeIfOldest } from "./merge-oldest.js";
 import { checkNewSnapshotName } from "./new-snapshot-name.js";
 import type { OpenDisk } from "./open-disk.js";
-import type { CreateSnapshotRequest, DeleteSnapshotResult, SnapshotInfo } from "./operations/index.js";
+import type { CreateSnapshotRequest, DeleteSnapshotResult, SnapshotInfo, StoreEvent } from "./operations/index.js";
+
+type EventDetails = NonNullable<StoreEvent["details"]>;
 
 export async function listSnapshots(catalog: Catalog, diskName: string): Promise<SnapshotInfo[]> {
   return snapshotInfos(catalog.disk(diskName));
@@ -24,14 +26,20 @@ export function createSnapshot(catalog: Catalog, request: CreateSnapshotRequest)
 }
 
 /**
- * A scheduled snapshot of `slotMs` (named auto-…), unless the disk has it already: the
- * scheduler's one way in. Undefined when it existed (a slot is run once).
+ * A scheduled snapshot (named auto-… after its slot), unless the disk has it already: the
+ * scheduler's one way in. Undefined when it existed (a slot is run once). `catchUp`: the slot
+ * passed while nothing ran it (the server was down, the clock stepped forward); its event says so.
  */
-export function createScheduledSnapshot(catalog: Catalog, diskName: string, name: string): Promise<SnapshotInfo | undefined> {
+export function createScheduledSnapshot(
+  catalog: Catalog,
+  diskName: string,
+  name: string,
+  run: { catchUp: boolean } = { catchUp: false },
+): Promise<SnapshotInfo | undefined> {
   return catalog.control.run(async () => {
     const disk = catalog.disk(diskName);
     if (disk.engine.findSnapshot(name) !== undefined) return undefined;
-    return cutSnapshot(catalog, disk, { name, lun: undefined, lsn: undefined }, "scheduled");
+    return cutSnapshot(catalog, disk, { name, lun: undefined, lsn: undefined }, "scheduled", { catchUp: run.catchUp });
   });
 }
 
@@ -44,13 +52,14 @@ export async function cutSnapshot(
   disk: OpenDisk,
   cut: { name: string; lun: number | undefined; lsn: number | undefined },
   reason: string,
+  details?: EventDetails,
 ): Promise<SnapshotInfo> {
   checkNewSnapshotName(cut.name, { scheduled: reason === "scheduled" });
   checkSnapshotNameFree(disk, cut.name);
   if (cut.lsn !== undefined) disk.engine.checkViewAvailable(cut.lsn);
   const made = await disk.engine.cutSnapshot(cut.name, await assignLun(catalog, cut.lun), cut.lsn);
   const info = snapshotInfo(disk.meta.name, made);
-  await recordSnapshotEvent(catalog, "snapshot-created", info, reason);
+  await recordSnapshotEvent(catalog, "snapshot-created", info, reason, details);
   return info;
 }
 
@@ -60,8 +69,10 @@ async function recordSnapshotEvent(
   type: "snapshot-created" | "snapshot-deleted",
   info: SnapshotInfo,
   reason: string,
+  details?: EventDetails,
 ): Promise<void> {
   const verb = type === "snapshot-created" ? "created" : "deleted";
+  const catchUp = details?.catchUp === true ? ", a catch-up for a slot missed" : "";
   await catalog.events
     .record({
       type,
@@ -70,7 +81,8 @@ async function recordSnapshotEvent(
       lun: info.lun,
       lsn: info.lsn,
       reason,
-      message: `snapshot ${info.name} of disk ${info.disk} ${verb} (${reason}), LUN ${info.lun}, LSN ${info.lsn}`,
+      message: `snapshot ${info.name} of disk ${info.disk} ${verb} (${reason}${catchUp}), LUN ${info.lun}, LSN ${info.lsn}`,
+      details,
     })
     .catch((error: unknown) =>
       catalog.logger?.error(`event log: could not record an event: ${error instanceof Error ? error.message : String(error)}`),

@@ -20,4 +20,10 @@ export interface StoreOpenOptions {
    */
   mediumFor?: MediumFor;
   logger?: StoreLogger;
+  /**
+   * The store's clock (ms since the epoch): when a schedule is set (no slot before it is owed),
+   * the "now" of `policy show`, the time of each event. Default Date.now; the server passes its
+   * policy runner's clock, so one clock drives the scheduler and what the store records of it.
+   */
+  nowMs?: () => number;
 }

@@ -7,7 +7,8 @@
  *   disk-lifecycle.ts      disks opened, created, deleted (through StoreOpenOptions.mediumFor)
  *   disk-info.ts           disks and snapshots described (list, show)
  *   snapshots.ts, luns.ts  snapshots cut, listed, deleted; the LUNs they take
- *   disk-policy.ts         policies shown and changed (disk.json)
+ *   disk-policy.ts         policies shown and changed (disk.json); what the policy runner reads
+ *   retention-prune.ts     retention applied now (policy prune, and the runner after each slot)
  *   history/               compact, restore (and rollback), log, diff
  *   scrub.ts               the integrity check
  *   space-policy.ts        the space policy's checks and steps (the server's monitor calls them)
@@ -27,7 +28,7 @@ import { Catalog } from "./catalog.js";
 import type { CompactionScheduler } from "./compaction-scheduler.js";
 import { diskDetail, diskInfo } from "./disk-info.js";
 import { DiskLifecycle } from "./disk-lifecycle.js";
-import { setPolicy, showPolicy } from "./disk-policy.js";
+import { policyStateOf, recordScheduledSlot, setPolicy, showPolicy, type PolicyState } from "./disk-policy.js";
 import { prunePolicy } from "./retention-prune.js";
 import { EventLog } from "./event-log.js";
 import { ExportResolver } from "./export-resolver.js";
@@ -65,7 +66,8 @@ import type {
   StoreStatus,
 } from "./operations/index.js";
 import { checkIntegrity, scrub } from "./scrub.js";
-import { createSnapshot, deleteSnapshot, listSnapshots } from "./snapshots.js";
+import { scheduledSnapshotName } from "./policy/scheduled-name.js";
+import { createScheduledSnapshot, createSnapshot, deleteSnapshot, listSnapshots } from "./snapshots.js";
 import { createStoreFile, readStoreFile, storeFileExists } from "./store-file.js";
 import { StoreLock } from "./store-lock.js";
 import type { StoreLogger, StoreOpenOptions } from "./store-options.js";
@@ -76,6 +78,7 @@ import type { ExportInfo, Volume, VolumeResolver } from "./volume.js";
 export { VERSION } from "../util/version.js";
 export type { StoreOpenOptions } from "./store-options.js";
 export type { FileSystemUse, MeasureSpace, SpaceCheckResult } from "./space-policy.js";
+export type { PolicyState } from "./disk-policy.js";
 
 export class Store implements Operations, VolumeResolver {
   private readonly lifecycle: DiskLifecycle;
@@ -120,13 +123,13 @@ export class Store implements Operations, VolumeResolver {
     const lock = await StoreLock.acquire(absolute, options.mode === "server" ? "snaplog serve" : "snaplog cli");
     let events: EventLog;
     try {
-      events = await EventLog.open(absolute);
+      events = await EventLog.open(absolute, options.nowMs);
     } catch (error) {
       await lock.release();
       throw error;
     }
     const store = new Store(
-      new Catalog(absolute, storeFile, events, options.logger),
+      new Catalog(absolute, storeFile, events, options.logger, options.nowMs),
       lock,
       options.mode ?? "direct",
       options.logger,
@@ -184,7 +187,7 @@ export class Store implements Operations, VolumeResolver {
   }
 
   showDisk(name: string): Promise<DiskDetail> {
-    return diskDetail(this.catalog.disk(name));
+    return diskDetail(this.catalog.disk(name), this.catalog.nowMs());
   }
 
   createDisk(request: CreateDiskRequest): Promise<DiskInfo> {
@@ -232,6 +235,31 @@ export class Store implements Operations, VolumeResolver {
 
   setPolicy(update: PolicyUpdate): Promise<DiskPolicy> {
     return setPolicy(this.catalog, update);
+  }
+
+  // ---- The policy runner's way in (src/policy/: the server's, not the API's) ----------------
+
+  /** The store's clock (StoreOpenOptions.nowMs). */
+  nowMs(): number {
+    return this.catalog.nowMs();
+  }
+
+  /** A disk's settings, schedule and last slot run, now (NOT_FOUND when the disk is gone). */
+  policyState(disk: string): PolicyState {
+    return policyStateOf(this.catalog, disk);
+  }
+
+  /**
+   * The scheduled snapshot of `slotMs` (auto-YYYYMMDDTHHMMSSZ); undefined when the disk has it
+   * already. `catchUp`: the slot passed while nothing ran it (its event says so).
+   */
+  createScheduledSnapshot(disk: string, slotMs: number, run: { catchUp: boolean } = { catchUp: false }): Promise<SnapshotInfo | undefined> {
+    return createScheduledSnapshot(this.catalog, disk, scheduledSnapshotName(slotMs), run);
+  }
+
+  /** Persists `slotMs` as the last slot the disk's schedule ran (after its snapshot exists). */
+  recordScheduledSlot(disk: string, slotMs: number): Promise<void> {
+    return recordScheduledSlot(this.catalog, disk, slotMs);
   }
 
   // ---- HistoryOperations -------------------------------------------------------------------

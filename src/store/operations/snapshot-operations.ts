@@ -8,6 +8,8 @@ export interface SnapshotInfo {
   lsn: number;
   /** ISO 8601. */
   createdAt: string;
+  /** Made by the disk's schedule (named auto-YYYYMMDDTHHMMSSZ): only these are retention's. */
+  scheduled: boolean;
 }
 
 export interface CreateSnapshotRequest {
