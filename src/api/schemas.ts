@@ -70,7 +70,9 @@ export const SnapshotInfoSchema = Type.Object(
   {
     disk: Type.String(),
     name: Type.String(),
-    lun: Count,
+    lun: Type.Union([Count, Type.Null()], {
+      description: "the LUN it holds now; null when a newer snapshot took over the LUN it was created with (constant LUN policy)",
+    }),
     lsn: Count,
     createdAt: Type.String({ description: "ISO 8601" }),
   },

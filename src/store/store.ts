@@ -151,7 +151,7 @@ export class Store implements Operations, VolumeResolver {
   }
 
   showDisk(name: string): Promise<DiskDetail> {
-    return diskDetail(this.catalog.disk(name));
+    return diskDetail(this.catalog.disk(name), this.catalog.storeFile);
   }
 
   createDisk(request: CreateDiskRequest): Promise<DiskInfo> {
