@@ -80,6 +80,7 @@ function describeRestore(result: RestoreResult): string {
   if (result.mode === "snapshot" && result.snapshot !== undefined) {
     return `restored ${result.disk} at ${point} as snapshot ${result.snapshot.name}: LUN ${result.snapshot.lun ?? "none"}`;
   }
-  const before = result.before === undefined ? "" : `; the state before is snapshot ${result.before.name} (LUN ${result.before.lun ?? "none"})`;
+  const before =
+    result.before === undefined ? "" : `; the state before is snapshot ${result.before.name} (LUN ${result.before.lun ?? "none"})`;
   return `rolled ${result.disk} back to ${point}: ${result.blocksRestored ?? 0} blocks restored${before}`;
 }

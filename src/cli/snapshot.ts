@@ -33,7 +33,9 @@ function registerSnapshotCreate(snapshot: Command): void {
       await runOperation(command, {
         run: (operations) => operations.createSnapshot(request),
         print: (created) =>
-          printLine(`created snapshot ${created.name} of ${created.disk}: LUN ${created.lun ?? "none"}, LSN ${created.lsn}, at ${created.createdAt}`),
+          printLine(
+            `created snapshot ${created.name} of ${created.disk}: LUN ${created.lun ?? "none"}, LSN ${created.lsn}, at ${created.createdAt}`,
+          ),
       });
     });
 }
