@@ -131,3 +131,38 @@ test("NBD_OPT_INFO and metadata context queries release what they resolved once 
   }
   assert.equal(volume.releaseCount, 3, "released exactly once per resolve");
 });
+
+test("a connection that sends no option is closed after the handshake timeout, and each limit is logged by name", async () => {
+  const { warnings, logger } = recordingLogger();
+  const server = await startTestServer(new MemoryResolver().add(new MemoryVolume({ name: "d", sizeBytes: MiB })), {
+    logger,
+    handshakeTimeoutMs: 300,
+    handshakeDeadlineMs: 2000,
+    handshakeOptionBytesMax: 1024,
+  });
+  try {
+    const silent = await RawNbdClient.connect(server.port);
+    await silent.greet();
+    const startedMs = Date.now();
+    assert.ok(await silent.waitClosed(3000), "closed while silent");
+    assert.ok(Date.now() - startedMs < 1500, "by the idle timeout, before the deadline");
+    assert.ok(
+      warnings.some((warning) => warning.includes("nbd: handshake timed out")),
+      warnings.join("; "),
+    );
+
+    const busy = await RawNbdClient.connect(server.port);
+    await busy.greet();
+    for (let index = 0; index < 100 && !busy.closed; index++) {
+      busy.sendOption(99, Buffer.alloc(40));
+      await sleep(5);
+    }
+    assert.ok(await busy.waitClosed());
+    assert.ok(
+      warnings.some((warning) => warning.includes("nbd: handshake used up its option or reply bytes")),
+      warnings.join("; "),
+    );
+  } finally {
+    await server.close();
+  }
+});

@@ -3,13 +3,20 @@
  *
  *   server: NBDMAGIC IHAVEOPT handshake-flags
  *   client: client-flags            (without FIXED_NEWSTYLE, or with unknown bits: we close)
- *   client: IHAVEOPT option length payload   (repeated, at most OPTION_COUNT_MAX times)
+ *   client: IHAVEOPT option length payload   (repeated, within the option and reply byte limits)
  *   server: one or more option replies per option, found in OPTION_HANDLERS
  *   ... until NBD_OPT_GO / NBD_OPT_EXPORT_NAME succeed (transmission) or ABORT / error (close).
  *
  * Every option payload is read in full (bounded by OPTION_LENGTH_MAX_BYTES, oversized ones are
  * skipped up to OPTION_SKIP_MAX_BYTES), so a rejected option never puts the stream out of sync.
  * Volumes are resolved only when an export is named: connecting alone costs nothing.
+ *
+ * Limits (protocol.ts): no count of options, which honest clients listing many exports pass,
+ * but bytes: the option bytes received (optionBytesMax) and the reply bytes sent (replyBytesMax,
+ * so that cheap options asking for big answers, such as LIST, cannot repeat without end); and
+ * the next option is read only once the replies queued so far have mostly left (a client that
+ * never reads holds HANDSHAKE_REPLY_QUEUE_BYTES_MAX). Time is the server's: the idle timeout and
+ * the handshake deadline (server.ts).
  *
  * TLS: NBD_OPT_STARTTLS is answered NBD_REP_ERR_UNSUP. When `serve` gets a certificate, the
  * STARTTLS handler upgrades the socket (tls.TLSSocket) and the session's `tlsRequired` makes every
@@ -35,6 +42,10 @@ export interface HandshakeOptions {
   requestBytesMax: number;
   /** True once the server is closing: NBD_OPT_GO answers NBD_REP_ERR_SHUTDOWN. */
   isClosing(): boolean;
+  /** Option bytes (headers and payloads) one handshake may send; default HANDSHAKE_OPTION_BYTES_MAX. */
+  optionBytesMax?: number;
+  /** Reply bytes one handshake may cause; default HANDSHAKE_REPLY_BYTES_MAX. */
+  replyBytesMax?: number;
 }
 
 /** What the client chose; everything transmission needs. */
@@ -60,6 +71,10 @@ interface Session {
   resolved: Volume | null;
   /** The volume NBD_OPT_GO or NBD_OPT_EXPORT_NAME chose: handed over to transmission. */
   chosen: Volume | null;
+  /** Option bytes received so far (headers, payloads, skipped payloads). */
+  optionBytes: number;
+  /** Option reply bytes sent so far. */
+  replyBytes: number;
 }
 
 type OptionHandler = (session: Session, option: number, payload: Buffer) => Promise<OptionOutcome> | OptionOutcome;
@@ -85,11 +100,14 @@ export async function negotiate(socket: Socket, reader: SocketReader, options: H
     baseAllocation: false,
     resolved: null,
     chosen: null,
+    optionBytes: 0,
+    replyBytes: 0,
   };
-  for (let optionCount = 0; optionCount < P.OPTION_COUNT_MAX; optionCount++) {
+  for (;;) {
     let outcome: OptionOutcome = "close";
     try {
-      outcome = await receiveOption(session, reader);
+      await repliesSent(socket);
+      outcome = overBudget(session) ? "close" : await receiveOption(session, reader);
     } finally {
       // The one place the handshake releases: every volume an option resolved (INFO, META_CONTEXT,
       // a refused GO), at once; the chosen one is released by the server when the connection ends.
@@ -101,8 +119,32 @@ export async function negotiate(socket: Socket, reader: SocketReader, options: H
     if (outcome === "abort") return "aborted";
     if (outcome === "transmission") return negotiated(session);
   }
-  options.logger.warn({ optionCountMax: P.OPTION_COUNT_MAX }, "nbd: too many options, closing");
-  return null;
+}
+
+/** Whether the handshake has used up its option or reply bytes (then it is closed, and logged). */
+function overBudget(session: Session): boolean {
+  const optionBytesMax = session.options.optionBytesMax ?? P.HANDSHAKE_OPTION_BYTES_MAX;
+  const replyBytesMax = session.options.replyBytesMax ?? P.HANDSHAKE_REPLY_BYTES_MAX;
+  if (session.optionBytes <= optionBytesMax && session.replyBytes <= replyBytesMax) return false;
+  session.options.logger.warn(
+    { optionBytes: session.optionBytes, optionBytesMax, replyBytes: session.replyBytes, replyBytesMax },
+    "nbd: handshake used up its option or reply bytes, closing",
+  );
+  return true;
+}
+
+/** Resolves once the socket holds at most HANDSHAKE_REPLY_QUEUE_BYTES_MAX unsent bytes (or is closed: the next read says so). */
+function repliesSent(socket: Socket): Promise<void> {
+  if (socket.writableLength <= P.HANDSHAKE_REPLY_QUEUE_BYTES_MAX || socket.destroyed) return Promise.resolve();
+  return new Promise((resolve) => {
+    const done = (): void => {
+      socket.off("drain", done);
+      socket.off("close", done);
+      resolve();
+    };
+    socket.on("drain", done);
+    socket.on("close", done);
+  });
 }
 
 function negotiated(session: Session): Negotiated {
@@ -133,6 +175,8 @@ async function receiveOption(session: Session, reader: SocketReader): Promise<Op
   }
   const option = header.readUInt32BE(8);
   const lengthBytes = header.readUInt32BE(12);
+  session.optionBytes += P.OPTION_HEADER_BYTES + lengthBytes;
+  if (overBudget(session)) return "close";
   if (lengthBytes > P.OPTION_LENGTH_MAX_BYTES) return rejectOversized(session, reader, option, lengthBytes);
   const payload = await reader.read(lengthBytes);
   const handler = OPTION_HANDLERS.get(option) ?? handleUnsupported;
@@ -155,6 +199,7 @@ function reply(session: Session, option: number, replyType: number, payload?: Bu
   header.writeUInt32BE(option, 8);
   header.writeUInt32BE(replyType, 12);
   header.writeUInt32BE(payload === undefined ? 0 : payload.length, 16);
+  session.replyBytes += header.length + (payload === undefined ? 0 : payload.length);
   session.socket.write(payload === undefined ? header : Buffer.concat([header, payload]));
 }
 
