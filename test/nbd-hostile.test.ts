@@ -410,6 +410,41 @@ test("the handshake has a deadline: a client that keeps sending options is close
   }
 });
 
+test("each listed export asked about extends the deadline once: a slow honest listing ends, a loop on one export does not go on", async () => {
+  const limited = await limitedServer(10, { handshakeDeadlineMs: 500, handshakeExportAllowanceMs: 250 });
+  try {
+    const client = await RawNbdClient.connect(limited.test.port);
+    await client.greet();
+    const startedMs = Date.now();
+    client.sendOption(3);
+    assert.equal((await client.readOptionReplies()).length, 11);
+    for (let index = 0; index < 10; index++) {
+      await sleep(120);
+      client.sendOption(6, RawNbdClient.infoPayload(`export-${index}`));
+      assert.equal((await client.readOptionReplies()).at(-1)?.replyType, REP_ACK, `INFO export-${index} at ${Date.now() - startedMs} ms`);
+    }
+    assert.ok(Date.now() - startedMs > 1000, "past the bare deadline, within its extension");
+    while (!client.closed && Date.now() - startedMs < 10_000) {
+      client.sendOption(6, RawNbdClient.infoPayload("export-0"));
+      await sleep(50);
+    }
+    const elapsedMs = Date.now() - startedMs;
+    assert.ok(client.closed && elapsedMs >= 2900 && elapsedMs < 5000, `closed at ${elapsedMs} ms: 500 + 10 × 250 ms`);
+
+    // Exports that were not listed do not extend it.
+    const unlisted = await RawNbdClient.connect(limited.test.port);
+    await unlisted.greet();
+    const unlistedStartMs = Date.now();
+    for (let index = 0; !unlisted.closed && Date.now() - unlistedStartMs < 5000; index = (index + 1) % 10) {
+      unlisted.sendOption(6, RawNbdClient.infoPayload(`export-${index}`));
+      await sleep(50);
+    }
+    assert.ok(Date.now() - unlistedStartMs < 1500, "the bare deadline without a LIST");
+  } finally {
+    await limited.test.close();
+  }
+});
+
 test("the handshake limits are named constants within the SPEC's bounds", () => {
   assert.ok(P.HANDSHAKE_TIMEOUT_MS <= 60_000 && P.HANDSHAKE_DEADLINE_MS <= 60_000, "SPEC §7: at most 60 s");
   assert.ok(P.HANDSHAKE_TIMEOUT_MS <= P.HANDSHAKE_DEADLINE_MS);

@@ -46,6 +46,9 @@ export interface HandshakeOptions {
   optionBytesMax?: number;
   /** Reply bytes one handshake may cause; default HANDSHAKE_REPLY_BYTES_MAX. */
   replyBytesMax?: number;
+  /** Time the handshake may take; default HANDSHAKE_DEADLINE_MS and HANDSHAKE_EXPORT_ALLOWANCE_MS. */
+  deadlineMs?: number;
+  exportAllowanceMs?: number;
 }
 
 /** What the client chose; everything transmission needs. */
@@ -75,6 +78,10 @@ interface Session {
   optionBytes: number;
   /** Option reply bytes sent so far. */
   replyBytes: number;
+  /** Export names of the last NBD_OPT_LIST reply. */
+  listed: ReadonlySet<string>;
+  /** Listed exports the options asked about since, each once: each extends the deadline. */
+  readonly exportsAsked: Set<string>;
 }
 
 type OptionHandler = (session: Session, option: number, payload: Buffer) => Promise<OptionOutcome> | OptionOutcome;
@@ -85,6 +92,42 @@ type OptionHandler = (session: Session, option: number, payload: Buffer) => Prom
  * Rejects only when the peer vanished (CLOSED). The negotiated volume is the caller's to release.
  */
 export async function negotiate(socket: Socket, reader: SocketReader, options: HandshakeOptions): Promise<Negotiated | "aborted" | null> {
+  const exportsAsked = new Set<string>();
+  const stopDeadline = startDeadline(socket, options, exportsAsked);
+  try {
+    return await negotiateOptions(socket, reader, options, exportsAsked);
+  } finally {
+    stopDeadline();
+  }
+}
+
+/**
+ * Destroys the socket once the handshake has run past its deadline: deadlineMs from its start,
+ * plus exportAllowanceMs for each listed export asked about by then (HANDSHAKE_EXPORT_ALLOWANCE_MS).
+ * Returns the function that stops it (the handshake is over).
+ */
+function startDeadline(socket: Socket, options: HandshakeOptions, exportsAsked: ReadonlySet<string>): () => void {
+  const { deadlineMs = P.HANDSHAKE_DEADLINE_MS, exportAllowanceMs = P.HANDSHAKE_EXPORT_ALLOWANCE_MS, logger } = options;
+  const startedMs = Date.now();
+  const check = (): void => {
+    const leftMs = startedMs + deadlineMs + exportAllowanceMs * exportsAsked.size - Date.now();
+    if (leftMs > 0) {
+      timer = setTimeout(check, leftMs);
+      return;
+    }
+    logger.warn({ deadlineMs, exportsAsked: exportsAsked.size }, "nbd: handshake deadline passed, closing");
+    socket.destroy();
+  };
+  let timer = setTimeout(check, deadlineMs);
+  return () => clearTimeout(timer);
+}
+
+async function negotiateOptions(
+  socket: Socket,
+  reader: SocketReader,
+  options: HandshakeOptions,
+  exportsAsked: Set<string>,
+): Promise<Negotiated | "aborted" | null> {
   socket.write(greeting());
   const clientFlags = (await reader.read(4)).readUInt32BE(0);
   if ((clientFlags & P.CLIENT_FLAG_FIXED_NEWSTYLE) === 0 || (clientFlags & ~P.CLIENT_FLAGS_KNOWN) !== 0) {
@@ -102,7 +145,15 @@ export async function negotiate(socket: Socket, reader: SocketReader, options: H
     chosen: null,
     optionBytes: 0,
     replyBytes: 0,
+    listed: new Set(),
+    exportsAsked,
   };
+  return receiveOptions(session, reader);
+}
+
+/** The option loop: one option at a time until one ends the handshake. */
+async function receiveOptions(session: Session, reader: SocketReader): Promise<Negotiated | "aborted" | null> {
+  const socket = session.socket;
   for (;;) {
     let outcome: OptionOutcome = "close";
     try {
@@ -252,7 +303,9 @@ function handleList(session: Session, option: number, payload: Buffer): OptionOu
     replyError(session, option, P.REP_ERR_INVALID, "NBD_OPT_LIST takes no data");
     return "continue";
   }
+  const listed = new Set<string>();
   for (const exportInfo of session.options.resolver.list()) {
+    listed.add(exportInfo.name);
     const name = Buffer.from(exportInfo.name, "utf8");
     const description = Buffer.from(exportInfo.description, "utf8");
     const item = Buffer.allocUnsafe(4 + name.length + description.length);
@@ -262,6 +315,7 @@ function handleList(session: Session, option: number, payload: Buffer): OptionOu
     reply(session, option, P.REP_SERVER, item);
   }
   reply(session, option, P.REP_ACK);
+  session.listed = listed;
   return "continue";
 }
 
@@ -432,6 +486,7 @@ function resolveVolume(session: Session, requestedName: string): Volume | Snaplo
   if (name === undefined) return notFound("no default export: give an export name");
   try {
     session.resolved = resolver.resolve(name);
+    if (session.listed.has(name)) session.exportsAsked.add(name);
     return session.resolved;
   } catch (error) {
     const failure =

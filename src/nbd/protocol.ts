@@ -254,8 +254,19 @@ export const BLOCK_STATUS_DESCRIPTOR_COUNT_MAX = 128 * 1024;
  */
 /** A connection that sends nothing (no option, no byte) for this long is closed (SPEC §7's handshake timeout). */
 export const HANDSHAKE_TIMEOUT_MS = 30_000;
-/** The whole option phase must end within this, however busy the client keeps it (SPEC §7: at most 60 s). */
+/**
+ * The handshake must end within this, plus HANDSHAKE_EXPORT_ALLOWANCE_MS for each listed export
+ * it asks about (SPEC §7: at most 60 s for a connection that sends no option).
+ */
 export const HANDSHAKE_DEADLINE_MS = 60_000;
+/**
+ * More time for each export of the NBD_OPT_LIST reply that the handshake then asks about (INFO,
+ * GO, metadata contexts), each counted once: a listing takes time per export. libnbd 1.14
+ * (nbdinfo --list) sends LIST_META_CONTEXT with MSG_MORE on its last bytes, so over TCP each
+ * export waits about 200 ms in the client's kernel, whatever the server (nbdkit too): 1,000
+ * exports take 3.5 minutes. The bound stays finite: the deadline plus this for each listed export.
+ */
+export const HANDSHAKE_EXPORT_ALLOWANCE_MS = 1_000;
 /** Option bytes (headers and payloads, skipped ones too) one handshake may send: room for a listing of 100,000 exports. */
 export const HANDSHAKE_OPTION_BYTES_MAX = 64 * 1024 * 1024;
 /** Reply bytes one handshake may cause: a listing of 10,000 exports takes about 7 MiB; repeated listings stop here. */

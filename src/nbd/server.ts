@@ -3,7 +3,8 @@
  *
  * Lifecycle of a connection:
  *   accepted → handshake (handshake.ts; bounded in time by HANDSHAKE_TIMEOUT_MS idle and the
- *   HANDSHAKE_DEADLINE_MS deadline, in bytes by HANDSHAKE_OPTION_BYTES_MAX and HANDSHAKE_REPLY_BYTES_MAX)
+ *   HANDSHAKE_DEADLINE_MS deadline (plus an allowance per export asked about), in bytes by
+ *   HANDSHAKE_OPTION_BYTES_MAX and HANDSHAKE_REPLY_BYTES_MAX)
  *   → transmission (transmission.ts) → settled (socket closed and no request in flight).
  * Anything a client sends can at worst close its own connection: every connection catches its own
  * errors, and socket 'error' events are always handled.
@@ -22,7 +23,7 @@ import type { Volume, VolumeResolver } from "../store/volume.js";
 import { negotiate, type HandshakeLogger, type HandshakeOptions, type Negotiated } from "./handshake.js";
 import { SocketReader } from "./socket-reader.js";
 import { Transmission, type NbdCounters, type TransmissionHost } from "./transmission.js";
-import { HANDSHAKE_DEADLINE_MS, HANDSHAKE_TIMEOUT_MS, INFLIGHT_BYTES_MAX_DEFAULT, REQUEST_BYTES_MAX_DEFAULT } from "./protocol.js";
+import { HANDSHAKE_TIMEOUT_MS, INFLIGHT_BYTES_MAX_DEFAULT, REQUEST_BYTES_MAX_DEFAULT } from "./protocol.js";
 
 export type NbdLogger = HandshakeLogger;
 export type { NbdCounters } from "./transmission.js";
@@ -36,11 +37,12 @@ export interface NbdServerOptions {
   /** Bytes one connection may hold in flight before it stops reading (default 64 MiB). */
   inflightBytesMax?: number;
   /**
-   * The handshake's limits (default HANDSHAKE_TIMEOUT_MS, HANDSHAKE_DEADLINE_MS, HANDSHAKE_OPTION_BYTES_MAX,
-   * HANDSHAKE_REPLY_BYTES_MAX); tests make them small.
+   * The handshake's limits (default HANDSHAKE_TIMEOUT_MS, HANDSHAKE_DEADLINE_MS, HANDSHAKE_EXPORT_ALLOWANCE_MS,
+   * HANDSHAKE_OPTION_BYTES_MAX, HANDSHAKE_REPLY_BYTES_MAX); tests make them small.
    */
   handshakeTimeoutMs?: number;
   handshakeDeadlineMs?: number;
+  handshakeExportAllowanceMs?: number;
   handshakeOptionBytesMax?: number;
   handshakeReplyBytesMax?: number;
 }
@@ -61,7 +63,6 @@ export class NbdServer implements TransmissionHost {
   readonly requestBytesMax: number;
   readonly inflightBytesMax: number;
   readonly handshakeTimeoutMs: number;
-  readonly handshakeDeadlineMs: number;
   readonly counters: NbdCounters = {
     requestCount: 0,
     readBytes: 0,
@@ -84,7 +85,6 @@ export class NbdServer implements TransmissionHost {
     this.requestBytesMax = options.maxRequestBytes ?? REQUEST_BYTES_MAX_DEFAULT;
     this.inflightBytesMax = options.inflightBytesMax ?? INFLIGHT_BYTES_MAX_DEFAULT;
     this.handshakeTimeoutMs = options.handshakeTimeoutMs ?? HANDSHAKE_TIMEOUT_MS;
-    this.handshakeDeadlineMs = options.handshakeDeadlineMs ?? HANDSHAKE_DEADLINE_MS;
     if (!(Number.isInteger(this.requestBytesMax) && this.requestBytesMax >= 512 && this.requestBytesMax <= 0x80000000)) {
       throw new SnaplogError(ErrorCodes.INVALID_ARGUMENT, `maxRequestBytes must be an integer in [512, 2 GiB]: ${this.requestBytesMax}`);
     }
@@ -98,6 +98,8 @@ export class NbdServer implements TransmissionHost {
       isClosing: () => this.closing,
       optionBytesMax: options.handshakeOptionBytesMax,
       replyBytesMax: options.handshakeReplyBytesMax,
+      deadlineMs: options.handshakeDeadlineMs,
+      exportAllowanceMs: options.handshakeExportAllowanceMs,
     };
   }
 
@@ -218,18 +220,11 @@ export class NbdServer implements TransmissionHost {
       socket.destroy();
     };
     socket.setTimeout(this.handshakeTimeoutMs, onTimeout);
-    // The idle timeout alone would let a client that keeps sending hold the handshake for ever.
-    const deadline = setTimeout(() => {
-      this.logger.warn({ deadlineMs: this.handshakeDeadlineMs }, "nbd: handshake deadline passed, closing");
-      socket.destroy();
-    }, this.handshakeDeadlineMs);
     let result: Negotiated | "aborted" | null = null;
     try {
       result = await negotiate(socket, reader, this.handshakeOptions);
     } catch (error) {
       this.logger.info({ err: error }, "nbd: handshake ended");
-    } finally {
-      clearTimeout(deadline);
     }
     socket.setTimeout(0);
     socket.off("timeout", onTimeout);
