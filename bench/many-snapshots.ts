@@ -7,7 +7,14 @@
  * export list and every export resolved as `nbdinfo --list` does, `lun:N` for every LUN, the
  * store reopened (recovery replays every snapshot record), and the CLI in direct mode.
  *
- *   node dist/bench/many-snapshots.js [--count 10000] [--tmpdir /var/tmp] [--cli]
+ *   node dist/bench/many-snapshots.js [--count 10000] [--tmpdir /var/tmp] [--lun-policy P] [--cli] [--serve] [--tcp]
+ *
+ *   --lun-policy  the disk's LUN policy while the snapshots are cut (explicit: --lun 1000000+i each;
+ *                 constant: LUN 999999 for all)
+ *   --cli         also time the CLI in direct mode (a process per command, opening the store)
+ *   --serve       also start `snaplog serve` on the store: its start, the CLI through its API, and
+ *                 `nbdinfo --list` on its unix socket
+ *   --tcp         with --serve: nbdinfo --list over TCP too (libnbd 1.14: about 200 ms per export)
  *
  * The regression test (test/many-snapshots.test.ts) runs the same code at a small count: it
  * checks that every way agrees, never the times (those are for BENCHMARKS.md).
@@ -18,7 +25,9 @@ import { spawnSync } from "node:child_process";
 import { fileURLToPath } from "node:url";
 import { parseArgs } from "node:util";
 import { buildApiApp, createMetricsRegistry } from "../src/api/server.js";
+import type { LunPolicy } from "../src/store/operations/index.js";
 import { Store } from "../src/store/store.js";
+import { startServer } from "./server.js";
 
 const cliPath = path.join(path.dirname(fileURLToPath(import.meta.url)), "..", "src", "cli", "main.js");
 
@@ -55,8 +64,17 @@ async function timed<T>(timings: Record<string, number>, label: string, action: 
   return result;
 }
 
+/** The LUN of snapshot `index` (from 1) under each policy, as the run asks for it. */
+const REQUESTED_LUN_BASE = 1_000_000;
+const CONSTANT_LUN = 999_999;
+
 /** Cuts `count` snapshots on a new disk of a new store at `storePath`, then lists them every way. */
-export async function runManySnapshots(storePath: string, count: number, progress: (line: string) => void): Promise<ManySnapshotsResult> {
+export async function runManySnapshots(
+  storePath: string,
+  count: number,
+  progress: (line: string) => void,
+  lunPolicy: LunPolicy = "sequential",
+): Promise<ManySnapshotsResult> {
   await Store.init(storePath);
   const timings: Record<string, number> = {};
   const createTenthsSeconds: number[] = [];
@@ -64,11 +82,13 @@ export async function runManySnapshots(storePath: string, count: number, progres
   let createSeconds = 0;
   try {
     await store.createDisk({ name: BENCH_DISK, sizeBytes: 64 * 1024 * 1024 });
+    await store.setPolicy({ disk: BENCH_DISK, lunPolicy, lun: lunPolicy === "constant" ? CONSTANT_LUN : undefined });
     const width = String(count).length;
     const tenth = Math.max(1, Math.ceil(count / 10));
     let started = process.hrtime.bigint();
     for (let index = 1; index <= count; index++) {
-      await store.createSnapshot({ disk: BENCH_DISK, name: `s${String(index).padStart(width, "0")}` });
+      const lun = lunPolicy === "explicit" ? REQUESTED_LUN_BASE + index : undefined;
+      await store.createSnapshot({ disk: BENCH_DISK, name: `s${String(index).padStart(width, "0")}`, lun });
       if (index % tenth === 0 || index === count) {
         const step = seconds(started);
         createTenthsSeconds.push(step);
@@ -94,7 +114,8 @@ export async function runManySnapshots(storePath: string, count: number, progres
       }),
     );
     const lunHolders = await timed(timings, "every lun:N resolved", () =>
-      listed.map((snapshot) => {
+      listed.flatMap((snapshot) => {
+        if (snapshot.lun === null) return [];
         const volume = store.resolve(`lun:${snapshot.lun}`);
         volume.release();
         return volume.name;
@@ -127,8 +148,8 @@ export async function runManySnapshots(storePath: string, count: number, progres
   }
 }
 
-/** The CLI in direct mode (opens the store itself): a whole process per command, timed. */
-function timeCli(storePath: string, timings: Record<string, number>): void {
+/** A whole CLI process per command, timed: in direct mode (it opens the store) or through a server's API. */
+function timeCli(storePath: string, timings: Record<string, number>, mode: string): void {
   for (const args of [
     ["snapshot", "list", BENCH_DISK],
     ["disk", "show", BENCH_DISK],
@@ -138,22 +159,55 @@ function timeCli(storePath: string, timings: Record<string, number>): void {
     const started = process.hrtime.bigint();
     const run = spawnSync(process.execPath, [cliPath, "--store", storePath, ...args], { encoding: "utf8", maxBuffer: 256 * 1024 * 1024 });
     if (run.status !== 0) throw new Error(`snaplog ${args.join(" ")}: ${run.stderr}`);
-    timings[`CLI ${args.join(" ")} (process, direct)`] = seconds(started);
+    timings[`CLI ${args.join(" ")} (process, ${mode})`] = seconds(started);
+  }
+}
+
+/** `nbdinfo --list` of `uri`, timed; the count of exports it listed. */
+function timeNbdinfo(uri: string, timings: Record<string, number>, label: string): number {
+  const started = process.hrtime.bigint();
+  const run = spawnSync("nbdinfo", ["--list", "--json", uri], { encoding: "utf8", maxBuffer: 256 * 1024 * 1024, timeout: 3_600_000 });
+  if (run.status !== 0) throw new Error(`nbdinfo --list ${uri}: ${run.stderr}`);
+  timings[label] = seconds(started);
+  return (JSON.parse(run.stdout) as { exports: unknown[] }).exports.length;
+}
+
+/** `snaplog serve` on the store: its start, the CLI through its API, nbdinfo --list. */
+async function timeServe(storePath: string, scratch: string, timings: Record<string, number>, tcp: boolean): Promise<void> {
+  const started = process.hrtime.bigint();
+  const server = await startServer(cliPath, storePath, scratch);
+  timings["snaplog serve start (open, listening)"] = seconds(started);
+  try {
+    timeCli(storePath, timings, "through the API");
+    const exportCount = timeNbdinfo(server.unixUri(""), timings, "nbdinfo --list (unix socket)");
+    if (tcp) timeNbdinfo(server.tcpUrl, timings, "nbdinfo --list (TCP)");
+    process.stderr.write(`nbdinfo listed ${exportCount} exports\n`);
+  } finally {
+    await server.stop();
   }
 }
 
 async function main(): Promise<void> {
   const { values } = parseArgs({
-    options: { count: { type: "string", default: "10000" }, tmpdir: { type: "string", default: "/var/tmp" }, cli: { type: "boolean" } },
+    options: {
+      count: { type: "string", default: "10000" },
+      tmpdir: { type: "string", default: "/var/tmp" },
+      "lun-policy": { type: "string", default: "sequential" },
+      cli: { type: "boolean" },
+      serve: { type: "boolean" },
+      tcp: { type: "boolean" },
+    },
   });
   const count = Number(values.count);
+  const lunPolicy = values["lun-policy"] as LunPolicy;
   const scratch = mkdtempSync(path.join(values.tmpdir ?? "/var/tmp", "snaplog-many-"));
   try {
     const storePath = path.join(scratch, "store");
-    const result = await runManySnapshots(storePath, count, (line) => process.stderr.write(`${line}\n`));
-    if (values.cli === true) timeCli(storePath, result.timings);
+    const result = await runManySnapshots(storePath, count, (line) => process.stderr.write(`${line}\n`), lunPolicy);
+    if (values.cli === true) timeCli(storePath, result.timings, "direct");
+    if (values.serve === true) await timeServe(storePath, scratch, result.timings, values.tcp === true);
     const rows = Object.entries(result.timings).map(([label, value]) => `| ${label} | ${(value * 1000).toFixed(1)} ms |`);
-    console.log(`## ${count} snapshots on one disk\n`);
+    console.log(`## ${count} snapshots on one disk (LUN policy ${lunPolicy})\n`);
     console.log(`| step | time |\n| --- | --- |`);
     console.log(`| ${count} snapshots cut | ${result.createSeconds.toFixed(2)} s (${(count / result.createSeconds).toFixed(0)}/s) |`);
     console.log(`| each tenth | ${result.createTenthsSeconds.map((step) => step.toFixed(2)).join(", ")} s |`);
