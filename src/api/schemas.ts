@@ -252,7 +252,13 @@ export const CreateDiskBodySchema = Type.Object(
 export const CreateSnapshotBodySchema = Type.Object(
   {
     name: Type.Optional(SnapshotNameSchema),
-    lun: Type.Optional(Lun),
+    lun: Type.Optional(
+      Type.Integer({
+        minimum: LUN_MIN,
+        maximum: LUN_MAX,
+        description: "the snapshot's LUN: required by the explicit LUN policy, only N under constant N",
+      }),
+    ),
   },
   { additionalProperties: false, title: "CreateSnapshotRequest" },
 );

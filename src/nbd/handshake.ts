@@ -15,8 +15,8 @@
  * but bytes: the option bytes received (optionBytesMax) and the reply bytes sent (replyBytesMax,
  * so that cheap options asking for big answers, such as LIST, cannot repeat without end); and
  * the next option is read only once the replies queued so far have mostly left (a client that
- * never reads holds HANDSHAKE_REPLY_QUEUE_BYTES_MAX). Time is the server's: the idle timeout and
- * the handshake deadline (server.ts).
+ * never reads holds HANDSHAKE_REPLY_QUEUE_BYTES_MAX). Time: the idle timeout (server.ts) and
+ * the deadline (startDeadline), which each listed export the client asks about extends once.
  *
  * TLS: NBD_OPT_STARTTLS is answered NBD_REP_ERR_UNSUP. When `serve` gets a certificate, the
  * STARTTLS handler upgrades the socket (tls.TLSSocket) and the session's `tlsRequired` makes every
