@@ -16,7 +16,8 @@ import * as P from "../src/nbd/protocol.js";
 import type { ExportInfo, Volume, VolumeResolver } from "../src/store/volume.js";
 import { ErrorCodes, SnaplogError, type ErrorCode } from "../src/util/errors.js";
 import { MemoryResolver, MemoryVolume } from "./support/memory-volume.js";
-import { RawNbdClient, startTestServer } from "./support/nbd-server.js";
+import { runOk } from "./support/interop-tools.js";
+import { RawNbdClient, requireTool, startTestServer } from "./support/nbd-server.js";
 
 const MiB = 1024 * 1024;
 
@@ -130,4 +131,58 @@ test("NBD_OPT_INFO and metadata context queries release what they resolved once 
     await server.close();
   }
   assert.equal(volume.releaseCount, 3, "released exactly once per resolve");
+});
+
+test("a connection that sends no option is closed after the handshake timeout, and each limit is logged by name", async () => {
+  const { warnings, logger } = recordingLogger();
+  const server = await startTestServer(new MemoryResolver().add(new MemoryVolume({ name: "d", sizeBytes: MiB })), {
+    logger,
+    handshakeTimeoutMs: 300,
+    handshakeDeadlineMs: 2000,
+    handshakeOptionBytesMax: 1024,
+  });
+  try {
+    const silent = await RawNbdClient.connect(server.port);
+    await silent.greet();
+    const startedMs = Date.now();
+    assert.ok(await silent.waitClosed(3000), "closed while silent");
+    assert.ok(Date.now() - startedMs < 1500, "by the idle timeout, before the deadline");
+    assert.ok(
+      warnings.some((warning) => warning.includes("nbd: handshake timed out")),
+      warnings.join("; "),
+    );
+
+    const busy = await RawNbdClient.connect(server.port);
+    await busy.greet();
+    for (let index = 0; index < 100 && !busy.closed; index++) {
+      busy.sendOption(99, Buffer.alloc(40));
+      await sleep(5);
+    }
+    assert.ok(await busy.waitClosed());
+    assert.ok(
+      warnings.some((warning) => warning.includes("nbd: handshake used up its option or reply bytes")),
+      warnings.join("; "),
+    );
+  } finally {
+    await server.close();
+  }
+});
+
+test("nbdinfo --list over TCP (about 200 ms per export in libnbd 1.14) lists every export past the bare deadline", async (t) => {
+  if (!requireTool("nbdinfo")) return t.skip("nbdinfo is not installed");
+  const resolver = new MemoryResolver();
+  for (let index = 0; index < 12; index++) resolver.add(new MemoryVolume({ name: `e${index}`, sizeBytes: MiB }));
+  const server = await startTestServer(resolver, { handshakeDeadlineMs: 1000 });
+  try {
+    const startedMs = Date.now();
+    const listing = await runOk("nbdinfo", ["--list", "--json", `nbd://127.0.0.1:${server.port}`]);
+    const names = (JSON.parse(listing.stdout) as { exports: Array<{ "export-name": string }> }).exports.map((item) => item["export-name"]);
+    assert.deepEqual(
+      names,
+      resolver.list().map((info) => info.name),
+    );
+    t.diagnostic(`nbdinfo --list of 12 exports over TCP: ${Date.now() - startedMs} ms`);
+  } finally {
+    await server.close();
+  }
 });

@@ -9,6 +9,8 @@ import { test, before, after } from "node:test";
 import assert from "node:assert/strict";
 import { setTimeout as sleep } from "node:timers/promises";
 import { MemoryResolver, MemoryVolume } from "./support/memory-volume.js";
+import * as P from "../src/nbd/protocol.js";
+import type { NbdServerOptions } from "../src/nbd/server.js";
 import { RawNbdClient, startTestServer, type TestServer } from "./support/nbd-server.js";
 
 const KiB = 1024;
@@ -149,20 +151,11 @@ test("rejected options get error replies and the stream stays in sync", async ()
   await assertServerHealthy();
 });
 
-test("an option too long to skip, too many options, or an unknown NBD_OPT_EXPORT_NAME close the connection", async () => {
+test("an option too long to skip or an unknown NBD_OPT_EXPORT_NAME close the connection", async () => {
   const huge = await RawNbdClient.connect(server.port);
   await huge.greet();
   huge.sendOption(99, Buffer.alloc(0), 1024 * MiB);
   assert.ok(await huge.waitClosed(), "1 GiB option");
-
-  const chatty = await RawNbdClient.connect(server.port);
-  await chatty.greet();
-  for (let index = 0; index < 64; index++) {
-    chatty.sendOption(99);
-    assert.equal((await chatty.readOptionReply()).replyType, REP_ERR_UNSUP);
-  }
-  chatty.sendOption(99);
-  assert.ok(await chatty.waitClosed(), "65th option");
 
   const exportName = await RawNbdClient.connect(server.port);
   await exportName.greet();
@@ -289,4 +282,173 @@ test("the server counted the trouble and holds no stray connections", async () =
   await sleep(50);
   assert.ok(server.server.counters.errorCount > 10);
   assert.equal(server.server.connectionCount, 0);
+});
+
+/** An in-process server over `exportCount` exports, with the handshake limits given; closed by the caller. */
+async function limitedServer(
+  exportCount: number,
+  limits: Partial<NbdServerOptions>,
+): Promise<{ test: TestServer; listCount: () => number }> {
+  const resolver = new MemoryResolver();
+  for (let index = 0; index < exportCount; index++) resolver.add(new MemoryVolume({ name: `export-${index}`, sizeBytes: MiB }));
+  let listCount = 0;
+  const list = resolver.list.bind(resolver);
+  resolver.list = () => {
+    listCount++;
+    return list();
+  };
+  return { test: await startTestServer(resolver, limits), listCount: () => listCount };
+}
+
+test("an honest client may send thousands of options: no count limit (nbdinfo --list sends a few per export)", async () => {
+  const chatty = await RawNbdClient.connect(server.port);
+  await chatty.greet();
+  for (let index = 0; index < 3000; index++) {
+    chatty.sendOption(99);
+    chatty.sendOption(6, RawNbdClient.infoPayload("frozen"));
+  }
+  for (let index = 0; index < 3000; index++) {
+    assert.equal((await chatty.readOptionReply()).replyType, REP_ERR_UNSUP);
+    const info = await chatty.readOptionReplies();
+    assert.equal(info[info.length - 1].replyType, REP_ACK, `INFO ${index}`);
+  }
+  chatty.sendOption(7, RawNbdClient.infoPayload("disk"));
+  const go = await chatty.readOptionReplies();
+  assert.equal(go[go.length - 1].replyType, REP_ACK, "GO after 6,000 options");
+  chatty.request(CMD_READ, 0, 1n, 0, 4 * KiB);
+  const reply = await chatty.readSimpleReply();
+  assert.equal(reply.errno, 0);
+  assert.deepEqual(await chatty.read(4 * KiB), PATTERN.subarray(0, 4 * KiB));
+  chatty.socket.destroy();
+});
+
+test("the handshake is bounded by the option bytes it receives", async () => {
+  const limited = await limitedServer(1, { handshakeOptionBytesMax: 64 * KiB });
+  try {
+    const client = await RawNbdClient.connect(limited.test.port);
+    await client.greet();
+    let answered = 0;
+    for (let index = 0; index < 64 * KiB; index++) {
+      client.sendOption(99, Buffer.alloc(100));
+      const reply = await client.readOptionReply().catch(() => undefined);
+      if (reply === undefined) break;
+      answered++;
+    }
+    assert.ok(await client.waitClosed(), "closed once past the option bytes");
+    assert.equal(answered, Math.floor((64 * KiB) / 116), "every option within the bytes was answered");
+
+    const oneBig = await RawNbdClient.connect(limited.test.port);
+    await oneBig.greet();
+    oneBig.sendOption(99, Buffer.alloc(0), 60 * KiB);
+    oneBig.write(Buffer.alloc(60 * KiB));
+    assert.equal((await oneBig.readOptionReply()).replyType, REP_ERR_UNSUP);
+    oneBig.sendOption(99, Buffer.alloc(0), 8 * KiB);
+    assert.ok(await oneBig.waitClosed(), "an option declared past the budget closes before its payload is read");
+  } finally {
+    await limited.test.close();
+  }
+});
+
+test("the handshake is bounded by the reply bytes it causes: repeated listings end", async () => {
+  const limited = await limitedServer(1000, { handshakeReplyBytesMax: 4 * MiB });
+  try {
+    const client = await RawNbdClient.connect(limited.test.port);
+    await client.greet();
+    let listings = 0;
+    for (;;) {
+      client.sendOption(3);
+      const replies = await client.readOptionReplies().catch(() => undefined);
+      if (replies === undefined) break;
+      assert.equal(replies.length, 1001, "a whole listing");
+      listings++;
+    }
+    assert.ok(await client.waitClosed());
+    assert.ok(listings >= 50 && listings < 200, `${listings} listings of about 50 KiB each within 4 MiB`);
+  } finally {
+    await limited.test.close();
+  }
+});
+
+test("a client that never reads its replies holds one queue of replies, not one per option", async () => {
+  const limited = await limitedServer(20_000, {});
+  try {
+    const client = await RawNbdClient.connect(limited.test.port);
+    await client.greet();
+    client.socket.pause();
+    for (let index = 0; index < 200; index++) client.sendOption(3);
+    await sleep(1000);
+    // Each listing is about 1 MiB; loopback buffers take a few, then the server waits for the client.
+    assert.ok(limited.listCount() < 40, `${limited.listCount()} of 200 listings built while the client read nothing`);
+    client.socket.destroy();
+  } finally {
+    await limited.test.close();
+  }
+});
+
+test("the handshake has a deadline: a client that keeps sending options is closed when it passes", async () => {
+  const limited = await limitedServer(1, { handshakeDeadlineMs: 800 });
+  try {
+    const client = await RawNbdClient.connect(limited.test.port);
+    await client.greet();
+    const startedMs = Date.now();
+    while (!client.closed && Date.now() - startedMs < 5000) {
+      client.sendOption(99);
+      await sleep(50);
+    }
+    const elapsedMs = Date.now() - startedMs;
+    assert.ok(client.closed, "closed");
+    assert.ok(elapsedMs >= 700 && elapsedMs < 3000, `closed after ${elapsedMs} ms`);
+    // A handshake that ends in time is not cut by the deadline later.
+    const served = await RawNbdClient.connect(limited.test.port);
+    await served.open("export-0");
+    await sleep(1200);
+    served.request(CMD_READ, 0, 1n, 0, 512);
+    assert.equal((await served.readSimpleReply()).errno, 0, "transmission outlives the handshake deadline");
+    served.socket.destroy();
+  } finally {
+    await limited.test.close();
+  }
+});
+
+test("each listed export asked about extends the deadline once: a slow honest listing ends, a loop on one export does not go on", async () => {
+  const limited = await limitedServer(10, { handshakeDeadlineMs: 500, handshakeExportAllowanceMs: 250 });
+  try {
+    const client = await RawNbdClient.connect(limited.test.port);
+    await client.greet();
+    const startedMs = Date.now();
+    client.sendOption(3);
+    assert.equal((await client.readOptionReplies()).length, 11);
+    for (let index = 0; index < 10; index++) {
+      await sleep(120);
+      client.sendOption(6, RawNbdClient.infoPayload(`export-${index}`));
+      assert.equal((await client.readOptionReplies()).at(-1)?.replyType, REP_ACK, `INFO export-${index} at ${Date.now() - startedMs} ms`);
+    }
+    assert.ok(Date.now() - startedMs > 1000, "past the bare deadline, within its extension");
+    while (!client.closed && Date.now() - startedMs < 10_000) {
+      client.sendOption(6, RawNbdClient.infoPayload("export-0"));
+      await sleep(50);
+    }
+    const elapsedMs = Date.now() - startedMs;
+    assert.ok(client.closed && elapsedMs >= 2900 && elapsedMs < 5000, `closed at ${elapsedMs} ms: 500 + 10 × 250 ms`);
+
+    // Exports that were not listed do not extend it.
+    const unlisted = await RawNbdClient.connect(limited.test.port);
+    await unlisted.greet();
+    const unlistedStartMs = Date.now();
+    for (let index = 0; !unlisted.closed && Date.now() - unlistedStartMs < 5000; index = (index + 1) % 10) {
+      unlisted.sendOption(6, RawNbdClient.infoPayload(`export-${index}`));
+      await sleep(50);
+    }
+    assert.ok(Date.now() - unlistedStartMs < 1500, "the bare deadline without a LIST");
+  } finally {
+    await limited.test.close();
+  }
+});
+
+test("the handshake limits are named constants within the SPEC's bounds", () => {
+  assert.ok(P.HANDSHAKE_TIMEOUT_MS <= 60_000 && P.HANDSHAKE_DEADLINE_MS <= 60_000, "SPEC §7: at most 60 s");
+  assert.ok(P.HANDSHAKE_TIMEOUT_MS <= P.HANDSHAKE_DEADLINE_MS);
+  // nbdinfo --list: LIST_META_CONTEXT and INFO per export, each under 300 bytes with 129-byte names.
+  assert.ok(P.HANDSHAKE_OPTION_BYTES_MAX >= 10_000 * 600, "a listing of 10,000 exports fits");
+  assert.equal("OPTION_COUNT_MAX" in P, false, "no count of options");
 });

@@ -70,7 +70,9 @@ export const SnapshotInfoSchema = Type.Object(
   {
     disk: Type.String(),
     name: Type.String(),
-    lun: Count,
+    lun: Type.Union([Count, Type.Null()], {
+      description: "the LUN it holds now; null when a newer snapshot took over the LUN it was created with (constant LUN policy)",
+    }),
     lsn: Count,
     createdAt: Type.String({ description: "ISO 8601" }),
     scheduled: Type.Boolean({ description: "made by the disk's schedule (auto-YYYYMMDDTHHMMSSZ): only these are retention's" }),
@@ -251,7 +253,13 @@ export const CreateDiskBodySchema = Type.Object(
 export const CreateSnapshotBodySchema = Type.Object(
   {
     name: Type.Optional(SnapshotNameSchema),
-    lun: Type.Optional(Lun),
+    lun: Type.Optional(
+      Type.Integer({
+        minimum: LUN_MIN,
+        maximum: LUN_MAX,
+        description: "the snapshot's LUN: required by the explicit LUN policy, only N under constant N",
+      }),
+    ),
   },
   { additionalProperties: false, title: "CreateSnapshotRequest" },
 );

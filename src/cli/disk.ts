@@ -31,7 +31,8 @@ export const diskColumns: ReadonlyArray<Column<DiskInfo>> = [
 
 export const snapshotColumns: ReadonlyArray<Column<SnapshotInfo>> = [
   { header: "NAME", value: (snapshot) => snapshot.name },
-  { header: "LUN", value: (snapshot) => String(snapshot.lun), alignRight: true },
+  // "-": a newer snapshot took over its LUN (constant LUN policy); it is attached by name.
+  { header: "LUN", value: (snapshot) => (snapshot.lun === null ? "-" : String(snapshot.lun)), alignRight: true },
   { header: "LSN", value: (snapshot) => String(snapshot.lsn), alignRight: true },
   { header: "CREATED", value: (snapshot) => snapshot.createdAt },
 ];

@@ -78,8 +78,9 @@ function describeRestore(result: RestoreResult): string {
     return `restored ${result.disk} at ${point} to ${filePath}: ${formatBytes(sizeBytes)}, ${formatBytes(bytesWritten)} written (the rest reads as zeros)`;
   }
   if (result.mode === "snapshot" && result.snapshot !== undefined) {
-    return `restored ${result.disk} at ${point} as snapshot ${result.snapshot.name}: LUN ${result.snapshot.lun}`;
+    return `restored ${result.disk} at ${point} as snapshot ${result.snapshot.name}: LUN ${result.snapshot.lun ?? "none"}`;
   }
-  const before = result.before === undefined ? "" : `; the state before is snapshot ${result.before.name} (LUN ${result.before.lun})`;
+  const before =
+    result.before === undefined ? "" : `; the state before is snapshot ${result.before.name} (LUN ${result.before.lun ?? "none"})`;
   return `rolled ${result.disk} back to ${point}: ${result.blocksRestored ?? 0} blocks restored${before}`;
 }

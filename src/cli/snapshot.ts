@@ -21,7 +21,7 @@ function registerSnapshotCreate(snapshot: Command): void {
     .description("cut the disk's log: the current partition becomes a read-only snapshot volume (O(1), copies nothing)")
     .argument("<disk>", "disk name")
     .option("--name <name>", "snapshot name (default: from the time, e.g. snap-20261125T100000Z)")
-    .option("--lun <n>", "LUN for the snapshot volume (default: the disk's LUN policy)")
+    .option("--lun <n>", "LUN for the snapshot volume (required by --lun-policy explicit; default: the disk's LUN policy)")
     .addHelpText(
       "after",
       "\nExamples:\n  $ snaplog snapshot create vm1\n  $ snaplog snapshot create vm1 --name before-upgrade --lun 12\n\nAttach it read-only as the NBD export DISK@NAME, or lun:N.",
@@ -33,7 +33,9 @@ function registerSnapshotCreate(snapshot: Command): void {
       await runOperation(command, {
         run: (operations) => operations.createSnapshot(request),
         print: (created) =>
-          printLine(`created snapshot ${created.name} of ${created.disk}: LUN ${created.lun}, LSN ${created.lsn}, at ${created.createdAt}`),
+          printLine(
+            `created snapshot ${created.name} of ${created.disk}: LUN ${created.lun ?? "none"}, LSN ${created.lsn}, at ${created.createdAt}`,
+          ),
       });
     });
 }
@@ -83,6 +85,6 @@ function registerSnapshotDelete(snapshot: Command): void {
 function describeDeleted(deleted: DeleteSnapshotResult): string {
   return (
     `deleted snapshot ${deleted.name} of ${deleted.disk} (LSN ${deleted.lsn}, created ${deleted.createdAt}): ` +
-    `LUN ${deleted.lun} released, ${deleted.entriesFreed} entries and ${formatBytes(deleted.bytesFreed)} freed`
+    `${deleted.lun === null ? "it held no LUN" : `LUN ${deleted.lun} released`}, ${deleted.entriesFreed} entries and ${formatBytes(deleted.bytesFreed)} freed`
   );
 }

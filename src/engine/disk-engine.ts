@@ -263,6 +263,11 @@ export class DiskEngine {
     return this.state.findSnapshot(name);
   }
 
+  /** The snapshots whose creation recorded `lun` (the journal keeps each snapshot's LUN as it was given). */
+  snapshotsWithLun(lun: number): readonly SnapshotCut[] {
+    return this.state.snapshotsWithLun(lun);
+  }
+
   /** A snapshot's partition (DiskState.snapshotPartition); NOT_FOUND when there is no such snapshot. */
   snapshotPartition(name: string): { cut: SnapshotCut; lsnFirst: number; lsnLast: number } {
     const partition = this.state.snapshotPartition(name);

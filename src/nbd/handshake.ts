@@ -3,13 +3,20 @@
  *
  *   server: NBDMAGIC IHAVEOPT handshake-flags
  *   client: client-flags            (without FIXED_NEWSTYLE, or with unknown bits: we close)
- *   client: IHAVEOPT option length payload   (repeated, at most OPTION_COUNT_MAX times)
+ *   client: IHAVEOPT option length payload   (repeated, within the option and reply byte limits)
  *   server: one or more option replies per option, found in OPTION_HANDLERS
  *   ... until NBD_OPT_GO / NBD_OPT_EXPORT_NAME succeed (transmission) or ABORT / error (close).
  *
  * Every option payload is read in full (bounded by OPTION_LENGTH_MAX_BYTES, oversized ones are
  * skipped up to OPTION_SKIP_MAX_BYTES), so a rejected option never puts the stream out of sync.
  * Volumes are resolved only when an export is named: connecting alone costs nothing.
+ *
+ * Limits (protocol.ts): no count of options, which honest clients listing many exports pass,
+ * but bytes: the option bytes received (optionBytesMax) and the reply bytes sent (replyBytesMax,
+ * so that cheap options asking for big answers, such as LIST, cannot repeat without end); and
+ * the next option is read only once the replies queued so far have mostly left (a client that
+ * never reads holds HANDSHAKE_REPLY_QUEUE_BYTES_MAX). Time: the idle timeout (server.ts) and
+ * the deadline (startDeadline), which each listed export the client asks about extends once.
  *
  * TLS: NBD_OPT_STARTTLS is answered NBD_REP_ERR_UNSUP. When `serve` gets a certificate, the
  * STARTTLS handler upgrades the socket (tls.TLSSocket) and the session's `tlsRequired` makes every
@@ -35,6 +42,13 @@ export interface HandshakeOptions {
   requestBytesMax: number;
   /** True once the server is closing: NBD_OPT_GO answers NBD_REP_ERR_SHUTDOWN. */
   isClosing(): boolean;
+  /** Option bytes (headers and payloads) one handshake may send; default HANDSHAKE_OPTION_BYTES_MAX. */
+  optionBytesMax?: number;
+  /** Reply bytes one handshake may cause; default HANDSHAKE_REPLY_BYTES_MAX. */
+  replyBytesMax?: number;
+  /** Time the handshake may take; default HANDSHAKE_DEADLINE_MS and HANDSHAKE_EXPORT_ALLOWANCE_MS. */
+  deadlineMs?: number;
+  exportAllowanceMs?: number;
 }
 
 /** What the client chose; everything transmission needs. */
@@ -60,6 +74,14 @@ interface Session {
   resolved: Volume | null;
   /** The volume NBD_OPT_GO or NBD_OPT_EXPORT_NAME chose: handed over to transmission. */
   chosen: Volume | null;
+  /** Option bytes received so far (headers, payloads, skipped payloads). */
+  optionBytes: number;
+  /** Option reply bytes sent so far. */
+  replyBytes: number;
+  /** Export names of the last NBD_OPT_LIST reply. */
+  listed: ReadonlySet<string>;
+  /** Listed exports the options asked about since, each once: each extends the deadline. */
+  readonly exportsAsked: Set<string>;
 }
 
 type OptionHandler = (session: Session, option: number, payload: Buffer) => Promise<OptionOutcome> | OptionOutcome;
@@ -70,6 +92,42 @@ type OptionHandler = (session: Session, option: number, payload: Buffer) => Prom
  * Rejects only when the peer vanished (CLOSED). The negotiated volume is the caller's to release.
  */
 export async function negotiate(socket: Socket, reader: SocketReader, options: HandshakeOptions): Promise<Negotiated | "aborted" | null> {
+  const exportsAsked = new Set<string>();
+  const stopDeadline = startDeadline(socket, options, exportsAsked);
+  try {
+    return await negotiateOptions(socket, reader, options, exportsAsked);
+  } finally {
+    stopDeadline();
+  }
+}
+
+/**
+ * Destroys the socket once the handshake has run past its deadline: deadlineMs from its start,
+ * plus exportAllowanceMs for each listed export asked about by then (HANDSHAKE_EXPORT_ALLOWANCE_MS).
+ * Returns the function that stops it (the handshake is over).
+ */
+function startDeadline(socket: Socket, options: HandshakeOptions, exportsAsked: ReadonlySet<string>): () => void {
+  const { deadlineMs = P.HANDSHAKE_DEADLINE_MS, exportAllowanceMs = P.HANDSHAKE_EXPORT_ALLOWANCE_MS, logger } = options;
+  const startedMs = Date.now();
+  const check = (): void => {
+    const leftMs = startedMs + deadlineMs + exportAllowanceMs * exportsAsked.size - Date.now();
+    if (leftMs > 0) {
+      timer = setTimeout(check, leftMs);
+      return;
+    }
+    logger.warn({ deadlineMs, exportsAsked: exportsAsked.size }, "nbd: handshake deadline passed, closing");
+    socket.destroy();
+  };
+  let timer = setTimeout(check, deadlineMs);
+  return () => clearTimeout(timer);
+}
+
+async function negotiateOptions(
+  socket: Socket,
+  reader: SocketReader,
+  options: HandshakeOptions,
+  exportsAsked: Set<string>,
+): Promise<Negotiated | "aborted" | null> {
   socket.write(greeting());
   const clientFlags = (await reader.read(4)).readUInt32BE(0);
   if ((clientFlags & P.CLIENT_FLAG_FIXED_NEWSTYLE) === 0 || (clientFlags & ~P.CLIENT_FLAGS_KNOWN) !== 0) {
@@ -85,11 +143,22 @@ export async function negotiate(socket: Socket, reader: SocketReader, options: H
     baseAllocation: false,
     resolved: null,
     chosen: null,
+    optionBytes: 0,
+    replyBytes: 0,
+    listed: new Set(),
+    exportsAsked,
   };
-  for (let optionCount = 0; optionCount < P.OPTION_COUNT_MAX; optionCount++) {
+  return receiveOptions(session, reader);
+}
+
+/** The option loop: one option at a time until one ends the handshake. */
+async function receiveOptions(session: Session, reader: SocketReader): Promise<Negotiated | "aborted" | null> {
+  const socket = session.socket;
+  for (;;) {
     let outcome: OptionOutcome = "close";
     try {
-      outcome = await receiveOption(session, reader);
+      await repliesSent(socket);
+      outcome = overBudget(session) ? "close" : await receiveOption(session, reader);
     } finally {
       // The one place the handshake releases: every volume an option resolved (INFO, META_CONTEXT,
       // a refused GO), at once; the chosen one is released by the server when the connection ends.
@@ -101,8 +170,32 @@ export async function negotiate(socket: Socket, reader: SocketReader, options: H
     if (outcome === "abort") return "aborted";
     if (outcome === "transmission") return negotiated(session);
   }
-  options.logger.warn({ optionCountMax: P.OPTION_COUNT_MAX }, "nbd: too many options, closing");
-  return null;
+}
+
+/** Whether the handshake has used up its option or reply bytes (then it is closed, and logged). */
+function overBudget(session: Session): boolean {
+  const optionBytesMax = session.options.optionBytesMax ?? P.HANDSHAKE_OPTION_BYTES_MAX;
+  const replyBytesMax = session.options.replyBytesMax ?? P.HANDSHAKE_REPLY_BYTES_MAX;
+  if (session.optionBytes <= optionBytesMax && session.replyBytes <= replyBytesMax) return false;
+  session.options.logger.warn(
+    { optionBytes: session.optionBytes, optionBytesMax, replyBytes: session.replyBytes, replyBytesMax },
+    "nbd: handshake used up its option or reply bytes, closing",
+  );
+  return true;
+}
+
+/** Resolves once the socket holds at most HANDSHAKE_REPLY_QUEUE_BYTES_MAX unsent bytes (or is closed: the next read says so). */
+function repliesSent(socket: Socket): Promise<void> {
+  if (socket.writableLength <= P.HANDSHAKE_REPLY_QUEUE_BYTES_MAX || socket.destroyed) return Promise.resolve();
+  return new Promise((resolve) => {
+    const done = (): void => {
+      socket.off("drain", done);
+      socket.off("close", done);
+      resolve();
+    };
+    socket.on("drain", done);
+    socket.on("close", done);
+  });
 }
 
 function negotiated(session: Session): Negotiated {
@@ -133,6 +226,8 @@ async function receiveOption(session: Session, reader: SocketReader): Promise<Op
   }
   const option = header.readUInt32BE(8);
   const lengthBytes = header.readUInt32BE(12);
+  session.optionBytes += P.OPTION_HEADER_BYTES + lengthBytes;
+  if (overBudget(session)) return "close";
   if (lengthBytes > P.OPTION_LENGTH_MAX_BYTES) return rejectOversized(session, reader, option, lengthBytes);
   const payload = await reader.read(lengthBytes);
   const handler = OPTION_HANDLERS.get(option) ?? handleUnsupported;
@@ -155,6 +250,7 @@ function reply(session: Session, option: number, replyType: number, payload?: Bu
   header.writeUInt32BE(option, 8);
   header.writeUInt32BE(replyType, 12);
   header.writeUInt32BE(payload === undefined ? 0 : payload.length, 16);
+  session.replyBytes += header.length + (payload === undefined ? 0 : payload.length);
   session.socket.write(payload === undefined ? header : Buffer.concat([header, payload]));
 }
 
@@ -207,7 +303,9 @@ function handleList(session: Session, option: number, payload: Buffer): OptionOu
     replyError(session, option, P.REP_ERR_INVALID, "NBD_OPT_LIST takes no data");
     return "continue";
   }
+  const listed = new Set<string>();
   for (const exportInfo of session.options.resolver.list()) {
+    listed.add(exportInfo.name);
     const name = Buffer.from(exportInfo.name, "utf8");
     const description = Buffer.from(exportInfo.description, "utf8");
     const item = Buffer.allocUnsafe(4 + name.length + description.length);
@@ -217,6 +315,7 @@ function handleList(session: Session, option: number, payload: Buffer): OptionOu
     reply(session, option, P.REP_SERVER, item);
   }
   reply(session, option, P.REP_ACK);
+  session.listed = listed;
   return "continue";
 }
 
@@ -387,6 +486,7 @@ function resolveVolume(session: Session, requestedName: string): Volume | Snaplo
   if (name === undefined) return notFound("no default export: give an export name");
   try {
     session.resolved = resolver.resolve(name);
+    if (session.listed.has(name)) session.exportsAsked.add(name);
     return session.resolved;
   } catch (error) {
     const failure =

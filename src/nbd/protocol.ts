@@ -234,8 +234,6 @@ export const NBD_MAX_STRING_BYTES = 4096;
 export const OPTION_LENGTH_MAX_BYTES = 64 * 1024;
 /** Longest oversized option payload we still skip (answering NBD_REP_ERR_TOO_BIG); beyond: close. */
 export const OPTION_SKIP_MAX_BYTES = 1024 * 1024;
-/** Options one connection may send before it is closed. */
-export const OPTION_COUNT_MAX = 64;
 /** Metadata queries in one LIST/SET_META_CONTEXT option. */
 export const META_QUERY_COUNT_MAX = 128;
 /** Information requests in one NBD_OPT_INFO / NBD_OPT_GO. */
@@ -248,5 +246,30 @@ export const INFLIGHT_BYTES_MAX_DEFAULT = 64 * 1024 * 1024;
 export const UINT32_MAX = 0xffffffff;
 /** Most descriptors in one BLOCK_STATUS chunk; the client asks again for the rest. */
 export const BLOCK_STATUS_DESCRIPTOR_COUNT_MAX = 128 * 1024;
-/** A client has this long to finish the handshake. */
+/*
+ * The handshake is bounded by time and bytes, never by a count of options: an honest client
+ * sends a few options per export (nbdinfo --list: LIST, then LIST_META_CONTEXT and INFO for each
+ * of them, under 600 bytes with the longest export names), so any count limit breaks a listing
+ * of a store with many snapshots, while a hostile client is stopped just as well by these.
+ */
+/** A connection that sends nothing (no option, no byte) for this long is closed (SPEC §7's handshake timeout). */
 export const HANDSHAKE_TIMEOUT_MS = 30_000;
+/**
+ * The handshake must end within this, plus HANDSHAKE_EXPORT_ALLOWANCE_MS for each listed export
+ * it asks about (SPEC §7: at most 60 s for a connection that sends no option).
+ */
+export const HANDSHAKE_DEADLINE_MS = 60_000;
+/**
+ * More time for each export of the NBD_OPT_LIST reply that the handshake then asks about (INFO,
+ * GO, metadata contexts), each counted once: a listing takes time per export. libnbd 1.14
+ * (nbdinfo --list) sends LIST_META_CONTEXT with MSG_MORE on its last bytes, so over TCP each
+ * export waits about 200 ms in the client's kernel, whatever the server (nbdkit too): 1,000
+ * exports take 3.5 minutes. The bound stays finite: the deadline plus this for each listed export.
+ */
+export const HANDSHAKE_EXPORT_ALLOWANCE_MS = 1_000;
+/** Option bytes (headers and payloads, skipped ones too) one handshake may send: room for a listing of 100,000 exports. */
+export const HANDSHAKE_OPTION_BYTES_MAX = 64 * 1024 * 1024;
+/** Reply bytes one handshake may cause: a listing of 10,000 exports takes about 7 MiB; repeated listings stop here. */
+export const HANDSHAKE_REPLY_BYTES_MAX = 256 * 1024 * 1024;
+/** Unsent reply bytes past which no further option is read until the client reads (a client that never reads holds no more). */
+export const HANDSHAKE_REPLY_QUEUE_BYTES_MAX = 1024 * 1024;

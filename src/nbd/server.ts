@@ -2,7 +2,9 @@
  * The NBD server: listeners (TCP and unix sockets, any number), connections, shutdown.
  *
  * Lifecycle of a connection:
- *   accepted → handshake (handshake.ts, bounded by HANDSHAKE_TIMEOUT_MS and OPTION_COUNT_MAX)
+ *   accepted → handshake (handshake.ts; bounded in time by HANDSHAKE_TIMEOUT_MS idle and the
+ *   HANDSHAKE_DEADLINE_MS deadline (plus an allowance per export asked about), in bytes by
+ *   HANDSHAKE_OPTION_BYTES_MAX and HANDSHAKE_REPLY_BYTES_MAX)
  *   → transmission (transmission.ts) → settled (socket closed and no request in flight).
  * Anything a client sends can at worst close its own connection: every connection catches its own
  * errors, and socket 'error' events are always handled.
@@ -34,6 +36,15 @@ export interface NbdServerOptions {
   maxRequestBytes?: number;
   /** Bytes one connection may hold in flight before it stops reading (default 64 MiB). */
   inflightBytesMax?: number;
+  /**
+   * The handshake's limits (default HANDSHAKE_TIMEOUT_MS, HANDSHAKE_DEADLINE_MS, HANDSHAKE_EXPORT_ALLOWANCE_MS,
+   * HANDSHAKE_OPTION_BYTES_MAX, HANDSHAKE_REPLY_BYTES_MAX); tests make them small.
+   */
+  handshakeTimeoutMs?: number;
+  handshakeDeadlineMs?: number;
+  handshakeExportAllowanceMs?: number;
+  handshakeOptionBytesMax?: number;
+  handshakeReplyBytesMax?: number;
 }
 
 export type ListenTarget = { host: string; port: number } | { path: string };
@@ -51,6 +62,7 @@ export class NbdServer implements TransmissionHost {
   readonly logger: NbdLogger;
   readonly requestBytesMax: number;
   readonly inflightBytesMax: number;
+  readonly handshakeTimeoutMs: number;
   readonly counters: NbdCounters = {
     requestCount: 0,
     readBytes: 0,
@@ -72,6 +84,7 @@ export class NbdServer implements TransmissionHost {
     this.logger = options.logger ?? SILENT_LOGGER;
     this.requestBytesMax = options.maxRequestBytes ?? REQUEST_BYTES_MAX_DEFAULT;
     this.inflightBytesMax = options.inflightBytesMax ?? INFLIGHT_BYTES_MAX_DEFAULT;
+    this.handshakeTimeoutMs = options.handshakeTimeoutMs ?? HANDSHAKE_TIMEOUT_MS;
     if (!(Number.isInteger(this.requestBytesMax) && this.requestBytesMax >= 512 && this.requestBytesMax <= 0x80000000)) {
       throw new SnaplogError(ErrorCodes.INVALID_ARGUMENT, `maxRequestBytes must be an integer in [512, 2 GiB]: ${this.requestBytesMax}`);
     }
@@ -83,6 +96,10 @@ export class NbdServer implements TransmissionHost {
       logger: this.logger,
       requestBytesMax: this.requestBytesMax,
       isClosing: () => this.closing,
+      optionBytesMax: options.handshakeOptionBytesMax,
+      replyBytesMax: options.handshakeReplyBytesMax,
+      deadlineMs: options.handshakeDeadlineMs,
+      exportAllowanceMs: options.handshakeExportAllowanceMs,
     };
   }
 
@@ -202,7 +219,7 @@ export class NbdServer implements TransmissionHost {
       this.logger.warn("nbd: handshake timed out");
       socket.destroy();
     };
-    socket.setTimeout(HANDSHAKE_TIMEOUT_MS, onTimeout);
+    socket.setTimeout(this.handshakeTimeoutMs, onTimeout);
     let result: Negotiated | "aborted" | null = null;
     try {
       result = await negotiate(socket, reader, this.handshakeOptions);

@@ -2,8 +2,10 @@
 import type { SnapshotCut } from "../engine/index.js";
 import { policyOf } from "./disk-policy.js";
 import { isScheduledName } from "./policy/scheduled-name.js";
+import { heldLun } from "./luns.js";
 import type { OpenDisk } from "./open-disk.js";
 import type { DiskDetail, DiskInfo, DiskSpace, SnapshotInfo } from "./operations/index.js";
+import type { StoreFile } from "./store-file.js";
 
 export function diskInfo(disk: OpenDisk): DiskInfo {
   const stats = disk.engine.stats();
@@ -24,9 +26,9 @@ export function diskInfo(disk: OpenDisk): DiskInfo {
   };
 }
 
-/** `nowMs`: the store's clock (the policy's next scheduled run is from it). */
-export async function diskDetail(disk: OpenDisk, nowMs: number): Promise<DiskDetail> {
-  return { ...diskInfo(disk), snapshots: snapshotInfos(disk), space: await diskSpace(disk), policy: policyOf(disk, nowMs) };
+/** `nowMs`: the store's clock (the policy's next scheduled run is from it); `storeFile` says which snapshots lost their LUN to a newer one (luns.ts). */
+export async function diskDetail(disk: OpenDisk, nowMs: number, storeFile: StoreFile): Promise<DiskDetail> {
+  return { ...diskInfo(disk), snapshots: snapshotInfos(disk, storeFile), space: await diskSpace(disk), policy: policyOf(disk, nowMs) };
 }
 
 async function diskSpace(disk: OpenDisk): Promise<DiskSpace> {
@@ -46,19 +48,14 @@ async function diskSpace(disk: OpenDisk): Promise<DiskSpace> {
   };
 }
 
-export function snapshotInfos(disk: OpenDisk): SnapshotInfo[] {
-  return disk.engine.snapshots.map((cut) => snapshotInfo(disk.meta.name, cut));
+export function snapshotInfos(disk: OpenDisk, storeFile: StoreFile): SnapshotInfo[] {
+  const name = disk.meta.name;
+  return disk.engine.snapshots.map((cut) => snapshotInfo(name, cut, heldLun(storeFile, name, cut)));
 }
 
-export function snapshotInfo(disk: string, cut: Pick<SnapshotCut, "name" | "lun" | "lsn" | "timeMs">): SnapshotInfo {
-  return {
-    disk,
-    name: cut.name,
-    lun: cut.lun,
-    lsn: cut.lsn,
-    createdAt: new Date(cut.timeMs).toISOString(),
-    scheduled: isScheduledName(cut.name),
-  };
+/** `lun`: the LUN the snapshot holds now (null: a newer snapshot took the one it was created with). */
+export function snapshotInfo(disk: string, cut: Pick<SnapshotCut, "name" | "lsn" | "timeMs">, lun: number | null): SnapshotInfo {
+  return { disk, name: cut.name, lun, lsn: cut.lsn, createdAt: new Date(cut.timeMs).toISOString(), scheduled: isScheduledName(cut.name) };
 }
 
 function isoOrNull(timeMs: number): string | null {

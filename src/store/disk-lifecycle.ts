@@ -18,7 +18,7 @@ import type { Catalog } from "./catalog.js";
 import { readDiskFile, writeDiskFile, type DiskFile } from "./disk-file.js";
 import { diskInfo } from "./disk-info.js";
 import { checkHistorySeconds, HISTORY_SECONDS_DEFAULT, settingsOf } from "./disk-policy.js";
-import { assignLun, raiseLunNext } from "./luns.js";
+import { assignDiskLun, raiseLunNext, releaseDiskLuns } from "./luns.js";
 import { checkName } from "./names.js";
 import { endVolumes, openDisk, renewVolumes } from "./open-disk.js";
 import type { CreateDiskRequest, DiskInfo } from "./operations/index.js";
@@ -95,7 +95,7 @@ export class DiskLifecycle {
     if (sizeBytes / blockSizeBytes > DISK_BLOCK_COUNT_MAX) throw invalidArgument(`disk size ${sizeBytes} is too large`);
     const historySeconds = checkHistorySeconds(request.historySeconds ?? HISTORY_SECONDS_DEFAULT);
     if (request.fromImage !== undefined) await checkImage(request.fromImage, sizeBytes);
-    const lun = await assignLun(this.catalog, undefined);
+    const lun = await assignDiskLun(this.catalog);
     return {
       formatVersion: FORMAT_VERSION,
       name: request.name,
@@ -155,6 +155,8 @@ export class DiskLifecycle {
       }
       await this.recordEvent("disk-deleted", name, `disk ${name} deleted`);
       await this.removeDirectory(path.join(disks, doomed), name);
+      // After the rename is durable: a crash before this leaves the disk's LUNs unused, never twice.
+      await releaseDiskLuns(this.catalog, disk);
     });
   }
 

@@ -8,7 +8,7 @@ import type { Catalog } from "./catalog.js";
 import { writeDiskFile, type DiskFile } from "./disk-file.js";
 import type { OpenDisk } from "./open-disk.js";
 import type { DiskPolicy, PolicySettings, PolicyUpdate } from "./operations/index.js";
-import { lunHolderFor } from "./luns.js";
+import { lunHolderFor, reserveConstantLun } from "./luns.js";
 import { applyUpdate, scheduleOf, settingsOf } from "./policy/policy-settings.js";
 import { decideSlot } from "./policy/due-slot.js";
 import type { Schedule } from "./policy/schedule.js";
@@ -86,6 +86,8 @@ export function setPolicy(catalog: Catalog, update: PolicyUpdate): Promise<DiskP
     if (JSON.stringify(scheduleOf(settings)) !== JSON.stringify(scheduleOf(current))) {
       next.scheduleState = { setAtMs: catalog.nowMs(), lastSlotMs: 0 };
     }
+    // Before disk.json names it: from now on no other volume is handed that LUN.
+    if (settings.lunPolicy === "constant" && settings.lun !== null) await reserveConstantLun(catalog, settings.lun);
     const seconds = settings.historySeconds;
     const windowChanges = seconds !== disk.engine.historySeconds;
     if (windowChanges && seconds === 0) {

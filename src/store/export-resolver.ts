@@ -8,8 +8,10 @@ import { ErrorCodes, notFound, SnaplogError } from "../util/errors.js";
 import type { Catalog } from "./catalog.js";
 import { DiskVolume, VolumeLife } from "./disk-volume.js";
 import { parseExportName } from "./export-name.js";
+import { heldLun, lunHolder } from "./luns.js";
 import type { OpenDisk } from "./open-disk.js";
 import { describePoint, timeOfPoint } from "./point-spec.js";
+import type { StoreFile } from "./store-file.js";
 import type { ExportInfo, Volume, VolumeResolver } from "./volume.js";
 
 export class ExportResolver implements VolumeResolver {
@@ -25,29 +27,30 @@ export class ExportResolver implements VolumeResolver {
       case "baseline":
         return new DiskVolume(disk.engine, `${disk.meta.name}@baseline`, baselineDescription(disk.meta.name), 0, true, disk.life);
       case "snapshot":
-        return snapshotVolume(disk, target.snapshot);
+        return snapshotVolume(disk, target.snapshot, this.catalog.storeFile);
       case "lsn":
       case "time":
         return pointVolume(disk, exportName, target.kind === "lsn" ? target.lsn : disk.engine.viewAtTime(target.timeMs));
     }
   }
 
+  /** The volume that holds the LUN now (luns.ts): a LUN a newer snapshot took over attaches that one. */
   private resolveLun(lun: number): Volume {
-    for (const disk of this.catalog.disks.values()) {
-      if (disk.meta.lun === lun) return this.resolve(disk.meta.name);
-      const cut = disk.engine.snapshots.find((snapshot) => snapshot.lun === lun);
-      if (cut !== undefined) return this.resolve(`${disk.meta.name}@${cut.name}`);
-    }
-    throw notFound(`no volume holds LUN ${lun}`);
+    const holder = lunHolder(this.catalog, lun);
+    if (holder === undefined) throw notFound(`no volume holds LUN ${lun}`);
+    return holder.kind === "disk" ? currentVolume(holder.disk) : snapshotVolume(holder.disk, holder.cut.name, this.catalog.storeFile);
   }
 
   list(): ExportInfo[] {
     const exports: ExportInfo[] = [];
+    const storeFile = this.catalog.storeFile;
     for (const disk of this.catalog.disksByName()) {
       const name = disk.meta.name;
       exports.push({ name, description: currentDescription(disk) });
       exports.push({ name: `${name}@baseline`, description: baselineDescription(name) });
-      for (const cut of disk.engine.snapshots) exports.push({ name: `${name}@${cut.name}`, description: snapshotDescription(name, cut) });
+      for (const cut of disk.engine.snapshots) {
+        exports.push({ name: `${name}@${cut.name}`, description: snapshotDescription(name, cut, heldLun(storeFile, name, cut)) });
+      }
     }
     return exports;
   }
@@ -60,7 +63,7 @@ function currentVolume(disk: OpenDisk): Volume {
   return new DiskVolume(disk.engine, name, currentDescription(disk), Infinity, false, disk.currentLife);
 }
 
-function snapshotVolume(disk: OpenDisk, snapshotName: string): Volume {
+function snapshotVolume(disk: OpenDisk, snapshotName: string, storeFile: StoreFile): Volume {
   const name = disk.meta.name;
   const cut = disk.engine.findSnapshot(snapshotName);
   if (cut === undefined) throw notFound(`disk ${name} has no snapshot named ${JSON.stringify(snapshotName)}`, { disk: name });
@@ -69,7 +72,8 @@ function snapshotVolume(disk: OpenDisk, snapshotName: string): Volume {
     life = new VolumeLife();
     disk.snapshotLives.set(cut.name, life);
   }
-  return new DiskVolume(disk.engine, `${name}@${cut.name}`, snapshotDescription(name, cut), cut.lsn, true, life);
+  const description = snapshotDescription(name, cut, heldLun(storeFile, name, cut));
+  return new DiskVolume(disk.engine, `${name}@${cut.name}`, description, cut.lsn, true, life);
 }
 
 /** Checked against the window now (pinView), then pinned while attached: nothing it sees is freed. */
@@ -88,6 +92,8 @@ function baselineDescription(diskName: string): string {
   return `baseline of disk ${diskName}, read-only`;
 }
 
-function snapshotDescription(diskName: string, cut: SnapshotCut): string {
-  return `snapshot ${cut.name} of disk ${diskName}, LUN ${cut.lun}, LSN ${cut.lsn}, ${new Date(cut.timeMs).toISOString()}, read-only`;
+/** `lun`: the LUN it holds now; null: a newer snapshot took over the one it was created with. */
+function snapshotDescription(diskName: string, cut: SnapshotCut, lun: number | null): string {
+  const lunText = lun === null ? `no LUN (LUN ${cut.lun} passed to a newer snapshot)` : `LUN ${lun}`;
+  return `snapshot ${cut.name} of disk ${diskName}, ${lunText}, LSN ${cut.lsn}, ${new Date(cut.timeMs).toISOString()}, read-only`;
 }

@@ -6,7 +6,7 @@ import { ErrorCodes, SnaplogError } from "../util/errors.js";
 import type { Catalog } from "./catalog.js";
 import { settingsOf } from "./policy/policy-settings.js";
 import { snapshotInfo, snapshotInfos } from "./disk-info.js";
-import { assignLun } from "./luns.js";
+import { assignSnapshotLun, heldLun, releaseSnapshotLun } from "./luns.js";
 import { mergeIfOldest } from "./merge-oldest.js";
 import { checkNewSnapshotName } from "./new-snapshot-name.js";
 import type { OpenDisk } from "./open-disk.js";
@@ -15,7 +15,7 @@ import type { CreateSnapshotRequest, DeleteSnapshotResult, SnapshotInfo, StoreEv
 type EventDetails = NonNullable<StoreEvent["details"]>;
 
 export async function listSnapshots(catalog: Catalog, diskName: string): Promise<SnapshotInfo[]> {
-  return snapshotInfos(catalog.disk(diskName));
+  return snapshotInfos(catalog.disk(diskName), catalog.storeFile);
 }
 
 export function createSnapshot(catalog: Catalog, request: CreateSnapshotRequest): Promise<SnapshotInfo> {
@@ -57,8 +57,9 @@ export async function cutSnapshot(
   checkNewSnapshotName(cut.name, { scheduled: reason === "scheduled" });
   checkSnapshotNameFree(disk, cut.name);
   if (cut.lsn !== undefined) disk.engine.checkViewAvailable(cut.lsn);
-  const made = await disk.engine.cutSnapshot(cut.name, await assignLun(catalog, cut.lun), cut.lsn);
-  const info = snapshotInfo(disk.meta.name, made);
+  const lun = await assignSnapshotLun(catalog, disk, cut.name, cut.lun);
+  const made = await disk.engine.cutSnapshot(cut.name, lun, cut.lsn);
+  const info = snapshotInfo(disk.meta.name, made, lun);
   await recordSnapshotEvent(catalog, "snapshot-created", info, reason, details);
   return info;
 }
@@ -78,10 +79,10 @@ async function recordSnapshotEvent(
       type,
       disk: info.disk,
       snapshot: info.name,
-      lun: info.lun,
+      lun: info.lun ?? undefined,
       lsn: info.lsn,
       reason,
-      message: `snapshot ${info.name} of disk ${info.disk} ${verb} (${reason}${catchUp}), LUN ${info.lun}, LSN ${info.lsn}`,
+      message: `snapshot ${info.name} of disk ${info.disk} ${verb} (${reason}${catchUp}), ${info.lun === null ? "no LUN" : `LUN ${info.lun}`}, LSN ${info.lsn}`,
       details,
     })
     .catch((error: unknown) =>
@@ -127,12 +128,20 @@ export async function deleteSnapshotNow(catalog: Catalog, disk: OpenDisk, name: 
   }
   // --merge-oldest-into-baseline: the oldest snapshot is folded into the baseline first (merge-oldest.ts).
   const fold = await mergeIfOldest(catalog, disk, name, reason);
+  const held = heldOf(catalog, disk, name);
   const result = await disk.engine.deleteSnapshot(name, { free: settingsOf(disk.meta).compactOnDelete });
-  const info = snapshotInfo(disk.meta.name, result.cut);
+  await releaseSnapshotLun(catalog, disk, result.cut, held);
+  const info = snapshotInfo(disk.meta.name, result.cut, held);
   await recordSnapshotEvent(catalog, "snapshot-deleted", info, reason);
   return {
     ...info,
     entriesFreed: result.entriesFreed + (fold?.entriesFreed ?? 0),
     bytesFreed: result.bytesFreed + (fold?.bytesFreed ?? 0),
   };
+}
+
+/** The LUN a snapshot holds before its delete releases it (null: none, or no such snapshot: the engine says which). */
+function heldOf(catalog: Catalog, disk: OpenDisk, name: string): number | null {
+  const cut = disk.engine.findSnapshot(name);
+  return cut === undefined ? null : heldLun(catalog.storeFile, disk.meta.name, cut);
 }

@@ -1,10 +1,11 @@
-/** store.json: the store's format, default block size and the next LUN, at the top of the store directory. */
+/** store.json: the store's format, default block size and its LUN state (next, pool, holders), at the top of the store directory. */
 import { promises as fs } from "node:fs";
 import * as path from "node:path";
 import { FORMAT_VERSION } from "../engine/index.js";
 import { ErrorCodes, fromSystemError, SnaplogError } from "../util/errors.js";
 import { readJsonFile, writeJsonFile } from "../util/json-file.js";
 import { checkBlockSize } from "./block-size.js";
+import type { LunRange } from "./lun-pool.js";
 import { disksPath, STORE_FILE } from "./paths.js";
 
 export interface StoreFile {
@@ -13,6 +14,20 @@ export interface StoreFile {
   createdAt: string;
   /** Next LUN to hand out (sequential policy: never reused). */
   lunNext: number;
+  /** LUNs released by disks with the pool policy, for their next snapshots (lun-pool.ts); absent: none. */
+  lunPool?: LunRange[];
+  /**
+   * LUNs that a newer snapshot took over from an older one (constant policy): LUN → the snapshot
+   * that holds it now, or null when none does (luns.ts). Absent: every LUN is held by the one volume
+   * that recorded it.
+   */
+  lunHolders?: Record<string, LunHolderName | null>;
+}
+
+/** A snapshot named in store.json. */
+export interface LunHolderName {
+  disk: string;
+  snapshot: string;
 }
 
 export async function storeFileExists(storePath: string): Promise<boolean> {

@@ -187,7 +187,7 @@ export class Store implements Operations, VolumeResolver {
   }
 
   showDisk(name: string): Promise<DiskDetail> {
-    return diskDetail(this.catalog.disk(name), this.catalog.nowMs());
+    return diskDetail(this.catalog.disk(name), this.catalog.nowMs(), this.catalog.storeFile);
   }
 
   createDisk(request: CreateDiskRequest): Promise<DiskInfo> {

@@ -301,6 +301,7 @@ function applyRecord(context: ReplayContext, bytes: Buffer, offset: number): voi
     case RecordType.SNAPSHOT: {
       const { lun, name } = readSnapshotPayload(bytes, offset);
       if (header.lsn > state.lsnLast) throw corrupt(diskName, `snapshot ${name} cuts at LSN ${header.lsn}, past the log's end`);
+      if (state.findSnapshot(name) !== undefined) throw corrupt(diskName, `journal creates snapshot ${name} twice`);
       state.insertSnapshot({ name, lun, lsn: header.lsn, timeMs: header.timeMs });
       return;
     }

@@ -7,7 +7,7 @@ import { ErrorCodes, SnaplogError } from "../../util/errors.js";
 import type { Catalog } from "../catalog.js";
 import { snapshotInfo } from "../disk-info.js";
 import { VolumeLife } from "../disk-volume.js";
-import { assignLun } from "../luns.js";
+import { assignSnapshotLun } from "../luns.js";
 import type { OpenDisk } from "../open-disk.js";
 import { checkRestoreRequest, type ProgressCallback, type RestoreRequest, type RestoreResult } from "../operations/index.js";
 import { lsnOfPoint, timeOfPoint } from "../point-spec.js";
@@ -61,7 +61,7 @@ async function rollback(catalog: Catalog, disk: OpenDisk, request: RestoreReques
   checkNewSnapshotName(name);
   checkSnapshotNameFree(disk, name);
   disk.engine.checkViewAvailable(lsn);
-  const lun = await assignLun(catalog, request.lun);
+  const lun = await assignSnapshotLun(catalog, disk, name, request.lun);
   disk.currentLife.end(
     new SnaplogError(
       ErrorCodes.CONFLICT,
@@ -73,7 +73,7 @@ async function rollback(catalog: Catalog, disk: OpenDisk, request: RestoreReques
   disk.rollingBack = true;
   try {
     const result = await disk.engine.rollback(lsn, name, lun);
-    return { ...point, mode: "rollback", before: snapshotInfo(diskName, result.cut), blocksRestored: result.blockCount };
+    return { ...point, mode: "rollback", before: snapshotInfo(diskName, result.cut, lun), blocksRestored: result.blockCount };
   } finally {
     disk.rollingBack = false;
   }

@@ -3,7 +3,11 @@
 export interface SnapshotInfo {
   disk: string;
   name: string;
-  lun: number;
+  /**
+   * The LUN the snapshot holds now; null when a newer snapshot took over the LUN it was created
+   * with (constant LUN policy, SPEC §4.5): it keeps its name and is attached as DISK@NAME.
+   */
+  lun: number | null;
   /** The cut: the snapshot sees every entry with LSN <= lsn. */
   lsn: number;
   /** ISO 8601. */
@@ -16,7 +20,7 @@ export interface CreateSnapshotRequest {
   disk: string;
   /** Default: a name from the time, e.g. "snap-20261125T100000Z". */
   name?: string;
-  /** Explicit LUN; default: the next unused one. */
+  /** Explicit LUN (required by the explicit policy, only N under constant N); default: the disk's LUN policy. */
   lun?: number;
 }
 
