@@ -76,6 +76,15 @@ test("a flipped byte in a segment file is reported with its block, disk offset, 
     },
   ]);
   assert.deepEqual(disk.baselineUnknownBlocks, []);
+  // SPEC §4.3: the damage is an event (actions can hang on scrub-damage), in the store's log.
+  const events = await withStore(storePath, async (store) => {
+    const seen = [];
+    for await (const event of store.readEvents({ disk: "d" })) seen.push(event);
+    return seen;
+  });
+  const damage = events.filter((event) => event.type === "scrub-damage");
+  assert.equal(damage.length, 1, JSON.stringify(events));
+  assert.equal(damage[0].details?.corruptEntries, 1);
 });
 
 test("every disk is scrubbed by default; a disk that fails to open is reported, not ok, with its reason", async () => {

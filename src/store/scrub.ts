@@ -36,7 +36,31 @@ export async function scrub(catalog: Catalog, request: ScrubRequest, onProgress?
     pagesBefore += pages;
     if (pageTotal > 0) onProgress?.(pagesBefore, pageTotal);
   }
+  for (const disk of disks) if (!disk.ok) await recordDamage(catalog, disk);
   return { disks, ok: disks.every((disk) => disk.ok), durationMs: performance.now() - startedMs };
+}
+
+/** A `scrub-damage` event (SPEC §4.3: actions can hang on it); failing to record it is logged, never the scrub's. */
+async function recordDamage(catalog: Catalog, result: ScrubDiskResult): Promise<void> {
+  const what =
+    result.offlineReason !== undefined
+      ? `is offline: ${result.offlineReason}`
+      : `has ${result.corrupt.length} damaged entries and ${result.baselineUnknownBlocks.length} unknown baseline blocks`;
+  await catalog.events
+    .record({
+      type: "scrub-damage",
+      disk: result.disk,
+      reason: "scrub",
+      message: `scrub: disk ${result.disk} ${what}`,
+      details: {
+        corruptEntries: result.corrupt.length,
+        baselineUnknownBlocks: result.baselineUnknownBlocks.length,
+        offline: result.offlineReason ?? null,
+      },
+    })
+    .catch((error: unknown) =>
+      catalog.logger?.error(`event log: could not record a scrub-damage event: ${error instanceof Error ? error.message : String(error)}`),
+    );
 }
 
 /** The disk asked for, or every disk by name; disks that failed to open come with their reason. */
