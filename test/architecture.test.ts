@@ -21,7 +21,9 @@ const root = repoRoot;
 const LAYERS: Record<string, string[]> = {
   util: [],
   engine: ["util"],
-  store: ["util", "engine"],
+  stream: ["util"],
+  vault: ["util"],
+  store: ["util", "engine", "stream", "vault"],
   nbd: ["util", "store"],
   api: ["util", "store"],
   policy: ["util", "store"],
