@@ -178,6 +178,16 @@ class MemoryOperations implements Operations {
       corruptBlocks: [],
     };
   }
+  // Archive streams are tested against a real store (test/archive-stream.test.ts): here they only exist.
+  async exportStream(request: { disk: string }): Promise<never> {
+    await this.showDisk(request.disk);
+    throw new SnaplogError(ErrorCodes.UNSUPPORTED, "no streams in memory");
+  }
+  async importStream(request: { disk: string }): Promise<never> {
+    await this.showDisk(request.disk);
+    throw new SnaplogError(ErrorCodes.UNSUPPORTED, "no streams in memory");
+  }
+
   async restore(request: RestoreRequest, onProgress?: ProgressCallback): Promise<RestoreResult> {
     // The Store's own check of a request's fields (shared with the CLI).
     checkRestoreRequest(request);

@@ -25,10 +25,10 @@ const LAYERS: Record<string, string[]> = {
   vault: ["util"],
   store: ["util", "engine", "stream", "vault"],
   nbd: ["util", "store"],
-  api: ["util", "store"],
+  api: ["util", "stream", "store"],
   policy: ["util", "store"],
   server: ["util", "store", "nbd", "api", "policy"],
-  cli: ["util", "store", "api", "server"],
+  cli: ["util", "stream", "store", "api", "server"],
 };
 /** Files at the root of src/ (the library entry) may import any layer. */
 const ROOT_FOLDER = ".";

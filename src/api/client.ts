@@ -8,7 +8,14 @@
  * progress line and return the result line. A final error line is thrown as SnaplogError.
  */
 import http from "node:http";
+import { Readable } from "node:stream";
+import { pipeline } from "node:stream/promises";
+import { CODEC_DEFAULT, StreamReader, type StreamSink } from "../stream/index.js";
 import type {
+  ExportRequest,
+  ExportResult,
+  ImportRequest,
+  ImportResult,
   CompactRequest,
   CompactResult,
   CreateDiskRequest,
@@ -132,6 +139,87 @@ export class ApiClient implements Operations {
   /** The running appliance's status: the store's, and what it serves. */
   status(): Promise<ApplianceStatus> {
     return this.request("GET", "/v1/status");
+  }
+
+  /**
+   * The server sends the stream; it goes to `sink` and, on the way, through a StreamReader: the
+   * result (counts, LSNs, SHA-256) is what the stream itself proves, and a stream cut short by a
+   * failure on the server is refused here too.
+   */
+  async exportStream(request: ExportRequest, sink: StreamSink, onProgress?: ProgressCallback): Promise<ExportResult> {
+    const query = new URLSearchParams();
+    for (const key of ["to", "from", "order", "codec"] as const) if (request[key] !== undefined) query.set(key, String(request[key]));
+    if (request.compact !== undefined) query.set("compact", String(request.compact));
+    const response = await this.send("GET", `${diskPath(request.disk, "export")}?${query}`, undefined, "application/octet-stream");
+    const statusCode = response.statusCode ?? 0;
+    if (statusCode !== 200 || !String(response.headers["content-type"] ?? "").startsWith("application/octet-stream")) {
+      this.decode<unknown>(statusCode, await this.readBody(response));
+      throw new SnaplogError(ErrorCodes.INTERNAL, `the server answered HTTP ${statusCode} where a stream was expected`);
+    }
+    response.socket?.setTimeout(0);
+    let bytes = 0;
+    async function* tee(): AsyncGenerator<Buffer> {
+      for await (const chunk of response as AsyncIterable<Buffer>) {
+        await sink(chunk);
+        bytes += chunk.length;
+        yield chunk;
+      }
+    }
+    const reader = new StreamReader(this.withStreamFailures(tee()));
+    const header = await reader.readHeader();
+    for await (const item of reader.items()) {
+      if (item.type === "runs" && item.runs.length > 0)
+        onProgress?.(item.runs[item.runs.length - 1].lsn - (header.from?.lsn ?? 0), header.to.lsn - (header.from?.lsn ?? 0));
+    }
+    const trailer = reader.trailer;
+    if (trailer === undefined) throw this.failure("the stream ended without its trailer");
+    return {
+      disk: request.disk,
+      streamId: header.streamId,
+      kind: header.kind,
+      compacted: header.compacted,
+      order: header.order,
+      codec: request.codec ?? CODEC_DEFAULT,
+      from: header.from ?? null,
+      to: header.to,
+      lsnFirst: (header.from?.lsn ?? 0) + 1,
+      lsnLast: header.to.lsn,
+      frameCount: trailer.frameCount,
+      runCount: trailer.runCount,
+      blockCount: trailer.blockCount,
+      cutCount: trailer.cutCount,
+      bytes,
+      sha256: trailer.sha256.toString("hex"),
+    };
+  }
+
+  /** The stream is the request body, sent as it is read (backpressure from the server's spool). */
+  async importStream(request: ImportRequest, source: AsyncIterable<Buffer | Uint8Array | string>): Promise<ImportResult> {
+    const query = request.force === true ? "?force=true" : "";
+    const response = await new Promise<http.IncomingMessage>((resolve, reject) => {
+      const outgoing = http.request(
+        {
+          socketPath: this.socketPath,
+          method: "POST",
+          path: `${diskPath(request.disk, "import")}${query}`,
+          headers: { accept: "application/json", "content-type": "application/octet-stream" },
+        },
+        resolve,
+      );
+      outgoing.on("error", (error) => reject(error instanceof SnaplogError ? error : this.failure(error.message, error)));
+      pipeline(Readable.from(source), outgoing).catch((error: unknown) =>
+        reject(error instanceof SnaplogError ? error : this.failure((error as Error).message, error)),
+      );
+    });
+    return this.decode<ImportResult>(response.statusCode ?? 0, await this.readBody(response));
+  }
+
+  private async *withStreamFailures(chunks: AsyncGenerator<Buffer>): AsyncGenerator<Buffer> {
+    try {
+      yield* chunks;
+    } catch (error) {
+      throw error instanceof SnaplogError ? error : this.failure((error as Error).message, error);
+    }
   }
 
   private async request<T>(method: string, path: string, body?: Body | CreateDiskRequest): Promise<T> {

@@ -34,7 +34,7 @@ export function globalOptions(command: Command): GlobalOptions {
   return { storePath: path.resolve(store === "" ? defaultStoreDirectory : store), json: options.json === true };
 }
 
-async function withOperations<T>(storePath: string, action: (operations: Operations) => Promise<T>): Promise<T> {
+export async function withOperations<T>(storePath: string, action: (operations: Operations) => Promise<T>): Promise<T> {
   const client = await ApiClient.connectIfRunning(storePath);
   if (client !== undefined) return action(client);
   const store = await Store.open(storePath, { mode: "direct" });

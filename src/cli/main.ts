@@ -19,6 +19,7 @@ import { registerInit } from "./init.js";
 import { registerLog } from "./log.js";
 import { registerPolicy } from "./policy.js";
 import { registerRestore } from "./restore.js";
+import { registerArchiveStreams } from "./archive-stream.js";
 import { registerScrub } from "./scrub.js";
 import { registerServe } from "./serve.js";
 import { registerSnapshot } from "./snapshot.js";
@@ -74,6 +75,7 @@ export function buildProgram(): Command {
   registerLog(program);
   registerDiff(program);
   registerRestore(program);
+  registerArchiveStreams(program);
   registerCompact(program);
   registerScrub(program);
   registerPolicy(program);

@@ -1,14 +1,15 @@
 import { assert, ErrorCodes, fromSystemError, notFound } from "../util/errors.js";
 import { SerialQueue } from "../util/serial-queue.js";
+import { crc32c } from "../util/crc32c.js";
 import { Baseline, BASELINE_FILE, type FoldResult } from "./history/baseline-fold.js";
 import { checkpointStateOf, encodeCheckpoint, writeCheckpoint, type SnapshotCut } from "./log/checkpoint.js";
-import { noop, type RollbackOp } from "./write/commit-batch.js";
+import { noop, type OpRequest, type RollbackOp } from "./write/commit-batch.js";
 import { CommitPipeline } from "./write/commit-pipeline.js";
 import { ByteRangeWriter } from "./write/byte-range-writer.js";
 import { Compactor, type CompactionResult, type ProgressCallback } from "./history/compaction.js";
 import { HistoryCap, type HistoryCapResult } from "./history/history-cap.js";
 import { DiskState } from "./tables/disk-state.js";
-import { blockCountOf, type DiskEngineEvents, type DiskEngineTuning, type DiskGeometry } from "./engine-options.js";
+import { blockCountOf, checkBlockRange, type DiskEngineEvents, type DiskEngineTuning, type DiskGeometry } from "./engine-options.js";
 import { checkViewAvailable, historyWindow, viewAtTime, type HistoryWindow, type WindowInput } from "./history/history-window.js";
 import { Inspections, type ScrubReport, type SpaceReport } from "./inspections.js";
 import { JournalFile } from "./log/journal-file.js";
@@ -35,6 +36,15 @@ export interface RollbackResult {
   cut: SnapshotCut;
   /** Blocks that got a new version (those written after the target). */
   blockCount: number;
+}
+
+/** A run of whole blocks an import applies (DiskEngine.importRuns). */
+export interface ImportRun {
+  lba: number;
+  blockCount: number;
+  kind: "write" | "zero" | "trim";
+  /** Write runs: blockCount blocks. */
+  data?: Buffer;
 }
 
 /**
@@ -388,8 +398,8 @@ export class DiskEngine {
    * `lsn` the cut is at the log's end; with it, at that earlier view (restore --as-snapshot),
    * which must be available (checkViewAvailable).
    */
-  async cutSnapshot(name: string, lun: number, lsn?: number): Promise<SnapshotCut> {
-    const cut = () => this.pipeline.commitSnapshot(name, lun, lsn);
+  async cutSnapshot(name: string, lun: number, lsn?: number, timeMs?: number): Promise<SnapshotCut> {
+    const cut = () => this.pipeline.commitSnapshot(name, lun, lsn, timeMs);
     if (lsn === undefined) return cut();
     // An earlier view: checked and pinned inside maintenance, so no compaction frees it meanwhile.
     return this.maintenance.run(async () => {
@@ -400,6 +410,26 @@ export class DiskEngine {
         release();
       }
     });
+  }
+
+  /**
+   * Applies runs of whole blocks as one batch whose entries carry `timeMs` (an import keeps
+   * each entry's source time, so the receiver can attach the points in time a stream covers).
+   * Durable when it resolves with `sync`.
+   */
+  importRuns(runs: readonly ImportRun[], timeMs: number, sync: boolean): Promise<void> {
+    const blockSizeBytes = this.geometry.blockSizeBytes;
+    const requests: OpRequest[] = runs.map((run) => {
+      checkBlockRange(this.geometry, run.lba, run.blockCount, "import");
+      if (run.kind !== "write") return { type: run.kind, lbaFirst: run.lba, blockCount: run.blockCount, noHole: run.kind === "zero" };
+      const data = run.data;
+      assert(data !== undefined && data.length === run.blockCount * blockSizeBytes, "an import write run carries its blocks");
+      const crcs = new Uint32Array(run.blockCount);
+      for (let index = 0; index < run.blockCount; index++)
+        crcs[index] = crc32c(data.subarray(index * blockSizeBytes, (index + 1) * blockSizeBytes));
+      return { type: "write", lbaFirst: run.lba, blockCount: run.blockCount, data, crcs };
+    });
+    return this.pipeline.enqueueBatchAt(requests, timeMs, sync);
   }
 
   // ---- the read path (read-path.ts) -----------------------------------------------------
@@ -599,6 +629,24 @@ export class DiskEngine {
    * Where the bytes of block `lba` at the view `lsnView` lie: a segment file and offset, the
    * baseline, or nowhere (zeros). For tools and tests that explain a failed read.
    */
+  /**
+   * For each block of [lbaFirst, +blockCount): the LSN of the version the view at `lsnView`
+   * sees (0: the baseline, or zeros without one) and its BlockSource. An export of a compacted
+   * stream asks this per partition.
+   */
+  versionsSeenBy(lbaFirst: number, blockCount: number, lsnView: number): { lsns: Float64Array; sources: Uint8Array } {
+    checkBlockRange(this.geometry, lbaFirst, blockCount, "versions");
+    const lsns = new Float64Array(blockCount);
+    const sources = new Uint8Array(blockCount);
+    const view = Math.min(lsnView, this.pipeline.lsnVisible);
+    for (let index = 0; index < blockCount; index++) {
+      const id = this.state.entrySeenBy(lbaFirst + index, view);
+      lsns[index] = id === 0 ? 0 : this.state.entries.lsn(id);
+      sources[index] = this.state.sourceOf(id);
+    }
+    return { lsns, sources };
+  }
+
   locateBlock(lba: number, lsnView: number): { file: string; offsetBytes: number; lsn: number } | undefined {
     return this.inspections.locateBlock(lba, lsnView);
   }

@@ -14,7 +14,7 @@
  * medium.ts are the base every group may import (test/engine-groups.test.ts checks it).
  */
 export { DiskEngine } from "./disk-engine.js";
-export type { RollbackResult } from "./disk-engine.js";
+export type { ImportRun, RollbackResult } from "./disk-engine.js";
 export type { BlockRun } from "./read-path.js";
 export type { ScrubReport, SpaceReport } from "./inspections.js";
 export type { DiskEngineEvents, DiskEngineTuning, DiskGeometry, Sabotage } from "./engine-options.js";

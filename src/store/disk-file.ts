@@ -12,6 +12,11 @@ export interface DiskFile {
   lun: number;
   historySeconds: number;
   createdAt: string;
+  /**
+   * The disk's id (archive/identity.ts): random at create; an import's disk takes its source's,
+   * so the snapshots it carries keep their ids. Absent in disks made before archives: derived.
+   */
+  id?: string;
   /** Policies (absent in disks made before they existed: defaults apply, disk-policy.ts). */
   autoCompact?: boolean;
   compactOnDelete?: boolean;

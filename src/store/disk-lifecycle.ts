@@ -13,6 +13,8 @@ import { promises as fs } from "node:fs";
 import * as path from "node:path";
 import { BASELINE_FILE, DISK_BLOCK_COUNT_MAX, DiskEngine, FORMAT_VERSION, type Medium } from "../engine/index.js";
 import { ErrorCodes, fromSystemError, invalidArgument, SnaplogError } from "../util/errors.js";
+import { newDiskId } from "./archive/identity.js";
+import { undoInterruptedImport } from "./archive/import-stream.js";
 import { checkBlockSize } from "./block-size.js";
 import type { Catalog } from "./catalog.js";
 import { readDiskFile, writeDiskFile, type DiskFile } from "./disk-file.js";
@@ -20,7 +22,7 @@ import { diskInfo } from "./disk-info.js";
 import { checkHistorySeconds, HISTORY_SECONDS_DEFAULT, settingsOf } from "./disk-policy.js";
 import { assignDiskLun, raiseLunNext, releaseDiskLuns } from "./luns.js";
 import { checkName } from "./names.js";
-import { endVolumes, openDisk, renewVolumes } from "./open-disk.js";
+import { endVolumes, openDisk, renewVolumes, type OpenDisk } from "./open-disk.js";
 import type { CreateDiskRequest, DiskInfo } from "./operations/index.js";
 import { diskPath, disksPath } from "./paths.js";
 import type { MediumFor, StoreLogger } from "./store-options.js";
@@ -45,7 +47,10 @@ export class DiskLifecycle {
       try {
         const medium = this.mediumFor(diskPath(this.catalog.path, name));
         const meta = await readDiskFile(medium, diskPath(this.catalog.path, name));
-        this.catalog.disks.set(name, openDisk(meta, await this.openEngine(meta, medium), medium));
+        const disk = openDisk(meta, await this.openEngine(meta, medium), medium);
+        const kept = await undoInterruptedImport(this.catalog, disk);
+        if (kept !== undefined) this.logger?.warn(`disk ${name}: an interrupted import was undone; its partial state is snapshot ${kept}`);
+        this.catalog.disks.set(name, disk);
       } catch (error) {
         const message = error instanceof Error ? error.message : String(error);
         this.catalog.failedDisks.set(name, message);
@@ -66,6 +71,25 @@ export class DiskLifecycle {
       await this.recordEvent("disk-created", meta.name, `disk ${meta.name} created (${meta.sizeBytes} bytes, LUN ${meta.lun})`);
       return diskInfo(disk);
     });
+  }
+
+  /**
+   * A disk whose files `fill` writes in the hidden build directory (an import: the engine files
+   * made, then `fill` opens an engine there, applies, closes). Placed and opened only when
+   * `fill` succeeds; a failure or a crash leaves no disk. Inside control (the caller's).
+   */
+  async createBuilt(
+    request: CreateDiskRequest & { id: string },
+    fill: (medium: Medium, meta: DiskFile, openEngine: () => Promise<DiskEngine>) => Promise<void>,
+  ): Promise<OpenDisk> {
+    this.catalog.checkOpen();
+    const meta = { ...(await this.newDiskFile(request)), id: request.id };
+    await this.build(meta, undefined, (medium) => fill(medium, meta, () => this.openEngine(meta, medium)));
+    const medium = this.mediumFor(diskPath(this.catalog.path, meta.name));
+    const disk = openDisk(meta, await this.openEngine(meta, medium), medium);
+    this.catalog.disks.set(meta.name, disk);
+    await this.recordEvent("disk-created", meta.name, `disk ${meta.name} created by an import (${meta.sizeBytes} bytes, LUN ${meta.lun})`);
+    return disk;
   }
 
   /**
@@ -104,6 +128,7 @@ export class DiskLifecycle {
       lun,
       historySeconds,
       createdAt: new Date().toISOString(),
+      id: newDiskId(),
     };
   }
 
@@ -112,7 +137,7 @@ export class DiskLifecycle {
    * step removes what was built, under either name: a create that fails leaves no disk behind,
    * not even one that only a restart would find.
    */
-  private async build(meta: DiskFile, fromImage: string | undefined): Promise<void> {
+  private async build(meta: DiskFile, fromImage: string | undefined, fill?: (medium: Medium) => Promise<void>): Promise<void> {
     const disks = disksPath(this.catalog.path);
     const building = `.creating-${meta.name}-${process.pid}`;
     let placed = false;
@@ -122,6 +147,7 @@ export class DiskLifecycle {
       const medium = this.mediumFor(path.join(disks, building));
       if (fromImage !== undefined) await copyBaseline(medium, fromImage, meta.sizeBytes);
       await DiskEngine.create(medium);
+      if (fill !== undefined) await fill(medium);
       await writeDiskFile(medium, meta);
       const parent = this.mediumFor(disks);
       await parent.rename(building, meta.name);
@@ -175,22 +201,26 @@ export class DiskLifecycle {
     }
   }
 
-  private async openEngine(meta: DiskFile, medium: Medium): Promise<DiskEngine> {
-    const signals = this.catalog.signals;
-    const engine = await DiskEngine.open(
-      medium,
-      { name: meta.name, sizeBytes: meta.sizeBytes, blockSizeBytes: meta.blockSizeBytes, historySeconds: meta.historySeconds },
-      {
-        onChecksumError: (info) => this.logger?.error(`checksum error on disk ${info.disk}, block ${info.lba}, LSN ${info.lsn}`),
-        onBackgroundError: (error) => this.logger?.error(error.message),
-        onSegmentCreated: (info) => signals.emit("segment-created", info.disk),
-        onHistoryCapDue: (info) => signals.emit("history-cap-due", info.disk),
-      },
-    );
-    // The cap is policy (disk.json); the engine counts toward it, the server's runner applies it.
-    engine.setHistoryMax(settingsOf(meta).historyMaxBytes);
-    return engine;
+  private openEngine(meta: DiskFile, medium: Medium): Promise<DiskEngine> {
+    return openDiskEngine(this.catalog, this.logger, meta, medium);
   }
+}
+
+/** The engine of a disk, with the store's event wiring and its history cap (policy, in disk.json). */
+async function openDiskEngine(catalog: Catalog, logger: StoreLogger | undefined, meta: DiskFile, medium: Medium): Promise<DiskEngine> {
+  const signals = catalog.signals;
+  const engine = await DiskEngine.open(
+    medium,
+    { name: meta.name, sizeBytes: meta.sizeBytes, blockSizeBytes: meta.blockSizeBytes, historySeconds: meta.historySeconds },
+    {
+      onChecksumError: (info) => logger?.error(`checksum error on disk ${info.disk}, block ${info.lba}, LSN ${info.lsn}`),
+      onBackgroundError: (error) => logger?.error(error.message),
+      onSegmentCreated: (info) => signals.emit("segment-created", info.disk),
+      onHistoryCapDue: (info) => signals.emit("history-cap-due", info.disk),
+    },
+  );
+  engine.setHistoryMax(settingsOf(meta).historyMaxBytes);
+  return engine;
 }
 
 async function checkImage(imagePath: string, sizeBytes: number): Promise<void> {

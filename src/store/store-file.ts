@@ -1,4 +1,5 @@
 /** store.json: the store's format, default block size and its LUN state (next, pool, holders), at the top of the store directory. */
+import { randomUUID } from "node:crypto";
 import { promises as fs } from "node:fs";
 import * as path from "node:path";
 import { FORMAT_VERSION } from "../engine/index.js";
@@ -12,6 +13,8 @@ export interface StoreFile {
   formatVersion: number;
   blockSizeBytes: number;
   createdAt: string;
+  /** The store's id (archives in a shared vault are kept per store id); absent in stores made before archives: given at first use. */
+  storeId?: string;
   /** Next LUN to hand out (sequential policy: never reused). */
   lunNext: number;
   /** LUNs released by disks with the pool policy, for their next snapshots (lun-pool.ts); absent: none. */
@@ -50,7 +53,13 @@ export async function createStoreFile(storePath: string, blockSizeBytes: number)
   } catch (error) {
     throw fromSystemError(error, { path: storePath });
   }
-  const storeFile: StoreFile = { formatVersion: FORMAT_VERSION, blockSizeBytes, createdAt: new Date().toISOString(), lunNext: 1 };
+  const storeFile: StoreFile = {
+    formatVersion: FORMAT_VERSION,
+    blockSizeBytes,
+    createdAt: new Date().toISOString(),
+    storeId: randomUUID(),
+    lunNext: 1,
+  };
   await writeStoreFile(storePath, storeFile);
 }
 

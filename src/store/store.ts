@@ -28,6 +28,9 @@ import { Catalog } from "./catalog.js";
 import type { CompactionScheduler } from "./compaction-scheduler.js";
 import { diskDetail, diskInfo } from "./disk-info.js";
 import { DiskLifecycle } from "./disk-lifecycle.js";
+import { exportStream, type ExportRequest, type ExportResult } from "./archive/export-stream.js";
+import { importStream, type ImportRequest, type ImportResult } from "./archive/import-stream.js";
+import type { StreamSink } from "../stream/index.js";
 import { policyStateOf, recordScheduledSlot, setPolicy, showPolicy, type PolicyState } from "./disk-policy.js";
 import { prunePolicy } from "./retention-prune.js";
 import { EventLog } from "./event-log.js";
@@ -266,6 +269,14 @@ export class Store implements Operations, VolumeResolver {
 
   compact(request: CompactRequest, onProgress?: ProgressCallback): Promise<CompactResult> {
     return compact(this.catalog, request, onProgress);
+  }
+
+  exportStream(request: ExportRequest, sink: StreamSink, onProgress?: ProgressCallback): Promise<ExportResult> {
+    return exportStream(this.catalog, request, sink, onProgress);
+  }
+
+  importStream(request: ImportRequest, source: AsyncIterable<Buffer | Uint8Array | string>): Promise<ImportResult> {
+    return importStream(this.catalog, this.lifecycle, request, source);
   }
 
   restore(request: RestoreRequest, onProgress?: ProgressCallback): Promise<RestoreResult> {

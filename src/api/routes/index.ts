@@ -6,6 +6,7 @@ import type { Registry } from "prom-client";
 import type { Operations } from "../../store/operations/index.js";
 import type { ServedEndpoints } from "../appliance-status.js";
 import type { ProgressTiming } from "../progress-stream.js";
+import { registerArchiveRoutes } from "./archive.js";
 import { registerDiskRoutes } from "./disks.js";
 import { registerEventRoutes } from "./events.js";
 import { registerHistoryRoutes } from "./history.js";
@@ -28,6 +29,7 @@ export function registerRoutes(app: TypedApp, context: RouteContext): void {
   registerSnapshotRoutes(app, context.operations);
   registerPolicyRoutes(app, context.operations);
   registerHistoryRoutes(app, context.operations, context.progress);
+  registerArchiveRoutes(app, context.operations);
   registerScrubRoutes(app, context.operations, context.progress);
   registerStatusRoutes(app, context.operations, context.served);
   registerEventRoutes(app, context.operations);

@@ -54,6 +54,8 @@ export class Batch {
   hasPartial = false;
   /** A sealed batch takes no more ops (it waits in the queue, or holds an exclusive op). */
   sealed = false;
+  /** The entries' time when the caller gives it (an import keeps the source's times); else the clock at commit. */
+  timeMs: number | undefined = undefined;
 }
 
 /** A contiguous run of slots in one segment and the buffers that fill it. */

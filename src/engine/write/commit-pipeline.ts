@@ -162,11 +162,38 @@ export class CommitPipeline {
   }
 
   /** Cuts the log at its end (or at `lsn`, an earlier view the caller checked and pinned). */
-  async commitSnapshot(name: string, lun: number, lsn: number | undefined): Promise<SnapshotCut> {
-    const op: SnapshotOp = { type: "snapshot", name, lun, timeMs: this.clock(), lsn, resolve: noop, reject: noop };
+  async commitSnapshot(name: string, lun: number, lsn: number | undefined, timeMs = this.clock()): Promise<SnapshotCut> {
+    const op: SnapshotOp = { type: "snapshot", name, lun, timeMs, lsn, resolve: noop, reject: noop };
     await this.enqueueOp(op, 0, true);
     assert(op.cut !== undefined, "snapshot committed without a cut");
     return op.cut;
+  }
+
+  /**
+   * Queues ops as one batch of their own whose entries carry `timeMs` (an import: the source's
+   * time). Ops queued before commit before them; the batch takes no other op.
+   */
+  enqueueBatchAt(requests: OpRequest[], timeMs: number, sync: boolean): Promise<void> {
+    if (this.failure !== undefined) return Promise.reject(this.failure);
+    if (this.closing)
+      return Promise.reject(new SnaplogError(ErrorCodes.CLOSED, `disk ${this.diskName} is closing`, { disk: this.diskName }));
+    this.sealPending();
+    const batch = new Batch();
+    batch.timeMs = timeMs;
+    batch.sync = sync;
+    batch.sealed = true;
+    const settled = requests.map(
+      (request) =>
+        new Promise<void>((resolve, reject) => {
+          const op = { ...request, resolve, reject } as Op;
+          batch.ops.push(op);
+          if (op.type === "write" || op.type === "zero" || op.type === "trim") batch.blockCount += op.blockCount;
+        }),
+    );
+    if (batch.blockCount > 0) this.lastWriteMs = Date.now();
+    this.sealed.push(batch);
+    setImmediate(this.pumpSoon);
+    return Promise.all(settled).then(noop);
   }
 
   /** Queues an exclusive op (a rollback): it commits alone, after everything queued before it. */
@@ -279,7 +306,7 @@ export class CommitPipeline {
     if (batch.hasPartial) await mergePartials(batch, this.partialMerge);
     const state = this.state;
     const lsnFirst = state.lsnLast + 1;
-    const timeMs = this.clock();
+    const timeMs = batch.timeMs ?? this.clock();
     const columns = new EntryColumns(batch.blockCount);
     const runs: SlotRun[] = [];
     const tail: Buffer[] = [];

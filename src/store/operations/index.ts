@@ -7,6 +7,7 @@
  *
  * A new capability adds its own interface here (and its own file), and `Operations` extends it.
  */
+import type { ArchiveOperations } from "./archive-operations.js";
 import type { DiskOperations } from "./disk-operations.js";
 import type { EventOperations } from "./event-operations.js";
 import type { HistoryOperations } from "./history-operations.js";
@@ -15,6 +16,7 @@ import type { ScrubOperations } from "./scrub-operations.js";
 import type { SnapshotOperations } from "./snapshot-operations.js";
 import type { StatusOperations } from "./status-operations.js";
 
+export type * from "./archive-operations.js";
 export type * from "./disk-operations.js";
 export type * from "./event-operations.js";
 export type * from "./history-operations.js";
@@ -27,4 +29,12 @@ export { checkCompactRequest, checkRestoreRequest } from "./history-operations.j
 export { LUN_POLICIES, POLICY_EVENTS, SPACE_ACTIONS } from "./policy-operations.js";
 
 export interface Operations
-  extends DiskOperations, SnapshotOperations, PolicyOperations, HistoryOperations, ScrubOperations, StatusOperations, EventOperations {}
+  extends
+    DiskOperations,
+    ArchiveOperations,
+    SnapshotOperations,
+    PolicyOperations,
+    HistoryOperations,
+    ScrubOperations,
+    StatusOperations,
+    EventOperations {}

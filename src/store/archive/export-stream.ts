@@ -1,0 +1,300 @@
+/**
+ * `snaplog export` (SPEC §5.1): a volume of a disk as an archive stream, written to a sink.
+ *
+ * The `to` volume (a snapshot, lsn:N, a time, the current volume) is pinned when the export
+ * starts; `from` (a snapshot) makes the stream incremental. What goes out:
+ *   full streams first carry the base: the baseline's non-zero blocks (LSN 0);
+ *   then the partitions between `from` (or the baseline) and `to`, split at every snapshot cut
+ *   in between (a CUT frame each), so the receiver gets every snapshot the source has there:
+ *     not compacted, time order   every live entry in LSN order, with its own time (points in time travel)
+ *     not compacted, block order  the same entries, per partition sorted by block then LSN
+ *     compacted                   per partition only the newest version of each block changed in it,
+ *                                 in block order or in LSN order
+ */
+import { randomUUID } from "node:crypto";
+import { BlockSource, readLog, type DiskEngine } from "../../engine/index.js";
+import { invalidArgument, notFound } from "../../util/errors.js";
+import {
+  CODEC_DEFAULT,
+  StreamWriter,
+  type CodecName,
+  type StreamCut,
+  type StreamHeader,
+  type StreamPoint,
+  type StreamSink,
+} from "../../stream/index.js";
+import type { Catalog } from "../catalog.js";
+import type { OpenDisk } from "../open-disk.js";
+import type { ProgressCallback } from "../operations/index.js";
+import { lsnOfPoint, parsePoint } from "../point-spec.js";
+import { diskIdOf, pointIdOf, snapshotIdOf, stampedName, storeIdOf } from "./identity.js";
+
+export interface ExportRequest {
+  disk: string;
+  /** The volume exported (default: the current volume, pinned at the start). */
+  to?: string;
+  /** A snapshot the receiver has: the stream is incremental from it. */
+  from?: string;
+  compact?: boolean;
+  order?: "time" | "block";
+  codec?: CodecName;
+  frameDataBytes?: number;
+  /** A fixed stream id and creation time (an archive regenerating a stream it started); default new ones. */
+  streamId?: string;
+  createdMs?: number;
+}
+
+export interface ExportResult {
+  disk: string;
+  streamId: string;
+  kind: "full" | "incremental";
+  compacted: boolean;
+  order: "time" | "block";
+  codec: CodecName;
+  from: StreamPoint | null;
+  to: StreamPoint;
+  /** The LSN range pinned: (lsnFirst - 1, lsnLast]. */
+  lsnFirst: number;
+  lsnLast: number;
+  frameCount: number;
+  runCount: number;
+  blockCount: number;
+  cutCount: number;
+  bytes: number;
+  sha256: string;
+}
+
+/** Blocks mapped per step of the base and of a compacted partition: bounds memory and the work between awaits. */
+const MAP_BLOCKS = 4096;
+
+export async function exportStream(
+  catalog: Catalog,
+  request: ExportRequest,
+  sink: StreamSink,
+  onProgress?: ProgressCallback,
+): Promise<ExportResult> {
+  const disk = catalog.disk(request.disk);
+  const engine = disk.engine;
+  const diskId = diskIdOf(disk.meta);
+  const to = resolveTo(disk, diskId, request.to);
+  const releaseTo = engine.pinView(to.lsn);
+  try {
+    const from = request.from === undefined ? undefined : resolveFrom(disk, diskId, request.from, to);
+    const header: StreamHeader = {
+      streamId: request.streamId ?? randomUUID(),
+      createdMs: request.createdMs ?? catalog.nowMs(),
+      source: { storeId: await storeIdOf(catalog), diskId, diskName: disk.meta.name },
+      blockSizeBytes: disk.meta.blockSizeBytes,
+      sizeBytes: disk.meta.sizeBytes,
+      historySeconds: disk.meta.historySeconds,
+      kind: from === undefined ? "full" : "incremental",
+      compacted: request.compact ?? false,
+      order: request.order ?? "time",
+      from,
+      to,
+    };
+    const codec = request.codec ?? CODEC_DEFAULT;
+    const writer = new StreamWriter(header, { codec, frameDataBytes: request.frameDataBytes }, sink);
+    await writer.start();
+    const lsnStart = from?.lsn ?? 0;
+    const progress = (lsn: number) => onProgress?.(lsn - lsnStart, to.lsn - lsnStart);
+    if (from === undefined && engine.hasBaseline) await writeBase(engine, writer);
+    for (const partition of partitionsOf(disk, diskId, lsnStart, to)) {
+      if (header.compacted) await writeCompacted(engine, writer, partition, header.order);
+      else if (header.order === "time") await writeTimeOrdered(engine, writer, partition);
+      else await writeBlockOrdered(engine, writer, partition);
+      if (partition.cut !== undefined) await writer.addCut(partition.cut);
+      progress(partition.lsnLast);
+    }
+    const trailer = await writer.finish();
+    return {
+      disk: disk.meta.name,
+      streamId: header.streamId,
+      kind: header.kind,
+      compacted: header.compacted,
+      order: header.order,
+      codec,
+      from: from ?? null,
+      to,
+      lsnFirst: lsnStart + 1,
+      lsnLast: to.lsn,
+      frameCount: trailer.frameCount,
+      runCount: trailer.runCount,
+      blockCount: trailer.blockCount,
+      cutCount: trailer.cutCount,
+      bytes: writer.bytesWritten,
+      sha256: trailer.sha256.toString("hex"),
+    };
+  } finally {
+    releaseTo();
+  }
+}
+
+function resolveTo(disk: OpenDisk, diskId: string, text: string | undefined): StreamPoint {
+  const engine = disk.engine;
+  const target = parsePoint(text ?? "current", "--to");
+  if (target.kind === "snapshot") {
+    const cut = engine.findSnapshot(target.name);
+    if (cut === undefined)
+      throw notFound(`disk ${disk.meta.name} has no snapshot named ${JSON.stringify(target.name)} (--to)`, { disk: disk.meta.name });
+    return { name: cut.name, id: snapshotIdOf(diskId, cut), lsn: cut.lsn, timeMs: cut.timeMs };
+  }
+  const lsn = lsnOfPoint(engine, text ?? "current", "--to");
+  const timeMs = lsn === 0 ? 0 : engine.timeOfLsn(lsn) || Date.now();
+  return { name: stampedName("export", timeMs || Date.now()), id: pointIdOf(diskId, lsn, timeMs), lsn, timeMs };
+}
+
+function resolveFrom(disk: OpenDisk, diskId: string, name: string, to: StreamPoint): StreamPoint {
+  const cut = disk.engine.findSnapshot(name);
+  if (cut === undefined)
+    throw notFound(`disk ${disk.meta.name} has no snapshot named ${JSON.stringify(name)} (--from)`, { disk: disk.meta.name });
+  if (cut.lsn > to.lsn || (cut.lsn === to.lsn && cut.name === to.name)) {
+    throw invalidArgument(`--from ${name} (LSN ${cut.lsn}) must be older than the exported volume (LSN ${to.lsn})`, {
+      disk: disk.meta.name,
+    });
+  }
+  return { name: cut.name, id: snapshotIdOf(diskId, cut), lsn: cut.lsn, timeMs: cut.timeMs };
+}
+
+/** (lsnFirst-1, lsnLast] and the cut that ends it (none for the last: `to` is in the header). */
+interface Partition {
+  lsnAfter: number;
+  lsnLast: number;
+  /** Its end's time: a compacted partition's runs carry it (no point inside one is kept). */
+  timeMs: number;
+  cut?: StreamCut;
+}
+
+function partitionsOf(disk: OpenDisk, diskId: string, lsnStart: number, to: StreamPoint): Partition[] {
+  const cuts = disk.engine.snapshots
+    .filter((cut) => cut.lsn > lsnStart && cut.lsn <= to.lsn && !(cut.name === to.name && cut.lsn === to.lsn))
+    .slice()
+    .sort((a, b) => a.lsn - b.lsn || a.timeMs - b.timeMs);
+  const partitions: Partition[] = [];
+  let lsnAfter = lsnStart;
+  for (const cut of cuts) {
+    partitions.push({
+      lsnAfter,
+      lsnLast: cut.lsn,
+      timeMs: cut.timeMs,
+      cut: { name: cut.name, id: snapshotIdOf(diskId, cut), lsn: cut.lsn, timeMs: cut.timeMs },
+    });
+    lsnAfter = cut.lsn;
+  }
+  partitions.push({ lsnAfter, lsnLast: to.lsn, timeMs: to.timeMs });
+  return partitions;
+}
+
+/** The baseline's blocks that are not zeros, as LSN-0 runs in block order. */
+async function writeBase(engine: DiskEngine, writer: StreamWriter): Promise<void> {
+  const blockSize = engine.geometry.blockSizeBytes;
+  for (let lba = 0; lba < engine.blockCount; lba += MAP_BLOCKS) {
+    const count = Math.min(MAP_BLOCKS, engine.blockCount - lba);
+    const data = await engine.readBlocks(lba, count, 0);
+    let runFirst = -1;
+    for (let index = 0; index <= count; index++) {
+      const zero = index === count || isZero(data.subarray(index * blockSize, (index + 1) * blockSize));
+      if (!zero && runFirst < 0) runFirst = index;
+      if (zero && runFirst >= 0) {
+        await writer.addRun({
+          lsn: 0,
+          timeMs: 0,
+          lba: lba + runFirst,
+          blockCount: index - runFirst,
+          kind: "write",
+          data: data.subarray(runFirst * blockSize, index * blockSize),
+        });
+        runFirst = -1;
+      }
+    }
+  }
+}
+
+function isZero(bytes: Buffer): boolean {
+  for (let at = 0; at < bytes.length; at += 8) if (bytes.readBigUInt64LE(at) !== 0n) return false;
+  return true;
+}
+
+const KIND_OF_ROW = { write: "write", zero: "zero", trim: "trim" } as const;
+
+/** Every live entry of the partition in LSN order, runs split where the log's rows are. */
+async function writeTimeOrdered(engine: DiskEngine, writer: StreamWriter, partition: Partition): Promise<void> {
+  if (partition.lsnLast <= partition.lsnAfter) return;
+  for await (const row of readLog(engine, { lsnFirst: partition.lsnAfter + 1, lsnLast: partition.lsnLast, withData: true })) {
+    if (row.kind === "snapshot") continue;
+    // Freed while being read (compaction: no view needs it any more): the stream is the log as it now holds.
+    if (row.kind === "write" && row.data === undefined) continue;
+    await writer.addRun({
+      lsn: row.lsnFirst,
+      timeMs: row.timeMs,
+      lba: row.lba,
+      blockCount: row.blockCount,
+      kind: KIND_OF_ROW[row.kind],
+      data: row.kind === "write" ? row.data : undefined,
+    });
+  }
+}
+
+/** The same entries per partition sorted by block then LSN; each entry's data read on its own. */
+async function writeBlockOrdered(engine: DiskEngine, writer: StreamWriter, partition: Partition): Promise<void> {
+  if (partition.lsnLast <= partition.lsnAfter) return;
+  const entries: { lba: number; lsn: number; timeMs: number; kind: "write" | "zero" | "trim" }[] = [];
+  for await (const row of readLog(engine, { lsnFirst: partition.lsnAfter + 1, lsnLast: partition.lsnLast, withData: false })) {
+    if (row.kind === "snapshot") continue;
+    for (let index = 0; index < row.blockCount; index++)
+      entries.push({ lba: row.lba + index, lsn: row.lsnFirst + index, timeMs: row.timeMs, kind: row.kind });
+  }
+  entries.sort((a, b) => a.lba - b.lba || a.lsn - b.lsn);
+  for (const entry of entries) {
+    const data = entry.kind === "write" ? await engine.readEntryData(entry.lba, entry.lsn) : undefined;
+    if (entry.kind === "write" && data === undefined) continue;
+    await writer.addRun({ lsn: entry.lsn, timeMs: entry.timeMs, lba: entry.lba, blockCount: 1, kind: entry.kind, data });
+  }
+}
+
+/** One version of a block in a compacted partition. */
+interface Version {
+  lba: number;
+  lsn: number;
+  kind: "write" | "zero" | "trim";
+}
+
+const KIND_OF_SOURCE: Record<number, Version["kind"] | undefined> = {
+  [BlockSource.SLOT]: "write",
+  [BlockSource.ZERO]: "zero",
+  [BlockSource.TRIM]: "trim",
+};
+
+/**
+ * The newest version, at the partition's end, of each block written in it. In block order the
+ * runs are consecutive blocks of one kind (their LSNs need not be consecutive: a compacted
+ * stream keeps no point in time inside a partition; a run carries its newest LSN and the
+ * partition's end time).
+ */
+async function writeCompacted(engine: DiskEngine, writer: StreamWriter, partition: Partition, order: "time" | "block"): Promise<void> {
+  if (partition.lsnLast <= partition.lsnAfter) return;
+  const versions: Version[] = [];
+  for await (const changed of engine.diffRuns(partition.lsnAfter, partition.lsnLast)) {
+    for (let lba = changed.lbaFirst; lba < changed.lbaFirst + changed.blockCount; lba += MAP_BLOCKS) {
+      const count = Math.min(MAP_BLOCKS, changed.lbaFirst + changed.blockCount - lba);
+      const seen = engine.versionsSeenBy(lba, count, partition.lsnLast);
+      for (let index = 0; index < count; index++) {
+        const kind = KIND_OF_SOURCE[seen.sources[index]];
+        if (kind !== undefined) versions.push({ lba: lba + index, lsn: seen.lsns[index], kind });
+      }
+    }
+  }
+  if (order === "time") versions.sort((a, b) => a.lsn - b.lsn);
+  const consecutive = (a: Version, b: Version) => b.lba === a.lba + 1 && b.kind === a.kind && (order === "block" || b.lsn === a.lsn + 1);
+  for (let first = 0; first < versions.length;) {
+    let last = first;
+    while (last + 1 < versions.length && last - first + 1 < MAP_BLOCKS && consecutive(versions[last], versions[last + 1])) last++;
+    const head = versions[first];
+    const blockCount = last - first + 1;
+    let lsnNewest = 0;
+    for (let index = first; index <= last; index++) lsnNewest = Math.max(lsnNewest, versions[index].lsn);
+    const data = head.kind === "write" ? await engine.readBlocks(head.lba, blockCount, partition.lsnLast) : undefined;
+    await writer.addRun({ lsn: lsnNewest, timeMs: partition.timeMs, lba: head.lba, blockCount, kind: head.kind, data });
+    first = last + 1;
+  }
+}

@@ -1,0 +1,448 @@
+/**
+ * `snaplog import` (SPEC §5.2): a stream applied to the store, all or nothing.
+ *
+ *   1. receive   the stream is written to a spool file in STORE/imports/ while the reader checks
+ *                every frame; at the end the trailer (counts, whole-stream SHA-256) must check out
+ *                and nothing may follow it. Then the header is checked against the store: a full
+ *                stream needs a new name, an incremental one the disk it came from (disk id) at
+ *                the snapshot it starts from (snapshot id), and cut names that are free.
+ *                Until here nothing in the store has changed.
+ *   2. apply     full: the disk is built in a hidden directory and renamed into place when
+ *                complete (a crash leaves nothing). Incremental: the current volume's
+ *                connections end (CONFLICT) and none are taken until the end; an intent file in
+ *                the disk's directory names the LSN before the import, so an interrupted import
+ *                is rolled back at the next open (the partial state kept as a snapshot).
+ * Entries keep their source times (a non-compacted stream's points in time can be attached),
+ * snapshots their names and times (so their ids), and `to` becomes a snapshot.
+ */
+import { randomUUID } from "node:crypto";
+import { createReadStream, promises as fs } from "node:fs";
+import * as path from "node:path";
+import { BASELINE_FILE, type DiskEngine, type ImportRun, type Medium, type MediumFile } from "../../engine/index.js";
+import { ErrorCodes, fromSystemError, SnaplogError } from "../../util/errors.js";
+import { StreamReader, type EntryRun, type StreamCut, type StreamHeader, type StreamItem } from "../../stream/index.js";
+import type { Catalog } from "../catalog.js";
+import type { DiskLifecycle } from "../disk-lifecycle.js";
+import { VolumeLife } from "../disk-volume.js";
+import { assignDiskLun, assignSnapshotLun } from "../luns.js";
+import { checkName } from "../names.js";
+import type { OpenDisk } from "../open-disk.js";
+import { readJsonOn, writeJsonOn } from "../medium-json.js";
+import { diskIdOf, snapshotIdOf, stampedName } from "./identity.js";
+
+export interface ImportRequest {
+  disk: string;
+  /** Apply onto a disk written since the stream's `from` (the state replaced is kept as a snapshot first). */
+  force?: boolean;
+  /** Stop at this time (non-compacted streams): the disk ends at that point, `to` is not cut. */
+  untilMs?: number;
+}
+
+export interface ImportResult {
+  disk: string;
+  created: boolean;
+  streamId: string;
+  kind: "full" | "incremental";
+  compacted: boolean;
+  from: string | null;
+  to: string | null;
+  snapshots: string[];
+  blockCount: number;
+  bytes: number;
+  /** With --force on a written disk: the snapshot that keeps what was replaced. */
+  beforeImport: string | null;
+}
+
+export const IMPORTS_DIRECTORY = "imports";
+/** The intent file of an incremental import under way (in the disk's directory). */
+export const IMPORT_INTENT_FILE = "import.json";
+/** Data per engine batch while applying. */
+const APPLY_BATCH_BYTES = 8 * 1024 * 1024;
+
+export async function importStream(
+  catalog: Catalog,
+  lifecycle: DiskLifecycle,
+  request: ImportRequest,
+  source: AsyncIterable<Buffer | Uint8Array | string>,
+): Promise<ImportResult> {
+  catalog.checkOpen();
+  checkName("disk", request.disk);
+  const spool = await receive(catalog, source);
+  try {
+    return await catalog.control.run(async () => {
+      const plan = checkAgainstStore(catalog, request, spool.header);
+      const items = spooledItems(spool.path);
+      return plan.kind === "full"
+        ? await applyFull(catalog, lifecycle, request, spool, items)
+        : await applyIncremental(catalog, request, spool, plan.disk, items);
+    });
+  } finally {
+    await fs.rm(spool.path, { force: true });
+  }
+}
+
+interface Spool {
+  path: string;
+  header: StreamHeader;
+  bytes: number;
+}
+
+/** Phase 1: the whole stream to a spool file, checked; nothing in the store changes. */
+async function receive(catalog: Catalog, source: AsyncIterable<Buffer | Uint8Array | string>): Promise<Spool> {
+  const directory = path.join(catalog.path, IMPORTS_DIRECTORY);
+  await fs.mkdir(directory, { recursive: true });
+  const spoolPath = path.join(directory, `.spool-${process.pid}-${randomUUID()}`);
+  const handle = await fs.open(spoolPath, "wx", 0o600);
+  let bytes = 0;
+  async function* tee(): AsyncGenerator<Buffer> {
+    for await (const chunk of source) {
+      const buffer = typeof chunk === "string" ? Buffer.from(chunk) : Buffer.from(chunk.buffer, chunk.byteOffset, chunk.byteLength);
+      await handle.write(buffer);
+      bytes += buffer.length;
+      yield buffer;
+    }
+  }
+  const reader = new StreamReader(tee());
+  try {
+    const header = await reader.readHeader();
+    for await (const item of reader.items()) void item;
+    await handle.sync();
+    return { path: spoolPath, header, bytes };
+  } catch (error) {
+    await fs.rm(spoolPath, { force: true });
+    throw error instanceof SnaplogError ? error : fromSystemError(error, { path: spoolPath });
+  } finally {
+    await handle.close().catch(() => undefined);
+    await reader.close().catch(() => undefined);
+  }
+}
+
+async function* spooledItems(spoolPath: string): AsyncGenerator<StreamItem> {
+  // Read again from our own file, checked again (cheap): what is applied is what was verified.
+  const reader = new StreamReader(createReadStream(spoolPath, { highWaterMark: 1024 * 1024 }));
+  try {
+    await reader.readHeader();
+    yield* reader.items();
+  } finally {
+    await reader.close();
+  }
+}
+
+type Plan = { kind: "full" } | { kind: "incremental"; disk: OpenDisk };
+
+function checkAgainstStore(catalog: Catalog, request: ImportRequest, header: StreamHeader): Plan {
+  const name = request.disk;
+  if (header.kind === "full") {
+    if (catalog.has(name)) {
+      throw new SnaplogError(ErrorCodes.ALREADY_EXISTS, `a disk named ${name} already exists: a full stream makes a new disk`, {
+        disk: name,
+        hint: "import it under another name, or import an incremental stream onto this disk",
+      });
+    }
+    return { kind: "full" };
+  }
+  const disk = catalog.disk(name);
+  const engine = disk.engine;
+  const diskId = diskIdOf(disk.meta);
+  if (header.source.diskId !== diskId) {
+    throw new SnaplogError(
+      ErrorCodes.CONFLICT,
+      `the stream is of disk ${header.source.diskName} (id ${header.source.diskId}), not of disk ${name} (id ${diskId})`,
+      { disk: name },
+    );
+  }
+  if (header.blockSizeBytes !== disk.meta.blockSizeBytes || header.sizeBytes !== disk.meta.sizeBytes) {
+    throw new SnaplogError(
+      ErrorCodes.CONFLICT,
+      `the stream's geometry (${header.sizeBytes} bytes in blocks of ${header.blockSizeBytes}) is not disk ${name}'s`,
+      { disk: name },
+    );
+  }
+  const from = header.from as StreamCut;
+  const base = engine.snapshots.find((cut) => snapshotIdOf(diskId, cut) === from.id);
+  if (base === undefined) {
+    throw new SnaplogError(ErrorCodes.CONFLICT, `disk ${name} does not have the stream's base, snapshot ${from.name} (id ${from.id})`, {
+      disk: name,
+      hint: "import the streams of the chain in order, starting with the full one",
+    });
+  }
+  if (engine.snapshots.some((cut) => snapshotIdOf(diskId, cut) === header.to.id)) {
+    throw new SnaplogError(ErrorCodes.ALREADY_EXISTS, `disk ${name} has the stream's end, snapshot ${header.to.name}, already`, {
+      disk: name,
+    });
+  }
+  if (engine.lsnLast > base.lsn && request.force !== true) {
+    throw new SnaplogError(
+      ErrorCodes.CONFLICT,
+      `disk ${name} was written since snapshot ${base.name} (LSN ${base.lsn}, now ${engine.lsnLast}): the import would replace that`,
+      {
+        disk: name,
+        hint: "with --force the current state is kept as a snapshot before-import-… first",
+      },
+    );
+  }
+  return { kind: "incremental", disk };
+}
+
+/** Names of the cuts the apply will make, checked free before anything is written. */
+function checkCutName(engine: DiskEngine, diskName: string, cutName: string): void {
+  if (engine.findSnapshot(cutName) !== undefined) {
+    throw new SnaplogError(ErrorCodes.CONFLICT, `disk ${diskName} has a snapshot named ${cutName} already, which the stream would cut`, {
+      disk: diskName,
+    });
+  }
+}
+
+/** Applies runs in batches of one time each (a batch's entries share its time). */
+class RunApplier {
+  private pending: ImportRun[] = [];
+  private pendingBytes = 0;
+  private pendingTimeMs = -1;
+  blockCount = 0;
+
+  constructor(
+    private readonly engine: DiskEngine,
+    readonly untilMs: number | undefined,
+  ) {}
+
+  /** False once a run lies past `untilMs`: the caller stops there. */
+  async add(run: EntryRun): Promise<boolean> {
+    if (this.untilMs !== undefined && run.timeMs > this.untilMs) return false;
+    if (run.timeMs !== this.pendingTimeMs || this.pendingBytes >= APPLY_BATCH_BYTES) await this.flush();
+    this.pendingTimeMs = run.timeMs;
+    // The reader's buffers are reused by nothing, but copy: the batch outlives this frame's decode.
+    this.pending.push({
+      lba: run.lba,
+      blockCount: run.blockCount,
+      kind: run.kind,
+      data: run.data === undefined ? undefined : Buffer.from(run.data),
+    });
+    this.pendingBytes += run.data?.length ?? 0;
+    this.blockCount += run.blockCount;
+    return true;
+  }
+
+  async flush(sync = false): Promise<void> {
+    if (this.pending.length === 0) {
+      if (sync) await this.engine.flush();
+      return;
+    }
+    const runs = this.pending;
+    this.pending = [];
+    this.pendingBytes = 0;
+    await this.engine.importRuns(runs, this.pendingTimeMs, sync);
+  }
+}
+
+async function applyFull(
+  catalog: Catalog,
+  lifecycle: DiskLifecycle,
+  request: ImportRequest,
+  spool: Spool,
+  items: AsyncGenerator<StreamItem>,
+): Promise<ImportResult> {
+  const header = spool.header;
+  const snapshots: string[] = [];
+  let blockCount = 0;
+  let reachedEnd = true;
+  const disk = await lifecycle.createBuilt(
+    {
+      name: request.disk,
+      sizeBytes: header.sizeBytes,
+      blockSizeBytes: header.blockSizeBytes,
+      historySeconds: header.historySeconds,
+      id: header.source.diskId,
+    },
+    async (medium, _meta, openEngine) => {
+      let baseline: MediumFile | undefined;
+      let engine: DiskEngine | undefined;
+      let applier: RunApplier | undefined;
+      try {
+        for await (const item of items) {
+          if (item.type === "runs" && engine === undefined && item.runs.every((run) => run.lsn === 0)) {
+            baseline ??= await openBaseline(medium, header.sizeBytes);
+            for (const run of item.runs) await writeBase(baseline, run, header.blockSizeBytes);
+            continue;
+          }
+          if (engine === undefined) {
+            if (baseline !== undefined) await closeBaseline(baseline);
+            baseline = undefined;
+            engine = await openEngine();
+            applier = new RunApplier(engine, request.untilMs);
+          }
+          if (!(await applyItem(engine, applier as RunApplier, item, snapshots, () => assignDiskLun(catalog)))) {
+            reachedEnd = false;
+            break;
+          }
+        }
+        if (baseline !== undefined) await closeBaseline(baseline);
+        baseline = undefined;
+        engine ??= await openEngine();
+        applier ??= new RunApplier(engine, request.untilMs);
+        await applier.flush(true);
+        blockCount = applier.blockCount;
+        if (reachedEnd) {
+          await engine.cutSnapshot(header.to.name, await assignDiskLun(catalog), undefined, header.to.timeMs);
+          snapshots.push(header.to.name);
+        }
+        await engine.close();
+      } catch (error) {
+        await baseline?.close().catch(() => undefined);
+        await engine?.abandon().catch(() => undefined);
+        throw error;
+      }
+    },
+  );
+  await recordImport(catalog, disk, header, snapshots.length);
+  return result(disk.meta.name, true, spool, snapshots, blockCount, reachedEnd, null);
+}
+
+async function applyIncremental(
+  catalog: Catalog,
+  request: ImportRequest,
+  spool: Spool,
+  disk: OpenDisk,
+  items: AsyncGenerator<StreamItem>,
+): Promise<ImportResult> {
+  const header = spool.header;
+  const engine = disk.engine;
+  const diskName = disk.meta.name;
+  const from = engine.snapshots.find((cut) => snapshotIdOf(diskIdOf(disk.meta), cut) === header.from?.id) as { name: string; lsn: number };
+  checkCutName(engine, diskName, header.to.name);
+  disk.currentLife.end(
+    new SnaplogError(ErrorCodes.CONFLICT, `disk ${diskName} took an import after this connection was made; reconnect`, { disk: diskName }),
+  );
+  disk.currentLife = new VolumeLife();
+  disk.rollingBack = true;
+  const snapshots: string[] = [];
+  let beforeImport: string | null = null;
+  try {
+    if (engine.lsnLast > from.lsn) {
+      beforeImport = stampedName("before-import", catalog.nowMs());
+      checkCutName(engine, diskName, beforeImport);
+      await engine.rollback(from.lsn, beforeImport, await assignSnapshotLun(catalog, disk, beforeImport, undefined));
+    }
+    await writeJsonOn(disk.medium, IMPORT_INTENT_FILE, {
+      streamId: header.streamId,
+      lsnBefore: engine.lsnLast,
+      startedMs: catalog.nowMs(),
+    });
+    const applier = new RunApplier(engine, request.untilMs);
+    let reachedEnd = true;
+    for await (const item of items) {
+      if (item.type === "cut") checkCutName(engine, diskName, item.cut.name);
+      if (
+        !(await applyItem(engine, applier, item, snapshots, () =>
+          assignSnapshotLun(catalog, disk, item.type === "cut" ? item.cut.name : "", undefined),
+        ))
+      ) {
+        reachedEnd = false;
+        break;
+      }
+    }
+    await applier.flush(true);
+    if (reachedEnd) {
+      await engine.cutSnapshot(
+        header.to.name,
+        await assignSnapshotLun(catalog, disk, header.to.name, undefined),
+        undefined,
+        header.to.timeMs,
+      );
+      snapshots.push(header.to.name);
+    }
+    await disk.medium.remove(IMPORT_INTENT_FILE);
+    await recordImport(catalog, disk, header, snapshots.length);
+    return result(diskName, false, spool, snapshots, applier.blockCount, reachedEnd, beforeImport);
+  } finally {
+    disk.rollingBack = false;
+  }
+}
+
+/** One stream item applied; false when the import stops here (--until). */
+async function applyItem(
+  engine: DiskEngine,
+  applier: RunApplier,
+  item: StreamItem,
+  snapshots: string[],
+  lunFor: () => Promise<number>,
+): Promise<boolean> {
+  if (item.type === "runs") {
+    for (const run of item.runs) if (!(await applier.add(run))) return false;
+    return true;
+  }
+  if (applier.untilMs !== undefined && item.cut.timeMs > applier.untilMs) return false;
+  await applier.flush();
+  await engine.cutSnapshot(item.cut.name, await lunFor(), undefined, item.cut.timeMs);
+  snapshots.push(item.cut.name);
+  return true;
+}
+
+async function openBaseline(medium: Medium, sizeBytes: number): Promise<MediumFile> {
+  const file = await medium.open(BASELINE_FILE, { create: true });
+  await file.truncate(sizeBytes);
+  return file;
+}
+
+async function writeBase(baseline: MediumFile, run: EntryRun, blockSizeBytes: number): Promise<void> {
+  if (run.kind === "write" && run.data !== undefined) await baseline.writev([run.data], run.lba * blockSizeBytes);
+}
+
+async function closeBaseline(baseline: MediumFile): Promise<void> {
+  await baseline.sync();
+  await baseline.close();
+}
+
+async function recordImport(catalog: Catalog, disk: OpenDisk, header: StreamHeader, snapshotCount: number): Promise<void> {
+  await catalog.events
+    .record({
+      type: "import",
+      disk: disk.meta.name,
+      reason: "manual",
+      message: `disk ${disk.meta.name} imported a ${header.kind}${header.compacted ? " compacted" : ""} stream of ${header.source.diskName} up to ${header.to.name} (${snapshotCount} snapshots)`,
+    })
+    .catch((error: unknown) =>
+      catalog.logger?.error(`event log: could not record an event: ${error instanceof Error ? error.message : String(error)}`),
+    );
+}
+
+function result(
+  disk: string,
+  created: boolean,
+  spool: Spool,
+  snapshots: string[],
+  blockCount: number,
+  reachedEnd: boolean,
+  beforeImport: string | null,
+): ImportResult {
+  const header = spool.header;
+  return {
+    disk,
+    created,
+    streamId: header.streamId,
+    kind: header.kind,
+    compacted: header.compacted,
+    from: header.from?.name ?? null,
+    to: reachedEnd ? header.to.name : null,
+    snapshots,
+    blockCount,
+    bytes: spool.bytes,
+    beforeImport,
+  };
+}
+
+/**
+ * At open: an incremental import that a crash interrupted is undone — the current volume goes
+ * back to the LSN before it (the partial state kept as snapshot import-interrupted-…), so no
+ * host ever sees a half-applied stream as the disk.
+ */
+export async function undoInterruptedImport(catalog: Catalog, disk: OpenDisk): Promise<string | undefined> {
+  if (!(await disk.medium.exists(IMPORT_INTENT_FILE))) return undefined;
+  const intent = await readJsonOn<{ lsnBefore: number }>(disk.medium, IMPORT_INTENT_FILE, `${disk.meta.name}/${IMPORT_INTENT_FILE}`);
+  let kept: string | undefined;
+  if (disk.engine.lsnLast > intent.lsnBefore) {
+    kept = stampedName("import-interrupted", catalog.nowMs());
+    await disk.engine.rollback(intent.lsnBefore, kept, 0);
+  }
+  await disk.medium.remove(IMPORT_INTENT_FILE);
+  return kept;
+}

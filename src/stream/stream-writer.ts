@@ -1,0 +1,137 @@
+/**
+ * Writes a stream (stream-format.ts) to a sink: the header, entry runs packed into frames of
+ * about `frameDataBytes`, cuts, the trailer. The output is a function of the input alone (no
+ * clock, no randomness below the header), which is what lets an interrupted archive regenerate
+ * its parts and check them against what the vault holds. One frame is compressed (on the
+ * libuv pool) while the previous one is written: the reader of the source keeps going.
+ */
+import { createHash } from "node:crypto";
+import { encodeFrame, type CodecName } from "./codec.js";
+import {
+  encodeCut,
+  encodeEntries,
+  encodeFrameHeader,
+  encodeHeader,
+  encodeTrailer,
+  FrameType,
+  RUN_DESCRIPTOR_BYTES,
+  type EntryRun,
+  type StreamCut,
+  type StreamHeader,
+  type StreamTrailer,
+} from "./stream-format.js";
+import { crc32c } from "../util/crc32c.js";
+
+export const FRAME_DATA_BYTES_DEFAULT = 1024 * 1024;
+const FRAME_RUNS_MAX = 8192;
+
+export interface StreamWriterOptions {
+  codec: CodecName;
+  /** A frame closes once its data reaches this (default 1 MiB; at most FRAME_RAW_BYTES_MAX with its descriptors). */
+  frameDataBytes?: number;
+}
+
+export type StreamSink = (chunk: Buffer) => Promise<void>;
+
+export class StreamWriter {
+  private readonly hash = createHash("sha256");
+  private readonly frameDataBytes: number;
+  private pending: EntryRun[] = [];
+  private pendingBytes = 0;
+  private seq = 0;
+  private tail: Promise<void> = Promise.resolve();
+  private counts = { runCount: 0, blockCount: 0, cutCount: 0 };
+  /** Bytes handed to the sink so far. */
+  bytesWritten = 0;
+
+  constructor(
+    private readonly header: StreamHeader,
+    private readonly options: StreamWriterOptions,
+    private readonly sink: StreamSink,
+  ) {
+    this.frameDataBytes = options.frameDataBytes ?? FRAME_DATA_BYTES_DEFAULT;
+  }
+
+  async start(): Promise<void> {
+    await this.write(encodeHeader(this.header));
+  }
+
+  /** A run; long ones are split at frame boundaries (LSNs and blocks stay consecutive). */
+  async addRun(run: EntryRun): Promise<void> {
+    const blockSize = this.header.blockSizeBytes;
+    let rest = run;
+    for (;;) {
+      const room = Math.max(1, Math.floor((this.frameDataBytes - this.pendingBytes) / blockSize));
+      if (rest.kind !== "write" || rest.blockCount <= room) break;
+      await this.pushRun(slice(rest, 0, room, blockSize));
+      rest = slice(rest, room, rest.blockCount - room, blockSize);
+    }
+    await this.pushRun(rest);
+  }
+
+  async addCut(cut: StreamCut): Promise<void> {
+    await this.flushEntries();
+    this.counts.cutCount++;
+    await this.emitFrame(FrameType.CUT, encodeCut(cut));
+  }
+
+  /** Flushes the last frame and writes the trailer; returns it. */
+  async finish(): Promise<StreamTrailer> {
+    await this.flushEntries();
+    await this.tail;
+    const trailer: StreamTrailer = { frameCount: this.seq, ...this.counts, bytesBefore: this.bytesWritten, sha256: this.hash.digest() };
+    await this.sink(encodeTrailer(trailer));
+    this.bytesWritten += 84;
+    return trailer;
+  }
+
+  private async pushRun(run: EntryRun): Promise<void> {
+    this.pending.push(run);
+    this.counts.runCount++;
+    this.counts.blockCount += run.blockCount;
+    this.pendingBytes += RUN_DESCRIPTOR_BYTES + (run.kind === "write" ? run.blockCount * this.header.blockSizeBytes : 0);
+    if (this.pendingBytes >= this.frameDataBytes || this.pending.length >= FRAME_RUNS_MAX) await this.flushEntries();
+  }
+
+  private async flushEntries(): Promise<void> {
+    if (this.pending.length === 0) return;
+    const raw = encodeEntries(this.pending, this.header.blockSizeBytes);
+    this.pending = [];
+    this.pendingBytes = 0;
+    await this.emitFrame(FrameType.ENTRIES, raw);
+  }
+
+  /** Starts compressing now; writes after the previous frame; returns once at most this frame is in flight. */
+  private async emitFrame(type: number, raw: Buffer): Promise<void> {
+    const seq = this.seq++;
+    const encoded = encodeFrame(raw, this.options.codec);
+    const previous = this.tail;
+    this.tail = (async () => {
+      await previous;
+      const { codecId, stored } = await encoded;
+      await this.write(
+        encodeFrameHeader({ type, codecId, seq, rawBytes: raw.length, storedBytes: stored.length, payloadCrc32c: crc32c(stored) }),
+      );
+      await this.write(stored);
+    })();
+    // Whoever awaits next sees a failure; none is left unhandled if nobody does.
+    this.tail.catch(() => undefined);
+    await previous;
+  }
+
+  private async write(chunk: Buffer): Promise<void> {
+    this.hash.update(chunk);
+    this.bytesWritten += chunk.length;
+    await this.sink(chunk);
+  }
+}
+
+function slice(run: EntryRun, blockFirst: number, blockCount: number, blockSizeBytes: number): EntryRun {
+  return {
+    ...run,
+    lsn: run.lsn === 0 ? 0 : run.lsn + blockFirst,
+    lba: run.lba + blockFirst,
+    blockCount,
+    data: run.data?.subarray(blockFirst * blockSizeBytes, (blockFirst + blockCount) * blockSizeBytes),
+  };
+}
