@@ -17,7 +17,9 @@ const ExportQuerySchema = Type.Object(
       Type.String({ description: "the volume: a snapshot, lsn:N or a time (default: the current volume, pinned at the start)" }),
     ),
     from: Type.Optional(Type.String({ description: "a snapshot the receiver has: the stream is incremental from it" })),
-    compact: Type.Optional(Type.Boolean({ description: "only the newest version of each block per partition" })),
+    compact: Type.Optional(
+      Type.Union([Type.Literal("true"), Type.Literal("false")], { description: "only the newest version of each block per partition" }),
+    ),
     order: Type.Optional(Type.Union([Type.Literal("time"), Type.Literal("block")])),
     codec: Type.Optional(Type.Union(CODEC_NAMES.map((name) => Type.Literal(name)))),
   },
@@ -62,7 +64,12 @@ export function registerArchiveRoutes(app: TypedApp, operations: ArchiveOperatio
       let started: (() => void) | undefined;
       const firstByte = new Promise<void>((resolve) => (started = resolve));
       const exporting: Promise<ExportResult> = operations.exportStream(
-        { disk: request.params.name, ...request.query, codec: request.query.codec as CodecName | undefined },
+        {
+          disk: request.params.name,
+          ...request.query,
+          compact: request.query.compact === "true",
+          codec: request.query.codec as CodecName | undefined,
+        },
         async (chunk) => {
           started?.();
           if (!body.write(chunk)) await once(body, "drain");
@@ -96,8 +103,8 @@ export function registerArchiveRoutes(app: TypedApp, operations: ArchiveOperatio
       async (request) => {
         // The encapsulated scope loses the type provider's inference: the schema above checked these.
         const params = request.params as { name: string };
-        const query = request.query as { force?: boolean };
-        return operations.importStream({ disk: params.name, force: query.force }, request.body as Readable);
+        const query = request.query as { force?: "true" | "false" };
+        return operations.importStream({ disk: params.name, force: query.force === "true" }, request.body as Readable);
       },
     );
   });

@@ -71,7 +71,8 @@ export async function importStream(
   try {
     return await catalog.control.run(async () => {
       const plan = checkAgainstStore(catalog, request, spool.header);
-      const items = spooledItems(spool.path);
+      const spooled = spooledItems(spool.path);
+      const items = spool.header.order === "block" && !spool.header.compacted ? inLsnOrder(spooled) : spooled;
       return plan.kind === "full"
         ? await applyFull(catalog, lifecycle, request, spool, items)
         : await applyIncremental(catalog, request, spool, plan.disk, items);
@@ -126,6 +127,46 @@ async function* spooledItems(spoolPath: string): AsyncGenerator<StreamItem> {
   } finally {
     await reader.close();
   }
+}
+
+/** Runs a block-ordered stream may hold per partition before it is refused (they are sorted in memory). */
+const BLOCK_ORDER_PARTITION_BYTES_MAX = 512 * 1024 * 1024;
+
+/**
+ * A non-compacted block-ordered stream keeps every entry; applied in LSN order (each partition's
+ * runs sorted), the receiver gets the source's points in time too. The sort is in memory, so a
+ * partition is limited (time-ordered streams have no limit).
+ */
+async function* inLsnOrder(items: AsyncGenerator<StreamItem>): AsyncGenerator<StreamItem> {
+  let runs: EntryRun[] = [];
+  let bytes = 0;
+  const sorted = (): StreamItem => {
+    const out = runs.sort((a, b) => a.lsn - b.lsn);
+    runs = [];
+    bytes = 0;
+    return { type: "runs", runs: out };
+  };
+  for await (const item of items) {
+    if (item.type === "cut") {
+      yield sorted();
+      yield item;
+      continue;
+    }
+    for (const run of item.runs) {
+      runs.push({ ...run, data: run.data === undefined ? undefined : Buffer.from(run.data) });
+      bytes += run.data?.length ?? 0;
+    }
+    if (bytes > BLOCK_ORDER_PARTITION_BYTES_MAX) {
+      throw new SnaplogError(
+        ErrorCodes.UNSUPPORTED,
+        `a block-ordered partition of more than ${BLOCK_ORDER_PARTITION_BYTES_MAX} bytes cannot be put back in time order`,
+        {
+          hint: "export it in time order (--order time), or compacted",
+        },
+      );
+    }
+  }
+  yield sorted();
 }
 
 type Plan = { kind: "full" } | { kind: "incremental"; disk: OpenDisk };
@@ -259,10 +300,14 @@ async function applyFull(
       let applier: RunApplier | undefined;
       try {
         for await (const item of items) {
-          if (item.type === "runs" && engine === undefined && item.runs.every((run) => run.lsn === 0)) {
-            baseline ??= await openBaseline(medium, header.sizeBytes);
-            for (const run of item.runs) await writeBase(baseline, run, header.blockSizeBytes);
-            continue;
+          if (item.type === "runs" && engine === undefined) {
+            // The base (LSN 0, first in a full stream) becomes the new disk's baseline.
+            const baseCount = item.runs.findIndex((run) => run.lsn !== 0);
+            const base = baseCount < 0 ? item.runs : item.runs.slice(0, baseCount);
+            if (base.length > 0) baseline ??= await openBaseline(medium, header.sizeBytes);
+            for (const run of base) await writeBase(baseline as MediumFile, run, header.blockSizeBytes);
+            if (baseCount < 0) continue;
+            item.runs = item.runs.slice(baseCount);
           }
           if (engine === undefined) {
             if (baseline !== undefined) await closeBaseline(baseline);
