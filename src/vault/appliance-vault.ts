@@ -136,7 +136,7 @@ export class ApplianceVault implements Vault {
           signal: AbortSignal.timeout(this.timeoutMs),
         });
       } catch (error) {
-        const problem = networkProblem(error) ?? (error instanceof Error ? error.message : String(error));
+        const problem = networkProblem(error) ?? describeFailure(error);
         if (attempt >= attemptsMax) {
           throw new SnaplogError(ErrorCodes.VAULT_UNREACHABLE, `vault ${this.description} unreachable: ${problem}`, {
             cause: error,
@@ -178,6 +178,13 @@ export class ApplianceVault implements Vault {
   private failure(code: ErrorCode, what: string, message: string, hint?: string): SnaplogError {
     return new SnaplogError(code, `vault ${this.description}: cannot ${what}: ${message}`, { hint });
   }
+}
+
+/** fetch's "fetch failed" with the reason undici put in its cause ("bad port", ...). */
+function describeFailure(error: unknown): string {
+  const message = error instanceof Error ? error.message : String(error);
+  const cause = error instanceof Error && error.cause instanceof Error ? error.cause.message : undefined;
+  return cause === undefined ? message : `${message}: ${cause}`;
 }
 
 interface RequestOptions {
