@@ -242,6 +242,12 @@ export class S3Vault implements Vault {
         hint: "check the endpoint and the network; a put that failed left nothing visible (run the sweep to free unfinished uploads)",
       });
     }
+    if ((error as { name?: string } | undefined)?.name === "CredentialsProviderError") {
+      return new SnaplogError(ErrorCodes.VAULT_DENIED, `vault ${this.description}: no usable credentials: ${message}`, {
+        cause: error,
+        hint: "give a shared-credentials file, or set AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY",
+      });
+    }
     if (status === 403 || status === 401) {
       return new SnaplogError(ErrorCodes.VAULT_DENIED, `vault ${this.description} refused the credentials (${what}): ${message}`, {
         cause: error,
