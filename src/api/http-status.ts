@@ -22,6 +22,8 @@ export const httpStatusByCode = {
   [ErrorCodes.OUTSIDE_WINDOW]: 410,
   [ErrorCodes.CLOSED]: 503,
   [ErrorCodes.UNSUPPORTED]: 501,
+  [ErrorCodes.VAULT_UNREACHABLE]: 502,
+  [ErrorCodes.VAULT_DENIED]: 502,
 } as const satisfies Record<ErrorCode, number>;
 
 const knownCodes: ReadonlySet<string> = new Set(Object.values(ErrorCodes));

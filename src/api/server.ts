@@ -16,6 +16,7 @@ import { Counter, Registry, collectDefaultMetrics } from "prom-client";
 import type { Operations } from "../store/operations/index.js";
 import { nameProblem } from "../store/names.js";
 import { apiSocketPath, apiTokenPath } from "../store/paths.js";
+import { VaultArea } from "../store/vault-area.js";
 import { ErrorCodes, SnaplogError } from "../util/errors.js";
 import { formatHostPort, type HostPort } from "../util/parse.js";
 import { NOTHING_SERVED, type ServedEndpoints } from "./appliance-status.js";
@@ -38,6 +39,8 @@ export interface ApiAppOptions {
   logger?: FastifyBaseLogger;
   /** Pace of the progress lines of compact, restore and scrub (tests: intervalMs 0, or a clock). */
   progress?: Partial<ProgressTiming>;
+  /** This appliance as a vault for others (/v1/vault/*); absent, those routes are not served. */
+  vaultArea?: VaultArea;
 }
 
 export interface ApiServerOptions {
@@ -106,6 +109,7 @@ export async function buildApiApp(options: ApiAppOptions): Promise<FastifyInstan
     metrics: options.metrics,
     served: options.served ?? NOTHING_SERVED,
     progress: options.progress ?? {},
+    vaultArea: options.vaultArea,
   });
   app.get("/v1/openapi.json", { schema: { hide: true } }, () => app.swagger({ yaml: false }));
 
@@ -182,7 +186,14 @@ export async function startApiServer(options: ApiServerOptions): Promise<ApiServ
   const socketPath = options.socketPath ?? apiSocketPath(options.storePath);
   const tokenPath = options.tokenPath ?? apiTokenPath(options.storePath);
   const metrics = options.metrics ?? createMetricsRegistry();
-  const appOptions = { operations: options.operations, served: options.served, logger: options.logger, progress: options.progress };
+  const vaultArea = new VaultArea(options.storePath);
+  const appOptions = {
+    operations: options.operations,
+    served: options.served,
+    logger: options.logger,
+    progress: options.progress,
+    vaultArea,
+  };
   const apps: FastifyInstance[] = [];
   let socketClaimed = false;
   const close = async (): Promise<void> => {

@@ -41,4 +41,6 @@ export const exitCodeByCode = {
   [ErrorCodes.CLOSED]: exitCodeOther,
   [ErrorCodes.UNSUPPORTED]: exitCodeOther,
   [ErrorCodes.INTERNAL]: exitCodeOther,
+  [ErrorCodes.VAULT_UNREACHABLE]: 10,
+  [ErrorCodes.VAULT_DENIED]: 11,
 } as const satisfies Record<ErrorCode, number>;

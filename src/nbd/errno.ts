@@ -35,6 +35,8 @@ export const NBD_ERRNO_BY_CODE: Readonly<Record<ErrorCode, number>> = {
   [ErrorCodes.CONFLICT]: NBD_EIO,
   [ErrorCodes.OUTSIDE_WINDOW]: NBD_EINVAL,
   [ErrorCodes.INTERNAL]: NBD_EIO,
+  [ErrorCodes.VAULT_UNREACHABLE]: NBD_EIO,
+  [ErrorCodes.VAULT_DENIED]: NBD_EIO,
 };
 
 /**
@@ -80,6 +82,8 @@ export const NBD_EXPORT_REFUSAL_BY_CODE: Readonly<Record<ErrorCode, ExportRefusa
   [ErrorCodes.NO_STORE]: refusedByServer,
   [ErrorCodes.UNSUPPORTED]: refusedByServer,
   [ErrorCodes.INTERNAL]: refusedByServer,
+  [ErrorCodes.VAULT_UNREACHABLE]: refusedByServer,
+  [ErrorCodes.VAULT_DENIED]: refusedByServer,
 };
 
 /** Short names for log lines and ERROR chunk messages. */

@@ -33,6 +33,10 @@ export const ErrorCodes = {
   CONFLICT: "SNAPLOG_CONFLICT",
   /** A point in time (LSN or time) the disk's history no longer holds, or not yet. */
   OUTSIDE_WINDOW: "SNAPLOG_OUTSIDE_WINDOW",
+  /** A vault (archive target) cannot be reached: network error, endpoint down, or it kept failing (5xx) after retries. */
+  VAULT_UNREACHABLE: "SNAPLOG_VAULT_UNREACHABLE",
+  /** A vault refused our credentials or token (S3 403, appliance 401). */
+  VAULT_DENIED: "SNAPLOG_VAULT_DENIED",
   /** A bug: an invariant did not hold. */
   INTERNAL: "SNAPLOG_INTERNAL",
 } as const;

@@ -6,6 +6,7 @@ import type { Registry } from "prom-client";
 import type { Operations } from "../../store/operations/index.js";
 import type { ServedEndpoints } from "../appliance-status.js";
 import type { ProgressTiming } from "../progress-stream.js";
+import type { VaultArea } from "../../store/vault-area.js";
 import { registerArchiveRoutes } from "./archive.js";
 import { registerDiskRoutes } from "./disks.js";
 import { registerEventRoutes } from "./events.js";
@@ -16,12 +17,15 @@ import type { TypedApp } from "./route-schema.js";
 import { registerScrubRoutes } from "./scrub.js";
 import { registerSnapshotRoutes } from "./snapshots.js";
 import { registerStatusRoutes } from "./status.js";
+import { registerVaultObjectRoutes } from "./vault-objects.js";
 
 export interface RouteContext {
   operations: Operations;
   metrics: Registry;
   served: ServedEndpoints;
   progress: Partial<ProgressTiming>;
+  /** This appliance as a vault for others (/v1/vault/*); absent, those routes are not served. */
+  vaultArea?: VaultArea;
 }
 
 export function registerRoutes(app: TypedApp, context: RouteContext): void {
@@ -34,4 +38,5 @@ export function registerRoutes(app: TypedApp, context: RouteContext): void {
   registerStatusRoutes(app, context.operations, context.served);
   registerEventRoutes(app, context.operations);
   registerMetricsRoutes(app, context.metrics);
+  if (context.vaultArea !== undefined) registerVaultObjectRoutes(app, context.vaultArea);
 }
