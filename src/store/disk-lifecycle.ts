@@ -14,7 +14,7 @@ import * as path from "node:path";
 import { BASELINE_FILE, DISK_BLOCK_COUNT_MAX, DiskEngine, FORMAT_VERSION, type Medium } from "../engine/index.js";
 import { ErrorCodes, fromSystemError, invalidArgument, SnaplogError } from "../util/errors.js";
 import { newDiskId } from "./archive/identity.js";
-import { undoInterruptedImport } from "./archive/import-stream.js";
+import { undoInterruptedImport } from "./archive/interrupted-import.js";
 import { checkBlockSize } from "./block-size.js";
 import type { Catalog } from "./catalog.js";
 import { readDiskFile, writeDiskFile, type DiskFile } from "./disk-file.js";

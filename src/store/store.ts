@@ -28,8 +28,8 @@ import { Catalog } from "./catalog.js";
 import type { CompactionScheduler } from "./compaction-scheduler.js";
 import { diskDetail, diskInfo } from "./disk-info.js";
 import { DiskLifecycle } from "./disk-lifecycle.js";
-import { exportStream, type ExportRequest, type ExportResult } from "./archive/export-stream.js";
-import { importStream, type ImportRequest, type ImportResult } from "./archive/import-stream.js";
+import { exportStream } from "./archive/export-stream.js";
+import { importStream } from "./archive/import-stream.js";
 import type { StreamSink } from "../stream/index.js";
 import { policyStateOf, recordScheduledSlot, setPolicy, showPolicy, type PolicyState } from "./disk-policy.js";
 import { prunePolicy } from "./retention-prune.js";
@@ -67,6 +67,10 @@ import type {
   SnapshotInfo,
   StoreEvent,
   StoreStatus,
+  ExportRequest,
+  ExportResult,
+  ImportRequest,
+  ImportResult,
 } from "./operations/index.js";
 import { checkIntegrity, scrub } from "./scrub.js";
 import { scheduledSnapshotName } from "./policy/scheduled-name.js";

@@ -14,55 +14,12 @@
 import { randomUUID } from "node:crypto";
 import { BlockSource, readLog, type DiskEngine } from "../../engine/index.js";
 import { invalidArgument, notFound } from "../../util/errors.js";
-import {
-  CODEC_DEFAULT,
-  StreamWriter,
-  type CodecName,
-  type StreamCut,
-  type StreamHeader,
-  type StreamPoint,
-  type StreamSink,
-} from "../../stream/index.js";
+import { CODEC_DEFAULT, StreamWriter, type StreamCut, type StreamHeader, type StreamPoint, type StreamSink } from "../../stream/index.js";
 import type { Catalog } from "../catalog.js";
 import type { OpenDisk } from "../open-disk.js";
-import type { ProgressCallback } from "../operations/index.js";
+import type { ExportRequest, ExportResult, ProgressCallback } from "../operations/index.js";
 import { lsnOfPoint, parsePoint } from "../point-spec.js";
 import { diskIdOf, pointIdOf, snapshotIdOf, stampedName, storeIdOf } from "./identity.js";
-
-export interface ExportRequest {
-  disk: string;
-  /** The volume exported (default: the current volume, pinned at the start). */
-  to?: string;
-  /** A snapshot the receiver has: the stream is incremental from it. */
-  from?: string;
-  compact?: boolean;
-  order?: "time" | "block";
-  codec?: CodecName;
-  frameDataBytes?: number;
-  /** A fixed stream id and creation time (an archive regenerating a stream it started); default new ones. */
-  streamId?: string;
-  createdMs?: number;
-}
-
-export interface ExportResult {
-  disk: string;
-  streamId: string;
-  kind: "full" | "incremental";
-  compacted: boolean;
-  order: "time" | "block";
-  codec: CodecName;
-  from: StreamPoint | null;
-  to: StreamPoint;
-  /** The LSN range pinned: (lsnFirst - 1, lsnLast]. */
-  lsnFirst: number;
-  lsnLast: number;
-  frameCount: number;
-  runCount: number;
-  blockCount: number;
-  cutCount: number;
-  bytes: number;
-  sha256: string;
-}
 
 /** Blocks mapped per step of the base and of a compacted partition: bounds memory and the work between awaits. */
 const MAP_BLOCKS = 4096;

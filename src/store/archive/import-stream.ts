@@ -27,35 +27,12 @@ import { VolumeLife } from "../disk-volume.js";
 import { assignDiskLun, assignSnapshotLun } from "../luns.js";
 import { checkName } from "../names.js";
 import type { OpenDisk } from "../open-disk.js";
-import { readJsonOn, writeJsonOn } from "../medium-json.js";
+import { writeJsonOn } from "../medium-json.js";
+import { IMPORT_INTENT_FILE } from "./interrupted-import.js";
 import { diskIdOf, snapshotIdOf, stampedName } from "./identity.js";
-
-export interface ImportRequest {
-  disk: string;
-  /** Apply onto a disk written since the stream's `from` (the state replaced is kept as a snapshot first). */
-  force?: boolean;
-  /** Stop at this time (non-compacted streams): the disk ends at that point, `to` is not cut. */
-  untilMs?: number;
-}
-
-export interface ImportResult {
-  disk: string;
-  created: boolean;
-  streamId: string;
-  kind: "full" | "incremental";
-  compacted: boolean;
-  from: string | null;
-  to: string | null;
-  snapshots: string[];
-  blockCount: number;
-  bytes: number;
-  /** With --force on a written disk: the snapshot that keeps what was replaced. */
-  beforeImport: string | null;
-}
+import type { ImportRequest, ImportResult } from "../operations/index.js";
 
 export const IMPORTS_DIRECTORY = "imports";
-/** The intent file of an incremental import under way (in the disk's directory). */
-export const IMPORT_INTENT_FILE = "import.json";
 /** Data per engine batch while applying. */
 const APPLY_BATCH_BYTES = 8 * 1024 * 1024;
 
@@ -473,21 +450,4 @@ function result(
     bytes: spool.bytes,
     beforeImport,
   };
-}
-
-/**
- * At open: an incremental import that a crash interrupted is undone — the current volume goes
- * back to the LSN before it (the partial state kept as snapshot import-interrupted-…), so no
- * host ever sees a half-applied stream as the disk.
- */
-export async function undoInterruptedImport(catalog: Catalog, disk: OpenDisk): Promise<string | undefined> {
-  if (!(await disk.medium.exists(IMPORT_INTENT_FILE))) return undefined;
-  const intent = await readJsonOn<{ lsnBefore: number }>(disk.medium, IMPORT_INTENT_FILE, `${disk.meta.name}/${IMPORT_INTENT_FILE}`);
-  let kept: string | undefined;
-  if (disk.engine.lsnLast > intent.lsnBefore) {
-    kept = stampedName("import-interrupted", catalog.nowMs());
-    await disk.engine.rollback(intent.lsnBefore, kept, 0);
-  }
-  await disk.medium.remove(IMPORT_INTENT_FILE);
-  return kept;
 }

@@ -1,10 +1,63 @@
-import type { StreamSink } from "../../stream/index.js";
-import type { ExportRequest, ExportResult } from "../archive/export-stream.js";
-import type { ImportRequest, ImportResult } from "../archive/import-stream.js";
+import type { CodecName, StreamPoint, StreamSink } from "../../stream/index.js";
 import type { ProgressCallback } from "./progress.js";
 
-export type { ExportRequest, ExportResult } from "../archive/export-stream.js";
-export type { ImportRequest, ImportResult } from "../archive/import-stream.js";
+export interface ExportRequest {
+  disk: string;
+  /** The volume exported (default: the current volume, pinned at the start). */
+  to?: string;
+  /** A snapshot the receiver has: the stream is incremental from it. */
+  from?: string;
+  compact?: boolean;
+  order?: "time" | "block";
+  codec?: CodecName;
+  frameDataBytes?: number;
+  /** A fixed stream id and creation time (an archive regenerating a stream it started); default new ones. */
+  streamId?: string;
+  createdMs?: number;
+}
+
+export interface ExportResult {
+  disk: string;
+  streamId: string;
+  kind: "full" | "incremental";
+  compacted: boolean;
+  order: "time" | "block";
+  codec: CodecName;
+  from: StreamPoint | null;
+  to: StreamPoint;
+  /** The LSN range pinned: (lsnFirst - 1, lsnLast]. */
+  lsnFirst: number;
+  lsnLast: number;
+  frameCount: number;
+  runCount: number;
+  blockCount: number;
+  cutCount: number;
+  bytes: number;
+  sha256: string;
+}
+
+export interface ImportRequest {
+  disk: string;
+  /** Apply onto a disk written since the stream's `from` (the state replaced is kept as a snapshot first). */
+  force?: boolean;
+  /** Stop at this time (non-compacted streams): the disk ends at that point, `to` is not cut. */
+  untilMs?: number;
+}
+
+export interface ImportResult {
+  disk: string;
+  created: boolean;
+  streamId: string;
+  kind: "full" | "incremental";
+  compacted: boolean;
+  from: string | null;
+  to: string | null;
+  snapshots: string[];
+  blockCount: number;
+  bytes: number;
+  /** With --force on a written disk: the snapshot that keeps what was replaced. */
+  beforeImport: string | null;
+}
 
 /** Archive streams (SPEC §5.1, §5.2): a volume out as a stream, a stream in as a disk or onto one. */
 export interface ArchiveOperations {
