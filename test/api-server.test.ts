@@ -187,6 +187,25 @@ class MemoryOperations implements Operations {
     await this.showDisk(request.disk);
     throw new SnaplogError(ErrorCodes.UNSUPPORTED, "no streams in memory");
   }
+  // Vaults are tested against real targets (test/vault-archive.test.ts).
+  async addVault(): Promise<never> {
+    throw new SnaplogError(ErrorCodes.UNSUPPORTED, "no vaults in memory");
+  }
+  async listVaults(): Promise<[]> {
+    return [];
+  }
+  async removeVault(): Promise<never> {
+    throw new SnaplogError(ErrorCodes.UNSUPPORTED, "no vaults in memory");
+  }
+  async listVaultChains(): Promise<never> {
+    throw new SnaplogError(ErrorCodes.UNSUPPORTED, "no vaults in memory");
+  }
+  async archive(): Promise<never> {
+    throw new SnaplogError(ErrorCodes.UNSUPPORTED, "no vaults in memory");
+  }
+  async restoreFromVault(): Promise<never> {
+    throw new SnaplogError(ErrorCodes.UNSUPPORTED, "no vaults in memory");
+  }
 
   async restore(request: RestoreRequest, onProgress?: ProgressCallback): Promise<RestoreResult> {
     // The Store's own check of a request's fields (shared with the CLI).

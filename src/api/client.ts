@@ -12,6 +12,13 @@ import { Readable } from "node:stream";
 import { pipeline } from "node:stream/promises";
 import { CODEC_DEFAULT, StreamReader, type StreamSink } from "../stream/index.js";
 import type {
+  ArchiveRequest,
+  ArchiveResult,
+  VaultAddRequest,
+  VaultChainInfo,
+  VaultInfo,
+  VaultRestoreRequest,
+  VaultRestoreResult,
   ExportRequest,
   ExportResult,
   ImportRequest,
@@ -113,6 +120,31 @@ export class ApiClient implements Operations {
 
   async *readEvents({ disk, since, follow }: EventsRequest): AsyncGenerator<StoreEvent> {
     yield* this.items<StoreEvent>(`/v1/events${queryString({ disk, since, follow: follow === true ? "1" : undefined })}`);
+  }
+
+  addVault(request: VaultAddRequest): Promise<VaultInfo> {
+    return this.request("POST", "/v1/vaults", { ...request });
+  }
+
+  listVaults(): Promise<VaultInfo[]> {
+    return this.request("GET", "/v1/vaults");
+  }
+
+  async removeVault(name: string): Promise<void> {
+    await this.request("DELETE", `/v1/vaults/${encodeURIComponent(name)}`);
+  }
+
+  listVaultChains(vault: string, disk?: string): Promise<VaultChainInfo[]> {
+    const query = disk === undefined ? "" : `?disk=${encodeURIComponent(disk)}`;
+    return this.request("GET", `/v1/vaults/${encodeURIComponent(vault)}/chains${query}`);
+  }
+
+  archive({ disk, ...body }: ArchiveRequest, onProgress?: ProgressCallback): Promise<ArchiveResult> {
+    return this.progressRequest("POST", diskPath(disk, "archive"), body, onProgress);
+  }
+
+  restoreFromVault({ vault, ...body }: VaultRestoreRequest, onProgress?: ProgressCallback): Promise<VaultRestoreResult> {
+    return this.progressRequest("POST", `/v1/vaults/${encodeURIComponent(vault)}/restore`, body, onProgress);
   }
 
   compact({ disk, ...body }: CompactRequest, onProgress?: ProgressCallback): Promise<CompactResult> {

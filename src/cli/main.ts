@@ -20,6 +20,7 @@ import { registerLog } from "./log.js";
 import { registerPolicy } from "./policy.js";
 import { registerRestore } from "./restore.js";
 import { registerArchiveStreams } from "./archive-stream.js";
+import { registerVault } from "./vault.js";
 import { registerScrub } from "./scrub.js";
 import { registerServe } from "./serve.js";
 import { registerSnapshot } from "./snapshot.js";
@@ -76,6 +77,7 @@ export function buildProgram(): Command {
   registerDiff(program);
   registerRestore(program);
   registerArchiveStreams(program);
+  registerVault(program);
   registerCompact(program);
   registerScrub(program);
   registerPolicy(program);

@@ -10,7 +10,7 @@
  */
 import { invalidArgument } from "../util/errors.js";
 
-export type NameKind = "disk" | "snapshot";
+export type NameKind = "disk" | "snapshot" | "vault";
 
 export const NAME_LENGTH_MAX = 64;
 /** The rule as a pattern's source, for JSON schemas; NAME_PATTERN is the same, compiled. */

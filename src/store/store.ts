@@ -30,6 +30,9 @@ import { diskDetail, diskInfo } from "./disk-info.js";
 import { DiskLifecycle } from "./disk-lifecycle.js";
 import { exportStream } from "./archive/export-stream.js";
 import { importStream } from "./archive/import-stream.js";
+import { archiveToVault } from "./archive/archive-to-vault.js";
+import { addVault, listVaults, removeVault } from "./archive/vault-registry.js";
+import { listVaultChains, restoreFromVault } from "./archive/vault-restore.js";
 import type { StreamSink } from "../stream/index.js";
 import { policyStateOf, recordScheduledSlot, setPolicy, showPolicy, type PolicyState } from "./disk-policy.js";
 import { prunePolicy } from "./retention-prune.js";
@@ -71,6 +74,13 @@ import type {
   ExportResult,
   ImportRequest,
   ImportResult,
+  ArchiveRequest,
+  ArchiveResult,
+  VaultAddRequest,
+  VaultChainInfo,
+  VaultInfo,
+  VaultRestoreRequest,
+  VaultRestoreResult,
 } from "./operations/index.js";
 import { checkIntegrity, scrub } from "./scrub.js";
 import { scheduledSnapshotName } from "./policy/scheduled-name.js";
@@ -281,6 +291,30 @@ export class Store implements Operations, VolumeResolver {
 
   importStream(request: ImportRequest, source: AsyncIterable<Buffer | Uint8Array | string>): Promise<ImportResult> {
     return importStream(this.catalog, this.lifecycle, request, source);
+  }
+
+  addVault(request: VaultAddRequest): Promise<VaultInfo> {
+    return this.catalog.control.run(() => addVault(this.catalog, request));
+  }
+
+  listVaults(): Promise<VaultInfo[]> {
+    return listVaults(this.catalog);
+  }
+
+  removeVault(name: string): Promise<void> {
+    return this.catalog.control.run(() => removeVault(this.catalog, name));
+  }
+
+  listVaultChains(vault: string, disk?: string): Promise<VaultChainInfo[]> {
+    return listVaultChains(this.catalog, vault, disk);
+  }
+
+  archive(request: ArchiveRequest, onProgress?: ProgressCallback): Promise<ArchiveResult> {
+    return archiveToVault(this.catalog, request, onProgress);
+  }
+
+  restoreFromVault(request: VaultRestoreRequest, onProgress?: ProgressCallback): Promise<VaultRestoreResult> {
+    return restoreFromVault(this.catalog, this.lifecycle, request, onProgress);
   }
 
   restore(request: RestoreRequest, onProgress?: ProgressCallback): Promise<RestoreResult> {

@@ -18,6 +18,7 @@ import { registerScrubRoutes } from "./scrub.js";
 import { registerSnapshotRoutes } from "./snapshots.js";
 import { registerStatusRoutes } from "./status.js";
 import { registerVaultObjectRoutes } from "./vault-objects.js";
+import { registerVaultRoutes } from "./vaults.js";
 
 export interface RouteContext {
   operations: Operations;
@@ -34,6 +35,7 @@ export function registerRoutes(app: TypedApp, context: RouteContext): void {
   registerPolicyRoutes(app, context.operations);
   registerHistoryRoutes(app, context.operations, context.progress);
   registerArchiveRoutes(app, context.operations);
+  registerVaultRoutes(app, context.operations, context.progress);
   registerScrubRoutes(app, context.operations, context.progress);
   registerStatusRoutes(app, context.operations, context.served);
   registerEventRoutes(app, context.operations);

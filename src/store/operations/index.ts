@@ -15,6 +15,7 @@ import type { PolicyOperations } from "./policy-operations.js";
 import type { ScrubOperations } from "./scrub-operations.js";
 import type { SnapshotOperations } from "./snapshot-operations.js";
 import type { StatusOperations } from "./status-operations.js";
+import type { VaultOperations } from "./vault-operations.js";
 
 export type * from "./archive-operations.js";
 export type * from "./disk-operations.js";
@@ -25,6 +26,7 @@ export type * from "./progress.js";
 export type * from "./scrub-operations.js";
 export type * from "./snapshot-operations.js";
 export type * from "./status-operations.js";
+export type * from "./vault-operations.js";
 export { checkCompactRequest, checkRestoreRequest } from "./history-operations.js";
 export { LUN_POLICIES, POLICY_EVENTS, SPACE_ACTIONS } from "./policy-operations.js";
 
@@ -32,6 +34,7 @@ export interface Operations
   extends
     DiskOperations,
     ArchiveOperations,
+    VaultOperations,
     SnapshotOperations,
     PolicyOperations,
     HistoryOperations,
