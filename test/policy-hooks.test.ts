@@ -2,8 +2,8 @@
  * Goal: actions attached to events (SPEC §4.3) run as the SPEC says — `exec:` by /bin/sh with the
  * six SNAPLOG_ variables, in its own process group, killed with all its children at the limit,
  * its output in the server log and a bounded tail in the event; `webhook:` POSTs the event as
- * JSON, a non-2xx answer or none is a failure; `compact` compacts; `archive:` fails saying vaults
- * are not built — one at a time per disk and in order, disks not waiting for each other, every
+ * JSON, a non-2xx answer or none is a failure; `compact` compacts; `archive:VAULT` ships the
+ * event's snapshot to the vault — one at a time per disk and in order, disks not waiting for each other, every
  * run an event ("hook-run" or "hook-failed", reason = the triggering event), never a stuck or
  * crashed runner, and no action run again for events recorded before the runner started.
  *
@@ -320,9 +320,9 @@ test("webhook: the event POSTed as JSON to a real receiver; a non-2xx answer, no
   await stop(harness);
 });
 
-test("compact runs on its event; an archive action met in a hand-edited policy fails saying vaults are not built", async () => {
+test("compact runs on its event; archive:VAULT ships the event's snapshot to the vault; a vault removed since fails as an event", async () => {
   const harness = await start("hooks-compact");
-  const { store, runner } = harness;
+  const { store, runner, directory } = harness;
   await store.setPolicy({ disk: DISK, hooksAdd: [{ event: "snapshot-deleted", action: "compact" }] });
   await store.createSnapshot({ disk: DISK, name: "c1" });
   await store.deleteSnapshot(DISK, "c1");
@@ -331,20 +331,31 @@ test("compact runs on its event; an archive action met in a hand-edited policy f
   assert.equal(run.reason, "snapshot-deleted");
   assert.equal(typeof run.details?.bytesFreed, "number");
 
-  // `policy set` refuses archive:VAULT while no vault exists; put one in disk.json by hand.
+  await assert.rejects(
+    store.setPolicy({ disk: DISK, hooksAdd: [{ event: "snapshot-created", action: "archive:offsite" }] }),
+    /vault offsite does not exist/,
+  );
+  await store.addVault({ name: "offsite", url: `file://${path.join(directory, "vault")}` });
+  await store.setPolicy({ disk: DISK, hooksAdd: [{ event: "snapshot-created", action: "archive:offsite" }] });
+  await store.createSnapshot({ disk: DISK, name: "c2" });
+  await runner.settled();
+  const archived = (await events(store, "hook-run")).find((event) => event.details?.action === "archive:offsite");
+  assert.ok(archived !== undefined, "the archive ran");
+  assert.equal(archived.details?.snapshot, "c2");
+  const [chain] = await store.listVaultChains("offsite", DISK);
+  assert.deepEqual(
+    chain.items.map((item) => [item.snapshot, item.complete]),
+    [["c2", true]],
+  );
+  const [archiveEvent] = await events(store, "archive");
+  assert.equal(archiveEvent.snapshot, "c2");
+
+  await store.removeVault("offsite");
+  await store.createSnapshot({ disk: DISK, name: "c3" });
+  await runner.settled();
+  const [failed] = await events(store, "hook-failed");
+  assert.match(failed.message, /archive:offsite of disk .* failed: no vault named offsite/);
   await stop(harness);
-  const diskFile = path.join(store.path, "disks", DISK, "disk.json");
-  const meta = decodeJsonFile<DiskFile>(readFileSync(diskFile, "utf8"), diskFile);
-  meta.policy = { ...meta.policy, hooks: [{ event: "snapshot-created", action: "archive:offsite" }] };
-  writeFileSync(diskFile, encodeJsonFile(meta));
-  const reopened = await Store.open(store.path, { mode: "server" });
-  const again = startRunner(reopened);
-  await reopened.createSnapshot({ disk: DISK, name: "c2" });
-  await again.runner.settled();
-  const [failed] = await events(reopened, "hook-failed");
-  assert.match(failed.message, /vaults are not built yet, archive:offsite cannot run/);
-  await again.runner.stop();
-  await reopened.close();
 });
 
 test("no action runs again for events recorded before the runner started; a runner stopped kills its command; a full queue drops runs as events", async () => {

@@ -110,6 +110,79 @@ async function expectVolume(server: ServeChild, exportName: string, pass: number
 }
 
 test(
+  "archive-then-delete: past the mark the oldest snapshot goes to the vault first, then is deleted; the vault restores it",
+  { timeout: 300_000 },
+  async (t) => {
+    if (mountPoint === undefined) return t.skip("no small file system (see the SKIP line)");
+    const storePath = join(mountPoint, "store-archive");
+    // The vault lies outside the small file system (a backup device).
+    const outside = mkdtempSync("/tmp/snaplog-space-vault-");
+    await cli(storePath, "init");
+    await cli(storePath, "disk", "create", "vm1", "--size", "32M", "--history", "0");
+    const server = await startServeChild(storePath, join(mountPoint, "nbd-archive.sock"));
+    try {
+      await cli(storePath, "vault", "add", "offsite", `file://${join(outside, "vault")}`);
+      await cli(
+        storePath,
+        "policy",
+        "set",
+        "vm1",
+        "--auto-compact",
+        "off",
+        "--space-high",
+        `${HIGH_PERCENT}%`,
+        "--space-action",
+        "archive-then-delete",
+        "--space-vault",
+        "offsite",
+      );
+      for (const pass of [1, 2, 3]) {
+        await writePass(server, "vm1", pass);
+        await cli(storePath, "snapshot", "create", "vm1", "--name", `s${pass}`);
+      }
+      await writePass(server, "vm1", 4);
+      await waitFor(
+        "the space action to end",
+        async () => (await events(storePath, "vm1")).some((event) => event.type === "space-normal"),
+        ACTION_TIMEOUT_MS,
+      );
+      const log = (await events(storePath, "vm1")).filter((event) => event.reason === "space");
+      const steps = log.filter((event) => event.type === "space-action" && event.details?.action === "archive-then-delete");
+      assert.deepEqual(
+        steps.map((event) => event.snapshot),
+        ["s1"],
+      );
+      assert.match(steps[0].message, /archived snapshot s1 to vault offsite, deleted snapshot s1/);
+      const chains = JSON.parse(await cli(storePath, "--json", "vault", "ls", "offsite", "vm1")) as {
+        items: { snapshot: string; complete: boolean }[];
+      }[];
+      assert.deepEqual(
+        chains.flatMap((chain) => chain.items.map((item) => [item.snapshot, item.complete])),
+        [["s1", true]],
+      );
+      const list = JSON.parse(await cli(storePath, "--json", "snapshot", "list", "vm1")) as { name: string }[];
+      assert.deepEqual(
+        list.map((snapshot) => snapshot.name),
+        ["s2", "s3"],
+      );
+      // The archived snapshot comes back, byte-exact, in another store.
+      const otherPath = join(outside, "other");
+      await cli(otherPath, "init");
+      await cli(otherPath, "vault", "add", "offsite", `file://${join(outside, "vault")}`);
+      await cli(otherPath, "vault", "restore", "offsite", "vm1@s1", "--as", "back");
+      const image = join(outside, "back.raw");
+      await cli(otherPath, "restore", "back", "--at", "s1", "--to", image);
+      assert.equal(sha256(await fs.readFile(image)), sha256(passContent(1)));
+      await server.stop();
+    } finally {
+      await server.kill();
+      await fs.rm(storePath, { recursive: true, force: true });
+      await fs.rm(outside, { recursive: true, force: true });
+    }
+  },
+);
+
+test(
   "delete-oldest: past the mark the oldest snapshot goes and use falls below the mark − 5; every kept volume intact",
   { timeout: 300_000 },
   async (t) => {

@@ -1,8 +1,8 @@
 /**
  * One run of an action attached to an event (SPEC §4.3), and its record in the event log:
  * "hook-run" when it succeeded, "hook-failed" when it did not (a command's non-zero status or
- * kill at the limit, a webhook's non-2xx status or no answer, a compaction's error, an archive
- * while vaults are not built). Either way `reason` is the event that triggered it, and
+ * kill at the limit, a webhook's non-2xx status or no answer, a compaction's or an archive's
+ * error). Either way `reason` is the event that triggered it, and
  * `details` says the action, the triggering event's seq, the duration and the status.
  * A run never throws: whatever goes wrong is the event.
  */
@@ -73,13 +73,28 @@ function runAction(context: RunnerContext, action: HookAction, event: StoreEvent
     case "webhook":
       return runWebhook(context, action.url, event);
     case "archive":
-      // Refused by `policy set` while no vault exists; one met here came from elsewhere (a hand-edited disk.json).
-      return Promise.resolve({
-        ok: false,
-        summary: `failed: vaults are not built yet, archive:${action.vault} cannot run`,
-        details: { vault: action.vault },
-      });
+      return runArchive(context, action.vault, event);
   }
+}
+
+/**
+ * archive:VAULT: the event's snapshot when it names one (snapshot-created: that snapshot goes
+ * out), else a new snapshot of the disk; incremental from the newest one the vault has.
+ */
+async function runArchive(context: RunnerContext, vault: string, event: StoreEvent): Promise<HookOutcome> {
+  const result = await context.store.archive({ disk: event.disk ?? "", vault, snapshot: event.snapshot });
+  return {
+    ok: true,
+    summary: `archived snapshot ${result.snapshot} to vault ${vault} (${result.kind}, ${result.bytesSent} bytes sent)`,
+    details: {
+      vault,
+      snapshot: result.snapshot,
+      chainId: result.chainId,
+      index: result.index,
+      bytes: result.bytes,
+      bytesSent: result.bytesSent,
+    },
+  };
 }
 
 async function runCompact(context: RunnerContext, disk: string): Promise<HookOutcome> {

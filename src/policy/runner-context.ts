@@ -9,7 +9,15 @@ import type { Clock } from "./clock.js";
 /** What the runner uses of the store: its library, never the API. */
 export type RunnerStore = Pick<
   Store,
-  "path" | "listDisks" | "policyState" | "createScheduledSnapshot" | "recordScheduledSlot" | "prunePolicy" | "compact" | "events"
+  | "path"
+  | "listDisks"
+  | "policyState"
+  | "createScheduledSnapshot"
+  | "recordScheduledSlot"
+  | "prunePolicy"
+  | "compact"
+  | "archive"
+  | "events"
 >;
 
 /** The server's log (the appliance adapts pino to it). */

@@ -4,6 +4,7 @@
  * checked (policy/policy-settings.ts), and retention applied on request (`policy prune`). The
  * server's policy runner (src/policy/) acts on the same settings unattended.
  */
+import { listVaults } from "./archive/vault-registry.js";
 import type { Catalog } from "./catalog.js";
 import { writeDiskFile, type DiskFile } from "./disk-file.js";
 import type { OpenDisk } from "./open-disk.js";
@@ -78,9 +79,10 @@ export function setPolicy(catalog: Catalog, update: PolicyUpdate): Promise<DiskP
   return catalog.control.run(async () => {
     const disk = catalog.disk(update.disk);
     const current = settingsOf(disk.meta);
+    const vaults = new Set((await listVaults(catalog)).map((vault) => vault.name));
     const settings = applyUpdate(current, update, {
       lunHolder: (lun) => lunHolderFor(catalog, lun, disk.meta.name),
-      vaultExists: () => false,
+      vaultExists: (name) => vaults.has(name),
     });
     const next = diskFileWith(disk.meta, settings);
     if (JSON.stringify(scheduleOf(settings)) !== JSON.stringify(scheduleOf(current))) {

@@ -1,5 +1,5 @@
 /**
- * The space policy (SPEC §4.2): `--space-high P% --space-action compact|delete-oldest`. Space
+ * The space policy (SPEC §4.2): `--space-high P% --space-action compact|delete-oldest|archive-then-delete`. Space
  * is the use of the file system that holds the store, as `df` computes Use%: used / (used +
  * available), rounded up. When it passes a disk's P, a `space-high` event is recorded for that
  * disk (hooks attached to it run) and its action runs, step by step, until use is 5 points
@@ -14,8 +14,10 @@
  * Each step is a `space-action` event with the use before and after; `space-exhausted` says that
  * nothing is left while use is still high, `space-normal` that use fell 5 points below P. While
  * any disk is past its mark, compaction keeps no spare segment files (Catalog.spaceHigh): what
- * it frees goes back to the file system at once. `archive-then-delete` waits for vaults (policy
- * set refuses it). The server's space monitor (src/policy/space-monitor.ts) calls check() at
+ * it frees goes back to the file system at once. `archive-then-delete` is delete-oldest with the
+ * snapshot archived to the disk's --space-vault first (archive/archive-to-vault.ts): only a
+ * snapshot the vault holds complete is deleted; an archive that fails leaves it (and the event
+ * says why). The server's space monitor (src/policy/space-monitor.ts) calls check() at
  * least every 5 s and after every write burst that creates a segment file.
  */
 import { promises as fs } from "node:fs";
@@ -25,6 +27,8 @@ import type { Catalog } from "./catalog.js";
 import type { OpenDisk } from "./open-disk.js";
 import { settingsOf } from "./policy/policy-settings.js";
 import { deleteSnapshotNow } from "./snapshots.js";
+import { archiveToVault } from "./archive/archive-to-vault.js";
+import { ErrorCodes, SnaplogError } from "../util/errors.js";
 
 /** How far below its mark use must fall before a disk's space action stops (SPEC §4.2). */
 export const SPACE_CLEAR_POINTS = 5;
@@ -53,8 +57,8 @@ export async function statfsUse(directory: string): Promise<FileSystemUse> {
 /** One step a check took. */
 export interface SpaceStep {
   disk: string;
-  action: "compact" | "delete-oldest";
-  /** The snapshot deleted (delete-oldest). */
+  action: "compact" | "delete-oldest" | "archive-then-delete";
+  /** The snapshot deleted (delete-oldest, archive-then-delete). */
   snapshot?: string;
   bytesFreed: number;
   segmentsReleased: number;
@@ -81,7 +85,9 @@ interface Episode {
 interface PolicyDisk {
   disk: OpenDisk;
   high: number;
-  action: "compact" | "delete-oldest";
+  action: "compact" | "delete-oldest" | "archive-then-delete";
+  /** archive-then-delete: where the snapshot goes first. */
+  vault: string | null;
 }
 
 type Step = { kind: "compact"; target: PolicyDisk } | { kind: "delete"; target: PolicyDisk; snapshot: string };
@@ -132,8 +138,8 @@ export class SpaceGuard {
     for (const disk of this.catalog.disks.values()) {
       const settings = settingsOf(disk.meta);
       if (settings.spaceHighPercent === null) continue;
-      if (settings.spaceAction === "compact" || settings.spaceAction === "delete-oldest")
-        targets.push({ disk, high: settings.spaceHighPercent, action: settings.spaceAction });
+      if (settings.spaceAction === "compact" || settings.spaceAction === "delete-oldest" || settings.spaceAction === "archive-then-delete")
+        targets.push({ disk, high: settings.spaceHighPercent, action: settings.spaceAction, vault: settings.spaceVault });
     }
     return targets;
   }
@@ -152,7 +158,7 @@ export class SpaceGuard {
     }
     let chosen: { target: PolicyDisk; snapshot: string; timeMs: number } | undefined;
     for (const target of byOldest) {
-      if (target.action !== "delete-oldest") continue;
+      if (target.action === "compact") continue;
       const failed = this.episodes.get(target.disk.engine)?.failed;
       // The disk's oldest (by cut), and of those the one taken first.
       const oldest = target.disk.engine.snapshots.find((cut) => failed?.has(cut.name) !== true);
@@ -171,6 +177,8 @@ export class SpaceGuard {
     let bytesFreed = 0;
     let segmentsReleased: number;
     try {
+      if (step.kind === "delete" && step.target.action === "archive-then-delete")
+        await archiveFirst(catalog, disk, step.snapshot, step.target.vault);
       if (step.kind === "delete") {
         const deleted = await catalog.control.run(async () => {
           // Gone or changed meanwhile (a user deleted it, the disk went): look again next time round.
@@ -195,14 +203,18 @@ export class SpaceGuard {
     const percentAfter = usePercent(await measure(catalog.path));
     const done: SpaceStep = {
       disk: name,
-      action: step.kind === "delete" ? "delete-oldest" : "compact",
+      action: step.kind === "delete" ? step.target.action : "compact",
       ...(step.kind === "delete" ? { snapshot: step.snapshot } : {}),
       bytesFreed,
       segmentsReleased,
       usePercentBefore: percentBefore,
       usePercentAfter: percentAfter,
     };
-    const what = step.kind === "delete" ? `deleted snapshot ${step.snapshot} and compacted` : "compacted";
+    const archived =
+      step.kind === "delete" && step.target.action === "archive-then-delete"
+        ? `archived snapshot ${step.snapshot} to vault ${step.target.vault}, `
+        : "";
+    const what = step.kind === "delete" ? `${archived}deleted snapshot ${step.snapshot} and compacted` : "compacted";
     await this.record({
       type: "space-action",
       disk: name,
@@ -269,14 +281,15 @@ export class SpaceGuard {
   private async recordFailure(step: Step, error: unknown): Promise<void> {
     const name = step.target.disk.meta.name;
     const reason = error instanceof Error ? error.message : String(error);
-    const what = step.kind === "delete" ? `deleting snapshot ${step.snapshot} of disk ${name}` : `compacting disk ${name}`;
+    const verb = step.target.action === "archive-then-delete" ? `archiving then deleting` : "deleting";
+    const what = step.kind === "delete" ? `${verb} snapshot ${step.snapshot} of disk ${name}` : `compacting disk ${name}`;
     this.catalog.logger?.error(`space: ${what} failed: ${reason}`);
     await this.record({
       type: "space-action-failed",
       disk: name,
       snapshot: step.kind === "delete" ? step.snapshot : undefined,
       message: `space: ${what} failed: ${reason}`,
-      details: { action: step.kind === "delete" ? "delete-oldest" : "compact" },
+      details: { action: step.kind === "delete" ? step.target.action : "compact" },
     });
   }
 
@@ -292,6 +305,18 @@ export class SpaceGuard {
       .catch((error: unknown) =>
         this.catalog.logger?.error(`event log: could not record an event: ${error instanceof Error ? error.message : String(error)}`),
       );
+  }
+}
+
+/** The snapshot archived to `vault` (or found there already, complete) before the space policy deletes it. */
+async function archiveFirst(catalog: Catalog, disk: OpenDisk, snapshot: string, vault: string | null): Promise<void> {
+  if (vault === null) throw new SnaplogError(ErrorCodes.INTERNAL, `disk ${disk.meta.name} has archive-then-delete without a vault`);
+  try {
+    await archiveToVault(catalog, { disk: disk.meta.name, vault, snapshot });
+  } catch (error) {
+    // In the vault already (complete): it may go.
+    if (error instanceof SnaplogError && error.code === ErrorCodes.ALREADY_EXISTS) return;
+    throw error;
   }
 }
 

@@ -147,7 +147,7 @@ function checkSpace(settings: PolicySettings, context: SettingsContext): void {
   if (settings.spaceAction === "archive-then-delete") {
     if (settings.spaceVault === null) throw invalidArgument("--space-action archive-then-delete needs --space-vault NAME");
     if (!context.vaultExists(settings.spaceVault))
-      throw invalidArgument(`vault ${settings.spaceVault} does not exist (vaults are not built yet: see the README)`);
+      throw invalidArgument(`vault ${settings.spaceVault} does not exist`, { hint: "add it first: snaplog vault add NAME URL" });
   }
 }
 
@@ -205,7 +205,7 @@ function checkHook(hook: EventHook, context: SettingsContext): void {
   if (Buffer.byteLength(hook.action) > HOOK_ACTION_BYTES_MAX) throw invalidArgument(`an action is at most ${HOOK_ACTION_BYTES_MAX} bytes`);
   const action = parseHookAction(hook.action);
   if (action.kind === "archive" && !context.vaultExists(action.vault)) {
-    throw invalidArgument(`vault ${action.vault} does not exist (vaults are not built yet: see the README)`);
+    throw invalidArgument(`vault ${action.vault} does not exist`, { hint: "add it first: snaplog vault add NAME URL" });
   }
 }
 
