@@ -29,10 +29,12 @@ import { diskIdOf, snapshotIdOf, stampedName, storeIdOf } from "./identity.js";
 import { openNamedVault } from "./vault-registry.js";
 import {
   diskPrefix,
+  isManifest,
   itemPrefix,
   MANIFEST_NAME,
   partName,
   readChains,
+  readVaultJson,
   VAULT_MARKER_KEY,
   type ArchivedDisk,
   type ArchiveManifest,
@@ -72,10 +74,17 @@ export async function archiveToVault(catalog: Catalog, request: ArchiveRequest, 
     const diskId = diskIdOf(disk.meta);
     const planPath = path.join(catalog.path, ARCHIVES_DIRECTORY, request.vault, `${diskId}.json`);
     let plan = await resumablePlan(disk, diskId, planPath, request);
+    if (plan !== undefined && (await committed(vault, storeId, diskId, plan))) {
+      // Killed after the manifest went in but before the plan was removed: that archive is done.
+      await fs.rm(planPath, { force: true });
+      plan = undefined;
+    }
     const resuming = plan !== undefined;
     plan ??= await newPlan(catalog, vault, disk, storeId, diskId, request, partBytes);
     await fs.mkdir(path.dirname(planPath), { recursive: true });
     await writeJsonFile(planPath, plan);
+    // A new stream starts clean: parts an abandoned attempt left at its place go first.
+    if (!resuming) await dropParts(vault, storeId, diskId, plan);
     // Stale uploads of this store's earlier attempts (an hour old: never one under way).
     await vault.sweepIncomplete(60 * 60 * 1000).catch(() => 0);
     let shipped: Shipped;
@@ -148,6 +157,17 @@ export async function archiveToVault(catalog: Catalog, request: ArchiveRequest, 
   }
 }
 
+/** The vault holds the manifest of this plan's stream (same stream id): it was committed. */
+async function committed(vault: Vault, storeId: string, diskId: string, plan: ArchivePlan): Promise<boolean> {
+  const key = `${itemPrefix(storeId, diskId, plan.chainId, plan.index)}${MANIFEST_NAME}`;
+  if ((await vault.head(key)) === undefined) return false;
+  try {
+    return (await readVaultJson(vault, key, isManifest)).streamId === plan.streamId;
+  } catch {
+    return false;
+  }
+}
+
 /** The plan of an interrupted archive of this disk to this vault, when this request continues it. */
 async function resumablePlan(disk: OpenDisk, diskId: string, planPath: string, request: ArchiveRequest): Promise<ArchivePlan | undefined> {
   let plan: ArchivePlan;
@@ -195,7 +215,10 @@ async function newPlan(
     chain.items.some((item) => item.manifest !== undefined),
   );
   for (const chain of chains) {
-    const held = chain.items.find((item) => item.manifest?.to.id === to.id);
+    // The snapshot as a stream's end, or as a cut inside one (a non-compacted or compacted stream carries both).
+    const held = chain.items.find(
+      (item) => item.manifest !== undefined && (item.manifest.to.id === to.id || item.manifest.cuts.some((cut) => cut.id === to.id)),
+    );
     if (held !== undefined) {
       throw new SnaplogError(
         ErrorCodes.ALREADY_EXISTS,
@@ -232,11 +255,15 @@ function newestBase(
   const chain = chains[chains.length - 1];
   if (chain === undefined) return undefined;
   let last: ArchiveManifest | undefined;
+  let complete = 0;
   for (const item of chain.items) {
-    if (item.manifest === undefined) break;
+    if (item.manifest === undefined || item.index !== complete) break;
     last = item.manifest;
+    complete++;
   }
   if (last === undefined) return undefined;
+  // A complete stream after a gap (a manifest lost): never build on a broken chain, start a new one.
+  if (chain.items.some((item) => item.index >= complete && item.manifest !== undefined)) return undefined;
   const cut = disk.engine.snapshots.find((candidate) => snapshotIdOf(diskId, candidate) === last.to.id);
   if (cut === undefined || cut.lsn >= to.lsn) return undefined;
   return { chainId: chain.chainId, index: last.index, from: last.to };

@@ -23,7 +23,7 @@ import type { ProgressCallback, VaultChainInfo, VaultRestoreRequest, VaultRestor
 import { parsePoint } from "../point-spec.js";
 import { IMPORTS_DIRECTORY, importStream } from "./import-stream.js";
 import { openNamedVault } from "./vault-registry.js";
-import { itemPrefix, readChains, type ArchiveManifest, type Chain } from "./vault-layout.js";
+import { itemPrefix, MANIFEST_NAME, readChains, type ArchiveManifest, type Chain } from "./vault-layout.js";
 
 export async function listVaultChains(catalog: Catalog, vaultName: string, disk?: string): Promise<VaultChainInfo[]> {
   const vault = await openNamedVault(catalog, vaultName);
@@ -138,7 +138,12 @@ function timeOf(text: string): number {
   return point.timeMs;
 }
 
-/** The streams to apply, in order: a chain's prefix from its full stream, all complete. */
+/**
+ * The streams to apply, in order: a chain's prefix from its full stream, all complete. A chain's
+ * newest streams may lack their manifest while an archive is under way (they do not exist yet);
+ * a missing manifest *before* a complete stream means an object was lost: what lies after it is
+ * refused, naming the manifest, and what lies before it can still be restored (@SNAPSHOT).
+ */
 function pickStreams(chains: Chain[], diskSpec: string, snapshot: string | undefined, untilMs: number | undefined): ArchiveManifest[] {
   const ordered = [...chains].reverse();
   for (const chain of ordered) {
@@ -147,18 +152,40 @@ function pickStreams(chains: Chain[], diskSpec: string, snapshot: string | undef
       if (item.manifest === undefined || item.manifest.index !== complete.length) break;
       complete.push(item.manifest);
     }
+    const beyond = chain.items.flatMap((item) => (item.index >= complete.length && item.manifest !== undefined ? [item.manifest] : []));
+    const broken = () => {
+      const key = `${itemPrefix(chain.storeId, chain.diskId, chain.chainId, complete.length)}${MANIFEST_NAME}`;
+      const last = complete[complete.length - 1];
+      return new SnaplogError(
+        ErrorCodes.CORRUPT,
+        last === undefined
+          ? `vault object ${key} is missing: chain ${chain.chainId} of disk ${diskSpec} has no complete full stream, the streams after it cannot be restored`
+          : `vault object ${key} is missing: chain ${chain.chainId} of disk ${diskSpec} is complete only up to stream ${last.index} (snapshot ${last.to.name}); the streams after it cannot be restored`,
+        last === undefined ? {} : { hint: `restore up to there: snaplog vault restore VAULT ${diskSpec}@${last.to.name}` },
+      );
+    };
+    const holds = (manifest: ArchiveManifest, name: string) => manifest.to.name === name || manifest.cuts.some((cut) => cut.name === name);
+    if (snapshot === undefined && untilMs === undefined && beyond.length > 0) throw broken();
+    if (
+      snapshot !== undefined &&
+      !complete.some((manifest) => holds(manifest, snapshot)) &&
+      beyond.some((manifest) => holds(manifest, snapshot))
+    )
+      throw broken();
     if (complete.length === 0) continue;
     let end = complete.length - 1;
     if (snapshot !== undefined) {
-      end = complete.findIndex((manifest) => manifest.to.name === snapshot || manifest.cuts.some((cut) => cut.name === snapshot));
+      end = complete.findIndex((manifest) => holds(manifest, snapshot));
       if (end < 0) continue;
     }
     if (untilMs !== undefined) {
       const covering = complete.findIndex((manifest) => manifest.to.timeMs >= untilMs);
-      if (covering < 0)
+      if (covering < 0) {
+        if (beyond.some((manifest) => manifest.to.timeMs >= untilMs)) throw broken();
         throw notFound(
           `the newest archive of disk ${diskSpec} ends at ${new Date(complete[complete.length - 1].to.timeMs).toISOString()}, before --at`,
         );
+      }
       const stream = complete[covering];
       const atCut = stream.to.timeMs === untilMs || stream.cuts.some((cut) => cut.timeMs === untilMs);
       if (stream.compacted && !atCut) {
