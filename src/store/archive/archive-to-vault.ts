@@ -85,6 +85,16 @@ export async function archiveToVault(catalog: Catalog, request: ArchiveRequest, 
     await writeJsonFile(planPath, plan);
     // A new stream starts clean: parts an abandoned attempt left at its place go first.
     if (!resuming) await dropParts(vault, storeId, diskId, plan);
+    // The disk's name and geometry first: a chain under way is listed under its disk's name.
+    const archived: ArchivedDisk = {
+      format: 1,
+      storeId,
+      diskId,
+      diskName: disk.meta.name,
+      sizeBytes: disk.meta.sizeBytes,
+      blockSizeBytes: disk.meta.blockSizeBytes,
+    };
+    await vault.put(`${diskPrefix(storeId, diskId)}disk.json`, Buffer.from(`${JSON.stringify(archived)}\n`));
     // Stale uploads of this store's earlier attempts (an hour old: never one under way).
     await vault.sweepIncomplete(60 * 60 * 1000).catch(() => 0);
     let shipped: Shipped;
@@ -97,15 +107,6 @@ export async function archiveToVault(catalog: Catalog, request: ArchiveRequest, 
       await writeJsonFile(planPath, plan);
       shipped = await ship(catalog, vault, disk, storeId, diskId, plan, planPath, onProgress);
     }
-    const archived: ArchivedDisk = {
-      format: 1,
-      storeId,
-      diskId,
-      diskName: disk.meta.name,
-      sizeBytes: disk.meta.sizeBytes,
-      blockSizeBytes: disk.meta.blockSizeBytes,
-    };
-    await vault.put(`${diskPrefix(storeId, diskId)}disk.json`, Buffer.from(`${JSON.stringify(archived)}\n`));
     const manifest: ArchiveManifest = {
       format: 1,
       storeId,
