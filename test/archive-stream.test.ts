@@ -21,8 +21,10 @@ import { ErrorCodes, SnaplogError } from "../src/util/errors.js";
 import { encodeFrameHeader, FRAME_HEADER_BYTES } from "../src/stream/stream-format.js";
 import { tempDir } from "./support/temp-dir.js";
 import { pattern } from "./support/data-pattern.js";
+import { spawnSync } from "node:child_process";
+import { openSync } from "node:fs";
 import { runCli } from "./support/cli.js";
-import { startServeChild } from "./support/serve-child.js";
+import { snaplogMainPath, startServeChild } from "./support/serve-child.js";
 import { qemuImgCompare } from "./support/interop-tools.js";
 
 const BLOCK = 4096;
@@ -135,6 +137,18 @@ test("every shape round-trips: full and incremental streams give every snapshot 
       assert.equal(await volumeHash(target, `${name}@baseline`), await volumeHash(source, "based@baseline"), `${name}@baseline`);
       assert.equal(await volumeHash(target, `${name}@b1`), await volumeHash(source, "based@b1"), `${name}@b1`);
     }
+    // Any volume: lsn:N and a time (its name is export-<time>), each pinned while it is read.
+    const s2 = (await source.listSnapshots("src")).find((snapshot) => snapshot.name === "s2");
+    const lsnMiddle = (s2?.lsn ?? 0) - 3;
+    const atLsn = await target.importStream(
+      { disk: "at-lsn" },
+      once(await exportToBuffer(source, { disk: "src", to: `lsn:${lsnMiddle}` })),
+    );
+    assert.match(atLsn.to ?? "", /^export-\d{8}T\d{6}Z$/);
+    assert.equal(await volumeHash(target, "at-lsn"), await volumeHash(source, `src@lsn:${lsnMiddle}`));
+    const someTime = new Date([...sourceTimes].sort((a, b) => a - b)[3]).toISOString();
+    await target.importStream({ disk: "at-time" }, once(await exportToBuffer(source, { disk: "src", to: someTime })));
+    assert.equal(await volumeHash(target, "at-time"), await volumeHash(source, `src@${someTime}`));
     // A full stream of the current volume, in one piece, carries every snapshot and the end.
     const whole = await exportToBuffer(source, { disk: "src" });
     const made = await target.importStream({ disk: "whole" }, once(whole));
@@ -203,6 +217,10 @@ test("imports refuse what does not fit, and change nothing: a taken name, anothe
     await target.close();
   }
 });
+
+function assertRan(result: { code: number; stderr: string; stdout: string }): void {
+  assert.equal(result.code, 0, `exit ${result.code}: ${result.stderr}${result.stdout}`);
+}
 
 /** The frames of a stream: [offset, length] of each (header and trailer excluded). */
 function frameSpans(stream: Buffer): [number, number][] {
@@ -329,10 +347,35 @@ test("the CLI through a running server: export -o, import -i, and every snapshot
     for (const snapshot of ["s1", "s2"]) {
       const left = path.join(directory, `a-${snapshot}.raw`);
       const right = path.join(directory, `b-${snapshot}.raw`);
-      assert.equal(runCli(["--store", sourcePath, "restore", "src", "--at", snapshot, "--to", left]).code, 0);
-      assert.equal(runCli(["--store", targetPath, "restore", "copy", "--at", snapshot, "--to", right]).code, 0);
+      assertRan(runCli(["--store", sourcePath, "restore", "src", "--at", snapshot, "--to", left]));
+      assertRan(runCli(["--store", targetPath, "restore", "copy", "--at", snapshot, "--to", right]));
       await qemuImgCompare(left, right, snapshot);
     }
+    // To stdout (the summary then on stderr, as JSON with --json), and from stdin.
+    const piped = path.join(directory, "piped.slar");
+    const toStdout = spawnSync(
+      process.execPath,
+      [snaplogMainPath, "--store", sourcePath, "--json", "export", "src", "--from", "s2", "--to", "s3"],
+      {
+        stdio: ["ignore", openSync(piped, "w"), "pipe"],
+        encoding: "utf8",
+      },
+    );
+    assert.equal(toStdout.status, 0, toStdout.stderr);
+    const stdoutSummary = JSON.parse(toStdout.stderr) as { kind: string; bytes: number };
+    assert.equal(stdoutSummary.kind, "incremental");
+    assert.equal((await fs.stat(piped)).size, stdoutSummary.bytes);
+    const fromStdin = spawnSync(process.execPath, [snaplogMainPath, "--store", targetPath, "import", "copy"], {
+      stdio: [openSync(piped, "r"), "pipe", "pipe"],
+      encoding: "utf8",
+    });
+    assert.equal(fromStdin.status, 0, fromStdin.stderr);
+    assert.match(fromStdin.stdout, /extended disk copy from an incremental stream/);
+    const left = path.join(directory, "a-s3.raw");
+    const right = path.join(directory, "b-s3.raw");
+    assertRan(runCli(["--store", sourcePath, "restore", "src", "--at", "s3", "--to", left]));
+    assertRan(runCli(["--store", targetPath, "restore", "copy", "--at", "s3", "--to", right]));
+    await qemuImgCompare(left, right, "s3 through stdout and stdin");
     const refused = runCli(["--store", targetPath, "import", "copy", "-i", file]);
     assert.notEqual(refused.code, 0);
     assert.match(refused.stderr, /already exists/);

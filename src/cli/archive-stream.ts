@@ -168,5 +168,5 @@ function describeExport(result: ExportResult): string {
 function describeImport(result: ImportResult): string {
   const what = result.created ? `created disk ${result.disk}` : `extended disk ${result.disk}`;
   const before = result.beforeImport === null ? "" : `; the state replaced is snapshot ${result.beforeImport}`;
-  return `${what} from a ${result.kind}${result.compacted ? " compacted" : ""} stream: ${result.blockCount} blocks, snapshots ${result.snapshots.join(", ") || "none"}${before}`;
+  return `${what} from ${result.kind === "full" ? "a full" : "an incremental"}${result.compacted ? " compacted" : ""} stream: ${result.blockCount} blocks, snapshots ${result.snapshots.join(", ") || "none"}${before}`;
 }
