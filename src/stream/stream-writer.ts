@@ -2,8 +2,8 @@
  * Writes a stream (stream-format.ts) to a sink: the header, entry runs packed into frames of
  * about `frameDataBytes`, cuts, the trailer. The output is a function of the input alone (no
  * clock, no randomness below the header), which is what lets an interrupted archive regenerate
- * its parts and check them against what the vault holds. One frame is compressed (on the
- * libuv pool) while the previous one is written: the reader of the source keeps going.
+ * its parts and check them against what the vault holds. Frames compress side by side on the
+ * libuv pool while earlier ones are written, in order: the reader of the source keeps going.
  */
 import { createHash } from "node:crypto";
 import { encodeFrame, type CodecName } from "./codec.js";
@@ -24,6 +24,8 @@ import { crc32c } from "../util/crc32c.js";
 
 export const FRAME_DATA_BYTES_DEFAULT = 1024 * 1024;
 const FRAME_RUNS_MAX = 8192;
+/** Frames compressed at once: the pool has 4 threads; memory stays a few MiB. */
+const FRAMES_IN_FLIGHT_MAX = 4;
 
 export interface StreamWriterOptions {
   codec: CodecName;
@@ -40,6 +42,8 @@ export class StreamWriter {
   private pendingBytes = 0;
   private seq = 0;
   private tail: Promise<void> = Promise.resolve();
+  /** Frames compressing or waiting to be written, oldest first. */
+  private readonly inFlight: Promise<void>[] = [];
   private counts = { runCount: 0, blockCount: 0, cutCount: 0 };
   /** Bytes handed to the sink so far. */
   bytesWritten = 0;
@@ -101,10 +105,15 @@ export class StreamWriter {
     await this.emitFrame(FrameType.ENTRIES, raw);
   }
 
-  /** Starts compressing now; writes after the previous frame; returns once at most this frame is in flight. */
+  /**
+   * Starts compressing now (on the libuv pool, so frames compress side by side); frames are
+   * written in order; returns once fewer than FRAMES_IN_FLIGHT_MAX frames are unwritten.
+   */
   private async emitFrame(type: number, raw: Buffer): Promise<void> {
     const seq = this.seq++;
     const encoded = encodeFrame(raw, this.options.codec);
+    // Whoever awaits sees a failure; none is left unhandled if nobody does.
+    encoded.catch(() => undefined);
     const previous = this.tail;
     this.tail = (async () => {
       await previous;
@@ -114,9 +123,9 @@ export class StreamWriter {
       );
       await this.write(stored);
     })();
-    // Whoever awaits next sees a failure; none is left unhandled if nobody does.
     this.tail.catch(() => undefined);
-    await previous;
+    this.inFlight.push(this.tail);
+    if (this.inFlight.length >= FRAMES_IN_FLIGHT_MAX) await this.inFlight.shift();
   }
 
   private async write(chunk: Buffer): Promise<void> {

@@ -177,19 +177,44 @@ const KIND_OF_ROW = { write: "write", zero: "zero", trim: "trim" } as const;
 /** Every live entry of the partition in LSN order, runs split where the log's rows are. */
 async function writeTimeOrdered(engine: DiskEngine, writer: StreamWriter, partition: Partition): Promise<void> {
   if (partition.lsnLast <= partition.lsnAfter) return;
-  for await (const row of readLog(engine, { lsnFirst: partition.lsnAfter + 1, lsnLast: partition.lsnLast, withData: true })) {
+  for await (const row of readLog(engine, { lsnFirst: partition.lsnAfter + 1, lsnLast: partition.lsnLast, withData: false })) {
     if (row.kind === "snapshot") continue;
+    const data = row.kind === "write" ? await rowData(engine, row) : undefined;
     // Freed while being read (compaction: no view needs it any more): the stream is the log as it now holds.
-    if (row.kind === "write" && row.data === undefined) continue;
+    if (row.kind === "write" && data === undefined) continue;
     await writer.addRun({
       lsn: row.lsnFirst,
       timeMs: row.timeMs,
       lba: row.lba,
       blockCount: row.blockCount,
       kind: KIND_OF_ROW[row.kind],
-      data: row.kind === "write" ? row.data : undefined,
+      data,
     });
   }
+}
+
+/**
+ * A row's data in one read: the view at the row's last LSN sees exactly the row's entries (its
+ * blocks are distinct, and no later entry of them is at or before that LSN) while they are
+ * live. Checked after the read: an entry freed by then may have been read as an older version,
+ * so the row is read entry by entry instead (and dropped if one is gone).
+ */
+async function rowData(
+  engine: DiskEngine,
+  row: { lba: number; lsnFirst: number; blockCount: number; lsnLast: number },
+): Promise<Buffer | undefined> {
+  const data = await engine.readBlocks(row.lba, row.blockCount, row.lsnLast);
+  const view = engine.logView();
+  let live = true;
+  for (let index = 0; index < row.blockCount && live; index++) live = view.isLive(row.lba + index, row.lsnFirst + index);
+  if (live) return data;
+  const blockSize = engine.geometry.blockSizeBytes;
+  for (let index = 0; index < row.blockCount; index++) {
+    const block = await engine.readEntryData(row.lba + index, row.lsnFirst + index);
+    if (block === undefined) return undefined;
+    block.copy(data, index * blockSize);
+  }
+  return data;
 }
 
 /** The same entries per partition sorted by block then LSN; each entry's data read on its own. */
