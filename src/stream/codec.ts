@@ -2,7 +2,8 @@
  * Frame compression (docs/stream-format.md "Codecs"). Each frame is compressed on its own, so a
  * reader can check and decode frames one at a time; a frame that compression does not shrink
  * by at least 3 % is stored raw (codec none), so incompressible data costs nothing to decode.
- * zstd comes from @mongodb-js/zstd (native, prebuilt from the registry, runs on the libuv pool);
+ * zstd comes from @mongodb-js/zstd (native, prebuilt from the registry, runs on the libuv pool)
+ * at zstd's default level 3 (the package's wrapper takes no level; BENCHMARKS.md has 1, 3, 9);
  * deflate from node:zlib (always there). Measured in BENCHMARKS.md "Stream compression".
  */
 import { promisify } from "node:util";
@@ -17,8 +18,6 @@ export const CODEC_DEFAULT: CodecName = "zstd";
 /** The codec byte of a frame header. */
 export const CodecId = { none: 0, zstd: 1, deflate: 2 } as const satisfies Record<CodecName, number>;
 
-/** zstd level 3 (its default): most of the ratio at a speed above a disk's. */
-const ZSTD_LEVEL = 3;
 const DEFLATE_LEVEL = 1;
 /** Keep the compressed form only when it saves this fraction of the raw bytes. */
 const SAVING_MIN = 0.03;
@@ -34,8 +33,7 @@ export function parseCodec(name: string): CodecName {
 /** The bytes to store for `raw` and the codec they are in (none when compression does not pay). */
 export async function encodeFrame(raw: Buffer, codec: CodecName): Promise<{ codecId: number; stored: Buffer }> {
   if (codec === "none" || raw.length === 0) return { codecId: CodecId.none, stored: raw };
-  const packed =
-    codec === "zstd" ? withContentSize(await zstdCompress(raw, ZSTD_LEVEL), raw.length) : await deflateRaw(raw, { level: DEFLATE_LEVEL });
+  const packed = codec === "zstd" ? withContentSize(await zstdCompress(raw), raw.length) : await deflateRaw(raw, { level: DEFLATE_LEVEL });
   if (packed.length > raw.length * (1 - SAVING_MIN)) return { codecId: CodecId.none, stored: raw };
   return { codecId: CodecId[codec], stored: packed };
 }
