@@ -206,6 +206,31 @@ class MemoryOperations implements Operations {
   async restoreFromVault(): Promise<never> {
     throw new SnaplogError(ErrorCodes.UNSUPPORTED, "no vaults in memory");
   }
+  // Replication is tested between real servers (test/replication.test.ts).
+  async replicaHello(): Promise<never> {
+    throw new SnaplogError(ErrorCodes.UNSUPPORTED, "no replication in memory");
+  }
+  async replicaBatch(): Promise<never> {
+    throw new SnaplogError(ErrorCodes.UNSUPPORTED, "no replication in memory");
+  }
+  async replicaResync(): Promise<never> {
+    throw new SnaplogError(ErrorCodes.UNSUPPORTED, "no replication in memory");
+  }
+  async replicaDeleteSnapshots(): Promise<never> {
+    throw new SnaplogError(ErrorCodes.UNSUPPORTED, "no replication in memory");
+  }
+  async promoteDisk(): Promise<never> {
+    throw new SnaplogError(ErrorCodes.UNSUPPORTED, "no replication in memory");
+  }
+  async replicate(): Promise<never> {
+    throw new SnaplogError(ErrorCodes.UNSUPPORTED, "no replication in memory");
+  }
+  async stopReplication(): Promise<never> {
+    throw new SnaplogError(ErrorCodes.UNSUPPORTED, "no replication in memory");
+  }
+  async listRelations(): Promise<[]> {
+    return [];
+  }
 
   async restore(request: RestoreRequest, onProgress?: ProgressCallback): Promise<RestoreResult> {
     // The Store's own check of a request's fields (shared with the CLI).

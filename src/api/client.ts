@@ -12,6 +12,8 @@ import { Readable } from "node:stream";
 import { pipeline } from "node:stream/promises";
 import { CODEC_DEFAULT, StreamReader, type StreamSink } from "../stream/index.js";
 import type {
+  RelationInfo,
+  ReplicateRequest,
   ArchiveRequest,
   ArchiveResult,
   VaultAddRequest,
@@ -120,6 +122,36 @@ export class ApiClient implements Operations {
 
   async *readEvents({ disk, since, follow }: EventsRequest): AsyncGenerator<StoreEvent> {
     yield* this.items<StoreEvent>(`/v1/events${queryString({ disk, since, follow: follow === true ? "1" : undefined })}`);
+  }
+
+  // The receiving side's calls come from other appliances over TCP (store/replication/replica-client.ts), never through this client.
+  replicaHello(): Promise<never> {
+    return Promise.reject(new SnaplogError(ErrorCodes.UNSUPPORTED, "replica calls go to a receiver over TCP"));
+  }
+  replicaBatch(): Promise<never> {
+    return Promise.reject(new SnaplogError(ErrorCodes.UNSUPPORTED, "replica calls go to a receiver over TCP"));
+  }
+  replicaResync(): Promise<never> {
+    return Promise.reject(new SnaplogError(ErrorCodes.UNSUPPORTED, "replica calls go to a receiver over TCP"));
+  }
+  replicaDeleteSnapshots(): Promise<never> {
+    return Promise.reject(new SnaplogError(ErrorCodes.UNSUPPORTED, "replica calls go to a receiver over TCP"));
+  }
+
+  promoteDisk(disk: string): Promise<{ disk: string; promotedAt: string }> {
+    return this.request("POST", diskPath(disk, "promote"));
+  }
+
+  replicate({ disk, ...body }: ReplicateRequest): Promise<RelationInfo> {
+    return this.request("POST", diskPath(disk, "replicate"), { ...body });
+  }
+
+  async stopReplication(disk: string): Promise<void> {
+    await this.request("DELETE", diskPath(disk, "replicate"));
+  }
+
+  listRelations(): Promise<RelationInfo[]> {
+    return this.request("GET", "/v1/replication");
   }
 
   addVault(request: VaultAddRequest): Promise<VaultInfo> {

@@ -51,6 +51,8 @@ export interface ApiServerOptions {
   /** Default apiTokenPath(storePath). */
   tokenPath?: string;
   tcp?: HostPort;
+  /** Where replication senders connect (SPEC §5.4): the same API, bearer token required. */
+  replication?: HostPort;
   /** What the appliance serves, for the status answer; default nothing. */
   served?: ServedEndpoints;
   /** Registry served on /metrics; default metrics are added to a new one when absent. */
@@ -64,6 +66,8 @@ export interface ApiServer {
   socketPath: string;
   /** The bound TCP address, when listening on TCP (port 0 resolved). */
   tcp?: HostPort;
+  /** The bound replication address (port 0 resolved). */
+  replication?: HostPort;
   /** One line each, e.g. "api: unix:/store/api.sock", "api: http://127.0.0.1:8080". */
   endpoints: string[];
   close(): Promise<void>;
@@ -219,7 +223,16 @@ export async function startApiServer(options: ApiServerOptions): Promise<ApiServ
       tcp = { host: options.tcp.host, port: address.port };
       endpoints.push(`api: http://${formatHostPort(tcp)} (token: ${tokenPath})`);
     }
-    return { socketPath, tcp, endpoints, close };
+    let replication: HostPort | undefined;
+    if (options.replication !== undefined) {
+      const token = await ensureToken(tokenPath);
+      const replicationApp = await buildApiApp({ ...appOptions, metrics, token });
+      apps.push(replicationApp);
+      await replicationApp.listen({ host: options.replication.host, port: options.replication.port });
+      replication = { host: options.replication.host, port: (replicationApp.server.address() as AddressInfo).port };
+      endpoints.push(`replication: snaplog://${formatHostPort(replication)}/DISK (token: ${tokenPath})`);
+    }
+    return { socketPath, tcp, replication, endpoints, close };
   } catch (error) {
     await close();
     throw listenError(error, options);

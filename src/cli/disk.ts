@@ -1,4 +1,5 @@
 /** `snaplog disk create | list | show | delete`. */
+import { registerDiskPromote } from "./replicate.js";
 import { stat } from "node:fs/promises";
 import path from "node:path";
 import type { Command } from "commander";
@@ -66,6 +67,7 @@ async function checkImage(imagePath: string): Promise<string> {
 export function registerDisk(program: Command): void {
   const disk = program.command("disk").description("create, list, show and delete disks");
   registerDiskCreate(disk);
+  registerDiskPromote(disk);
   registerDiskList(disk);
   registerDiskShow(disk);
   registerDiskDelete(disk);

@@ -21,6 +21,7 @@ import { registerPolicy } from "./policy.js";
 import { registerRestore } from "./restore.js";
 import { registerArchiveStreams } from "./archive-stream.js";
 import { registerVault } from "./vault.js";
+import { registerReplicate } from "./replicate.js";
 import { registerScrub } from "./scrub.js";
 import { registerServe } from "./serve.js";
 import { registerSnapshot } from "./snapshot.js";
@@ -78,6 +79,7 @@ export function buildProgram(): Command {
   registerRestore(program);
   registerArchiveStreams(program);
   registerVault(program);
+  registerReplicate(program);
   registerCompact(program);
   registerScrub(program);
   registerPolicy(program);

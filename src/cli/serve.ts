@@ -17,6 +17,7 @@ interface ServeOptions {
   nbd: string;
   nbdSocket?: string;
   api?: string;
+  replication?: string;
   demo?: boolean;
 }
 
@@ -29,6 +30,7 @@ export function registerServe(program: Command, reportError: (error: unknown) =>
     .option("--nbd <host:port>", "NBD listen address (port 0: any free port)", "127.0.0.1:10809")
     .option("--nbd-socket <path>", "also serve NBD on this unix socket")
     .option("--api <host:port>", "also serve the HTTP API on TCP; requests need the bearer token from STORE/api.token")
+    .option("--replication <host:port>", "accept replication from other appliances here (bearer token from STORE/api.token)")
     .option("--demo", 'create the store and a 1 GiB disk "demo" if missing')
     .addHelpText(
       "after",
@@ -52,6 +54,7 @@ export function registerServe(program: Command, reportError: (error: unknown) =>
       const { storePath, json } = globalOptions(command);
       const nbd = parseHostPort(options.nbd, "127.0.0.1");
       const api = options.api === undefined ? undefined : parseHostPort(options.api, "127.0.0.1");
+      const replication = options.replication === undefined ? undefined : parseHostPort(options.replication, "127.0.0.1");
       const nbdSocket = options.nbdSocket === undefined ? undefined : path.resolve(options.nbdSocket);
       const logger = pino({ level: process.env.SNAPLOG_LOG_LEVEL ?? "info" }, pino.destination({ fd: 2, sync: true }));
       const appliance = await startAppliance({
@@ -59,6 +62,7 @@ export function registerServe(program: Command, reportError: (error: unknown) =>
         nbd,
         nbdSocket,
         api,
+        replication,
         demo: options.demo === true,
         logger,
         compaction: compactionTimingFromEnvironment(),

@@ -35,6 +35,8 @@ export interface ApplianceOptions {
   nbdSocket?: string;
   /** HTTP API on TCP as well (bearer token required). */
   api?: HostPort;
+  /** Accept replication from senders here (the same API, bearer token required). */
+  replication?: HostPort;
   /** Create the store and a 1 GiB disk "demo" when they are missing. */
   demo?: boolean;
   /** Default: silent. */
@@ -83,11 +85,13 @@ export async function startAppliance(options: ApplianceOptions): Promise<Applian
       operations: store,
       storePath: store.path,
       tcp: options.api,
+      replication: options.replication,
       served: { nbd: nbdUrls },
       metrics,
       logger: logger.child({ component: "api" }),
     });
     store.startBackgroundCompaction(options.compaction);
+    await store.startReplication();
     space = new SpaceMonitor(store, { ...options.space, onError: (error) => logger.error({ err: error }, "space check failed") });
     space.start();
 

@@ -17,6 +17,18 @@ export interface DiskFile {
    * so the snapshots it carries keep their ids. Absent in disks made before archives: derived.
    */
   id?: string;
+  /**
+   * Set on a replica (SPEC §5.4): whose disk it copies and the source LSN it holds. Read-only
+   * until promoted (promotedAt).
+   */
+  replica?: {
+    sourceStoreId: string;
+    sourceDiskId: string;
+    sourceDiskName: string;
+    ackedLsn: number;
+    ackedTimeMs: number;
+    promotedAt?: string;
+  };
   /** Policies (absent in disks made before they existed: defaults apply, disk-policy.ts). */
   autoCompact?: boolean;
   compactOnDelete?: boolean;

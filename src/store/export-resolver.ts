@@ -3,6 +3,7 @@
  * (`DISK`, `DISK@SNAPSHOT`, `DISK@baseline`, `DISK@lsn:N`, `DISK@TIME`, `lun:N`), and the list
  * of everything attachable. Each volume carries the life it ends with (open-disk.ts).
  */
+import { isReadOnlyReplica } from "./replication/replica-mode.js";
 import type { SnapshotCut } from "../engine/index.js";
 import { ErrorCodes, notFound, SnaplogError } from "../util/errors.js";
 import type { Catalog } from "./catalog.js";
@@ -60,7 +61,8 @@ function currentVolume(disk: OpenDisk): Volume {
   const name = disk.meta.name;
   if (disk.rollingBack)
     throw new SnaplogError(ErrorCodes.CONFLICT, `disk ${name} is being rolled back; connect again when it is done`, { disk: name });
-  return new DiskVolume(disk.engine, name, currentDescription(disk), Infinity, false, disk.currentLife);
+  // A replica takes writes only from its source's batches until it is promoted.
+  return new DiskVolume(disk.engine, name, currentDescription(disk), Infinity, isReadOnlyReplica(disk.meta), disk.currentLife);
 }
 
 function snapshotVolume(disk: OpenDisk, snapshotName: string, storeFile: StoreFile): Volume {

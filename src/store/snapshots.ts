@@ -2,6 +2,7 @@
  * Snapshots (SPEC §1): cut, listed and deleted. A cut is O(1) in the engine; the store names it,
  * gives it a LUN (luns.ts), and ends the volumes of a deleted one.
  */
+import { isReadOnlyReplica } from "./replication/replica-mode.js";
 import { ErrorCodes, SnaplogError } from "../util/errors.js";
 import type { Catalog } from "./catalog.js";
 import { settingsOf } from "./policy/policy-settings.js";
@@ -54,6 +55,12 @@ export async function cutSnapshot(
   reason: string,
   details?: EventDetails,
 ): Promise<SnapshotInfo> {
+  if (isReadOnlyReplica(disk.meta)) {
+    throw new SnaplogError(ErrorCodes.CONFLICT, `disk ${disk.meta.name} is a replica: its snapshots come from its source`, {
+      disk: disk.meta.name,
+      hint: "promote it first to use it on its own: snaplog disk promote",
+    });
+  }
   checkNewSnapshotName(cut.name, { scheduled: reason === "scheduled" });
   checkSnapshotNameFree(disk, cut.name);
   if (cut.lsn !== undefined) disk.engine.checkViewAvailable(cut.lsn);

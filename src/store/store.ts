@@ -33,6 +33,8 @@ import { importStream } from "./archive/import-stream.js";
 import { archiveToVault } from "./archive/archive-to-vault.js";
 import { addVault, listVaults, removeVault } from "./archive/vault-registry.js";
 import { listVaultChains, restoreFromVault } from "./archive/vault-restore.js";
+import { promoteDisk, replicaBatch, replicaDeleteSnapshots, replicaHello, replicaResync } from "./replication/replica-receiver.js";
+import { Relations } from "./replication/relations.js";
 import type { StreamSink } from "../stream/index.js";
 import { policyStateOf, recordScheduledSlot, setPolicy, showPolicy, type PolicyState } from "./disk-policy.js";
 import { prunePolicy } from "./retention-prune.js";
@@ -81,6 +83,11 @@ import type {
   VaultInfo,
   VaultRestoreRequest,
   VaultRestoreResult,
+  RelationInfo,
+  ReplicaAck,
+  ReplicaHello,
+  ReplicaState,
+  ReplicateRequest,
 } from "./operations/index.js";
 import { checkIntegrity, scrub } from "./scrub.js";
 import { scheduledSnapshotName } from "./policy/scheduled-name.js";
@@ -99,6 +106,7 @@ export type { PolicyState } from "./disk-policy.js";
 
 export class Store implements Operations, VolumeResolver {
   private readonly lifecycle: DiskLifecycle;
+  private readonly relations: Relations;
   private readonly exports: ExportResolver;
   private readonly openedAtMs = Date.now();
   private compactionScheduler: CompactionScheduler | undefined;
@@ -112,6 +120,7 @@ export class Store implements Operations, VolumeResolver {
     private readonly logger: StoreLogger | undefined,
     mediumFor: StoreOpenOptions["mediumFor"],
   ) {
+    this.relations = new Relations(catalog);
     this.lifecycle = new DiskLifecycle(catalog, mediumFor ?? ((directory) => new DirectoryMedium(directory)), logger);
     this.exports = new ExportResolver(catalog);
   }
@@ -317,6 +326,43 @@ export class Store implements Operations, VolumeResolver {
     return restoreFromVault(this.catalog, this.lifecycle, request, onProgress);
   }
 
+  replicaHello(hello: ReplicaHello): Promise<ReplicaState> {
+    return replicaHello(this.catalog, hello);
+  }
+
+  replicaBatch(disk: string, source: AsyncIterable<Buffer | Uint8Array | string>): Promise<ReplicaAck> {
+    return replicaBatch(this.catalog, this.lifecycle, disk, source);
+  }
+
+  replicaResync(disk: string, source: ReplicaHello["source"], commonSnapshotId: string, sourceLsn: number): Promise<ReplicaState> {
+    return replicaResync(this.catalog, disk, source, commonSnapshotId, sourceLsn);
+  }
+
+  replicaDeleteSnapshots(disk: string, sourceDiskId: string, ids: string[]): Promise<string[]> {
+    return replicaDeleteSnapshots(this.catalog, disk, sourceDiskId, ids);
+  }
+
+  promoteDisk(disk: string): Promise<{ disk: string; promotedAt: string }> {
+    return promoteDisk(this.catalog, disk);
+  }
+
+  replicate(request: ReplicateRequest): Promise<RelationInfo> {
+    return this.relations.replicate(request);
+  }
+
+  stopReplication(disk: string): Promise<void> {
+    return this.relations.stop(disk);
+  }
+
+  listRelations(): Promise<RelationInfo[]> {
+    return this.relations.list();
+  }
+
+  /** The server runs the replication relations of this store (sender side). */
+  startReplication(): Promise<void> {
+    return this.relations.start();
+  }
+
   restore(request: RestoreRequest, onProgress?: ProgressCallback): Promise<RestoreResult> {
     return restore(this.catalog, request, onProgress);
   }
@@ -359,6 +405,7 @@ export class Store implements Operations, VolumeResolver {
     // A pass under way ends at its next step once the engines close.
     const compactionStopped = this.compactionScheduler?.stop();
     const capsStopped = this.historyCapRunner?.stop();
+    await this.relations.close();
     await this.catalog.control.run(async () => undefined);
     const results = await Promise.allSettled([...this.catalog.disks.values()].map((disk) => disk.engine.close()));
     await compactionStopped;

@@ -59,6 +59,8 @@ export interface StreamHeader {
   order: "time" | "block";
   from?: StreamPoint;
   to: StreamPoint;
+  /** False when `to` is no snapshot of the source and the receiver cuts none there (a replication batch); absent: true. */
+  cutTo?: boolean;
 }
 
 /**
@@ -197,6 +199,7 @@ function checkHeader(value: unknown): StreamHeader {
     to: checkPoint(value.to, "to"),
   };
   if (header.kind === "incremental") header.from = checkPoint(value.from, "from");
+  if (value.cutTo === false) header.cutTo = false;
   const blockSize = header.blockSizeBytes;
   if (blockSize < 512 || blockSize > 65536 || (blockSize & (blockSize - 1)) !== 0)
     throw corruptStream(`block size ${blockSize} is not valid`);

@@ -19,6 +19,7 @@ import { registerSnapshotRoutes } from "./snapshots.js";
 import { registerStatusRoutes } from "./status.js";
 import { registerVaultObjectRoutes } from "./vault-objects.js";
 import { registerVaultRoutes } from "./vaults.js";
+import { registerReplicationRoutes } from "./replication.js";
 
 export interface RouteContext {
   operations: Operations;
@@ -36,6 +37,7 @@ export function registerRoutes(app: TypedApp, context: RouteContext): void {
   registerHistoryRoutes(app, context.operations, context.progress);
   registerArchiveRoutes(app, context.operations);
   registerVaultRoutes(app, context.operations, context.progress);
+  registerReplicationRoutes(app, context.operations);
   registerScrubRoutes(app, context.operations, context.progress);
   registerStatusRoutes(app, context.operations, context.served);
   registerEventRoutes(app, context.operations);

@@ -36,7 +36,19 @@ export async function exportStream(
   const to = resolveTo(disk, diskId, request.to);
   const releaseTo = engine.pinView(to.lsn);
   try {
-    const from = request.from === undefined ? undefined : resolveFrom(disk, diskId, request.from, to);
+    const from =
+      request.fromLsn !== undefined
+        ? {
+            name: `lsn:${request.fromLsn}`,
+            id: pointIdOf(diskId, request.fromLsn, engine.timeOfLsn(request.fromLsn)),
+            lsn: request.fromLsn,
+            timeMs: engine.timeOfLsn(request.fromLsn),
+          }
+        : request.from === undefined
+          ? undefined
+          : resolveFrom(disk, diskId, request.from, to);
+    if (from !== undefined && from.lsn > to.lsn)
+      throw invalidArgument(`the stream would start at LSN ${from.lsn}, after its end (LSN ${to.lsn})`);
     const header: StreamHeader = {
       streamId: request.streamId ?? randomUUID(),
       createdMs: request.createdMs ?? catalog.nowMs(),
@@ -49,6 +61,7 @@ export async function exportStream(
       order: request.order ?? "time",
       from,
       to,
+      ...(request.cutTo === false ? { cutTo: false } : {}),
     };
     const codec = request.codec ?? CODEC_DEFAULT;
     const writer = new StreamWriter(header, { codec, frameDataBytes: request.frameDataBytes }, sink);

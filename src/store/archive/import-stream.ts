@@ -59,14 +59,14 @@ export async function importStream(
   }
 }
 
-interface Spool {
+export interface Spool {
   path: string;
   header: StreamHeader;
   bytes: number;
 }
 
 /** Phase 1: the whole stream to a spool file, checked; nothing in the store changes. */
-async function receive(catalog: Catalog, source: AsyncIterable<Buffer | Uint8Array | string>): Promise<Spool> {
+export async function receive(catalog: Catalog, source: AsyncIterable<Buffer | Uint8Array | string>): Promise<Spool> {
   const directory = path.join(catalog.path, IMPORTS_DIRECTORY);
   await fs.mkdir(directory, { recursive: true });
   const spoolPath = path.join(directory, `.spool-${process.pid}-${randomUUID()}`);
@@ -95,7 +95,7 @@ async function receive(catalog: Catalog, source: AsyncIterable<Buffer | Uint8Arr
   }
 }
 
-async function* spooledItems(spoolPath: string): AsyncGenerator<StreamItem> {
+export async function* spooledItems(spoolPath: string): AsyncGenerator<StreamItem> {
   // Read again from our own file, checked again (cheap): what is applied is what was verified.
   const reader = new StreamReader(createReadStream(spoolPath, { highWaterMark: 1024 * 1024 }));
   try {
@@ -303,7 +303,7 @@ async function applyFull(
         applier ??= new RunApplier(engine, request.untilMs);
         await applier.flush(true);
         blockCount = applier.blockCount;
-        if (reachedEnd) {
+        if (reachedEnd && header.cutTo !== false) {
           await engine.cutSnapshot(header.to.name, await assignDiskLun(catalog), undefined, header.to.timeMs);
           snapshots.push(header.to.name);
         }

@@ -7,6 +7,10 @@ export interface ExportRequest {
   to?: string;
   /** A snapshot the receiver has: the stream is incremental from it. */
   from?: string;
+  /** Incremental from this LSN instead (replication: the replica's acknowledged point; the caller keeps it pinned). */
+  fromLsn?: number;
+  /** False: `to` is no snapshot the receiver should cut (replication batches). */
+  cutTo?: boolean;
   compact?: boolean;
   order?: "time" | "block";
   codec?: CodecName;

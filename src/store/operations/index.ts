@@ -16,6 +16,7 @@ import type { ScrubOperations } from "./scrub-operations.js";
 import type { SnapshotOperations } from "./snapshot-operations.js";
 import type { StatusOperations } from "./status-operations.js";
 import type { VaultOperations } from "./vault-operations.js";
+import type { ReplicationOperations } from "./replication-operations.js";
 
 export type * from "./archive-operations.js";
 export type * from "./disk-operations.js";
@@ -27,6 +28,7 @@ export type * from "./scrub-operations.js";
 export type * from "./snapshot-operations.js";
 export type * from "./status-operations.js";
 export type * from "./vault-operations.js";
+export type * from "./replication-operations.js";
 export { checkCompactRequest, checkRestoreRequest } from "./history-operations.js";
 export { LUN_POLICIES, POLICY_EVENTS, SPACE_ACTIONS } from "./policy-operations.js";
 
@@ -35,6 +37,7 @@ export interface Operations
     DiskOperations,
     ArchiveOperations,
     VaultOperations,
+    ReplicationOperations,
     SnapshotOperations,
     PolicyOperations,
     HistoryOperations,

@@ -1,0 +1,472 @@
+/**
+ * The sending side of remote copy (SPEC §5.4): relations, kept in STORE/replication.json (the
+ * receiver's token in STORE/replication-secrets/, owner-only), and run by the server
+ * (Relations.start) — one loop per relation, across restarts of either side and network loss.
+ *
+ * A relation's loop: hello (the receiver says what it holds), then
+ *   empty     a full compacted stream of the current volume (pinned) makes the replica;
+ *   replica   it goes on from the acknowledged LSN, if that view is still here (it is pinned
+ *             while the loop runs; after a restart, the history window or a snapshot must
+ *             still hold it), else as diverged;
+ *   diverged  both sides go back to the newest snapshot they share (by id) and go on from it;
+ * then batches: every entry since the acknowledged LSN (continuous, as soon as there are
+ * writes) or only the newest version of each block (compacted, every interval), ending at the
+ * next snapshot cut if there is one (the receiver cuts it with the same name and time), and
+ * snapshots deleted here are deleted there. Only acknowledged batches move the pin; a failed
+ * batch is sent again from the acknowledged LSN, nothing acknowledged is sent twice. A receiver
+ * that says the replica was promoted ends the relation (failover), with that reason.
+ */
+import { promises as fs } from "node:fs";
+import * as path from "node:path";
+import { PassThrough } from "node:stream";
+import { once } from "node:events";
+import { ErrorCodes, invalidArgument, notFound, SnaplogError } from "../../util/errors.js";
+import { readJsonFile, writeJsonFile } from "../../util/json-file.js";
+import type { StreamPoint } from "../../stream/index.js";
+import type { Catalog } from "../catalog.js";
+import type { OpenDisk } from "../open-disk.js";
+import type { RelationInfo, RelationMode, ReplicaState, ReplicateRequest } from "../operations/index.js";
+import { exportStream } from "../archive/export-stream.js";
+import { diskIdOf, snapshotIdOf, storeIdOf } from "../archive/identity.js";
+import { parseReplicaUrl, ReplicaClient } from "./replica-client.js";
+
+export const RELATIONS_FILE = "replication.json";
+export const RELATION_SECRETS_DIRECTORY = "replication-secrets";
+export const INTERVAL_MS_DEFAULT = 60_000;
+/** Continuous mode looks for new writes this often. */
+const POLL_MS = 20;
+/** A continuous batch ends after about this many entries (when that view is available), so batches stay small. */
+const BATCH_ENTRIES_MAX = 16 * 1024;
+const RETRY_MS_MIN = 500;
+const RETRY_MS_MAX = 10_000;
+
+interface RelationRecord {
+  to: string;
+  mode: RelationMode;
+  intervalMs: number;
+  createdAt: string;
+  /** The source's LSN when the relation was set up (bytes written since are counted from it). */
+  lsnAtCreate: number;
+  ended?: { reason: string; at: string };
+}
+
+type RelationsFile = Record<string, RelationRecord>;
+
+async function readRelations(storePath: string): Promise<RelationsFile> {
+  try {
+    return await readJsonFile<RelationsFile>(path.join(storePath, RELATIONS_FILE));
+  } catch (error) {
+    if (error instanceof SnaplogError && error.code === ErrorCodes.NOT_FOUND) return {};
+    if ((error as { code?: string }).code === "ENOENT") return {};
+    try {
+      await fs.access(path.join(storePath, RELATIONS_FILE));
+    } catch {
+      return {};
+    }
+    throw error;
+  }
+}
+
+/** What a running relation knows now (in memory; the file keeps what must survive). */
+interface Live {
+  state: RelationInfo["state"];
+  reason: string | null;
+  ackedLsn: number | null;
+  bytesShipped: number;
+}
+
+export class Relations {
+  private readonly live = new Map<string, Live>();
+  private readonly loops = new Map<string, { stop: AbortController; done: Promise<void> }>();
+  private running = false;
+
+  constructor(private readonly catalog: Catalog) {}
+
+  /** Sets up a relation: the receiver is contacted now (a wrong token, an unreachable host or a name taken there is refused). */
+  async replicate(request: ReplicateRequest): Promise<RelationInfo> {
+    const disk = this.catalog.disk(request.disk);
+    if (request.mode !== "continuous" && request.mode !== "compacted") throw invalidArgument(`--mode must be continuous or compacted`);
+    const intervalMs = request.intervalMs ?? INTERVAL_MS_DEFAULT;
+    if (!Number.isSafeInteger(intervalMs) || intervalMs < 100) throw invalidArgument("--interval must be at least 100 ms");
+    const target = parseReplicaUrl(request.to);
+    const token = request.token.trim();
+    if (token === "") throw invalidArgument("the receiver's token is empty");
+    const relations = await readRelations(this.catalog.path);
+    const existing = relations[disk.meta.name];
+    if (existing !== undefined && existing.ended === undefined) {
+      throw new SnaplogError(ErrorCodes.ALREADY_EXISTS, `disk ${disk.meta.name} is replicated to ${existing.to} already`, {
+        hint: `stop it first: snaplog replicate --stop ${disk.meta.name}`,
+      });
+    }
+    const client = new ReplicaClient(target, token);
+    await client.hello(await this.sourceOf(disk));
+    const record: RelationRecord = {
+      to: request.to,
+      mode: request.mode,
+      intervalMs,
+      createdAt: new Date(this.catalog.nowMs()).toISOString(),
+      lsnAtCreate: disk.engine.lsnLast,
+    };
+    const secrets = path.join(this.catalog.path, RELATION_SECRETS_DIRECTORY);
+    await fs.mkdir(secrets, { recursive: true, mode: 0o700 });
+    await fs.writeFile(path.join(secrets, `${disk.meta.name}.token`), token, { mode: 0o600 });
+    await writeJsonFile(path.join(this.catalog.path, RELATIONS_FILE), { ...relations, [disk.meta.name]: record });
+    await this.event(
+      "replication-started",
+      disk.meta.name,
+      `disk ${disk.meta.name}: replication to ${request.to} set up (${request.mode})`,
+    );
+    if (this.running) this.startLoop(disk.meta.name, record, token);
+    return this.infoOf(disk.meta.name, record);
+  }
+
+  async stop(diskName: string): Promise<void> {
+    const relations = await readRelations(this.catalog.path);
+    if (relations[diskName] === undefined) throw notFound(`disk ${diskName} has no replication relation`);
+    await this.stopLoop(diskName);
+    const rest = { ...relations };
+    delete rest[diskName];
+    await writeJsonFile(path.join(this.catalog.path, RELATIONS_FILE), rest);
+    await fs.rm(path.join(this.catalog.path, RELATION_SECRETS_DIRECTORY, `${diskName}.token`), { force: true });
+    this.live.delete(diskName);
+    await this.event("replication-stopped", diskName, `disk ${diskName}: replication stopped`);
+  }
+
+  async list(): Promise<RelationInfo[]> {
+    const relations = await readRelations(this.catalog.path);
+    return Object.entries(relations)
+      .sort(([a], [b]) => a.localeCompare(b))
+      .map(([disk, record]) => this.infoOf(disk, record));
+  }
+
+  /** The server runs every relation that has not ended. */
+  async start(): Promise<void> {
+    this.running = true;
+    const relations = await readRelations(this.catalog.path);
+    for (const [disk, record] of Object.entries(relations)) {
+      if (record.ended !== undefined) continue;
+      const token = await fs.readFile(path.join(this.catalog.path, RELATION_SECRETS_DIRECTORY, `${disk}.token`), "utf8").catch(() => "");
+      this.startLoop(disk, record, token.trim());
+    }
+  }
+
+  async close(): Promise<void> {
+    this.running = false;
+    for (const disk of [...this.loops.keys()]) await this.stopLoop(disk);
+  }
+
+  private infoOf(disk: string, record: RelationRecord): RelationInfo {
+    const live = this.live.get(disk);
+    const open = this.catalog.disks.get(disk);
+    const acked = live?.ackedLsn ?? null;
+    let lagSeconds = 0;
+    let lagBytes = 0;
+    let bytesWritten = 0;
+    if (open !== undefined) {
+      const blockSize = open.meta.blockSizeBytes;
+      bytesWritten = Math.max(0, open.engine.lsnLast - record.lsnAtCreate) * blockSize;
+      if (acked !== null && open.engine.lsnLast > acked) {
+        lagBytes = (open.engine.lsnLast - acked) * blockSize;
+        const oldest = open.engine.timeOfLsn(acked + 1);
+        lagSeconds = oldest === 0 ? 0 : Math.max(0, (this.catalog.nowMs() - oldest) / 1000);
+      } else if (acked === null && open.engine.lsnLast > 0) {
+        lagBytes = open.engine.lsnLast * blockSize;
+      }
+    }
+    return {
+      disk,
+      to: record.to,
+      mode: record.mode,
+      intervalMs: record.intervalMs,
+      state: record.ended !== undefined ? "ended" : (live?.state ?? "starting"),
+      reason: record.ended?.reason ?? live?.reason ?? null,
+      ackedLsn: acked,
+      lagSeconds,
+      lagBytes,
+      bytesShipped: live?.bytesShipped ?? 0,
+      bytesWritten,
+      createdAt: record.createdAt,
+    };
+  }
+
+  private startLoop(disk: string, record: RelationRecord, token: string): void {
+    if (this.loops.has(disk)) return;
+    const stop = new AbortController();
+    const live: Live = this.live.get(disk) ?? { state: "starting", reason: null, ackedLsn: null, bytesShipped: 0 };
+    this.live.set(disk, live);
+    const done = new RelationLoop(this, this.catalog, disk, record, token, live, stop.signal).run();
+    this.loops.set(disk, { stop, done });
+  }
+
+  private async stopLoop(disk: string): Promise<void> {
+    const loop = this.loops.get(disk);
+    if (loop === undefined) return;
+    loop.stop.abort();
+    await loop.done;
+    this.loops.delete(disk);
+  }
+
+  /** The receiver said the replica was promoted: the relation ends, with that reason. */
+  async end(disk: string, reason: string): Promise<void> {
+    const relations = await readRelations(this.catalog.path);
+    const record = relations[disk];
+    if (record === undefined) return;
+    await writeJsonFile(path.join(this.catalog.path, RELATIONS_FILE), {
+      ...relations,
+      [disk]: { ...record, ended: { reason, at: new Date(this.catalog.nowMs()).toISOString() } },
+    });
+    this.loops.delete(disk);
+    await this.event("replication-ended", disk, `disk ${disk}: replication ended: ${reason}`);
+  }
+
+  async sourceOf(disk: OpenDisk): Promise<{ source: { storeId: string; diskId: string; diskName: string }; snapshots: StreamPoint[] }> {
+    const diskId = diskIdOf(disk.meta);
+    const snapshots = disk.engine.snapshots.map((cut) => ({
+      name: cut.name,
+      id: snapshotIdOf(diskId, cut),
+      lsn: cut.lsn,
+      timeMs: cut.timeMs,
+    }));
+    return { source: { storeId: await storeIdOf(this.catalog), diskId, diskName: disk.meta.name }, snapshots };
+  }
+
+  async event(type: string, disk: string, message: string, details?: Record<string, string | number | boolean | null>): Promise<void> {
+    await this.catalog.events.record({ type, disk, reason: "replication", message, details }).catch(() => undefined);
+  }
+}
+
+/** One relation's loop (see the top). */
+class RelationLoop {
+  private release: () => void = () => undefined;
+  private replicaSnapshotIds = new Set<string>();
+
+  constructor(
+    private readonly relations: Relations,
+    private readonly catalog: Catalog,
+    private readonly diskName: string,
+    private readonly record: RelationRecord,
+    private readonly token: string,
+    private readonly live: Live,
+    private readonly signal: AbortSignal,
+  ) {}
+
+  async run(): Promise<void> {
+    let retryMs = RETRY_MS_MIN;
+    while (!this.signal.aborted && !this.catalog.closed) {
+      try {
+        const disk = this.catalog.disk(this.diskName);
+        const client = new ReplicaClient(parseReplicaUrl(this.record.to), this.token);
+        const state = await client.hello(await this.relations.sourceOf(disk));
+        this.live.state = "connected";
+        this.live.reason = null;
+        retryMs = RETRY_MS_MIN;
+        let acked = await this.establish(disk, client, state);
+        for (;;) {
+          if (!(await this.waitForWork(disk, acked))) return;
+          acked = await this.ship(disk, client, acked);
+          await this.shipDeletes(disk, client);
+        }
+      } catch (error) {
+        if (this.signal.aborted || this.catalog.closed) break;
+        const message = error instanceof Error ? error.message : String(error);
+        if (error instanceof SnaplogError && error.code === ErrorCodes.CONFLICT && /promoted/.test(message)) {
+          this.live.state = "ended";
+          this.live.reason = message;
+          await this.relations.end(this.diskName, message);
+          break;
+        }
+        if (this.live.state !== "retrying" || this.live.reason !== message)
+          await this.relations.event(
+            "replication-retrying",
+            this.diskName,
+            `disk ${this.diskName}: replication to ${this.record.to} retrying: ${message}`,
+          );
+        this.live.state = "retrying";
+        this.live.reason = message;
+        await sleep(retryMs, this.signal);
+        retryMs = Math.min(RETRY_MS_MAX, retryMs * 2);
+      } finally {
+        this.release();
+        this.release = () => undefined;
+      }
+    }
+  }
+
+  /** The acknowledged LSN to go on from, with its view pinned. */
+  private async establish(disk: OpenDisk, client: ReplicaClient, state: ReplicaState): Promise<number> {
+    // Only snapshots this source has are ever deleted there (never one the receiver made itself, like before-resync-…).
+    const diskId = diskIdOf(disk.meta);
+    const here = new Set(disk.engine.snapshots.map((cut) => snapshotIdOf(diskId, cut)));
+    this.replicaSnapshotIds = new Set(state.snapshots.map((snapshot) => snapshot.id).filter((id) => here.has(id)));
+    if (state.state === "empty") return this.firstCopy(disk, client);
+    if (state.state === "replica" && state.ackedLsn !== null && this.pinIfAvailable(disk, state.ackedLsn)) {
+      this.live.ackedLsn = state.ackedLsn;
+      return state.ackedLsn;
+    }
+    // Diverged, or the acknowledged view is gone here: the newest snapshot both sides hold.
+    const common = [...disk.engine.snapshots]
+      .reverse()
+      .find((cut) => this.replicaSnapshotIds.has(snapshotIdOf(diskId, cut)) && (state.ackedLsn === null || cut.lsn <= state.ackedLsn));
+    if (common === undefined) {
+      throw new SnaplogError(
+        ErrorCodes.CONFLICT,
+        `the replica shares no snapshot with disk ${disk.meta.name} at or before what it holds: it cannot be brought up to date incrementally`,
+        {
+          hint: "delete the replica on the receiver; the next contact makes a full copy",
+        },
+      );
+    }
+    const release = disk.engine.pinView(common.lsn);
+    try {
+      const { source } = await this.relations.sourceOf(disk);
+      await client.resync(source, snapshotIdOf(diskId, common), common.lsn);
+    } catch (error) {
+      release();
+      throw error;
+    }
+    this.release = release;
+    this.live.ackedLsn = common.lsn;
+    await this.relations.event(
+      "replication-resync",
+      disk.meta.name,
+      `disk ${disk.meta.name}: the replica goes on from snapshot ${common.name} (LSN ${common.lsn})`,
+    );
+    return common.lsn;
+  }
+
+  private pinIfAvailable(disk: OpenDisk, lsn: number): boolean {
+    try {
+      disk.engine.checkViewAvailable(lsn);
+      this.release = disk.engine.pinView(lsn);
+      return true;
+    } catch {
+      return disk.engine.snapshots.some((cut) => cut.lsn === lsn) ? ((this.release = disk.engine.pinView(lsn)), true) : false;
+    }
+  }
+
+  private async firstCopy(disk: OpenDisk, client: ReplicaClient): Promise<number> {
+    const lsn = disk.engine.lsnLast;
+    this.release = disk.engine.pinView(lsn);
+    await this.send(client, (sink) =>
+      exportStream(this.catalog, { disk: disk.meta.name, to: `lsn:${lsn}`, compact: true, cutTo: false }, sink),
+    );
+    // The full stream carried every snapshot up to it.
+    const diskId = diskIdOf(disk.meta);
+    for (const cut of disk.engine.snapshots) if (cut.lsn <= lsn) this.replicaSnapshotIds.add(snapshotIdOf(diskId, cut));
+    this.live.ackedLsn = lsn;
+    return lsn;
+  }
+
+  /** False when the loop should end (stopped). */
+  private async waitForWork(disk: OpenDisk, acked: number): Promise<boolean> {
+    if (this.record.mode === "compacted") {
+      await sleep(this.record.intervalMs, this.signal);
+      return !this.signal.aborted;
+    }
+    while (!this.signal.aborted && !this.catalog.closed) {
+      if (disk.engine.lsnLast > acked || this.nextCut(disk, acked) !== undefined || this.deletesPending(disk)) return true;
+      await sleep(POLL_MS, this.signal);
+    }
+    return false;
+  }
+
+  /** The oldest snapshot the replica still needs: past the acknowledged LSN, or at it and not there yet. */
+  private nextCut(disk: OpenDisk, acked: number) {
+    const diskId = diskIdOf(disk.meta);
+    let next: (typeof disk.engine.snapshots)[number] | undefined;
+    for (const cut of disk.engine.snapshots) {
+      const needed = cut.lsn > acked || (cut.lsn === acked && !this.replicaSnapshotIds.has(snapshotIdOf(diskId, cut)));
+      if (needed && (next === undefined || cut.lsn < next.lsn)) next = cut;
+    }
+    return next;
+  }
+
+  private deletesPending(disk: OpenDisk): boolean {
+    if (this.replicaSnapshotIds.size === 0) return false;
+    const diskId = diskIdOf(disk.meta);
+    const here = new Set(disk.engine.snapshots.map((cut) => snapshotIdOf(diskId, cut)));
+    for (const id of this.replicaSnapshotIds) if (!here.has(id)) return true;
+    return false;
+  }
+
+  /** One batch from `acked`: to the next cut, else to the log's end (continuous: at most BATCH_ENTRIES_MAX entries when that view is here). */
+  private async ship(disk: OpenDisk, client: ReplicaClient, acked: number): Promise<number> {
+    const engine = disk.engine;
+    let end = engine.lsnLast;
+    const cut = engine.snapshots
+      .filter(
+        (candidate) =>
+          candidate.lsn > acked || (candidate.lsn === acked && !this.replicaSnapshotIds.has(snapshotIdOf(diskIdOf(disk.meta), candidate))),
+      )
+      .sort((a, b) => a.lsn - b.lsn)[0];
+    if (cut !== undefined && cut.lsn <= end) end = cut.lsn;
+    else if (this.record.mode === "continuous" && end - acked > BATCH_ENTRIES_MAX) {
+      try {
+        engine.checkViewAvailable(acked + BATCH_ENTRIES_MAX);
+        end = acked + BATCH_ENTRIES_MAX;
+      } catch {
+        // Only the log's end is a view here (no history window): one batch to it.
+      }
+    }
+    if (end <= acked && cut === undefined) return acked;
+    const toSpec = cut !== undefined && cut.lsn === end ? cut.name : `lsn:${end}`;
+    const isCut = cut !== undefined && cut.lsn === end;
+    const ack = await this.send(client, (sink) =>
+      exportStream(
+        this.catalog,
+        { disk: disk.meta.name, fromLsn: acked, to: toSpec, compact: this.record.mode === "compacted", cutTo: isCut },
+        sink,
+      ),
+    );
+    if (isCut) this.replicaSnapshotIds.add(snapshotIdOf(diskIdOf(disk.meta), cut));
+    const next = engine.pinView(ack);
+    this.release();
+    this.release = next;
+    this.live.ackedLsn = ack;
+    return ack;
+  }
+
+  /** Streams an export into one batch request; returns the acknowledged LSN. */
+  private async send(client: ReplicaClient, run: (sink: (chunk: Buffer) => Promise<void>) => Promise<{ bytes: number }>): Promise<number> {
+    const body = new PassThrough({ highWaterMark: 4 * 1024 * 1024 });
+    const exporting = run(async (chunk) => {
+      if (!body.write(chunk)) await once(body, "drain");
+    }).then(
+      (result) => {
+        body.end();
+        return result;
+      },
+      (error: unknown) => {
+        body.destroy(error instanceof Error ? error : new Error(String(error)));
+        throw error;
+      },
+    );
+    exporting.catch(() => undefined);
+    const ack = await client.batch(body);
+    const result = await exporting;
+    this.live.bytesShipped += result.bytes;
+    return ack.ackedLsn;
+  }
+
+  private async shipDeletes(disk: OpenDisk, client: ReplicaClient): Promise<void> {
+    if (!this.deletesPending(disk)) return;
+    const diskId = diskIdOf(disk.meta);
+    const here = new Set(disk.engine.snapshots.map((cut) => snapshotIdOf(diskId, cut)));
+    const gone = [...this.replicaSnapshotIds].filter((id) => !here.has(id));
+    await client.deleteSnapshots(diskId, gone);
+    for (const id of gone) this.replicaSnapshotIds.delete(id);
+  }
+}
+
+function sleep(ms: number, signal: AbortSignal): Promise<void> {
+  return new Promise((resolve) => {
+    if (signal.aborted) return resolve();
+    const timer = setTimeout(done, ms);
+    function done() {
+      clearTimeout(timer);
+      signal.removeEventListener("abort", done);
+      resolve();
+    }
+    signal.addEventListener("abort", done);
+  });
+}

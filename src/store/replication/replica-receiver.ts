@@ -1,0 +1,283 @@
+/**
+ * The receiving side of remote copy (SPEC §5.4, docs/replication.md). A replica is an ordinary
+ * disk with `replica` in its disk.json: whose disk it copies and the source LSN it holds (the
+ * acknowledged point). It is read-only until promoted.
+ *
+ *   hello    the sender says who it is; the answer: no such disk (send a full stream), this
+ *            source's replica at LSN N (send from N), or the same disk by id written on its own
+ *            (after a failover: resync from the newest snapshot both have)
+ *   batch    a stream from exactly the acknowledged LSN (any other start is refused, so an old
+ *            or replayed batch changes nothing), checked whole, then applied as ONE engine
+ *            batch: the replica moves from one source state to the next, never shows a mix; a
+ *            snapshot cut ends a batch and is cut here with the source's name and time; then
+ *            the new acknowledged LSN goes into disk.json. A crash between the two leaves the
+ *            batch applied but not acknowledged: it comes again and applies again to the same
+ *            state (writes of the same data).
+ *   delete   snapshots deleted at the source, by id
+ *   promote  failover: read-write, the relation ends at the sender's next contact
+ */
+import { ErrorCodes, SnaplogError } from "../../util/errors.js";
+import { StreamReader, type EntryRun, type StreamHeader } from "../../stream/index.js";
+import { createReadStream, promises as fs } from "node:fs";
+import type { ImportRun } from "../../engine/index.js";
+import type { Catalog } from "../catalog.js";
+import type { DiskFile } from "../disk-file.js";
+import { writeDiskFile } from "../disk-file.js";
+import type { DiskLifecycle } from "../disk-lifecycle.js";
+import { VolumeLife } from "../disk-volume.js";
+import { assignSnapshotLun } from "../luns.js";
+import { checkName } from "../names.js";
+import type { OpenDisk } from "../open-disk.js";
+import type { ReplicaAck, ReplicaHello, ReplicaState } from "../operations/index.js";
+import { deleteSnapshotNow } from "../snapshots.js";
+import { diskIdOf, snapshotIdOf, stampedName } from "../archive/identity.js";
+import { importStream, receive } from "../archive/import-stream.js";
+
+/** A batch's data is applied as one engine batch, in memory: bounded (senders cut batches far below). */
+export const REPLICA_BATCH_BYTES_MAX = 256 * 1024 * 1024;
+
+type ReplicaMeta = NonNullable<DiskFile["replica"]>;
+
+function snapshotsOf(disk: OpenDisk): ReplicaState["snapshots"] {
+  const diskId = diskIdOf(disk.meta);
+  return disk.engine.snapshots.map((cut) => ({ name: cut.name, id: snapshotIdOf(diskId, cut), lsn: cut.lsn, timeMs: cut.timeMs }));
+}
+
+function promotedError(disk: OpenDisk): SnaplogError {
+  return new SnaplogError(
+    ErrorCodes.CONFLICT,
+    `disk ${disk.meta.name} was promoted at ${disk.meta.replica?.promotedAt}: it is no replica any more`,
+    {
+      disk: disk.meta.name,
+      hint: "the relation has ended; to copy the other way, replicate from this disk",
+    },
+  );
+}
+
+export function replicaHello(catalog: Catalog, hello: ReplicaHello): Promise<ReplicaState> {
+  checkName("disk", hello.disk);
+  return catalog.control.run(async () => {
+    if (!catalog.has(hello.disk)) return { state: "empty", ackedLsn: null, snapshots: [] };
+    const disk = catalog.disk(hello.disk);
+    const replica = disk.meta.replica;
+    if (replica?.promotedAt !== undefined && replica.sourceDiskId === hello.source.diskId) throw promotedError(disk);
+    if (replica !== undefined && replica.promotedAt === undefined) {
+      if (replica.sourceDiskId !== hello.source.diskId) {
+        throw new SnaplogError(
+          ErrorCodes.CONFLICT,
+          `disk ${hello.disk} here is the replica of another disk (${replica.sourceDiskName}, id ${replica.sourceDiskId})`,
+          { disk: hello.disk },
+        );
+      }
+      return { state: "replica", ackedLsn: replica.ackedLsn, snapshots: snapshotsOf(disk) };
+    }
+    if (diskIdOf(disk.meta) === hello.source.diskId) return { state: "diverged", ackedLsn: null, snapshots: snapshotsOf(disk) };
+    throw new SnaplogError(
+      ErrorCodes.ALREADY_EXISTS,
+      `a disk named ${hello.disk} exists here and is not a copy of ${hello.source.diskName}`,
+      {
+        disk: hello.disk,
+        hint: "replicate to another name",
+      },
+    );
+  });
+}
+
+export async function replicaBatch(
+  catalog: Catalog,
+  lifecycle: DiskLifecycle,
+  diskName: string,
+  source: AsyncIterable<Buffer | Uint8Array | string>,
+): Promise<ReplicaAck> {
+  checkName("disk", diskName);
+  const spool = await receive(catalog, source);
+  try {
+    const header = spool.header;
+    if (header.kind === "full") return await firstCopy(catalog, lifecycle, diskName, header, spool.path);
+    return await catalog.control.run(() => applyBatch(catalog, diskName, header, spool.path));
+  } finally {
+    await fs.rm(spool.path, { force: true });
+  }
+}
+
+/** A full stream makes the replica (built hidden, placed whole), at the stream's end. */
+async function firstCopy(
+  catalog: Catalog,
+  lifecycle: DiskLifecycle,
+  diskName: string,
+  header: StreamHeader,
+  spoolPath: string,
+): Promise<ReplicaAck> {
+  if (catalog.has(diskName))
+    throw new SnaplogError(ErrorCodes.CONFLICT, `disk ${diskName} exists: a full stream only makes a new replica`, { disk: diskName });
+  const result = await importStream(catalog, lifecycle, { disk: diskName }, createReadStream(spoolPath, { highWaterMark: 1024 * 1024 }));
+  const replica: ReplicaMeta = {
+    sourceStoreId: header.source.storeId,
+    sourceDiskId: header.source.diskId,
+    sourceDiskName: header.source.diskName,
+    ackedLsn: header.to.lsn,
+    ackedTimeMs: header.to.timeMs,
+  };
+  await catalog.control.run(async () => {
+    const disk = catalog.disk(diskName);
+    await saveMeta(disk, { ...disk.meta, replica });
+  });
+  return {
+    disk: diskName,
+    ackedLsn: replica.ackedLsn,
+    ackedTimeMs: replica.ackedTimeMs,
+    snapshots: result.snapshots,
+    blockCount: result.blockCount,
+  };
+}
+
+async function applyBatch(catalog: Catalog, diskName: string, header: StreamHeader, spoolPath: string): Promise<ReplicaAck> {
+  const disk = catalog.disk(diskName);
+  const replica = disk.meta.replica;
+  if (replica === undefined) throw new SnaplogError(ErrorCodes.CONFLICT, `disk ${diskName} is no replica`, { disk: diskName });
+  if (replica.promotedAt !== undefined) throw promotedError(disk);
+  if (replica.sourceDiskId !== header.source.diskId) {
+    throw new SnaplogError(
+      ErrorCodes.CONFLICT,
+      `the batch is of disk ${header.source.diskName} (id ${header.source.diskId}), not of this replica's source`,
+      { disk: diskName },
+    );
+  }
+  const fromLsn = header.from?.lsn ?? -1;
+  if (fromLsn !== replica.ackedLsn) {
+    throw new SnaplogError(
+      ErrorCodes.CONFLICT,
+      `the batch starts at source LSN ${fromLsn}; replica ${diskName} holds LSN ${replica.ackedLsn}`,
+      {
+        disk: diskName,
+        lsn: replica.ackedLsn,
+        hint:
+          fromLsn < replica.ackedLsn ? "an old or replayed batch: nothing changed" : "a batch is missing: send from the acknowledged LSN",
+      },
+    );
+  }
+  const runs = await readRuns(spoolPath, disk.meta.blockSizeBytes);
+  let blockCount = 0;
+  for (const run of runs) blockCount += run.blockCount;
+  const snapshots: string[] = [];
+  if (runs.length > 0) await disk.engine.importRuns(runs, header.to.timeMs, true);
+  if (header.cutTo !== false) {
+    const existing = disk.engine.findSnapshot(header.to.name);
+    if (existing === undefined) {
+      await disk.engine.cutSnapshot(
+        header.to.name,
+        await assignSnapshotLun(catalog, disk, header.to.name, undefined),
+        undefined,
+        header.to.timeMs,
+      );
+      snapshots.push(header.to.name);
+    }
+  } else if (runs.length === 0) await disk.engine.flush();
+  await saveMeta(disk, { ...disk.meta, replica: { ...replica, ackedLsn: header.to.lsn, ackedTimeMs: header.to.timeMs } });
+  return { disk: diskName, ackedLsn: header.to.lsn, ackedTimeMs: header.to.timeMs, snapshots, blockCount };
+}
+
+/** The runs of a checked spool, in order; a batch holding a cut inside is refused (senders end batches at cuts). */
+async function readRuns(spoolPath: string, blockSizeBytes: number): Promise<ImportRun[]> {
+  const reader = new StreamReader(createReadStream(spoolPath, { highWaterMark: 1024 * 1024 }));
+  const runs: ImportRun[] = [];
+  let bytes = 0;
+  try {
+    await reader.readHeader();
+    for await (const item of reader.items()) {
+      if (item.type === "cut")
+        throw new SnaplogError(ErrorCodes.CORRUPT, "a replication batch holds a snapshot cut inside: batches end at cuts");
+      for (const run of item.runs) {
+        bytes += run.blockCount * blockSizeBytes;
+        if (bytes > REPLICA_BATCH_BYTES_MAX)
+          throw new SnaplogError(ErrorCodes.OUT_OF_RANGE, `a replication batch holds more than ${REPLICA_BATCH_BYTES_MAX} bytes`);
+        runs.push(copyRun(run));
+      }
+    }
+  } finally {
+    await reader.close();
+  }
+  return runs;
+}
+
+function copyRun(run: EntryRun): ImportRun {
+  return { lba: run.lba, blockCount: run.blockCount, kind: run.kind, data: run.data === undefined ? undefined : Buffer.from(run.data) };
+}
+
+export function replicaResync(
+  catalog: Catalog,
+  diskName: string,
+  source: ReplicaHello["source"],
+  commonSnapshotId: string,
+  sourceLsn: number,
+): Promise<ReplicaState> {
+  return catalog.control.run(async () => {
+    const disk = catalog.disk(diskName);
+    if (diskIdOf(disk.meta) !== source.diskId)
+      throw new SnaplogError(ErrorCodes.CONFLICT, `disk ${diskName} is not a copy of ${source.diskName}`, { disk: diskName });
+    const diskId = diskIdOf(disk.meta);
+    const common = disk.engine.snapshots.find((cut) => snapshotIdOf(diskId, cut) === commonSnapshotId);
+    if (common === undefined)
+      throw new SnaplogError(ErrorCodes.NOT_FOUND, `disk ${diskName} has no snapshot with id ${commonSnapshotId}`, { disk: diskName });
+    if (disk.engine.lsnLast > common.lsn) {
+      const name = stampedName("before-resync", catalog.nowMs());
+      disk.currentLife.end(
+        new SnaplogError(ErrorCodes.CONFLICT, `disk ${diskName} became a replica; reconnect (read-only)`, { disk: diskName }),
+      );
+      disk.currentLife = new VolumeLife();
+      await disk.engine.rollback(common.lsn, name, await assignSnapshotLun(catalog, disk, name, undefined));
+    }
+    const replica: ReplicaMeta = {
+      sourceStoreId: source.storeId,
+      sourceDiskId: source.diskId,
+      sourceDiskName: source.diskName,
+      ackedLsn: sourceLsn,
+      ackedTimeMs: common.timeMs,
+    };
+    await saveMeta(disk, { ...disk.meta, replica });
+    return { state: "replica", ackedLsn: sourceLsn, snapshots: snapshotsOf(disk) };
+  });
+}
+
+export function replicaDeleteSnapshots(catalog: Catalog, diskName: string, sourceDiskId: string, ids: string[]): Promise<string[]> {
+  return catalog.control.run(async () => {
+    const disk = catalog.disk(diskName);
+    if (disk.meta.replica === undefined || disk.meta.replica.sourceDiskId !== sourceDiskId || disk.meta.replica.promotedAt !== undefined) {
+      throw new SnaplogError(ErrorCodes.CONFLICT, `disk ${diskName} is not this source's replica`, { disk: diskName });
+    }
+    const diskId = diskIdOf(disk.meta);
+    const deleted: string[] = [];
+    for (const cut of [...disk.engine.snapshots]) {
+      if (!ids.includes(snapshotIdOf(diskId, cut))) continue;
+      await deleteSnapshotNow(catalog, disk, cut.name, "replication");
+      deleted.push(cut.name);
+    }
+    return deleted;
+  });
+}
+
+export function promoteDisk(catalog: Catalog, diskName: string): Promise<{ disk: string; promotedAt: string }> {
+  return catalog.control.run(async () => {
+    const disk = catalog.disk(diskName);
+    const replica = disk.meta.replica;
+    if (replica === undefined || replica.promotedAt !== undefined) {
+      throw new SnaplogError(ErrorCodes.CONFLICT, `disk ${diskName} is no replica: nothing to promote`, { disk: diskName });
+    }
+    const promotedAt = new Date(catalog.nowMs()).toISOString();
+    await saveMeta(disk, { ...disk.meta, replica: { ...replica, promotedAt } });
+    await catalog.events
+      .record({
+        type: "disk-promoted",
+        disk: diskName,
+        reason: "manual",
+        message: `disk ${diskName} promoted: read-write, no longer a replica of ${replica.sourceDiskName}`,
+      })
+      .catch(() => undefined);
+    return { disk: diskName, promotedAt };
+  });
+}
+
+async function saveMeta(disk: OpenDisk, next: DiskFile): Promise<void> {
+  await writeDiskFile(disk.medium, next);
+  disk.meta = next;
+}
