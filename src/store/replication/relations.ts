@@ -37,6 +37,8 @@ export const INTERVAL_MS_DEFAULT = 60_000;
 const POLL_MS = 20;
 /** A continuous batch ends after about this many entries (when that view is available), so batches stay small. */
 const BATCH_ENTRIES_MAX = 16 * 1024;
+/** An idle relation still contacts the receiver this often (a promote there ends it; a lost replica state is noticed). */
+const HEARTBEAT_MS = 2_000;
 const RETRY_MS_MIN = 500;
 const RETRY_MS_MAX = 10_000;
 
@@ -262,19 +264,28 @@ class RelationLoop {
         retryMs = RETRY_MS_MIN;
         let acked = await this.establish(disk, client, state);
         for (;;) {
-          if (!(await this.waitForWork(disk, acked))) return;
-          acked = await this.ship(disk, client, acked);
+          const work = await this.waitForWork(disk, acked);
+          if (work === "stop") return;
+          if (work === "idle") {
+            await this.heartbeat(disk, client, acked);
+            continue;
+          }
+          const shipped = await this.ship(disk, client, acked);
           await this.shipDeletes(disk, client);
+          if (shipped === acked && this.record.mode === "compacted") await this.heartbeat(disk, client, acked);
+          acked = shipped;
         }
       } catch (error) {
         if (this.signal.aborted || this.catalog.closed) break;
-        const message = error instanceof Error ? error.message : String(error);
-        if (error instanceof SnaplogError && error.code === ErrorCodes.CONFLICT && /promoted/.test(message)) {
+        const text = error instanceof Error ? error.message : String(error);
+        if (error instanceof SnaplogError && error.code === ErrorCodes.CONFLICT && /promoted/.test(text)) {
           this.live.state = "ended";
-          this.live.reason = message;
-          await this.relations.end(this.diskName, message);
+          this.live.reason = text;
+          await this.relations.end(this.diskName, text);
           break;
         }
+        // The reason names the error code (e.g. SNAPLOG_NO_SPACE from a full receiver), for status and for scripts.
+        const message = error instanceof SnaplogError ? `${error.code}: ${text}` : text;
         if (this.live.state !== "retrying" || this.live.reason !== message)
           await this.relations.event(
             "replication-retrying",
@@ -357,17 +368,30 @@ class RelationLoop {
     return lsn;
   }
 
-  /** False when the loop should end (stopped). */
-  private async waitForWork(disk: OpenDisk, acked: number): Promise<boolean> {
+  /** "work" when there is something to ship, "idle" when a heartbeat is due, "stop" when the loop should end. */
+  private async waitForWork(disk: OpenDisk, acked: number): Promise<"work" | "idle" | "stop"> {
     if (this.record.mode === "compacted") {
       await sleep(this.record.intervalMs, this.signal);
-      return !this.signal.aborted;
+      return this.signal.aborted ? "stop" : "work";
     }
+    const idleUntil = Date.now() + HEARTBEAT_MS;
     while (!this.signal.aborted && !this.catalog.closed) {
-      if (disk.engine.lsnLast > acked || this.nextCut(disk, acked) !== undefined || this.deletesPending(disk)) return true;
+      if (disk.engine.lsnLast > acked || this.nextCut(disk, acked) !== undefined || this.deletesPending(disk)) return "work";
+      if (Date.now() >= idleUntil) return "idle";
       await sleep(POLL_MS, this.signal);
     }
-    return false;
+    return "stop";
+  }
+
+  /** An idle contact: a promoted replica ends the relation (the hello is refused); a replica that lost its place starts over. */
+  private async heartbeat(disk: OpenDisk, client: ReplicaClient, acked: number): Promise<void> {
+    const state = await client.hello(await this.relations.sourceOf(disk));
+    if (state.state !== "replica" || state.ackedLsn !== acked) {
+      throw new SnaplogError(
+        ErrorCodes.CLOSED,
+        `the receiver holds ${state.state} at LSN ${state.ackedLsn ?? "-"}, not LSN ${acked}: contacting it again`,
+      );
+    }
   }
 
   /** The oldest snapshot the replica still needs: past the acknowledged LSN, or at it and not there yet. */

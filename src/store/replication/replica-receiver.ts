@@ -90,13 +90,27 @@ export async function replicaBatch(
   source: AsyncIterable<Buffer | Uint8Array | string>,
 ): Promise<ReplicaAck> {
   checkName("disk", diskName);
-  const spool = await receive(catalog, source);
+  let spool: Awaited<ReturnType<typeof receive>> | undefined;
   try {
-    const header = spool.header;
-    if (header.kind === "full") return await firstCopy(catalog, lifecycle, diskName, header, spool.path);
-    return await catalog.control.run(() => applyBatch(catalog, diskName, header, spool.path));
+    const spooled = (spool = await receive(catalog, source));
+    const header = spooled.header;
+    if (header.kind === "full") return await firstCopy(catalog, lifecycle, diskName, header, spooled.path);
+    return await catalog.control.run(() => applyBatch(catalog, diskName, header, spooled.path));
+  } catch (error) {
+    // A refused batch (old, replayed, of another disk, damaged) is an event on the receiver: it changed nothing.
+    if (error instanceof SnaplogError && error.code !== ErrorCodes.NO_SPACE) {
+      await catalog.events
+        .record({
+          type: "replica-batch-refused",
+          disk: diskName,
+          reason: "replication",
+          message: `batch for ${diskName} refused: ${error.message}`,
+        })
+        .catch(() => undefined);
+    }
+    throw error;
   } finally {
-    await fs.rm(spool.path, { force: true });
+    if (spool !== undefined) await fs.rm(spool.path, { force: true });
   }
 }
 
