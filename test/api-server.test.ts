@@ -314,6 +314,7 @@ class MemoryOperations implements Operations {
       freeBytes: 0,
       checksumErrors: 0,
       disks: await this.listDisks(),
+      replication: [],
     };
   }
 }

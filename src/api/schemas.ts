@@ -201,6 +201,9 @@ const policySettingsProperties = {
   spaceVault: Type.Union([Type.String({ minLength: 1, maxLength: 128 }), Type.Null()], {
     description: "the vault of archive-then-delete (--space-vault)",
   }),
+  replicationLagHighSeconds: Type.Union([Type.Number({ minimum: 0 }), Type.Null()], {
+    description: "replication lag in seconds past which replication-lag is recorded (--replication-lag-high)",
+  }),
   hooks: Type.Array(EventHookSchema, { maxItems: HOOKS_MAX, description: "actions attached to events (--on / --off)" }),
   lunPolicy: LunPolicySchema,
   lun: Type.Union([Lun, Type.Null()], { description: "the LUN every new snapshot takes (constant policy)" }),
@@ -221,6 +224,25 @@ export const DiskDetailSchema = Type.Object(
 );
 
 /** The status answer (api/appliance-status.ts), titled StoreStatus as the OpenAPI document always named it. */
+/** A replication relation as the sender sees it (SPEC §5.4). */
+export const RelationInfoSchema = Type.Object(
+  {
+    disk: Type.String(),
+    to: Type.String(),
+    mode: Type.Union([Type.Literal("continuous"), Type.Literal("compacted")]),
+    intervalMs: Type.Integer(),
+    state: Type.Union([Type.Literal("connected"), Type.Literal("retrying"), Type.Literal("ended"), Type.Literal("starting")]),
+    reason: Type.Union([Type.String(), Type.Null()]),
+    ackedLsn: Type.Union([Type.Integer(), Type.Null()]),
+    lagSeconds: Type.Number({ description: "age of the oldest write the replica has not acknowledged; 0 when caught up" }),
+    lagBytes: Type.Integer(),
+    bytesShipped: Type.Integer({ description: "on the wire, after compression, since this server started" }),
+    bytesWritten: Type.Integer({ description: "written by hosts on the source since the relation was set up" }),
+    createdAt: Type.String(),
+  },
+  { title: "Relation" },
+);
+
 export const ApplianceStatusSchema = Type.Object(
   {
     path: Type.String(),
@@ -235,6 +257,7 @@ export const ApplianceStatusSchema = Type.Object(
     checksumErrors: Count,
     nbd: Type.Array(Type.String()),
     disks: Type.Array(DiskInfoSchema),
+    replication: Type.Array(RelationInfoSchema),
   },
   { title: "StoreStatus" },
 );

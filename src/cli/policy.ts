@@ -32,6 +32,7 @@ interface SetOptions {
   spaceHigh?: string;
   spaceAction?: string;
   spaceVault?: string;
+  replicationLagHigh?: string;
   on: string[];
   off: string[];
   lunPolicy?: string;
@@ -85,6 +86,7 @@ function registerPolicySet(policy: Command): void {
     .option("--space-high <percent|off>", "when the store's file system passes this use (df), run --space-action")
     .option("--space-action <action>", "compact, delete-oldest or archive-then-delete")
     .option("--space-vault <name>", "the vault of archive-then-delete")
+    .option("--replication-lag-high <duration|off>", "record replication-lag when the disk's replica lags more than this (e.g. 30s)")
     .option("--on <event=action>", "run an action on an event (repeatable): events " + POLICY_EVENTS.join(", "), collect, [])
     .option("--off <event[=action]>", "stop an action, or every action of an event (repeatable)", collect, [])
     .option("--lun-policy <policy>", "sequential, pool, constant (with --lun) or explicit")
@@ -167,6 +169,7 @@ function policyUpdate(disk: string, options: SetOptions): PolicyUpdate {
   update.spaceHighPercent = offOr(options.spaceHigh, parsePercent);
   if (options.spaceAction !== undefined) update.spaceAction = options.spaceAction as SpaceAction;
   if (options.spaceVault !== undefined) update.spaceVault = options.spaceVault;
+  update.replicationLagHighSeconds = offOr(options.replicationLagHigh, (text) => parseDuration(text, "--replication-lag-high"));
   if (options.on.length > 0) update.hooksAdd = options.on.map(parseHook);
   if (options.off.length > 0) update.hooksRemove = options.off.map(parseHookRemoval);
   if (options.lunPolicy !== undefined) update.lunPolicy = options.lunPolicy as LunPolicy;
@@ -230,6 +233,7 @@ export function policyFields(policy: DiskPolicy): Array<[string, string]> {
         ? "off"
         : `above ${policy.spaceHighPercent}%: ${policy.spaceAction}${policy.spaceVault === null ? "" : ` to ${policy.spaceVault}`}`,
     ],
+    ["replication lag high", policy.replicationLagHighSeconds === null ? "off" : formatDuration(policy.replicationLagHighSeconds)],
     ["on events", policy.hooks.length === 0 ? "none" : policy.hooks.map((hook) => `${hook.event}=${hook.action}`).join("  ")],
     ["LUN policy", policy.lunPolicy === "constant" ? `constant ${policy.lun}` : policy.lunPolicy],
   ];

@@ -6,6 +6,7 @@ import { applianceStatus, NOTHING_SERVED, type ApplianceStatus } from "../api/ap
 import type { Operations } from "../store/operations/index.js";
 import { runOperation } from "./context.js";
 import { diskColumns } from "./disk.js";
+import { relationColumns } from "./replicate.js";
 import { printFields, printLine, printTable } from "./output.js";
 
 export function registerStatus(program: Command): void {
@@ -40,5 +41,9 @@ function printStatus(status: ApplianceStatus): void {
   if (status.disks.length > 0) {
     printLine("");
     printTable(status.disks, diskColumns, "");
+  }
+  if (status.replication.length > 0) {
+    printLine("");
+    printTable(status.replication, relationColumns, "");
   }
 }

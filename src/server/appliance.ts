@@ -20,8 +20,9 @@ import { PolicyRunner } from "../policy/runner.js";
 import { Store, type StoreOpenOptions } from "../store/store.js";
 import { ErrorCodes, SnaplogError } from "../util/errors.js";
 import { formatHostPort, type HostPort } from "../util/parse.js";
-import { registerNbdMetrics } from "./metrics.js";
+import { registerNbdMetrics, registerReplicationMetrics } from "./metrics.js";
 import { SpaceMonitor, type SpaceMonitorOptions } from "../policy/space-monitor.js";
+import { ReplicationLagMonitor } from "../policy/replication-lag-monitor.js";
 
 export const nbdDefault: HostPort = { host: "127.0.0.1", port: 10809 };
 export const demoDiskName = "demo";
@@ -69,8 +70,12 @@ export async function startAppliance(options: ApplianceOptions): Promise<Applian
   let nbd: NbdServer | undefined;
   let api: ApiServer | undefined;
   let space: SpaceMonitor | undefined;
+  let lag: ReplicationLagMonitor | undefined;
   const closeAll = (): Promise<void> =>
-    closeInOrder([() => policies?.stop(), () => nbd?.close(), () => api?.close(), () => space?.stop(), () => store.close()], logger);
+    closeInOrder(
+      [() => policies?.stop(), () => nbd?.close(), () => api?.close(), () => space?.stop(), () => lag?.stop(), () => store.close()],
+      logger,
+    );
   try {
     policies = PolicyRunner.start(store, {
       clock: options.clock,
@@ -81,6 +86,7 @@ export async function startAppliance(options: ApplianceOptions): Promise<Applian
     const nbdUrls = await listenNbd(nbd, options);
     const metrics = createMetricsRegistry();
     registerNbdMetrics(metrics, nbd);
+    registerReplicationMetrics(metrics, () => store.listRelations());
     api = await startApiServer({
       operations: store,
       storePath: store.path,
@@ -94,6 +100,8 @@ export async function startAppliance(options: ApplianceOptions): Promise<Applian
     await store.startReplication();
     space = new SpaceMonitor(store, { ...options.space, onError: (error) => logger.error({ err: error }, "space check failed") });
     space.start();
+    lag = new ReplicationLagMonitor(store, { onError: (error) => logger.error({ err: error }, "replication lag check failed") });
+    lag.start();
 
     const exportName = options.demo === true ? demoDiskName : undefined;
     const endpoints = [...nbdUrls.map((url) => `nbd: ${withExport(url, exportName)}`), ...api.endpoints];

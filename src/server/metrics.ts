@@ -1,9 +1,10 @@
 /**
  * Prometheus metrics of a running appliance: the process defaults plus the NBD server's
- * counters, read when scraped (nothing is counted twice and the data path pays nothing).
+ * counters and the replication relations, read when scraped (nothing is counted twice and the data path pays nothing).
  */
 import { Counter, Gauge, type Registry } from "prom-client";
 import type { NbdCounters, NbdServer } from "../nbd/server.js";
+import type { RelationInfo } from "../store/operations/index.js";
 
 type CounterName = keyof Pick<NbdCounters, "requestCount" | "readBytes" | "writtenBytes" | "errorCount" | "connectionCountTotal">;
 
@@ -44,6 +45,55 @@ export function registerNbdMetrics(registry: Registry, nbd: NbdServer): void {
       collect() {
         this.reset();
         this.inc(nbd.counters[counter]);
+      },
+    });
+  }
+}
+
+const relationGauges: ReadonlyArray<{ name: string; help: string; value: (relation: RelationInfo) => number }> = [
+  {
+    name: "snaplog_replication_lag_seconds",
+    help: "Age of the oldest write the replica has not acknowledged (0 when caught up)",
+    value: (relation) => relation.lagSeconds,
+  },
+  {
+    name: "snaplog_replication_lag_bytes",
+    help: "Bytes written on the source the replica has not acknowledged",
+    value: (relation) => relation.lagBytes,
+  },
+  {
+    name: "snaplog_replication_acked_lsn",
+    help: "The source LSN the replica acknowledged (-1: none yet)",
+    value: (relation) => relation.ackedLsn ?? -1,
+  },
+  {
+    name: "snaplog_replication_shipped_bytes",
+    help: "Bytes shipped to the replica since this server started (on the wire, compressed)",
+    value: (relation) => relation.bytesShipped,
+  },
+  {
+    name: "snaplog_replication_written_bytes",
+    help: "Bytes written by hosts on the source since the relation was set up",
+    value: (relation) => relation.bytesWritten,
+  },
+  {
+    name: "snaplog_replication_connected",
+    help: "1 while the relation is connected, 0 while retrying or ended",
+    value: (relation) => (relation.state === "connected" ? 1 : 0),
+  },
+];
+
+/** One series per relation (labels disk and to), read from the store when scraped (SPEC §5.4). */
+export function registerReplicationMetrics(registry: Registry, relations: () => Promise<RelationInfo[]>): void {
+  for (const { name, help, value } of relationGauges) {
+    new Gauge({
+      name,
+      help,
+      labelNames: ["disk", "to"],
+      registers: [registry],
+      async collect() {
+        this.reset();
+        for (const relation of await relations()) this.set({ disk: relation.disk, to: relation.to }, value(relation));
       },
     });
   }

@@ -5,7 +5,10 @@ import { diskInfo } from "./disk-info.js";
 import { fileSystemSpace } from "./file-system-space.js";
 import type { StoreStatus } from "./operations/index.js";
 
-export async function storeStatus(catalog: Catalog, owner: { mode: StoreStatus["mode"]; openedAtMs: number }): Promise<StoreStatus> {
+export async function storeStatus(
+  catalog: Catalog,
+  owner: { mode: StoreStatus["mode"]; openedAtMs: number },
+): Promise<Omit<StoreStatus, "replication">> {
   catalog.checkOpen();
   const open = catalog.disksByName();
   const disks = open.map(diskInfo);

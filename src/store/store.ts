@@ -381,8 +381,11 @@ export class Store implements Operations, VolumeResolver {
     return scrub(this.catalog, request, onProgress);
   }
 
-  status(): Promise<StoreStatus> {
-    return storeStatus(this.catalog, { mode: this.mode, openedAtMs: this.openedAtMs });
+  async status(): Promise<StoreStatus> {
+    return {
+      ...(await storeStatus(this.catalog, { mode: this.mode, openedAtMs: this.openedAtMs })),
+      replication: await this.relations.list(),
+    };
   }
 
   // ---- VolumeResolver ----------------------------------------------------------------------

@@ -57,6 +57,8 @@ export interface PolicySettings {
   spaceAction: SpaceAction | null;
   /** The vault of archive-then-delete. */
   spaceVault: string | null;
+  /** Replication lag (seconds) past which `replication-lag` is recorded (null: never). */
+  replicationLagHighSeconds: number | null;
   /** Actions attached to events. */
   hooks: EventHook[];
   lunPolicy: LunPolicy;
@@ -90,6 +92,7 @@ export interface PolicyUpdate {
   spaceHighPercent?: number | null;
   spaceAction?: SpaceAction | null;
   spaceVault?: string | null;
+  replicationLagHighSeconds?: number | null;
   /** `--on EVENT=ACTION`: attach (an action already attached stays once). */
   hooksAdd?: EventHook[];
   /** `--off EVENT[=ACTION]`: detach that action, or every action of the event. */

@@ -2,6 +2,7 @@
  * The store's health and space (`snaplog status`). What the process serves (its listeners)
  * is not the store's to know: the layer that runs them adds it (api/appliance-status.ts).
  */
+import type { RelationInfo } from "./replication-operations.js";
 import type { DiskInfo } from "./disk-operations.js";
 
 export interface StoreStatus {
@@ -21,6 +22,8 @@ export interface StoreStatus {
   /** Counters since the process started. */
   checksumErrors: number;
   disks: DiskInfo[];
+  /** Replication relations of this store's disks (the sending side). */
+  replication: RelationInfo[];
 }
 
 export interface StatusOperations {

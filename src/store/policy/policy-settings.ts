@@ -40,6 +40,7 @@ export function defaultSettings(historySeconds: number): PolicySettings {
     spaceHighPercent: null,
     spaceAction: null,
     spaceVault: null,
+    replicationLagHighSeconds: null,
     hooks: [],
     lunPolicy: "sequential",
     lun: null,
@@ -81,7 +82,7 @@ export function applyUpdate(current: PolicySettings, update: PolicyUpdate, conte
   };
   for (const key of ["historySeconds", "historyMaxBytes", "autoCompact", "compactOnDelete", "mergeOldestIntoBaseline", "timezone"] as const)
     copy(key);
-  for (const key of ["spaceHighPercent", "spaceAction", "spaceVault", "lunPolicy", "lun"] as const) copy(key);
+  for (const key of ["spaceHighPercent", "spaceAction", "spaceVault", "replicationLagHighSeconds", "lunPolicy", "lun"] as const) copy(key);
   for (const rule of RETENTION_RULES) copy(rule);
   // Setting one schedule replaces the other; `off` (null) for either stops the schedule.
   if (update.snapshotEverySeconds !== undefined) {
