@@ -213,25 +213,17 @@ export async function startApiServer(options: ApiServerOptions): Promise<ApiServ
     await unixApp.listen({ path: socketPath });
     await restrictToOwner(socketPath);
     const endpoints = [`api: unix:${socketPath}`];
-    let tcp: HostPort | undefined;
-    if (options.tcp !== undefined) {
-      const token = await ensureToken(tokenPath);
-      const tcpApp = await buildApiApp({ ...appOptions, metrics, token });
+    // TCP faces (the API, and replication's) need the bearer token.
+    const listenTcp = async (address: HostPort): Promise<HostPort> => {
+      const tcpApp = await buildApiApp({ ...appOptions, metrics, token: await ensureToken(tokenPath) });
       apps.push(tcpApp);
-      await tcpApp.listen({ host: options.tcp.host, port: options.tcp.port });
-      const address = tcpApp.server.address() as AddressInfo;
-      tcp = { host: options.tcp.host, port: address.port };
-      endpoints.push(`api: http://${formatHostPort(tcp)} (token: ${tokenPath})`);
-    }
-    let replication: HostPort | undefined;
-    if (options.replication !== undefined) {
-      const token = await ensureToken(tokenPath);
-      const replicationApp = await buildApiApp({ ...appOptions, metrics, token });
-      apps.push(replicationApp);
-      await replicationApp.listen({ host: options.replication.host, port: options.replication.port });
-      replication = { host: options.replication.host, port: (replicationApp.server.address() as AddressInfo).port };
-      endpoints.push(`replication: snaplog://${formatHostPort(replication)}/DISK (token: ${tokenPath})`);
-    }
+      await tcpApp.listen({ host: address.host, port: address.port });
+      return { host: address.host, port: (tcpApp.server.address() as AddressInfo).port };
+    };
+    const tcp = options.tcp === undefined ? undefined : await listenTcp(options.tcp);
+    if (tcp !== undefined) endpoints.push(`api: http://${formatHostPort(tcp)} (token: ${tokenPath})`);
+    const replication = options.replication === undefined ? undefined : await listenTcp(options.replication);
+    if (replication !== undefined) endpoints.push(`replication: snaplog://${formatHostPort(replication)}/DISK (token: ${tokenPath})`);
     return { socketPath, tcp, replication, endpoints, close };
   } catch (error) {
     await close();
