@@ -29,7 +29,11 @@ export interface LogQuery {
 /** The files that hold a disk's log in LSN order: the checkpoint, then each journal after it up to `endBytes`. */
 export interface LogFiles {
   checkpoint: MediumFile;
-  journals: { file: MediumFile; endBytes: number }[];
+  /**
+   * Each journal up to `endBytes`; `seekPoints` (the current journal's): where batches starting
+   * at some LSNs begin, so a reader of a recent range need not scan the journal from its start.
+   */
+  journals: { file: MediumFile; endBytes: number; seekPoints?: readonly JournalSeekPoint[] }[];
   /** The log's end when the files were opened (rows stop there). */
   lsnLast: number;
 }
@@ -49,6 +53,12 @@ export interface LogSource {
 const ROW_BLOCKS_MAX = 256;
 /** Checkpoint entries read per positioned read. */
 const CHECKPOINT_ENTRIES_PER_READ = 16 * 1024;
+
+/** A batch's first LSN and the journal offset where its records begin. */
+export interface JournalSeekPoint {
+  lsn: number;
+  bytes: number;
+}
 
 /** One entry as the files hold it. */
 interface RawEntry {
@@ -137,7 +147,8 @@ async function rowData(source: LogSource, row: LogRow): Promise<Buffer | undefin
 /** Every entry of the checkpoint and the journals with LSN in [lsnFirst, lsnLast], in LSN order. */
 async function* entriesInLsnOrder(files: LogFiles, lsnFirst: number, lsnLast: number): AsyncGenerator<RawEntry> {
   yield* checkpointEntries(files.checkpoint, lsnFirst, lsnLast);
-  for (const journal of files.journals) yield* journalEntries(journal.file, journal.endBytes, lsnFirst, lsnLast);
+  for (const journal of files.journals)
+    yield* journalEntries(journal.file, journal.endBytes, lsnFirst, lsnLast, startBytesFor(journal.seekPoints, lsnFirst));
 }
 
 async function* checkpointEntries(file: MediumFile, lsnFirst: number, lsnLast: number): AsyncGenerator<RawEntry> {
@@ -165,9 +176,28 @@ async function* checkpointEntries(file: MediumFile, lsnFirst: number, lsnLast: n
   }
 }
 
-async function* journalEntries(file: MediumFile, endBytes: number, lsnFirst: number, lsnLast: number): AsyncGenerator<RawEntry> {
+/** The offset of the last seek point at or before lsnFirst (records before it hold only smaller LSNs), else 0. */
+function startBytesFor(points: readonly JournalSeekPoint[] | undefined, lsnFirst: number): number {
+  if (points === undefined) return 0;
+  let low = 0;
+  let high = points.length;
+  while (low < high) {
+    const middle = (low + high) >> 1;
+    if (points[middle].lsn <= lsnFirst) low = middle + 1;
+    else high = middle;
+  }
+  return low === 0 ? 0 : points[low - 1].bytes;
+}
+
+async function* journalEntries(
+  file: MediumFile,
+  endBytes: number,
+  lsnFirst: number,
+  lsnLast: number,
+  startBytes = 0,
+): AsyncGenerator<RawEntry> {
   let record = Buffer.alloc(64 * 1024);
-  let position = 0;
+  let position = startBytes;
   while (position + JOURNAL_HEADER_BYTES <= endBytes) {
     await file.read(record.subarray(0, JOURNAL_HEADER_BYTES), position);
     const lengthBytes = recordLengthOf(record, 0);

@@ -36,12 +36,14 @@ import type { DiskEngineEvents, DiskEngineTuning } from "../engine-options.js";
 import type { JournalFile, ReserveUse } from "../log/journal-file.js";
 import { mergePartials, type PartialMergeContext } from "./partial-merge.js";
 import { encodeEntriesRecord, encodeSnapshotRecord, journalFileName, RecordType } from "../log/journal-format.js";
-import type { LogFiles } from "../log/log-reader.js";
-import type { Medium, MediumFile } from "../medium.js";
+import type { JournalSeekPoint, LogFiles } from "../log/log-reader.js";
+import type { Medium } from "../medium.js";
 import type { RetiringSlots } from "../space/retiring-slots.js";
 import { appendRestoredBlocks, blocksWrittenAfter, ROLLBACK_CHUNK_BLOCKS, type RestoreCopyContext } from "./rollback-copy.js";
 import type { SegmentFiles } from "../space/segment-files.js";
 
+/** A seek point per this much journal: 64 MiB of journal holds at most 1,024 (a log reader scans at most this much before its range). */
+const JOURNAL_SEEK_POINT_BYTES = 64 * 1024;
 /** Start a background sync once this many freed slots wait for durability before reuse. */
 const RETIRING_SLOTS_SYNC = 8192;
 
@@ -112,6 +114,9 @@ export class CommitPipeline {
   /** The foreground part of a journal rotation (sync, switch to the next generation). */
   private rotation: Promise<void> | undefined;
   private backgroundSyncRun: Promise<void> | undefined;
+  /** Where recent batches begin in the current journal, every JOURNAL_SEEK_POINT_BYTES (log readers start there). */
+  private seekPoints: JournalSeekPoint[] = [];
+  private seekGeneration = 0;
   /** Log readers opening their files: journal rotation waits (see openLogFiles). */
   private logFilesOpening = 0;
   private readonly journal: JournalFile;
@@ -328,6 +333,7 @@ export class CommitPipeline {
       tail,
       batch.sync,
     );
+    this.noteSeekPoint(lsnFirst, columns.count);
     if (!(await this.writeBatch(batch, runs, records, columns, lsnFirst))) return;
     const dataBytes = runs.reduce((sum, run) => sum + run.slotCount, 0) * this.blockSizeBytes;
     this.publish(batch, columns, lsnFirst, timeMs, dataBytes);
@@ -641,11 +647,16 @@ export class CommitPipeline {
       const endBytes = this.journal.positionBytes;
       const lsnLast = this.lsnVisible;
       const checkpoint = await this.medium.open(CHECKPOINT_FILE, { create: false });
-      const journals: { file: MediumFile; endBytes: number }[] = [];
+      const journals: LogFiles["journals"] = [];
       try {
         for (let current = (await readCheckpointHeader(checkpoint)).generation; current <= generation; current++) {
           const file = await this.medium.open(journalFileName(current), { create: false });
-          journals.push({ file, endBytes: current === generation ? endBytes : await file.sizeBytes() });
+          const isCurrent = current === generation;
+          journals.push({
+            file,
+            endBytes: isCurrent ? endBytes : await file.sizeBytes(),
+            seekPoints: isCurrent && this.seekGeneration === generation ? this.seekPoints.slice() : undefined,
+          });
         }
       } catch (error) {
         await checkpoint.close();
@@ -656,6 +667,18 @@ export class CommitPipeline {
     } finally {
       this.logFilesOpening--;
     }
+  }
+
+  /** A batch's records are about to be appended: note where, at most every JOURNAL_SEEK_POINT_BYTES of journal. */
+  private noteSeekPoint(lsnFirst: number, entryCount: number): void {
+    if (entryCount === 0) return;
+    if (this.seekGeneration !== this.journal.generation) {
+      this.seekGeneration = this.journal.generation;
+      this.seekPoints = [];
+    }
+    const bytes = this.journal.positionBytes;
+    const last = this.seekPoints[this.seekPoints.length - 1];
+    if (last === undefined || bytes - last.bytes >= JOURNAL_SEEK_POINT_BYTES) this.seekPoints.push({ lsn: lsnFirst, bytes });
   }
 
   /** Resolves once nothing is queued or committing. */
