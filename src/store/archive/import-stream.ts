@@ -130,7 +130,7 @@ async function* inLsnOrder(items: AsyncGenerator<StreamItem>): AsyncGenerator<St
       continue;
     }
     for (const run of item.runs) {
-      runs.push({ ...run, data: run.data === undefined ? undefined : Buffer.from(run.data) });
+      runs.push(run);
       bytes += run.data?.length ?? 0;
     }
     if (bytes > BLOCK_ORDER_PARTITION_BYTES_MAX) {
@@ -228,13 +228,8 @@ class RunApplier {
     if (this.untilMs !== undefined && run.timeMs > this.untilMs) return false;
     if (run.timeMs !== this.pendingTimeMs || this.pendingBytes >= APPLY_BATCH_BYTES) await this.flush();
     this.pendingTimeMs = run.timeMs;
-    // The reader's buffers are reused by nothing, but copy: the batch outlives this frame's decode.
-    this.pending.push({
-      lba: run.lba,
-      blockCount: run.blockCount,
-      kind: run.kind,
-      data: run.data === undefined ? undefined : Buffer.from(run.data),
-    });
+    // No copy: each frame decodes into buffers of its own, which nothing reuses.
+    this.pending.push({ lba: run.lba, blockCount: run.blockCount, kind: run.kind, data: run.data });
     this.pendingBytes += run.data?.length ?? 0;
     this.blockCount += run.blockCount;
     return true;
