@@ -42,6 +42,8 @@ import {
   type RestoreResult,
   type ScrubRequest,
   type ScrubResult,
+  type MirrorResyncResult,
+  type MirrorStatus,
   type SnapshotInfo,
   type StoreStatus,
 } from "../src/store/operations/index.js";
@@ -157,6 +159,15 @@ class MemoryOperations implements Operations {
   }
   async *readEvents(): AsyncGenerator<StoreEvent> {
     yield { seq: 1, time: new Date(0).toISOString(), type: "snapshot-created", message: "made by the memory store" };
+  }
+  async mirrorStatus(disk: string): Promise<MirrorStatus> {
+    await this.showDisk(disk);
+    return { disk, path: "/mirror.img", state: "in-sync", bytesCopied: 0, dirtyBytes: 0, regionBytes: 1048576 };
+  }
+  async resyncMirror(disk: string, onProgress?: ProgressCallback): Promise<MirrorResyncResult> {
+    await this.showDisk(disk);
+    await this.longRun(onProgress);
+    return { disk, path: "/mirror.img", state: "in-sync", bytesCopied: 0, regionsChecked: 0 };
   }
   async compact(request: CompactRequest, onProgress?: ProgressCallback): Promise<CompactResult> {
     await this.showDisk(request.disk);

@@ -48,6 +48,8 @@ import type {
   RestoreResult,
   ScrubRequest,
   ScrubResult,
+  MirrorResyncResult,
+  MirrorStatus,
   SnapshotInfo,
 } from "../store/operations/index.js";
 import { apiSocketPath } from "../store/paths.js";
@@ -185,6 +187,14 @@ export class ApiClient implements Operations {
 
   restore({ disk, ...body }: RestoreRequest, onProgress?: ProgressCallback): Promise<RestoreResult> {
     return this.progressRequest("POST", diskPath(disk, "restore"), body, onProgress);
+  }
+
+  mirrorStatus(disk: string): Promise<MirrorStatus> {
+    return this.request("GET", diskPath(disk, "mirror"));
+  }
+
+  resyncMirror(disk: string, onProgress?: ProgressCallback): Promise<MirrorResyncResult> {
+    return this.progressRequest("POST", diskPath(disk, "mirror/resync"), {}, onProgress);
   }
 
   scrub(request: ScrubRequest, onProgress?: ProgressCallback): Promise<ScrubResult> {

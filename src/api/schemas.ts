@@ -20,6 +20,8 @@ import type {
   HistoryWindowInfo,
   LogEntry,
   LogRequest,
+  MirrorResyncResult,
+  MirrorStatus,
   PolicyUpdate,
   PruneRequest,
   PruneResult,
@@ -207,6 +209,10 @@ const policySettingsProperties = {
   hooks: Type.Array(EventHookSchema, { maxItems: HOOKS_MAX, description: "actions attached to events (--on / --off)" }),
   lunPolicy: LunPolicySchema,
   lun: Type.Union([Lun, Type.Null()], { description: "the LUN every new snapshot takes (constant policy)" }),
+  mirror: Type.Union([Type.String({ minLength: 1, maxLength: 4096 }), Type.Null()], {
+    description:
+      "the mirror leg: an image file or block device, absolute path, kept as a full copy of the current volume; null: none (--mirror)",
+  }),
 };
 
 export const DiskPolicySchema = Type.Object(
@@ -547,3 +553,36 @@ assertSame<Same<Static<typeof DiffRunSchema>, DiffRun>>();
 assertSame<Same<Static<typeof PruneBodySchema>, Omit<PruneRequest, "disk">>>();
 assertSame<Same<Static<typeof PruneResultSchema>, PruneResult>>();
 assertSame<Same<Static<typeof StoreEventSchema>, StoreEvent>>();
+
+// ---- mirror (SPEC §6) --------------------------------------------------------------------------
+
+const MirrorStateSchema = Type.Union([Type.Literal("syncing"), Type.Literal("in-sync"), Type.Literal("degraded")]);
+
+export const MirrorStatusSchema = Type.Object(
+  {
+    disk: Type.String(),
+    path: Type.String({ description: "the mirror file or block device" }),
+    state: MirrorStateSchema,
+    reason: Type.Optional(Type.String({ description: "why the leg is degraded" })),
+    bytesCopied: Type.Integer({ minimum: 0, description: "bytes written to the mirror by the last or running sync" }),
+    dirtyBytes: Type.Integer({ minimum: 0, description: "bytes in regions of the write-intent bitmap that are set" }),
+    regionBytes: Type.Integer({ minimum: 1, description: "the bitmap's region size" }),
+  },
+  { title: "MirrorStatus" },
+);
+
+export const MirrorResyncResultSchema = Type.Object(
+  {
+    disk: Type.String(),
+    path: Type.String(),
+    state: MirrorStateSchema,
+    bytesCopied: Type.Integer({ minimum: 0 }),
+    regionsChecked: Type.Integer({ minimum: 0, description: "dirty regions read from both legs (written only where they differed)" }),
+  },
+  { title: "MirrorResyncResult" },
+);
+
+export const MirrorResyncBodySchema = Type.Object({}, { additionalProperties: false });
+
+assertSame<Same<Static<typeof MirrorStatusSchema>, MirrorStatus>>();
+assertSame<Same<Static<typeof MirrorResyncResultSchema>, MirrorResyncResult>>();

@@ -11,6 +11,7 @@ import { SnaplogError } from "../util/errors.js";
 import { VERSION } from "../util/version.js";
 import { defaultStoreDirectory } from "./context.js";
 import { registerCompact } from "./compact.js";
+import { registerMirror } from "./mirror.js";
 import { registerDiff } from "./diff.js";
 import { registerDisk } from "./disk.js";
 import { registerEvents } from "./events.js";
@@ -81,6 +82,7 @@ export function buildProgram(): Command {
   registerVault(program);
   registerReplicate(program);
   registerCompact(program);
+  registerMirror(program);
   registerScrub(program);
   registerPolicy(program);
   registerEvents(program);

@@ -1,4 +1,5 @@
 /** `snaplog policy show | set | prune`: a disk's rules (SPEC §4). */
+import * as path from "node:path";
 import type { Command } from "commander";
 import { checkName } from "../store/names.js";
 import {
@@ -37,6 +38,7 @@ interface SetOptions {
   off: string[];
   lunPolicy?: string;
   lun?: string;
+  mirror?: string;
 }
 
 export function registerPolicy(program: Command): void {
@@ -91,6 +93,7 @@ function registerPolicySet(policy: Command): void {
     .option("--off <event[=action]>", "stop an action, or every action of an event (repeatable)", collect, [])
     .option("--lun-policy <policy>", "sequential, pool, constant (with --lun) or explicit")
     .option("--lun <n>", "the LUN of every new snapshot (--lun-policy constant)")
+    .option("--mirror <path|off>", "keep an image file or block device as a full copy of the current volume (off: detach, the file stays)")
     .addHelpText(
       "after",
       [
@@ -174,6 +177,8 @@ function policyUpdate(disk: string, options: SetOptions): PolicyUpdate {
   if (options.off.length > 0) update.hooksRemove = options.off.map(parseHookRemoval);
   if (options.lunPolicy !== undefined) update.lunPolicy = options.lunPolicy as LunPolicy;
   update.lun = offOr(options.lun, (text) => parseCount(text, "--lun"));
+  // Absolute: the server resolves nothing against the CLI's directory.
+  update.mirror = offOr(options.mirror, (text) => path.resolve(text));
   for (const key of Object.keys(update) as (keyof PolicyUpdate)[]) if (update[key] === undefined) delete update[key];
   if (Object.keys(update).length === 1)
     throw invalidArgument("policy set needs at least one option (snaplog policy set --help lists them)");
@@ -236,5 +241,6 @@ export function policyFields(policy: DiskPolicy): Array<[string, string]> {
     ["replication lag high", policy.replicationLagHighSeconds === null ? "off" : formatDuration(policy.replicationLagHighSeconds)],
     ["on events", policy.hooks.length === 0 ? "none" : policy.hooks.map((hook) => `${hook.event}=${hook.action}`).join("  ")],
     ["LUN policy", policy.lunPolicy === "constant" ? `constant ${policy.lun}` : policy.lunPolicy],
+    ["mirror", policy.mirror ?? "off"],
   ];
 }

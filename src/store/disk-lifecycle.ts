@@ -23,6 +23,7 @@ import { checkHistorySeconds, HISTORY_SECONDS_DEFAULT, settingsOf } from "./disk
 import { assignDiskLun, raiseLunNext, releaseDiskLuns } from "./luns.js";
 import { checkName } from "./names.js";
 import { endVolumes, openDisk, renewVolumes, type OpenDisk } from "./open-disk.js";
+import { attachMirror } from "./mirror/disk-mirror.js";
 import type { CreateDiskRequest, DiskInfo } from "./operations/index.js";
 import { diskPath, disksPath } from "./paths.js";
 import type { MediumFor, StoreLogger } from "./store-options.js";
@@ -50,6 +51,8 @@ export class DiskLifecycle {
         const disk = openDisk(meta, await this.openEngine(meta, medium), medium);
         const kept = await undoInterruptedImport(this.catalog, disk);
         if (kept !== undefined) this.logger?.warn(`disk ${name}: an interrupted import was undone; its partial state is snapshot ${kept}`);
+        // Its dirty regions (after a crash: those in flight) are resynced in the background.
+        await attachMirror(this.catalog, disk);
         this.catalog.disks.set(name, disk);
       } catch (error) {
         const message = error instanceof Error ? error.message : String(error);
@@ -173,6 +176,9 @@ export class DiskLifecycle {
         throw fromSystemError(error, { disk: name });
       }
       this.catalog.disks.delete(name);
+      const leg = disk.mirror;
+      disk.mirror = undefined;
+      await leg?.abandon();
       try {
         await parent.syncDirectory();
       } finally {

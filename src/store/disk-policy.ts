@@ -5,6 +5,7 @@
  * server's policy runner (src/policy/) acts on the same settings unattended.
  */
 import { listVaults } from "./archive/vault-registry.js";
+import { applyMirrorPolicy } from "./mirror/disk-mirror.js";
 import type { Catalog } from "./catalog.js";
 import { writeDiskFile, type DiskFile } from "./disk-file.js";
 import type { OpenDisk } from "./open-disk.js";
@@ -104,6 +105,7 @@ export function setPolicy(catalog: Catalog, update: PolicyUpdate): Promise<DiskP
       // A new cap applies now, not at the next write.
       if (disk.engine.historyCapDue) catalog.signals.emit("history-cap-due", disk.meta.name);
     }
+    if (settings.mirror !== current.mirror) await applyMirrorPolicy(catalog, disk);
     await catalog.events.record({
       type: "policy-changed",
       disk: disk.meta.name,

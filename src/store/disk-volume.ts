@@ -1,6 +1,12 @@
 import { ErrorCodes, SnaplogError } from "../util/errors.js";
 import { BlockSource, type DiskEngine } from "../engine/index.js";
+import type { MirrorLeg } from "./mirror/mirror-leg.js";
 import type { StatusExtent, Volume, WriteOptions, ZeroOptions } from "./volume.js";
+
+/** Where the current volume finds its disk's mirror leg at each request (attached and detached by policy). */
+export interface MirrorHolder {
+  readonly mirror?: MirrorLeg;
+}
 
 type Allocation = Pick<StatusExtent, "hole" | "zero">;
 const DATA: Allocation = { hole: false, zero: false };
@@ -53,6 +59,8 @@ export class DiskVolume implements Volume {
     private readonly life: VolumeLife,
     /** Drops what attaching took (a point-in-time volume's pin); see release(). */
     private readonly onRelease?: () => void,
+    /** The current volume's disk: its writes go to the mirror leg too, when it has one (docs/mirror.md). */
+    private readonly mirrorHolder?: MirrorHolder,
   ) {
     this.sizeBytes = engine.geometry.sizeBytes;
     this.blockSizeBytes = engine.geometry.blockSizeBytes;
@@ -74,6 +82,9 @@ export class DiskVolume implements Volume {
   async write(offsetBytes: number, data: Buffer, options: WriteOptions): Promise<void> {
     this.checkRequest(offsetBytes, data.length, "write", true);
     if (data.length === 0) return;
+    const mirror = this.mirrorHolder?.mirror;
+    if (mirror !== undefined)
+      return mirror.write(offsetBytes, data, options.fua, () => this.engine.writeBytes(offsetBytes, data, options.fua));
     return this.engine.writeBytes(offsetBytes, data, options.fua);
   }
 
@@ -87,7 +98,10 @@ export class DiskVolume implements Volume {
 
   async flush(): Promise<void> {
     this.checkLife();
-    if (!this.readOnly) await this.engine.flush();
+    if (this.readOnly) return;
+    const mirror = this.mirrorHolder?.mirror;
+    if (mirror !== undefined) await mirror.flush(() => this.engine.flush());
+    else await this.engine.flush();
   }
 
   async blockStatus(offsetBytes: number, lengthBytes: number, extentCountMax?: number): Promise<StatusExtent[]> {
@@ -114,7 +128,10 @@ export class DiskVolume implements Volume {
   private async zeroRange(offsetBytes: number, lengthBytes: number, kind: "zero" | "trim", fua: boolean, noHole: boolean): Promise<void> {
     this.checkRequest(offsetBytes, lengthBytes, kind === "zero" ? "write zeroes" : "trim", true);
     if (lengthBytes === 0) return;
-    return this.engine.zeroBytes(offsetBytes, lengthBytes, kind, { fua, noHole });
+    const mirror = this.mirrorHolder?.mirror;
+    const toLog = () => this.engine.zeroBytes(offsetBytes, lengthBytes, kind, { fua, noHole });
+    if (mirror !== undefined) return mirror.writeZeroes(offsetBytes, lengthBytes, fua, toLog);
+    return toLog();
   }
 
   private blocksCovering(offsetBytes: number, lengthBytes: number): { lbaFirst: number; blockCount: number } {

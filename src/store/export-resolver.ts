@@ -62,7 +62,16 @@ function currentVolume(disk: OpenDisk): Volume {
   if (disk.rollingBack)
     throw new SnaplogError(ErrorCodes.CONFLICT, `disk ${name} is being rolled back; connect again when it is done`, { disk: name });
   // A replica takes writes only from its source's batches until it is promoted.
-  return new DiskVolume(disk.engine, name, currentDescription(disk), Infinity, isReadOnlyReplica(disk.meta), disk.currentLife);
+  return new DiskVolume(
+    disk.engine,
+    name,
+    currentDescription(disk),
+    Infinity,
+    isReadOnlyReplica(disk.meta),
+    disk.currentLife,
+    undefined,
+    disk,
+  );
 }
 
 function snapshotVolume(disk: OpenDisk, snapshotName: string, storeFile: StoreFile): Volume {

@@ -8,6 +8,7 @@ import type { DiskEngine, Medium } from "../engine/index.js";
 import type { SnaplogError } from "../util/errors.js";
 import type { DiskFile } from "./disk-file.js";
 import { VolumeLife } from "./disk-volume.js";
+import type { MirrorLeg } from "./mirror/mirror-leg.js";
 
 export interface OpenDisk {
   meta: DiskFile;
@@ -22,6 +23,8 @@ export interface OpenDisk {
   snapshotLives: Map<string, VolumeLife>;
   /** A rollback is under way: no new connection to the current volume until it is done. */
   rollingBack: boolean;
+  /** The mirror leg (SPEC §6), while the policy names one: the current volume's writes go to it too. */
+  mirror?: MirrorLeg;
 }
 
 export function openDisk(meta: DiskFile, engine: DiskEngine, medium: Medium): OpenDisk {

@@ -46,6 +46,7 @@ import { diff } from "./history/diff.js";
 import { readLog } from "./history/log.js";
 import { restore } from "./history/restore.js";
 import { endVolumes } from "./open-disk.js";
+import { closeMirrors, mirrorStatus, resyncMirror } from "./mirror/disk-mirror.js";
 import type {
   CompactRequest,
   CompactResult,
@@ -69,6 +70,8 @@ import type {
   RestoreResult,
   ScrubRequest,
   ScrubResult,
+  MirrorResyncResult,
+  MirrorStatus,
   SnapshotInfo,
   StoreEvent,
   StoreStatus,
@@ -377,6 +380,16 @@ export class Store implements Operations, VolumeResolver {
 
   // ---- ScrubOperations, StatusOperations ---------------------------------------------------
 
+  // ---- mirror (SPEC §6) ----------------------------------------------------------------------
+
+  async mirrorStatus(disk: string): Promise<MirrorStatus> {
+    return mirrorStatus(this.catalog, disk);
+  }
+
+  resyncMirror(disk: string, onProgress?: ProgressCallback): Promise<MirrorResyncResult> {
+    return resyncMirror(this.catalog, disk, onProgress);
+  }
+
   scrub(request: ScrubRequest, onProgress?: ProgressCallback): Promise<ScrubResult> {
     return scrub(this.catalog, request, onProgress);
   }
@@ -411,6 +424,8 @@ export class Store implements Operations, VolumeResolver {
     await this.relations.close();
     await this.catalog.control.run(async () => undefined);
     const results = await Promise.allSettled([...this.catalog.disks.values()].map((disk) => disk.engine.close()));
+    // After the engines synced: an in-sync leg is synced too and its bits cleared.
+    await closeMirrors(this.catalog, false);
     await compactionStopped;
     await capsStopped;
     await this.lock.release();
@@ -425,6 +440,7 @@ export class Store implements Operations, VolumeResolver {
     const compactionStopped = this.compactionScheduler?.stop();
     const capsStopped = this.historyCapRunner?.stop();
     await Promise.allSettled([...this.catalog.disks.values()].map((disk) => disk.engine.abandon()));
+    await closeMirrors(this.catalog, true);
     await compactionStopped;
     await capsStopped;
     this.lock.abandon();

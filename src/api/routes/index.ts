@@ -12,6 +12,7 @@ import { registerDiskRoutes } from "./disks.js";
 import { registerEventRoutes } from "./events.js";
 import { registerHistoryRoutes } from "./history.js";
 import { registerMetricsRoutes } from "./metrics.js";
+import { registerMirrorRoutes } from "./mirror.js";
 import { registerPolicyRoutes } from "./policy.js";
 import type { TypedApp } from "./route-schema.js";
 import { registerScrubRoutes } from "./scrub.js";
@@ -39,6 +40,7 @@ export function registerRoutes(app: TypedApp, context: RouteContext): void {
   registerVaultRoutes(app, context.operations, context.progress);
   registerReplicationRoutes(app, context.operations);
   registerScrubRoutes(app, context.operations, context.progress);
+  registerMirrorRoutes(app, context.operations, context.progress);
   registerStatusRoutes(app, context.operations, context.served);
   registerEventRoutes(app, context.operations);
   registerMetricsRoutes(app, context.metrics);

@@ -17,6 +17,7 @@ import type { SnapshotOperations } from "./snapshot-operations.js";
 import type { StatusOperations } from "./status-operations.js";
 import type { VaultOperations } from "./vault-operations.js";
 import type { ReplicationOperations } from "./replication-operations.js";
+import type { MirrorOperations } from "./mirror-operations.js";
 
 export type * from "./archive-operations.js";
 export type * from "./disk-operations.js";
@@ -29,6 +30,7 @@ export type * from "./snapshot-operations.js";
 export type * from "./status-operations.js";
 export type * from "./vault-operations.js";
 export type * from "./replication-operations.js";
+export type * from "./mirror-operations.js";
 export { checkCompactRequest, checkRestoreRequest } from "./history-operations.js";
 export { LUN_POLICIES, POLICY_EVENTS, SPACE_ACTIONS } from "./policy-operations.js";
 
@@ -43,4 +45,5 @@ export interface Operations
     HistoryOperations,
     ScrubOperations,
     StatusOperations,
-    EventOperations {}
+    EventOperations,
+    MirrorOperations {}

@@ -64,6 +64,8 @@ export interface PolicySettings {
   lunPolicy: LunPolicy;
   /** The LUN every new snapshot takes (constant policy), else null. */
   lun: number | null;
+  /** The mirror leg's file or block device, an absolute path (SPEC §6); null: no mirror. */
+  mirror: string | null;
 }
 
 export interface DiskPolicy extends PolicySettings {
@@ -99,6 +101,8 @@ export interface PolicyUpdate {
   hooksRemove?: { event: PolicyEvent; action?: string }[];
   lunPolicy?: LunPolicy;
   lun?: number | null;
+  /** `--mirror PATH|off`. */
+  mirror?: string | null;
 }
 
 export interface PruneRequest {

@@ -3,6 +3,7 @@
  * SPEC §4 — checked whole before anything changes, so a policy that cannot hold is refused
  * with a one-line reason (INVALID_ARGUMENT: exit 2, HTTP 400) and nothing is written.
  */
+import { checkMirrorPath } from "../mirror/mirror-path.js";
 import { invalidArgument } from "../../util/errors.js";
 import type { DiskFile } from "../disk-file.js";
 import { LUN_MAX, LUN_MIN } from "../luns.js";
@@ -44,6 +45,7 @@ export function defaultSettings(historySeconds: number): PolicySettings {
     hooks: [],
     lunPolicy: "sequential",
     lun: null,
+    mirror: null,
   };
 }
 
@@ -84,6 +86,7 @@ export function applyUpdate(current: PolicySettings, update: PolicyUpdate, conte
     copy(key);
   for (const key of ["spaceHighPercent", "spaceAction", "spaceVault", "replicationLagHighSeconds", "lunPolicy", "lun"] as const) copy(key);
   for (const rule of RETENTION_RULES) copy(rule);
+  if (update.mirror !== undefined) next.mirror = update.mirror === null ? null : checkMirrorPath(update.mirror);
   // Setting one schedule replaces the other; `off` (null) for either stops the schedule.
   if (update.snapshotEverySeconds !== undefined) {
     next.snapshotEverySeconds = update.snapshotEverySeconds;

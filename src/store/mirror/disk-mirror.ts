@@ -1,0 +1,70 @@
+/**
+ * The mirror legs of the store's disks (SPEC §6): attached at open and when the policy names a
+ * path (`--mirror PATH`), detached by `--mirror off` (the file stays), closed with the store;
+ * `mirror status` and `mirror resync` for the operations.
+ */
+import { ErrorCodes, SnaplogError } from "../../util/errors.js";
+import type { Catalog } from "../catalog.js";
+import type { OpenDisk } from "../open-disk.js";
+import type { MirrorResyncResult, MirrorStatus, ProgressCallback } from "../operations/index.js";
+import { settingsOf } from "../policy/policy-settings.js";
+import { MirrorLeg } from "./mirror-leg.js";
+
+/** Attaches the leg the disk's policy names (if any); a leg that cannot open is degraded, not a failed disk. */
+export async function attachMirror(catalog: Catalog, disk: OpenDisk): Promise<void> {
+  const mirror = settingsOf(disk.meta).mirror;
+  if (mirror === null || disk.mirror?.status().path === mirror) return;
+  const name = disk.meta.name;
+  disk.mirror = await MirrorLeg.attach({
+    medium: disk.medium,
+    engine: disk.engine,
+    path: mirror,
+    record: (type, message, details) => {
+      catalog.events
+        .record({ type, disk: name, reason: "mirror", message, details })
+        .catch((error: unknown) => catalog.logger?.error(`event log: could not record an event: ${String(error)}`));
+    },
+    warn: (message) => catalog.logger?.warn(`disk ${name}: ${message}`),
+  });
+}
+
+/** After the policy changed: the old leg detached (its file left in place), the new one attached. */
+export async function applyMirrorPolicy(catalog: Catalog, disk: OpenDisk): Promise<void> {
+  const wanted = settingsOf(disk.meta).mirror;
+  const leg = disk.mirror;
+  if (leg !== undefined && leg.status().path !== wanted) {
+    disk.mirror = undefined;
+    await leg.detach();
+  }
+  if (wanted !== null) await attachMirror(catalog, disk);
+}
+
+function legOf(catalog: Catalog, diskName: string): MirrorLeg {
+  const leg = catalog.disk(diskName).mirror;
+  if (leg === undefined) {
+    throw new SnaplogError(ErrorCodes.NOT_FOUND, `disk ${diskName} has no mirror`, {
+      disk: diskName,
+      hint: `add one: snaplog policy set ${diskName} --mirror PATH`,
+    });
+  }
+  return leg;
+}
+
+export function mirrorStatus(catalog: Catalog, diskName: string): MirrorStatus {
+  return { disk: diskName, ...legOf(catalog, diskName).status() };
+}
+
+export async function resyncMirror(catalog: Catalog, diskName: string, onProgress?: ProgressCallback): Promise<MirrorResyncResult> {
+  return { disk: diskName, ...(await legOf(catalog, diskName).resync(onProgress)) };
+}
+
+export async function closeMirrors(catalog: Catalog, abandon: boolean): Promise<void> {
+  await Promise.allSettled(
+    [...catalog.disks.values()].map(async (disk) => {
+      const leg = disk.mirror;
+      if (leg === undefined) return;
+      disk.mirror = undefined;
+      await (abandon ? leg.abandon() : leg.close());
+    }),
+  );
+}

@@ -1,0 +1,377 @@
+/**
+ * A disk's mirror leg (SPEC §6, docs/mirror.md): a plain image file or block device kept as a
+ * full copy of the current volume. The current volume's writes go to the log (the engine) and
+ * to the mirror, and are answered when both have them; FUA and FLUSH sync both. Before any write
+ * reaches the mirror, the regions it touches are set in the write-intent bitmap, durably
+ * (region-bitmap.ts), so a crash leaves every region whose legs may differ known; they are
+ * resynced from the log at the next open.
+ *
+ * A mirror I/O error never fails the host's write: the leg becomes `degraded` (with the reason,
+ * a `mirror-degraded` event), writes from then on only set bits, and `resync` copies the dirty
+ * regions from the log (only those whose bytes differ are written), then the leg is `in-sync`.
+ * Reads are served by the log (DiskVolume reads the engine), never the mirror.
+ */
+import type { DiskEngine, Medium } from "../../engine/index.js";
+import { ErrorCodes, SnaplogError } from "../../util/errors.js";
+import { readJsonOn, writeJsonOn } from "../medium-json.js";
+import type { MirrorResyncResult, MirrorState, MirrorStatus, ProgressCallback } from "../operations/index.js";
+import { MirrorFile } from "./mirror-file.js";
+import { RangeLocks } from "./range-locks.js";
+import { BITMAP_FILE, REGION_BYTES, RegionBitmap } from "./region-bitmap.js";
+
+export const MIRROR_STATE_FILE = "mirror.json";
+
+/** mirror.json: which file the bitmap is about, and the leg's state when last written. */
+interface MirrorStateFile {
+  formatVersion: 1;
+  path: string;
+  regionBytes: number;
+  sizeBytes: number;
+  state: MirrorState;
+  reason?: string;
+  /** Written true by an orderly close (both legs synced, bits cleared); false while open. */
+  clean: boolean;
+}
+
+/** What the leg says of itself (the operations add the disk's name). */
+export type LegStatus = Omit<MirrorStatus, "disk">;
+export type LegResyncResult = Omit<MirrorResyncResult, "disk">;
+
+export interface MirrorLegOptions {
+  medium: Medium;
+  engine: DiskEngine;
+  path: string;
+  /** Records a mirror state change in the store's event log (never throws). */
+  record: (type: string, message: string, details?: Record<string, string | number | boolean | null>) => void;
+  /** Where background failures are told. */
+  warn?: (message: string) => void;
+}
+
+const CLEAR_PERSIST_DELAY_MS = 1000;
+
+export class MirrorLeg {
+  private stateNow: MirrorState = "syncing";
+  private reasonNow: string | undefined;
+  private file: MirrorFile | undefined;
+  private bytesCopiedNow = 0;
+  private readonly locks = new RangeLocks();
+  /** Moves at every degrade: a flush that straddles one clears nothing. */
+  private epoch = 0;
+  private running: Promise<LegResyncResult> | undefined;
+  private closed = false;
+  private clearTimer: NodeJS.Timeout | undefined;
+  private readonly sizeBytes: number;
+  private readonly blockSizeBytes: number;
+
+  private constructor(
+    private readonly options: MirrorLegOptions,
+    private readonly bitmap: RegionBitmap,
+  ) {
+    this.sizeBytes = options.engine.geometry.sizeBytes;
+    this.blockSizeBytes = options.engine.geometry.blockSizeBytes;
+  }
+
+  /**
+   * Attaches the leg: the bitmap kept for this path (a different or new path: every bit set, the
+   * leg is rebuilt whole), the file opened (a failure: degraded), and a resync of the dirty
+   * regions started in the background (after a crash: the regions that were in flight).
+   */
+  static async attach(options: MirrorLegOptions): Promise<MirrorLeg> {
+    const { medium, engine, path } = options;
+    const sizeBytes = engine.geometry.sizeBytes;
+    let previous: MirrorStateFile | undefined;
+    if (await medium.exists(MIRROR_STATE_FILE)) {
+      previous = await readJsonOn<MirrorStateFile>(medium, MIRROR_STATE_FILE, MIRROR_STATE_FILE).catch(() => undefined);
+    }
+    const known =
+      previous !== undefined && previous.path === path && previous.regionBytes === REGION_BYTES && previous.sizeBytes === sizeBytes;
+    const bitmap = await RegionBitmap.open(medium, sizeBytes, !known);
+    const leg = new MirrorLeg(options, bitmap);
+    try {
+      leg.file = await MirrorFile.open(path, sizeBytes);
+    } catch (error) {
+      await leg.degrade(`cannot open ${path}: ${messageOf(error)}`);
+      return leg;
+    }
+    if (bitmap.dirtyCount === 0) {
+      leg.stateNow = "in-sync";
+      await leg.saveState(false);
+    } else {
+      await leg.saveState(false);
+      leg.resync().catch(() => undefined);
+    }
+    return leg;
+  }
+
+  get state(): MirrorState {
+    return this.stateNow;
+  }
+
+  status(): LegStatus {
+    const status: LegStatus = {
+      path: this.options.path,
+      state: this.stateNow,
+      bytesCopied: this.bytesCopiedNow,
+      dirtyBytes: Math.min(this.sizeBytes, this.bitmap.dirtyCount * REGION_BYTES),
+      regionBytes: REGION_BYTES,
+    };
+    if (this.reasonNow !== undefined) status.reason = this.reasonNow;
+    return status;
+  }
+
+  // ---- the write path ----------------------------------------------------------------------
+
+  /** A host write: bits durable first, then the log and the mirror together; FUA syncs the mirror too. */
+  write(offsetBytes: number, data: Buffer, fua: boolean, toLog: () => Promise<void>): Promise<void> {
+    return this.mirrored(offsetBytes, data.length, toLog, async (file) => {
+      await file.write(data, offsetBytes);
+      if (fua) await file.sync();
+    });
+  }
+
+  /** WRITE_ZEROES and TRIM: zeros on the mirror (Node's fs cannot punch a hole). */
+  writeZeroes(offsetBytes: number, lengthBytes: number, fua: boolean, toLog: () => Promise<void>): Promise<void> {
+    return this.mirrored(offsetBytes, lengthBytes, toLog, async (file) => {
+      await file.writeZeroes(offsetBytes, lengthBytes);
+      if (fua) await file.sync();
+    });
+  }
+
+  /** FLUSH: both legs synced; regions quiet since it began age towards clear (md's lazy clearing). */
+  async flush(toLog: () => Promise<void>): Promise<void> {
+    const epoch = this.epoch;
+    const quiet = this.stateNow === "in-sync" ? this.bitmap.quietRegions() : undefined;
+    const file = this.takesWrites() ? this.file : undefined;
+    const mirrorDone = file === undefined ? Promise.resolve() : this.guard(() => file.sync());
+    const [logResult] = await Promise.allSettled([toLog(), mirrorDone]);
+    if (logResult.status === "rejected") throw logResult.reason;
+    if (quiet !== undefined && file !== undefined && this.epoch === epoch && this.stateNow === "in-sync") {
+      this.bitmap.ageQuiet(quiet);
+      this.scheduleClearPersist();
+    }
+  }
+
+  private async mirrored(
+    offsetBytes: number,
+    lengthBytes: number,
+    toLog: () => Promise<void>,
+    toMirror: (file: MirrorFile) => Promise<void>,
+  ): Promise<void> {
+    const end = offsetBytes + lengthBytes;
+    const release = await this.locks.acquire(offsetBytes, end);
+    let marked = false;
+    try {
+      marked = true;
+      // The bit is on disk before the mirror (or the log) sees the write.
+      if (this.bitmap.markWriting(offsetBytes, end)) await this.bitmap.persist();
+      const file = this.takesWrites() ? this.file : undefined;
+      const mirrorDone = file === undefined ? Promise.resolve() : this.guard(() => toMirror(file));
+      const [logResult] = await Promise.allSettled([toLog(), mirrorDone]);
+      if (logResult.status === "rejected") throw logResult.reason;
+    } finally {
+      if (marked) this.bitmap.doneWriting(offsetBytes, end);
+      release();
+    }
+  }
+
+  private takesWrites(): boolean {
+    return this.file !== undefined && this.stateNow !== "degraded" && !this.closed;
+  }
+
+  /** Runs a mirror I/O; an error degrades the leg instead of reaching the host. */
+  private async guard(io: () => Promise<void>): Promise<void> {
+    try {
+      await io();
+    } catch (error) {
+      await this.degrade(`mirror I/O failed: ${messageOf(error)}`);
+    }
+  }
+
+  /** The leg is degraded: persisted, recorded, and from now on writes only set bits. */
+  private async degrade(reason: string): Promise<void> {
+    if (this.stateNow === "degraded" || this.closed) return;
+    this.stateNow = "degraded";
+    this.reasonNow = reason;
+    this.epoch += 1;
+    this.options.record("mirror-degraded", `mirror ${this.options.path} degraded: ${reason}`, { path: this.options.path, reason });
+    await this.saveState(false).catch((error: unknown) => this.options.warn?.(`mirror: could not record its state: ${messageOf(error)}`));
+  }
+
+  private scheduleClearPersist(): void {
+    if (this.clearTimer !== undefined || this.closed) return;
+    this.clearTimer = setTimeout(() => {
+      this.clearTimer = undefined;
+      this.bitmap
+        .persistIfStale()
+        .catch((error: unknown) => this.options.warn?.(`mirror: could not persist its bitmap: ${messageOf(error)}`));
+    }, CLEAR_PERSIST_DELAY_MS);
+    this.clearTimer.unref();
+  }
+
+  // ---- resync ------------------------------------------------------------------------------
+
+  /**
+   * Copies the dirty regions from the log (the current volume) to the mirror, writing only the
+   * regions whose bytes differ, then syncs, clears their bits and reports `in-sync`. A resync
+   * under way is joined. A degraded leg's file is opened again first.
+   */
+  resync(onProgress?: ProgressCallback): Promise<LegResyncResult> {
+    if (this.running !== undefined) {
+      const joined = this.running;
+      if (onProgress === undefined) return joined;
+      return joined.then(() => this.resync(onProgress));
+    }
+    const run = this.runResync(onProgress).finally(() => {
+      this.running = undefined;
+    });
+    this.running = run;
+    return run;
+  }
+
+  private async runResync(onProgress: ProgressCallback | undefined): Promise<LegResyncResult> {
+    if (this.closed) throw new SnaplogError(ErrorCodes.CLOSED, "the mirror leg is detached");
+    const path = this.options.path;
+    if (this.file === undefined || this.stateNow === "degraded") {
+      const old = this.file;
+      this.file = undefined;
+      await old?.close().catch(() => undefined);
+      try {
+        this.file = await MirrorFile.open(path, this.sizeBytes);
+      } catch (error) {
+        const reason = `cannot open ${path}: ${messageOf(error)}`;
+        this.reasonNow = reason;
+        throw new SnaplogError(ErrorCodes.IO, `mirror ${path} is degraded: ${reason}`);
+      }
+    }
+    const file = this.file;
+    const epoch = ++this.epoch;
+    const wasDegraded = this.stateNow === "degraded";
+    this.stateNow = "syncing";
+    this.reasonNow = undefined;
+    this.bytesCopiedNow = 0;
+    await this.saveState(false);
+    if (wasDegraded) this.options.record("mirror-syncing", `mirror ${path} is being resynced`, { path });
+    const regions = this.bitmap.dirtyRegions();
+    const copied = new Map<number, number>();
+    onProgress?.(0, regions.length);
+    for (let index = 0; index < regions.length; index += 1) {
+      if (this.closed || this.epoch !== epoch) break;
+      const region = regions[index];
+      const sequence = await this.copyRegion(file, region);
+      if (sequence === undefined) break;
+      copied.set(region, sequence);
+      onProgress?.(index + 1, regions.length);
+    }
+    if (this.closed || this.epoch !== epoch || this.stateNow !== "syncing") {
+      throw new SnaplogError(
+        ErrorCodes.IO,
+        `mirror ${path} resync stopped: ${this.reasonNow ?? (this.closed ? "detached" : "interrupted")}`,
+      );
+    }
+    await this.guard(() => file.sync());
+    if (this.epoch !== epoch) throw new SnaplogError(ErrorCodes.IO, `mirror ${path} resync stopped: ${this.reasonNow ?? "interrupted"}`);
+    for (const [region, sequence] of copied) this.bitmap.clearCopied(region, sequence);
+    await this.bitmap.persist();
+    this.stateNow = "in-sync";
+    await this.saveState(false);
+    this.options.record("mirror-in-sync", `mirror ${path} is in sync (${this.bytesCopiedNow} bytes copied)`, {
+      path,
+      bytesCopied: this.bytesCopiedNow,
+    });
+    return { path, state: this.stateNow, bytesCopied: this.bytesCopiedNow, regionsChecked: copied.size };
+  }
+
+  /** One region: under its range lock (no host write interleaves), log bytes compared with the mirror's, written if they differ. */
+  private async copyRegion(file: MirrorFile, region: number): Promise<number | undefined> {
+    const start = region * REGION_BYTES;
+    const end = Math.min(this.sizeBytes, start + REGION_BYTES);
+    const release = await this.locks.acquire(start, end);
+    try {
+      let want: Buffer;
+      try {
+        want = await this.options.engine.readBlocks(start / this.blockSizeBytes, (end - start) / this.blockSizeBytes, Infinity);
+      } catch (error) {
+        await this.degrade(`resync could not read the log at byte ${start}: ${messageOf(error)}`);
+        return undefined;
+      }
+      let ok = true;
+      await this.guard(async () => {
+        const have = Buffer.alloc(end - start);
+        await file.read(have, start);
+        if (!have.equals(want)) {
+          await file.write(want, start);
+          this.bytesCopiedNow += end - start;
+        }
+      });
+      if (this.stateNow === "degraded") ok = false;
+      return ok ? this.bitmap.sequence[region] : undefined;
+    } finally {
+      release();
+    }
+  }
+
+  // ---- state and lifecycle -----------------------------------------------------------------
+
+  private saveState(clean: boolean): Promise<void> {
+    const body: MirrorStateFile = {
+      formatVersion: 1,
+      path: this.options.path,
+      regionBytes: REGION_BYTES,
+      sizeBytes: this.sizeBytes,
+      state: this.stateNow,
+      clean,
+    };
+    if (this.reasonNow !== undefined) body.reason = this.reasonNow;
+    return writeJsonOn(this.options.medium, MIRROR_STATE_FILE, body);
+  }
+
+  /**
+   * An orderly close, after the engine has synced: an in-sync leg synced, its bits cleared and
+   * mirror.json marked clean; otherwise the bits stay for the next open.
+   */
+  async close(): Promise<void> {
+    if (this.closed) return;
+    this.closed = true;
+    if (this.clearTimer !== undefined) clearTimeout(this.clearTimer);
+    await this.running?.catch(() => undefined);
+    let clean = false;
+    if (this.file !== undefined && this.stateNow === "in-sync") {
+      try {
+        await this.file.sync();
+        const quiet = this.bitmap.quietRegions();
+        this.bitmap.ageQuiet(quiet);
+        this.bitmap.ageQuiet(quiet);
+        clean = this.bitmap.dirtyCount === 0;
+      } catch (error) {
+        this.options.warn?.(`mirror ${this.options.path}: sync at close failed: ${messageOf(error)}`);
+      }
+    }
+    try {
+      await this.bitmap.persist();
+      await this.saveState(clean);
+    } finally {
+      await this.bitmap.close().catch(() => undefined);
+      await this.file?.close().catch(() => undefined);
+    }
+  }
+
+  /** As a crash would: handles closed, nothing written. */
+  async abandon(): Promise<void> {
+    this.closed = true;
+    if (this.clearTimer !== undefined) clearTimeout(this.clearTimer);
+    await this.bitmap.close().catch(() => undefined);
+    await this.file?.close().catch(() => undefined);
+  }
+
+  /** `--mirror off`: closed in order, and its bitmap and state removed (the mirror file stays). */
+  async detach(): Promise<void> {
+    await this.close();
+    const medium = this.options.medium;
+    for (const name of [MIRROR_STATE_FILE, BITMAP_FILE]) if (await medium.exists(name)) await medium.remove(name);
+    await medium.syncDirectory();
+  }
+}
+
+function messageOf(error: unknown): string {
+  return error instanceof Error ? error.message : String(error);
+}

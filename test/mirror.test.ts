@@ -1,0 +1,144 @@
+/**
+ * Goal: the mirror leg (SPEC §6, docs/mirror.md) holds the current volume: writes, WRITE_ZEROES
+ * and TRIM reach it; a failing mirror (a file on a small tmpfs that fills) degrades the leg
+ * without failing a write, with an event; a resync copies only the dirty regions; after a crash
+ * (the store abandoned, the mirror made to differ in a region in flight) the leg is resynced at
+ * open; `--mirror off` leaves the file. Method: a real store in a temp directory, the current
+ * volume as the NBD server resolves it, the mirror file read back and compared byte for byte.
+ */
+import { test } from "node:test";
+import assert from "node:assert/strict";
+import { execFileSync } from "node:child_process";
+import { existsSync, mkdirSync, promises as fs } from "node:fs";
+import * as path from "node:path";
+import { Store } from "../src/store/store.js";
+import type { MirrorStatus } from "../src/store/operations/index.js";
+import { pattern } from "./support/data-pattern.js";
+import { storeWithDisk } from "./support/store-fixtures.js";
+import { tempDir } from "./support/temp-dir.js";
+
+const MiB = 1024 * 1024;
+const DISK_BYTES = 16 * MiB;
+
+async function newStore(prefix: string): Promise<{ store: Store; storePath: string; directory: string }> {
+  const directory = tempDir(prefix);
+  const storePath = await storeWithDisk(path.join(directory, "store"), { name: "d", sizeBytes: DISK_BYTES }, [
+    { offsetBytes: 3 * MiB, data: pattern(1, 64 * 1024) },
+  ]);
+  return { store: await Store.open(storePath), storePath, directory };
+}
+
+async function waitFor(store: Store, state: MirrorStatus["state"]): Promise<MirrorStatus> {
+  for (let tries = 0; tries < 500; tries += 1) {
+    const status = await store.mirrorStatus("d");
+    if (status.state === state) return status;
+    await new Promise((resolve) => setTimeout(resolve, 10));
+  }
+  throw new Error(`mirror never reached ${state}: ${JSON.stringify(await store.mirrorStatus("d"))}`);
+}
+
+async function assertLegsEqual(store: Store, mirrorPath: string, label: string): Promise<void> {
+  const volume = await store.resolve("d").read(0, DISK_BYTES);
+  const mirror = await fs.readFile(mirrorPath);
+  assert.equal(mirror.length, DISK_BYTES, `${label}: mirror size`);
+  assert.ok(volume.equals(mirror), `${label}: the mirror equals the current volume`);
+}
+
+test("a new mirror is built from the log; writes, zeroes, trims and flushes reach it; --mirror off leaves it", async () => {
+  const { store, directory } = await newStore("mirror-basic");
+  const mirrorPath = path.join(directory, "mirror.img");
+  try {
+    await store.setPolicy({ disk: "d", mirror: mirrorPath });
+    const built = await waitFor(store, "in-sync");
+    assert.equal(built.bytesCopied, MiB, "only the one region with data was written (the rest stay holes)");
+    await assertLegsEqual(store, mirrorPath, "after the first sync");
+
+    const volume = store.resolve("d");
+    const writes: Promise<void>[] = [];
+    for (let index = 0; index < 64; index += 1) {
+      const offset = ((index * 7919) % 4000) * 4096;
+      writes.push(volume.write(offset, pattern(100 + index, 4096), { fua: index % 8 === 0 }));
+    }
+    writes.push(volume.write(5 * MiB + 100, pattern(7, 3 * MiB), { fua: false })); // unaligned, spans regions
+    await Promise.all(writes);
+    await volume.writeZeroes(3 * MiB, 16 * 1024, { fua: false, noHole: false });
+    await volume.trim(6 * MiB, MiB, { fua: true });
+    await volume.flush();
+    await assertLegsEqual(store, mirrorPath, "after writes, zeroes and a trim");
+
+    const policy = await store.setPolicy({ disk: "d", mirror: null });
+    assert.equal(policy.mirror, null);
+    assert.ok(existsSync(mirrorPath), "--mirror off leaves the file");
+    await assert.rejects(store.mirrorStatus("d"), /has no mirror/);
+  } finally {
+    await store.close();
+  }
+});
+
+test("a mirror that fills degrades without failing a write, records an event, and resync copies only what differs", async (t) => {
+  const { store, directory } = await newStore("mirror-degrade");
+  const mount = path.join(directory, "small");
+  mkdirSync(mount);
+  try {
+    execFileSync("mount", ["-t", "tmpfs", "-o", "size=2m", "tmpfs", mount]);
+  } catch {
+    await store.close();
+    t.skip("cannot mount a tmpfs here");
+    return;
+  }
+  const mirrorPath = path.join(mount, "mirror.img");
+  try {
+    await store.setPolicy({ disk: "d", mirror: mirrorPath });
+    await waitFor(store, "in-sync");
+    const volume = store.resolve("d");
+    // 4 MiB of data into a 2 MiB file system: the mirror fills; every write still succeeds.
+    for (let index = 0; index < 4; index += 1) await volume.write(8 * MiB + index * MiB, pattern(20 + index, MiB), { fua: false });
+    await volume.flush();
+    const degraded = await store.mirrorStatus("d");
+    assert.equal(degraded.state, "degraded");
+    assert.match(degraded.reason ?? "", /ENOSPC|no space/i);
+    const events = [];
+    for await (const event of store.readEvents({ disk: "d" })) events.push(event);
+    assert.ok(
+      events.some((event) => event.type === "mirror-degraded"),
+      "a mirror-degraded event is recorded",
+    );
+    // Written while degraded: only bits.
+    await volume.write(MiB, pattern(30, 4096), { fua: true });
+    assert.equal((await store.mirrorStatus("d")).state, "degraded");
+
+    execFileSync("mount", ["-o", "remount,size=64m", mount]);
+    const result = await store.resyncMirror("d");
+    assert.equal(result.state, "in-sync");
+    assert.ok(result.bytesCopied > 0 && result.bytesCopied <= 6 * MiB, `copied ${result.bytesCopied} bytes of a ${DISK_BYTES}-byte disk`);
+    await assertLegsEqual(store, mirrorPath, "after the resync");
+  } finally {
+    await store.close();
+    execFileSync("umount", [mount]);
+  }
+});
+
+test("after a crash, the regions in flight are resynced from the log at open", async () => {
+  const { store, storePath, directory } = await newStore("mirror-crash");
+  const mirrorPath = path.join(directory, "mirror.img");
+  await store.setPolicy({ disk: "d", mirror: mirrorPath });
+  await waitFor(store, "in-sync");
+  const volume = store.resolve("d");
+  await volume.write(2 * MiB, pattern(40, 64 * 1024), { fua: false });
+  await volume.flush();
+  await volume.write(10 * MiB, pattern(41, 64 * 1024), { fua: true });
+  await store.abandon();
+  // As if the crash came between the legs' writes: the mirror holds bytes the log never took.
+  const handle = await fs.open(mirrorPath, "r+");
+  await handle.write(pattern(42, 4096), 0, 4096, 10 * MiB + 8192);
+  await handle.close();
+
+  const reopened = await Store.open(storePath);
+  try {
+    const status = await waitFor(reopened, "in-sync");
+    assert.ok(status.bytesCopied <= 2 * MiB, `only regions in flight are rewritten (${status.bytesCopied} bytes)`);
+    await assertLegsEqual(reopened, mirrorPath, "after the resync at open");
+  } finally {
+    await reopened.close();
+  }
+});
