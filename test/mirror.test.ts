@@ -6,6 +6,7 @@
  * open; `--mirror off` leaves the file. Method: a real store in a temp directory, the current
  * volume as the NBD server resolves it, the mirror file read back and compared byte for byte.
  */
+import { Readable } from "node:stream";
 import { test } from "node:test";
 import assert from "node:assert/strict";
 import { execFileSync } from "node:child_process";
@@ -140,5 +141,38 @@ test("after a crash, the regions in flight are resynced from the log at open", a
     await assertLegsEqual(reopened, mirrorPath, "after the resync at open");
   } finally {
     await reopened.close();
+  }
+});
+
+test("a rollback and an import change the current volume without the write path: the mirror is resynced whole and equals it again", async () => {
+  const { store, directory } = await newStore("mirror-wholesale");
+  const mirrorPath = path.join(directory, "mirror.img");
+  try {
+    await store.setPolicy({ disk: "d", mirror: mirrorPath });
+    await waitFor(store, "in-sync");
+    const volume = store.resolve("d");
+    await store.createSnapshot({ disk: "d", name: "before" });
+    await volume.write(8 * MiB, pattern(55, 2 * MiB), { fua: true });
+    await assertLegsEqual(store, mirrorPath, "after writes");
+    await store.restore({ disk: "d", at: "before", rollback: true, name: "r1" });
+    await waitFor(store, "in-sync");
+    await assertLegsEqual(store, mirrorPath, "after a rollback");
+    // An incremental import onto the disk (its own stream, from `before` to a later snapshot).
+    await store.resolve("d").write(1 * MiB, pattern(56, MiB), { fua: true });
+    await store.createSnapshot({ disk: "d", name: "after" });
+    const chunks: Buffer[] = [];
+    await store.exportStream({ disk: "d", from: "before", to: "after" }, async (chunk) => {
+      chunks.push(Buffer.from(chunk));
+    });
+    await store.restore({ disk: "d", at: "before", rollback: true, name: "r2" });
+    for (const name of ["after", "r1"]) await store.deleteSnapshot("d", name);
+    await waitFor(store, "in-sync");
+    const written = await store.resolve("d").read(0, DISK_BYTES);
+    await store.importStream({ disk: "d", force: true }, Readable.from([Buffer.concat(chunks)]));
+    await waitFor(store, "in-sync");
+    assert.ok(!(await store.resolve("d").read(0, DISK_BYTES)).equals(written), "the import changed the volume");
+    await assertLegsEqual(store, mirrorPath, "after an import");
+  } finally {
+    await store.close();
   }
 });

@@ -23,7 +23,7 @@ import { checkHistorySeconds, HISTORY_SECONDS_DEFAULT, settingsOf } from "./disk
 import { assignDiskLun, raiseLunNext, releaseDiskLuns } from "./luns.js";
 import { checkName } from "./names.js";
 import { endVolumes, openDisk, renewVolumes, type OpenDisk } from "./open-disk.js";
-import { attachMirror } from "./mirror/disk-mirror.js";
+import { attachMirror, mirrorChangedWholesale } from "./mirror/disk-mirror.js";
 import type { CreateDiskRequest, DiskInfo } from "./operations/index.js";
 import { diskPath, disksPath } from "./paths.js";
 import type { MediumFor, StoreLogger } from "./store-options.js";
@@ -53,6 +53,7 @@ export class DiskLifecycle {
         if (kept !== undefined) this.logger?.warn(`disk ${name}: an interrupted import was undone; its partial state is snapshot ${kept}`);
         // Its dirty regions (after a crash: those in flight) are resynced in the background.
         await attachMirror(this.catalog, disk);
+        if (kept !== undefined) await mirrorChangedWholesale(disk);
         this.catalog.disks.set(name, disk);
       } catch (error) {
         const message = error instanceof Error ? error.message : String(error);

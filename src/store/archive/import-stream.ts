@@ -29,6 +29,7 @@ import { checkName } from "../names.js";
 import type { OpenDisk } from "../open-disk.js";
 import { writeJsonOn } from "../medium-json.js";
 import { IMPORT_INTENT_FILE } from "./interrupted-import.js";
+import { mirrorChangedWholesale } from "../mirror/disk-mirror.js";
 import { diskIdOf, snapshotIdOf, stampedName } from "./identity.js";
 import type { ImportRequest, ImportResult } from "../operations/index.js";
 
@@ -372,6 +373,8 @@ async function applyIncremental(
     return result(diskName, false, spool, snapshots, applier.blockCount, reachedEnd, beforeImport);
   } finally {
     disk.rollingBack = false;
+    // Whatever was applied reached the log only: the mirror (if any) catches up whole.
+    await mirrorChangedWholesale(disk);
   }
 }
 

@@ -14,6 +14,7 @@ import { lsnOfPoint, timeOfPoint } from "../point-spec.js";
 import { checkNewSnapshotName } from "../new-snapshot-name.js";
 import { checkSnapshotNameFree, cutSnapshot, defaultSnapshotName } from "../snapshots.js";
 import { restoreToFile } from "./restore-to-file.js";
+import { mirrorChangedWholesale } from "../mirror/disk-mirror.js";
 
 /** What every restore result starts with: the disk and the point restored. */
 type RestoredPoint = Pick<RestoreResult, "disk" | "lsn" | "time">;
@@ -73,6 +74,7 @@ async function rollback(catalog: Catalog, disk: OpenDisk, request: RestoreReques
   disk.rollingBack = true;
   try {
     const result = await disk.engine.rollback(lsn, name, lun);
+    await mirrorChangedWholesale(disk);
     return { ...point, mode: "rollback", before: snapshotInfo(diskName, result.cut, lun), blocksRestored: result.blockCount };
   } finally {
     disk.rollingBack = false;

@@ -68,3 +68,8 @@ export async function closeMirrors(catalog: Catalog, abandon: boolean): Promise<
     }),
   );
 }
+
+/** After a rollback, an import or a replica's batch: the disk's mirror (if any) is resynced whole (MirrorLeg.changedWholesale). */
+export async function mirrorChangedWholesale(disk: OpenDisk): Promise<void> {
+  await disk.mirror?.changedWholesale();
+}

@@ -215,6 +215,19 @@ export class MirrorLeg {
    * regions whose bytes differ, then syncs, clears their bits and reports `in-sync`. A resync
    * under way is joined. A degraded leg's file is opened again first.
    */
+  /**
+   * The current volume changed without the write path (a rollback, an import, a replica's
+   * batch, an interrupted import undone at open): every region is marked (durably) and a resync
+   * starts in the background; the leg is `syncing` until it is done, degraded if it fails.
+   */
+  async changedWholesale(): Promise<void> {
+    if (this.closed) return;
+    for (let region = 0; region < this.bitmap.regionCount; region += 1) this.bitmap.set(region);
+    await this.bitmap.persist();
+    if (this.stateNow === "in-sync") this.stateNow = "syncing";
+    this.resync().catch((error: unknown) => this.options.warn?.(`mirror: resync after a wholesale change failed: ${messageOf(error)}`));
+  }
+
   resync(onProgress?: ProgressCallback): Promise<LegResyncResult> {
     if (this.running !== undefined) {
       const joined = this.running;
