@@ -7,6 +7,8 @@
 import type { Readable } from "node:stream";
 import { Type } from "@fastify/type-provider-typebox";
 import type { ReplicationOperations } from "../../store/operations/index.js";
+import { ErrorCodes, SnaplogError } from "../../util/errors.js";
+import { errorBody } from "../http-status.js";
 import { aboutDisk, answers, type TypedApp } from "./route-schema.js";
 
 const PointSchema = Type.Object({ name: Type.String(), id: Type.String(), lsn: Type.Integer(), timeMs: Type.Integer() });
@@ -103,7 +105,15 @@ export function registerReplicationRoutes(app: TypedApp, operations: Replication
         }),
       },
       // The encapsulated scope loses the type provider's inference: the schema above checked the name.
-      (request) => operations.replicaBatch((request.params as { name: string }).name, request.body as Readable),
+      async (request, reply) => {
+        try {
+          return await operations.replicaBatch((request.params as { name: string }).name, request.body as Readable);
+        } catch (error) {
+          // A damaged stream is the peer's fault, not this store's: 400 with its code, not 500.
+          if (error instanceof SnaplogError && error.code === ErrorCodes.CORRUPT) return reply.code(400).send(errorBody(error));
+          throw error;
+        }
+      },
     );
   });
   app.post(

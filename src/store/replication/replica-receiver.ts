@@ -104,7 +104,7 @@ export async function replicaBatch(
           type: "replica-batch-refused",
           disk: diskName,
           reason: "replication",
-          message: `batch for ${diskName} refused: ${error.message}`,
+          message: `batch for ${diskName} refused: ${error.message}${error.hint === undefined ? "" : ` (${error.hint})`}`,
         })
         .catch(() => undefined);
     }

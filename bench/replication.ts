@@ -1,0 +1,205 @@
+/**
+ * Remote copy (issue 11): the numbers in BENCHMARKS.md "Remote copy". Two `snaplog serve` on
+ * loopback (the receiver with --replication), scratch stores on a real disk (/var/tmp):
+ *
+ *   1. fio 4K random write QD32 for --seconds (default 20) over NBD against a source disk with
+ *      no relation, then against another with a continuous relation: the write IOPS ratio
+ *      (target >= 0.8x) and the lag in seconds sampled every 100 ms during the run (max and
+ *      p99; target < 1 s), and how long the replica takes to catch up after the load;
+ *   2. a 64 MiB hot set overwritten 10x (fio, incompressible data) within one interval of a
+ *      compacted relation, and the same writes under a continuous one: bytes shipped, compacted
+ *      vs continuous (target <= 0.12x).
+ *
+ *   npm run bench:replication -- [--seconds 20] [--tmpdir /var/tmp]
+ */
+import { spawn, type ChildProcessWithoutNullStreams } from "node:child_process";
+import { mkdtempSync, rmSync } from "node:fs";
+import * as net from "node:net";
+import path from "node:path";
+import { fileURLToPath } from "node:url";
+import { parseArgs } from "node:util";
+import { ApiClient } from "../src/api/client.js";
+import type { RelationInfo } from "../src/store/operations/index.js";
+import { Store } from "../src/store/store.js";
+
+const cli = fileURLToPath(new URL("../src/cli/main.js", import.meta.url));
+const MiB = 1024 * 1024;
+
+const { values } = parseArgs({ options: { seconds: { type: "string", default: "20" }, tmpdir: { type: "string", default: "/var/tmp" } } });
+const seconds = Number(values.seconds);
+const scratch = mkdtempSync(path.join(values.tmpdir, "snaplog-bench-replication-"));
+const children: ChildProcessWithoutNullStreams[] = [];
+process.on("exit", () => {
+  for (const child of children) child.kill("SIGKILL");
+  rmSync(scratch, { recursive: true, force: true });
+});
+
+function run(store: string, args: string[]): Promise<string> {
+  return new Promise((resolve, reject) => {
+    const child = spawn(process.execPath, [cli, "--store", store, ...args], { stdio: ["ignore", "pipe", "pipe"] });
+    let out = "";
+    child.stdout.on("data", (chunk: Buffer) => (out += chunk.toString()));
+    child.stderr.on("data", (chunk: Buffer) => (out += chunk.toString()));
+    child.once("close", (code) => (code === 0 ? resolve(out) : reject(new Error(`snaplog ${args.join(" ")}: ${out}`))));
+  });
+}
+
+function freePort(): Promise<number> {
+  return new Promise((resolve) => {
+    const server = net.createServer().listen(0, "127.0.0.1", () => {
+      const port = (server.address() as net.AddressInfo).port;
+      server.close(() => resolve(port));
+    });
+  });
+}
+
+interface Server {
+  store: string;
+  sock: string;
+  port?: number;
+  api: ApiClient;
+}
+
+async function serve(name: string, replication: boolean): Promise<Server> {
+  const store = path.join(scratch, name);
+  await Store.init(store);
+  const sock = path.join(scratch, `${name}.sock`);
+  const port = replication ? await freePort() : undefined;
+  const args = [cli, "--store", store, "serve", "--nbd", "127.0.0.1:0", "--nbd-socket", sock];
+  if (port !== undefined) args.push("--replication", `127.0.0.1:${port}`);
+  const child = spawn(process.execPath, args, { env: { ...process.env, SNAPLOG_LOG_LEVEL: "warn" } });
+  children.push(child);
+  let stdout = "";
+  await new Promise<void>((resolve, reject) => {
+    child.stdout.on("data", (chunk: Buffer) => {
+      stdout += chunk.toString();
+      if (/^api: unix:/m.test(stdout) && (port === undefined || /^replication: /m.test(stdout))) resolve();
+    });
+    child.once("exit", () => reject(new Error(`serve ${name} exited`)));
+  });
+  const api = await ApiClient.connectIfRunning(store);
+  if (api === undefined) throw new Error("no API");
+  return { store, sock, port, api };
+}
+
+function fio(server: Server, disk: string, args: string[]): Promise<{ writeIops: number; writeBytes: number }> {
+  return new Promise((resolve, reject) => {
+    const child = spawn(
+      "fio",
+      [
+        "--name=bench",
+        "--ioengine=nbd",
+        `--uri=nbd+unix:///${disk}?socket=${server.sock}`,
+        "--output-format=json",
+        "--randrepeat=0",
+        "--refill_buffers",
+        ...args,
+      ],
+      { stdio: ["ignore", "pipe", "pipe"] },
+    );
+    let stdout = "";
+    let stderr = "";
+    child.stdout.on("data", (chunk: Buffer) => (stdout += chunk.toString()));
+    child.stderr.on("data", (chunk: Buffer) => (stderr += chunk.toString()));
+    child.once("close", (code) => {
+      if (code !== 0) return reject(new Error(`fio: ${stderr}`));
+      const job = (JSON.parse(stdout.slice(stdout.indexOf("{"))) as { jobs: { write: { iops: number; io_bytes: number } }[] }).jobs[0];
+      resolve({ writeIops: job.write.iops, writeBytes: job.write.io_bytes });
+    });
+  });
+}
+
+async function relation(source: Server, disk: string): Promise<RelationInfo> {
+  const found = (await source.api.listRelations()).find((candidate) => candidate.disk === disk);
+  if (found === undefined) throw new Error(`no relation for ${disk}`);
+  return found;
+}
+
+async function caughtUp(source: Server, disk: string, timeoutMs = 600_000): Promise<RelationInfo> {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    const info = await relation(source, disk);
+    const last = (await source.api.showDisk(disk)).lsnLast;
+    if (info.state === "connected" && info.ackedLsn === last) return info;
+    if (Date.now() > deadline) throw new Error(`${disk} did not catch up: ${JSON.stringify(info)}`);
+    await new Promise((resolve) => setTimeout(resolve, 50));
+  }
+}
+
+async function replicate(source: Server, disk: string, receiver: Server, mode: string[]): Promise<void> {
+  await run(source.store, [
+    "replicate",
+    disk,
+    "--to",
+    `snaplog://127.0.0.1:${receiver.port}/${disk}`,
+    "--token-file",
+    path.join(receiver.store, "api.token"),
+    ...mode,
+  ]);
+  await caughtUp(source, disk);
+}
+
+function percentile(sorted: number[], p: number): number {
+  return sorted.length === 0 ? 0 : sorted[Math.min(sorted.length - 1, Math.ceil((p / 100) * sorted.length) - 1)];
+}
+
+const source = await serve("source", false);
+const receiver = await serve("receiver", true);
+const randwrite = ["--rw=randwrite", "--bs=4k", "--iodepth=32", "--size=1g", "--time_based", `--runtime=${seconds}`, "--norandommap"];
+
+// 1. Continuous: IOPS with and without, lag during the run.
+await run(source.store, ["disk", "create", "plain", "--size", "1G"]);
+await run(source.store, ["disk", "create", "copied", "--size", "1G"]);
+const plain = await fio(source, "plain", randwrite);
+await replicate(source, "copied", receiver, []);
+const lags: number[] = [];
+let sampling = true;
+const sampler = (async () => {
+  while (sampling) {
+    lags.push((await relation(source, "copied")).lagSeconds);
+    await new Promise((resolve) => setTimeout(resolve, 100));
+  }
+})();
+const copied = await fio(source, "copied", randwrite);
+const loadEnd = Date.now();
+sampling = false;
+await sampler;
+const afterLoad = await caughtUp(source, "copied");
+const catchUpSeconds = (Date.now() - loadEnd) / 1000;
+const sortedLags = [...lags].sort((a, b) => a - b);
+
+// 2. A 64 MiB hot set overwritten 10x: continuous vs compacted (one interval holds all ten passes).
+const hot = ["--rw=write", "--bs=1m", "--iodepth=8", "--size=64m", "--loops=10"];
+await run(source.store, ["disk", "create", "hotc", "--size", "256M"]);
+await run(source.store, ["disk", "create", "hotk", "--size", "256M"]);
+await replicate(source, "hotc", receiver, []);
+const hotcBefore = (await relation(source, "hotc")).bytesShipped;
+const hotcWrite = await fio(source, "hotc", hot);
+const hotcShipped = (await caughtUp(source, "hotc")).bytesShipped - hotcBefore;
+await replicate(source, "hotk", receiver, ["--mode", "compacted", "--interval", "20s"]);
+const hotkBefore = (await relation(source, "hotk")).bytesShipped;
+const hotkStart = Date.now();
+await fio(source, "hotk", hot);
+const hotkWriteSeconds = (Date.now() - hotkStart) / 1000;
+const hotkShipped = (await caughtUp(source, "hotk", 120_000)).bytesShipped - hotkBefore;
+
+const result = {
+  seconds,
+  iopsWithout: Math.round(plain.writeIops),
+  iopsWithContinuous: Math.round(copied.writeIops),
+  iopsRatio: Number((copied.writeIops / plain.writeIops).toFixed(3)),
+  lagSamples: lags.length,
+  lagMaxSeconds: Number(sortedLags[sortedLags.length - 1]?.toFixed(3)),
+  lagP99Seconds: Number(percentile(sortedLags, 99).toFixed(3)),
+  lagP50Seconds: Number(percentile(sortedLags, 50).toFixed(3)),
+  catchUpSeconds,
+  continuousShippedMiB: Number((afterLoad.bytesShipped / MiB).toFixed(1)),
+  continuousWrittenMiB: Number((copied.writeBytes / MiB).toFixed(1)),
+  hotWrittenMiB: Number((hotcWrite.writeBytes / MiB).toFixed(1)),
+  hotContinuousShippedMiB: Number((hotcShipped / MiB).toFixed(1)),
+  hotCompactedShippedMiB: Number((hotkShipped / MiB).toFixed(1)),
+  hotCompactedWriteSeconds: hotkWriteSeconds,
+  hotRatio: Number((hotkShipped / hotcShipped).toFixed(3)),
+};
+console.log(JSON.stringify(result, null, 2));
+process.exit(0);
