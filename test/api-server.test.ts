@@ -326,6 +326,7 @@ class MemoryOperations implements Operations {
       checksumErrors: 0,
       disks: await this.listDisks(),
       replication: [],
+      mirrors: [],
     };
   }
 }

@@ -230,6 +230,21 @@ export const DiskDetailSchema = Type.Object(
 );
 
 /** The status answer (api/appliance-status.ts), titled StoreStatus as the OpenAPI document always named it. */
+const MirrorStateSchema = Type.Union([Type.Literal("syncing"), Type.Literal("in-sync"), Type.Literal("degraded")]);
+
+export const MirrorStatusSchema = Type.Object(
+  {
+    disk: Type.String(),
+    path: Type.String({ description: "the mirror file or block device" }),
+    state: MirrorStateSchema,
+    reason: Type.Optional(Type.String({ description: "why the leg is degraded" })),
+    bytesCopied: Type.Integer({ minimum: 0, description: "bytes written to the mirror by the last or running sync" }),
+    dirtyBytes: Type.Integer({ minimum: 0, description: "bytes in regions of the write-intent bitmap that are set" }),
+    regionBytes: Type.Integer({ minimum: 1, description: "the bitmap's region size" }),
+  },
+  { title: "MirrorStatus" },
+);
+
 /** A replication relation as the sender sees it (SPEC §5.4). */
 export const RelationInfoSchema = Type.Object(
   {
@@ -264,6 +279,7 @@ export const ApplianceStatusSchema = Type.Object(
     nbd: Type.Array(Type.String()),
     disks: Type.Array(DiskInfoSchema),
     replication: Type.Array(RelationInfoSchema),
+    mirrors: Type.Array(MirrorStatusSchema),
   },
   { title: "StoreStatus" },
 );
@@ -555,21 +571,6 @@ assertSame<Same<Static<typeof PruneResultSchema>, PruneResult>>();
 assertSame<Same<Static<typeof StoreEventSchema>, StoreEvent>>();
 
 // ---- mirror (SPEC §6) --------------------------------------------------------------------------
-
-const MirrorStateSchema = Type.Union([Type.Literal("syncing"), Type.Literal("in-sync"), Type.Literal("degraded")]);
-
-export const MirrorStatusSchema = Type.Object(
-  {
-    disk: Type.String(),
-    path: Type.String({ description: "the mirror file or block device" }),
-    state: MirrorStateSchema,
-    reason: Type.Optional(Type.String({ description: "why the leg is degraded" })),
-    bytesCopied: Type.Integer({ minimum: 0, description: "bytes written to the mirror by the last or running sync" }),
-    dirtyBytes: Type.Integer({ minimum: 0, description: "bytes in regions of the write-intent bitmap that are set" }),
-    regionBytes: Type.Integer({ minimum: 1, description: "the bitmap's region size" }),
-  },
-  { title: "MirrorStatus" },
-);
 
 export const MirrorResyncResultSchema = Type.Object(
   {

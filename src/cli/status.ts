@@ -42,6 +42,9 @@ function printStatus(status: ApplianceStatus): void {
     printLine("");
     printTable(status.disks, diskColumns, "");
   }
+  for (const mirror of status.mirrors) {
+    printLine(`mirror of ${mirror.disk}: ${mirror.state}${mirror.reason === undefined ? "" : ` (${mirror.reason})`}, ${mirror.path}`);
+  }
   if (status.replication.length > 0) {
     printLine("");
     printTable(status.replication, relationColumns, "");

@@ -8,7 +8,7 @@ import type { StoreStatus } from "./operations/index.js";
 export async function storeStatus(
   catalog: Catalog,
   owner: { mode: StoreStatus["mode"]; openedAtMs: number },
-): Promise<Omit<StoreStatus, "replication">> {
+): Promise<Omit<StoreStatus, "replication" | "mirrors">> {
   catalog.checkOpen();
   const open = catalog.disksByName();
   const disks = open.map(diskInfo);

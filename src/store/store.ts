@@ -395,10 +395,11 @@ export class Store implements Operations, VolumeResolver {
   }
 
   async status(): Promise<StoreStatus> {
-    return {
-      ...(await storeStatus(this.catalog, { mode: this.mode, openedAtMs: this.openedAtMs })),
-      replication: await this.relations.list(),
-    };
+    const status = await storeStatus(this.catalog, { mode: this.mode, openedAtMs: this.openedAtMs });
+    const mirrors = this.catalog
+      .disksByName()
+      .flatMap((disk) => (disk.mirror === undefined ? [] : [{ disk: disk.meta.name, ...disk.mirror.status() }]));
+    return { ...status, replication: await this.relations.list(), mirrors };
   }
 
   // ---- VolumeResolver ----------------------------------------------------------------------

@@ -25,6 +25,8 @@ export async function attachMirror(catalog: Catalog, disk: OpenDisk): Promise<vo
         .catch((error: unknown) => catalog.logger?.error(`event log: could not record an event: ${String(error)}`));
     },
     warn: (message) => catalog.logger?.warn(`disk ${name}: ${message}`),
+    // Tests and impatient operators: SNAPLOG_MIRROR_RETRY_MS (default 30 s).
+    retryMs: Number(process.env.SNAPLOG_MIRROR_RETRY_MS) || undefined,
   });
 }
 

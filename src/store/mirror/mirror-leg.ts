@@ -21,6 +21,9 @@ import { BITMAP_FILE, REGION_BYTES, RegionBitmap } from "./region-bitmap.js";
 
 export const MIRROR_STATE_FILE = "mirror.json";
 
+/** How often a degraded leg is tried again (SPEC §6: "once the leg answers again"). */
+export const MIRROR_RETRY_MS = 30_000;
+
 /** mirror.json: which file the bitmap is about, and the leg's state when last written. */
 interface MirrorStateFile {
   formatVersion: 1;
@@ -45,6 +48,8 @@ export interface MirrorLegOptions {
   record: (type: string, message: string, details?: Record<string, string | number | boolean | null>) => void;
   /** Where background failures are told. */
   warn?: (message: string) => void;
+  /** How often a degraded leg is tried again (default MIRROR_RETRY_MS). */
+  retryMs?: number;
 }
 
 const CLEAR_PERSIST_DELAY_MS = 1000;
@@ -60,6 +65,7 @@ export class MirrorLeg {
   private running: Promise<LegResyncResult> | undefined;
   private closed = false;
   private clearTimer: NodeJS.Timeout | undefined;
+  private retryTimer: NodeJS.Timeout | undefined;
   private readonly sizeBytes: number;
   private readonly blockSizeBytes: number;
 
@@ -195,6 +201,22 @@ export class MirrorLeg {
     this.epoch += 1;
     this.options.record("mirror-degraded", `mirror ${this.options.path} degraded: ${reason}`, { path: this.options.path, reason });
     await this.saveState(false).catch((error: unknown) => this.options.warn?.(`mirror: could not record its state: ${messageOf(error)}`));
+    this.scheduleRetry();
+  }
+
+  /** A degraded leg is tried again every MIRROR_RETRY_MS (a resync: the file opened again, what differs copied) until it answers. */
+  private scheduleRetry(): void {
+    if (this.retryTimer !== undefined || this.closed) return;
+    this.retryTimer = setTimeout(() => {
+      this.retryTimer = undefined;
+      if (this.closed || this.stateNow !== "degraded") return;
+      this.resync().then(
+        () =>
+          this.options.record("mirror-restored", `mirror ${this.options.path} answers again and is in sync`, { path: this.options.path }),
+        () => this.scheduleRetry(),
+      );
+    }, this.options.retryMs ?? MIRROR_RETRY_MS);
+    this.retryTimer.unref();
   }
 
   private scheduleClearPersist(): void {
@@ -346,6 +368,7 @@ export class MirrorLeg {
     if (this.closed) return;
     this.closed = true;
     if (this.clearTimer !== undefined) clearTimeout(this.clearTimer);
+    if (this.retryTimer !== undefined) clearTimeout(this.retryTimer);
     await this.running?.catch(() => undefined);
     let clean = false;
     if (this.file !== undefined && this.stateNow === "in-sync") {
@@ -372,6 +395,7 @@ export class MirrorLeg {
   async abandon(): Promise<void> {
     this.closed = true;
     if (this.clearTimer !== undefined) clearTimeout(this.clearTimer);
+    if (this.retryTimer !== undefined) clearTimeout(this.retryTimer);
     await this.bitmap.close().catch(() => undefined);
     await this.file?.close().catch(() => undefined);
   }

@@ -3,6 +3,7 @@
  * is not the store's to know: the layer that runs them adds it (api/appliance-status.ts).
  */
 import type { RelationInfo } from "./replication-operations.js";
+import type { MirrorStatus } from "./mirror-operations.js";
 import type { DiskInfo } from "./disk-operations.js";
 
 export interface StoreStatus {
@@ -24,6 +25,8 @@ export interface StoreStatus {
   disks: DiskInfo[];
   /** Replication relations of this store's disks (the sending side). */
   replication: RelationInfo[];
+  /** The mirror legs of this store's disks (SPEC §6). */
+  mirrors: MirrorStatus[];
 }
 
 export interface StatusOperations {
