@@ -68,6 +68,14 @@ test("a new mirror is built from the log; writes, zeroes, trims and flushes reac
     await volume.flush();
     await assertLegsEqual(store, mirrorPath, "after writes, zeroes and a trim");
 
+    for (const [bad, why] of [
+      [path.join(directory, "no-such-dir", "m.img"), /cannot use it: .*ENOENT/],
+      [directory, /cannot use it/],
+      [path.join(store.path, "inside.img"), /inside the store/],
+    ] as const) {
+      await assert.rejects(store.setPolicy({ disk: "d", mirror: bad }), why, bad);
+      assert.equal((await store.mirrorStatus("d")).path, mirrorPath, "the leg stays as it was");
+    }
     const policy = await store.setPolicy({ disk: "d", mirror: null });
     assert.equal(policy.mirror, null);
     assert.ok(existsSync(mirrorPath), "--mirror off leaves the file");

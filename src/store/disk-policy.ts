@@ -5,7 +5,7 @@
  * server's policy runner (src/policy/) acts on the same settings unattended.
  */
 import { listVaults } from "./archive/vault-registry.js";
-import { applyMirrorPolicy } from "./mirror/disk-mirror.js";
+import { applyMirrorPolicy, checkMirrorUsable } from "./mirror/disk-mirror.js";
 import type { Catalog } from "./catalog.js";
 import { writeDiskFile, type DiskFile } from "./disk-file.js";
 import type { OpenDisk } from "./open-disk.js";
@@ -85,6 +85,8 @@ export function setPolicy(catalog: Catalog, update: PolicyUpdate): Promise<DiskP
       lunHolder: (lun) => lunHolderFor(catalog, lun, disk.meta.name),
       vaultExists: (name) => vaults.has(name),
     });
+    // Before anything is saved: a mirror path that cannot serve is refused, not attached degraded.
+    if (settings.mirror !== null && settings.mirror !== current.mirror) await checkMirrorUsable(catalog, disk, settings.mirror);
     const next = diskFileWith(disk.meta, settings);
     if (JSON.stringify(scheduleOf(settings)) !== JSON.stringify(scheduleOf(current))) {
       next.scheduleState = { setAtMs: catalog.nowMs(), lastSlotMs: 0 };

@@ -8,6 +8,8 @@ import type { Catalog } from "../catalog.js";
 import type { OpenDisk } from "../open-disk.js";
 import type { MirrorResyncResult, MirrorStatus, ProgressCallback } from "../operations/index.js";
 import { settingsOf } from "../policy/policy-settings.js";
+import * as path from "node:path";
+import { MirrorFile } from "./mirror-file.js";
 import { MirrorLeg } from "./mirror-leg.js";
 
 /** Attaches the leg the disk's policy names (if any); a leg that cannot open is degraded, not a failed disk. */
@@ -74,4 +76,24 @@ export async function closeMirrors(catalog: Catalog, abandon: boolean): Promise<
 /** After a rollback, an import or a replica's batch: the disk's mirror (if any) is resynced whole (MirrorLeg.changedWholesale). */
 export async function mirrorChangedWholesale(disk: OpenDisk): Promise<void> {
   await disk.mirror?.changedWholesale();
+}
+
+/**
+ * `policy set --mirror PATH` refuses a path that cannot be a leg: another disk's mirror, a file
+ * inside the store, or one that cannot be opened or made (a missing directory, a directory, a
+ * block device smaller than the disk). A file it had to make stays (the leg attaches to it).
+ */
+export async function checkMirrorUsable(catalog: Catalog, disk: OpenDisk, mirror: string): Promise<void> {
+  const refuse = (why: string) => new SnaplogError(ErrorCodes.INVALID_ARGUMENT, `--mirror ${mirror}: ${why}`, { disk: disk.meta.name });
+  for (const other of catalog.disks.values()) {
+    if (other !== disk && settingsOf(other.meta).mirror === mirror) throw refuse(`it is the mirror of disk ${other.meta.name}`);
+  }
+  const relative = path.relative(catalog.path, mirror);
+  if (!relative.startsWith("..") && !path.isAbsolute(relative)) throw refuse("it lies inside the store (a leg must be apart from the log)");
+  try {
+    const file = await MirrorFile.open(mirror, disk.meta.sizeBytes);
+    await file.close();
+  } catch (error) {
+    throw refuse(`cannot use it: ${error instanceof Error ? error.message : String(error)}`);
+  }
 }
