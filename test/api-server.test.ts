@@ -162,7 +162,7 @@ class MemoryOperations implements Operations {
   }
   async mirrorStatus(disk: string): Promise<MirrorStatus> {
     await this.showDisk(disk);
-    return { disk, path: "/mirror.img", state: "in-sync", bytesCopied: 0, dirtyBytes: 0, regionBytes: 1048576 };
+    return { disk, path: "/mirror.img", state: "in-sync", bytesCopied: 0, blocksRepaired: 0, dirtyBytes: 0, regionBytes: 1048576 };
   }
   async resyncMirror(disk: string, onProgress?: ProgressCallback): Promise<MirrorResyncResult> {
     await this.showDisk(disk);

@@ -239,6 +239,10 @@ export const MirrorStatusSchema = Type.Object(
     state: MirrorStateSchema,
     reason: Type.Optional(Type.String({ description: "why the leg is degraded" })),
     bytesCopied: Type.Integer({ minimum: 0, description: "bytes written to the mirror by the last or running sync" }),
+    blocksRepaired: Type.Integer({
+      minimum: 0,
+      description: "log blocks that failed their checksum, served from the mirror and written again",
+    }),
     dirtyBytes: Type.Integer({ minimum: 0, description: "bytes in regions of the write-intent bitmap that are set" }),
     regionBytes: Type.Integer({ minimum: 1, description: "the bitmap's region size" }),
   },

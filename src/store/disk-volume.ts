@@ -74,9 +74,33 @@ export class DiskVolume implements Volume {
     this.checkRequest(offsetBytes, lengthBytes, "read", false);
     if (lengthBytes === 0) return Buffer.alloc(0);
     const { lbaFirst, blockCount } = this.blocksCovering(offsetBytes, lengthBytes);
-    const blocks = await this.engine.readBlocks(lbaFirst, blockCount, this.lsnView);
+    const blocks = await this.readOrHeal(lbaFirst, blockCount);
     const skipBytes = offsetBytes - lbaFirst * this.blockSizeBytes;
     return skipBytes === 0 && blocks.length === lengthBytes ? blocks : blocks.subarray(skipBytes, skipBytes + lengthBytes);
+  }
+
+  /** The current volume's blocks; a checksum failure is healed from an in-sync mirror when there is one (docs/mirror.md). */
+  private async readOrHeal(lbaFirst: number, blockCount: number): Promise<Buffer> {
+    try {
+      return await this.engine.readBlocks(lbaFirst, blockCount, this.lsnView);
+    } catch (error) {
+      const mirror = this.mirrorHolder?.mirror;
+      if (!(error instanceof SnaplogError) || error.code !== ErrorCodes.CORRUPT || mirror === undefined || this.lsnView !== Infinity)
+        throw error;
+      const blockSize = this.blockSizeBytes;
+      const healed = await mirror.healRead(
+        lbaFirst * blockSize,
+        blockCount * blockSize,
+        (lba) =>
+          this.engine.readBlocks(lba, 1, Infinity).then(
+            () => false,
+            (failure: unknown) => failure instanceof SnaplogError && failure.code === ErrorCodes.CORRUPT,
+          ),
+        (offsetBytes, data) => this.engine.writeBytes(offsetBytes, data, true),
+      );
+      if (healed === undefined) throw error;
+      return healed;
+    }
   }
 
   async write(offsetBytes: number, data: Buffer, options: WriteOptions): Promise<void> {

@@ -59,6 +59,7 @@ export class MirrorLeg {
   private reasonNow: string | undefined;
   private file: MirrorFile | undefined;
   private bytesCopiedNow = 0;
+  private blocksRepairedNow = 0;
   private readonly locks = new RangeLocks();
   /** Moves at every degrade: a flush that straddles one clears nothing. */
   private epoch = 0;
@@ -118,11 +119,62 @@ export class MirrorLeg {
       path: this.options.path,
       state: this.stateNow,
       bytesCopied: this.bytesCopiedNow,
+      blocksRepaired: this.blocksRepairedNow,
       dirtyBytes: Math.min(this.sizeBytes, this.bitmap.dirtyCount * REGION_BYTES),
       regionBytes: REGION_BYTES,
     };
     if (this.reasonNow !== undefined) status.reason = this.reasonNow;
     return status;
+  }
+
+  // ---- self-healing reads ------------------------------------------------------------------
+
+  /**
+   * The log's copy of a block in [offset, +length) failed its checksum (SPEC §6). Under the
+   * range lock no write is in flight there, so an in-sync leg holds the current data: it is
+   * read from the mirror, every block whose log copy fails is written again into the log from
+   * it (`isBad` / `rewrite`), and the data is returned. Undefined when the leg cannot vouch for
+   * the range (not in sync): the read fails as it would without a mirror.
+   */
+  async healRead(
+    offsetBytes: number,
+    lengthBytes: number,
+    isBad: (lba: number) => Promise<boolean>,
+    rewrite: (offsetBytes: number, data: Buffer) => Promise<void>,
+  ): Promise<Buffer | undefined> {
+    const release = await this.locks.acquire(offsetBytes, offsetBytes + lengthBytes);
+    try {
+      const file = this.file;
+      if (file === undefined || this.stateNow !== "in-sync" || this.closed) return undefined;
+      const data = Buffer.alloc(lengthBytes);
+      await file.read(data, offsetBytes);
+      const blockSize = this.blockSizeBytes;
+      let repaired = 0;
+      for (let lba = offsetBytes / blockSize; lba < (offsetBytes + lengthBytes) / blockSize; lba += 1) {
+        if (!(await isBad(lba))) continue;
+        const at = lba * blockSize - offsetBytes;
+        await rewrite(lba * blockSize, data.subarray(at, at + blockSize));
+        repaired += 1;
+      }
+      this.blocksRepairedNow += repaired;
+      if (repaired > 0) {
+        this.options.record(
+          "mirror-repair",
+          `${repaired} block(s) that failed their checksum in the log were served from mirror ${this.options.path} and written again`,
+          {
+            path: this.options.path,
+            blocks: repaired,
+            offsetBytes,
+          },
+        );
+      }
+      return data;
+    } catch (error) {
+      this.options.warn?.(`mirror: a self-healing read failed: ${messageOf(error)}`);
+      return undefined;
+    } finally {
+      release();
+    }
   }
 
   // ---- the write path ----------------------------------------------------------------------

@@ -12,6 +12,8 @@ export interface MirrorStatus {
   reason?: string;
   /** Bytes written to the mirror by the last or running sync. */
   bytesCopied: number;
+  /** Log blocks that failed their checksum, served from this mirror and written again, since the disk opened. */
+  blocksRepaired: number;
   /** Bytes in regions of the write-intent bitmap that are set: at most this much differs. */
   dirtyBytes: number;
   /** The bitmap's region size. */
