@@ -15,6 +15,10 @@ import * as path from "node:path";
 import { Store } from "../src/store/store.js";
 import type { MirrorStatus } from "../src/store/operations/index.js";
 import { pattern } from "./support/data-pattern.js";
+import { runCli } from "./support/cli.js";
+import { qemuImgCompare } from "./support/interop-tools.js";
+import { NbdClient } from "./support/nbd-client.js";
+import { startServeChild } from "./support/serve-child.js";
 import { firstSegmentPath, flipByte, storeWithDisk } from "./support/store-fixtures.js";
 import { tempDir } from "./support/temp-dir.js";
 
@@ -219,5 +223,44 @@ test("a block whose log copy fails its checksum is served from the in-sync mirro
     assert.ok((await store.resolve("d").read(3 * MiB, 4096)).equals(expected), "repaired in the log");
   } finally {
     await store.close();
+  }
+});
+
+test("a real server killed with SIGKILL during writes: at the next start the regions in flight are resynced and the mirror compares equal", async () => {
+  const directory = tempDir("mirror-sigkill");
+  const storePath = path.join(directory, "store");
+  const socketPath = path.join(directory, "nbd.sock");
+  const mirrorPath = path.join(directory, "mirror.img");
+  const cli = (...args: string[]) => {
+    const result = runCli(["--store", storePath, ...args]);
+    assert.equal(result.code, 0, `snaplog ${args.join(" ")}: ${result.stderr}`);
+    return result.stdout;
+  };
+  cli("init");
+  cli("disk", "create", "d", "--size", "16M");
+  cli("policy", "set", "d", "--mirror", mirrorPath);
+  let server = await startServeChild(storePath, socketPath);
+  try {
+    // Writes in flight from a client while the server is killed.
+    const client = await NbdClient.connect({ path: socketPath }, "d");
+    const writes: Promise<unknown>[] = [];
+    for (let index = 0; index < 400; index += 1) {
+      writes.push(client.write(((index * 7919) % 4000) * 4096, pattern(500 + index, 4096)).catch(() => undefined));
+      if (index === 200) await client.flush();
+    }
+    await new Promise((resolve) => setTimeout(resolve, 5));
+    await server.kill();
+    await Promise.allSettled(writes);
+    await client.disconnect().catch(() => undefined);
+    server = await startServeChild(storePath, socketPath);
+    for (let tries = 0; ; tries += 1) {
+      const status = JSON.parse(cli("--json", "mirror", "status", "d")) as MirrorStatus;
+      if (status.state === "in-sync") break;
+      assert.ok(tries < 500, `the mirror never got in sync: ${JSON.stringify(status)}`);
+      await new Promise((resolve) => setTimeout(resolve, 20));
+    }
+    await qemuImgCompare(server.unixUri("d"), mirrorPath, "the mirror after SIGKILL and restart");
+  } finally {
+    await server.kill();
   }
 });
