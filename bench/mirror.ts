@@ -1,0 +1,85 @@
+/**
+ * The mirror leg (issue 12 item 6): the numbers in BENCHMARKS.md "Mirror". One run, one server,
+ * on a scratch store (a real disk: /var/tmp by default): two disks of the same size, one with a
+ * mirror file on the same file system; fio with its nbd engine on each, alternated, for
+ * 4K random write QD32, 1M sequential write QD8 and 4K random read QD32; then the time a new
+ * mirror of a written disk takes to get in sync (resync MB/s). Ratios are mirrored / plain.
+ *
+ *   node dist/bench/mirror.js [--size 1G] [--runtime 15] [--tmpdir /var/tmp]
+ */
+import { execFileSync } from "node:child_process";
+import { mkdtempSync, rmSync } from "node:fs";
+import path from "node:path";
+import { fileURLToPath } from "node:url";
+import { parseArgs } from "node:util";
+import { maxOf } from "../src/util/max-of.js";
+import { parseSize } from "../src/util/parse.js";
+import { fio } from "./fio.js";
+import { startServer } from "./server.js";
+
+const cliPath = path.join(path.dirname(fileURLToPath(import.meta.url)), "..", "src", "cli", "main.js");
+const { values } = parseArgs({
+  options: {
+    size: { type: "string", default: "1G" },
+    runtime: { type: "string", default: "15" },
+    tmpdir: { type: "string", default: "/var/tmp" },
+  },
+});
+const sizeBytes = parseSize(values.size ?? "1G");
+const runtime = values.runtime ?? "15";
+const scratch = mkdtempSync(path.join(values.tmpdir ?? "/var/tmp", "snaplog-bench-mirror-"));
+const storePath = path.join(scratch, "store");
+const cli = (...args: string[]) => execFileSync(process.execPath, [cliPath, "--store", storePath, ...args], { encoding: "utf8" });
+
+const JOBS = [
+  { name: "4K random write QD32", args: ["--rw=randwrite", "--bs=4k", "--iodepth=32"] },
+  { name: "1M sequential write QD8", args: ["--rw=write", "--bs=1m", "--iodepth=8"] },
+  { name: "4K random read QD32", args: ["--rw=randread", "--bs=4k", "--iodepth=32"] },
+];
+
+async function main(): Promise<void> {
+  cli("init");
+  for (const disk of ["plain", "mirrored"]) cli("disk", "create", disk, "--size", String(sizeBytes));
+  cli("policy", "set", "mirrored", "--mirror", path.join(scratch, "mirror.img"));
+  const server = await startServer(cliPath, storePath, scratch);
+  try {
+    // Both disks written whole first: the reads read data, and no write lands in a never-written block only on one side.
+    for (const disk of ["plain", "mirrored"])
+      await fio(server.unixUri(disk), ["--rw=write", "--bs=1m", "--iodepth=8", `--size=${sizeBytes}`]);
+    const lines = [`| job | plain | with a mirror | ratio |`, `| --- | --- | --- | --- |`];
+    for (const job of JOBS) {
+      const common = [...job.args, `--size=${sizeBytes}`, "--time_based", `--runtime=${runtime}`, "--ramp_time=2"];
+      // Alternated, twice each, best of two: the machine is shared.
+      const results: Record<string, number[]> = { plain: [], mirrored: [] };
+      for (const disk of ["plain", "mirrored", "mirrored", "plain"])
+        results[disk].push((await fio(server.unixUri(disk), common)).mbPerSecond);
+      const plain = maxOf(results.plain, 0);
+      const mirrored = maxOf(results.mirrored, 0);
+      const unit = job.name.startsWith("1M")
+        ? (value: number) => `${value.toFixed(0)} MB/s`
+        : (value: number) => `${((value * 1e6) / 4096).toFixed(0)} IOPS`;
+      lines.push(`| ${job.name} | ${unit(plain)} | ${unit(mirrored)} | ${(mirrored / plain).toFixed(2)}× |`);
+      process.stdout.write(`${lines[lines.length - 1]}\n`);
+    }
+    // Resync: a new mirror of the plain disk (written whole) gets in sync.
+    const started = process.hrtime.bigint();
+    cli("policy", "set", "plain", "--mirror", path.join(scratch, "mirror-2.img"));
+    let status: { state: string; bytesCopied: number };
+    do {
+      await new Promise((resolve) => setTimeout(resolve, 100));
+      status = JSON.parse(cli("--json", "mirror", "status", "plain")) as { state: string; bytesCopied: number };
+    } while (status.state !== "in-sync");
+    const seconds = Number(process.hrtime.bigint() - started) / 1e9;
+    lines.push("");
+    lines.push(
+      `Resync of a new mirror of a ${sizeBytes / 2 ** 20} MiB disk written whole: ${(status.bytesCopied / 2 ** 20).toFixed(0)} MiB in ${seconds.toFixed(1)} s, ${(status.bytesCopied / 1e6 / seconds).toFixed(0)} MB/s.`,
+    );
+    process.stdout.write(`\n${lines.join("\n")}\n`);
+    await server.stop();
+  } finally {
+    await server.kill().catch(() => undefined);
+    rmSync(scratch, { recursive: true, force: true });
+  }
+}
+
+await main();
