@@ -4,6 +4,7 @@
  * any listener, with the bearer token on TCP (`serve --api` or `--replication`). The sending
  * side: relations set up, stopped and listed, and `disk promote` on a replica.
  */
+import { bodyChunks, drainBody } from "../request-body.js";
 import type { Readable } from "node:stream";
 import { Type } from "@fastify/type-provider-typebox";
 import type { ReplicationOperations } from "../../store/operations/index.js";
@@ -106,12 +107,15 @@ export function registerReplicationRoutes(app: TypedApp, operations: Replication
       },
       // The encapsulated scope loses the type provider's inference: the schema above checked the name.
       async (request, reply) => {
+        const body = request.body as Readable;
         try {
-          return await operations.replicaBatch((request.params as { name: string }).name, request.body as Readable);
+          return await operations.replicaBatch((request.params as { name: string }).name, bodyChunks(body));
         } catch (error) {
           // A damaged stream is the peer's fault, not this store's: 400 with its code, not 500.
           if (error instanceof SnaplogError && error.code === ErrorCodes.CORRUPT) return reply.code(400).send(errorBody(error));
           throw error;
+        } finally {
+          drainBody(body);
         }
       },
     );
