@@ -264,3 +264,40 @@ test("a real server killed with SIGKILL during writes: at the next start the reg
     await server.kill();
   }
 });
+
+test("a replica's incoming batches reach its mirror: the regions they touch are resynced", async () => {
+  const source = await newStore("mirror-replica-source");
+  const target = await newStore("mirror-replica-target");
+  const mirrorPath = path.join(target.directory, "replica-mirror.img");
+  const exported = async (request: Parameters<Store["exportStream"]>[0]) => {
+    const chunks: Buffer[] = [];
+    await source.store.exportStream(request, async (chunk) => {
+      chunks.push(Buffer.from(chunk));
+    });
+    return Readable.from([Buffer.concat(chunks)]);
+  };
+  try {
+    const first = source.store.resolve("d");
+    await first.write(0, pattern(70, MiB), { fua: true });
+    const lsnFirst = (await source.store.showDisk("d")).lsnLast;
+    const made = await target.store.replicaBatch("r", await exported({ disk: "d", to: `lsn:${lsnFirst}`, compact: true, cutTo: false }));
+    await target.store.setPolicy({ disk: "r", mirror: mirrorPath });
+    const waitInSync = async () => {
+      for (let tries = 0; (await target.store.mirrorStatus("r")).state !== "in-sync"; tries += 1) {
+        assert.ok(tries < 500, "the replica's mirror gets in sync");
+        await new Promise((resolve) => setTimeout(resolve, 10));
+      }
+    };
+    await waitInSync();
+    await first.write(9 * MiB, pattern(71, 2 * MiB), { fua: true });
+    const lsnSecond = (await source.store.showDisk("d")).lsnLast;
+    await target.store.replicaBatch("r", await exported({ disk: "d", fromLsn: made.ackedLsn, to: `lsn:${lsnSecond}`, cutTo: false }));
+    await waitInSync();
+    const volume = await target.store.resolve("r").read(0, DISK_BYTES);
+    assert.ok(volume.equals(await fs.readFile(mirrorPath)), "the replica's mirror equals it after a batch");
+    assert.ok(volume.subarray(9 * MiB, 11 * MiB).equals(pattern(71, 2 * MiB)), "the batch arrived");
+  } finally {
+    await source.store.close();
+    await target.store.close();
+  }
+});

@@ -97,3 +97,8 @@ export async function checkMirrorUsable(catalog: Catalog, disk: OpenDisk, mirror
     throw refuse(`cannot use it: ${error instanceof Error ? error.message : String(error)}`);
   }
 }
+
+/** After a replica's batch: the regions its runs touched are resynced to the disk's mirror (if any). */
+export async function mirrorChangedRanges(disk: OpenDisk, ranges: readonly { offsetBytes: number; lengthBytes: number }[]): Promise<void> {
+  await disk.mirror?.changedRanges(ranges);
+}

@@ -295,8 +295,16 @@ export class MirrorLeg {
    * starts in the background; the leg is `syncing` until it is done, degraded if it fails.
    */
   async changedWholesale(): Promise<void> {
-    if (this.closed) return;
-    for (let region = 0; region < this.bitmap.regionCount; region += 1) this.bitmap.set(region);
+    await this.changedRanges([{ offsetBytes: 0, lengthBytes: this.sizeBytes }]);
+  }
+
+  /** As changedWholesale, for the byte ranges a change outside the write path touched (a replica's batch). */
+  async changedRanges(ranges: readonly { offsetBytes: number; lengthBytes: number }[]): Promise<void> {
+    if (this.closed || ranges.length === 0) return;
+    for (const { offsetBytes, lengthBytes } of ranges) {
+      for (let region = Math.floor(offsetBytes / REGION_BYTES); region * REGION_BYTES < offsetBytes + lengthBytes; region += 1)
+        this.bitmap.set(region);
+    }
     await this.bitmap.persist();
     if (this.stateNow === "in-sync") this.stateNow = "syncing";
     this.resync().catch((error: unknown) => this.options.warn?.(`mirror: resync after a wholesale change failed: ${messageOf(error)}`));

@@ -16,6 +16,7 @@
  *   delete   snapshots deleted at the source, by id
  *   promote  failover: read-write, the relation ends at the sender's next contact
  */
+import { mirrorChangedRanges, mirrorChangedWholesale } from "../mirror/disk-mirror.js";
 import { ErrorCodes, SnaplogError } from "../../util/errors.js";
 import { StreamReader, type EntryRun, type StreamHeader } from "../../stream/index.js";
 import { createReadStream, promises as fs } from "node:fs";
@@ -174,7 +175,14 @@ async function applyBatch(catalog: Catalog, diskName: string, header: StreamHead
   let blockCount = 0;
   for (const run of runs) blockCount += run.blockCount;
   const snapshots: string[] = [];
-  if (runs.length > 0) await disk.engine.importRuns(runs, header.to.timeMs, true);
+  if (runs.length > 0) {
+    await disk.engine.importRuns(runs, header.to.timeMs, true);
+    const blockSize = disk.meta.blockSizeBytes;
+    await mirrorChangedRanges(
+      disk,
+      runs.map((run) => ({ offsetBytes: run.lba * blockSize, lengthBytes: run.blockCount * blockSize })),
+    );
+  }
   if (header.cutTo !== false) {
     const existing = disk.engine.findSnapshot(header.to.name);
     if (existing === undefined) {
@@ -240,6 +248,7 @@ export function replicaResync(
       );
       disk.currentLife = new VolumeLife();
       await disk.engine.rollback(common.lsn, name, await assignSnapshotLun(catalog, disk, name, undefined));
+      await mirrorChangedWholesale(disk);
     }
     const replica: ReplicaMeta = {
       sourceStoreId: source.storeId,
