@@ -41,8 +41,11 @@ async function sourceWithHistory(store: Store, disk = "src"): Promise<void> {
   await store.createDisk({ name: disk, sizeBytes: DISK_BYTES });
   const volume = store.resolve(disk);
   let seed = 1;
-  const write = async (blockFirst: number, blockCount: number) =>
-    volume.write(blockFirst * BLOCK, pattern(seed++, blockCount * BLOCK), { fua: false });
+  // A few ms apart: each write gets a time of its own, so the points in time between them differ.
+  const write = async (blockFirst: number, blockCount: number) => {
+    await new Promise((resolve) => setTimeout(resolve, 3));
+    await volume.write(blockFirst * BLOCK, pattern(seed++, blockCount * BLOCK), { fua: false });
+  };
   await write(0, 64);
   await write(200, 3);
   await store.createSnapshot({ disk, name: "s1" });
