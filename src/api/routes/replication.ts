@@ -10,6 +10,7 @@ import { Type } from "@fastify/type-provider-typebox";
 import type { ReplicationOperations } from "../../store/operations/index.js";
 import { ErrorCodes, SnaplogError } from "../../util/errors.js";
 import { errorBody } from "../http-status.js";
+import { RelationInfoSchema } from "../schemas.js";
 import { aboutDisk, answers, type TypedApp } from "./route-schema.js";
 
 const PointSchema = Type.Object({ name: Type.String(), id: Type.String(), lsn: Type.Integer(), timeMs: Type.Integer() });
@@ -31,23 +32,6 @@ const ReplicaAckSchema = Type.Object(
     blockCount: Type.Integer(),
   },
   { title: "ReplicaAck" },
-);
-const RelationSchema = Type.Object(
-  {
-    disk: Type.String(),
-    to: Type.String(),
-    mode: Type.Union([Type.Literal("continuous"), Type.Literal("compacted")]),
-    intervalMs: Type.Integer(),
-    state: Type.Union([Type.Literal("connected"), Type.Literal("retrying"), Type.Literal("ended"), Type.Literal("starting")]),
-    reason: Type.Union([Type.String(), Type.Null()]),
-    ackedLsn: Type.Union([Type.Integer(), Type.Null()]),
-    lagSeconds: Type.Number(),
-    lagBytes: Type.Integer(),
-    bytesShipped: Type.Integer(),
-    bytesWritten: Type.Integer(),
-    createdAt: Type.String(),
-  },
-  { title: "Relation" },
 );
 const ReplicateBodySchema = Type.Object(
   {
@@ -136,7 +120,7 @@ export function registerReplicationRoutes(app: TypedApp, operations: Replication
       schema: aboutDisk({
         summary: "Set up a relation (the receiver is contacted now)",
         body: ReplicateBodySchema,
-        response: answers(RelationSchema),
+        response: answers(RelationInfoSchema),
       }),
     },
     (request) => operations.replicate({ disk: request.params.name, ...request.body }),
@@ -150,7 +134,7 @@ export function registerReplicationRoutes(app: TypedApp, operations: Replication
     {
       schema: {
         summary: "Replication relations with state, acknowledged LSN, lag and bytes",
-        response: answers(Type.Array(RelationSchema)),
+        response: answers(Type.Array(RelationInfoSchema)),
       },
     },
     () => operations.listRelations(),
