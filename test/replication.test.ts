@@ -190,11 +190,18 @@ async function lsnLast(server: Server, disk: string): Promise<number> {
 }
 
 /** The replica's disk.json on the receiver: the source LSN it holds. */
-async function replicaMeta(store: string, disk: string): Promise<{ ackedLsn: number; promotedAt?: string } | undefined> {
+interface ReplicaMetaSeen {
+  ackedLsn: number;
+  promotedAt?: string;
+  /** A batch whose acknowledgement could not be written yet (docs/replication.md "Acknowledgements"). */
+  pending?: { toLsn: number };
+}
+
+async function replicaMeta(store: string, disk: string): Promise<ReplicaMetaSeen | undefined> {
   for (const entry of await fs.readdir(path.join(store, "disks"))) {
     const file = path.join(store, "disks", entry, "disk.json");
     const parsed = JSON.parse(await fs.readFile(file, "utf8").catch(() => "{}")) as {
-      body?: { name: string; replica?: { ackedLsn: number; promotedAt?: string } };
+      body?: { name: string; replica?: ReplicaMetaSeen };
     };
     if (parsed.body?.name === disk) return parsed.body.replica;
   }
@@ -222,15 +229,24 @@ function nbdUri(server: Server, exportName: string): string {
 }
 
 /** `qemu-img compare` of two exports: exit 0 when identical. */
+function qemuCompareQuiet(a: string, b: string): boolean {
+  return spawnSync("qemu-img", ["compare", "-q", "-f", "raw", "-F", "raw", a, b], { timeout: 120_000 }).status === 0;
+}
+
 function qemuCompare(a: string, b: string): void {
   const run = spawnSync("qemu-img", ["compare", "-f", "raw", "-F", "raw", a, b], { encoding: "utf8", timeout: 120_000 });
   assert.equal(run.status, 0, `qemu-img compare ${a} ${b}: ${run.stdout}${run.stderr}`);
 }
 
-/** The replica equals the source's view at the LSN the replica says it holds. */
+/**
+ * The replica equals the source at the LSN it acknowledged — or, while a batch's acknowledgement
+ * could not be written (a full file system), at that batch's end: a batch is applied whole or not.
+ */
 async function replicaMatches(source: Server, disk: string, receiver: Server, replica: string): Promise<number> {
   const meta = await replicaMeta(receiver.store, replica);
   assert.ok(meta !== undefined, `${replica} is a replica`);
+  if (meta.pending !== undefined && qemuCompareQuiet(nbdUri(source, `${disk}@lsn:${meta.pending.toLsn}`), nbdUri(receiver, replica)))
+    return meta.pending.toLsn;
   qemuCompare(nbdUri(source, `${disk}@lsn:${meta.ackedLsn}`), nbdUri(receiver, replica));
   return meta.ackedLsn;
 }

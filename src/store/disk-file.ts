@@ -28,6 +28,12 @@ export interface DiskFile {
     ackedLsn: number;
     ackedTimeMs: number;
     promotedAt?: string;
+    /**
+     * A batch being applied: its end, and the replica's own LSN before it. Written before the
+     * batch is applied, so a batch applied but not acknowledged (disk.json could not be written
+     * after it: a full file system, a crash) is recognised and acknowledged at the next contact.
+     */
+    pending?: { toLsn: number; toTimeMs: number; localLsnBefore: number; cut?: string };
   };
   /** Policies (absent in disks made before they existed: defaults apply, disk-policy.ts). */
   autoCompact?: boolean;

@@ -70,7 +70,8 @@ export function replicaHello(catalog: Catalog, hello: ReplicaHello): Promise<Rep
           { disk: hello.disk },
         );
       }
-      return { state: "replica", ackedLsn: replica.ackedLsn, snapshots: snapshotsOf(disk) };
+      const settled = (await settlePending(disk)) ?? replica;
+      return { state: "replica", ackedLsn: settled.ackedLsn, snapshots: snapshotsOf(disk) };
     }
     if (diskIdOf(disk.meta) === hello.source.diskId) return { state: "diverged", ackedLsn: null, snapshots: snapshotsOf(disk) };
     throw new SnaplogError(
@@ -148,6 +149,8 @@ async function firstCopy(
 
 async function applyBatch(catalog: Catalog, diskName: string, header: StreamHeader, spoolPath: string): Promise<ReplicaAck> {
   const disk = catalog.disk(diskName);
+  // A batch applied earlier but not acknowledged (disk.json could not be written) counts first.
+  await settlePending(disk);
   const replica = disk.meta.replica;
   if (replica === undefined) throw new SnaplogError(ErrorCodes.CONFLICT, `disk ${diskName} is no replica`, { disk: diskName });
   if (replica.promotedAt !== undefined) throw promotedError(disk);
@@ -172,6 +175,20 @@ async function applyBatch(catalog: Catalog, diskName: string, header: StreamHead
     );
   }
   const runs = await readRuns(spoolPath, disk.meta.blockSizeBytes);
+  // The intent first: if even disk.json cannot be written (a full file system), nothing is applied.
+  const cut = header.cutTo !== false ? header.to.name : undefined;
+  await saveMeta(disk, {
+    ...disk.meta,
+    replica: {
+      ...replica,
+      pending: {
+        toLsn: header.to.lsn,
+        toTimeMs: header.to.timeMs,
+        localLsnBefore: disk.engine.lsnLast,
+        ...(cut === undefined ? {} : { cut }),
+      },
+    },
+  });
   let blockCount = 0;
   for (const run of runs) blockCount += run.blockCount;
   const snapshots: string[] = [];
@@ -195,7 +212,10 @@ async function applyBatch(catalog: Catalog, diskName: string, header: StreamHead
       snapshots.push(header.to.name);
     }
   } else if (runs.length === 0) await disk.engine.flush();
-  await saveMeta(disk, { ...disk.meta, replica: { ...replica, ackedLsn: header.to.lsn, ackedTimeMs: header.to.timeMs } });
+  await saveMeta(disk, {
+    ...disk.meta,
+    replica: { ...replica, ackedLsn: header.to.lsn, ackedTimeMs: header.to.timeMs, pending: undefined },
+  });
   return { disk: diskName, ackedLsn: header.to.lsn, ackedTimeMs: header.to.timeMs, snapshots, blockCount };
 }
 
@@ -298,6 +318,29 @@ export function promoteDisk(catalog: Catalog, diskName: string): Promise<{ disk:
       .catch(() => undefined);
     return { disk: diskName, promotedAt };
   });
+}
+
+/**
+ * A batch whose intent is in disk.json: if it landed (the replica's log moved past its LSN
+ * before, or its cut exists), it is acknowledged now; if not, the intent is dropped. Answers
+ * the replica as it now stands (in memory even when disk.json still cannot be written: the
+ * next contact writes it), or undefined without a pending batch.
+ */
+async function settlePending(disk: OpenDisk): Promise<ReplicaMeta | undefined> {
+  const replica = disk.meta.replica;
+  const pending = replica?.pending;
+  if (replica === undefined || pending === undefined) return undefined;
+  const landed =
+    disk.engine.lsnLast > pending.localLsnBefore || (pending.cut !== undefined && disk.engine.findSnapshot(pending.cut) !== undefined);
+  const settled: ReplicaMeta = landed
+    ? { ...replica, ackedLsn: pending.toLsn, ackedTimeMs: pending.toTimeMs, pending: undefined }
+    : { ...replica, pending: undefined };
+  try {
+    await saveMeta(disk, { ...disk.meta, replica: settled });
+  } catch {
+    disk.meta = { ...disk.meta, replica: settled };
+  }
+  return settled;
 }
 
 async function saveMeta(disk: OpenDisk, next: DiskFile): Promise<void> {
