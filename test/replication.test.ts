@@ -475,8 +475,9 @@ describe("faults: SIGKILL of either side or both, a cut link", () => {
       await waitFor("NO_SPACE", async () => /NO_SPACE/.test((await relationOf(source, "d1")).reason ?? ""), 60_000);
       const relation = await relationOf(source, "d1");
       assert.equal(relation.state, "retrying");
-      // Known open (issue 11 note, README): under load the replica was seen one batch past what its
-      // disk.json acknowledges while the file system is full; it is compared once there is room again.
+      // Compared once there is room again (below). Under load, a mismatch was seen here before the
+      // medium learned to finish short writes (a file system that fills writes part of a request
+      // before it says ENOSPC); not yet seen again under load since, so not asserted here yet.
       const remount = spawnSync("mount", ["-o", "remount,size=512m", mountPoint], { encoding: "utf8" });
       assert.equal(remount.status, 0, remount.stderr);
       await caughtUp(source, "d1", 90_000);
