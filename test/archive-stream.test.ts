@@ -344,7 +344,7 @@ test("the CLI through a running server: export -o, import -i, and every snapshot
     );
     const again = runCli(["--store", sourcePath, "export", "src", "-o", file]);
     assert.notEqual(again.code, 0, "an existing file is never overwritten");
-    assert.match(again.stderr, /exists already/);
+    assert.match(again.stderr, /already exists; export writes a new file/);
     const imported = runCli(["--store", targetPath, "--json", "import", "copy", "-i", file]);
     assert.equal(imported.code, 0, imported.stderr);
     for (const snapshot of ["s1", "s2"]) {

@@ -22,7 +22,7 @@ import type { ArchiveResult, VaultChainInfo } from "../src/store/operations/inde
 import { TEMP_FILE_PREFIX } from "../src/vault/index.js";
 import { startCephRgwOrSkip, type CephRgw } from "./support/ceph-rgw.js";
 import { pattern } from "./support/data-pattern.js";
-import { killServeChildren, snaplogMainPath, startServeChild, type CliRun } from "./support/serve-child.js";
+import { killServeChildren, snaplogMainPath, startApiServeChild, startServeChild, type CliRun } from "./support/serve-child.js";
 import { tempDir } from "./support/temp-dir.js";
 import { waitFor } from "./support/wait-for.js";
 
@@ -686,52 +686,12 @@ describe("s3 vault (Ceph RGW)", () => {
 
 const peerParent = tempDir("vault-archive-peer");
 
-/** `snaplog serve --api 127.0.0.1:0` on a fresh store; resolves with its API port once listening. */
-async function startServeApi(storePath: string): Promise<{ port: number; stop: () => Promise<void> }> {
-  await Store.init(storePath);
-  const child = spawn(process.execPath, [snaplogMainPath, "--store", storePath, "serve", "--nbd", "127.0.0.1:0", "--api", "127.0.0.1:0"], {
-    env: { ...process.env, SNAPLOG_LOG_LEVEL: "warn" },
-  });
-  children.add(child);
-  const exited = new Promise<void>((resolve) =>
-    child.once("exit", () => {
-      children.delete(child);
-      resolve();
-    }),
-  );
-  let stdout = "";
-  let stderr = "";
-  child.stderr.on("data", (chunk: Buffer) => (stderr += chunk.toString()));
-  const port = await new Promise<number>((resolve, reject) => {
-    const timer = setTimeout(() => reject(new Error(`serve did not start: ${stderr}`)), 30_000);
-    child.stdout.on("data", (chunk: Buffer) => {
-      stdout += chunk.toString();
-      const match = /^api: http:\/\/127\.0\.0\.1:(\d+) /m.exec(stdout);
-      if (match !== null) {
-        clearTimeout(timer);
-        resolve(Number(match[1]));
-      }
-    });
-    void exited.then(() => {
-      clearTimeout(timer);
-      reject(new Error(`serve exited: ${stderr}`));
-    });
-  });
-  return {
-    port,
-    stop: async () => {
-      child.kill("SIGTERM");
-      await exited;
-    },
-  };
-}
-
 describe("appliance vault (snaplog://)", () => {
   test("archive to another appliance: objects under its STORE/vault/, restorable from a third store and on the receiver itself", async () => {
     const sourcePath = await newStore("vault-archive-peer-src");
     const thirdPath = await newStore("vault-archive-peer-third");
     const receiverPath = path.join(peerParent, "receiver");
-    const receiver = await startServeApi(receiverPath);
+    const receiver = await startApiServeChild(receiverPath);
     try {
       await diskWithHistory(sourcePath, "vm", 400);
       const token = path.join(receiverPath, "api.token");

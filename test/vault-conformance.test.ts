@@ -10,7 +10,6 @@
  * Without the Ceph packages the S3 suite skips loudly (fails under CI).
  */
 import assert from "node:assert/strict";
-import { spawn, spawnSync, type ChildProcessWithoutNullStreams } from "node:child_process";
 import { randomBytes } from "node:crypto";
 import { promises as fs, readFileSync, writeFileSync } from "node:fs";
 import * as path from "node:path";
@@ -26,7 +25,7 @@ import {
 import { ErrorCodes } from "../src/util/errors.js";
 import { openVault, TEMP_FILE_PREFIX } from "../src/vault/index.js";
 import { CEPH_PACKAGES, missingCephBinaries, startCephRgwOrSkip, type CephRgw } from "./support/ceph-rgw.js";
-import { snaplogMainPath } from "./support/serve-child.js";
+import { killServeChildren, startApiServeChild, type ApiServeChild } from "./support/serve-child.js";
 import { tempDir } from "./support/temp-dir.js";
 import { closedPort, describeVaultConformance, MiB, type VaultUnderTest } from "./support/vault-conformance.js";
 
@@ -144,54 +143,12 @@ describeVaultConformance(
 
 // ---- another appliance: snaplog serve --api ------------------------------------------------
 
-interface ServeApi {
-  child: ChildProcessWithoutNullStreams;
-  storePath: string;
-  port: number;
-  token: string;
-}
+after(killServeChildren);
 
-const serveChildren = new Set<ChildProcessWithoutNullStreams>();
-after(() => {
-  for (const child of serveChildren) child.kill("SIGKILL");
-});
-
-/** `snaplog init` and `snaplog serve --api 127.0.0.1:0`; resolves once the API's TCP line is printed. */
-async function startServeApi(): Promise<ServeApi> {
-  const storePath = path.join(peerParent, "store");
-  const init = spawnSync(process.execPath, [snaplogMainPath, "--store", storePath, "init"], { encoding: "utf8" });
-  assert.equal(init.status, 0, init.stderr);
-  const child = spawn(process.execPath, [snaplogMainPath, "--store", storePath, "serve", "--nbd", "127.0.0.1:0", "--api", "127.0.0.1:0"], {
-    env: { ...process.env, SNAPLOG_LOG_LEVEL: "warn" },
-  });
-  serveChildren.add(child);
-  child.once("exit", () => serveChildren.delete(child));
-  let stdout = "";
-  let stderr = "";
-  child.stderr.on("data", (chunk: Buffer) => (stderr += chunk.toString()));
-  const port = await new Promise<number>((resolve, reject) => {
-    const timer = setTimeout(() => reject(new Error(`serve did not start: ${stderr}`)), 30_000);
-    child.stdout.on("data", (chunk: Buffer) => {
-      stdout += chunk.toString();
-      const match = /^api: http:\/\/127\.0\.0\.1:(\d+) /m.exec(stdout);
-      if (match !== null) {
-        clearTimeout(timer);
-        resolve(Number(match[1]));
-      }
-    });
-    child.once("exit", (code) => {
-      clearTimeout(timer);
-      reject(new Error(`serve exited with ${code}: ${stderr}`));
-    });
-  });
-  const token = readFileSync(path.join(storePath, "api.token"), "utf8").trim();
-  return { child, storePath, port, token };
-}
-
-let peer: ServeApi | undefined;
+let peer: ApiServeChild | undefined;
 
 describeVaultConformance("appliance (snaplog serve --api)", async (): Promise<VaultUnderTest> => {
-  peer = await startServeApi();
+  peer = await startApiServeChild(path.join(peerParent, "store"));
   const area = path.join(peer.storePath, "vault");
   const vault = openVault(`snaplog://127.0.0.1:${peer.port}`, { token: peer.token });
   return {

@@ -10,7 +10,8 @@
 import http from "node:http";
 import { Readable } from "node:stream";
 import { pipeline } from "node:stream/promises";
-import { CODEC_DEFAULT, StreamReader, type StreamSink } from "../stream/index.js";
+import { CODEC_DEFAULT, StreamReader, type StreamPoint, type StreamSink } from "../stream/index.js";
+import { exportResultOf } from "../store/archive/export-stream.js";
 import type {
   RelationInfo,
   ReplicateRequest,
@@ -126,20 +127,6 @@ export class ApiClient implements Operations {
     yield* this.items<StoreEvent>(`/v1/events${queryString({ disk, since, follow: follow === true ? "1" : undefined })}`);
   }
 
-  // The receiving side's calls come from other appliances over TCP (store/replication/replica-client.ts), never through this client.
-  replicaHello(): Promise<never> {
-    return Promise.reject(new SnaplogError(ErrorCodes.UNSUPPORTED, "replica calls go to a receiver over TCP"));
-  }
-  replicaBatch(): Promise<never> {
-    return Promise.reject(new SnaplogError(ErrorCodes.UNSUPPORTED, "replica calls go to a receiver over TCP"));
-  }
-  replicaResync(): Promise<never> {
-    return Promise.reject(new SnaplogError(ErrorCodes.UNSUPPORTED, "replica calls go to a receiver over TCP"));
-  }
-  replicaDeleteSnapshots(): Promise<never> {
-    return Promise.reject(new SnaplogError(ErrorCodes.UNSUPPORTED, "replica calls go to a receiver over TCP"));
-  }
-
   promoteDisk(disk: string): Promise<{ disk: string; promotedAt: string }> {
     return this.request("POST", diskPath(disk, "promote"));
   }
@@ -241,30 +228,14 @@ export class ApiClient implements Operations {
     }
     const reader = new StreamReader(this.withStreamFailures(tee()));
     const header = await reader.readHeader();
+    const lsnStart = header.from?.lsn ?? 0;
+    const cuts: StreamPoint[] = [];
     for await (const item of reader.items()) {
-      if (item.type === "runs" && item.runs.length > 0)
-        onProgress?.(item.runs[item.runs.length - 1].lsn - (header.from?.lsn ?? 0), header.to.lsn - (header.from?.lsn ?? 0));
+      if (item.type === "cut") cuts.push(item.cut);
+      else if (item.runs.length > 0) onProgress?.(item.runs[item.runs.length - 1].lsn - lsnStart, header.to.lsn - lsnStart);
     }
-    const trailer = reader.trailer;
-    if (trailer === undefined) throw this.failure("the stream ended without its trailer");
-    return {
-      disk: request.disk,
-      streamId: header.streamId,
-      kind: header.kind,
-      compacted: header.compacted,
-      order: header.order,
-      codec: request.codec ?? CODEC_DEFAULT,
-      from: header.from ?? null,
-      to: header.to,
-      lsnFirst: (header.from?.lsn ?? 0) + 1,
-      lsnLast: header.to.lsn,
-      frameCount: trailer.frameCount,
-      runCount: trailer.runCount,
-      blockCount: trailer.blockCount,
-      cutCount: trailer.cutCount,
-      bytes,
-      sha256: trailer.sha256.toString("hex"),
-    };
+    if (reader.trailer === undefined) throw this.failure("the stream ended without its trailer");
+    return exportResultOf(request.disk, request.codec ?? CODEC_DEFAULT, header, reader.trailer, cuts, bytes);
   }
 
   /** The stream is the request body, sent as it is read (backpressure from the server's spool). */

@@ -17,6 +17,7 @@ export const httpStatusByCode = {
   [ErrorCodes.STORE_LOCKED]: 409,
   [ErrorCodes.NO_SPACE]: 507,
   [ErrorCodes.CORRUPT]: 500,
+  [ErrorCodes.BAD_STREAM]: 400,
   [ErrorCodes.IO]: 500,
   [ErrorCodes.INTERNAL]: 500,
   [ErrorCodes.OUTSIDE_WINDOW]: 410,

@@ -13,7 +13,7 @@ import Fastify, { LogController, type FastifyBaseLogger, type FastifyInstance, t
 import swagger from "@fastify/swagger";
 import type { TypeBoxTypeProvider } from "@fastify/type-provider-typebox";
 import { Counter, Registry, collectDefaultMetrics } from "prom-client";
-import type { Operations } from "../store/operations/index.js";
+import type { Operations, ReplicaOperations } from "../store/operations/index.js";
 import { nameProblem } from "../store/names.js";
 import { apiSocketPath, apiTokenPath } from "../store/paths.js";
 import { VaultArea } from "../store/vault-area.js";
@@ -30,7 +30,8 @@ export const apiVersion = "1";
 const requestCounterName = "snaplog_api_requests_total";
 
 export interface ApiAppOptions {
-  operations: Operations;
+  /** The store: every operation, and the receiving side of replication (other appliances call it). */
+  operations: Operations & ReplicaOperations;
   metrics: Registry;
   /** What the appliance serves, for the status answer; default nothing. */
   served?: ServedEndpoints;
@@ -44,7 +45,8 @@ export interface ApiAppOptions {
 }
 
 export interface ApiServerOptions {
-  operations: Operations;
+  /** The store: every operation, and the receiving side of replication (other appliances call it). */
+  operations: Operations & ReplicaOperations;
   storePath: string;
   /** Default apiSocketPath(storePath). */
   socketPath?: string;

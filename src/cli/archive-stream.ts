@@ -7,7 +7,9 @@ import type { Command } from "commander";
 import { CODEC_NAMES, parseCodec } from "../stream/index.js";
 import { checkName } from "../store/names.js";
 import type { ExportRequest, ExportResult, ImportResult } from "../store/operations/index.js";
-import { ErrorCodes, fromSystemError, invalidArgument, SnaplogError } from "../util/errors.js";
+import { fromSystemError, invalidArgument } from "../util/errors.js";
+import { writeNewFile } from "../util/new-file.js";
+import { writeAll } from "../util/write-all.js";
 import { formatBytes } from "../util/parse.js";
 import { globalOptions, withOperations } from "./context.js";
 import { startProgress } from "./progress.js";
@@ -116,39 +118,14 @@ function writeTo(stream: NodeJS.WritableStream, chunk: Buffer): Promise<void> {
   });
 }
 
-/** Written to FILE.partial (created exclusively) and linked into place at the end: a file named FILE is always whole. */
-async function exportToFile(target: string, run: (sink: (chunk: Buffer) => Promise<void>) => Promise<ExportResult>): Promise<ExportResult> {
-  if (await exists(target)) throw new SnaplogError(ErrorCodes.ALREADY_EXISTS, `${target} exists already`, { path: target });
-  const partial = `${target}.partial`;
-  let handle;
-  try {
-    handle = await fs.open(partial, "wx");
-  } catch (error) {
-    throw fromSystemError(error, { path: partial });
-  }
-  try {
-    const result = await run(async (chunk) => {
-      await handle.write(chunk);
-    });
-    await handle.sync();
-    await handle.close();
-    await fs.link(partial, target);
-    await fs.rm(partial);
-    return result;
-  } catch (error) {
-    await handle.close().catch(() => undefined);
-    await fs.rm(partial, { force: true });
-    throw error instanceof SnaplogError ? error : fromSystemError(error, { path: target });
-  }
-}
-
-async function exists(file: string): Promise<boolean> {
-  try {
-    await fs.access(file);
-    return true;
-  } catch {
-    return false;
-  }
+/** Written whole or not at all (util/new-file.ts): a file named FILE is always a complete stream. */
+function exportToFile(target: string, run: (sink: (chunk: Buffer) => Promise<void>) => Promise<ExportResult>): Promise<ExportResult> {
+  let position = 0;
+  return writeNewFile(target, "export", (handle) =>
+    run(async (chunk) => {
+      position = await writeAll(handle, chunk, position);
+    }),
+  );
 }
 
 async function checkReadable(file: string): Promise<void> {

@@ -36,6 +36,7 @@ export const exitCodeByCode = {
   [ErrorCodes.STORE_LOCKED]: 5,
   [ErrorCodes.NO_STORE]: 6,
   [ErrorCodes.CORRUPT]: 7,
+  [ErrorCodes.BAD_STREAM]: exitCodeUsage,
   [ErrorCodes.IO]: 7,
   [ErrorCodes.NO_SPACE]: 8,
   [ErrorCodes.CLOSED]: exitCodeOther,

@@ -1,3 +1,4 @@
+import { writeAll } from "../util/write-all.js";
 import { constants as fsConstants, promises as fs } from "node:fs";
 import * as path from "node:path";
 import { fromSystemError } from "../util/errors.js";
@@ -56,21 +57,8 @@ class FileOnDisk implements MediumFile {
   }
 
   async writev(buffers: Uint8Array[], positionBytes: number): Promise<void> {
-    // A write may land in part (a file system that fills returns a short count first and ENOSPC
-    // only on the next call): the rest is written until all of it is there or an error says why.
-    let remaining = buffers;
-    let position = positionBytes;
     try {
-      while (remaining.length > 0) {
-        const { bytesWritten } =
-          remaining.length === 1
-            ? await this.handle.write(remaining[0], 0, remaining[0].length, position)
-            : await this.handle.writev(remaining, position);
-        // Nothing written and no error: never loop on it.
-        if (bytesWritten === 0) throw Object.assign(new Error(`no byte of a write at ${position} landed`), { code: "EIO" });
-        position += bytesWritten;
-        remaining = afterBytes(remaining, bytesWritten);
-      }
+      await writeAll(this.handle, buffers, positionBytes);
     } catch (error) {
       throw fromSystemError(error, { path: this.name });
     }
@@ -156,18 +144,4 @@ export class DirectoryMedium implements Medium {
       throw fromSystemError(error, { path: sourcePath });
     }
   }
-}
-
-/** What is left of `buffers` once their first `bytes` are written. */
-function afterBytes(buffers: Uint8Array[], bytes: number): Uint8Array[] {
-  let skip = bytes;
-  let index = 0;
-  while (index < buffers.length && skip >= buffers[index].length) {
-    skip -= buffers[index].length;
-    index += 1;
-  }
-  if (index === buffers.length) return [];
-  const rest = buffers.slice(index);
-  if (skip > 0) rest[0] = rest[0].subarray(skip);
-  return rest;
 }

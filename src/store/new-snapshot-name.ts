@@ -31,3 +31,12 @@ export function checkNewSnapshotName(name: string, options: { scheduled?: boolea
       `a name that starts with a digit needs a letter other than T and Z (e.g. snap-${name})`,
   );
 }
+
+/** `prefix-YYYYMMDDTHHMMSSZ` of a time (UTC). */
+export function stampedName(prefix: string, timeMs: number): string {
+  const stamp = new Date(timeMs)
+    .toISOString()
+    .replace(/[-:]/g, "")
+    .replace(/\.\d+Z$/, "Z");
+  return `${prefix}-${stamp}`;
+}

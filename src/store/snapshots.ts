@@ -2,6 +2,7 @@
  * Snapshots (SPEC §1): cut, listed and deleted. A cut is O(1) in the engine; the store names it,
  * gives it a LUN (luns.ts), and ends the volumes of a deleted one.
  */
+import { stampedName } from "./new-snapshot-name.js";
 import { isReadOnlyReplica } from "./replication/replica-mode.js";
 import { ErrorCodes, SnaplogError } from "../util/errors.js";
 import type { Catalog } from "./catalog.js";
@@ -107,13 +108,10 @@ export function checkSnapshotNameFree(disk: OpenDisk, name: string): void {
 }
 
 /** `prefix-YYYYMMDDTHHMMSSZ` (UTC), with `-2`, `-3`... when the disk has that name already. */
-export function defaultSnapshotName(disk: OpenDisk, prefix = "snap"): string {
-  const stamp = new Date()
-    .toISOString()
-    .replace(/[-:]/g, "")
-    .replace(/\.\d+Z$/, "Z");
-  let name = `${prefix}-${stamp}`;
-  for (let suffix = 2; disk.engine.findSnapshot(name) !== undefined; suffix++) name = `${prefix}-${stamp}-${suffix}`;
+export function defaultSnapshotName(disk: OpenDisk, prefix = "snap", nowMs = Date.now()): string {
+  const stamped = stampedName(prefix, nowMs);
+  let name = stamped;
+  for (let suffix = 2; disk.engine.findSnapshot(name) !== undefined; suffix++) name = `${stamped}-${suffix}`;
   return name;
 }
 

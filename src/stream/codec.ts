@@ -53,10 +53,10 @@ export async function decodeFrame(stored: Buffer, codecId: number, rawBytes: num
     else throw new SnaplogError(ErrorCodes.UNSUPPORTED, `frame codec ${codecId} is not known to this version`);
   } catch (error) {
     if (error instanceof SnaplogError) throw error;
-    throw new SnaplogError(ErrorCodes.CORRUPT, `a frame does not decompress: ${error instanceof Error ? error.message : String(error)}`);
+    throw new SnaplogError(ErrorCodes.BAD_STREAM, `a frame does not decompress: ${error instanceof Error ? error.message : String(error)}`);
   }
   if (raw.length !== rawBytes) {
-    throw new SnaplogError(ErrorCodes.CORRUPT, `a frame decodes to ${raw.length} bytes where its header says ${rawBytes}`);
+    throw new SnaplogError(ErrorCodes.BAD_STREAM, `a frame decodes to ${raw.length} bytes where its header says ${rawBytes}`);
   }
   return raw;
 }
@@ -69,7 +69,7 @@ const ZSTD_MAGIC = 0xfd2fb528;
  * must promise exactly the size the frame header promised (our writer always records it).
  */
 function checkZstdContentSize(stored: Buffer, rawBytes: number): void {
-  const corrupt = (why: string) => new SnaplogError(ErrorCodes.CORRUPT, `a zstd frame is not acceptable: ${why}`);
+  const corrupt = (why: string) => new SnaplogError(ErrorCodes.BAD_STREAM, `a zstd frame is not acceptable: ${why}`);
   if (stored.length < 6 || stored.readUInt32LE(0) !== ZSTD_MAGIC) throw corrupt("no zstd frame header");
   const descriptor = stored[4];
   const fcsFlag = descriptor >> 6;

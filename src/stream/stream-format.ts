@@ -101,7 +101,7 @@ export interface FrameHeader {
 }
 
 export function corruptStream(message: string): SnaplogError {
-  return new SnaplogError(ErrorCodes.CORRUPT, `stream refused: ${message}`);
+  return new SnaplogError(ErrorCodes.BAD_STREAM, `stream refused: ${message}`);
 }
 
 export function writeU64(buffer: Buffer, value: number, offset: number): void {

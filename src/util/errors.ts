@@ -17,6 +17,8 @@ export const ErrorCodes = {
   READ_ONLY: "SNAPLOG_READ_ONLY",
   /** Stored bytes failed their checksum. */
   CORRUPT: "SNAPLOG_CORRUPT",
+  /** A stream handed to us (an import, a replication batch) is damaged, cut short or no snaplog stream: the sender's fault, nothing changed. */
+  BAD_STREAM: "SNAPLOG_BAD_STREAM",
   /** The medium failed an operation. */
   IO: "SNAPLOG_IO",
   /** The medium is full. */

@@ -61,3 +61,13 @@ export async function readJsonFile<T>(filePath: string): Promise<T> {
   }
   return decodeJsonFile<T>(text, filePath);
 }
+
+/** The file's body, or undefined when there is no such file (a missing list is an empty one). */
+export async function readJsonFileIfExists<T>(filePath: string): Promise<T | undefined> {
+  try {
+    await fs.access(filePath);
+  } catch {
+    return undefined;
+  }
+  return readJsonFile<T>(filePath);
+}

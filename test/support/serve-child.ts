@@ -5,7 +5,9 @@
  * uses), and stopped either cleanly (SIGTERM, exit 0 expected) or by SIGKILL.
  * Call killServeChildren() from an after() hook registered before any child is started.
  */
-import { spawn, execFile, type ChildProcessWithoutNullStreams } from "node:child_process";
+import { spawn, execFile, spawnSync, type ChildProcessWithoutNullStreams } from "node:child_process";
+import { existsSync, readFileSync } from "node:fs";
+import * as path from "node:path";
 import { fileURLToPath } from "node:url";
 import { ApiClient } from "../../src/api/client.js";
 
@@ -125,4 +127,59 @@ export function snaplogCli(storePath: string, args: string[]): Promise<CliRun> {
       resolve({ code, stdout, stderr });
     });
   });
+}
+
+/** A `snaplog serve --api 127.0.0.1:0` child: the API's TCP port and token (a peer appliance, a vault). */
+export interface ApiServeChild {
+  storePath: string;
+  port: number;
+  token: string;
+  /** SIGTERM; resolves when the child is gone. */
+  stop(): Promise<void>;
+}
+
+/** `snaplog init` (unless the store exists) and `snaplog serve --api 127.0.0.1:0`; resolves once the API's TCP line is printed. */
+export async function startApiServeChild(storePath: string): Promise<ApiServeChild> {
+  if (!existsSync(path.join(storePath, "store.json"))) {
+    const init = spawnSync(process.execPath, [snaplogMainPath, "--store", storePath, "init"], { encoding: "utf8" });
+    if (init.status !== 0) throw new Error(`snaplog init: ${init.stderr}`);
+  }
+  const child = spawn(process.execPath, [snaplogMainPath, "--store", storePath, "serve", "--nbd", "127.0.0.1:0", "--api", "127.0.0.1:0"], {
+    env: { ...process.env, SNAPLOG_LOG_LEVEL: "warn" },
+  });
+  children.add(child);
+  const exited = new Promise<void>((resolve) =>
+    child.once("exit", () => {
+      children.delete(child);
+      resolve();
+    }),
+  );
+  let stdout = "";
+  let stderr = "";
+  child.stderr.on("data", (chunk: Buffer) => (stderr += chunk.toString()));
+  const port = await new Promise<number>((resolve, reject) => {
+    const timer = setTimeout(() => reject(new Error(`serve did not start: ${stderr}`)), 30_000);
+    child.stdout.on("data", (chunk: Buffer) => {
+      stdout += chunk.toString();
+      const match = /^api: http:\/\/127\.0\.0\.1:(\d+) /m.exec(stdout);
+      if (match !== null) {
+        clearTimeout(timer);
+        resolve(Number(match[1]));
+      }
+    });
+    void exited.then(() => {
+      clearTimeout(timer);
+      reject(new Error(`serve exited: ${stderr}`));
+    });
+  });
+  const token = readFileSync(path.join(storePath, "api.token"), "utf8").trim();
+  return {
+    storePath,
+    port,
+    token,
+    stop: async () => {
+      child.kill("SIGTERM");
+      await exited;
+    },
+  };
 }

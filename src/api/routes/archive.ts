@@ -4,9 +4,7 @@
  * it cuts the stream short, which the stream's trailer makes any reader refuse); POST
  * .../import takes the stream as the request body, unbuffered, and answers the result.
  */
-import { bodyChunks, drainBody } from "../request-body.js";
-import { ErrorCodes, SnaplogError } from "../../util/errors.js";
-import { errorBody } from "../http-status.js";
+import { StreamedBody } from "../request-body.js";
 import { once } from "node:events";
 import { PassThrough, type Readable } from "node:stream";
 import { Type } from "@fastify/type-provider-typebox";
@@ -103,19 +101,15 @@ export function registerArchiveRoutes(app: TypedApp, operations: ArchiveOperatio
           response: answers(ImportResultSchema),
         }),
       },
-      async (request, reply) => {
+      async (request) => {
         // The encapsulated scope loses the type provider's inference: the schema above checked these.
         const params = request.params as { name: string };
         const query = request.query as { force?: "true" | "false" };
-        const body = request.body as Readable;
+        const streamed = new StreamedBody(request.body as Readable);
         try {
-          return await operations.importStream({ disk: params.name, force: query.force === "true" }, bodyChunks(body));
-        } catch (error) {
-          // A damaged stream is the sender's fault, not this store's: 400 with its code, not 500.
-          if (error instanceof SnaplogError && error.code === ErrorCodes.CORRUPT) return reply.code(400).send(errorBody(error));
-          throw error;
+          return await operations.importStream({ disk: params.name, force: query.force === "true" }, streamed.chunks());
         } finally {
-          drainBody(body);
+          streamed.drain();
         }
       },
     );

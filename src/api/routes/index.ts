@@ -3,7 +3,7 @@
  * capability adds its file here, and one line below.
  */
 import type { Registry } from "prom-client";
-import type { Operations } from "../../store/operations/index.js";
+import type { Operations, ReplicaOperations } from "../../store/operations/index.js";
 import type { ServedEndpoints } from "../appliance-status.js";
 import type { ProgressTiming } from "../progress-stream.js";
 import type { VaultArea } from "../../store/vault-area.js";
@@ -23,7 +23,8 @@ import { registerVaultRoutes } from "./vaults.js";
 import { registerReplicationRoutes } from "./replication.js";
 
 export interface RouteContext {
-  operations: Operations;
+  /** The store: every operation, and the receiving side of replication (other appliances call it). */
+  operations: Operations & ReplicaOperations;
   metrics: Registry;
   served: ServedEndpoints;
   progress: Partial<ProgressTiming>;

@@ -1,15 +1,13 @@
 /**
- * Remote copy (ReplicationOperations, SPEC §5.4). The receiving side (/v1/replica/...): a
+ * Remote copy (ReplicaOperations and ReplicationOperations, SPEC §5.4). The receiving side (/v1/replica/...): a
  * sender's hello, batches (the stream as the body, unbuffered), resync, snapshot deletes — on
  * any listener, with the bearer token on TCP (`serve --api` or `--replication`). The sending
  * side: relations set up, stopped and listed, and `disk promote` on a replica.
  */
-import { bodyChunks, drainBody } from "../request-body.js";
+import { StreamedBody } from "../request-body.js";
 import type { Readable } from "node:stream";
 import { Type } from "@fastify/type-provider-typebox";
-import type { ReplicationOperations } from "../../store/operations/index.js";
-import { ErrorCodes, SnaplogError } from "../../util/errors.js";
-import { errorBody } from "../http-status.js";
+import type { ReplicaOperations, ReplicationOperations } from "../../store/operations/index.js";
 import { RelationInfoSchema } from "../schemas.js";
 import { aboutDisk, answers, type TypedApp } from "./route-schema.js";
 
@@ -43,7 +41,7 @@ const ReplicateBodySchema = Type.Object(
   { additionalProperties: false },
 );
 
-export function registerReplicationRoutes(app: TypedApp, operations: ReplicationOperations): void {
+export function registerReplicationRoutes(app: TypedApp, operations: ReplicationOperations & ReplicaOperations): void {
   app.post(
     "/v1/replica/:name/hello",
     {
@@ -90,16 +88,12 @@ export function registerReplicationRoutes(app: TypedApp, operations: Replication
         }),
       },
       // The encapsulated scope loses the type provider's inference: the schema above checked the name.
-      async (request, reply) => {
-        const body = request.body as Readable;
+      async (request) => {
+        const streamed = new StreamedBody(request.body as Readable);
         try {
-          return await operations.replicaBatch((request.params as { name: string }).name, bodyChunks(body));
-        } catch (error) {
-          // A damaged stream is the peer's fault, not this store's: 400 with its code, not 500.
-          if (error instanceof SnaplogError && error.code === ErrorCodes.CORRUPT) return reply.code(400).send(errorBody(error));
-          throw error;
+          return await operations.replicaBatch((request.params as { name: string }).name, streamed.chunks());
         } finally {
-          drainBody(body);
+          streamed.drain();
         }
       },
     );

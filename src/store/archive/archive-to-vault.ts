@@ -25,7 +25,8 @@ import type { OpenDisk } from "../open-disk.js";
 import type { ArchiveRequest, ArchiveResult, ProgressCallback } from "../operations/index.js";
 import { cutSnapshot } from "../snapshots.js";
 import { exportStream } from "./export-stream.js";
-import { diskIdOf, snapshotIdOf, stampedName, storeIdOf } from "./identity.js";
+import { diskIdOf, snapshotIdOf, storeIdOf } from "./identity.js";
+import { defaultSnapshotName } from "../snapshots.js";
 import { openNamedVault } from "./vault-registry.js";
 import {
   diskPrefix,
@@ -203,7 +204,7 @@ async function newPlan(
           const info = await cutSnapshot(
             catalog,
             disk,
-            { name: stampedName("archive", catalog.nowMs()), lun: undefined, lsn: undefined },
+            { name: defaultSnapshotName(disk, "archive", catalog.nowMs()), lun: undefined, lsn: undefined },
             "archive",
           );
           return engine.findSnapshot(info.name);
@@ -343,11 +344,8 @@ async function ship(
   );
   await flushPart();
   if (partIndex < plan.parts.length) throw new StreamChanged();
-  const cuts = disk.engine.snapshots
-    .filter((cut) => cut.lsn > (plan.from?.lsn ?? 0) && cut.lsn <= plan.to.lsn && cut.name !== plan.to.name)
-    .map((cut) => ({ name: cut.name, id: snapshotIdOf(diskId, cut), lsn: cut.lsn, timeMs: cut.timeMs }))
-    .sort((a, b) => a.lsn - b.lsn);
-  return { bytes: result.bytes, bytesSent, partsResumed, sha256: result.sha256, cuts };
+  // The snapshots the stream itself carries (not the disk's now: one may be gone since).
+  return { bytes: result.bytes, bytesSent, partsResumed, sha256: result.sha256, cuts: result.cuts };
 }
 
 async function dropParts(vault: Vault, storeId: string, diskId: string, plan: ArchivePlan): Promise<void> {

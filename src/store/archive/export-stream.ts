@@ -13,13 +13,24 @@
  */
 import { randomUUID } from "node:crypto";
 import { BlockSource, readLog, type DiskEngine } from "../../engine/index.js";
+import { isAllZero } from "../../util/all-zero.js";
 import { invalidArgument, notFound } from "../../util/errors.js";
-import { CODEC_DEFAULT, StreamWriter, type StreamCut, type StreamHeader, type StreamPoint, type StreamSink } from "../../stream/index.js";
+import {
+  CODEC_DEFAULT,
+  StreamWriter,
+  type CodecName,
+  type StreamCut,
+  type StreamHeader,
+  type StreamPoint,
+  type StreamSink,
+  type StreamTrailer,
+} from "../../stream/index.js";
 import type { Catalog } from "../catalog.js";
 import type { OpenDisk } from "../open-disk.js";
 import type { ExportRequest, ExportResult, ProgressCallback } from "../operations/index.js";
 import { lsnOfPoint, parsePoint } from "../point-spec.js";
-import { diskIdOf, pointIdOf, snapshotIdOf, stampedName, storeIdOf } from "./identity.js";
+import { diskIdOf, pointIdOf, snapshotIdOf, storeIdOf } from "./identity.js";
+import { stampedName } from "../new-snapshot-name.js";
 
 /** Blocks mapped per step of the base and of a compacted partition: bounds memory and the work between awaits. */
 const MAP_BLOCKS = 4096;
@@ -69,35 +80,53 @@ export async function exportStream(
     const lsnStart = from?.lsn ?? 0;
     const progress = (lsn: number) => onProgress?.(lsn - lsnStart, to.lsn - lsnStart);
     if (from === undefined && engine.hasBaseline) await writeBase(engine, writer);
+    const cuts: StreamPoint[] = [];
     for (const partition of partitionsOf(disk, diskId, lsnStart, to)) {
       if (header.compacted) await writeCompacted(engine, writer, partition, header.order);
       else if (header.order === "time") await writeTimeOrdered(engine, writer, partition);
       else await writeBlockOrdered(engine, writer, partition);
-      if (partition.cut !== undefined) await writer.addCut(partition.cut);
+      if (partition.cut !== undefined) {
+        await writer.addCut(partition.cut);
+        cuts.push(partition.cut);
+      }
       progress(partition.lsnLast);
     }
     const trailer = await writer.finish();
-    return {
-      disk: disk.meta.name,
-      streamId: header.streamId,
-      kind: header.kind,
-      compacted: header.compacted,
-      order: header.order,
-      codec,
-      from: from ?? null,
-      to,
-      lsnFirst: lsnStart + 1,
-      lsnLast: to.lsn,
-      frameCount: trailer.frameCount,
-      runCount: trailer.runCount,
-      blockCount: trailer.blockCount,
-      cutCount: trailer.cutCount,
-      bytes: writer.bytesWritten,
-      sha256: trailer.sha256.toString("hex"),
-    };
+    return exportResultOf(disk.meta.name, codec, header, trailer, cuts, writer.bytesWritten);
   } finally {
     releaseTo();
   }
+}
+
+/** What an export says of the stream it wrote (or, through the API, of the stream the client checked as it came). */
+export function exportResultOf(
+  disk: string,
+  codec: CodecName,
+  header: StreamHeader,
+  trailer: StreamTrailer,
+  cuts: StreamPoint[],
+  bytes: number,
+): ExportResult {
+  const lsnStart = header.from?.lsn ?? 0;
+  return {
+    disk,
+    streamId: header.streamId,
+    kind: header.kind,
+    compacted: header.compacted,
+    order: header.order,
+    codec,
+    from: header.from ?? null,
+    to: header.to,
+    lsnFirst: lsnStart + 1,
+    lsnLast: header.to.lsn,
+    frameCount: trailer.frameCount,
+    runCount: trailer.runCount,
+    blockCount: trailer.blockCount,
+    cutCount: trailer.cutCount,
+    cuts,
+    bytes,
+    sha256: trailer.sha256.toString("hex"),
+  };
 }
 
 function resolveTo(disk: OpenDisk, diskId: string, text: string | undefined): StreamPoint {
@@ -163,7 +192,7 @@ async function writeBase(engine: DiskEngine, writer: StreamWriter): Promise<void
     const data = await engine.readBlocks(lba, count, 0);
     let runFirst = -1;
     for (let index = 0; index <= count; index++) {
-      const zero = index === count || isZero(data.subarray(index * blockSize, (index + 1) * blockSize));
+      const zero = index === count || isAllZero(data.subarray(index * blockSize, (index + 1) * blockSize));
       if (!zero && runFirst < 0) runFirst = index;
       if (zero && runFirst >= 0) {
         await writer.addRun({
@@ -180,13 +209,6 @@ async function writeBase(engine: DiskEngine, writer: StreamWriter): Promise<void
   }
 }
 
-function isZero(bytes: Buffer): boolean {
-  for (let at = 0; at < bytes.length; at += 8) if (bytes.readBigUInt64LE(at) !== 0n) return false;
-  return true;
-}
-
-const KIND_OF_ROW = { write: "write", zero: "zero", trim: "trim" } as const;
-
 /** Every live entry of the partition in LSN order, runs split where the log's rows are. */
 async function writeTimeOrdered(engine: DiskEngine, writer: StreamWriter, partition: Partition): Promise<void> {
   if (partition.lsnLast <= partition.lsnAfter) return;
@@ -200,7 +222,7 @@ async function writeTimeOrdered(engine: DiskEngine, writer: StreamWriter, partit
       timeMs: row.timeMs,
       lba: row.lba,
       blockCount: row.blockCount,
-      kind: KIND_OF_ROW[row.kind],
+      kind: row.kind,
       data,
     });
   }

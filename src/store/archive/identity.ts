@@ -43,15 +43,6 @@ export function pointIdOf(diskId: string, lsn: number, timeMs: number): string {
   return digest(`point\0${diskId}\0${lsn}\0${timeMs}`);
 }
 
-/** `prefix-YYYYMMDDTHHMMSSZ` of a time (UTC). */
-export function stampedName(prefix: string, timeMs: number): string {
-  const stamp = new Date(timeMs)
-    .toISOString()
-    .replace(/[-:]/g, "")
-    .replace(/\.\d+Z$/, "Z");
-  return `${prefix}-${stamp}`;
-}
-
 function digest(text: string): string {
   return createHash("sha256").update(text).digest("hex").slice(0, 32);
 }

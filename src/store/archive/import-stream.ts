@@ -15,6 +15,7 @@
  * Entries keep their source times (a non-compacted stream's points in time can be attached),
  * snapshots their names and times (so their ids), and `to` becomes a snapshot.
  */
+import { writeAll } from "../../util/write-all.js";
 import { randomUUID } from "node:crypto";
 import { createReadStream, promises as fs } from "node:fs";
 import * as path from "node:path";
@@ -30,7 +31,8 @@ import type { OpenDisk } from "../open-disk.js";
 import { writeJsonOn } from "../medium-json.js";
 import { IMPORT_INTENT_FILE } from "./interrupted-import.js";
 import { mirrorChangedWholesale } from "../mirror/disk-mirror.js";
-import { diskIdOf, snapshotIdOf, stampedName } from "./identity.js";
+import { diskIdOf, snapshotIdOf } from "./identity.js";
+import { defaultSnapshotName } from "../snapshots.js";
 import type { ImportRequest, ImportResult } from "../operations/index.js";
 
 export const IMPORTS_DIRECTORY = "imports";
@@ -47,27 +49,45 @@ export async function importStream(
   checkName("disk", request.disk);
   const spool = await receive(catalog, source);
   try {
-    return await catalog.control.run(async () => {
-      const plan = checkAgainstStore(catalog, request, spool.header);
-      const spooled = spooledItems(spool.path);
-      const items = spool.header.order === "block" && !spool.header.compacted ? inLsnOrder(spooled) : spooled;
-      return plan.kind === "full"
-        ? await applyFull(catalog, lifecycle, request, spool, items)
-        : await applyIncremental(catalog, request, spool, plan.disk, items);
-    });
+    return await importSpool(catalog, lifecycle, request, spool);
   } finally {
     await fs.rm(spool.path, { force: true });
   }
+}
+
+/**
+ * Phase 2 for a stream already received and checked whole (receive(), or a vault restore's
+ * own verified file): applied to the store. The caller removes the spool.
+ */
+export function importSpool(catalog: Catalog, lifecycle: DiskLifecycle, request: ImportRequest, spool: Spool): Promise<ImportResult> {
+  checkName("disk", request.disk);
+  return catalog.control.run(async () => {
+    const plan = checkAgainstStore(catalog, request, spool.header);
+    const spooled = spooledItems(spool.path);
+    const items = spool.header.order === "block" && !spool.header.compacted ? inLsnOrder(spooled) : spooled;
+    return plan.kind === "full"
+      ? await applyFull(catalog, lifecycle, request, spool, items)
+      : await applyIncremental(catalog, request, spool, plan.disk, items);
+  });
 }
 
 export interface Spool {
   path: string;
   header: StreamHeader;
   bytes: number;
+  /**
+   * With receive()'s keepRunsBytesMax: the runs of an incremental stream without cuts, checked,
+   * when their data fit in it (a replication batch applies them without reading the spool again).
+   */
+  runs?: EntryRun[];
 }
 
 /** Phase 1: the whole stream to a spool file, checked; nothing in the store changes. */
-export async function receive(catalog: Catalog, source: AsyncIterable<Buffer | Uint8Array | string>): Promise<Spool> {
+export async function receive(
+  catalog: Catalog,
+  source: AsyncIterable<Buffer | Uint8Array | string>,
+  options: { keepRunsBytesMax?: number } = {},
+): Promise<Spool> {
   const directory = path.join(catalog.path, IMPORTS_DIRECTORY);
   await fs.mkdir(directory, { recursive: true });
   const spoolPath = path.join(directory, `.spool-${process.pid}-${randomUUID()}`);
@@ -76,17 +96,28 @@ export async function receive(catalog: Catalog, source: AsyncIterable<Buffer | U
   async function* tee(): AsyncGenerator<Buffer> {
     for await (const chunk of source) {
       const buffer = typeof chunk === "string" ? Buffer.from(chunk) : Buffer.from(chunk.buffer, chunk.byteOffset, chunk.byteLength);
-      await handle.write(buffer);
-      bytes += buffer.length;
+      bytes = await writeAll(handle, buffer, bytes);
       yield buffer;
     }
   }
   const reader = new StreamReader(tee());
   try {
     const header = await reader.readHeader();
-    for await (const item of reader.items()) void item;
-    await handle.sync();
-    return { path: spoolPath, header, bytes };
+    let runs: EntryRun[] | undefined = header.kind === "incremental" && options.keepRunsBytesMax !== undefined ? [] : undefined;
+    let keptBytes = 0;
+    for await (const item of reader.items()) {
+      if (runs === undefined) continue;
+      if (item.type === "cut") runs = undefined;
+      else {
+        for (const run of item.runs) {
+          keptBytes += run.data?.length ?? 0;
+          runs.push(run);
+        }
+        if (keptBytes > (options.keepRunsBytesMax ?? 0)) runs = undefined;
+      }
+    }
+    // Not synced: a spool is read back at once from the page cache, and a crash discards it.
+    return { path: spoolPath, header, bytes, runs };
   } catch (error) {
     await fs.rm(spoolPath, { force: true });
     throw error instanceof SnaplogError ? error : fromSystemError(error, { path: spoolPath });
@@ -336,8 +367,7 @@ async function applyIncremental(
   let beforeImport: string | null = null;
   try {
     if (engine.lsnLast > from.lsn) {
-      beforeImport = stampedName("before-import", catalog.nowMs());
-      checkCutName(engine, diskName, beforeImport);
+      beforeImport = defaultSnapshotName(disk, "before-import", catalog.nowMs());
       await engine.rollback(from.lsn, beforeImport, await assignSnapshotLun(catalog, disk, beforeImport, undefined));
     }
     await writeJsonOn(disk.medium, IMPORT_INTENT_FILE, {

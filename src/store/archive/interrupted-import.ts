@@ -2,7 +2,7 @@
 import type { Catalog } from "../catalog.js";
 import { readJsonOn } from "../medium-json.js";
 import type { OpenDisk } from "../open-disk.js";
-import { stampedName } from "./identity.js";
+import { defaultSnapshotName } from "../snapshots.js";
 
 /** In the disk's directory while an incremental import applies: the LSN before it. */
 export const IMPORT_INTENT_FILE = "import.json";
@@ -17,7 +17,7 @@ export async function undoInterruptedImport(catalog: Catalog, disk: OpenDisk): P
   const intent = await readJsonOn<{ lsnBefore: number }>(disk.medium, IMPORT_INTENT_FILE, `${disk.meta.name}/${IMPORT_INTENT_FILE}`);
   let kept: string | undefined;
   if (disk.engine.lsnLast > intent.lsnBefore) {
-    kept = stampedName("import-interrupted", catalog.nowMs());
+    kept = defaultSnapshotName(disk, "import-interrupted", catalog.nowMs());
     await disk.engine.rollback(intent.lsnBefore, kept, 0);
   }
   await disk.medium.remove(IMPORT_INTENT_FILE);

@@ -6,7 +6,7 @@
 import { promises as fs } from "node:fs";
 import * as path from "node:path";
 import { ErrorCodes, fromSystemError, notFound, SnaplogError } from "../../util/errors.js";
-import { readJsonFile, writeJsonFile } from "../../util/json-file.js";
+import { readJsonFileIfExists, writeJsonFile } from "../../util/json-file.js";
 import { openVault, parseVaultUrl, type Vault } from "../../vault/index.js";
 import type { Catalog } from "../catalog.js";
 import { checkName } from "../names.js";
@@ -26,12 +26,7 @@ interface VaultEntry {
 type VaultsFile = Record<string, VaultEntry>;
 
 async function readVaults(storePath: string): Promise<VaultsFile> {
-  try {
-    await fs.access(path.join(storePath, VAULTS_FILE));
-  } catch {
-    return {};
-  }
-  return readJsonFile<VaultsFile>(path.join(storePath, VAULTS_FILE));
+  return (await readJsonFileIfExists<VaultsFile>(path.join(storePath, VAULTS_FILE))) ?? {};
 }
 
 export async function listVaults(catalog: Catalog): Promise<VaultInfo[]> {

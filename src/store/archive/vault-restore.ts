@@ -14,14 +14,15 @@ import { createHash, randomUUID } from "node:crypto";
 import { createReadStream, promises as fs } from "node:fs";
 import * as path from "node:path";
 import { ErrorCodes, notFound, SnaplogError } from "../../util/errors.js";
-import { StreamReader } from "../../stream/index.js";
+import { StreamReader, type StreamHeader } from "../../stream/index.js";
 import type { Vault } from "../../vault/index.js";
 import type { Catalog } from "../catalog.js";
 import type { DiskLifecycle } from "../disk-lifecycle.js";
 import { checkName } from "../names.js";
 import type { ProgressCallback, VaultChainInfo, VaultRestoreRequest, VaultRestoreResult } from "../operations/index.js";
 import { parsePoint } from "../point-spec.js";
-import { IMPORTS_DIRECTORY, importStream } from "./import-stream.js";
+import { IMPORTS_DIRECTORY, importSpool, type Spool } from "./import-stream.js";
+import { writeAll } from "../../util/write-all.js";
 import { openNamedVault } from "./vault-registry.js";
 import { itemPrefix, MANIFEST_NAME, readChains, type ArchiveManifest, type Chain } from "./vault-layout.js";
 
@@ -93,7 +94,7 @@ export async function restoreFromVault(
     }
     const manifests = pickStreams(chains, diskSpec, snapshot, untilMs);
     await fs.mkdir(spool, { recursive: true });
-    const files: string[] = [];
+    const files: Spool[] = [];
     const total = manifests.reduce((sum, manifest) => sum + manifest.bytes, 0);
     let done = 0;
     for (const manifest of manifests) {
@@ -104,12 +105,8 @@ export async function restoreFromVault(
     try {
       for (const [index, file] of files.entries()) {
         const last = index === files.length - 1;
-        const result = await importStream(
-          catalog,
-          lifecycle,
-          { disk: target, untilMs: last ? untilMs : undefined },
-          createReadStream(file, { highWaterMark: 1024 * 1024 }),
-        );
+        // Verified whole already (fetchVerified): applied without receiving it again.
+        const result = await importSpool(catalog, lifecycle, { disk: target, untilMs: last ? untilMs : undefined }, file);
         created = true;
         for (const name of result.snapshots) restored.push(name);
       }
@@ -209,10 +206,11 @@ function pickStreams(chains: Chain[], diskSpec: string, snapshot: string | undef
 }
 
 /** Every part fetched and checked against the manifest, the stream read whole; returns the spool file. */
-async function fetchVerified(vault: Vault, manifest: ArchiveManifest, spool: string, onBytes: (bytes: number) => void): Promise<string> {
+async function fetchVerified(vault: Vault, manifest: ArchiveManifest, spool: string, onBytes: (bytes: number) => void): Promise<Spool> {
   const prefix = itemPrefix(manifest.storeId, manifest.diskId, manifest.chainId, manifest.index);
   const file = path.join(spool, `${String(manifest.index).padStart(6, "0")}.slar`);
   const handle = await fs.open(file, "wx", 0o600);
+  let bytes = 0;
   try {
     for (const part of manifest.parts) {
       const key = `${prefix}${part.name}`;
@@ -239,15 +237,16 @@ async function fetchVerified(vault: Vault, manifest: ArchiveManifest, spool: str
           `vault object ${key} does not match its manifest's SHA-256 (${vault.description}): it was altered`,
         );
       }
-      await handle.write(body);
+      bytes = await writeAll(handle, body, bytes);
       onBytes(body.length);
     }
   } finally {
     await handle.close();
   }
   const reader = new StreamReader(createReadStream(file, { highWaterMark: 1024 * 1024 }));
+  let header: StreamHeader;
   try {
-    await reader.readHeader();
+    header = await reader.readHeader();
     for await (const item of reader.items()) void item;
   } catch (error) {
     throw new SnaplogError(
@@ -263,5 +262,5 @@ async function fetchVerified(vault: Vault, manifest: ArchiveManifest, spool: str
       `stream ${manifest.index} of chain ${manifest.chainId} (${prefix}) is not the one its manifest names`,
     );
   }
-  return file;
+  return { path: file, header, bytes };
 }

@@ -1,7 +1,8 @@
-import { constants as fsConstants, promises as fs } from "node:fs";
-import * as path from "node:path";
+import { promises as fs } from "node:fs";
 import { type DiskEngine, BlockSource } from "../../engine/index.js";
-import { ErrorCodes, fromSystemError, SnaplogError } from "../../util/errors.js";
+import { isAllZero } from "../../util/all-zero.js";
+import { writeNewFile } from "../../util/new-file.js";
+import { writeAll } from "../../util/write-all.js";
 import type { ProgressCallback } from "../operations/index.js";
 
 /** Bytes read from the engine and written to the image per step. */
@@ -13,11 +14,8 @@ const RESTORE_MAP_BLOCKS = 1 << 16;
  * Materializes the disk at `lsn` as a raw image at `target` (restore --to). The caller keeps
  * `lsn` pinned.
  *
- * Nothing that exists is ever overwritten or removed: the image is written to
- * `<target>.partial`, created exclusively (ALREADY_EXISTS when a file of that name exists: it
- * may be the user's), and put in place with link(), which fails when `target` exists, also
- * when it appeared while the restore ran. Only a partial file this call created is removed on
- * failure, so a failed or interrupted restore never leaves a file that looks whole.
+ * Nothing that exists is ever overwritten: the image is a new file written whole or not at all
+ * (util/new-file.ts: `<target>.partial`, then link()).
  *
  * Only data is read: the disk is mapped as the NBD block status maps it (engine.blockRuns),
  * and blocks that read as zeros (never written without a baseline, zeroed, trimmed) are
@@ -31,57 +29,16 @@ export async function restoreToFile(
   onProgress?: ProgressCallback,
 ): Promise<{ sizeBytes: number; bytesWritten: number }> {
   const sizeBytes = engine.geometry.sizeBytes;
-  const partial = `${target}.partial`;
-  // Checked now as well as by link() at the end, so a long restore does not run only to fail.
-  if (await exists(target)) throw targetExists(target);
-  const handle = await createExclusive(partial);
-  let bytesWritten: number;
-  try {
-    await handle.truncate(sizeBytes);
-    bytesWritten = await writeData(engine, lsn, handle, onProgress);
-    await handle.sync();
-    await handle.close();
-  } catch (error) {
-    await handle.close().catch(() => undefined);
-    await fs.rm(partial, { force: true });
-    throw fromSystemError(error, { path: target, disk: engine.geometry.name });
-  }
-  await linkIntoPlace(partial, target);
+  const bytesWritten = await writeNewFile(
+    target,
+    "restore",
+    async (handle) => {
+      await handle.truncate(sizeBytes);
+      return writeData(engine, lsn, handle, onProgress);
+    },
+    { disk: engine.geometry.name },
+  );
   return { sizeBytes, bytesWritten };
-}
-
-async function exists(filePath: string): Promise<boolean> {
-  try {
-    await fs.lstat(filePath);
-    return true;
-  } catch {
-    return false;
-  }
-}
-
-function targetExists(target: string): SnaplogError {
-  return new SnaplogError(ErrorCodes.ALREADY_EXISTS, `${target} already exists; restore writes a new file`, {
-    path: target,
-    hint: "remove it or choose another path to restore to",
-  });
-}
-
-async function createExclusive(partial: string): Promise<fs.FileHandle> {
-  try {
-    return await fs.open(partial, fsConstants.O_WRONLY | fsConstants.O_CREAT | fsConstants.O_EXCL, 0o644);
-  } catch (error) {
-    if ((error as NodeJS.ErrnoException).code === "EEXIST") {
-      throw new SnaplogError(
-        ErrorCodes.ALREADY_EXISTS,
-        `${partial} already exists; restore writes its image there first and never overwrites a file`,
-        {
-          path: partial,
-          hint: "remove it if an interrupted restore left it, or choose another path to restore to",
-        },
-      );
-    }
-    throw fromSystemError(error, { path: partial });
-  }
 }
 
 /** Copies every data run of the view at `lsn` into the (sparse, full-size) image; returns the bytes written. */
@@ -125,7 +82,7 @@ async function copyRun(
   for (let lba = run.lbaFirst; lba < lbaEnd; lba += chunkBlocks) {
     const data = await engine.readBlocks(lba, Math.min(chunkBlocks, lbaEnd - lba), lsn);
     if (!isAllZero(data)) {
-      await handle.write(data, 0, data.length, lba * blockSizeBytes);
+      await writeAll(handle, data, lba * blockSizeBytes);
       bytesWritten += data.length;
     }
     onProgress?.(lba * blockSizeBytes + data.length, sizeBytes);
@@ -137,33 +94,3 @@ async function copyRun(
  * link() puts the image in place only if `target` does not exist (EEXIST: ALREADY_EXISTS, the
  * file there is left alone); then the partial name goes. Both are made durable.
  */
-async function linkIntoPlace(partial: string, target: string): Promise<void> {
-  try {
-    await fs.link(partial, target);
-  } catch (error) {
-    await fs.rm(partial, { force: true });
-    if ((error as NodeJS.ErrnoException).code === "EEXIST") throw targetExists(target);
-    throw fromSystemError(error, { path: target });
-  }
-  try {
-    await fs.unlink(partial);
-    const directory = await fs.open(path.dirname(path.resolve(target)), fsConstants.O_RDONLY);
-    await directory.sync().finally(() => directory.close());
-  } catch (error) {
-    throw new SnaplogError(
-      ErrorCodes.IO,
-      `restored to ${target}, but could not then remove ${partial} and sync the directory: ${fromSystemError(error, {}).message}`,
-      {
-        path: partial,
-        cause: error,
-        hint: `${target} is complete; remove ${partial} by hand`,
-      },
-    );
-  }
-}
-
-const ZERO_CHUNK = Buffer.alloc(RESTORE_CHUNK_BYTES);
-
-function isAllZero(data: Buffer): boolean {
-  return data.equals(ZERO_CHUNK.subarray(0, data.length));
-}

@@ -4,6 +4,7 @@
  * at byte offsets, fdatasync, and zeros written in 1 MiB pieces (Node's fs has no fallocate, so
  * WRITE_ZEROES and TRIM write zeros; a resync leaves regions that are zero on both legs as they are).
  */
+import { writeAll } from "../../util/write-all.js";
 import { constants, promises as fs } from "node:fs";
 
 const ZERO_CHUNK_BYTES = 1024 * 1024;
@@ -49,12 +50,7 @@ export class MirrorFile {
   }
 
   async write(data: Uint8Array, positionBytes: number): Promise<void> {
-    let done = 0;
-    while (done < data.length) {
-      const { bytesWritten } = await this.handle.write(data, done, data.length - done, positionBytes + done);
-      if (bytesWritten === 0) throw new Error(`short write to ${this.path}`);
-      done += bytesWritten;
-    }
+    await writeAll(this.handle, data, positionBytes);
   }
 
   async writeZeroes(positionBytes: number, lengthBytes: number): Promise<void> {

@@ -36,6 +36,8 @@ export interface ExportResult {
   runCount: number;
   blockCount: number;
   cutCount: number;
+  /** The source's snapshots the stream carries (CUT frames), in order. */
+  cuts: StreamPoint[];
   bytes: number;
   sha256: string;
 }

@@ -57,14 +57,18 @@ export interface RelationInfo {
   createdAt: string;
 }
 
-/** Remote copy (SPEC §5.4): the receiving side's calls (a sender's contact, batches, deletes), and relations on the sending side. */
-export interface ReplicationOperations {
+/** Remote copy, the receiving side (SPEC §5.4): what other appliances call over TCP; the Store serves it through the API, the CLI never calls it. */
+export interface ReplicaOperations {
   replicaHello(hello: ReplicaHello): Promise<ReplicaState>;
   /** A stream from the replica's acknowledged point (or a full one for an empty replica), applied whole. */
   replicaBatch(disk: string, source: AsyncIterable<Buffer | Uint8Array | string>): Promise<ReplicaAck>;
-  /** A diverged disk goes back to the newest snapshot both sides have (the state replaced kept as a snapshot) and becomes the replica from there. */
+  /** A diverged disk goes back to the newest snapshot both sides hold (the state replaced kept as a snapshot) and becomes the replica from there. */
   replicaResync(disk: string, source: ReplicaHello["source"], commonSnapshotId: string, sourceLsn: number): Promise<ReplicaState>;
   replicaDeleteSnapshots(disk: string, sourceDiskId: string, ids: string[]): Promise<string[]>;
+}
+
+/** Remote copy, the sending side and failover: relations set up, stopped and listed; a replica promoted. */
+export interface ReplicationOperations {
   /** Failover: the replica becomes an ordinary read-write disk; its relation ends at the sender's next contact. */
   promoteDisk(disk: string): Promise<{ disk: string; promotedAt: string }>;
   replicate(request: ReplicateRequest): Promise<RelationInfo>;

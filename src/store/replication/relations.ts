@@ -21,7 +21,7 @@ import * as path from "node:path";
 import { PassThrough } from "node:stream";
 import { once } from "node:events";
 import { ErrorCodes, invalidArgument, notFound, SnaplogError } from "../../util/errors.js";
-import { readJsonFile, writeJsonFile } from "../../util/json-file.js";
+import { readJsonFileIfExists, writeJsonFile } from "../../util/json-file.js";
 import type { StreamPoint } from "../../stream/index.js";
 import type { Catalog } from "../catalog.js";
 import type { OpenDisk } from "../open-disk.js";
@@ -55,18 +55,7 @@ interface RelationRecord {
 type RelationsFile = Record<string, RelationRecord>;
 
 async function readRelations(storePath: string): Promise<RelationsFile> {
-  try {
-    return await readJsonFile<RelationsFile>(path.join(storePath, RELATIONS_FILE));
-  } catch (error) {
-    if (error instanceof SnaplogError && error.code === ErrorCodes.NOT_FOUND) return {};
-    if ((error as { code?: string }).code === "ENOENT") return {};
-    try {
-      await fs.access(path.join(storePath, RELATIONS_FILE));
-    } catch {
-      return {};
-    }
-    throw error;
-  }
+  return (await readJsonFileIfExists<RelationsFile>(path.join(storePath, RELATIONS_FILE))) ?? {};
 }
 
 /** What a running relation knows now (in memory; the file keeps what must survive). */
@@ -345,14 +334,15 @@ class RelationLoop {
     return common.lsn;
   }
 
+  /** Pins the view at `lsn` if this disk still holds it (inside the window, or a snapshot's cut). */
   private pinIfAvailable(disk: OpenDisk, lsn: number): boolean {
     try {
       disk.engine.checkViewAvailable(lsn);
-      this.release = disk.engine.pinView(lsn);
-      return true;
     } catch {
-      return disk.engine.snapshots.some((cut) => cut.lsn === lsn) ? ((this.release = disk.engine.pinView(lsn)), true) : false;
+      return false;
     }
+    this.release = disk.engine.pinView(lsn);
+    return true;
   }
 
   private async firstCopy(disk: OpenDisk, client: ReplicaClient): Promise<number> {

@@ -18,7 +18,7 @@
  */
 import { mirrorChangedRanges, mirrorChangedWholesale } from "../mirror/disk-mirror.js";
 import { ErrorCodes, SnaplogError } from "../../util/errors.js";
-import { StreamReader, type EntryRun, type StreamHeader } from "../../stream/index.js";
+import { StreamReader } from "../../stream/index.js";
 import { createReadStream, promises as fs } from "node:fs";
 import type { ImportRun } from "../../engine/index.js";
 import type { Catalog } from "../catalog.js";
@@ -31,8 +31,9 @@ import { checkName } from "../names.js";
 import type { OpenDisk } from "../open-disk.js";
 import type { ReplicaAck, ReplicaHello, ReplicaState } from "../operations/index.js";
 import { deleteSnapshotNow } from "../snapshots.js";
-import { diskIdOf, snapshotIdOf, stampedName } from "../archive/identity.js";
-import { importStream, receive } from "../archive/import-stream.js";
+import { diskIdOf, snapshotIdOf } from "../archive/identity.js";
+import { defaultSnapshotName } from "../snapshots.js";
+import { importSpool, receive, type Spool } from "../archive/import-stream.js";
 
 /** A batch's data is applied as one engine batch, in memory: bounded (senders cut batches far below). */
 export const REPLICA_BATCH_BYTES_MAX = 256 * 1024 * 1024;
@@ -94,10 +95,10 @@ export async function replicaBatch(
   checkName("disk", diskName);
   let spool: Awaited<ReturnType<typeof receive>> | undefined;
   try {
-    const spooled = (spool = await receive(catalog, source));
+    const spooled = (spool = await receive(catalog, source, { keepRunsBytesMax: REPLICA_BATCH_BYTES_MAX }));
     const header = spooled.header;
-    if (header.kind === "full") return await firstCopy(catalog, lifecycle, diskName, header, spooled.path);
-    return await catalog.control.run(() => applyBatch(catalog, diskName, header, spooled.path));
+    if (header.kind === "full") return await firstCopy(catalog, lifecycle, diskName, spooled);
+    return await catalog.control.run(() => applyBatch(catalog, diskName, spooled));
   } catch (error) {
     // A refused batch (old, replayed, of another disk, damaged) is an event on the receiver: it changed nothing.
     if (error instanceof SnaplogError && error.code !== ErrorCodes.NO_SPACE) {
@@ -117,16 +118,11 @@ export async function replicaBatch(
 }
 
 /** A full stream makes the replica (built hidden, placed whole), at the stream's end. */
-async function firstCopy(
-  catalog: Catalog,
-  lifecycle: DiskLifecycle,
-  diskName: string,
-  header: StreamHeader,
-  spoolPath: string,
-): Promise<ReplicaAck> {
+async function firstCopy(catalog: Catalog, lifecycle: DiskLifecycle, diskName: string, spool: Spool): Promise<ReplicaAck> {
+  const header = spool.header;
   if (catalog.has(diskName))
     throw new SnaplogError(ErrorCodes.CONFLICT, `disk ${diskName} exists: a full stream only makes a new replica`, { disk: diskName });
-  const result = await importStream(catalog, lifecycle, { disk: diskName }, createReadStream(spoolPath, { highWaterMark: 1024 * 1024 }));
+  const result = await importSpool(catalog, lifecycle, { disk: diskName }, spool);
   const replica: ReplicaMeta = {
     sourceStoreId: header.source.storeId,
     sourceDiskId: header.source.diskId,
@@ -147,7 +143,8 @@ async function firstCopy(
   };
 }
 
-async function applyBatch(catalog: Catalog, diskName: string, header: StreamHeader, spoolPath: string): Promise<ReplicaAck> {
+async function applyBatch(catalog: Catalog, diskName: string, spool: Spool): Promise<ReplicaAck> {
+  const header = spool.header;
   const disk = catalog.disk(diskName);
   // A batch applied earlier but not acknowledged (disk.json could not be written) counts first.
   await settlePending(disk);
@@ -174,7 +171,8 @@ async function applyBatch(catalog: Catalog, diskName: string, header: StreamHead
       },
     );
   }
-  const runs = await readRuns(spoolPath, disk.meta.blockSizeBytes);
+  // Kept while the batch was received and checked (one pass); read again only when it held a cut or too much.
+  const runs: ImportRun[] = spool.runs ?? (await readRuns(spool.path, disk.meta.blockSizeBytes));
   // The intent first: if even disk.json cannot be written (a full file system), nothing is applied.
   const cut = header.cutTo !== false ? header.to.name : undefined;
   await saveMeta(disk, {
@@ -228,22 +226,18 @@ async function readRuns(spoolPath: string, blockSizeBytes: number): Promise<Impo
     await reader.readHeader();
     for await (const item of reader.items()) {
       if (item.type === "cut")
-        throw new SnaplogError(ErrorCodes.CORRUPT, "a replication batch holds a snapshot cut inside: batches end at cuts");
+        throw new SnaplogError(ErrorCodes.BAD_STREAM, "a replication batch holds a snapshot cut inside: batches end at cuts");
       for (const run of item.runs) {
         bytes += run.blockCount * blockSizeBytes;
         if (bytes > REPLICA_BATCH_BYTES_MAX)
           throw new SnaplogError(ErrorCodes.OUT_OF_RANGE, `a replication batch holds more than ${REPLICA_BATCH_BYTES_MAX} bytes`);
-        runs.push(copyRun(run));
+        runs.push(run);
       }
     }
   } finally {
     await reader.close();
   }
   return runs;
-}
-
-function copyRun(run: EntryRun): ImportRun {
-  return { lba: run.lba, blockCount: run.blockCount, kind: run.kind, data: run.data === undefined ? undefined : Buffer.from(run.data) };
 }
 
 export function replicaResync(
@@ -262,7 +256,7 @@ export function replicaResync(
     if (common === undefined)
       throw new SnaplogError(ErrorCodes.NOT_FOUND, `disk ${diskName} has no snapshot with id ${commonSnapshotId}`, { disk: diskName });
     if (disk.engine.lsnLast > common.lsn) {
-      const name = stampedName("before-resync", catalog.nowMs());
+      const name = defaultSnapshotName(disk, "before-resync", catalog.nowMs());
       disk.currentLife.end(
         new SnaplogError(ErrorCodes.CONFLICT, `disk ${diskName} became a replica; reconnect (read-only)`, { disk: diskName }),
       );

@@ -1,0 +1,36 @@
+/**
+ * Positioned writes that land whole: a write may land in part (a file system that fills returns
+ * a short count first and ENOSPC only on the next call), so the rest is written until all of it
+ * is there or an error says why. Every file snaplog writes goes through this.
+ */
+import type { FileHandle } from "node:fs/promises";
+
+/** Writes `buffers` at `positionBytes`, all of them; returns the position after them. */
+export async function writeAll(handle: FileHandle, buffers: Uint8Array | readonly Uint8Array[], positionBytes: number): Promise<number> {
+  let remaining = buffers instanceof Uint8Array ? [buffers] : buffers.slice();
+  let position = positionBytes;
+  while (remaining.length > 0) {
+    const { bytesWritten } =
+      remaining.length === 1
+        ? await handle.write(remaining[0], 0, remaining[0].length, position)
+        : await handle.writev(remaining, position);
+    // Nothing written and no error: never loop on it.
+    if (bytesWritten === 0) throw Object.assign(new Error(`no byte of a write at ${position} landed`), { code: "EIO" });
+    position += bytesWritten;
+    remaining = afterBytes(remaining, bytesWritten);
+  }
+  return position;
+}
+
+/** What is left of `buffers` once their first `bytes` are written. */
+function afterBytes(buffers: Uint8Array[], bytes: number): Uint8Array[] {
+  let skip = bytes;
+  let index = 0;
+  while (index < buffers.length && skip >= buffers[index].length) {
+    skip -= buffers[index].length;
+    index += 1;
+  }
+  const rest = buffers.slice(index);
+  if (skip > 0) rest[0] = rest[0].subarray(skip);
+  return rest;
+}
