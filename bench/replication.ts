@@ -10,7 +10,9 @@
  *      compacted relation, and the same writes under a continuous one: bytes shipped, compacted
  *      vs continuous (target <= 0.12x).
  *
- *   npm run bench:replication -- [--seconds 20] [--tmpdir /var/tmp]
+ *   npm run bench:replication -- [--seconds 20] [--tmpdir /var/tmp] [--profile DIR] [--continuous-only]
+ *
+ * --profile writes a V8 CPU profile of each server into DIR (open it in Chrome's DevTools).
  */
 import { spawn, type ChildProcessWithoutNullStreams } from "node:child_process";
 import { mkdtempSync, rmSync } from "node:fs";
@@ -25,7 +27,14 @@ import { Store } from "../src/store/store.js";
 const cli = fileURLToPath(new URL("../src/cli/main.js", import.meta.url));
 const MiB = 1024 * 1024;
 
-const { values } = parseArgs({ options: { seconds: { type: "string", default: "20" }, tmpdir: { type: "string", default: "/var/tmp" } } });
+const { values } = parseArgs({
+  options: {
+    seconds: { type: "string", default: "20" },
+    tmpdir: { type: "string", default: "/var/tmp" },
+    profile: { type: "string" },
+    "continuous-only": { type: "boolean", default: false },
+  },
+});
 const seconds = Number(values.seconds);
 const scratch = mkdtempSync(path.join(values.tmpdir, "snaplog-bench-replication-"));
 const children: ChildProcessWithoutNullStreams[] = [];
@@ -67,7 +76,9 @@ async function serve(name: string, replication: boolean): Promise<Server> {
   const port = replication ? await freePort() : undefined;
   const args = [cli, "--store", store, "serve", "--nbd", "127.0.0.1:0", "--nbd-socket", sock];
   if (port !== undefined) args.push("--replication", `127.0.0.1:${port}`);
-  const child = spawn(process.execPath, args, { env: { ...process.env, SNAPLOG_LOG_LEVEL: "warn" } });
+  const profile =
+    values.profile === undefined ? [] : ["--cpu-prof", `--cpu-prof-dir=${values.profile}`, `--cpu-prof-name=${name}.cpuprofile`];
+  const child = spawn(process.execPath, [...profile, ...args], { env: { ...process.env, SNAPLOG_LOG_LEVEL: "warn" } });
   children.push(child);
   let stdout = "";
   await new Promise<void>((resolve, reject) => {
@@ -169,19 +180,29 @@ const catchUpSeconds = (Date.now() - loadEnd) / 1000;
 const sortedLags = [...lags].sort((a, b) => a - b);
 
 // 2. A 64 MiB hot set overwritten 10x: continuous vs compacted (one interval holds all ten passes).
-const hot = ["--rw=write", "--bs=1m", "--iodepth=8", "--size=64m", "--loops=10"];
-await run(source.store, ["disk", "create", "hotc", "--size", "256M"]);
-await run(source.store, ["disk", "create", "hotk", "--size", "256M"]);
-await replicate(source, "hotc", receiver, []);
-const hotcBefore = (await relation(source, "hotc")).bytesShipped;
-const hotcWrite = await fio(source, "hotc", hot);
-const hotcShipped = (await caughtUp(source, "hotc")).bytesShipped - hotcBefore;
-await replicate(source, "hotk", receiver, ["--mode", "compacted", "--interval", "20s"]);
-const hotkBefore = (await relation(source, "hotk")).bytesShipped;
-const hotkStart = Date.now();
-await fio(source, "hotk", hot);
-const hotkWriteSeconds = (Date.now() - hotkStart) / 1000;
-const hotkShipped = (await caughtUp(source, "hotk", 120_000)).bytesShipped - hotkBefore;
+async function hotSet() {
+  const hot = ["--rw=write", "--bs=1m", "--iodepth=8", "--size=64m", "--loops=10"];
+  await run(source.store, ["disk", "create", "hotc", "--size", "256M"]);
+  await run(source.store, ["disk", "create", "hotk", "--size", "256M"]);
+  await replicate(source, "hotc", receiver, []);
+  const hotcBefore = (await relation(source, "hotc")).bytesShipped;
+  const hotcWrite = await fio(source, "hotc", hot);
+  const hotcShipped = (await caughtUp(source, "hotc")).bytesShipped - hotcBefore;
+  await replicate(source, "hotk", receiver, ["--mode", "compacted", "--interval", "20s"]);
+  const hotkBefore = (await relation(source, "hotk")).bytesShipped;
+  const hotkStart = Date.now();
+  await fio(source, "hotk", hot);
+  const hotkWriteSeconds = (Date.now() - hotkStart) / 1000;
+  const hotkShipped = (await caughtUp(source, "hotk", 120_000)).bytesShipped - hotkBefore;
+  return {
+    hotWrittenMiB: Number((hotcWrite.writeBytes / MiB).toFixed(1)),
+    hotContinuousShippedMiB: Number((hotcShipped / MiB).toFixed(1)),
+    hotCompactedShippedMiB: Number((hotkShipped / MiB).toFixed(1)),
+    hotCompactedWriteSeconds: hotkWriteSeconds,
+    hotRatio: Number((hotkShipped / hotcShipped).toFixed(3)),
+  };
+}
+const hotResult = values["continuous-only"] ? {} : await hotSet();
 
 const result = {
   seconds,
@@ -195,11 +216,15 @@ const result = {
   catchUpSeconds,
   continuousShippedMiB: Number((afterLoad.bytesShipped / MiB).toFixed(1)),
   continuousWrittenMiB: Number((copied.writeBytes / MiB).toFixed(1)),
-  hotWrittenMiB: Number((hotcWrite.writeBytes / MiB).toFixed(1)),
-  hotContinuousShippedMiB: Number((hotcShipped / MiB).toFixed(1)),
-  hotCompactedShippedMiB: Number((hotkShipped / MiB).toFixed(1)),
-  hotCompactedWriteSeconds: hotkWriteSeconds,
-  hotRatio: Number((hotkShipped / hotcShipped).toFixed(3)),
+  ...hotResult,
 };
 console.log(JSON.stringify(result, null, 2));
+if (values.profile !== undefined) {
+  // A profile is written at a clean exit only.
+  await Promise.all(
+    children.map(
+      (child) => new Promise((resolve) => (child.exitCode !== null ? resolve(null) : (child.once("exit", resolve), child.kill("SIGTERM")))),
+    ),
+  );
+}
 process.exit(0);
