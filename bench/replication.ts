@@ -15,7 +15,7 @@
  * --profile writes a V8 CPU profile of each server into DIR (open it in Chrome's DevTools).
  */
 import { spawn, type ChildProcessWithoutNullStreams } from "node:child_process";
-import { mkdtempSync, rmSync } from "node:fs";
+import { mkdtempSync, readFileSync, rmSync } from "node:fs";
 import * as net from "node:net";
 import path from "node:path";
 import { fileURLToPath } from "node:url";
@@ -62,7 +62,17 @@ function freePort(): Promise<number> {
   });
 }
 
+/** User + system CPU seconds a process has used so far (Linux). */
+function cpuSeconds(pid: number): number {
+  const fields = readFileSync(`/proc/${pid}/stat`, "utf8")
+    .replace(/^.*\) /, "")
+    .split(" ");
+  // After "pid (comm) ": state is field 3, so utime (14) and stime (15) are at 11 and 12.
+  return (Number(fields[11]) + Number(fields[12])) / 100;
+}
+
 interface Server {
+  pid: number;
   store: string;
   sock: string;
   port?: number;
@@ -80,6 +90,8 @@ async function serve(name: string, replication: boolean): Promise<Server> {
     values.profile === undefined ? [] : ["--cpu-prof", `--cpu-prof-dir=${values.profile}`, `--cpu-prof-name=${name}.cpuprofile`];
   const child = spawn(process.execPath, [...profile, ...args], { env: { ...process.env, SNAPLOG_LOG_LEVEL: "warn" } });
   children.push(child);
+  // Drained always: a full pipe would stall the server being measured.
+  child.stderr.pipe(process.stderr);
   let stdout = "";
   await new Promise<void>((resolve, reject) => {
     child.stdout.on("data", (chunk: Buffer) => {
@@ -90,10 +102,10 @@ async function serve(name: string, replication: boolean): Promise<Server> {
   });
   const api = await ApiClient.connectIfRunning(store);
   if (api === undefined) throw new Error("no API");
-  return { store, sock, port, api };
+  return { pid: child.pid!, store, sock, port, api };
 }
 
-function fio(server: Server, disk: string, args: string[]): Promise<{ writeIops: number; writeBytes: number }> {
+function fio(server: Server, disk: string, args: string[]): Promise<{ writeIops: number; writeBytes: number; cpuSeconds: number }> {
   return new Promise((resolve, reject) => {
     const child = spawn(
       "fio",
@@ -114,8 +126,14 @@ function fio(server: Server, disk: string, args: string[]): Promise<{ writeIops:
     child.stderr.on("data", (chunk: Buffer) => (stderr += chunk.toString()));
     child.once("close", (code) => {
       if (code !== 0) return reject(new Error(`fio: ${stderr}`));
-      const job = (JSON.parse(stdout.slice(stdout.indexOf("{"))) as { jobs: { write: { iops: number; io_bytes: number } }[] }).jobs[0];
-      resolve({ writeIops: job.write.iops, writeBytes: job.write.io_bytes });
+      const job = (
+        JSON.parse(stdout.slice(stdout.indexOf("{"))) as {
+          jobs: { write: { iops: number; io_bytes: number }; usr_cpu: number; sys_cpu: number; job_runtime: number }[];
+        }
+      ).jobs[0];
+      // usr_cpu and sys_cpu are percentages of the job's runtime (ms).
+      const cpuSeconds = ((job.usr_cpu + job.sys_cpu) / 100) * (job.job_runtime / 1000);
+      resolve({ writeIops: job.write.iops, writeBytes: job.write.io_bytes, cpuSeconds });
     });
   });
 }
@@ -128,9 +146,10 @@ async function relation(source: Server, disk: string): Promise<RelationInfo> {
 
 async function caughtUp(source: Server, disk: string, timeoutMs = 600_000): Promise<RelationInfo> {
   const deadline = Date.now() + timeoutMs;
+  // Once: `disk show` counts space with a scan of the disk's index, which would steal the CPU being measured.
+  const last = (await source.api.showDisk(disk)).lsnLast;
   for (;;) {
     const info = await relation(source, disk);
-    const last = (await source.api.showDisk(disk)).lsnLast;
     if (info.state === "connected" && info.ackedLsn === last) return info;
     if (Date.now() > deadline) throw new Error(`${disk} did not catch up: ${JSON.stringify(info)}`);
     await new Promise((resolve) => setTimeout(resolve, 50));
@@ -171,13 +190,31 @@ const sampler = (async () => {
     await new Promise((resolve) => setTimeout(resolve, 100));
   }
 })();
+const cpuBefore = { source: cpuSeconds(source.pid), receiver: cpuSeconds(receiver.pid) };
 const copied = await fio(source, "copied", randwrite);
 const loadEnd = Date.now();
 sampling = false;
 await sampler;
 const afterLoad = await caughtUp(source, "copied");
 const catchUpSeconds = (Date.now() - loadEnd) / 1000;
+const cpuUsed = { source: cpuSeconds(source.pid) - cpuBefore.source, receiver: cpuSeconds(receiver.pid) - cpuBefore.receiver };
 const sortedLags = [...lags].sort((a, b) => a - b);
+
+// 1b. The same at a write rate the replica can keep up with on this machine (a sixth of the unreplicated rate).
+const rateIops = Math.round(plain.writeIops / 6);
+const rateLags: number[] = [];
+sampling = true;
+const rateSampler = (async () => {
+  while (sampling) {
+    rateLags.push((await relation(source, "copied")).lagSeconds);
+    await new Promise((resolve) => setTimeout(resolve, 100));
+  }
+})();
+const rated = await fio(source, "copied", [...randwrite, `--rate_iops=${rateIops}`]);
+sampling = false;
+await rateSampler;
+await caughtUp(source, "copied");
+const sortedRateLags = [...rateLags].sort((a, b) => a - b);
 
 // 2. A 64 MiB hot set overwritten 10x: continuous vs compacted (one interval holds all ten passes).
 async function hotSet() {
@@ -214,8 +251,16 @@ const result = {
   lagP99Seconds: Number(percentile(sortedLags, 99).toFixed(3)),
   lagP50Seconds: Number(percentile(sortedLags, 50).toFixed(3)),
   catchUpSeconds,
+  ratedIops: Math.round(rated.writeIops),
+  ratedLagP50Seconds: Number(percentile(sortedRateLags, 50).toFixed(3)),
+  ratedLagP99Seconds: Number(percentile(sortedRateLags, 99).toFixed(3)),
+  ratedLagMaxSeconds: Number(sortedRateLags[sortedRateLags.length - 1]?.toFixed(3)),
   continuousShippedMiB: Number((afterLoad.bytesShipped / MiB).toFixed(1)),
   continuousWrittenMiB: Number((copied.writeBytes / MiB).toFixed(1)),
+  // CPU from the load's start to the replica caught up: the source serves fio and exports; the receiver applies.
+  sourceCpuSeconds: Number(cpuUsed.source.toFixed(1)),
+  receiverCpuSeconds: Number(cpuUsed.receiver.toFixed(1)),
+  fioCpuSeconds: Number(copied.cpuSeconds.toFixed(1)),
   ...hotResult,
 };
 console.log(JSON.stringify(result, null, 2));

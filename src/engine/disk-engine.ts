@@ -465,11 +465,11 @@ export class DiskEngine {
   }
 
   /**
-   * The data of the entry of `lba` with exactly this LSN (checksum-checked), zeros for a zero
-   * or trim entry, or undefined when no such entry is live (never was, or freed).
+   * The data of each entry (a block and exactly this LSN), checksum-checked: zeros for a zero or
+   * trim entry, undefined for one no longer live; consecutive slots are read in one I/O.
    */
-  readEntryData(lba: number, lsn: number): Promise<Buffer | undefined> {
-    return this.reads.readEntryData(lba, lsn);
+  readEntriesData(entries: readonly { lba: number; lsn: number }[]): Promise<(Buffer | undefined)[]> {
+    return this.reads.readEntriesData(entries);
   }
 
   /** The files that hold the log in LSN order, for a streaming reader (CommitPipeline.openLogFiles). */

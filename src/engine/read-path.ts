@@ -100,36 +100,74 @@ export class ReadPath {
         `disk ${geometry.name}: baseline block ${badLba} is unknown (a fold met its data damaged)`,
         { disk: geometry.name },
       );
-    this.verifyBlocks(target, ids, expectedCrcs, lsns, lbaFirst);
+    this.verifyBlocks(target, ids, expectedCrcs, lsns, (index) => lbaFirst + index);
     return target;
   }
 
   /**
-   * The data of the entry of `lba` with exactly this LSN (checksum-checked), zeros for a zero
-   * or trim entry, or undefined when no such entry is live (never was, or freed).
+   * The data of each entry (a block and exactly this LSN), checksum-checked: zeros for a zero or
+   * trim entry, undefined for one no longer live (never was, or freed). Entries whose slots are
+   * consecutive are read in one I/O: the log's entries in LSN order mostly are, so an export
+   * reads the log back in large reads rather than one per block.
    */
-  async readEntryData(lba: number, lsn: number): Promise<Buffer | undefined> {
+  async readEntriesData(entries: readonly { lba: number; lsn: number }[]): Promise<(Buffer | undefined)[]> {
     const { geometry, state, segments, retiring } = this.context;
-    const id = state.findEntry(lba, lsn);
-    if (id === 0) return undefined;
-    const data = Buffer.alloc(geometry.blockSizeBytes);
-    const slot = state.entries.slot(id);
-    if (!isDataSlot(slot)) return data;
-    const crc = state.entries.crc(id);
-    await retiring.guardRead([segments.readRun(slot, data)]);
-    const ids = new Uint32Array([id]);
-    this.verifyBlocks(data, ids, new Uint32Array([crc]), new Float64Array([lsn]), lba);
-    return data;
+    const blockSizeBytes = geometry.blockSizeBytes;
+    const target = Buffer.alloc(entries.length * blockSizeBytes);
+    const ids = new Uint32Array(entries.length);
+    const expectedCrcs = new Uint32Array(entries.length);
+    const lsns = new Float64Array(entries.length);
+    const found: boolean[] = [];
+    const reads: Promise<void>[] = [];
+    let runStart = 0;
+    let runLength = 0;
+    let runSlotFirst = 0;
+    const finishRun = () => {
+      if (runLength > 0)
+        reads.push(segments.readRun(runSlotFirst, target.subarray(runStart * blockSizeBytes, (runStart + runLength) * blockSizeBytes)));
+      runLength = 0;
+    };
+    for (let index = 0; index < entries.length; index++) {
+      const id = state.findEntry(entries[index].lba, entries[index].lsn);
+      found.push(id !== 0);
+      const slot = id === 0 ? 0 : state.entries.slot(id);
+      if (id === 0 || !isDataSlot(slot)) {
+        finishRun();
+        continue;
+      }
+      // Captured now: the entry may be reclaimed (and its id reused) while the read is in flight.
+      ids[index] = id;
+      expectedCrcs[index] = state.entries.crc(id);
+      lsns[index] = entries[index].lsn;
+      const continues =
+        runLength > 0 && runStart + runLength === index && slot === runSlotFirst + runLength && slot % segments.slotsPerSegment !== 0;
+      if (!continues) {
+        finishRun();
+        runStart = index;
+        runSlotFirst = slot;
+      }
+      runLength++;
+    }
+    finishRun();
+    if (reads.length > 0) await retiring.guardRead(reads);
+    this.verifyBlocks(target, ids, expectedCrcs, lsns, (index) => entries[index].lba);
+    return found.map((live, index) => (live ? target.subarray(index * blockSizeBytes, (index + 1) * blockSizeBytes) : undefined));
   }
 
   /** Throws CORRUPT (and reports it) for the first block read for entry ids[index] whose data fails its checksum. */
-  private verifyBlocks(target: Buffer, ids: Uint32Array, expectedCrcs: Uint32Array, lsns: Float64Array, lbaFirst: number): void {
+  private verifyBlocks(
+    target: Buffer,
+    ids: Uint32Array,
+    expectedCrcs: Uint32Array,
+    lsns: Float64Array,
+    lbaOf: (index: number) => number,
+  ): void {
     const { geometry } = this.context;
     const blockSizeBytes = geometry.blockSizeBytes;
     for (let index = 0; index < ids.length; index++) {
       if (ids[index] === 0) continue;
       if (crc32c(target.subarray(index * blockSizeBytes, (index + 1) * blockSizeBytes)) === expectedCrcs[index]) continue;
-      const lba = lbaFirst + index;
+      const lba = lbaOf(index);
       const lsn = lsns[index];
       this.context.reportChecksumError(lba, lsn);
       throw new SnaplogError(ErrorCodes.CORRUPT, `disk ${geometry.name}: block ${lba} (LSN ${lsn}) failed its checksum`, {

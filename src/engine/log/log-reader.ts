@@ -45,8 +45,8 @@ export interface LogSource {
   openLogFiles(): Promise<LogFiles>;
   /** Facts from memory: whether an entry is still live, entry times, snapshot cuts. */
   logView(): { isLive(lba: number, lsn: number): boolean; timeOf(lsn: number): number; snapshots: readonly SnapshotCut[] };
-  /** The checked data of a live entry (zeros for zero/trim), undefined once freed. */
-  readEntryData(lba: number, lsn: number): Promise<Buffer | undefined>;
+  /** The checked data of live entries (zeros for zero/trim), undefined for each one freed. */
+  readEntriesData(entries: readonly { lba: number; lsn: number }[]): Promise<(Buffer | undefined)[]>;
 }
 
 /** A row holds at most this many blocks, so a row with data stays small. */
@@ -134,14 +134,10 @@ function cutRow(cut: { name: string; lun: number; lsn: number; timeMs: number })
 }
 
 async function rowData(source: LogSource, row: LogRow): Promise<Buffer | undefined> {
-  const blockSizeBytes = source.geometry.blockSizeBytes;
-  const data = Buffer.alloc(row.blockCount * blockSizeBytes);
-  for (let index = 0; index < row.blockCount; index++) {
-    const block = await source.readEntryData(row.lba + index, row.lsnFirst + index);
-    if (block === undefined) return undefined;
-    block.copy(data, index * blockSizeBytes);
-  }
-  return data;
+  const entries = Array.from({ length: row.blockCount }, (_, index) => ({ lba: row.lba + index, lsn: row.lsnFirst + index }));
+  const blocks = await source.readEntriesData(entries);
+  if (blocks.some((block) => block === undefined)) return undefined;
+  return Buffer.concat(blocks as Buffer[]);
 }
 
 /** Every entry of the checkpoint and the journals with LSN in [lsnFirst, lsnLast], in LSN order. */

@@ -12,13 +12,15 @@
  *                                 in block order or in LSN order
  */
 import { randomUUID } from "node:crypto";
-import { BlockSource, readLog, type DiskEngine } from "../../engine/index.js";
+import { BlockSource, readLog, type DiskEngine, type LogRow } from "../../engine/index.js";
 import { isAllZero } from "../../util/all-zero.js";
+import { mapAhead } from "../../util/map-ahead.js";
 import { invalidArgument, notFound } from "../../util/errors.js";
 import {
   CODEC_DEFAULT,
   StreamWriter,
   type CodecName,
+  type EntryRun,
   type StreamCut,
   type StreamHeader,
   type StreamPoint,
@@ -34,6 +36,10 @@ import { stampedName } from "../new-snapshot-name.js";
 
 /** Blocks mapped per step of the base and of a compacted partition: bounds memory and the work between awaits. */
 const MAP_BLOCKS = 4096;
+/** Entries whose data is read in one call (consecutive slots in one I/O): 4 MiB of 4 KiB blocks. */
+const ENTRIES_PER_READ = 1024;
+/** Groups being read while earlier ones are compressed and sent. */
+const GROUPS_IN_FLIGHT = 3;
 
 export async function exportStream(
   catalog: Catalog,
@@ -212,60 +218,93 @@ async function writeBase(engine: DiskEngine, writer: StreamWriter): Promise<void
 /** Every live entry of the partition in LSN order, runs split where the log's rows are. */
 async function writeTimeOrdered(engine: DiskEngine, writer: StreamWriter, partition: Partition): Promise<void> {
   if (partition.lsnLast <= partition.lsnAfter) return;
-  for await (const row of readLog(engine, { lsnFirst: partition.lsnAfter + 1, lsnLast: partition.lsnLast, withData: false })) {
-    if (row.kind === "snapshot") continue;
-    const data = row.kind === "write" ? await rowData(engine, row) : undefined;
-    // Freed while being read (compaction: no view needs it any more): the stream is the log as it now holds.
-    if (row.kind === "write" && data === undefined) continue;
-    await writer.addRun({
-      lsn: row.lsnFirst,
-      timeMs: row.timeMs,
-      lba: row.lba,
-      blockCount: row.blockCount,
-      kind: row.kind,
-      data,
-    });
+  const rows = readLog(engine, { lsnFirst: partition.lsnAfter + 1, lsnLast: partition.lsnLast, withData: false });
+  const withData = async (group: LogRow[]): Promise<EntryRun[]> => {
+    const entries: { lba: number; lsn: number }[] = [];
+    for (const row of group)
+      if (row.kind === "write")
+        for (let index = 0; index < row.blockCount; index++) entries.push({ lba: row.lba + index, lsn: row.lsnFirst + index });
+    const blocks = await engine.readEntriesData(entries);
+    const runs: EntryRun[] = [];
+    let next = 0;
+    for (const row of group) {
+      if (row.kind === "snapshot") continue;
+      if (row.kind !== "write") {
+        runs.push({ lsn: row.lsnFirst, timeMs: row.timeMs, lba: row.lba, blockCount: row.blockCount, kind: row.kind });
+        continue;
+      }
+      // An entry freed while being read (compaction: no view needs it any more) is left out: the stream is the log as it now holds.
+      for (const piece of livePieces(blocks.slice(next, next + row.blockCount)))
+        runs.push({
+          lsn: row.lsnFirst + piece.first,
+          timeMs: row.timeMs,
+          lba: row.lba + piece.first,
+          blockCount: piece.count,
+          kind: "write",
+          data: piece.data,
+        });
+      next += row.blockCount;
+    }
+    return runs;
+  };
+  for await (const runs of mapAhead(rowGroups(rows), withData, GROUPS_IN_FLIGHT)) for (const run of runs) await writer.addRun(run);
+}
+
+/** The log's rows in groups of about ENTRIES_PER_READ entries: each group's data is read at once. */
+async function* rowGroups(rows: AsyncIterable<LogRow>): AsyncGenerator<LogRow[]> {
+  let group: LogRow[] = [];
+  let entries = 0;
+  for await (const row of rows) {
+    group.push(row);
+    entries += row.blockCount;
+    if (entries >= ENTRIES_PER_READ) {
+      yield group;
+      group = [];
+      entries = 0;
+    }
+  }
+  if (group.length > 0) yield group;
+}
+
+/** The runs of consecutive blocks still live, each with its data. */
+function* livePieces(blocks: (Buffer | undefined)[]): Generator<{ first: number; count: number; data: Buffer }> {
+  for (let first = 0; first < blocks.length;) {
+    if (blocks[first] === undefined) {
+      first++;
+      continue;
+    }
+    let end = first + 1;
+    while (end < blocks.length && blocks[end] !== undefined) end++;
+    yield { first, count: end - first, data: Buffer.concat(blocks.slice(first, end) as Buffer[]) };
+    first = end;
   }
 }
 
-/**
- * A row's data in one read: the view at the row's last LSN sees exactly the row's entries (its
- * blocks are distinct, and no later entry of them is at or before that LSN) while they are
- * live. Checked after the read: an entry freed by then may have been read as an older version,
- * so the row is read entry by entry instead (and dropped if one is gone).
- */
-async function rowData(
-  engine: DiskEngine,
-  row: { lba: number; lsnFirst: number; blockCount: number; lsnLast: number },
-): Promise<Buffer | undefined> {
-  const data = await engine.readBlocks(row.lba, row.blockCount, row.lsnLast);
-  const view = engine.logView();
-  let live = true;
-  for (let index = 0; index < row.blockCount && live; index++) live = view.isLive(row.lba + index, row.lsnFirst + index);
-  if (live) return data;
-  const blockSize = engine.geometry.blockSizeBytes;
-  for (let index = 0; index < row.blockCount; index++) {
-    const block = await engine.readEntryData(row.lba + index, row.lsnFirst + index);
-    if (block === undefined) return undefined;
-    block.copy(data, index * blockSize);
-  }
-  return data;
-}
-
-/** The same entries per partition sorted by block then LSN; each entry's data read on its own. */
+/** The same entries per partition sorted by block then LSN. */
 async function writeBlockOrdered(engine: DiskEngine, writer: StreamWriter, partition: Partition): Promise<void> {
   if (partition.lsnLast <= partition.lsnAfter) return;
-  const entries: { lba: number; lsn: number; timeMs: number; kind: "write" | "zero" | "trim" }[] = [];
+  type Entry = { lba: number; lsn: number; timeMs: number; kind: "write" | "zero" | "trim" };
+  const entries: Entry[] = [];
   for await (const row of readLog(engine, { lsnFirst: partition.lsnAfter + 1, lsnLast: partition.lsnLast, withData: false })) {
     if (row.kind === "snapshot") continue;
     for (let index = 0; index < row.blockCount; index++)
       entries.push({ lba: row.lba + index, lsn: row.lsnFirst + index, timeMs: row.timeMs, kind: row.kind });
   }
   entries.sort((a, b) => a.lba - b.lba || a.lsn - b.lsn);
-  for (const entry of entries) {
-    const data = entry.kind === "write" ? await engine.readEntryData(entry.lba, entry.lsn) : undefined;
-    if (entry.kind === "write" && data === undefined) continue;
-    await writer.addRun({ lsn: entry.lsn, timeMs: entry.timeMs, lba: entry.lba, blockCount: 1, kind: entry.kind, data });
+  function* groups(): Generator<Entry[]> {
+    for (let first = 0; first < entries.length; first += ENTRIES_PER_READ) yield entries.slice(first, first + ENTRIES_PER_READ);
+  }
+  const withData = async (group: Entry[]) => {
+    const writes = group.filter((entry) => entry.kind === "write");
+    const blocks = await engine.readEntriesData(writes);
+    const data = new Map(writes.map((entry, index) => [entry, blocks[index]]));
+    return group.map((entry) => ({ entry, data: data.get(entry) }));
+  };
+  for await (const group of mapAhead(groups(), withData, GROUPS_IN_FLIGHT)) {
+    for (const { entry, data } of group) {
+      if (entry.kind === "write" && data === undefined) continue;
+      await writer.addRun({ lsn: entry.lsn, timeMs: entry.timeMs, lba: entry.lba, blockCount: 1, kind: entry.kind, data });
+    }
   }
 }
 
@@ -303,15 +342,22 @@ async function writeCompacted(engine: DiskEngine, writer: StreamWriter, partitio
   }
   if (order === "time") versions.sort((a, b) => a.lsn - b.lsn);
   const consecutive = (a: Version, b: Version) => b.lba === a.lba + 1 && b.kind === a.kind && (order === "block" || b.lsn === a.lsn + 1);
-  for (let first = 0; first < versions.length;) {
-    let last = first;
-    while (last + 1 < versions.length && last - first + 1 < MAP_BLOCKS && consecutive(versions[last], versions[last + 1])) last++;
-    const head = versions[first];
-    const blockCount = last - first + 1;
-    let lsnNewest = 0;
-    for (let index = first; index <= last; index++) lsnNewest = Math.max(lsnNewest, versions[index].lsn);
-    const data = head.kind === "write" ? await engine.readBlocks(head.lba, blockCount, partition.lsnLast) : undefined;
+  function* runs(): Generator<{ head: Version; blockCount: number; lsnNewest: number }> {
+    for (let first = 0; first < versions.length;) {
+      let last = first;
+      while (last + 1 < versions.length && last - first + 1 < MAP_BLOCKS && consecutive(versions[last], versions[last + 1])) last++;
+      let lsnNewest = 0;
+      for (let index = first; index <= last; index++) lsnNewest = Math.max(lsnNewest, versions[index].lsn);
+      yield { head: versions[first], blockCount: last - first + 1, lsnNewest };
+      first = last + 1;
+    }
+  }
+  const withData = async (run: { head: Version; blockCount: number; lsnNewest: number }) => ({
+    ...run,
+    data: run.head.kind === "write" ? await engine.readBlocks(run.head.lba, run.blockCount, partition.lsnLast) : undefined,
+  });
+  // Runs reach MAP_BLOCKS blocks (16 MiB of 4 KiB blocks): fewer in flight than for log rows.
+  for await (const { head, blockCount, lsnNewest, data } of mapAhead(runs(), withData, 4)) {
     await writer.addRun({ lsn: lsnNewest, timeMs: partition.timeMs, lba: head.lba, blockCount, kind: head.kind, data });
-    first = last + 1;
   }
 }

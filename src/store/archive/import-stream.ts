@@ -77,7 +77,8 @@ export interface Spool {
   bytes: number;
   /**
    * With receive()'s keepRunsBytesMax: the runs of an incremental stream without cuts, checked,
-   * when their data fit in it (a replication batch applies them without reading the spool again).
+   * when their data fit in it (a replication batch applies them without reading the spool). The
+   * spool file is then empty: the runs are the stream.
    */
   runs?: EntryRun[];
 }
@@ -93,10 +94,26 @@ export async function receive(
   const spoolPath = path.join(directory, `.spool-${process.pid}-${randomUUID()}`);
   const handle = await fs.open(spoolPath, "wx", 0o600);
   let bytes = 0;
+  let written = 0;
+  // While the runs may be kept (a replication batch), the stream's bytes are held here rather
+  // than written: a batch applied from its runs never reads the spool, and writing it would
+  // copy every replicated byte once more. Written out as soon as the runs cannot be kept.
+  let held: Buffer[] | undefined = options.keepRunsBytesMax !== undefined ? [] : undefined;
+  let heldBytes = 0;
+  const spill = async () => {
+    for (const buffer of held ?? []) written = await writeAll(handle, buffer, written);
+    held = undefined;
+  };
   async function* tee(): AsyncGenerator<Buffer> {
     for await (const chunk of source) {
       const buffer = typeof chunk === "string" ? Buffer.from(chunk) : Buffer.from(chunk.buffer, chunk.byteOffset, chunk.byteLength);
-      bytes = await writeAll(handle, buffer, bytes);
+      bytes += buffer.length;
+      if (held === undefined) written = await writeAll(handle, buffer, written);
+      else {
+        held.push(buffer);
+        heldBytes += buffer.length;
+        if (heldBytes > (options.keepRunsBytesMax ?? 0)) await spill();
+      }
       yield buffer;
     }
   }
@@ -104,6 +121,7 @@ export async function receive(
   try {
     const header = await reader.readHeader();
     let runs: EntryRun[] | undefined = header.kind === "incremental" && options.keepRunsBytesMax !== undefined ? [] : undefined;
+    if (runs === undefined) await spill();
     let keptBytes = 0;
     for await (const item of reader.items()) {
       if (runs === undefined) continue;
@@ -115,6 +133,7 @@ export async function receive(
         }
         if (keptBytes > (options.keepRunsBytesMax ?? 0)) runs = undefined;
       }
+      if (runs === undefined) await spill();
     }
     // Not synced: a spool is read back at once from the page cache, and a crash discards it.
     return { path: spoolPath, header, bytes, runs };

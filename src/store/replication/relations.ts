@@ -36,7 +36,7 @@ export const INTERVAL_MS_DEFAULT = 60_000;
 /** Continuous mode looks for new writes this often. */
 const POLL_MS = 20;
 /** A continuous batch ends after about this many entries (when that view is available), so batches stay small. */
-const BATCH_ENTRIES_MAX = 16 * 1024;
+const BATCH_ENTRIES_MAX = 4 * 1024;
 /** An idle relation still contacts the receiver this often (a promote there ends it; a lost replica state is noticed). */
 const HEARTBEAT_MS = 2_000;
 const RETRY_MS_MIN = 500;
