@@ -7,7 +7,7 @@
 import path from "node:path";
 import type { Command } from "commander";
 import pino from "pino";
-import { startAppliance } from "../server/appliance.js";
+import { startAppliance, type NbdTlsFiles } from "../server/appliance.js";
 import { invalidArgument } from "../util/errors.js";
 import { parseCount, parseHostPort } from "../util/parse.js";
 import { globalOptions } from "./context.js";
@@ -19,6 +19,10 @@ interface ServeOptions {
   api?: string;
   replication?: string;
   demo?: boolean;
+  tlsCert?: string;
+  tlsKey?: string;
+  tlsCa?: string;
+  tls?: string;
 }
 
 const shutdownSignals = ["SIGTERM", "SIGINT"] as const;
@@ -32,6 +36,10 @@ export function registerServe(program: Command, reportError: (error: unknown) =>
     .option("--api <host:port>", "also serve the HTTP API on TCP; requests need the bearer token from STORE/api.token")
     .option("--replication <host:port>", "accept replication from other appliances here (bearer token from STORE/api.token)")
     .option("--demo", 'create the store and a 1 GiB disk "demo" if missing')
+    .option("--tls-cert <file>", "NBD TLS: the server's PEM certificate (STARTTLS on every NBD listener)")
+    .option("--tls-key <file>", "NBD TLS: the certificate's PEM private key")
+    .option("--tls-ca <file>", "NBD TLS: accept only clients with a certificate this CA signed")
+    .option("--tls <mode>", "NBD TLS: required (default with a certificate: no export without TLS) or optional")
     .addHelpText(
       "after",
       [
@@ -46,6 +54,8 @@ export function registerServe(program: Command, reportError: (error: unknown) =>
         "  $ snaplog --store /srv/snaplog serve --nbd 0.0.0.0:10809 --api 127.0.0.1:8080",
         "  $ snaplog serve --nbd-socket /run/snaplog/nbd.sock",
         "  $ curl --unix-socket ./snaplog-data/api.sock http://localhost/v1/disks",
+        "  $ snaplog serve --tls-cert server-cert.pem --tls-key server-key.pem",
+        "  $ nbdinfo 'nbds://127.0.0.1/demo?tls-certificates=/etc/pki/snaplog'",
         "",
         "Log level: SNAPLOG_LOG_LEVEL (info by default; logs go to stderr).",
       ].join("\n"),
@@ -56,6 +66,7 @@ export function registerServe(program: Command, reportError: (error: unknown) =>
       const api = options.api === undefined ? undefined : parseHostPort(options.api, "127.0.0.1");
       const replication = options.replication === undefined ? undefined : parseHostPort(options.replication, "127.0.0.1");
       const nbdSocket = options.nbdSocket === undefined ? undefined : path.resolve(options.nbdSocket);
+      const nbdTls = tlsFilesOf(options);
       const logger = pino({ level: process.env.SNAPLOG_LOG_LEVEL ?? "info" }, pino.destination({ fd: 2, sync: true }));
       const appliance = await startAppliance({
         storePath,
@@ -64,6 +75,7 @@ export function registerServe(program: Command, reportError: (error: unknown) =>
         api,
         replication,
         demo: options.demo === true,
+        nbdTls,
         logger,
         compaction: compactionTimingFromEnvironment(),
       });
@@ -85,6 +97,23 @@ export function registerServe(program: Command, reportError: (error: unknown) =>
       };
       for (const signal of shutdownSignals) process.on(signal, onSignal);
     });
+}
+
+/** The NBD TLS files and mode, checked together: a certificate needs its key, and the other options need both. */
+function tlsFilesOf(options: ServeOptions): NbdTlsFiles | undefined {
+  if (options.tls !== undefined && options.tls !== "required" && options.tls !== "optional")
+    throw invalidArgument(`invalid --tls "${options.tls}": expected required or optional`);
+  if (options.tlsCert === undefined && options.tlsKey === undefined) {
+    if (options.tlsCa !== undefined || options.tls !== undefined) throw invalidArgument("--tls-ca and --tls need --tls-cert and --tls-key");
+    return undefined;
+  }
+  if (options.tlsCert === undefined || options.tlsKey === undefined) throw invalidArgument("--tls-cert and --tls-key go together");
+  return {
+    certPath: path.resolve(options.tlsCert),
+    keyPath: path.resolve(options.tlsKey),
+    ...(options.tlsCa === undefined ? {} : { caPath: path.resolve(options.tlsCa) }),
+    mode: options.tls ?? "required",
+  };
 }
 
 /** Shortest background compaction interval: a pass looks at every disk, so not more often than this. */

@@ -18,15 +18,18 @@
  * never reads holds HANDSHAKE_REPLY_QUEUE_BYTES_MAX). Time: the idle timeout (server.ts) and
  * the deadline (startDeadline), which each listed export the client asks about extends once.
  *
- * TLS: NBD_OPT_STARTTLS is answered NBD_REP_ERR_UNSUP. When `serve` gets a certificate, the
- * STARTTLS handler upgrades the socket (tls.TLSSocket) and the session's `tlsRequired` makes every
- * other option except ABORT answer NBD_REP_ERR_TLS_REQD until then; see handleStartTls.
+ * TLS (tls.ts): without a certificate NBD_OPT_STARTTLS is answered NBD_REP_ERR_UNSUP. With one,
+ * STARTTLS is acknowledged and the socket upgraded; everything negotiated before it is
+ * discarded, as the protocol asks. In `required` mode every other option before it (ABORT
+ * aside) is answered NBD_REP_ERR_TLS_REQD, and NBD_OPT_EXPORT_NAME, which has no error reply,
+ * closes the connection: a client that never starts TLS gets no export.
  */
 import type { Socket } from "node:net";
+import { upgradeToTls, type NbdTls } from "./tls.js";
 import { ErrorCodes, notFound, SnaplogError } from "../util/errors.js";
 import type { Volume, VolumeResolver } from "../store/volume.js";
 import { NBD_EXPORT_REFUSAL_BY_CODE } from "./errno.js";
-import type { SocketReader } from "./socket-reader.js";
+import { SocketReader } from "./socket-reader.js";
 import * as P from "./protocol.js";
 
 export interface HandshakeLogger {
@@ -49,6 +52,14 @@ export interface HandshakeOptions {
   /** Time the handshake may take; default HANDSHAKE_DEADLINE_MS and HANDSHAKE_EXPORT_ALLOWANCE_MS. */
   deadlineMs?: number;
   exportAllowanceMs?: number;
+  /** Certificates and mode, when the server offers TLS. */
+  tls?: NbdTls;
+}
+
+/** The connection the handshake runs on: STARTTLS replaces both with their TLS counterparts. */
+export interface HandshakeLink {
+  socket: Socket;
+  reader: SocketReader;
 }
 
 /** What the client chose; everything transmission needs. */
@@ -63,8 +74,10 @@ export interface Negotiated {
 type OptionOutcome = "continue" | "transmission" | "close" | "abort";
 
 interface Session {
-  readonly socket: Socket;
+  readonly link: HandshakeLink;
   readonly options: HandshakeOptions;
+  /** TLS is up on this connection. */
+  tlsActive: boolean;
   noZeroes: boolean;
   structuredReplies: boolean;
   /** Export the SET_META_CONTEXT selection was made for; null: nothing selected. */
@@ -87,15 +100,17 @@ interface Session {
 type OptionHandler = (session: Session, option: number, payload: Buffer) => Promise<OptionOutcome> | OptionOutcome;
 
 /**
- * Runs the handshake. Resolves with the negotiated export, "aborted" when the client ended it
- * normally, or null when the connection must be closed for an error (the caller closes it).
- * Rejects only when the peer vanished (CLOSED). The negotiated volume is the caller's to release.
+ * Runs the handshake on `link` (after STARTTLS, `link` holds the TLS socket and its reader: the
+ * caller goes on with those). Resolves with the negotiated export, "aborted" when the client
+ * ended it normally, or null when the connection must be closed for an error (the caller closes
+ * it). Rejects only when the peer vanished (CLOSED). The negotiated volume is the caller's to release.
  */
-export async function negotiate(socket: Socket, reader: SocketReader, options: HandshakeOptions): Promise<Negotiated | "aborted" | null> {
+export async function negotiate(link: HandshakeLink, options: HandshakeOptions): Promise<Negotiated | "aborted" | null> {
   const exportsAsked = new Set<string>();
-  const stopDeadline = startDeadline(socket, options, exportsAsked);
+  // The raw socket: destroying it also ends a TLS session on top of it.
+  const stopDeadline = startDeadline(link.socket, options, exportsAsked);
   try {
-    return await negotiateOptions(socket, reader, options, exportsAsked);
+    return await negotiateOptions(link, options, exportsAsked);
   } finally {
     stopDeadline();
   }
@@ -123,20 +138,20 @@ function startDeadline(socket: Socket, options: HandshakeOptions, exportsAsked: 
 }
 
 async function negotiateOptions(
-  socket: Socket,
-  reader: SocketReader,
+  link: HandshakeLink,
   options: HandshakeOptions,
   exportsAsked: Set<string>,
 ): Promise<Negotiated | "aborted" | null> {
-  socket.write(greeting());
-  const clientFlags = (await reader.read(4)).readUInt32BE(0);
+  link.socket.write(greeting());
+  const clientFlags = (await link.reader.read(4)).readUInt32BE(0);
   if ((clientFlags & P.CLIENT_FLAG_FIXED_NEWSTYLE) === 0 || (clientFlags & ~P.CLIENT_FLAGS_KNOWN) !== 0) {
     options.logger.warn({ clientFlags }, "nbd: client without fixed newstyle or with unknown flags, closing");
     return null;
   }
   const session: Session = {
-    socket,
+    link,
     options,
+    tlsActive: false,
     noZeroes: (clientFlags & P.CLIENT_FLAG_NO_ZEROES) !== 0,
     structuredReplies: false,
     metaExportName: null,
@@ -148,17 +163,16 @@ async function negotiateOptions(
     listed: new Set(),
     exportsAsked,
   };
-  return receiveOptions(session, reader);
+  return receiveOptions(session);
 }
 
 /** The option loop: one option at a time until one ends the handshake. */
-async function receiveOptions(session: Session, reader: SocketReader): Promise<Negotiated | "aborted" | null> {
-  const socket = session.socket;
+async function receiveOptions(session: Session): Promise<Negotiated | "aborted" | null> {
   for (;;) {
     let outcome: OptionOutcome = "close";
     try {
-      await repliesSent(socket);
-      outcome = overBudget(session) ? "close" : await receiveOption(session, reader);
+      await repliesSent(session.link.socket);
+      outcome = overBudget(session) ? "close" : await receiveOption(session);
     } finally {
       // The one place the handshake releases: every volume an option resolved (INFO, META_CONTEXT,
       // a refused GO), at once; the chosen one is released by the server when the connection ends.
@@ -218,7 +232,8 @@ function greeting(): Buffer {
 }
 
 /** Reads one option header and payload, and runs its handler. */
-async function receiveOption(session: Session, reader: SocketReader): Promise<OptionOutcome> {
+async function receiveOption(session: Session): Promise<OptionOutcome> {
+  const reader = session.link.reader;
   const header = await reader.read(P.OPTION_HEADER_BYTES);
   if (header.readBigUInt64BE(0) !== P.IHAVEOPT_MAGIC) {
     session.options.logger.warn("nbd: bad option magic, closing");
@@ -230,8 +245,22 @@ async function receiveOption(session: Session, reader: SocketReader): Promise<Op
   if (overBudget(session)) return "close";
   if (lengthBytes > P.OPTION_LENGTH_MAX_BYTES) return rejectOversized(session, reader, option, lengthBytes);
   const payload = await reader.read(lengthBytes);
+  if (tlsRequiredFirst(session, option)) {
+    // EXPORT_NAME has no error reply: the client learns by the connection closing.
+    if (option === P.OPT_EXPORT_NAME) {
+      session.options.logger.warn("nbd: NBD_OPT_EXPORT_NAME before STARTTLS on a TLS-only server, closing");
+      return "close";
+    }
+    replyError(session, option, P.REP_ERR_TLS_REQD, "this server requires TLS: start it with NBD_OPT_STARTTLS first");
+    return "continue";
+  }
   const handler = OPTION_HANDLERS.get(option) ?? handleUnsupported;
   return handler(session, option, payload);
+}
+
+/** In `required` mode, before STARTTLS, every option but STARTTLS and ABORT is refused. */
+function tlsRequiredFirst(session: Session, option: number): boolean {
+  return session.options.tls?.mode === "required" && !session.tlsActive && option !== P.OPT_STARTTLS && option !== P.OPT_ABORT;
 }
 
 async function rejectOversized(session: Session, reader: SocketReader, option: number, lengthBytes: number): Promise<OptionOutcome> {
@@ -251,7 +280,7 @@ function reply(session: Session, option: number, replyType: number, payload?: Bu
   header.writeUInt32BE(replyType, 12);
   header.writeUInt32BE(payload === undefined ? 0 : payload.length, 16);
   session.replyBytes += header.length + (payload === undefined ? 0 : payload.length);
-  session.socket.write(payload === undefined ? header : Buffer.concat([header, payload]));
+  session.link.socket.write(payload === undefined ? header : Buffer.concat([header, payload]));
 }
 
 function replyError(session: Session, option: number, replyType: number, message: string): void {
@@ -277,9 +306,45 @@ function handleUnsupported(session: Session, option: number): OptionOutcome {
   return "continue";
 }
 
-/** The server has no TLS yet (issue 13): STARTTLS is answered as unsupported. */
-function handleStartTls(session: Session, option: number): OptionOutcome {
-  replyError(session, option, P.REP_ERR_UNSUP, "TLS is not configured on this server");
+/**
+ * STARTTLS: acknowledged, then the TLS handshake on the same socket; what was negotiated before
+ * is forgotten (a client must not trust it). A client that sent more bytes after STARTTLS, or
+ * fails the handshake or certificate check, is closed.
+ */
+async function handleStartTls(session: Session, option: number, payload: Buffer): Promise<OptionOutcome> {
+  const tls = session.options.tls;
+  if (tls === undefined) {
+    replyError(session, option, P.REP_ERR_UNSUP, "TLS is not configured on this server");
+    return "continue";
+  }
+  if (payload.length !== 0) {
+    replyError(session, option, P.REP_ERR_INVALID, "NBD_OPT_STARTTLS takes no data");
+    return "continue";
+  }
+  if (session.tlsActive) {
+    replyError(session, option, P.REP_ERR_INVALID, "TLS is already active on this connection");
+    return "continue";
+  }
+  reply(session, option, P.REP_ACK);
+  const plain = session.link;
+  if (plain.reader.detach().length > 0) {
+    session.options.logger.warn("nbd: bytes after NBD_OPT_STARTTLS before the TLS handshake, closing");
+    return "close";
+  }
+  let secure;
+  try {
+    secure = await upgradeToTls(plain.socket, tls);
+  } catch (error) {
+    session.options.logger.warn({ err: error }, "nbd: TLS handshake failed, closing");
+    return "close";
+  }
+  session.link.socket = secure;
+  session.link.reader = new SocketReader(secure);
+  session.tlsActive = true;
+  session.structuredReplies = false;
+  session.metaExportName = null;
+  session.baseAllocation = false;
+  session.listed = new Set();
   return "continue";
 }
 
@@ -332,7 +397,7 @@ function handleExportName(session: Session, option: number, payload: Buffer): Op
   const answer = Buffer.alloc(10 + padBytes);
   writeUInt64(answer, volume.sizeBytes, 0);
   answer.writeUInt16BE(transmissionFlags(volume, session.structuredReplies), 8);
-  session.socket.write(answer);
+  session.link.socket.write(answer);
   session.chosen = volume;
   return "transmission";
 }

@@ -20,7 +20,8 @@ import * as net from "node:net";
 import { lstat, unlink } from "node:fs/promises";
 import { ErrorCodes, SnaplogError } from "../util/errors.js";
 import type { Volume, VolumeResolver } from "../store/volume.js";
-import { negotiate, type HandshakeLogger, type HandshakeOptions, type Negotiated } from "./handshake.js";
+import { negotiate, type HandshakeLink, type HandshakeLogger, type HandshakeOptions, type Negotiated } from "./handshake.js";
+import type { NbdTls } from "./tls.js";
 import { SocketReader } from "./socket-reader.js";
 import { Transmission, type NbdCounters, type TransmissionHost } from "./transmission.js";
 import { HANDSHAKE_TIMEOUT_MS, INFLIGHT_BYTES_MAX_DEFAULT, REQUEST_BYTES_MAX_DEFAULT } from "./protocol.js";
@@ -45,6 +46,8 @@ export interface NbdServerOptions {
   handshakeExportAllowanceMs?: number;
   handshakeOptionBytesMax?: number;
   handshakeReplyBytesMax?: number;
+  /** TLS (STARTTLS on every listener) when given; `loadNbdTls` makes it from the certificate files. */
+  tls?: NbdTls;
 }
 
 export type ListenTarget = { host: string; port: number } | { path: string };
@@ -100,6 +103,7 @@ export class NbdServer implements TransmissionHost {
       replyBytesMax: options.handshakeReplyBytesMax,
       deadlineMs: options.handshakeDeadlineMs,
       exportAllowanceMs: options.handshakeExportAllowanceMs,
+      tls: options.tls,
     };
   }
 
@@ -195,12 +199,13 @@ export class NbdServer implements TransmissionHost {
   }
 
   private async serve(record: ConnectionRecord): Promise<void> {
-    const socket = record.socket;
-    const negotiated = await this.handshake(socket);
+    const negotiated = await this.handshake(record.socket);
     if (negotiated === null) {
-      endSoon(socket);
+      endSoon(record.socket);
       return record.closed;
     }
+    // After STARTTLS, transmission runs on the TLS socket.
+    const socket = negotiated.socket;
     // The negotiated volume is this connection's until it ends, however it ends.
     try {
       if (socket.destroyed) return await record.closed;
@@ -213,8 +218,8 @@ export class NbdServer implements TransmissionHost {
     }
   }
 
-  private async handshake(socket: net.Socket): Promise<{ result: Negotiated; chunks: Buffer[] } | null> {
-    const reader = new SocketReader(socket);
+  private async handshake(socket: net.Socket): Promise<{ result: Negotiated; chunks: Buffer[]; socket: net.Socket } | null> {
+    const link: HandshakeLink = { socket, reader: new SocketReader(socket) };
     const onTimeout = (): void => {
       this.logger.warn("nbd: handshake timed out");
       socket.destroy();
@@ -222,16 +227,16 @@ export class NbdServer implements TransmissionHost {
     socket.setTimeout(this.handshakeTimeoutMs, onTimeout);
     let result: Negotiated | "aborted" | null = null;
     try {
-      result = await negotiate(socket, reader, this.handshakeOptions);
+      result = await negotiate(link, this.handshakeOptions);
     } catch (error) {
       this.logger.info({ err: error }, "nbd: handshake ended");
     }
     socket.setTimeout(0);
     socket.off("timeout", onTimeout);
-    const chunks = reader.detach();
+    const chunks = link.reader.detach();
     if (result === null) this.counters.errorCount++;
     if (result === null || result === "aborted") return null;
-    return { result, chunks };
+    return { result, chunks, socket: link.socket };
   }
 }
 

@@ -11,6 +11,8 @@
  * NBD server finish in-flight I/O, closes the API, and closes the store (flush, checkpoint,
  * unlock). close() is idempotent.
  */
+import { loadNbdTls, type NbdTlsFiles } from "../nbd/tls.js";
+export type { NbdTlsFiles } from "../nbd/tls.js";
 import pino, { type Logger } from "pino";
 import { NbdServer } from "../nbd/server.js";
 import { startApiServer, createMetricsRegistry, type ApiServer } from "../api/server.js";
@@ -40,6 +42,8 @@ export interface ApplianceOptions {
   replication?: HostPort;
   /** Create the store and a 1 GiB disk "demo" when they are missing. */
   demo?: boolean;
+  /** NBD TLS (STARTTLS on every NBD listener): certificate, key, optional client CA and mode. */
+  nbdTls?: NbdTlsFiles;
   /** Default: silent. */
   logger?: Logger;
   /** Background compaction timing (defaults in store/background-compaction.ts: every 10 s, idle after 5 s). */
@@ -82,7 +86,8 @@ export async function startAppliance(options: ApplianceOptions): Promise<Applian
       logger: runnerLogger(logger),
       limits: options.hookLimits,
     });
-    nbd = new NbdServer({ resolver: store, logger: logger.child({ component: "nbd" }) });
+    const tls = options.nbdTls === undefined ? undefined : await loadNbdTls(options.nbdTls);
+    nbd = new NbdServer({ resolver: store, logger: logger.child({ component: "nbd" }), tls });
     const nbdUrls = await listenNbd(nbd, options);
     const metrics = createMetricsRegistry();
     registerNbdMetrics(metrics, nbd);
@@ -178,17 +183,19 @@ async function createDemoDisk(store: Store, logger: Logger): Promise<void> {
 
 async function listenNbd(nbd: NbdServer, options: ApplianceOptions): Promise<string[]> {
   const urls: string[] = [];
+  // Clients must use TLS when it is required (libnbd's nbds:// scheme); with `optional` both work.
+  const scheme = options.nbdTls !== undefined && (options.nbdTls.mode ?? "required") === "required" ? "nbds" : "nbd";
   const tcp = options.nbd === undefined ? nbdDefault : options.nbd;
   if (tcp !== null) {
     try {
-      urls.push(`nbd://${await nbd.listen(tcp)}`);
+      urls.push(`${scheme}://${await nbd.listen(tcp)}`);
     } catch (error) {
       throw addressError(error, tcp);
     }
   }
   if (options.nbdSocket !== undefined) {
     const socketPath = await nbd.listen({ path: options.nbdSocket });
-    urls.push(`nbd+unix:///?socket=${socketPath}`);
+    urls.push(`${scheme}+unix:///?socket=${socketPath}`);
   }
   if (urls.length === 0) throw new SnaplogError(ErrorCodes.INVALID_ARGUMENT, "no NBD endpoint: give --nbd HOST:PORT or --nbd-socket PATH");
   return urls;
