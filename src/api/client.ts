@@ -83,6 +83,11 @@ export class ApiClient implements Operations {
     return (await probeSocket(socketPath)) ? new ApiClient(socketPath) : undefined;
   }
 
+  /** A new bearer token for the running server's TCP faces, in force at once. */
+  rotateToken(): Promise<{ path: string; token: string }> {
+    return this.request("POST", "/v1/token/rotate");
+  }
+
   listDisks(): Promise<DiskInfo[]> {
     return this.request("GET", "/v1/disks");
   }

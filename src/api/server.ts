@@ -11,7 +11,7 @@ import { timingSafeEqual } from "node:crypto";
 import type { AddressInfo } from "node:net";
 import Fastify, { LogController, type FastifyBaseLogger, type FastifyInstance, type FastifySchemaValidationError } from "fastify";
 import swagger from "@fastify/swagger";
-import type { TypeBoxTypeProvider } from "@fastify/type-provider-typebox";
+import { Type, type TypeBoxTypeProvider } from "@fastify/type-provider-typebox";
 import { Counter, Registry, collectDefaultMetrics } from "prom-client";
 import type { Operations, ReplicaOperations } from "../store/operations/index.js";
 import { nameProblem } from "../store/names.js";
@@ -23,11 +23,16 @@ import { NOTHING_SERVED, type ServedEndpoints } from "./appliance-status.js";
 import { registerRoutes } from "./routes/index.js";
 import { nameKindOfSchema } from "./schemas.js";
 import type { ProgressTiming } from "./progress-stream.js";
-import { claimSocketPath, ensureToken, removeSocket, restrictToOwner } from "./socket.js";
+import { claimSocketPath, removeSocket, restrictToOwner } from "./socket.js";
+import { rotateTokenFile, TokenHolder } from "./token.js";
 import { failureOf, oneLine } from "./http-status.js";
 
 export const apiVersion = "1";
 const requestCounterName = "snaplog_api_requests_total";
+const unauthorizedCounterName = "snaplog_api_unauthorized_total";
+
+/** Which TCP face an app serves (a label of the 401 counter). */
+export type ApiFace = "api" | "replication";
 
 export interface ApiAppOptions {
   /** The store: every operation, and the receiving side of replication (other appliances call it). */
@@ -35,8 +40,14 @@ export interface ApiAppOptions {
   metrics: Registry;
   /** What the appliance serves, for the status answer; default nothing. */
   served?: ServedEndpoints;
-  /** When set, every request must carry this bearer token (TCP listeners). */
-  token?: string;
+  /** When set, every request must carry its current bearer token (TCP listeners). */
+  token?: TokenHolder;
+  /** The TCP face, for the 401 counter; default "api". */
+  face?: ApiFace;
+  /** HTTPS with this certificate and key (TCP listeners, when serve has a certificate). */
+  https?: { cert: Buffer; key: Buffer };
+  /** Serves POST /v1/token/rotate (the unix socket only: whoever can reach it owns the store). */
+  rotateToken?: () => Promise<{ path: string; token: string }>;
   logger?: FastifyBaseLogger;
   /** Pace of the progress lines of compact, restore and scrub (tests: intervalMs 0, or a clock). */
   progress?: Partial<ProgressTiming>;
@@ -55,6 +66,8 @@ export interface ApiServerOptions {
   tcp?: HostPort;
   /** Where replication senders connect (SPEC §5.4): the same API, bearer token required. */
   replication?: HostPort;
+  /** HTTPS on the TCP faces (the API and replication), with serve's certificate. */
+  https?: { cert: Buffer; key: Buffer };
   /** What the appliance serves, for the status answer; default nothing. */
   served?: ServedEndpoints;
   /** Registry served on /metrics; default metrics are added to a new one when absent. */
@@ -84,6 +97,8 @@ export function createMetricsRegistry(): Registry {
 /** One fastify instance with every route; tests use it with inject(). */
 export async function buildApiApp(options: ApiAppOptions): Promise<FastifyInstance> {
   const app = Fastify({
+    // fastify's types pick another instance type when `https` is there; the routes use only what both have.
+    ...((options.https === undefined ? {} : { https: options.https }) as object),
     ...(options.logger === undefined ? { logger: false } : { loggerInstance: options.logger }),
     logController: new LogController({ disableRequestLogging: true }),
     // verbose: errors carry the failing value and its schema, for the name rule's message (formatValidationError).
@@ -92,7 +107,7 @@ export async function buildApiApp(options: ApiAppOptions): Promise<FastifyInstan
   }).withTypeProvider<TypeBoxTypeProvider>();
 
   installErrorHandlers(app);
-  if (options.token !== undefined) installTokenCheck(app, options.token);
+  if (options.token !== undefined) installTokenCheck(app, options.token, unauthorizedCounter(options.metrics), options.face ?? "api");
   installRequestCounter(app, options.metrics);
 
   await app.register(swagger, {
@@ -109,6 +124,19 @@ export async function buildApiApp(options: ApiAppOptions): Promise<FastifyInstan
       security: options.token === undefined ? [] : [{ bearer: [] }],
     },
   });
+  const rotateToken = options.rotateToken;
+  if (rotateToken !== undefined) {
+    app.post(
+      "/v1/token/rotate",
+      {
+        schema: {
+          summary: "A new bearer token for the TCP faces, in force at once (the old one is refused from now on); unix socket only",
+          response: { 200: Type.Object({ path: Type.String(), token: Type.String() }, { title: "TokenRotated" }) },
+        },
+      },
+      () => rotateToken(),
+    );
+  }
 
   registerRoutes(app, {
     operations: options.operations,
@@ -154,11 +182,13 @@ function installErrorHandlers(app: FastifyInstance): void {
   );
 }
 
-function installTokenCheck(app: FastifyInstance, token: string): void {
-  const expected = Buffer.from(`Bearer ${token}`);
+function installTokenCheck(app: FastifyInstance, token: TokenHolder, unauthorized: Counter<"face">, face: ApiFace): void {
   app.addHook("onRequest", async (request, reply) => {
+    // Read per request: a rotation takes effect at once.
+    const expected = Buffer.from(`Bearer ${token.current}`);
     const given = Buffer.from(request.headers.authorization ?? "");
     if (given.length === expected.length && timingSafeEqual(given, expected)) return;
+    unauthorized.inc({ face });
     await reply
       .code(401)
       .header("www-authenticate", "Bearer")
@@ -170,6 +200,19 @@ function installTokenCheck(app: FastifyInstance, token: string): void {
         },
       });
   });
+}
+
+/** 401s by face: a wrong or missing token (something to alert on: a guesser, or a peer with an old token). */
+function unauthorizedCounter(registry: Registry): Counter<"face"> {
+  return (
+    (registry.getSingleMetric(unauthorizedCounterName) as Counter<"face"> | undefined) ??
+    new Counter({
+      name: unauthorizedCounterName,
+      help: "Requests refused on a TCP face for a missing or wrong bearer token",
+      labelNames: ["face"] as const,
+      registers: [registry],
+    })
+  );
 }
 
 function installRequestCounter(app: FastifyInstance, registry: Registry): void {
@@ -210,22 +253,32 @@ export async function startApiServer(options: ApiServerOptions): Promise<ApiServ
   try {
     await claimSocketPath(socketPath);
     socketClaimed = true;
-    const unixApp = await buildApiApp({ ...appOptions, metrics });
+    // The token is loaded (made if missing) only when a TCP face needs it.
+    const token = options.tcp === undefined && options.replication === undefined ? undefined : await TokenHolder.load(tokenPath);
+    const rotateToken = async () => ({
+      path: tokenPath,
+      token: token === undefined ? await rotateTokenFile(tokenPath) : await token.rotate(),
+    });
+    const unixApp = await buildApiApp({ ...appOptions, metrics, rotateToken });
     apps.push(unixApp);
     await unixApp.listen({ path: socketPath });
     await restrictToOwner(socketPath);
     const endpoints = [`api: unix:${socketPath}`];
     // TCP faces (the API, and replication's) need the bearer token.
-    const listenTcp = async (address: HostPort): Promise<HostPort> => {
-      const tcpApp = await buildApiApp({ ...appOptions, metrics, token: await ensureToken(tokenPath) });
+    const listenTcp = async (address: HostPort, face: ApiFace): Promise<HostPort> => {
+      const tcpApp = await buildApiApp({ ...appOptions, metrics, token, face, https: options.https });
       apps.push(tcpApp);
       await tcpApp.listen({ host: address.host, port: address.port });
       return { host: address.host, port: (tcpApp.server.address() as AddressInfo).port };
     };
-    const tcp = options.tcp === undefined ? undefined : await listenTcp(options.tcp);
-    if (tcp !== undefined) endpoints.push(`api: http://${formatHostPort(tcp)} (token: ${tokenPath})`);
-    const replication = options.replication === undefined ? undefined : await listenTcp(options.replication);
-    if (replication !== undefined) endpoints.push(`replication: snaplog://${formatHostPort(replication)}/DISK (token: ${tokenPath})`);
+    const tcp = options.tcp === undefined ? undefined : await listenTcp(options.tcp, "api");
+    const scheme = options.https === undefined ? "http" : "https";
+    if (tcp !== undefined) endpoints.push(`api: ${scheme}://${formatHostPort(tcp)} (token: ${tokenPath})`);
+    const replication = options.replication === undefined ? undefined : await listenTcp(options.replication, "replication");
+    if (replication !== undefined) {
+      const scheme = options.https === undefined ? "snaplog" : "snaplogs";
+      endpoints.push(`replication: ${scheme}://${formatHostPort(replication)}/DISK (token: ${tokenPath})`);
+    }
     return { socketPath, tcp, replication, endpoints, close };
   } catch (error) {
     await close();

@@ -1,17 +1,15 @@
 /**
- * The files the API keeps in the store: the unix socket (access control by file mode) and
- * the bearer token for TCP. A socket left behind by a killed server is replaced; a socket
+ * The API's unix socket in the store (access control by file mode; the bearer token for TCP is
+ * token.ts). A socket left behind by a killed server is replaced; a socket
  * something still answers on is refused with CONFLICT.
  */
-import { randomBytes } from "node:crypto";
-import { chmod, lstat, readFile, unlink, writeFile } from "node:fs/promises";
+import { chmod, lstat, unlink } from "node:fs/promises";
 import net from "node:net";
 import { ErrorCodes, SnaplogError, fromSystemError } from "../util/errors.js";
 
 /** sun_path is 108 bytes on Linux, including the terminating NUL. */
 export const socketPathBytesMax = 107;
 const probeTimeoutMs = 2000;
-const tokenBytes = 32;
 
 export function assertSocketPathFits(socketPath: string): void {
   if (Buffer.byteLength(socketPath) > socketPathBytesMax) {
@@ -76,23 +74,4 @@ export async function removeSocket(socketPath: string): Promise<void> {
 
 export async function restrictToOwner(filePath: string): Promise<void> {
   await chmod(filePath, 0o600);
-}
-
-/** Reads the bearer token, creating it (32 random bytes, hex, mode 0600) if missing. */
-export async function ensureToken(tokenPath: string): Promise<string> {
-  const created = randomBytes(tokenBytes).toString("hex");
-  try {
-    await writeFile(tokenPath, `${created}\n`, { mode: 0o600, flag: "wx" });
-    return created;
-  } catch (error) {
-    if ((error as NodeJS.ErrnoException).code !== "EEXIST") throw fromSystemError(error, { path: tokenPath });
-  }
-  const token = (await readFile(tokenPath, "utf8")).trim();
-  if (token.length === 0) {
-    throw new SnaplogError(ErrorCodes.INVALID_ARGUMENT, `token file ${tokenPath} is empty`, {
-      path: tokenPath,
-      hint: "delete it; serve --api creates a new one",
-    });
-  }
-  return token;
 }

@@ -27,6 +27,7 @@ import { registerScrub } from "./scrub.js";
 import { registerServe } from "./serve.js";
 import { registerSnapshot } from "./snapshot.js";
 import { registerStatus } from "./status.js";
+import { registerToken } from "./token.js";
 
 /** Prints the error the one way and returns the exit code. */
 export function reportError(error: unknown): number {
@@ -87,6 +88,7 @@ export function buildProgram(): Command {
   registerPolicy(program);
   registerEvents(program);
   registerStatus(program);
+  registerToken(program);
   return program;
 }
 

@@ -22,6 +22,8 @@ export interface NbdTls {
   readonly mode: NbdTlsMode;
   /** A CA was given: clients must present a certificate it signed (valid, unexpired). */
   readonly verifyClients: boolean;
+  /** The certificate and key as read (the API's HTTPS uses the same). */
+  readonly certificate: { cert: Buffer; key: Buffer };
 }
 
 export interface NbdTlsFiles {
@@ -60,7 +62,7 @@ export async function loadNbdTls(files: NbdTlsFiles): Promise<NbdTls> {
       hint: "give a PEM certificate and its matching PEM private key (--tls-cert, --tls-key)",
     });
   }
-  return { serverOptions, mode: files.mode ?? "required", verifyClients: ca !== undefined };
+  return { serverOptions, mode: files.mode ?? "required", verifyClients: ca !== undefined, certificate: { cert, key } };
 }
 
 /** Runs the server side of a TLS handshake on `socket`; rejects (the socket destroyed) when it fails or the client fails verification. */

@@ -97,6 +97,8 @@ export async function startAppliance(options: ApplianceOptions): Promise<Applian
       storePath: store.path,
       tcp: options.api,
       replication: options.replication,
+      // The TCP faces speak HTTPS with serve's certificate (SPEC §7); client certificates are not asked for there.
+      https: tls?.certificate,
       served: { nbd: nbdUrls },
       metrics,
       logger: logger.child({ component: "api" }),

@@ -4,6 +4,7 @@
  *   file:///path                              a directory (made at init if its parent exists)
  *   s3://bucket/prefix?endpoint=URL&region=R  an S3 bucket (AWS, or any S3-compatible endpoint)
  *   snaplog://HOST:PORT                       another snaplog appliance's API (TCP, bearer token)
+ *   snaplogs://HOST:PORT                      the same over HTTPS (a peer serving with --tls-cert)
  */
 import * as path from "node:path";
 import { fileURLToPath } from "node:url";
@@ -37,7 +38,7 @@ export interface ApplianceVaultTarget {
 
 export type VaultTarget = DirectoryVaultTarget | S3VaultTarget | ApplianceVaultTarget;
 
-const urlForms = "file:///path, s3://bucket/prefix?endpoint=URL&region=R or snaplog://HOST:PORT";
+const urlForms = "file:///path, s3://bucket/prefix?endpoint=URL&region=R or snaplog[s]://HOST:PORT";
 const bucketName = /^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$/;
 const regionName = /^[a-z0-9-]{1,32}$/;
 const s3Parameters = new Set(["endpoint", "region"]);
@@ -62,6 +63,7 @@ export function parseVaultUrl(text: string): VaultTarget {
     case "s3:":
       return parseS3Url(url, text);
     case "snaplog:":
+    case "snaplogs:":
       return parseApplianceUrl(url, text);
     default:
       throw invalidArgument(`invalid vault URL ${JSON.stringify(text)}: unknown scheme ${url.protocol} (expected ${urlForms})`);
@@ -127,5 +129,7 @@ function parseApplianceUrl(url: URL, text: string): ApplianceVaultTarget {
   if ((url.pathname !== "" && url.pathname !== "/") || url.search !== "") {
     throw invalidArgument(`invalid vault URL ${JSON.stringify(text)}: a snaplog URL is only snaplog://HOST:PORT`);
   }
-  return { kind: "appliance", baseUrl: `http://${url.host}`, description: `snaplog://${url.host}` };
+  // snaplogs://: HTTPS, the peer's certificate checked against the system's CAs (and NODE_EXTRA_CA_CERTS).
+  const secure = url.protocol === "snaplogs:";
+  return { kind: "appliance", baseUrl: `${secure ? "https" : "http"}://${url.host}`, description: `${url.protocol}//${url.host}` };
 }

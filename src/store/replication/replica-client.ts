@@ -16,9 +16,11 @@ export interface ReplicaTarget {
 }
 
 export function parseReplicaUrl(url: string): ReplicaTarget {
-  const match = /^snaplog:\/\/([^/]+):(\d+)\/([^/?#]+)$/.exec(url);
-  if (match === null) throw invalidArgument(`replication target ${JSON.stringify(url)} is not snaplog://HOST:PORT/DISK`);
-  return { baseUrl: `http://${match[1]}:${match[2]}`, disk: decodeURIComponent(match[3]), url };
+  // snaplogs://: HTTPS to a receiver serving with --tls-cert (its certificate checked against the system's CAs and NODE_EXTRA_CA_CERTS).
+  const match = /^snaplog(s?):\/\/([^/]+):(\d+)\/([^/?#]+)$/.exec(url);
+  if (match === null)
+    throw invalidArgument(`replication target ${JSON.stringify(url)} is not snaplog://HOST:PORT/DISK (or snaplogs:// for TLS)`);
+  return { baseUrl: `${match[1] === "s" ? "https" : "http"}://${match[2]}:${match[3]}`, disk: decodeURIComponent(match[4]), url };
 }
 
 const REQUEST_TIMEOUT_MS = 30_000;
