@@ -137,8 +137,8 @@ function clientDir(dir: string, name: string, client: string | undefined): strin
   return target;
 }
 
-export function makeTlsFixture(): TlsFixture {
-  const dir = tempDir("tls");
+/** In `dir` (default: a temporary directory removed when the test file ends). */
+export function makeTlsFixture(dir: string = tempDir("tls")): TlsFixture {
   makeCa(dir, "ca");
   makeCa(dir, "other-ca");
   signed(
