@@ -208,6 +208,10 @@ export class DiskEngine {
       reserveBytes: tuning.journalReserveBytes,
     });
     for (const generation of recovered.staleGenerations) await medium.remove(journalFileName(generation));
+    // Durably gone before the first append: a headerless newest journal (a rotation cut short)
+    // that came back after the next crash would make the one appended to "not the last" again,
+    // and its tail, torn by that crash, would read as corruption (simulator seed 710).
+    if (recovered.staleGenerations.length > 0) await medium.syncDirectory();
     const baseline = hasBaseline ? await medium.open(BASELINE_FILE, { create: false }) : undefined;
     const engine = new DiskEngine(geometry, medium, recovered.state, segments, baseline, journal, events, tuning);
     if (recovered.foldLsn !== 0) {
