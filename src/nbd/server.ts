@@ -22,6 +22,7 @@ import { ErrorCodes, SnaplogError } from "../util/errors.js";
 import type { Volume, VolumeResolver } from "../store/volume.js";
 import { negotiate, type HandshakeLink, type HandshakeLogger, type HandshakeOptions, type Negotiated } from "./handshake.js";
 import type { NbdTls } from "./tls.js";
+import { RequestStatsByDisk } from "./disk-request-stats.js";
 import { SocketReader } from "./socket-reader.js";
 import { Transmission, type NbdCounters, type TransmissionHost } from "./transmission.js";
 import { HANDSHAKE_TIMEOUT_MS, INFLIGHT_BYTES_MAX_DEFAULT, REQUEST_BYTES_MAX_DEFAULT } from "./protocol.js";
@@ -75,6 +76,7 @@ export class NbdServer implements TransmissionHost {
     bufferedBytesMax: 0,
     backpressurePauseCount: 0,
   };
+  readonly statsByDisk = new RequestStatsByDisk();
   private readonly listeners: net.Server[] = [];
   private readonly connections = new Map<ConnectionRecord, Promise<void>>();
   private readonly writtenVolumes = new Set<Volume>();

@@ -25,6 +25,7 @@ import { internalError } from "../util/errors.js";
 import { nbdErrnoForError, NBD_ERRNO_NAMES } from "./errno.js";
 import { writeUInt64, type HandshakeLogger, type Negotiated } from "./handshake.js";
 import * as P from "./protocol.js";
+import type { DiskRequestStats, RequestStatsByDisk } from "./disk-request-stats.js";
 
 /** Server-wide counters, for metrics. */
 export interface NbdCounters {
@@ -51,6 +52,8 @@ export interface TransmissionHost {
   readonly inflightBytesMax: number;
   /** Called once per connection, before its first WRITE, TRIM or WRITE_ZEROES runs. */
   volumeWritten(volume: Volume): void;
+  /** Per-disk request figures (/metrics). */
+  readonly statsByDisk: RequestStatsByDisk;
 }
 
 /** What validateRequest needs to know about the connection. */
@@ -74,6 +77,8 @@ export class NbdRequest {
   payload: Buffer | null = null;
   /** Validation result for a WRITE whose payload is being discarded. */
   errno = 0;
+  /** When it was parsed (performance.now()), for the latency figures. */
+  readonly startedMs = performance.now();
 
   constructor(commandFlags: number, commandType: number, cookieHigh: number, cookieLow: number, offsetBytes: number, lengthBytes: number) {
     this.commandFlags = commandFlags;
@@ -165,6 +170,7 @@ export class Transmission implements RequestLimits {
   readonly requestBytesMax: number;
   private readonly inflightBytesMax: number;
   private readonly host: TransmissionHost;
+  private readonly diskStats: DiskRequestStats;
 
   /** Received chunks not yet parsed; the first is parsed from headOffsetBytes. */
   private readonly queue: Buffer[] = [];
@@ -203,6 +209,7 @@ export class Transmission implements RequestLimits {
     this.requestBytesMax = host.requestBytesMax;
     this.inflightBytesMax = host.inflightBytesMax;
     this.host = host;
+    this.diskStats = host.statsByDisk.for(negotiated.volume.diskName ?? negotiated.volume.name);
     this.settled = new Promise((resolve) => {
       this.settledResolve = resolve;
     });
@@ -466,6 +473,7 @@ export class Transmission implements RequestLimits {
   /** Called by runRequest when the volume call finished. */
   complete(request: NbdRequest, errno: number): void {
     this.inflightRequestCount--;
+    this.diskStats.record(request.commandType, request.lengthBytes, (performance.now() - request.startedMs) / 1000, errno === 0);
     const counters = this.host.counters;
     if (errno !== 0) counters.errorCount++;
     else if (request.commandType === P.CMD_READ) counters.readBytes += request.lengthBytes;

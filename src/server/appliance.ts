@@ -23,6 +23,7 @@ import { Store, type StoreOpenOptions } from "../store/store.js";
 import { ErrorCodes, SnaplogError } from "../util/errors.js";
 import { formatHostPort, type HostPort } from "../util/parse.js";
 import { registerNbdMetrics, registerReplicationMetrics } from "./metrics.js";
+import { registerDiskMetrics } from "./disk-metrics.js";
 import { SpaceMonitor, type SpaceMonitorOptions } from "../policy/space-monitor.js";
 import { ReplicationLagMonitor } from "../policy/replication-lag-monitor.js";
 
@@ -92,6 +93,7 @@ export async function startAppliance(options: ApplianceOptions): Promise<Applian
     const metrics = createMetricsRegistry();
     registerNbdMetrics(metrics, nbd);
     registerReplicationMetrics(metrics, () => store.listRelations());
+    registerDiskMetrics(metrics, () => store.listDisks(), nbd.statsByDisk);
     api = await startApiServer({
       operations: store,
       storePath: store.path,

@@ -48,6 +48,7 @@ const STATUS_BLOCKS_MAX = 1 << 20;
 export class DiskVolume implements Volume {
   readonly sizeBytes: number;
   readonly blockSizeBytes: number;
+  readonly diskName: string;
 
   constructor(
     private readonly engine: DiskEngine,
@@ -63,6 +64,7 @@ export class DiskVolume implements Volume {
     private readonly mirrorHolder?: MirrorHolder,
   ) {
     this.sizeBytes = engine.geometry.sizeBytes;
+    this.diskName = engine.geometry.name;
     this.blockSizeBytes = engine.geometry.blockSizeBytes;
   }
 

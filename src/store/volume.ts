@@ -31,6 +31,8 @@ export interface StatusExtent {
 export interface Volume {
   /** Export name this volume was resolved from, e.g. "vm1@daily". */
   readonly name: string;
+  /** The disk it shows, for per-disk figures (the export name when absent). */
+  readonly diskName?: string;
   /** One line for NBD_OPT_LIST / nbdinfo --list, e.g. "disk vm1, LUN 3". */
   readonly description: string;
   readonly sizeBytes: number;
