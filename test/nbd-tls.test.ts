@@ -12,9 +12,9 @@
 import { after, before, describe, test } from "node:test";
 import assert from "node:assert/strict";
 import * as tls from "node:tls";
-import { readFileSync, writeFileSync } from "node:fs";
+import { mkdirSync, readFileSync, writeFileSync } from "node:fs";
 import path from "node:path";
-import { loadNbdTls } from "../src/nbd/tls.js";
+import { loadNbdTls, parsePskFile } from "../src/nbd/tls.js";
 import { MemoryResolver, MemoryVolume } from "./support/memory-volume.js";
 import { RawNbdClient, requireTool, startTestServer, SIMPLE_REPLY_MAGIC, type TestServer } from "./support/nbd-server.js";
 import { makeTlsFixture, type TlsFixture } from "./support/tls-certs.js";
@@ -271,3 +271,52 @@ test(
     }
   },
 );
+
+describe("NBD TLS with pre-shared keys (--tls-psk)", { skip: !hasTools }, () => {
+  let server: TestServer;
+  const dir = tempDir("nbd-tls-psk");
+  const key = "0123456789abcdef".repeat(4);
+  const serverKeys = path.join(dir, "server.psk");
+  const qemuDir = path.join(dir, "qemu");
+  const wrongKey = path.join(dir, "wrong.psk");
+  const otherUser = path.join(dir, "bob.psk");
+  before(async () => {
+    writeFileSync(serverKeys, `alice:${key}\n`);
+    mkdirSync(qemuDir);
+    writeFileSync(path.join(qemuDir, "keys.psk"), `alice:${key}\n`);
+    writeFileSync(wrongKey, `alice:${"f".repeat(64)}\n`);
+    writeFileSync(otherUser, `bob:${key}\n`);
+    server = await startTestServer(resolver, { tls: await loadNbdTls({ pskPath: serverKeys }) });
+  });
+  after(() => server.close());
+
+  test("nbdinfo (TCP and unix socket) and qemu-img with tls-creds-psk attach with the right key", async () => {
+    assert.match((await runOk("nbdinfo", [`nbds://alice@127.0.0.1:${server.port}/d?tls-psk-file=${serverKeys}`])).stdout, /with TLS/);
+    assert.match(
+      (await runOk("nbdinfo", [`nbds+unix://alice@/d?socket=${server.socketPath}&tls-psk-file=${serverKeys}`])).stdout,
+      /with TLS/,
+    );
+    const qemu = await runOk("qemu-img", [
+      "info",
+      "--object",
+      `tls-creds-psk,id=tls0,dir=${qemuDir},username=alice,endpoint=client`,
+      "--image-opts",
+      `driver=nbd,host=127.0.0.1,port=${server.port},export=d,tls-creds=tls0`,
+    ]);
+    assert.match(qemu.stdout, /virtual size: 16 MiB/);
+  });
+
+  test("a wrong key, a user the server does not know, or no TLS: refused; the server carries on", async () => {
+    assert.notEqual((await runTool("nbdinfo", [`nbds://alice@127.0.0.1:${server.port}/d?tls-psk-file=${wrongKey}`])).code, 0);
+    assert.notEqual((await runTool("nbdinfo", [`nbds://bob@127.0.0.1:${server.port}/d?tls-psk-file=${otherUser}`])).code, 0);
+    assert.equal(await plaintextGo(server), REP_ERR_TLS_REQD);
+    assert.match((await runOk("nbdinfo", [`nbds://alice@127.0.0.1:${server.port}/d?tls-psk-file=${serverKeys}`])).stdout, /export-size/);
+  });
+
+  test("a PSK file that is not username:hexkey is refused with the line named", () => {
+    assert.throws(() => parsePskFile("alice:00ff\n", "k.psk"), /k\.psk line 1 is not username:hexkey/);
+    assert.throws(() => parsePskFile("alice 0123456789abcdef0123456789abcdef\n", "k.psk"), /line 1/);
+    assert.throws(() => parsePskFile("\n", "k.psk"), /no username:hexkey line/);
+    assert.equal(parsePskFile(`alice:${key}\nbob:${key}\n`, "k.psk").size, 2);
+  });
+});

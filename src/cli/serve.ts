@@ -22,6 +22,7 @@ interface ServeOptions {
   tlsCert?: string;
   tlsKey?: string;
   tlsCa?: string;
+  tlsPsk?: string;
   tls?: string;
 }
 
@@ -39,6 +40,7 @@ export function registerServe(program: Command, reportError: (error: unknown) =>
     .option("--tls-cert <file>", "NBD TLS: the server's PEM certificate (STARTTLS on every NBD listener)")
     .option("--tls-key <file>", "NBD TLS: the certificate's PEM private key")
     .option("--tls-ca <file>", "NBD TLS: accept only clients with a certificate this CA signed")
+    .option("--tls-psk <file>", "NBD TLS with pre-shared keys instead of certificates: username:hexkey lines (qemu's and libnbd's format)")
     .option("--tls <mode>", "NBD TLS: required (default with a certificate: no export without TLS) or optional")
     .addHelpText(
       "after",
@@ -103,8 +105,15 @@ export function registerServe(program: Command, reportError: (error: unknown) =>
 function tlsFilesOf(options: ServeOptions): NbdTlsFiles | undefined {
   if (options.tls !== undefined && options.tls !== "required" && options.tls !== "optional")
     throw invalidArgument(`invalid --tls "${options.tls}": expected required or optional`);
+  const mode = options.tls ?? "required";
+  if (options.tlsPsk !== undefined) {
+    if (options.tlsCert !== undefined || options.tlsKey !== undefined || options.tlsCa !== undefined)
+      throw invalidArgument("--tls-psk is an alternative to --tls-cert/--tls-key/--tls-ca: give one or the other");
+    return { pskPath: path.resolve(options.tlsPsk), mode };
+  }
   if (options.tlsCert === undefined && options.tlsKey === undefined) {
-    if (options.tlsCa !== undefined || options.tls !== undefined) throw invalidArgument("--tls-ca and --tls need --tls-cert and --tls-key");
+    if (options.tlsCa !== undefined || options.tls !== undefined)
+      throw invalidArgument("--tls-ca and --tls need --tls-cert and --tls-key (or --tls-psk)");
     return undefined;
   }
   if (options.tlsCert === undefined || options.tlsKey === undefined) throw invalidArgument("--tls-cert and --tls-key go together");
@@ -112,7 +121,7 @@ function tlsFilesOf(options: ServeOptions): NbdTlsFiles | undefined {
     certPath: path.resolve(options.tlsCert),
     keyPath: path.resolve(options.tlsKey),
     ...(options.tlsCa === undefined ? {} : { caPath: path.resolve(options.tlsCa) }),
-    mode: options.tls ?? "required",
+    mode,
   };
 }
 

@@ -22,18 +22,77 @@ export interface NbdTls {
   readonly mode: NbdTlsMode;
   /** A CA was given: clients must present a certificate it signed (valid, unexpired). */
   readonly verifyClients: boolean;
-  /** The certificate and key as read (the API's HTTPS uses the same). */
-  readonly certificate: { cert: Buffer; key: Buffer };
+  /** The certificate and key as read (the API's HTTPS uses the same); absent in PSK mode. */
+  readonly certificate?: { cert: Buffer; key: Buffer };
 }
 
+/** Certificates (cert and key, optionally a client CA), or a PSK file instead. */
 export interface NbdTlsFiles {
-  certPath: string;
-  keyPath: string;
+  certPath?: string;
+  keyPath?: string;
   caPath?: string;
+  /** qemu's and libnbd's PSK file: lines `username:hexkey`. */
+  pskPath?: string;
   mode?: NbdTlsMode;
 }
 
+/**
+ * TLS-PSK as Node's OpenSSL offers it to a server: TLS 1.2 with the PSK cipher suites (Node's
+ * pskCallback is not used for TLS 1.3 session PSKs), which GnuTLS clients (qemu, libnbd) speak.
+ */
+const PSK_CIPHERS = [
+  "ECDHE-PSK-AES256-CBC-SHA384",
+  "DHE-PSK-AES256-GCM-SHA384",
+  "DHE-PSK-AES128-GCM-SHA256",
+  "PSK-AES256-GCM-SHA384",
+  "PSK-AES128-GCM-SHA256",
+].join(":");
+
+/** The keys of a PSK file by username; refused when a line is not `username:hexkey`. */
+export function parsePskFile(text: string, path: string): Map<string, Buffer> {
+  const keys = new Map<string, Buffer>();
+  for (const [index, raw] of text.split("\n").entries()) {
+    const line = raw.trim();
+    if (line === "") continue;
+    const match = /^([^:\s]+):([0-9a-fA-F]+)$/.exec(line);
+    if (match === null || match[2].length % 2 !== 0 || match[2].length < 32) {
+      throw new SnaplogError(
+        ErrorCodes.INVALID_ARGUMENT,
+        `${path} line ${index + 1} is not username:hexkey (a key of 16 bytes or more, in hex)`,
+        {
+          path,
+          hint: 'make one with: echo "$USER:$(openssl rand -hex 32)" > keys.psk',
+        },
+      );
+    }
+    keys.set(match[1], Buffer.from(match[2], "hex"));
+  }
+  if (keys.size === 0) throw new SnaplogError(ErrorCodes.INVALID_ARGUMENT, `${path} holds no username:hexkey line`, { path });
+  return keys;
+}
+
 export async function loadNbdTls(files: NbdTlsFiles): Promise<NbdTls> {
+  if (files.pskPath !== undefined) {
+    if (files.certPath !== undefined || files.keyPath !== undefined || files.caPath !== undefined)
+      throw new SnaplogError(ErrorCodes.INVALID_ARGUMENT, "--tls-psk is an alternative to certificates: give one or the other");
+    let text: string;
+    try {
+      text = await readFile(files.pskPath, "utf8");
+    } catch (error) {
+      throw fromSystemError(error, { path: files.pskPath, hint: "the TLS PSK file must be readable" });
+    }
+    const keys = parsePskFile(text, files.pskPath);
+    const serverOptions: tls.TlsOptions = {
+      minVersion: "TLSv1.2",
+      maxVersion: "TLSv1.2",
+      ciphers: PSK_CIPHERS,
+      // An unknown username gets no key: the handshake fails, as a wrong key does.
+      pskCallback: (_socket, identity) => keys.get(identity) ?? null,
+    };
+    return { serverOptions, mode: files.mode ?? "required", verifyClients: false };
+  }
+  if (files.certPath === undefined || files.keyPath === undefined)
+    throw new SnaplogError(ErrorCodes.INVALID_ARGUMENT, "TLS needs --tls-cert and --tls-key (or --tls-psk)");
   const read = async (path: string, what: string) => {
     try {
       return await readFile(path);
@@ -41,9 +100,11 @@ export async function loadNbdTls(files: NbdTlsFiles): Promise<NbdTls> {
       throw fromSystemError(error, { path, hint: `the TLS ${what} file must be readable` });
     }
   };
+  const certPath = files.certPath;
+  const keyPath = files.keyPath;
   const [cert, key, ca] = await Promise.all([
-    read(files.certPath, "certificate"),
-    read(files.keyPath, "key"),
+    read(certPath, "certificate"),
+    read(keyPath, "key"),
     files.caPath === undefined ? undefined : read(files.caPath, "CA"),
   ]);
   const serverOptions: tls.TlsOptions = {
