@@ -284,7 +284,7 @@ test("every single-byte corruption of random records is refused (fast-check)", (
       const bytes = encode(record);
       assertEveryByteCorruptionRefused(Buffer.concat([bytes, ...after.map(encode)]), 0, bytes.length, JSON.stringify(record));
     }),
-    { numRuns: 40 },
+    { numRuns: Number(process.env.SNAPLOG_FUZZ_RUNS ?? 40) },
   );
 });
 

@@ -658,7 +658,7 @@ describe("hostile peers on the replication port", () => {
             assert.equal((await replicaMeta(receiver.store, "r1"))!.ackedLsn, before.acked);
           },
         ),
-        { numRuns: 25 },
+        { numRuns: Number(process.env.SNAPLOG_FUZZ_RUNS ?? 25) },
       ),
     );
     assert.deepEqual(await replicaState(), before, "after the fuzz the replica is unchanged");

@@ -8,12 +8,17 @@
  * not do: a stream with an async iterator attached listens for 'readable', and then resume()
  * does nothing; the client stays blocked sending and sees a reset when the server times out.
  */
-import type { Readable } from "node:stream";
+import { Readable } from "node:stream";
+import { invalidArgument } from "../util/errors.js";
 
 export class StreamedBody {
   private readonly iterator: AsyncIterator<Buffer>;
+  private readonly body: Readable;
 
-  constructor(private readonly body: Readable) {
+  /** `body` as the route got it: a stream only for application/octet-stream (JSON arrives parsed, and is refused). */
+  constructor(body: unknown) {
+    if (!(body instanceof Readable)) throw invalidArgument("the body must be the stream itself, sent as application/octet-stream");
+    this.body = body;
     this.iterator = body[Symbol.asyncIterator]() as AsyncIterator<Buffer>;
   }
 

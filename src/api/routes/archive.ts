@@ -6,7 +6,7 @@
  */
 import { StreamedBody } from "../request-body.js";
 import { once } from "node:events";
-import { PassThrough, type Readable } from "node:stream";
+import { PassThrough } from "node:stream";
 import { Type } from "@fastify/type-provider-typebox";
 import { CODEC_NAMES, type CodecName } from "../../stream/index.js";
 import type { ArchiveOperations, ExportResult } from "../../store/operations/index.js";
@@ -105,7 +105,7 @@ export function registerArchiveRoutes(app: TypedApp, operations: ArchiveOperatio
         // The encapsulated scope loses the type provider's inference: the schema above checked these.
         const params = request.params as { name: string };
         const query = request.query as { force?: "true" | "false" };
-        const streamed = new StreamedBody(request.body as Readable);
+        const streamed = new StreamedBody(request.body);
         try {
           return await operations.importStream({ disk: params.name, force: query.force === "true" }, streamed.chunks());
         } finally {

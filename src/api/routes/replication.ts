@@ -5,7 +5,6 @@
  * side: relations set up, stopped and listed, and `disk promote` on a replica.
  */
 import { StreamedBody } from "../request-body.js";
-import type { Readable } from "node:stream";
 import { Type } from "@fastify/type-provider-typebox";
 import type { ReplicaOperations, ReplicationOperations } from "../../store/operations/index.js";
 import { RelationInfoSchema } from "../schemas.js";
@@ -89,7 +88,7 @@ export function registerReplicationRoutes(app: TypedApp, operations: Replication
       },
       // The encapsulated scope loses the type provider's inference: the schema above checked the name.
       async (request) => {
-        const streamed = new StreamedBody(request.body as Readable);
+        const streamed = new StreamedBody(request.body);
         try {
           return await operations.replicaBatch((request.params as { name: string }).name, streamed.chunks());
         } finally {
