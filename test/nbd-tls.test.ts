@@ -205,6 +205,51 @@ describe("NBD TLS optional, no client CA", { skip: !hasTools }, () => {
   });
 });
 
+test(
+  "garbage under the TLS layer after STARTTLS, during the handshake and during transmission: that connection ends, the server stays up",
+  { skip: !hasTools },
+  async () => {
+    const server = await startTestServer(resolver, {
+      tls: await loadNbdTls({ certPath: certs.serverCert, keyPath: certs.serverKey, mode: "optional" }),
+    });
+    try {
+      for (const phase of ["handshake", "transmission"] as const) {
+        const client = await RawNbdClient.connect(server.port);
+        await client.greet();
+        client.sendOption(OPT_STARTTLS);
+        assert.equal((await client.readOptionReply()).replyType, REP_ACK);
+        client.socket.removeAllListeners("data");
+        const secure = tls.connect({ socket: client.socket, ca: readFileSync(certs.caCert), servername: "localhost" });
+        secure.on("error", () => undefined);
+        await new Promise<void>((resolve, reject) => {
+          secure.once("secureConnect", resolve);
+          secure.once("error", reject);
+        });
+        if (phase === "transmission") {
+          const go = Buffer.alloc(16 + 4 + 1 + 2);
+          go.write("IHAVEOPT", 0, "latin1");
+          go.writeUInt32BE(OPT_GO, 8);
+          go.writeUInt32BE(7, 12);
+          go.writeUInt32BE(1, 16);
+          go.write("d", 20);
+          secure.write(go);
+          await new Promise((resolve) => setTimeout(resolve, 200));
+        }
+        client.socket.write(Buffer.alloc(512, 0x41)); // not a TLS record
+        // The server ends that connection (its TLS session is broken); the client's side is the test's to drop.
+        for (let waited = 0; server.server.connectionCount > 0; waited++) {
+          assert.ok(waited < 100, `${phase}: the broken connection ends`);
+          await new Promise((resolve) => setTimeout(resolve, 50));
+        }
+        secure.destroy();
+      }
+      assert.match((await runOk("nbdinfo", [`nbd://127.0.0.1:${server.port}/d`])).stdout, /export-size/, "the server still serves");
+    } finally {
+      await server.close();
+    }
+  },
+);
+
 test("without a certificate STARTTLS is answered unsupported and the connection goes on", async () => {
   const server = await startTestServer(resolver);
   try {

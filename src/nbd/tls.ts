@@ -133,8 +133,13 @@ export function upgradeToTls(socket: Socket, config: NbdTls): Promise<tls.TLSSoc
     const settle = (error: Error | undefined, secure?: tls.TLSSocket) => {
       socket.off("close", onClose);
       server.removeAllListeners();
-      if (error === undefined) resolve(secure!);
-      else {
+      if (error === undefined) {
+        // A TLS error once the session is up (a bad record) is only emitted by Node, not an end:
+        // the connection is closed here, which the handshake reader or the transmission sees as
+        // the client gone (an unhandled 'error' would take the whole server down).
+        secure!.on("error", () => secure!.destroy());
+        resolve(secure!);
+      } else {
         socket.destroy();
         reject(error);
       }
