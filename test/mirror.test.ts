@@ -215,8 +215,13 @@ test("a block whose log copy fails its checksum is served from the in-sync mirro
     const status = await store.mirrorStatus("d");
     assert.equal(status.blocksRepaired, 1);
     assert.ok((await store.resolve("d").read(3 * MiB, 4096)).equals(expected));
-    const repairs = [];
-    for await (const event of store.readEvents({ disk: "d" })) if (event.type === "mirror-repair") repairs.push(event);
+    // The event is appended to the event log behind the read's answer: looked for until it is there.
+    let repairs: unknown[] = [];
+    for (let tries = 0; repairs.length === 0 && tries < 100; tries++) {
+      if (tries > 0) await new Promise((resolve) => setTimeout(resolve, 50));
+      repairs = [];
+      for await (const event of store.readEvents({ disk: "d" })) if (event.type === "mirror-repair") repairs.push(event);
+    }
     assert.equal(repairs.length, 1, "mirror-repair is recorded");
     // The log holds the block again: a read straight from the engine's current volume without the mirror works.
     await store.setPolicy({ disk: "d", mirror: null });
