@@ -1,5 +1,6 @@
 /**
- * Goal: /metrics has per-disk figures an operator can alert on (issue 13 item 4): what the store
+ * Goal: /metrics has per-disk figures an operator can alert on (issue 13 item 4), and the events
+ * recorded by type (scheduled snapshots, hook failures, degraded mirrors…): what the store
  * knows of each disk, and NBD requests, bytes, errors and latency per disk and command — a
  * snapshot's traffic counted under its disk — in Prometheus's text format with its naming
  * conventions (units as suffixes, `_total` for counters, histograms whose buckets add up).
@@ -104,6 +105,8 @@ test("per-disk gauges, NBD counters and latency histograms, a snapshot counted u
     assert.ok(value(`snaplog_disk_nbd_request_duration_seconds_sum{${labels}}`)! > 0);
   }
   assert.equal(types.get("snaplog_disk_nbd_request_duration_seconds"), "histogram");
+  // Events by type since the server started: the snapshot made above is one.
+  assert.ok(value('snaplog_events_total{type="snapshot-created"}')! >= 1, "events are counted by type");
   // Conventions: counters end in _total; snaplog's gauges name a unit or a count.
   for (const [name, type] of types) {
     if (!name.startsWith("snaplog_")) continue;

@@ -22,7 +22,7 @@ import { PolicyRunner } from "../policy/runner.js";
 import { Store, type StoreOpenOptions } from "../store/store.js";
 import { ErrorCodes, SnaplogError } from "../util/errors.js";
 import { formatHostPort, type HostPort } from "../util/parse.js";
-import { registerNbdMetrics, registerReplicationMetrics } from "./metrics.js";
+import { registerEventMetrics, registerNbdMetrics, registerReplicationMetrics } from "./metrics.js";
 import { registerDiskMetrics } from "./disk-metrics.js";
 import { SpaceMonitor, type SpaceMonitorOptions } from "../policy/space-monitor.js";
 import { ReplicationLagMonitor } from "../policy/replication-lag-monitor.js";
@@ -94,6 +94,7 @@ export async function startAppliance(options: ApplianceOptions): Promise<Applian
     registerNbdMetrics(metrics, nbd);
     registerReplicationMetrics(metrics, () => store.listRelations());
     registerDiskMetrics(metrics, () => store.listDisks(), nbd.statsByDisk);
+    registerEventMetrics(metrics, () => store.events.recordedCounts());
     api = await startApiServer({
       operations: store,
       storePath: store.path,

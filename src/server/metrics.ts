@@ -98,3 +98,21 @@ export function registerReplicationMetrics(registry: Registry, relations: () => 
     });
   }
 }
+
+/**
+ * Events recorded by type since the server started (docs/policies.md lists the types): what an
+ * operator alerts on — `hook-failed`, `mirror-degraded`, `space-high`, `replica-batch-refused`,
+ * `replication-lag` — and what the policies did (`snapshot-created`, `compaction`, `archive`…).
+ */
+export function registerEventMetrics(registry: Registry, counts: () => ReadonlyMap<string, number>): void {
+  new Counter({
+    name: "snaplog_events_total",
+    help: "Events recorded in the event log since the server started, by type",
+    labelNames: ["type"],
+    registers: [registry],
+    collect() {
+      this.reset();
+      for (const [type, count] of counts()) this.inc({ type }, count);
+    },
+  });
+}

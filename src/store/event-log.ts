@@ -46,6 +46,8 @@ export class EventLog {
   private linesInFile = 0;
   private pending: { line: string; done: () => void; failed: (error: unknown) => void }[] = [];
   private writing: Promise<void> | undefined;
+  /** Events recorded since this log was opened, by type (the `snaplog_events_total` metric). */
+  private readonly recordedByType = new Map<string, number>();
 
   private constructor(
     storePath: string,
@@ -89,9 +91,15 @@ export class EventLog {
       this.pending.push({ line, done: () => resolve(full), failed: reject });
       this.writing ??= this.writePending();
     }).then(() => {
+      this.recordedByType.set(full.type, (this.recordedByType.get(full.type) ?? 0) + 1);
       this.live.emit("event", full);
       return full;
     });
+  }
+
+  /** How many events of each type were recorded since the log was opened (scheduled snapshots, hook failures, degraded mirrors…). */
+  recordedCounts(): ReadonlyMap<string, number> {
+    return this.recordedByType;
   }
 
   /** The events matching `query`, oldest first; with `follow`, then every new one until aborted. */
