@@ -185,7 +185,7 @@ function installErrorHandlers(app: FastifyInstance): void {
 function installTokenCheck(app: FastifyInstance, token: TokenHolder, unauthorized: Counter<"face">, face: ApiFace): void {
   app.addHook("onRequest", async (request, reply) => {
     // Read per request: a rotation takes effect at once.
-    const expected = Buffer.from(`Bearer ${token.current}`);
+    const expected = token.expectedHeader;
     const given = Buffer.from(request.headers.authorization ?? "");
     if (given.length === expected.length && timingSafeEqual(given, expected)) return;
     unauthorized.inc({ face });

@@ -46,22 +46,28 @@ export async function rotateTokenFile(tokenPath: string): Promise<string> {
 
 /** The token a running server checks, shared by its TCP faces. */
 export class TokenHolder {
+  /** `Bearer <token>`, as a request's Authorization header must hold it (made once per token, not per request). */
+  private header: Buffer;
+
   private constructor(
     readonly path: string,
     private token: string,
-  ) {}
+  ) {
+    this.header = Buffer.from(`Bearer ${token}`);
+  }
 
   static async load(tokenPath: string): Promise<TokenHolder> {
     return new TokenHolder(tokenPath, await ensureToken(tokenPath));
   }
 
-  get current(): string {
-    return this.token;
+  get expectedHeader(): Buffer {
+    return this.header;
   }
 
   /** A new token in the file and in force from now on; the old one is refused from the next request. */
   async rotate(): Promise<string> {
     this.token = await rotateTokenFile(this.path);
+    this.header = Buffer.from(`Bearer ${this.token}`);
     return this.token;
   }
 }

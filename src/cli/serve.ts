@@ -7,7 +7,7 @@
 import path from "node:path";
 import type { Command } from "commander";
 import pino from "pino";
-import { startAppliance, type NbdTlsFiles } from "../server/appliance.js";
+import { checkNbdTlsFiles, startAppliance, type NbdTlsFiles } from "../server/appliance.js";
 import { invalidArgument } from "../util/errors.js";
 import { parseCount, parseHostPort } from "../util/parse.js";
 import { globalOptions } from "./context.js";
@@ -101,28 +101,18 @@ export function registerServe(program: Command, reportError: (error: unknown) =>
     });
 }
 
-/** The NBD TLS files and mode, checked together: a certificate needs its key, and the other options need both. */
+/** The NBD TLS options, checked together before the store is opened (the rule is checkNbdTlsFiles's); none given: no TLS. */
 function tlsFilesOf(options: ServeOptions): NbdTlsFiles | undefined {
-  if (options.tls !== undefined && options.tls !== "required" && options.tls !== "optional")
-    throw invalidArgument(`invalid --tls "${options.tls}": expected required or optional`);
-  const mode = options.tls ?? "required";
-  if (options.tlsPsk !== undefined) {
-    if (options.tlsCert !== undefined || options.tlsKey !== undefined || options.tlsCa !== undefined)
-      throw invalidArgument("--tls-psk is an alternative to --tls-cert/--tls-key/--tls-ca: give one or the other");
-    return { pskPath: path.resolve(options.tlsPsk), mode };
-  }
-  if (options.tlsCert === undefined && options.tlsKey === undefined) {
-    if (options.tlsCa !== undefined || options.tls !== undefined)
-      throw invalidArgument("--tls-ca and --tls need --tls-cert and --tls-key (or --tls-psk)");
-    return undefined;
-  }
-  if (options.tlsCert === undefined || options.tlsKey === undefined) throw invalidArgument("--tls-cert and --tls-key go together");
-  return {
-    certPath: path.resolve(options.tlsCert),
-    keyPath: path.resolve(options.tlsKey),
-    ...(options.tlsCa === undefined ? {} : { caPath: path.resolve(options.tlsCa) }),
-    mode,
+  const resolve = (file: string | undefined) => (file === undefined ? undefined : path.resolve(file));
+  const given = {
+    certPath: resolve(options.tlsCert),
+    keyPath: resolve(options.tlsKey),
+    caPath: resolve(options.tlsCa),
+    pskPath: resolve(options.tlsPsk),
+    mode: options.tls,
   };
+  if (Object.values(given).every((value) => value === undefined)) return undefined;
+  return checkNbdTlsFiles(given);
 }
 
 /** Shortest background compaction interval: a pass looks at every disk, so not more often than this. */

@@ -16,6 +16,7 @@ import { JournalFile } from "./log/journal-file.js";
 import { encodeHeaderRecord, encodeMarkRecord, encodeSnapshotRecord, journalFileName, RecordType } from "./log/journal-format.js";
 import type { Medium, MediumFile } from "./medium.js";
 import { ReadPath, type BlockRun } from "./read-path.js";
+import type { EntriesData } from "./log/log-reader.js";
 import type { LogFiles } from "./log/log-reader.js";
 import { recoverDisk } from "./log/recovery.js";
 import { RetiringSlots } from "./space/retiring-slots.js";
@@ -468,12 +469,9 @@ export class DiskEngine {
     }
   }
 
-  /**
-   * The data of each entry (a block and exactly this LSN), checksum-checked: zeros for a zero or
-   * trim entry, undefined for one no longer live; consecutive slots are read in one I/O.
-   */
-  readEntriesData(entries: readonly { lba: number; lsn: number }[]): Promise<(Buffer | undefined)[]> {
-    return this.reads.readEntriesData(entries);
+  /** The data of entries (block lbas[i] at LSN lsns[i]) in one buffer, checksum-checked; consecutive slots are read in one I/O (ReadPath). */
+  readEntriesData(lbas: ArrayLike<number>, lsns: ArrayLike<number>): Promise<EntriesData> {
+    return this.reads.readEntriesData(lbas, lsns);
   }
 
   /** The files that hold the log in LSN order, for a streaming reader (CommitPipeline.openLogFiles). */

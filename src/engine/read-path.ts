@@ -8,6 +8,7 @@ import type { RetiringSlots } from "./space/retiring-slots.js";
 import type { SegmentFiles } from "./space/segment-files.js";
 import { BlockSource, type DiskState } from "./tables/disk-state.js";
 import type { CommitPipeline } from "./write/commit-pipeline.js";
+import type { EntriesData } from "./log/log-reader.js";
 
 /** A block-status answer stops after this many runs (a shorter answer is allowed by the protocol). */
 const BLOCK_RUN_COUNT_MAX = 256;
@@ -105,32 +106,33 @@ export class ReadPath {
   }
 
   /**
-   * The data of each entry (a block and exactly this LSN), checksum-checked: zeros for a zero or
-   * trim entry, undefined for one no longer live (never was, or freed). Entries whose slots are
-   * consecutive are read in one I/O: the log's entries in LSN order mostly are, so an export
-   * reads the log back in large reads rather than one per block.
+   * The data of each entry (block lbas[i] at exactly LSN lsns[i]), checksum-checked, in one
+   * buffer: entry i's bytes at i × the block size, zeros for a zero or trim entry; live[i] is 0
+   * for an entry no longer live (never was, or freed). Entries whose slots are consecutive are
+   * read in one I/O: the log's entries in LSN order mostly are, so an export reads the log back
+   * in large reads rather than one per block.
    */
-  async readEntriesData(entries: readonly { lba: number; lsn: number }[]): Promise<(Buffer | undefined)[]> {
+  async readEntriesData(lbas: ArrayLike<number>, lsns: ArrayLike<number>): Promise<EntriesData> {
     const { geometry, state, segments, retiring } = this.context;
     const blockSizeBytes = geometry.blockSizeBytes;
-    const target = Buffer.alloc(entries.length * blockSizeBytes);
-    const ids = new Uint32Array(entries.length);
-    const expectedCrcs = new Uint32Array(entries.length);
-    const lsns = new Float64Array(entries.length);
-    const found: boolean[] = [];
+    const count = lbas.length;
+    const data = Buffer.alloc(count * blockSizeBytes);
+    const live = new Uint8Array(count);
+    const ids = new Uint32Array(count);
+    const expectedCrcs = new Uint32Array(count);
     const reads: Promise<void>[] = [];
     let runStart = 0;
     let runLength = 0;
     let runSlotFirst = 0;
     const finishRun = () => {
       if (runLength > 0)
-        reads.push(segments.readRun(runSlotFirst, target.subarray(runStart * blockSizeBytes, (runStart + runLength) * blockSizeBytes)));
+        reads.push(segments.readRun(runSlotFirst, data.subarray(runStart * blockSizeBytes, (runStart + runLength) * blockSizeBytes)));
       runLength = 0;
     };
-    for (let index = 0; index < entries.length; index++) {
-      const id = state.findEntry(entries[index].lba, entries[index].lsn);
-      found.push(id !== 0);
+    for (let index = 0; index < count; index++) {
+      const id = state.findEntry(lbas[index], lsns[index]);
       const slot = id === 0 ? 0 : state.entries.slot(id);
+      if (id !== 0) live[index] = 1;
       if (id === 0 || !isDataSlot(slot)) {
         finishRun();
         continue;
@@ -138,7 +140,6 @@ export class ReadPath {
       // Captured now: the entry may be reclaimed (and its id reused) while the read is in flight.
       ids[index] = id;
       expectedCrcs[index] = state.entries.crc(id);
-      lsns[index] = entries[index].lsn;
       const continues =
         runLength > 0 && runStart + runLength === index && slot === runSlotFirst + runLength && slot % segments.slotsPerSegment !== 0;
       if (!continues) {
@@ -150,8 +151,8 @@ export class ReadPath {
     }
     finishRun();
     if (reads.length > 0) await retiring.guardRead(reads);
-    this.verifyBlocks(target, ids, expectedCrcs, lsns, (index) => entries[index].lba);
-    return found.map((live, index) => (live ? target.subarray(index * blockSizeBytes, (index + 1) * blockSizeBytes) : undefined));
+    this.verifyBlocks(data, ids, expectedCrcs, lsns, (index) => lbas[index]);
+    return { data, live };
   }
 
   /** Throws CORRUPT (and reports it) for the first block read for entry ids[index] whose data fails its checksum. */
@@ -159,7 +160,7 @@ export class ReadPath {
     target: Buffer,
     ids: Uint32Array,
     expectedCrcs: Uint32Array,
-    lsns: Float64Array,
+    lsns: ArrayLike<number>,
     lbaOf: (index: number) => number,
   ): void {
     const { geometry } = this.context;

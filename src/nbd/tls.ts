@@ -71,10 +71,34 @@ export function parsePskFile(text: string, path: string): Map<string, Buffer> {
   return keys;
 }
 
-export async function loadNbdTls(files: NbdTlsFiles): Promise<NbdTls> {
+/**
+ * The one rule for which TLS options go together, checked before anything is read (serve
+ * checks it before opening the store): a certificate needs its key and the reverse, a CA needs
+ * a certificate, a PSK file excludes certificates, the mode is required or optional.
+ */
+export function checkNbdTlsFiles(files: Omit<NbdTlsFiles, "mode"> & { mode?: string }): CheckedTlsFiles {
+  const invalid = (message: string) => new SnaplogError(ErrorCodes.INVALID_ARGUMENT, message);
+  if (files.mode !== undefined && files.mode !== "required" && files.mode !== "optional")
+    throw invalid(`invalid --tls "${files.mode}": expected required or optional`);
+  const mode = files.mode as NbdTlsMode | undefined;
   if (files.pskPath !== undefined) {
     if (files.certPath !== undefined || files.keyPath !== undefined || files.caPath !== undefined)
-      throw new SnaplogError(ErrorCodes.INVALID_ARGUMENT, "--tls-psk is an alternative to certificates: give one or the other");
+      throw invalid("--tls-psk is an alternative to --tls-cert/--tls-key/--tls-ca: give one or the other");
+    return { pskPath: files.pskPath, mode };
+  }
+  if (files.certPath === undefined && files.keyPath === undefined)
+    throw invalid("--tls-ca and --tls need --tls-cert and --tls-key (or --tls-psk)");
+  if (files.certPath === undefined || files.keyPath === undefined) throw invalid("--tls-cert and --tls-key go together");
+  return { certPath: files.certPath, keyPath: files.keyPath, caPath: files.caPath, mode };
+}
+
+/** NbdTlsFiles once checked: a PSK file, or a certificate with its key. */
+export type CheckedTlsFiles =
+  { pskPath: string; mode?: NbdTlsMode } | { pskPath?: undefined; certPath: string; keyPath: string; caPath?: string; mode?: NbdTlsMode };
+
+export async function loadNbdTls(given: NbdTlsFiles): Promise<NbdTls> {
+  const files = checkNbdTlsFiles(given);
+  if (files.pskPath !== undefined) {
     let text: string;
     try {
       text = await readFile(files.pskPath, "utf8");
@@ -91,8 +115,6 @@ export async function loadNbdTls(files: NbdTlsFiles): Promise<NbdTls> {
     };
     return { serverOptions, mode: files.mode ?? "required", verifyClients: false };
   }
-  if (files.certPath === undefined || files.keyPath === undefined)
-    throw new SnaplogError(ErrorCodes.INVALID_ARGUMENT, "TLS needs --tls-cert and --tls-key (or --tls-psk)");
   const read = async (path: string, what: string) => {
     try {
       return await readFile(path);
@@ -100,11 +122,9 @@ export async function loadNbdTls(files: NbdTlsFiles): Promise<NbdTls> {
       throw fromSystemError(error, { path, hint: `the TLS ${what} file must be readable` });
     }
   };
-  const certPath = files.certPath;
-  const keyPath = files.keyPath;
   const [cert, key, ca] = await Promise.all([
-    read(certPath, "certificate"),
-    read(keyPath, "key"),
+    read(files.certPath, "certificate"),
+    read(files.keyPath, "key"),
     files.caPath === undefined ? undefined : read(files.caPath, "CA"),
   ]);
   const serverOptions: tls.TlsOptions = {

@@ -12,7 +12,7 @@
  * unlock). close() is idempotent.
  */
 import { loadNbdTls, type NbdTlsFiles } from "../nbd/tls.js";
-export type { NbdTlsFiles } from "../nbd/tls.js";
+export { checkNbdTlsFiles, type NbdTlsFiles } from "../nbd/tls.js";
 import pino, { type Logger } from "pino";
 import { NbdServer } from "../nbd/server.js";
 import { startApiServer, createMetricsRegistry, type ApiServer } from "../api/server.js";

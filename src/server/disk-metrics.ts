@@ -6,7 +6,7 @@
  * Prometheus conventions: base units as suffixes, `_total` for counters.
  */
 import { Counter, Gauge, type Registry } from "prom-client";
-import { COMMAND_LABELS, LATENCY_BUCKETS_SECONDS, type RequestStatsByDisk } from "../nbd/disk-request-stats.js";
+import { COMMAND_LABELS, LATENCY_BUCKETS_SECONDS, type DiskRequestStats, type RequestStatsByDisk } from "../nbd/disk-request-stats.js";
 import type { DiskInfo } from "../store/operations/index.js";
 
 const diskGauges: ReadonlyArray<{ name: string; help: string; value: (disk: DiskInfo) => number }> = [
@@ -49,12 +49,7 @@ export function registerDiskMetrics(registry: Registry, listDisks: () => Promise
       },
     });
   }
-  const perCommand = (
-    name: string,
-    help: string,
-    read: (index: number, disk: ReturnType<RequestStatsByDisk["for"]>) => number,
-    only?: number[],
-  ) =>
+  const perCommand = (name: string, help: string, read: (index: number, disk: DiskRequestStats) => number, only?: number[]) =>
     new Counter({
       name,
       help,

@@ -38,6 +38,12 @@ export interface LogFiles {
   lsnLast: number;
 }
 
+/** The data of entries read together: entry i's bytes at i × the block size, live[i] 0 when it is gone. */
+export interface EntriesData {
+  data: Buffer;
+  live: Uint8Array;
+}
+
 /** What the log reader needs of a disk (DiskEngine is one): its log files, what is live now, and entries' data. */
 export interface LogSource {
   readonly geometry: { blockSizeBytes: number };
@@ -45,8 +51,8 @@ export interface LogSource {
   openLogFiles(): Promise<LogFiles>;
   /** Facts from memory: whether an entry is still live, entry times, snapshot cuts. */
   logView(): { isLive(lba: number, lsn: number): boolean; timeOf(lsn: number): number; snapshots: readonly SnapshotCut[] };
-  /** The checked data of live entries (zeros for zero/trim), undefined for each one freed. */
-  readEntriesData(entries: readonly { lba: number; lsn: number }[]): Promise<(Buffer | undefined)[]>;
+  /** The checked data of entries (zeros for zero/trim) in one buffer, and which are still live. */
+  readEntriesData(lbas: ArrayLike<number>, lsns: ArrayLike<number>): Promise<EntriesData>;
 }
 
 /** A row holds at most this many blocks, so a row with data stays small. */
@@ -134,10 +140,14 @@ function cutRow(cut: { name: string; lun: number; lsn: number; timeMs: number })
 }
 
 async function rowData(source: LogSource, row: LogRow): Promise<Buffer | undefined> {
-  const entries = Array.from({ length: row.blockCount }, (_, index) => ({ lba: row.lba + index, lsn: row.lsnFirst + index }));
-  const blocks = await source.readEntriesData(entries);
-  if (blocks.some((block) => block === undefined)) return undefined;
-  return Buffer.concat(blocks as Buffer[]);
+  const lbas = new Float64Array(row.blockCount);
+  const lsns = new Float64Array(row.blockCount);
+  for (let index = 0; index < row.blockCount; index++) {
+    lbas[index] = row.lba + index;
+    lsns[index] = row.lsnFirst + index;
+  }
+  const { data, live } = await source.readEntriesData(lbas, lsns);
+  return live.every((flag) => flag === 1) ? data : undefined;
 }
 
 /** Every entry of the checkpoint and the journals with LSN in [lsnFirst, lsnLast], in LSN order. */

@@ -218,13 +218,22 @@ async function writeBase(engine: DiskEngine, writer: StreamWriter): Promise<void
 /** Every live entry of the partition in LSN order, runs split where the log's rows are. */
 async function writeTimeOrdered(engine: DiskEngine, writer: StreamWriter, partition: Partition): Promise<void> {
   if (partition.lsnLast <= partition.lsnAfter) return;
+  const blockSize = engine.geometry.blockSizeBytes;
   const rows = readLog(engine, { lsnFirst: partition.lsnAfter + 1, lsnLast: partition.lsnLast, withData: false });
   const withData = async (group: LogRow[]): Promise<EntryRun[]> => {
-    const entries: { lba: number; lsn: number }[] = [];
-    for (const row of group)
-      if (row.kind === "write")
-        for (let index = 0; index < row.blockCount; index++) entries.push({ lba: row.lba + index, lsn: row.lsnFirst + index });
-    const blocks = await engine.readEntriesData(entries);
+    let count = 0;
+    for (const row of group) if (row.kind === "write") count += row.blockCount;
+    const lbas = new Float64Array(count);
+    const lsns = new Float64Array(count);
+    let at = 0;
+    for (const row of group) {
+      if (row.kind !== "write") continue;
+      for (let index = 0; index < row.blockCount; index++, at++) {
+        lbas[at] = row.lba + index;
+        lsns[at] = row.lsnFirst + index;
+      }
+    }
+    const { data, live } = await engine.readEntriesData(lbas, lsns);
     const runs: EntryRun[] = [];
     let next = 0;
     for (const row of group) {
@@ -233,16 +242,25 @@ async function writeTimeOrdered(engine: DiskEngine, writer: StreamWriter, partit
         runs.push({ lsn: row.lsnFirst, timeMs: row.timeMs, lba: row.lba, blockCount: row.blockCount, kind: row.kind });
         continue;
       }
-      // An entry freed while being read (compaction: no view needs it any more) is left out: the stream is the log as it now holds.
-      for (const piece of livePieces(blocks.slice(next, next + row.blockCount)))
+      // An entry freed while being read (compaction: no view needs it any more) is left out: the
+      // stream is the log as it now holds. Each live stretch of the row is a run (a view of the read, no copy).
+      for (let first = 0; first < row.blockCount;) {
+        if (live[next + first] === 0) {
+          first++;
+          continue;
+        }
+        let end = first + 1;
+        while (end < row.blockCount && live[next + end] === 1) end++;
         runs.push({
-          lsn: row.lsnFirst + piece.first,
+          lsn: row.lsnFirst + first,
           timeMs: row.timeMs,
-          lba: row.lba + piece.first,
-          blockCount: piece.count,
+          lba: row.lba + first,
+          blockCount: end - first,
           kind: "write",
-          data: piece.data,
+          data: data.subarray((next + first) * blockSize, (next + end) * blockSize),
         });
+        first = end;
+      }
       next += row.blockCount;
     }
     return runs;
@@ -266,23 +284,10 @@ async function* rowGroups(rows: AsyncIterable<LogRow>): AsyncGenerator<LogRow[]>
   if (group.length > 0) yield group;
 }
 
-/** The runs of consecutive blocks still live, each with its data. */
-function* livePieces(blocks: (Buffer | undefined)[]): Generator<{ first: number; count: number; data: Buffer }> {
-  for (let first = 0; first < blocks.length;) {
-    if (blocks[first] === undefined) {
-      first++;
-      continue;
-    }
-    let end = first + 1;
-    while (end < blocks.length && blocks[end] !== undefined) end++;
-    yield { first, count: end - first, data: Buffer.concat(blocks.slice(first, end) as Buffer[]) };
-    first = end;
-  }
-}
-
 /** The same entries per partition sorted by block then LSN. */
 async function writeBlockOrdered(engine: DiskEngine, writer: StreamWriter, partition: Partition): Promise<void> {
   if (partition.lsnLast <= partition.lsnAfter) return;
+  const blockSize = engine.geometry.blockSizeBytes;
   type Entry = { lba: number; lsn: number; timeMs: number; kind: "write" | "zero" | "trim" };
   const entries: Entry[] = [];
   for await (const row of readLog(engine, { lsnFirst: partition.lsnAfter + 1, lsnLast: partition.lsnLast, withData: false })) {
@@ -294,15 +299,18 @@ async function writeBlockOrdered(engine: DiskEngine, writer: StreamWriter, parti
   function* groups(): Generator<Entry[]> {
     for (let first = 0; first < entries.length; first += ENTRIES_PER_READ) yield entries.slice(first, first + ENTRIES_PER_READ);
   }
-  const withData = async (group: Entry[]) => {
-    const writes = group.filter((entry) => entry.kind === "write");
-    const blocks = await engine.readEntriesData(writes);
-    const data = new Map(writes.map((entry, index) => [entry, blocks[index]]));
-    return group.map((entry) => ({ entry, data: data.get(entry) }));
-  };
-  for await (const group of mapAhead(groups(), withData, GROUPS_IN_FLIGHT)) {
-    for (const { entry, data } of group) {
-      if (entry.kind === "write" && data === undefined) continue;
+  // Every entry of the group is asked for (zero and trim ones answer zeros, unused): entry i's bytes at i × the block size.
+  const withData = async (group: Entry[]) => ({
+    group,
+    read: await engine.readEntriesData(
+      group.map((entry) => entry.lba),
+      group.map((entry) => entry.lsn),
+    ),
+  });
+  for await (const { group, read } of mapAhead(groups(), withData, GROUPS_IN_FLIGHT)) {
+    for (const [index, entry] of group.entries()) {
+      if (entry.kind === "write" && read.live[index] === 0) continue;
+      const data = entry.kind === "write" ? read.data.subarray(index * blockSize, (index + 1) * blockSize) : undefined;
       await writer.addRun({ lsn: entry.lsn, timeMs: entry.timeMs, lba: entry.lba, blockCount: 1, kind: entry.kind, data });
     }
   }

@@ -89,8 +89,3 @@ async function copyRun(
   }
   return bytesWritten;
 }
-
-/**
- * link() puts the image in place only if `target` does not exist (EEXIST: ALREADY_EXISTS, the
- * file there is left alone); then the partial name goes. Both are made durable.
- */
