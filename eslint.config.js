@@ -29,6 +29,11 @@ export default tseslint.config(
     },
   },
   {
+    // The dashboard runs in the browser.
+    files: ["src/dashboard/**/*.ts"],
+    languageOptions: { globals: globals.browser },
+  },
+  {
     // The product and the tools that run it at scale; tests spread short fixed argument lists.
     files: ["src/**/*.ts", "sim/**/*.ts", "bench/**/*.ts"],
     plugins: { snaplog: { rules: { "no-recursion": noRecursion } } },

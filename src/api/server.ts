@@ -20,6 +20,7 @@ import { VaultArea } from "../store/vault-area.js";
 import { ErrorCodes, SnaplogError } from "../util/errors.js";
 import { formatHostPort, type HostPort } from "../util/parse.js";
 import { NOTHING_SERVED, type ServedEndpoints } from "./appliance-status.js";
+import { MetricSeries } from "./dashboard/metric-series.js";
 import { registerRoutes } from "./routes/index.js";
 import { nameKindOfSchema } from "./schemas.js";
 import type { ProgressTiming } from "./progress-stream.js";
@@ -28,6 +29,8 @@ import { rotateTokenFile, TokenHolder } from "./token.js";
 import { failureOf, oneLine } from "./http-status.js";
 
 export const apiVersion = "1";
+/** On close, how long requests still running may finish before their connections are cut. */
+export const API_CLOSE_GRACE_MS = 3000;
 const requestCounterName = "snaplog_api_requests_total";
 const unauthorizedCounterName = "snaplog_api_unauthorized_total";
 
@@ -53,6 +56,8 @@ export interface ApiAppOptions {
   progress?: Partial<ProgressTiming>;
   /** This appliance as a vault for others (/v1/vault/*); absent, those routes are not served. */
   vaultArea?: VaultArea;
+  /** The dashboard's chart samples (one sampler per server, shared by its listeners). */
+  series?: MetricSeries;
 }
 
 export interface ApiServerOptions {
@@ -144,6 +149,8 @@ export async function buildApiApp(options: ApiAppOptions): Promise<FastifyInstan
     served: options.served ?? NOTHING_SERVED,
     progress: options.progress ?? {},
     vaultArea: options.vaultArea,
+    series: options.series,
+    tokenRequired: options.token !== undefined,
   });
   app.get("/v1/openapi.json", { schema: { hide: true } }, () => app.swagger({ yaml: false }));
 
@@ -184,6 +191,8 @@ function installErrorHandlers(app: FastifyInstance): void {
 
 function installTokenCheck(app: FastifyInstance, token: TokenHolder, unauthorized: Counter<"face">, face: ApiFace): void {
   app.addHook("onRequest", async (request, reply) => {
+    // The dashboard's page and files hold no data: the page asks for the token, then sends it.
+    if (request.routeOptions.config.public === true) return;
     // Read per request: a rotation takes effect at once.
     const expected = token.expectedHeader;
     const given = Buffer.from(request.headers.authorization ?? "");
@@ -236,7 +245,9 @@ export async function startApiServer(options: ApiServerOptions): Promise<ApiServ
   const tokenPath = options.tokenPath ?? apiTokenPath(options.storePath);
   const metrics = options.metrics ?? createMetricsRegistry();
   const vaultArea = new VaultArea(options.storePath);
+  const series = new MetricSeries(metrics);
   const appOptions = {
+    series,
     operations: options.operations,
     served: options.served,
     logger: options.logger,
@@ -246,7 +257,14 @@ export async function startApiServer(options: ApiServerOptions): Promise<ApiServ
   const apps: FastifyInstance[] = [];
   let socketClaimed = false;
   const close = async (): Promise<void> => {
+    series.stop();
+    // Connections still busy after the grace (a followed stream, a client that stopped reading
+    // its answer) are cut: a slow or hostile client must not hold up shutdown.
+    const cut = setTimeout(() => {
+      for (const app of apps) app.server.closeAllConnections();
+    }, API_CLOSE_GRACE_MS);
     await Promise.allSettled(apps.map((app) => app.close()));
+    clearTimeout(cut);
     // Only our own socket: a CONFLICT from claimSocketPath leaves the other server's alone.
     if (socketClaimed) await removeSocket(socketPath).catch(() => undefined);
   };
@@ -279,6 +297,7 @@ export async function startApiServer(options: ApiServerOptions): Promise<ApiServ
       const scheme = options.https === undefined ? "snaplog" : "snaplogs";
       endpoints.push(`replication: ${scheme}://${formatHostPort(replication)}/DISK (token: ${tokenPath})`);
     }
+    series.start();
     return { socketPath, tcp, replication, endpoints, close };
   } catch (error) {
     await close();

@@ -7,7 +7,9 @@ import type { Operations, ReplicaOperations } from "../../store/operations/index
 import type { ServedEndpoints } from "../appliance-status.js";
 import type { ProgressTiming } from "../progress-stream.js";
 import type { VaultArea } from "../../store/vault-area.js";
+import type { MetricSeries } from "../dashboard/metric-series.js";
 import { registerArchiveRoutes } from "./archive.js";
+import { registerDashboardRoutes } from "./dashboard.js";
 import { registerDiskRoutes } from "./disks.js";
 import { registerEventRoutes } from "./events.js";
 import { registerHistoryRoutes } from "./history.js";
@@ -30,6 +32,10 @@ export interface RouteContext {
   progress: Partial<ProgressTiming>;
   /** This appliance as a vault for others (/v1/vault/*); absent, those routes are not served. */
   vaultArea?: VaultArea;
+  /** The dashboard's chart samples; absent, its series answers empty. */
+  series?: MetricSeries;
+  /** This listener needs the bearer token (TCP): the dashboard asks for it first. */
+  tokenRequired: boolean;
 }
 
 export function registerRoutes(app: TypedApp, context: RouteContext): void {
@@ -45,5 +51,6 @@ export function registerRoutes(app: TypedApp, context: RouteContext): void {
   registerStatusRoutes(app, context.operations, context.served);
   registerEventRoutes(app, context.operations);
   registerMetricsRoutes(app, context.metrics);
+  registerDashboardRoutes(app, context.series, context.tokenRequired);
   if (context.vaultArea !== undefined) registerVaultObjectRoutes(app, context.vaultArea);
 }
