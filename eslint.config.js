@@ -35,7 +35,7 @@ export default tseslint.config(
   },
   {
     // The product and the tools that run it at scale; tests spread short fixed argument lists.
-    files: ["src/**/*.ts", "sim/**/*.ts", "bench/**/*.ts"],
+    files: ["src/**/*.ts", "sim/**/*.ts", "bench/**/*.ts", "scripts/**/*.ts"],
     plugins: { snaplog: { rules: { "no-recursion": noRecursion } } },
     rules: {
       "no-restricted-syntax": ["error", ...unboundedStack],

@@ -8,15 +8,14 @@
  * the event log grows live; compact, archive and delete run from the page; a refusal shows the
  * server's reason and changes nothing.
  * Method: `snaplog serve --api 127.0.0.1:0` as a child process, Debian's chromium driven by
- * playwright-core (nothing downloaded), qemu-io and nbdinfo as the hosts. With
- * SNAPLOG_SCREENSHOTS=DIR the views are saved as PNGs there (docs/dashboard/ holds the ones the
- * README shows).
+ * playwright-core (nothing downloaded), qemu-io and nbdinfo as the hosts. (The screenshots in
+ * docs/dashboard/ come from `npm run screenshots`, a longer scene.)
  */
 import { after, before, describe, test } from "node:test";
 import assert from "node:assert/strict";
 import { execFileSync, spawn, type ChildProcessWithoutNullStreams } from "node:child_process";
 import { once } from "node:events";
-import { mkdirSync, readFileSync } from "node:fs";
+import { readFileSync } from "node:fs";
 import path from "node:path";
 import { chromium, type Browser, type Page } from "playwright-core";
 import { requireTool } from "./support/nbd-server.js";
@@ -28,7 +27,6 @@ const hasTools = requireTool("chromium", "chromium") && requireTool("qemu-io") &
 const root = tempDir("dashboard-browser");
 const store = path.join(root, "store");
 const vaultDir = path.join(root, "vault");
-const screenshots = process.env.SNAPLOG_SCREENSHOTS;
 let child: ChildProcessWithoutNullStreams;
 let apiBase = "";
 let nbdPort = 0;
@@ -48,13 +46,6 @@ function localInput(ms: number): string {
   const date = new Date(ms);
   const pad = (n: number) => String(n).padStart(2, "0");
   return `${date.getFullYear()}-${pad(date.getMonth() + 1)}-${pad(date.getDate())}T${pad(date.getHours())}:${pad(date.getMinutes())}:${pad(date.getSeconds())}`;
-}
-
-async function shot(name: string): Promise<void> {
-  if (screenshots === undefined) return;
-  mkdirSync(screenshots, { recursive: true });
-  await page.waitForTimeout(300);
-  await page.screenshot({ path: path.join(screenshots, `${name}.png`), fullPage: true });
 }
 
 /** The page's CSP forbids eval, so waitForFunction cannot run here: poll the input instead. */
@@ -137,15 +128,12 @@ describe("the web dashboard in a real browser", { skip: !hasTools }, () => {
     await page.fill("input[name=token]", "0".repeat(64));
     await page.click("button:text('Open the dashboard')");
     await page.waitForSelector("[role=alert]:has-text('That token was refused')");
-    await shot("login");
     await page.fill("input[name=token]", token());
     await page.click("button:text('Open the dashboard')");
     await page.waitForSelector("table.disks tr[data-disk=db]");
     assert.ok(await page.isVisible("table.disks tr[data-disk=web]"));
     // The charts fill from the live series (a sample every 2 s).
     await page.waitForSelector("figure.chart canvas >> nth=1");
-    await page.waitForTimeout(4500);
-    await shot("overview");
     // A reload keeps the token (this tab's session): no second question.
     await page.reload();
     await page.waitForSelector("table.disks tr[data-disk=db]");
@@ -190,7 +178,6 @@ describe("the web dashboard in a real browser", { skip: !hasTools }, () => {
     assert.equal(shown.keepLast, 5);
     await cli("policy", "set", "db", "--keep-daily", "7");
     await waitForValue("form.policy input[name=keepDaily]", "7");
-    await shot("disk");
   });
 
   test("the event log grows live with what happens elsewhere", async () => {
@@ -200,7 +187,6 @@ describe("the web dashboard in a real browser", { skip: !hasTools }, () => {
     await cli("snapshot", "create", "web", "--name", "from-cli");
     await page.waitForSelector("table.event-log td:has-text('snapshot from-cli of disk web created')");
     assert.ok((await page.locator("table.event-log tbody tr").count()) > before);
-    await shot("events");
   });
 
   test("compact, archive now and delete run from the page", async () => {
@@ -211,7 +197,6 @@ describe("the web dashboard in a real browser", { skip: !hasTools }, () => {
     await page.waitForSelector("[role=status]:has-text('to offsite')");
     await page.click("nav a:text-is('Vaults')");
     await page.waitForSelector("div.vault[data-vault=offsite] td:has-text('web')");
-    await shot("vaults");
     await openDisk("web");
     page.once("dialog", (dialog) => void dialog.accept());
     await page.click("table.snapshots tr[data-snapshot=from-cli] button:text('Delete')");
@@ -234,7 +219,6 @@ describe("the web dashboard in a real browser", { skip: !hasTools }, () => {
     await page.selectOption("form.policy select[name=lunPolicy]", "constant");
     await page.click("button:text('Save policy')");
     await page.waitForSelector("form.policy [role=alert]:has-text('Refused')");
-    await shot("refusal");
     assert.equal(await cli("snapshot", "list", "db", "--json"), before);
     const policy = JSON.parse(await cli("policy", "show", "db", "--json")) as { lunPolicy: string };
     assert.equal(policy.lunPolicy, "sequential");

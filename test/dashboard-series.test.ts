@@ -50,7 +50,6 @@ test("rates are the counters' growth per second; space is the gauges; the first 
   assert.equal(await series.sampleNow(), undefined, "one reading gives no rate");
   stats.for("a").record(WRITE, 8 << 20, 0.001, true);
   stats.for("a").record(READ, 2 << 20, 0.001, true);
-  // The disks' gauges are cached for a second per scrape: wait it out so the new space shows.
   setDisks([disk("a", 4 << 20, 6 << 20)]);
   await pause(1100);
   const sample = await series.sampleNow();

@@ -91,6 +91,11 @@ export function DiskView({ name, live }: { name: string; live: LiveState }) {
         { label: "live log", bytes: space.logLiveBytes, className: "live" },
         { label: "dead log (compaction frees it)", bytes: space.logDeadBytes, className: "dead" },
         { label: "free slots", bytes: space.logFreeBytes, className: "free" },
+        {
+          label: "not yet used in segment files",
+          bytes: Math.max(0, space.segmentBytes - space.logLiveBytes - space.logDeadBytes - space.logFreeBytes),
+          className: "unused",
+        },
       ]}
     />
 
@@ -345,7 +350,7 @@ function ArchivePanel({ disk, vaults, onDone }: { disk: DiskDetail; vaults: Vaul
           ${vaults.map((one) => html`<option value=${one.name}>${one.name}</option>`)}
         </select></label
       >
-      <label
+      <label class="check"
         ><input type="checkbox" checked=${full} onChange=${(e: Event) => setFull((e.target as HTMLInputElement).checked)} /> full</label
       >
       <button disabled=${action.busy}>Archive now</button>

@@ -67,7 +67,7 @@ export function Overview({ live }: { live: LiveState }) {
                     <${SpaceBar}
                       parts=${[
                         { label: "live", bytes: disk.logBytes, className: "live" },
-                        { label: "free slots", bytes: Math.max(0, disk.segmentBytes - disk.logBytes), className: "free" },
+                        { label: "unused in segment files", bytes: Math.max(0, disk.segmentBytes - disk.logBytes), className: "free" },
                       ]}
                     />
                   </td>

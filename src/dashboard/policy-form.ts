@@ -6,7 +6,7 @@
 import { useEffect, useState } from "preact/hooks";
 import { call, encode } from "./api.js";
 import { Outcome, useAction } from "./action.js";
-import { duration, time } from "./format.js";
+import { bytes, duration, time } from "./format.js";
 import { html } from "./html.js";
 import type { DiskPolicy, PolicySettings, VaultInfo } from "./types.js";
 
@@ -174,8 +174,7 @@ export function PolicyForm({
         </select></label
       >
       <p class="muted">
-        History kept now:
-        ${duration(policy.historySeconds)}${policy.historyMaxBytes === null ? "" : `, at most ${policy.historyMaxBytes} bytes`}
+        ${`History kept now: ${duration(policy.historySeconds)}${policy.historyMaxBytes === null ? "" : `, at most ${bytes(policy.historyMaxBytes)}`}`}
       </p>
     </fieldset>
     <fieldset>

@@ -45,6 +45,8 @@ export function TimeChart({ title, times, series, format, markers = [], height =
       ctx.fillStyle = "#7c3aed";
       ctx.lineWidth = 1 * devicePixelRatio;
       ctx.font = `${11 * devicePixelRatio}px system-ui, sans-serif`;
+      // Every marker gets its line; a label only where it does not run into the previous one.
+      let labelEnd = -Infinity;
       for (const marker of markersRef.current) {
         const x = Math.round(plot.valToPos(marker.t, "x", true));
         if (x < bbox.left || x > bbox.left + bbox.width) continue;
@@ -53,7 +55,11 @@ export function TimeChart({ title, times, series, format, markers = [], height =
         ctx.moveTo(x, bbox.top);
         ctx.lineTo(x, bbox.top + bbox.height);
         ctx.stroke();
-        ctx.fillText(marker.label, x + 3 * devicePixelRatio, bbox.top + 12 * devicePixelRatio);
+        const textX = x + 3 * devicePixelRatio;
+        const width = ctx.measureText(marker.label).width;
+        if (textX < labelEnd || textX + width > bbox.left + bbox.width) continue;
+        ctx.fillText(marker.label, textX, bbox.top + 12 * devicePixelRatio);
+        labelEnd = textX + width + 6 * devicePixelRatio;
       }
       ctx.restore();
     };

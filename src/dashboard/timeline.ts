@@ -12,8 +12,8 @@ const HEIGHT = 96;
 const LEFT = 70;
 const RIGHT = 20;
 const AXIS_Y = 58;
-/** Least distance between two labels on one row (viewBox units); a label with no room is left out (its mark and tooltip stay). */
-const LABEL_ROOM = 90;
+/** About how wide a label's character is, in viewBox units (11 px text on a 1000-unit-wide box shown ~1200 px wide). */
+const CHAR_WIDTH = 5.6;
 /** The axis shows at least this span, so a young disk's marks do not sit on top of each other. */
 const SPAN_MIN_MS = 5 * 60_000;
 
@@ -34,15 +34,19 @@ export function Timeline({ disk, nowMs, onPick }: TimelineProps) {
   const start = nowMs - span;
   const x = (ms: number) => LEFT + ((Math.min(Math.max(ms, start), nowMs) - start) / span) * (WIDTH - LEFT - RIGHT);
   const bandStart = x(Math.max(windowStart, start));
-  // Labels on two rows, newest first (the newest matter most), each only where it has room.
-  const labelRow = new Array<number | null>(disk.snapshots.length).fill(null);
-  const rowEnds = [Infinity, Infinity];
+  // Labels on two rows, newest first (the newest matter most), each only where it does not touch
+  // the one to its right on that row (its mark and tooltip stay either way).
+  const labels = new Array<{ row: number; x: number; anchor: string } | null>(disk.snapshots.length).fill(null);
+  const rowLeft = [WIDTH, WIDTH];
   for (let index = disk.snapshots.length - 1; index >= 0; index--) {
     const at = x(snapshotTimes[index]);
-    const row = rowEnds.findIndex((end) => end - at >= LABEL_ROOM);
+    const width = disk.snapshots[index].name.length * CHAR_WIDTH;
+    // Kept inside the box: near an edge the label hangs to the inside of its mark.
+    const left = Math.min(Math.max(at - width / 2, 2), WIDTH - 2 - width);
+    const row = rowLeft.findIndex((edge) => left + width + 8 <= edge);
     if (row < 0) continue;
-    labelRow[index] = row;
-    rowEnds[row] = at;
+    labels[index] = { row, x: left, anchor: "start" };
+    rowLeft[row] = left;
   }
 
   const pick = (event: MouseEvent) => {
@@ -64,11 +68,11 @@ export function Timeline({ disk, nowMs, onPick }: TimelineProps) {
     <text class="tick" x=${WIDTH - RIGHT} y=${HEIGHT - 4} text-anchor="end">now</text>
     ${disk.snapshots.map((snapshot, index) => {
       const at = x(snapshotTimes[index]);
-      const row = labelRow[index];
+      const label = labels[index];
       return html`<g class=${snapshot.scheduled ? "snapshot scheduled" : "snapshot"} data-snapshot=${snapshot.name}>
         <line x1=${at} x2=${at} y1=${AXIS_Y - 22} y2=${AXIS_Y + 6} />
         <circle cx=${at} cy=${AXIS_Y - 22} r="4" />
-        ${row === null ? null : html`<text x=${at} y=${row === 0 ? 14 : 28} text-anchor="middle">${snapshot.name}</text>`}
+        ${label === null ? null : html`<text x=${label.x} y=${label.row === 0 ? 14 : 28} text-anchor=${label.anchor}>${snapshot.name}</text>`}
         <title>
           ${snapshot.name} · ${time(snapshot.createdAt)} · LSN ${snapshot.lsn}${snapshot.lun === null ? "" : ` · LUN ${snapshot.lun}`}
         </title>

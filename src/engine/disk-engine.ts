@@ -30,6 +30,15 @@ export type { ScrubReport, SpaceReport } from "./inspections.js";
 export { BASELINE_FILE } from "./history/baseline-fold.js";
 export type { FoldResult } from "./history/baseline-fold.js";
 export type { CompactionResult, ProgressCallback } from "./history/compaction.js";
+
+/** Counters of DiskEngine.maintenanceCounters. */
+export interface MaintenanceCounters {
+  compactions: number;
+  compactionBytesFreed: number;
+  folds: number;
+  foldBytesMoved: number;
+  foldBytesFreed: number;
+}
 export type { HistoryCapResult } from "./history/history-cap.js";
 
 export interface RollbackResult {
@@ -73,6 +82,14 @@ export class DiskEngine {
   private historySecondsNow: number;
   private readonly clock: () => number;
   checksumErrorCount = 0;
+  /** What compaction and folds did since the disk was opened, by any caller (metrics). */
+  readonly maintenanceCounters: MaintenanceCounters = {
+    compactions: 0,
+    compactionBytesFreed: 0,
+    folds: 0,
+    foldBytesMoved: 0,
+    foldBytesFreed: 0,
+  };
 
   private constructor(
     readonly geometry: DiskGeometry,
@@ -607,9 +624,12 @@ export class DiskEngine {
    * Stops early (with what it freed so far) when the disk closes.
    */
   compact(options: { snapshot?: string; onProgress?: ProgressCallback; spareSegmentCount?: number } = {}): Promise<CompactionResult> {
-    return this.maintenance.run(() => {
+    return this.maintenance.run(async () => {
       const partition = options.snapshot === undefined ? undefined : this.snapshotPartition(options.snapshot);
-      return this.compactor.compact({ ...options, partition });
+      const result = await this.compactor.compact({ ...options, partition });
+      this.maintenanceCounters.compactions++;
+      this.maintenanceCounters.compactionBytesFreed += result.bytesFreed;
+      return result;
     });
   }
 
@@ -622,7 +642,13 @@ export class DiskEngine {
    * free. A crash in between resumes the fold at the next open.
    */
   foldIntoBaseline(options: { onProgress?: ProgressCallback } = {}): Promise<FoldResult> {
-    return this.maintenance.run(() => this.baseline.fold(options.onProgress));
+    return this.maintenance.run(async () => {
+      const result = await this.baseline.fold(options.onProgress);
+      this.maintenanceCounters.folds++;
+      this.maintenanceCounters.foldBytesMoved += result.bytesMoved;
+      this.maintenanceCounters.foldBytesFreed += result.bytesFreed;
+      return result;
+    });
   }
 
   // ---- inspections (inspections.ts) -----------------------------------------------------

@@ -18,6 +18,7 @@ export type { ImportRun, RollbackResult } from "./disk-engine.js";
 export type { BlockRun } from "./read-path.js";
 export type { ScrubReport, SpaceReport } from "./inspections.js";
 export type { DiskEngineEvents, DiskEngineTuning, DiskGeometry, Sabotage } from "./engine-options.js";
+export type { MaintenanceCounters } from "./disk-engine.js";
 export { BASELINE_FILE } from "./history/baseline-fold.js";
 export type { FoldResult } from "./history/baseline-fold.js";
 export type { CompactionResult, ProgressCallback } from "./history/compaction.js";

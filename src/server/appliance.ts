@@ -22,8 +22,8 @@ import { PolicyRunner } from "../policy/runner.js";
 import { Store, type StoreOpenOptions } from "../store/store.js";
 import { ErrorCodes, SnaplogError } from "../util/errors.js";
 import { formatHostPort, type HostPort } from "../util/parse.js";
-import { registerEventMetrics, registerNbdMetrics, registerReplicationMetrics } from "./metrics.js";
-import { registerDiskMetrics } from "./disk-metrics.js";
+import { registerEventMetrics, registerNbdMetrics, registerReplicationMetrics, registerVaultMetrics } from "./metrics.js";
+import { registerDiskCounterMetrics, registerDiskMetrics } from "./disk-metrics.js";
 import { SpaceMonitor, type SpaceMonitorOptions } from "../policy/space-monitor.js";
 import { ReplicationLagMonitor } from "../policy/replication-lag-monitor.js";
 
@@ -94,6 +94,8 @@ export async function startAppliance(options: ApplianceOptions): Promise<Applian
     registerNbdMetrics(metrics, nbd);
     registerReplicationMetrics(metrics, () => store.listRelations());
     registerDiskMetrics(metrics, () => store.listDisks(), nbd.statsByDisk);
+    registerDiskCounterMetrics(metrics, () => store.diskCounters());
+    registerVaultMetrics(metrics, () => store.vaultActivity());
     registerEventMetrics(metrics, () => store.events.recordedCounts());
     api = await startApiServer({
       operations: store,

@@ -8,6 +8,7 @@
 import { Counter, Gauge, type Registry } from "prom-client";
 import { COMMAND_LABELS, LATENCY_BUCKETS_SECONDS, type DiskRequestStats, type RequestStatsByDisk } from "../nbd/disk-request-stats.js";
 import type { DiskInfo } from "../store/operations/index.js";
+import type { DiskCounters } from "../store/disk-info.js";
 
 const diskGauges: ReadonlyArray<{ name: string; help: string; value: (disk: DiskInfo) => number }> = [
   { name: "snaplog_disk_size_bytes", help: "Size of the disk as hosts see it", value: (disk) => disk.sizeBytes },
@@ -30,12 +31,12 @@ const diskGauges: ReadonlyArray<{ name: string; help: string; value: (disk: Disk
 ];
 
 export function registerDiskMetrics(registry: Registry, listDisks: () => Promise<DiskInfo[]>, stats: RequestStatsByDisk): void {
-  // One listDisks per scrape, whatever the number of gauges reading it.
-  let cached: { atMs: number; disks: Promise<DiskInfo[]> } | undefined;
+  // One listDisks per scrape, whatever the number of gauges reading it: a scrape collects every
+  // gauge at once, so they share the call in flight; the next scrape (or chart sample) reads anew.
+  let inFlight: Promise<DiskInfo[]> | undefined;
   const disks = (): Promise<DiskInfo[]> => {
-    const nowMs = Date.now();
-    if (cached === undefined || nowMs - cached.atMs > 1000) cached = { atMs: nowMs, disks: listDisks() };
-    return cached.disks;
+    inFlight ??= listDisks().finally(() => (inFlight = undefined));
+    return inFlight;
   };
   for (const { name, help, value } of diskGauges) {
     new Gauge({
@@ -117,4 +118,49 @@ class LatencyHistogram {
   }
 
   reset(): void {}
+}
+
+const diskCounterMetrics: ReadonlyArray<{ name: string; help: string; value: (counters: DiskCounters) => number }> = [
+  {
+    name: "snaplog_disk_checksum_errors_total",
+    help: "Reads whose data failed its checksum, by disk, since the server started (alert on any)",
+    value: (counters) => counters.checksumErrors,
+  },
+  {
+    name: "snaplog_disk_compactions_total",
+    help: "In-place compactions run (manual, background, policy, space)",
+    value: (counters) => counters.compactions,
+  },
+  {
+    name: "snaplog_disk_compaction_freed_bytes_total",
+    help: "Data bytes in-place compaction freed (slots back to the free list)",
+    value: (counters) => counters.compactionBytesFreed,
+  },
+  { name: "snaplog_disk_folds_total", help: "Folds into the baseline run", value: (counters) => counters.folds },
+  {
+    name: "snaplog_disk_fold_moved_bytes_total",
+    help: "Bytes folds copied into the baseline image",
+    value: (counters) => counters.foldBytesMoved,
+  },
+  {
+    name: "snaplog_disk_fold_freed_bytes_total",
+    help: "Data bytes folds freed from the log",
+    value: (counters) => counters.foldBytesFreed,
+  },
+];
+
+/** Counters the store keeps per open disk (checksum errors, compaction and fold work), read when scraped. */
+export function registerDiskCounterMetrics(registry: Registry, diskCounters: () => DiskCounters[]): void {
+  for (const { name, help, value } of diskCounterMetrics) {
+    new Counter({
+      name,
+      help,
+      labelNames: ["disk"],
+      registers: [registry],
+      collect() {
+        this.reset();
+        for (const counters of diskCounters()) this.inc({ disk: counters.disk }, value(counters));
+      },
+    });
+  }
 }

@@ -5,6 +5,7 @@
 import { Counter, Gauge, type Registry } from "prom-client";
 import type { NbdCounters, NbdServer } from "../nbd/server.js";
 import type { RelationInfo } from "../store/operations/index.js";
+import type { VaultActivityFigures } from "../store/vault-activity.js";
 
 type CounterName = keyof Pick<NbdCounters, "requestCount" | "readBytes" | "writtenBytes" | "errorCount" | "connectionCountTotal">;
 
@@ -115,4 +116,46 @@ export function registerEventMetrics(registry: Registry, counts: () => ReadonlyM
       for (const [type, count] of counts()) this.inc({ type }, count);
     },
   });
+}
+
+/** Archives per vault since the server started: successes, failures, bytes sent, when the last of each was. */
+export function registerVaultMetrics(registry: Registry, activity: () => VaultActivityFigures[]): void {
+  const counters: Array<[string, string, (figures: VaultActivityFigures) => number]> = [
+    ["snaplog_vault_archives_total", "Archives shipped to the vault", (figures) => figures.archives],
+    ["snaplog_vault_failures_total", "Archives to the vault that failed", (figures) => figures.failures],
+    ["snaplog_vault_sent_bytes_total", "Stream bytes uploaded to the vault", (figures) => figures.bytesSent],
+  ];
+  for (const [name, help, value] of counters) {
+    new Counter({
+      name,
+      help,
+      labelNames: ["vault"],
+      registers: [registry],
+      collect() {
+        this.reset();
+        for (const figures of activity()) this.inc({ vault: figures.vault }, value(figures));
+      },
+    });
+  }
+  // Absent until the first success (or failure): a zero time would read as "a very long time ago".
+  const times: Array<[string, string, (figures: VaultActivityFigures) => number]> = [
+    [
+      "snaplog_vault_last_success_timestamp_seconds",
+      "When the last archive to the vault succeeded (alert when too old)",
+      (figures) => figures.lastSuccessMs,
+    ],
+    ["snaplog_vault_last_failure_timestamp_seconds", "When the last archive to the vault failed", (figures) => figures.lastFailureMs],
+  ];
+  for (const [name, help, valueMs] of times) {
+    new Gauge({
+      name,
+      help,
+      labelNames: ["vault"],
+      registers: [registry],
+      collect() {
+        this.reset();
+        for (const figures of activity()) if (valueMs(figures) !== 0) this.set({ vault: figures.vault }, valueMs(figures) / 1000);
+      },
+    });
+  }
 }

@@ -11,6 +11,7 @@ import type { EventLog } from "./event-log.js";
 import type { OpenDisk } from "./open-disk.js";
 import type { StoreLogger } from "./store-options.js";
 import { writeStoreFile, type StoreFile } from "./store-file.js";
+import { VaultActivity } from "./vault-activity.js";
 
 export class Catalog {
   readonly disks = new Map<string, OpenDisk>();
@@ -25,6 +26,8 @@ export class Catalog {
    * spare segment files while it is, so what it frees goes back at once (SPEC §4.2).
    */
   spaceHigh = false;
+  /** Archives per vault since the store was opened (metrics). */
+  readonly vaultActivity = new VaultActivity();
   private closedFlag = false;
 
   constructor(

@@ -1,11 +1,21 @@
 /** What `disk list`, `disk show` and `snapshot list` answer: an open disk described as plain data. */
-import type { SnapshotCut } from "../engine/index.js";
+import type { MaintenanceCounters, SnapshotCut } from "../engine/index.js";
 import { policyOf } from "./disk-policy.js";
 import { isScheduledName } from "./policy/scheduled-name.js";
 import { heldLun } from "./luns.js";
 import type { OpenDisk } from "./open-disk.js";
 import type { DiskDetail, DiskInfo, DiskSpace, SnapshotInfo } from "./operations/index.js";
 import type { StoreFile } from "./store-file.js";
+
+/** Per open disk, counted since it was opened: checksum failures seen by reads, and what compaction and folds did (metrics). */
+export interface DiskCounters extends MaintenanceCounters {
+  disk: string;
+  checksumErrors: number;
+}
+
+export function diskCounters(disk: OpenDisk): DiskCounters {
+  return { disk: disk.meta.name, checksumErrors: disk.engine.checksumErrorCount, ...disk.engine.maintenanceCounters };
+}
 
 export function diskInfo(disk: OpenDisk): DiskInfo {
   const stats = disk.engine.stats();

@@ -26,7 +26,8 @@ import { ErrorCodes, fromSystemError, SnaplogError, invalidArgument } from "../u
 import { startBackgroundCompaction, type BackgroundCompactionOptions } from "./background-compaction.js";
 import { Catalog } from "./catalog.js";
 import type { CompactionScheduler } from "./compaction-scheduler.js";
-import { diskDetail, diskInfo } from "./disk-info.js";
+import { diskCounters, diskDetail, diskInfo, type DiskCounters } from "./disk-info.js";
+import type { VaultActivityFigures } from "./vault-activity.js";
 import { DiskLifecycle } from "./disk-lifecycle.js";
 import { exportStream } from "./archive/export-stream.js";
 import { importStream } from "./archive/import-stream.js";
@@ -213,6 +214,16 @@ export class Store implements Operations, VolumeResolver {
   async listDisks(): Promise<DiskInfo[]> {
     this.catalog.checkOpen();
     return this.catalog.disksByName().map(diskInfo);
+  }
+
+  /** Checksum errors and maintenance per open disk, since it was opened (the server's metrics). */
+  diskCounters(): DiskCounters[] {
+    return this.catalog.disksByName().map(diskCounters);
+  }
+
+  /** Archives per vault since the store was opened (the server's metrics). */
+  vaultActivity(): VaultActivityFigures[] {
+    return this.catalog.vaultActivity.list();
   }
 
   showDisk(name: string): Promise<DiskDetail> {

@@ -27,7 +27,7 @@ import { cutSnapshot } from "../snapshots.js";
 import { exportStream } from "./export-stream.js";
 import { diskIdOf, snapshotIdOf, storeIdOf } from "./identity.js";
 import { defaultSnapshotName } from "../snapshots.js";
-import { openNamedVault } from "./vault-registry.js";
+import { isKnownVault, openNamedVault } from "./vault-registry.js";
 import {
   diskPrefix,
   isManifest,
@@ -61,6 +61,18 @@ interface ArchivePlan {
 class StreamChanged extends Error {}
 
 export async function archiveToVault(catalog: Catalog, request: ArchiveRequest, onProgress?: ProgressCallback): Promise<ArchiveResult> {
+  try {
+    const result = await archiveOnce(catalog, request, onProgress);
+    catalog.vaultActivity.succeeded(request.vault, result.bytesSent, catalog.nowMs());
+    return result;
+  } catch (error) {
+    // Counted for a vault the store knows (a name that is none is not a vault's failure).
+    if (await isKnownVault(catalog, request.vault).catch(() => false)) catalog.vaultActivity.failed(request.vault, catalog.nowMs());
+    throw error;
+  }
+}
+
+async function archiveOnce(catalog: Catalog, request: ArchiveRequest, onProgress?: ProgressCallback): Promise<ArchiveResult> {
   const disk = catalog.disk(request.disk);
   const partBytes = request.partBytes ?? PART_BYTES_DEFAULT;
   if (!Number.isSafeInteger(partBytes) || partBytes < PART_BYTES_MIN || partBytes > PART_BYTES_DEFAULT) {
