@@ -13,7 +13,9 @@ import { fileURLToPath } from "node:url";
 import { parseArgs } from "node:util";
 import { chromium, type Page } from "playwright-core";
 
-const { values } = parseArgs({ options: { out: { type: "string", default: "docs/dashboard" }, seconds: { type: "string", default: "120" } } });
+const { values } = parseArgs({
+  options: { out: { type: "string", default: "docs/dashboard" }, seconds: { type: "string", default: "120" } },
+});
 const outDir = path.resolve(values.out);
 const sceneMs = Number(values.seconds) * 1000;
 const main = fileURLToPath(new URL("../src/cli/main.js", import.meta.url));
@@ -49,8 +51,12 @@ try {
   while (Date.now() - started < sceneMs) {
     const rootMiB = 8 + ((step * 7) % 40);
     const pgMiB = step % 3 === 0 ? 24 : 4;
-    execFileSync("qemu-io", ["-f", "raw", "-c", `write -P ${step % 250} ${(step * 37) % 1800}M ${rootMiB}M`, `${nbd}/vm-root`], { stdio: "ignore" });
-    execFileSync("qemu-io", ["-f", "raw", "-c", `write -P ${step % 250} ${(step * 13) % 900}M ${pgMiB}M`, `${nbd}/postgres`], { stdio: "ignore" });
+    execFileSync("qemu-io", ["-f", "raw", "-c", `write -P ${step % 250} ${(step * 37) % 1800}M ${rootMiB}M`, `${nbd}/vm-root`], {
+      stdio: "ignore",
+    });
+    execFileSync("qemu-io", ["-f", "raw", "-c", `write -P ${step % 250} ${(step * 13) % 900}M ${pgMiB}M`, `${nbd}/postgres`], {
+      stdio: "ignore",
+    });
     if (step === 8) snaplog("snapshot", "create", "postgres", "--name", "before-migration");
     if (step === 14) snaplog("archive", "postgres", "--vault", "offsite");
     if (step === 20) snaplog("snapshot", "create", "vm-root", "--name", "before-upgrade");
@@ -60,7 +66,10 @@ try {
     await pause(1500);
   }
 
-  const browser = await chromium.launch({ executablePath: execFileSync("which", ["chromium"], { encoding: "utf8" }).trim(), args: ["--no-sandbox"] });
+  const browser = await chromium.launch({
+    executablePath: execFileSync("which", ["chromium"], { encoding: "utf8" }).trim(),
+    args: ["--no-sandbox"],
+  });
   const page = await browser.newPage({ viewport: { width: 1280, height: 900 } });
   mkdirSync(outDir, { recursive: true });
   const shot = async (name: string, target: Page) => {

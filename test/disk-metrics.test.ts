@@ -125,76 +125,82 @@ test("per-disk gauges, NBD counters and latency histograms, a snapshot counted u
   }
 });
 
-test("checksum errors, compaction and fold work per disk; archives per vault with their last success and failure", { skip: !hasQemuIo }, async () => {
-  const root = tempDir("disk-metrics-work");
-  const workStore = path.join(root, "store");
-  const socket = path.join(root, "nbd.sock");
-  await Store.init(workStore);
-  const setup = await Store.open(workStore, { mode: "direct" });
-  await setup.createDisk({ name: "w", sizeBytes: 4 * 1024 * 1024, historySeconds: 0 });
-  await setup.close();
-  const work = await startAppliance({ storePath: workStore, nbd: null, nbdSocket: socket });
-  try {
-    const uri = `nbd+unix:///w?socket=${socket}`;
-    await runOk("qemu-io", ["-f", "raw", uri, "-c", "write -P 0x11 0 256k", "-c", "flush"]);
-    await work.store.createSnapshot({ disk: "w", name: "a" });
-    await runOk("qemu-io", ["-f", "raw", uri, "-c", "write -P 0x22 0 256k", "-c", "flush"]);
-    await work.store.deleteSnapshot("w", "a");
-    const compaction = await work.store.compact({ disk: "w" });
-    const fold = await work.store.compact({ disk: "w", intoBaseline: true });
-    assert.ok(fold.bytesMoved > 0, "the fold copied blocks into the baseline");
+test(
+  "checksum errors, compaction and fold work per disk; archives per vault with their last success and failure",
+  { skip: !hasQemuIo },
+  async () => {
+    const root = tempDir("disk-metrics-work");
+    const workStore = path.join(root, "store");
+    const socket = path.join(root, "nbd.sock");
+    await Store.init(workStore);
+    const setup = await Store.open(workStore, { mode: "direct" });
+    await setup.createDisk({ name: "w", sizeBytes: 4 * 1024 * 1024, historySeconds: 0 });
+    await setup.close();
+    const work = await startAppliance({ storePath: workStore, nbd: null, nbdSocket: socket });
+    try {
+      const uri = `nbd+unix:///w?socket=${socket}`;
+      await runOk("qemu-io", ["-f", "raw", uri, "-c", "write -P 0x11 0 256k", "-c", "flush"]);
+      await work.store.createSnapshot({ disk: "w", name: "a" });
+      await runOk("qemu-io", ["-f", "raw", uri, "-c", "write -P 0x22 0 256k", "-c", "flush"]);
+      await work.store.deleteSnapshot("w", "a");
+      const compaction = await work.store.compact({ disk: "w" });
+      const fold = await work.store.compact({ disk: "w", intoBaseline: true });
+      assert.ok(fold.bytesMoved > 0, "the fold copied blocks into the baseline");
 
-    await work.store.addVault({ name: "here", url: `file://${path.join(root, "vault")}` });
-    const archived = await work.store.archive({ disk: "w", vault: "here" });
-    // A vault whose directory became a file after it was added: its archive fails.
-    await work.store.addVault({ name: "blocked", url: `file://${path.join(root, "blocked")}` });
-    rmSync(path.join(root, "blocked"), { recursive: true, force: true });
-    writeFileSync(path.join(root, "blocked"), "");
-    await assert.rejects(work.store.archive({ disk: "w", vault: "blocked" }));
-    await assert.rejects(work.store.archive({ disk: "w", vault: "no-such-vault" }));
+      await work.store.addVault({ name: "here", url: `file://${path.join(root, "vault")}` });
+      const archived = await work.store.archive({ disk: "w", vault: "here" });
+      // A vault whose directory became a file after it was added: its archive fails.
+      await work.store.addVault({ name: "blocked", url: `file://${path.join(root, "blocked")}` });
+      rmSync(path.join(root, "blocked"), { recursive: true, force: true });
+      writeFileSync(path.join(root, "blocked"), "");
+      await assert.rejects(work.store.archive({ disk: "w", vault: "blocked" }));
+      await assert.rejects(work.store.archive({ disk: "w", vault: "no-such-vault" }));
 
-    // A flipped byte in the data a read needs: the read fails its checksum, and is counted.
-    await runOk("qemu-io", ["-f", "raw", uri, "-c", "write -P 0x33 1M 4k", "-c", "flush"]);
-    const before = parseText(await metricsTextOf(workStore)).samples.get('snaplog_disk_checksum_errors_total{disk="w"}');
-    assert.equal(before, 0);
-    // Its data is the one run of 0x33 in the disk's segment files.
-    const pattern = Buffer.alloc(4096, 0x33);
-    const segments = readdirSync(path.join(workStore, "disks", "w")).filter((name) => name.startsWith("segment-"));
-    const hits = segments.flatMap((name) => {
-      const file = path.join(workStore, "disks", "w", name);
-      const offset = readFileSync(file).indexOf(pattern);
-      return offset < 0 ? [] : [{ file, offset }];
-    });
-    assert.equal(hits.length, 1, "the block's data is found once");
-    flipByte(hits[0].file, hits[0].offset + 5);
-    const read = await runTool("qemu-io", ["-r", "-f", "raw", uri, "-c", "read 1M 4k"]);
-    assert.match(read.stdout + read.stderr, /error|failed/i, "the damaged block is refused");
+      // A flipped byte in the data a read needs: the read fails its checksum, and is counted.
+      await runOk("qemu-io", ["-f", "raw", uri, "-c", "write -P 0x33 1M 4k", "-c", "flush"]);
+      const before = parseText(await metricsTextOf(workStore)).samples.get('snaplog_disk_checksum_errors_total{disk="w"}');
+      assert.equal(before, 0);
+      // Its data is the one run of 0x33 in the disk's segment files.
+      const pattern = Buffer.alloc(4096, 0x33);
+      const segments = readdirSync(path.join(workStore, "disks", "w")).filter((name) => name.startsWith("segment-"));
+      const hits = segments.flatMap((name) => {
+        const file = path.join(workStore, "disks", "w", name);
+        const offset = readFileSync(file).indexOf(pattern);
+        return offset < 0 ? [] : [{ file, offset }];
+      });
+      assert.equal(hits.length, 1, "the block's data is found once");
+      flipByte(hits[0].file, hits[0].offset + 5);
+      const read = await runTool("qemu-io", ["-r", "-f", "raw", uri, "-c", "read 1M 4k"]);
+      assert.match(read.stdout + read.stderr, /error|failed/i, "the damaged block is refused");
 
-    const text = await metricsTextOf(workStore);
-    const { samples } = parseText(text);
-    const value = (name: string) => samples.get(name);
-    if (hasPromtool) {
-      // Prometheus's own linter over every series; prom-client's default nodejs_*/process_* figures are the library's, not ours.
-      const lint = spawnSync("promtool", ["check", "metrics"], { input: text, encoding: "utf8" });
-      const problems = `${lint.stdout}${lint.stderr}`.split("\n").filter((line) => line.trim() !== "" && !/^(nodejs|process)_/.test(line));
-      assert.deepEqual(problems, [], "promtool check metrics finds nothing in snaplog's series");
+      const text = await metricsTextOf(workStore);
+      const { samples } = parseText(text);
+      const value = (name: string) => samples.get(name);
+      if (hasPromtool) {
+        // Prometheus's own linter over every series; prom-client's default nodejs_*/process_* figures are the library's, not ours.
+        const lint = spawnSync("promtool", ["check", "metrics"], { input: text, encoding: "utf8" });
+        const problems = `${lint.stdout}${lint.stderr}`
+          .split("\n")
+          .filter((line) => line.trim() !== "" && !/^(nodejs|process)_/.test(line));
+        assert.deepEqual(problems, [], "promtool check metrics finds nothing in snaplog's series");
+      }
+      assert.ok(value('snaplog_disk_checksum_errors_total{disk="w"}')! >= 1);
+      assert.equal(value('snaplog_disk_compactions_total{disk="w"}'), 1);
+      assert.equal(value('snaplog_disk_compaction_freed_bytes_total{disk="w"}'), compaction.bytesFreed);
+      assert.equal(value('snaplog_disk_folds_total{disk="w"}'), 1);
+      assert.equal(value('snaplog_disk_fold_moved_bytes_total{disk="w"}'), fold.bytesMoved);
+      assert.equal(value('snaplog_disk_fold_freed_bytes_total{disk="w"}'), fold.bytesFreed);
+      assert.equal(value('snaplog_vault_archives_total{vault="here"}'), 1);
+      assert.equal(value('snaplog_vault_sent_bytes_total{vault="here"}'), archived.bytesSent);
+      assert.equal(value('snaplog_vault_failures_total{vault="here"}'), 0);
+      assert.ok(Math.abs(value('snaplog_vault_last_success_timestamp_seconds{vault="here"}')! - Date.now() / 1000) < 120);
+      assert.equal(value('snaplog_vault_last_failure_timestamp_seconds{vault="here"}'), undefined, "no failure: no time");
+      assert.equal(value('snaplog_vault_failures_total{vault="blocked"}'), 1);
+      assert.equal(value('snaplog_vault_archives_total{vault="blocked"}'), 0);
+      assert.ok(value('snaplog_vault_last_failure_timestamp_seconds{vault="blocked"}')! > 0);
+      assert.equal(value('snaplog_vault_failures_total{vault="no-such-vault"}'), undefined, "a name that is no vault is not counted");
+    } finally {
+      await work.close();
     }
-    assert.ok(value('snaplog_disk_checksum_errors_total{disk="w"}')! >= 1);
-    assert.equal(value('snaplog_disk_compactions_total{disk="w"}'), 1);
-    assert.equal(value('snaplog_disk_compaction_freed_bytes_total{disk="w"}'), compaction.bytesFreed);
-    assert.equal(value('snaplog_disk_folds_total{disk="w"}'), 1);
-    assert.equal(value('snaplog_disk_fold_moved_bytes_total{disk="w"}'), fold.bytesMoved);
-    assert.equal(value('snaplog_disk_fold_freed_bytes_total{disk="w"}'), fold.bytesFreed);
-    assert.equal(value('snaplog_vault_archives_total{vault="here"}'), 1);
-    assert.equal(value('snaplog_vault_sent_bytes_total{vault="here"}'), archived.bytesSent);
-    assert.equal(value('snaplog_vault_failures_total{vault="here"}'), 0);
-    assert.ok(Math.abs(value('snaplog_vault_last_success_timestamp_seconds{vault="here"}')! - Date.now() / 1000) < 120);
-    assert.equal(value('snaplog_vault_last_failure_timestamp_seconds{vault="here"}'), undefined, "no failure: no time");
-    assert.equal(value('snaplog_vault_failures_total{vault="blocked"}'), 1);
-    assert.equal(value('snaplog_vault_archives_total{vault="blocked"}'), 0);
-    assert.ok(value('snaplog_vault_last_failure_timestamp_seconds{vault="blocked"}')! > 0);
-    assert.equal(value('snaplog_vault_failures_total{vault="no-such-vault"}'), undefined, "a name that is no vault is not counted");
-  } finally {
-    await work.close();
-  }
-});
+  },
+);
