@@ -1,6 +1,8 @@
 /**
  * The API's answers the dashboard reads, as the OpenAPI document (/v1/openapi.json) describes
- * them (src/api/schemas.ts); only the fields the page shows.
+ * them (src/api/schemas.ts); only the fields the page shows. Browser code cannot import the
+ * server's modules, so these are written out here; test/dashboard-types.test.ts makes the
+ * build fail when the server's answer types stop fitting them.
  */
 export interface SnapshotInfo {
   disk: string;
