@@ -131,6 +131,34 @@ describe("NBD TLS required, client certificates checked", { skip: !hasTools }, (
   });
 });
 
+test(
+  "fio's nbd engine writes and verifies over nbds:// against a server that requires TLS (fio cannot hand libnbd a certificate directory)",
+  { skip: !hasTools || !requireTool("fio", "fio") },
+  async () => {
+    // fio passes its URI to libnbd without nbd_set_uri_allow_local_file, so `?tls-certificates=DIR`
+    // is refused: fio gets encryption (and the certificates of libnbd's default directory), not client certificates.
+    const server = await startTestServer(resolver, { tls: await loadNbdTls({ certPath: certs.serverCert, keyPath: certs.serverKey }) });
+    try {
+      const job = (uri: string) => [
+        "--name=tls",
+        "--ioengine=nbd",
+        `--uri=${uri}`,
+        "--rw=write",
+        "--bs=64k",
+        "--size=4M",
+        "--verify=crc32c",
+      ];
+      const tls = await runOk("fio", job(`nbds://127.0.0.1:${server.port}/d`));
+      assert.match(tls.stdout, /err= 0/);
+      assert.doesNotMatch(tls.stdout + tls.stderr, /verify: bad|crc32c: verify failed/);
+      const plain = await runTool("fio", job(`nbd://127.0.0.1:${server.port}/d`));
+      assert.match(plain.stdout + plain.stderr, /requires TLS/, "without TLS fio is refused");
+    } finally {
+      await server.close();
+    }
+  },
+);
+
 describe("NBD TLS optional, no client CA", { skip: !hasTools }, () => {
   let server: TestServer;
   before(async () => {
