@@ -11,13 +11,14 @@ import assert from "node:assert/strict";
 import { setImmediate as nextTurn } from "node:timers/promises";
 import { spawn } from "node:child_process";
 import { existsSync, mkdtempSync, readFileSync, rmSync, statSync } from "node:fs";
+import * as net from "node:net";
 import http from "node:http";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { ApiClient } from "../src/api/client.js";
 import type { FastifyInstance } from "fastify";
 import { Registry } from "prom-client";
-import { buildApiApp, startApiServer, type ApiServer } from "../src/api/server.js";
+import { API_BODY_BYTES_MAX, API_CONNECTIONS_MAX, buildApiApp, startApiServer, type ApiServer } from "../src/api/server.js";
 import {
   checkRestoreRequest,
   type CompactRequest,
@@ -437,6 +438,48 @@ test("bad bodies get 400 with a one-line message and change nothing", async () =
   assert.equal(badName.status, 400);
   assert.equal(operations.mutationCount, before);
   assert.equal(operations.disks.size, 0);
+});
+
+test("a JSON body past API_BODY_BYTES_MAX is 413 with a one-line message, and changes nothing", async () => {
+  const before = operations.mutationCount;
+  const body = JSON.stringify({ name: "big", sizeBytes: 4096, padding: "x".repeat(API_BODY_BYTES_MAX) });
+  const answer = await send({ socketPath }, "POST", "/v1/disks", { headers: json, body });
+  assert.equal(answer.status, 413, answer.text);
+  const parsed = JSON.parse(answer.text) as { error: { code: string; message: string } };
+  assert.match(parsed.error.message, /body/i);
+  assert.ok(!parsed.error.message.includes("\n"));
+  assert.equal(operations.mutationCount, before);
+});
+
+test("past API_CONNECTIONS_MAX open connections on a listener a new one is closed at once; a freed place is taken again", async () => {
+  const tcp = server.tcp!;
+  const open = (): Promise<net.Socket> =>
+    new Promise((resolve, reject) => {
+      const socket = net.connect({ host: tcp.host, port: tcp.port }, () => resolve(socket));
+      socket.once("error", reject);
+    });
+  const held: net.Socket[] = [];
+  try {
+    for (let index = 0; index < API_CONNECTIONS_MAX; index++) held.push(await open());
+    // Let the server count them all before the next one comes.
+    await new Promise((resolve) => setTimeout(resolve, 100));
+    const refused = await open();
+    const closed = await new Promise<boolean>((resolve) => {
+      const timer = setTimeout(() => resolve(false), 5000);
+      refused.once("close", () => {
+        clearTimeout(timer);
+        resolve(true);
+      });
+      refused.on("error", () => {});
+    });
+    assert.ok(closed, "the connection past the limit is closed");
+    held.pop()?.destroy();
+    await new Promise((resolve) => setTimeout(resolve, 100));
+    const answer = await send(tcp, "GET", "/v1/disks", { headers: { authorization: `Bearer ${readFileSync(tokenPath, "utf8").trim()}` } });
+    assert.equal(answer.status, 200);
+  } finally {
+    for (const socket of held) socket.destroy();
+  }
 });
 
 test("store errors map to their HTTP status, and ApiClient turns them back", async () => {

@@ -452,3 +452,26 @@ test("the handshake limits are named constants within the SPEC's bounds", () => 
   assert.ok(P.HANDSHAKE_OPTION_BYTES_MAX >= 10_000 * 600, "a listing of 10,000 exports fits");
   assert.equal("OPTION_COUNT_MAX" in P, false, "no count of options");
 });
+
+test("past connectionsMax open connections (TCP and unix socket together) a new one is closed at once and counted; a freed place is taken again", async () => {
+  assert.equal(P.CONNECTIONS_MAX_DEFAULT, 256, "the documented default (docs/security.md)");
+  const limited = await startTestServer(new MemoryResolver().add(new MemoryVolume({ name: "d", sizeBytes: MiB })), { connectionsMax: 3 });
+  try {
+    const tcp = await Promise.all([RawNbdClient.connect(limited.port), RawNbdClient.connect(limited.port)]);
+    const unix = await RawNbdClient.connectUnix(limited.socketPath);
+    const held = [...tcp, unix];
+    for (const client of held) await client.greet();
+    const refused = await RawNbdClient.connect(limited.port);
+    assert.ok(await refused.waitClosed(), "the fourth connection is closed");
+    assert.equal(limited.server.counters.connectionRefusedCount, 1);
+    for (const client of held) assert.ok(!client.socket.destroyed, "the open ones are untouched");
+    held[0].socket.destroy();
+    await sleep(50);
+    const next = await RawNbdClient.connect(limited.port);
+    await next.greet();
+    next.socket.destroy();
+    for (const client of held) client.socket.destroy();
+  } finally {
+    await limited.close();
+  }
+});

@@ -31,6 +31,13 @@ import { failureOf, oneLine } from "./http-status.js";
 export const apiVersion = "1";
 /** On close, how long requests still running may finish before their connections are cut. */
 export const API_CLOSE_GRACE_MS = 3000;
+/**
+ * Largest JSON request body (names, policies, hooks: a few KiB at most). Streamed bodies
+ * (imports, replication batches, vault objects) have their own limits in their routes.
+ */
+export const API_BODY_BYTES_MAX = 1024 * 1024;
+/** Open connections per API listener past which a new one is closed at once (a flood of idle sockets). */
+export const API_CONNECTIONS_MAX = 128;
 const requestCounterName = "snaplog_api_requests_total";
 const unauthorizedCounterName = "snaplog_api_unauthorized_total";
 
@@ -106,6 +113,7 @@ export async function buildApiApp(options: ApiAppOptions): Promise<FastifyInstan
     ...((options.https === undefined ? {} : { https: options.https }) as object),
     ...(options.logger === undefined ? { logger: false } : { loggerInstance: options.logger }),
     logController: new LogController({ disableRequestLogging: true }),
+    bodyLimit: API_BODY_BYTES_MAX,
     // verbose: errors carry the failing value and its schema, for the name rule's message (formatValidationError).
     ajv: { customOptions: { coerceTypes: false, removeAdditional: false, verbose: true } },
     schemaErrorFormatter: formatValidationError,
@@ -280,6 +288,7 @@ export async function startApiServer(options: ApiServerOptions): Promise<ApiServ
     const unixApp = await buildApiApp({ ...appOptions, metrics, rotateToken });
     apps.push(unixApp);
     await unixApp.listen({ path: socketPath });
+    unixApp.server.maxConnections = API_CONNECTIONS_MAX;
     await restrictToOwner(socketPath);
     const endpoints = [`api: unix:${socketPath}`];
     // TCP faces (the API, and replication's) need the bearer token.
@@ -287,6 +296,7 @@ export async function startApiServer(options: ApiServerOptions): Promise<ApiServ
       const tcpApp = await buildApiApp({ ...appOptions, metrics, token, face, https: options.https });
       apps.push(tcpApp);
       await tcpApp.listen({ host: address.host, port: address.port });
+      tcpApp.server.maxConnections = API_CONNECTIONS_MAX;
       return { host: address.host, port: (tcpApp.server.address() as AddressInfo).port };
     };
     const tcp = options.tcp === undefined ? undefined : await listenTcp(options.tcp, "api");

@@ -242,6 +242,12 @@ export const INFO_REQUEST_COUNT_MAX = 64;
 export const REQUEST_BYTES_MAX_DEFAULT = 32 * 1024 * 1024;
 /** Default bytes in flight per connection (payloads + pending read data) before reading pauses. */
 export const INFLIGHT_BYTES_MAX_DEFAULT = 64 * 1024 * 1024;
+/**
+ * Default open NBD connections, all listeners together, past which a new one is closed as soon
+ * as it is accepted: with INFLIGHT_BYTES_MAX_DEFAULT each, 256 connections bound what clients
+ * can make the server hold at 16 GiB, and a flood of idle sockets cannot exhaust descriptors.
+ */
+export const CONNECTIONS_MAX_DEFAULT = 256;
 /** Largest 32-bit length field. */
 export const UINT32_MAX = 0xffffffff;
 /** Most descriptors in one BLOCK_STATUS chunk; the client asks again for the rest. */

@@ -25,7 +25,7 @@ import type { NbdTls } from "./tls.js";
 import { RequestStatsByDisk } from "./disk-request-stats.js";
 import { SocketReader } from "./socket-reader.js";
 import { Transmission, type NbdCounters, type TransmissionHost } from "./transmission.js";
-import { HANDSHAKE_TIMEOUT_MS, INFLIGHT_BYTES_MAX_DEFAULT, REQUEST_BYTES_MAX_DEFAULT } from "./protocol.js";
+import { CONNECTIONS_MAX_DEFAULT, HANDSHAKE_TIMEOUT_MS, INFLIGHT_BYTES_MAX_DEFAULT, REQUEST_BYTES_MAX_DEFAULT } from "./protocol.js";
 
 export type NbdLogger = HandshakeLogger;
 export type { NbdCounters } from "./transmission.js";
@@ -38,6 +38,8 @@ export interface NbdServerOptions {
   maxRequestBytes?: number;
   /** Bytes one connection may hold in flight before it stops reading (default 64 MiB). */
   inflightBytesMax?: number;
+  /** Open connections (all listeners) past which a new one is closed at once (default CONNECTIONS_MAX_DEFAULT). */
+  connectionsMax?: number;
   /**
    * The handshake's limits (default HANDSHAKE_TIMEOUT_MS, HANDSHAKE_DEADLINE_MS, HANDSHAKE_EXPORT_ALLOWANCE_MS,
    * HANDSHAKE_OPTION_BYTES_MAX, HANDSHAKE_REPLY_BYTES_MAX); tests make them small.
@@ -67,12 +69,14 @@ export class NbdServer implements TransmissionHost {
   readonly requestBytesMax: number;
   readonly inflightBytesMax: number;
   readonly handshakeTimeoutMs: number;
+  readonly connectionsMax: number;
   readonly counters: NbdCounters = {
     requestCount: 0,
     readBytes: 0,
     writtenBytes: 0,
     errorCount: 0,
     connectionCountTotal: 0,
+    connectionRefusedCount: 0,
     bufferedBytesMax: 0,
     backpressurePauseCount: 0,
   };
@@ -82,6 +86,7 @@ export class NbdServer implements TransmissionHost {
   private readonly writtenVolumes = new Set<Volume>();
   private readonly handshakeOptions: HandshakeOptions;
   private closing = false;
+  private refusalLoggedMs = 0;
   private closePromise: Promise<void> | null = null;
 
   constructor(options: NbdServerOptions) {
@@ -90,6 +95,10 @@ export class NbdServer implements TransmissionHost {
     this.requestBytesMax = options.maxRequestBytes ?? REQUEST_BYTES_MAX_DEFAULT;
     this.inflightBytesMax = options.inflightBytesMax ?? INFLIGHT_BYTES_MAX_DEFAULT;
     this.handshakeTimeoutMs = options.handshakeTimeoutMs ?? HANDSHAKE_TIMEOUT_MS;
+    this.connectionsMax = options.connectionsMax ?? CONNECTIONS_MAX_DEFAULT;
+    if (!(Number.isInteger(this.connectionsMax) && this.connectionsMax > 0)) {
+      throw new SnaplogError(ErrorCodes.INVALID_ARGUMENT, `connectionsMax must be a positive integer: ${this.connectionsMax}`);
+    }
     if (!(Number.isInteger(this.requestBytesMax) && this.requestBytesMax >= 512 && this.requestBytesMax <= 0x80000000)) {
       throw new SnaplogError(ErrorCodes.INVALID_ARGUMENT, `maxRequestBytes must be an integer in [512, 2 GiB]: ${this.requestBytesMax}`);
     }
@@ -180,6 +189,19 @@ export class NbdServer implements TransmissionHost {
   private accept(socket: net.Socket): void {
     socket.on("error", (error: Error) => this.logger.info({ err: error }, "nbd: socket error"));
     if (this.closing) {
+      socket.destroy();
+      return;
+    }
+    if (this.connections.size >= this.connectionsMax) {
+      this.counters.connectionRefusedCount++;
+      // Once per 10 s at most: a flood must not flood the log too.
+      if (Date.now() - this.refusalLoggedMs > 10_000) {
+        this.refusalLoggedMs = Date.now();
+        this.logger.warn(
+          { connectionsMax: this.connectionsMax, refused: this.counters.connectionRefusedCount, remote: socket.remoteAddress },
+          "nbd: too many connections; new ones are closed",
+        );
+      }
       socket.destroy();
       return;
     }

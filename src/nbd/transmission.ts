@@ -39,6 +39,8 @@ export interface NbdCounters {
   errorCount: number;
   /** Connections accepted since start. */
   connectionCountTotal: number;
+  /** Connections closed at once because connectionsMax were open. */
+  connectionRefusedCount: number;
   /** High-water mark of one connection's held bytes (in-flight payloads and read data + socket write buffer). */
   bufferedBytesMax: number;
   /** Times a connection stopped reading because of backpressure. */

@@ -7,7 +7,10 @@ import type { NbdCounters, NbdServer } from "../nbd/server.js";
 import type { RelationInfo } from "../store/operations/index.js";
 import type { VaultActivityFigures } from "../store/vault-activity.js";
 
-type CounterName = keyof Pick<NbdCounters, "requestCount" | "readBytes" | "writtenBytes" | "errorCount" | "connectionCountTotal">;
+type CounterName = keyof Pick<
+  NbdCounters,
+  "requestCount" | "readBytes" | "writtenBytes" | "errorCount" | "connectionCountTotal" | "connectionRefusedCount"
+>;
 
 const nbdCounterMetrics: ReadonlyArray<{ name: string; help: string; counter: CounterName }> = [
   { name: "snaplog_nbd_requests_total", help: "NBD requests parsed, rejected ones included", counter: "requestCount" },
@@ -19,6 +22,11 @@ const nbdCounterMetrics: ReadonlyArray<{ name: string; help: string; counter: Co
     counter: "errorCount",
   },
   { name: "snaplog_nbd_connections_total", help: "NBD connections accepted", counter: "connectionCountTotal" },
+  {
+    name: "snaplog_nbd_refused_connections_total",
+    help: "NBD connections closed at once because the most allowed were open (CONNECTIONS_MAX_DEFAULT)",
+    counter: "connectionRefusedCount",
+  },
 ];
 
 export function registerNbdMetrics(registry: Registry, nbd: NbdServer): void {

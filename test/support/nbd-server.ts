@@ -109,6 +109,13 @@ export class RawNbdClient {
     });
   }
 
+  static connectUnix(socketPath: string): Promise<RawNbdClient> {
+    return new Promise((resolve, reject) => {
+      const socket = net.connect({ path: socketPath }, () => resolve(new RawNbdClient(socket)));
+      socket.once("error", reject);
+    });
+  }
+
   private wake(): void {
     const waiter = this.waiter;
     this.waiter = null;
