@@ -160,6 +160,35 @@ test("after a crash, the regions in flight are resynced from the log at open", a
   }
 });
 
+test("a mirror file that vanished (while the server was down, or unlinked under it) is rebuilt whole, not trusted as in sync", async () => {
+  const { store, storePath, directory } = await newStore("mirror-vanished");
+  const mirrorPath = path.join(directory, "mirror.img");
+  await store.setPolicy({ disk: "d", mirror: mirrorPath });
+  await waitFor(store, "in-sync");
+  const volume = store.resolve("d");
+  await volume.write(7 * MiB, pattern(50, 64 * 1024), { fua: true });
+  volume.release();
+  // An orderly close: the bitmap is clean, mirror.json says in sync.
+  await store.close();
+  await fs.rm(mirrorPath);
+
+  const reopened = await Store.open(storePath);
+  try {
+    // The leg made a new, empty file: every region must be checked, not only the (clean) bitmap's.
+    const status = await waitFor(reopened, "in-sync");
+    assert.equal(status.bytesCopied, 2 * MiB, "the two regions holding data were copied into the new file");
+    await assertLegsEqual(reopened, mirrorPath, "after rebuilding the vanished file");
+    // Unlinked while the leg runs: a resync sees the path no longer names the file it holds, and rebuilds a new one whole.
+    await fs.rm(mirrorPath);
+    const rebuilt = await reopened.resyncMirror("d");
+    assert.equal(rebuilt.bytesCopied, 2 * MiB, "the new file got every region with data");
+    await waitFor(reopened, "in-sync");
+    await assertLegsEqual(reopened, mirrorPath, "after the retry made a new file");
+  } finally {
+    await reopened.close();
+  }
+});
+
 test("a rollback and an import change the current volume without the write path: the mirror is resynced whole and equals it again", async () => {
   const { store, directory } = await newStore("mirror-wholesale");
   const mirrorPath = path.join(directory, "mirror.img");

@@ -77,6 +77,17 @@ export class MirrorFile {
     return this.handle.datasync();
   }
 
+  /** Whether the path still names the file held open (not removed, or replaced by another). */
+  async stillAtPath(): Promise<boolean> {
+    try {
+      const [held, named] = await Promise.all([this.handle.stat(), fs.stat(this.path)]);
+      return held.dev === named.dev && held.ino === named.ino;
+    } catch (error) {
+      if ((error as NodeJS.ErrnoException).code === "ENOENT") return false;
+      throw error;
+    }
+  }
+
   close(): Promise<void> {
     return this.handle.close();
   }

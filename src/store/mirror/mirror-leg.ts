@@ -95,7 +95,7 @@ export class MirrorLeg {
     const bitmap = await RegionBitmap.open(medium, sizeBytes, !known);
     const leg = new MirrorLeg(options, bitmap);
     try {
-      leg.file = await MirrorFile.open(path, sizeBytes);
+      leg.file = await leg.openFile();
     } catch (error) {
       await leg.degrade(`cannot open ${path}: ${messageOf(error)}`);
       return leg;
@@ -326,12 +326,14 @@ export class MirrorLeg {
   private async runResync(onProgress: ProgressCallback | undefined): Promise<LegResyncResult> {
     if (this.closed) throw new SnaplogError(ErrorCodes.CLOSED, "the mirror leg is detached");
     const path = this.options.path;
-    if (this.file === undefined || this.stateNow === "degraded") {
+    // A degraded leg, or a file removed or replaced under the leg (writes went on to the unlinked one): opened anew.
+    const held = this.file === undefined || this.stateNow === "degraded" ? false : await this.file.stillAtPath().catch(() => false);
+    if (!held) {
       const old = this.file;
       this.file = undefined;
       await old?.close().catch(() => undefined);
       try {
-        this.file = await MirrorFile.open(path, this.sizeBytes);
+        this.file = await this.openFile();
       } catch (error) {
         const reason = `cannot open ${path}: ${messageOf(error)}`;
         this.reasonNow = reason;
@@ -339,6 +341,8 @@ export class MirrorLeg {
       }
     }
     const file = this.file;
+    // Set above when it was not (the compiler cannot follow `held`).
+    if (file === undefined) throw new SnaplogError(ErrorCodes.IO, `mirror ${path} has no file open`);
     const epoch = ++this.epoch;
     const wasDegraded = this.stateNow === "degraded";
     this.stateNow = "syncing";
@@ -403,6 +407,24 @@ export class MirrorLeg {
     } finally {
       release();
     }
+  }
+
+  /**
+   * Opens the leg's file. One this open had to make is empty: whatever the bitmap says, the leg
+   * holds nothing, so every region is marked (durably) and the resync rebuilds it whole.
+   */
+  private async openFile(): Promise<MirrorFile> {
+    const file = await MirrorFile.open(this.options.path, this.sizeBytes);
+    if (file.created) {
+      try {
+        for (let region = 0; region * REGION_BYTES < this.sizeBytes; region += 1) this.bitmap.set(region);
+        await this.bitmap.persist();
+      } catch (error) {
+        await file.close().catch(() => undefined);
+        throw error;
+      }
+    }
+    return file;
   }
 
   // ---- state and lifecycle -----------------------------------------------------------------
