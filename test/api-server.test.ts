@@ -273,7 +273,15 @@ class MemoryOperations implements Operations {
             },
           ]
         : [];
-      return { disk, entriesChecked: 4, bytesChecked: 4 * 4096, corrupt, baselineUnknownBlocks: [], ok: corrupt.length === 0 };
+      return {
+        disk,
+        entriesChecked: 4,
+        bytesChecked: 4 * 4096,
+        corrupt,
+        repaired: [],
+        baselineUnknownBlocks: [],
+        ok: corrupt.length === 0,
+      };
     });
     return { disks, ok: disks.every((disk) => disk.ok), durationMs: 2 };
   }

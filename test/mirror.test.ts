@@ -260,6 +260,41 @@ test("a block whose log copy fails its checksum is served from the in-sync mirro
   }
 });
 
+test("scrub repairs damage in the current volume from an in-sync mirror and reports it as repaired; older damaged versions stay reported", async () => {
+  const { store, storePath, directory } = await newStore("mirror-scrub");
+  const mirrorPath = path.join(directory, "mirror.img");
+  try {
+    await store.setPolicy({ disk: "d", mirror: mirrorPath });
+    await waitFor(store, "in-sync");
+    const expected = pattern(60, 4096);
+    await store.resolve("d").write(5 * MiB, expected, { fua: true });
+    const segment = firstSegmentPath(storePath, "d");
+    const located = (await fs.readFile(segment)).indexOf(expected);
+    assert.ok(located >= 0);
+    flipByte(segment, located + 100);
+
+    const first = (await store.scrub({ disk: "d" })).disks[0];
+    assert.deepEqual(
+      first.repaired.map((damage) => damage.block),
+      [(5 * MiB) / 4096],
+      "the current volume's damaged block is repaired",
+    );
+    assert.deepEqual(first.corrupt, [], "nothing else is damaged");
+    assert.equal(first.ok, true);
+    await store.setPolicy({ disk: "d", mirror: null });
+    assert.ok((await store.resolve("d").read(5 * MiB, 4096)).equals(expected), "the log holds the block again, without the mirror");
+    // The damaged version is still history (the window keeps it): now not the current one, it is reported, not repairable.
+    const second = (await store.scrub({ disk: "d" })).disks[0];
+    assert.deepEqual(second.repaired, []);
+    assert.deepEqual(
+      second.corrupt.map((damage) => damage.block),
+      [(5 * MiB) / 4096],
+    );
+  } finally {
+    await store.close();
+  }
+});
+
 test("a real server killed with SIGKILL during writes: at the next start the regions in flight are resynced and the mirror compares equal", async () => {
   const directory = tempDir("mirror-sigkill");
   const storePath = path.join(directory, "store");

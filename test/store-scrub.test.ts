@@ -42,6 +42,7 @@ test("a sound store scrubs OK: every entry checked, nothing damaged", async () =
       entriesChecked: blocksWritten.length,
       bytesChecked: blocksWritten.length * blockSizeBytes,
       corrupt: [],
+      repaired: [],
       baselineUnknownBlocks: [],
       ok: true,
     },

@@ -479,6 +479,9 @@ const ScrubDiskResultSchema = Type.Object(
     entriesChecked: Count,
     bytesChecked: Count,
     corrupt: Type.Array(ScrubDamageSchema),
+    repaired: Type.Array(ScrubDamageSchema, {
+      description: "damaged entries of the current volume written again into the log from the disk's in-sync mirror",
+    }),
     baselineUnknownBlocks: Type.Array(Count, {
       description: "baseline blocks a fold could not write (damaged data): the baseline answers EIO there",
     }),

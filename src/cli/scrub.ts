@@ -1,7 +1,8 @@
 /**
  * `snaplog scrub [DISK]`: reads every live log entry of the disk (default: every disk) and
  * checks its CRC32C, with a progress bar on a terminal (SPEC §2 "Integrity"). Prints per disk
- * what was checked and where any damage lies, then a summary. Nothing is repaired.
+ * what was checked and where any damage lies, then a summary. Only damage in the current volume of
+ * a disk with an in-sync mirror is repaired (from the mirror), and listed as such.
  *
  * Damage is what a scrub is for finding, so it is not an error of the command: the report
  * goes to stdout as usual and the command exits with exitCodeDamageFound (9), apart from
@@ -26,7 +27,8 @@ export function registerScrub(program: Command): void {
         "",
         "Reads every live log entry and checks its checksum; the baseline image has none, but",
         "baseline blocks a fold could not write (their data was damaged) are reported too.",
-        "Nothing is repaired. A progress bar shows on a terminal.",
+        "Damage in the current volume of a disk whose mirror is in sync is repaired from the",
+        "mirror and listed as repaired; nothing else is repaired. A progress bar shows on a terminal.",
         "",
         "Exit status:",
         `  0   every disk checked, no damage`,
@@ -59,8 +61,15 @@ function printScrubReport(result: ScrubResult): void {
 function formatDiskReport(disk: ScrubDiskResult): string {
   if (disk.offlineReason !== undefined) return `disk ${disk.disk}: OFFLINE, not checked: ${disk.offlineReason}`;
   const checked = `disk ${disk.disk}: ${formatEntries(disk.entriesChecked, disk.bytesChecked)} checked`;
-  if (disk.ok) return `${checked}, OK`;
-  const lines = [`${checked}, DAMAGED: ${damageCounts(disk).join(", ")}`];
+  const repaired =
+    disk.repaired.length === 0
+      ? []
+      : [
+          `  repaired from the mirror (${plural(disk.repaired.length, "block", "blocks")} of the current volume written again into the log):`,
+          indent(formatTable(disk.repaired, damageColumns)),
+        ];
+  if (disk.ok) return [`${checked}, OK`, ...repaired].join("\n");
+  const lines = [`${checked}, DAMAGED: ${damageCounts(disk).join(", ")}`, ...repaired];
   if (disk.corrupt.length > 0) lines.push(indent(formatTable(disk.corrupt, damageColumns)));
   if (disk.baselineUnknownBlocks.length > 0) {
     lines.push(

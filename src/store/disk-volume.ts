@@ -90,16 +90,7 @@ export class DiskVolume implements Volume {
       if (!(error instanceof SnaplogError) || error.code !== ErrorCodes.CORRUPT || mirror === undefined || this.lsnView !== Infinity)
         throw error;
       const blockSize = this.blockSizeBytes;
-      const healed = await mirror.healRead(
-        lbaFirst * blockSize,
-        blockCount * blockSize,
-        (lba) =>
-          this.engine.readBlocks(lba, 1, Infinity).then(
-            () => false,
-            (failure: unknown) => failure instanceof SnaplogError && failure.code === ErrorCodes.CORRUPT,
-          ),
-        (offsetBytes, data) => this.engine.writeBytes(offsetBytes, data, true),
-      );
+      const healed = await mirror.healCurrent(this.engine, lbaFirst * blockSize, blockCount * blockSize);
       if (healed === undefined) throw error;
       return healed;
     }

@@ -9,7 +9,7 @@ import { ErrorCodes, SnaplogError } from "../util/errors.js";
 import type { Catalog } from "./catalog.js";
 import type { DiskFile } from "./disk-file.js";
 import type { OpenDisk } from "./open-disk.js";
-import type { ProgressCallback, ScrubDiskResult, ScrubRequest, ScrubResult } from "./operations/index.js";
+import type { ProgressCallback, ScrubDamage, ScrubDiskResult, ScrubRequest, ScrubResult } from "./operations/index.js";
 import { diskPath } from "./paths.js";
 
 /** A disk to scrub, or one that failed to open (reported, not scrubbed). */
@@ -100,15 +100,36 @@ async function scrubDisk(storePath: string, disk: OpenDisk, onProgress: (pagesDo
       reason: entry.reason,
     }))
     .sort((a, b) => a.block - b.block || a.lsn - b.lsn);
+  const { repaired, remaining } = await repairFromMirror(disk, corrupt);
   const baselineUnknownBlocks = [...disk.engine.baselineBadBlocks].sort((a, b) => a - b);
   return {
     disk: name,
     entriesChecked: report.entriesChecked,
     bytesChecked: report.bytesChecked,
-    corrupt,
+    corrupt: remaining,
+    repaired,
     baselineUnknownBlocks,
-    ok: corrupt.length === 0 && baselineUnknownBlocks.length === 0,
+    ok: remaining.length === 0 && baselineUnknownBlocks.length === 0,
   };
+}
+
+/**
+ * Damaged entries that are the current volume's version of their block, on a disk whose mirror
+ * is in sync: each block is read through the mirror's self-healing read, which writes it again
+ * into the log. What the mirror cannot vouch for stays damaged.
+ */
+async function repairFromMirror(disk: OpenDisk, corrupt: ScrubDamage[]): Promise<{ repaired: ScrubDamage[]; remaining: ScrubDamage[] }> {
+  const mirror = disk.mirror;
+  if (mirror === undefined || mirror.state !== "in-sync" || corrupt.length === 0) return { repaired: [], remaining: corrupt };
+  const blockSizeBytes = disk.meta.blockSizeBytes;
+  const repaired: ScrubDamage[] = [];
+  const remaining: ScrubDamage[] = [];
+  for (const damage of corrupt) {
+    const current = disk.engine.versionsSeenBy(damage.block, 1, Infinity).lsns[0] === damage.lsn;
+    const healed = current ? await mirror.healCurrent(disk.engine, damage.offsetBytes, blockSizeBytes) : undefined;
+    (healed === undefined ? remaining : repaired).push(damage);
+  }
+  return { repaired, remaining };
 }
 
 /** Index pages a disk of this size can have: the scrub's unit of progress. */
@@ -117,7 +138,7 @@ function indexPageCount(meta: DiskFile): number {
 }
 
 function offlineScrubResult(disk: string, offlineReason: string): ScrubDiskResult {
-  return { disk, entriesChecked: 0, bytesChecked: 0, corrupt: [], baselineUnknownBlocks: [], offlineReason, ok: false };
+  return { disk, entriesChecked: 0, bytesChecked: 0, corrupt: [], repaired: [], baselineUnknownBlocks: [], offlineReason, ok: false };
 }
 
 /** The whole-disk check of every open disk (fsck): problems per disk, empty lists when sound. */

@@ -177,6 +177,23 @@ export class MirrorLeg {
     }
   }
 
+  /**
+   * healRead for the current volume of `engine`: a block is bad when its current version fails
+   * its checksum, and is written again into the log (FUA; not to the mirror, which holds it).
+   */
+  healCurrent(engine: DiskEngine, offsetBytes: number, lengthBytes: number): Promise<Buffer | undefined> {
+    return this.healRead(
+      offsetBytes,
+      lengthBytes,
+      (lba) =>
+        engine.readBlocks(lba, 1, Infinity).then(
+          () => false,
+          (failure: unknown) => failure instanceof SnaplogError && failure.code === ErrorCodes.CORRUPT,
+        ),
+      (at, data) => engine.writeBytes(at, data, true),
+    );
+  }
+
   // ---- the write path ----------------------------------------------------------------------
 
   /** A host write: bits durable first, then the log and the mirror together; FUA syncs the mirror too. */

@@ -27,6 +27,12 @@ export interface ScrubDiskResult {
   bytesChecked: number;
   corrupt: ScrubDamage[];
   /**
+   * Damaged entries that held the current volume's data, written again into the log from the
+   * disk's in-sync mirror by this scrub (docs/mirror.md). The damaged versions stay in the log
+   * for the points in time before the repair (a later scrub lists them as corrupt while they last).
+   */
+  repaired: ScrubDamage[];
+  /**
    * Baseline blocks a fold could not write because their data was damaged: the baseline
    * volume answers EIO there. Ascending.
    */
@@ -51,7 +57,8 @@ export interface ScrubResult {
 export interface ScrubOperations {
   /**
    * Reads every live log entry of the disk (default: every disk) and checks its CRC32C;
-   * reports the damage per disk and repairs nothing. Disks that failed to open are in the
+   * reports the damage per disk; damage in the current volume of a disk with an in-sync mirror
+   * is repaired from the mirror (and reported as repaired). Disks that failed to open are in the
    * result, not ok, with their reason. NOT_FOUND for an unknown disk; CLOSED when the store
    * closes (or the disk is deleted) before the scrub is done. Progress is in index pages
    * (INDEX_PAGE_BLOCKS blocks each) of all the disks scrubbed.
