@@ -24,7 +24,9 @@ import { ErrorCodes, SnaplogError } from "../src/util/errors.js";
 import { mix, Prng } from "../test/support/crash-model.js";
 import { pattern } from "../test/support/data-pattern.js";
 import { formatSnapshots, HistoryModel, snapshotLabel } from "../test/support/history-model.js";
-import { SimulatedMedium, type FaultRates, type InjectedFault } from "./simulated-medium.js";
+import { MirrorLeg } from "../src/store/mirror/mirror-leg.js";
+import { SimulatedLegFile } from "./simulated-leg-file.js";
+import { NO_FAULTS, SimulatedMedium, type FaultRates, type InjectedFault } from "./simulated-medium.js";
 
 const BLOCK_BYTES = 512;
 const BLOCK_COUNT = 32;
@@ -39,6 +41,11 @@ export interface SimOptions {
   ops: number;
   faults: FaultRates;
   sabotage?: Sabotage;
+  /**
+   * A mirror leg on a second simulated medium sharing the power (SPEC §6): cuts fall between the
+   * two legs' writes too, and whenever the leg says in-sync its file must equal the current volume.
+   */
+  mirror?: boolean;
 }
 
 export interface SimResult {
@@ -153,14 +160,46 @@ export async function runSeed(options: SimOptions): Promise<SimResult> {
     return run.result(message);
   } finally {
     await run.engine?.abandon().catch(() => undefined);
+    await run.leg?.abandon().catch(() => undefined);
   }
 }
+
+/** The mirror leg's delayed work (clearing bits, retries), run on the simulation's clock, never on a timer. */
+class SimulatedScheduler {
+  private readonly due: { atMs: number; run: () => void; cancelled: boolean }[] = [];
+
+  constructor(private readonly nowMs: () => number) {}
+
+  readonly schedule = (run: () => void, delayMs: number): (() => void) => {
+    const task = { atMs: this.nowMs() + delayMs, run, cancelled: false };
+    this.due.push(task);
+    return () => void (task.cancelled = true);
+  };
+
+  /** Runs what is due by now, in the order it was asked for. */
+  runDue(): void {
+    const now = this.nowMs();
+    const ready = this.due.filter((task) => task.atMs <= now);
+    for (const task of ready) this.due.splice(this.due.indexOf(task), 1);
+    for (const task of ready) if (!task.cancelled) task.run();
+  }
+
+  clear(): void {
+    this.due.length = 0;
+  }
+}
+
+const LEG_FILE = "leg.img";
 
 class Run {
   readonly trace: string[] = [];
   readonly prng: Prng;
   medium: SimulatedMedium;
   engine: DiskEngine | undefined;
+  /** The mirror leg and its medium, when the run has one (SimOptions.mirror). */
+  leg: MirrorLeg | undefined;
+  mirrorMedium: SimulatedMedium | undefined;
+  private readonly scheduler: SimulatedScheduler;
   model: HistoryModel;
   /** Every entry up to this LSN was acknowledged durable. */
   lsnDurable = 0;
@@ -187,6 +226,9 @@ class Run {
     this.medium = new SimulatedMedium(new Prng(mix(options.seed, 1)), options.faults);
     const windowSeconds = this.prng.chance(0.5) ? 0 : WINDOW_SECONDS;
     this.model = new HistoryModel(Buffer.alloc(SIZE_BYTES), windowSeconds, START_MS);
+    this.scheduler = new SimulatedScheduler(() => this.model.nowMs);
+    // Its own generator: a run with a mirror draws the same workload as one without.
+    if (options.mirror === true) this.mirrorMedium = new SimulatedMedium(new Prng(mix(options.seed, 3)), NO_FAULTS, this.medium.power);
   }
 
   result(failure: string | undefined): SimResult {
@@ -203,7 +245,9 @@ class Run {
   async go(): Promise<void> {
     await DiskEngine.create(this.medium);
     this.engine = await this.open();
-    this.trace.push(`disk: ${BLOCK_COUNT} blocks of ${BLOCK_BYTES} B, window ${this.model.windowSeconds} s`);
+    this.trace.push(
+      `disk: ${BLOCK_COUNT} blocks of ${BLOCK_BYTES} B, window ${this.model.windowSeconds} s${this.mirrorMedium === undefined ? "" : ", mirrored"}`,
+    );
     for (let index = 0; index < this.options.ops; index++) {
       const op = pickOp(this.prng, index);
       this.armCut();
@@ -212,6 +256,11 @@ class Run {
     }
     this.crashPoint = undefined;
     this.medium.cutAtCall = Infinity;
+    // Background work (a mirror's resync) may have met the last armed cut after its op answered.
+    if (this.medium.isPoweredOff) {
+      this.trace.push("end: the power went off under background work");
+      await this.recover({ t: "tick", ms: 0 }, this.model.clone(), false);
+    }
     await this.checkAll("at the end");
   }
 
@@ -230,6 +279,35 @@ class Run {
   }
 
   private async open(): Promise<DiskEngine> {
+    const engine = await this.openEngine();
+    if (this.mirrorMedium !== undefined) {
+      const mirrorMedium = this.mirrorMedium;
+      this.scheduler.clear();
+      try {
+        this.leg = await MirrorLeg.attach({
+          medium: this.medium,
+          engine,
+          path: LEG_FILE,
+          record: (type, message) => this.trace.push(`   mirror: ${type}: ${message}`),
+          warn: (message) => this.trace.push(`   mirror: ${message}`),
+          openFile: (name, sizeBytes) => SimulatedLegFile.open(mirrorMedium, name, sizeBytes),
+          schedule: this.scheduler.schedule,
+        });
+      } catch (error) {
+        await engine.abandon().catch(() => undefined);
+        throw error;
+      }
+      // A leg that cannot open its file degrades rather than fail: a cut during the attach shows only here.
+      if (this.medium.isPoweredOff) {
+        await this.leg.abandon();
+        await engine.abandon().catch(() => undefined);
+        throw new Error("the power went off while the mirror leg attached");
+      }
+    }
+    return engine;
+  }
+
+  private async openEngine(): Promise<DiskEngine> {
     return DiskEngine.open(
       this.medium,
       { name: "sim", sizeBytes: SIZE_BYTES, blockSizeBytes: BLOCK_BYTES, historySeconds: this.model.windowSeconds },
@@ -251,7 +329,9 @@ class Run {
   }
 
   private volume(lsn: number, readOnly: boolean): DiskVolume {
-    return new DiskVolume(this.engine!, "sim", "sim", lsn, readOnly, new VolumeLife());
+    // The current volume writes through the mirror leg, as the store's does.
+    const holder = lsn === Infinity && !readOnly ? { mirror: this.leg } : undefined;
+    return new DiskVolume(this.engine!, "sim", "sim", lsn, readOnly, new VolumeLife(), undefined, holder);
   }
 
   /** A disk that refuses to open: right only when rot in its metadata explains it (then the run ends). */
@@ -285,6 +365,11 @@ class Run {
 
   /** Runs one op against the engine and the model; recovers if the power went off. */
   private async step(op: Op): Promise<void> {
+    if (this.medium.isPoweredOff) {
+      // Background work (a mirror's resync) met the cut armed for the op before, after that op answered.
+      this.trace.push("   the power went off under background work");
+      await this.recover({ t: "tick", ms: 0 }, this.model.clone(), false);
+    }
     const before = this.model.clone();
     let error: unknown;
     let answered = false;
@@ -364,6 +449,25 @@ class Run {
         else await writable.trim(op.offset, op.length, { fua: false });
         return true;
       case "burst": {
+        if (this.leg !== undefined) {
+          // Through a mirror a burst is no single batch (a write may wait for its region's bit to be
+          // durable), so no one state: its writes go one after another, each a state of its own.
+          for (const w of op.writes) {
+            const data = pattern(w.seed, w.length);
+            const base = Buffer.from(model.current);
+            data.copy(model.current, w.offset);
+            try {
+              await writable.write(w.offset, data, { fua: false });
+            } catch (error) {
+              if (this.medium.isPoweredOff) throw error;
+              model.current = base;
+              this.explainError(op, error);
+              continue;
+            }
+            this.model.recordStep(engine.lsnLast);
+          }
+          return true;
+        }
         // Issued in one turn of the event loop: one batch, applied in call order. A write whose
         // edge read fails (an injected read error) lands not at all; the others land.
         const base = Buffer.from(model.current);
@@ -425,7 +529,9 @@ class Run {
         if (!model.isAvailable(state.lsn)) return false;
         model.snapshots.push({ name: op.name, lsn: model.lsnCurrent, image: Buffer.from(model.current) });
         model.current = Buffer.from(model.imageAt(state.lsn));
-        await engine.rollback(state.lsn, op.name, 2);
+        // As the store does: the mirror's regions marked before the change, resynced after.
+        if (this.leg === undefined) await engine.rollback(state.lsn, op.name, 2);
+        else await this.leg.aroundChange("all", () => engine.rollback(state.lsn, op.name, 2));
         return true;
       }
       case "asSnapshot": {
@@ -441,6 +547,7 @@ class Run {
         return true;
       case "tick":
         model.nowMs += op.ms;
+        this.scheduler.runDue();
         return false;
       case "pointInTime": {
         const state = model.states[op.pick % model.states.length];
@@ -451,6 +558,13 @@ class Run {
       case "reopen":
         await engine.close();
         this.engine = undefined;
+        // After the engine synced, as the store closes: an in-sync leg synced, its bits cleared.
+        // (a failure there is the leg's, never the store's: the store closes its legs settled)
+        await this.leg?.close().catch((error: unknown) => {
+          if (this.medium.isPoweredOff) throw error;
+          this.trace.push(`   mirror: close failed: ${error instanceof Error ? error.message : String(error)}`);
+        });
+        this.leg = undefined;
         this.medium.faultsEnabled = false;
         try {
           this.engine = await this.open();
@@ -482,7 +596,10 @@ class Run {
     const after = this.model;
     const lsnDurable = answered && isSyncOp(op) ? Math.max(this.lsnDurable, this.lastLsnSeen) : this.lsnDurable;
     this.crashPoint = undefined;
+    await this.leg?.abandon();
+    this.leg = undefined;
     this.medium = this.medium.afterPowerCut(new Prng(mix(this.options.seed, 2, this.powerCuts)));
+    this.mirrorMedium = this.mirrorMedium?.afterPowerCut(new Prng(mix(this.options.seed, 4, this.powerCuts)), this.medium.power);
     this.engine = undefined;
     try {
       this.engine = await this.open();
@@ -503,7 +620,11 @@ class Run {
       fail(`recovery lost durable writes: recovered LSN ${lsn} < durable LSN ${lsnDurable}`);
 
     let content: HistoryModel | undefined;
-    if (lsn > before.lsnCurrent) {
+    // Part of an op whose steps the model recorded one by one (a mirrored burst): that step.
+    const step = lsn > before.lsnCurrent ? after.truncatedTo(lsn) : undefined;
+    if (step !== undefined) {
+      content = step;
+    } else if (lsn > before.lsnCurrent) {
       content = after.clone();
       content.recordStep(lsn);
     } else {
@@ -579,6 +700,8 @@ class Run {
     this.crashPoint = undefined;
     try {
       await this.checkAllNow(context);
+      // Under the same truce: the leg's resync (started at open) runs to its end with no cut armed.
+      await this.checkMirror(context);
     } finally {
       this.medium.faultsEnabled = faultsEnabled;
       this.medium.cutAtCall = cutAtCall;
@@ -604,6 +727,44 @@ class Run {
     const found = new Set(scrub.corrupt.map((bad) => `${bad.file}@${bad.offsetBytes}`));
     for (const damage of this.damageSeen)
       if (!found.has(damage)) fail(`${context}: a read met damage at ${damage}, but scrub did not report it`);
+  }
+
+  /**
+   * The mirror leg, once its resync (after an open, a rollback, a degrade) is done, holds the
+   * current volume byte for byte. Without injected faults it must get there; with them, a resync
+   * that met damaged log data may leave the leg degraded, and only a leg in sync is compared.
+   */
+  private async checkMirror(context: string): Promise<void> {
+    const leg = this.leg;
+    const mirrorMedium = this.mirrorMedium;
+    if (leg === undefined || mirrorMedium === undefined) return;
+    const resync = await leg.resync().then(
+      () => undefined,
+      (error: unknown) => (error instanceof Error ? error.message : String(error)),
+    );
+    if (leg.state !== "in-sync") {
+      if (this.medium.faults.length === 0 && this.options.faults.capacityBytes === Infinity)
+        fail(`${context}: the mirror leg did not get in sync (${leg.state}): ${resync ?? leg.status().reason}`);
+      this.trace.push(`   mirror ${leg.state} ${context}, with injected faults: not compared`);
+      return;
+    }
+    const file = await mirrorMedium.open(LEG_FILE, { create: false });
+    const held = Buffer.alloc(SIZE_BYTES);
+    try {
+      held.fill(0, await file.read(held, 0));
+    } finally {
+      await file.close();
+    }
+    for (let lba = 0; lba < BLOCK_COUNT; lba++) {
+      let data: Buffer;
+      try {
+        data = await this.engine!.readBlocks(lba, 1, Infinity);
+      } catch {
+        continue; // damaged in the log (checkAll explained it): the mirror cannot be held to it
+      }
+      if (!data.equals(held.subarray(lba * BLOCK_BYTES, (lba + 1) * BLOCK_BYTES)))
+        fail(`${context}: the mirror leg says in-sync, yet its block ${lba} differs from the current volume's`);
+    }
   }
 
   /** The view at `lsn` reads as `image`, block by block; a block may fail only where a fault explains it. */

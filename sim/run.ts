@@ -8,8 +8,8 @@ import { runSeed, type SimResult } from "./driver.js";
 import { ALL_FAULTS, formatFaults, parseFaults, SABOTAGES } from "./faults.js";
 import { runScaleSeed } from "./scale-driver.js";
 
-const usage = `Usage: npm run sim -- [--seeds N] [--start S] [--ops M] [--faults LIST] [--sabotage NAME]
-       npm run sim -- --seed S [--ops M] [--faults LIST] [--sabotage NAME]
+const usage = `Usage: npm run sim -- [--seeds N] [--start S] [--ops M] [--faults LIST] [--sabotage NAME] [--mirror]
+       npm run sim -- --seed S [--ops M] [--faults LIST] [--sabotage NAME] [--mirror]
        npm run sim -- --scale [--seeds N] [--start S] [--seed S] [--writes W]
 
 Runs random workloads against the engine on a simulated disk that loses, tears and damages
@@ -24,6 +24,9 @@ every recovery against the model. Deterministic: a seed replays exactly.
                    checkpoint), capacity=BYTES (P: probability per read or write)
                    all: ${formatFaults(ALL_FAULTS)} (what npm test runs)
                    e.g. --faults read=0.01,flip=0.005,misdirect=0.005,capacity=65536
+  --mirror         give the disk a mirror leg on a second simulated medium that shares the
+                   power (cuts fall between the two legs' writes); whenever the leg is in sync
+                   its file must equal the current volume
   --sabotage NAME  break one rule on purpose (${SABOTAGES.join(", ")}):
                    the simulator must find failing seeds
   --scale          scale mode: each seed writes up to W one-block records (default 1300000),
@@ -55,6 +58,7 @@ async function main(): Promise<number> {
       ops: { type: "string" },
       faults: { type: "string" },
       sabotage: { type: "string" },
+      mirror: { type: "boolean" },
       scale: { type: "boolean" },
       writes: { type: "string" },
       help: { type: "boolean", short: "h" },
@@ -69,10 +73,12 @@ async function main(): Promise<number> {
   const ops = integer(values.ops, 60, "--ops");
   const faults = parseFaults(values.faults);
   const sabotage = values.sabotage as Sabotage | undefined;
+  const mirror = values.mirror === true;
+  const replayFlags = `${sabotage === undefined ? "" : ` --sabotage ${sabotage}`}${mirror ? " --mirror" : ""}`;
   if (sabotage !== undefined && !SABOTAGES.includes(sabotage))
     throw new Error(`--sabotage: unknown "${sabotage}" (${SABOTAGES.join(", ")})`);
   if (values.seed !== undefined) {
-    const result = await runSeed({ seed: integer(values.seed, 0, "--seed"), ops, faults, sabotage });
+    const result = await runSeed({ seed: integer(values.seed, 0, "--seed"), ops, faults, sabotage, mirror });
     printTrace(result);
     process.stdout.write(
       result.ok
@@ -88,12 +94,12 @@ async function main(): Promise<number> {
   let powerCuts = 0;
   const startedMs = Date.now();
   for (let seed = start; seed < start + count; seed++) {
-    const result = await runSeed({ seed, ops, faults, sabotage });
+    const result = await runSeed({ seed, ops, faults, sabotage, mirror });
     powerCuts += result.powerCuts;
     if (!result.ok) {
       failures++;
       process.stdout.write(
-        `seed ${seed}: FAILED: ${result.failure}\n  replay: npm run sim -- --seed ${seed} --ops ${ops} --faults ${formatFaults(faults)}${sabotage === undefined ? "" : ` --sabotage ${sabotage}`}\n`,
+        `seed ${seed}: FAILED: ${result.failure}\n  replay: npm run sim -- --seed ${seed} --ops ${ops} --faults ${formatFaults(faults)}${replayFlags}\n`,
       );
     }
     if (process.stderr.isTTY && (seed - start + 1) % 100 === 0)

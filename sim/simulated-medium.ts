@@ -18,7 +18,8 @@
  *
  * powerCut() freezes the medium: every call after it fails with EIO ("powered off"), so an
  * engine still running on it stops at its next step. afterPowerCut() is the disk after the
- * reboot: a new medium holding what survived.
+ * reboot: a new medium holding what survived. Media of one machine (the log's and a mirror
+ * leg's) share a PowerSupply: their calls are counted together and the power goes off for both.
  */
 import type { Medium, MediumFile } from "../src/engine/index.js";
 import { ErrorCodes, fromSystemError, SnaplogError } from "../src/util/errors.js";
@@ -80,15 +81,34 @@ function grown(buffer: Buffer, sizeBytes: number): Buffer {
   return next;
 }
 
+/**
+ * The power of one machine: media that share it count their calls together and go off together
+ * (a cut armed at call N may fall between the two legs of a mirrored write).
+ */
+export class PowerSupply {
+  poweredOff = false;
+  /** Medium calls so far, on every medium it feeds; a power cut can be armed at a given count. */
+  callCount = 0;
+  cutAtCall = Infinity;
+}
+
 export class SimulatedMedium implements Medium {
   private readonly files = new Map<string, FileData>();
   /** The directory as it is durable (name → file), and the changes since. */
   private readonly durableNames = new Map<string, FileData>();
   private readonly directoryChanges: DirectoryChange[] = [];
-  private poweredOff = false;
-  /** Medium calls so far; a power cut can be armed at a given count. */
-  callCount = 0;
-  cutAtCall = Infinity;
+
+  get callCount(): number {
+    return this.power.callCount;
+  }
+
+  get cutAtCall(): number {
+    return this.power.cutAtCall;
+  }
+
+  set cutAtCall(call: number) {
+    this.power.cutAtCall = call;
+  }
   readonly faults: InjectedFault[] = [];
   /** Faults are off until the run turns them on (creating the disk is not under test). */
   faultsEnabled = false;
@@ -96,23 +116,25 @@ export class SimulatedMedium implements Medium {
   constructor(
     private readonly prng: Prng,
     private readonly rates: FaultRates = NO_FAULTS,
+    /** Shared with the other media of the same machine (a mirror leg's); its own by default. */
+    readonly power: PowerSupply = new PowerSupply(),
   ) {}
 
   get isPoweredOff(): boolean {
-    return this.poweredOff;
+    return this.power.poweredOff;
   }
 
   /** Cuts the power now: nothing unsynced survives except what afterPowerCut() picks. */
   powerCut(): void {
-    this.poweredOff = true;
+    this.power.poweredOff = true;
   }
 
   /**
    * The medium after the reboot: the durable directory plus a prefix of its unsynced changes;
    * every file's durable bytes plus, per sector, some of its unsynced writes.
    */
-  afterPowerCut(prng: Prng): SimulatedMedium {
-    const next = new SimulatedMedium(prng, this.rates);
+  afterPowerCut(prng: Prng, power?: PowerSupply): SimulatedMedium {
+    const next = new SimulatedMedium(prng, this.rates, power);
     const names = new Map(this.durableNames);
     const kept = prng.below(this.directoryChanges.length + 1);
     for (const change of this.directoryChanges.slice(0, kept)) {
@@ -190,9 +212,10 @@ export class SimulatedMedium implements Medium {
 
   /** Counts a call and fails it when the power is (or goes) off. */
   step(name: string): void {
-    this.callCount++;
-    if (this.callCount >= this.cutAtCall) this.poweredOff = true;
-    if (this.poweredOff) throw ioError(`EIO: powered off (${name})`, "EIO");
+    const power = this.power;
+    power.callCount++;
+    if (power.callCount >= power.cutAtCall) power.poweredOff = true;
+    if (power.poweredOff) throw ioError(`EIO: powered off (${name})`, "EIO");
   }
 
   read(name: string, file: FileData, target: Uint8Array, positionBytes: number): number {

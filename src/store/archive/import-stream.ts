@@ -30,7 +30,7 @@ import { checkName } from "../names.js";
 import type { OpenDisk } from "../open-disk.js";
 import { writeJsonOn } from "../medium-json.js";
 import { IMPORT_INTENT_FILE } from "./interrupted-import.js";
-import { mirrorChangedWholesale } from "../mirror/disk-mirror.js";
+import { aroundMirrorChange } from "../mirror/disk-mirror.js";
 import { diskIdOf, snapshotIdOf } from "./identity.js";
 import { defaultSnapshotName } from "../snapshots.js";
 import type { ImportRequest, ImportResult } from "../operations/index.js";
@@ -385,45 +385,46 @@ async function applyIncremental(
   const snapshots: string[] = [];
   let beforeImport: string | null = null;
   try {
-    if (engine.lsnLast > from.lsn) {
-      beforeImport = defaultSnapshotName(disk, "before-import", catalog.nowMs());
-      await engine.rollback(from.lsn, beforeImport, await assignSnapshotLun(catalog, disk, beforeImport, undefined));
-    }
-    await writeJsonOn(disk.medium, IMPORT_INTENT_FILE, {
-      streamId: header.streamId,
-      lsnBefore: engine.lsnLast,
-      startedMs: catalog.nowMs(),
-    });
-    const applier = new RunApplier(engine, request.untilMs);
-    let reachedEnd = true;
-    for await (const item of items) {
-      if (item.type === "cut") checkCutName(engine, diskName, item.cut.name);
-      if (
-        !(await applyItem(engine, applier, item, snapshots, () =>
-          assignSnapshotLun(catalog, disk, item.type === "cut" ? item.cut.name : "", undefined),
-        ))
-      ) {
-        reachedEnd = false;
-        break;
+    // Whatever is applied reaches the log only: the mirror (if any) is marked whole first, and catches up after.
+    return await aroundMirrorChange(disk, "all", async () => {
+      if (engine.lsnLast > from.lsn) {
+        beforeImport = defaultSnapshotName(disk, "before-import", catalog.nowMs());
+        await engine.rollback(from.lsn, beforeImport, await assignSnapshotLun(catalog, disk, beforeImport, undefined));
       }
-    }
-    await applier.flush(true);
-    if (reachedEnd) {
-      await engine.cutSnapshot(
-        header.to.name,
-        await assignSnapshotLun(catalog, disk, header.to.name, undefined),
-        undefined,
-        header.to.timeMs,
-      );
-      snapshots.push(header.to.name);
-    }
-    await disk.medium.remove(IMPORT_INTENT_FILE);
-    await recordImport(catalog, disk, header, snapshots.length);
-    return result(diskName, false, spool, snapshots, applier.blockCount, reachedEnd, beforeImport);
+      await writeJsonOn(disk.medium, IMPORT_INTENT_FILE, {
+        streamId: header.streamId,
+        lsnBefore: engine.lsnLast,
+        startedMs: catalog.nowMs(),
+      });
+      const applier = new RunApplier(engine, request.untilMs);
+      let reachedEnd = true;
+      for await (const item of items) {
+        if (item.type === "cut") checkCutName(engine, diskName, item.cut.name);
+        if (
+          !(await applyItem(engine, applier, item, snapshots, () =>
+            assignSnapshotLun(catalog, disk, item.type === "cut" ? item.cut.name : "", undefined),
+          ))
+        ) {
+          reachedEnd = false;
+          break;
+        }
+      }
+      await applier.flush(true);
+      if (reachedEnd) {
+        await engine.cutSnapshot(
+          header.to.name,
+          await assignSnapshotLun(catalog, disk, header.to.name, undefined),
+          undefined,
+          header.to.timeMs,
+        );
+        snapshots.push(header.to.name);
+      }
+      await disk.medium.remove(IMPORT_INTENT_FILE);
+      await recordImport(catalog, disk, header, snapshots.length);
+      return result(diskName, false, spool, snapshots, applier.blockCount, reachedEnd, beforeImport);
+    });
   } finally {
     disk.rollingBack = false;
-    // Whatever was applied reached the log only: the mirror (if any) catches up whole.
-    await mirrorChangedWholesale(disk);
   }
 }
 

@@ -14,7 +14,7 @@ import { lsnOfPoint, timeOfPoint } from "../point-spec.js";
 import { checkNewSnapshotName } from "../new-snapshot-name.js";
 import { checkSnapshotNameFree, cutSnapshot, defaultSnapshotName } from "../snapshots.js";
 import { restoreToFile } from "./restore-to-file.js";
-import { mirrorChangedWholesale } from "../mirror/disk-mirror.js";
+import { aroundMirrorChange } from "../mirror/disk-mirror.js";
 
 /** What every restore result starts with: the disk and the point restored. */
 type RestoredPoint = Pick<RestoreResult, "disk" | "lsn" | "time">;
@@ -73,8 +73,7 @@ async function rollback(catalog: Catalog, disk: OpenDisk, request: RestoreReques
   disk.currentLife = new VolumeLife();
   disk.rollingBack = true;
   try {
-    const result = await disk.engine.rollback(lsn, name, lun);
-    await mirrorChangedWholesale(disk);
+    const result = await aroundMirrorChange(disk, "all", () => disk.engine.rollback(lsn, name, lun));
     return { ...point, mode: "rollback", before: snapshotInfo(diskName, result.cut, lun), blocksRestored: result.blockCount };
   } finally {
     disk.rollingBack = false;

@@ -10,7 +10,7 @@ import type { MirrorResyncResult, MirrorStatus, ProgressCallback } from "../oper
 import { settingsOf } from "../policy/policy-settings.js";
 import * as path from "node:path";
 import { MirrorFile } from "./mirror-file.js";
-import { MirrorLeg } from "./mirror-leg.js";
+import { MirrorLeg, type ChangedRanges } from "./mirror-leg.js";
 
 /** Attaches the leg the disk's policy names (if any); a leg that cannot open is degraded, not a failed disk. */
 export async function attachMirror(catalog: Catalog, disk: OpenDisk): Promise<void> {
@@ -73,9 +73,19 @@ export async function closeMirrors(catalog: Catalog, abandon: boolean): Promise<
   );
 }
 
-/** After a rollback, an import or a replica's batch: the disk's mirror (if any) is resynced whole (MirrorLeg.changedWholesale). */
+/**
+ * Runs a change of the current volume that bypasses the write path (a rollback, an import, a
+ * replica's batch) with the disk's mirror (if any) told first: the ranges marked durably before,
+ * resynced after (MirrorLeg.aroundChange).
+ */
+export function aroundMirrorChange<T>(disk: OpenDisk, ranges: ChangedRanges, change: () => Promise<T>): Promise<T> {
+  const leg = disk.mirror;
+  return leg === undefined ? change() : leg.aroundChange(ranges, change);
+}
+
+/** Found at open (an interrupted import undone): the disk's mirror (if any) is resynced whole. */
 export async function mirrorChangedWholesale(disk: OpenDisk): Promise<void> {
-  await disk.mirror?.changedWholesale();
+  await disk.mirror?.changedRanges("all");
 }
 
 /**
@@ -96,9 +106,4 @@ export async function checkMirrorUsable(catalog: Catalog, disk: OpenDisk, mirror
   } catch (error) {
     throw refuse(`cannot use it: ${error instanceof Error ? error.message : String(error)}`);
   }
-}
-
-/** After a replica's batch: the regions its runs touched are resynced to the disk's mirror (if any). */
-export async function mirrorChangedRanges(disk: OpenDisk, ranges: readonly { offsetBytes: number; lengthBytes: number }[]): Promise<void> {
-  await disk.mirror?.changedRanges(ranges);
 }

@@ -10,7 +10,20 @@ import { constants, promises as fs } from "node:fs";
 const ZERO_CHUNK_BYTES = 1024 * 1024;
 let zeroChunk: Buffer | undefined;
 
-export class MirrorFile {
+/** What the leg needs of its file (MirrorFile here; the simulator's leg on a simulated medium). */
+export interface LegFile {
+  /** Made by this open: new and empty, every byte reads as zero. */
+  readonly created: boolean;
+  write(data: Uint8Array, positionBytes: number): Promise<void>;
+  writeZeroes(positionBytes: number, lengthBytes: number): Promise<void>;
+  read(target: Buffer, positionBytes: number): Promise<void>;
+  sync(): Promise<void>;
+  /** Whether the path still names the file held open. */
+  stillAtPath(): Promise<boolean>;
+  close(): Promise<void>;
+}
+
+export class MirrorFile implements LegFile {
   private constructor(
     readonly path: string,
     private readonly handle: fs.FileHandle,

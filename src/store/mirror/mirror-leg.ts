@@ -15,11 +15,14 @@ import type { DiskEngine, Medium } from "../../engine/index.js";
 import { ErrorCodes, SnaplogError } from "../../util/errors.js";
 import { readJsonOn, writeJsonOn } from "../medium-json.js";
 import type { MirrorResyncResult, MirrorState, MirrorStatus, ProgressCallback } from "../operations/index.js";
-import { MirrorFile } from "./mirror-file.js";
+import { MirrorFile, type LegFile } from "./mirror-file.js";
 import { RangeLocks } from "./range-locks.js";
 import { BITMAP_FILE, REGION_BYTES, RegionBitmap } from "./region-bitmap.js";
 
 export const MIRROR_STATE_FILE = "mirror.json";
+
+/** Byte ranges of the current volume changed outside the write path, or all of it. */
+export type ChangedRanges = "all" | readonly { offsetBytes: number; lengthBytes: number }[];
 
 /** How often a degraded leg is tried again (SPEC §6: "once the leg answers again"). */
 export const MIRROR_RETRY_MS = 30_000;
@@ -50,6 +53,16 @@ export interface MirrorLegOptions {
   warn?: (message: string) => void;
   /** How often a degraded leg is tried again (default MIRROR_RETRY_MS). */
   retryMs?: number;
+  /** Opens the leg's file (default MirrorFile.open; the simulator gives its own medium). */
+  openFile?: (path: string, sizeBytes: number) => Promise<LegFile>;
+  /** Runs work later, answering how to cancel it (default setTimeout, unref'd; the simulator runs it on its own clock). */
+  schedule?: (run: () => void, delayMs: number) => () => void;
+}
+
+function scheduleOnTimer(run: () => void, delayMs: number): () => void {
+  const timer = setTimeout(run, delayMs);
+  timer.unref();
+  return () => clearTimeout(timer);
 }
 
 const CLEAR_PERSIST_DELAY_MS = 1000;
@@ -57,16 +70,20 @@ const CLEAR_PERSIST_DELAY_MS = 1000;
 export class MirrorLeg {
   private stateNow: MirrorState = "syncing";
   private reasonNow: string | undefined;
-  private file: MirrorFile | undefined;
+  private file: LegFile | undefined;
   private bytesCopiedNow = 0;
   private blocksRepairedNow = 0;
   private readonly locks = new RangeLocks();
   /** Moves at every degrade: a flush that straddles one clears nothing. */
   private epoch = 0;
   private running: Promise<LegResyncResult> | undefined;
+  /** Changes outside the write path marked so far: a resync that saw one come is not the one that ends in sync. */
+  private changesMarked = 0;
+  /** A failed host write left a range to copy back: a resync starts once its range lock is released. */
+  private resyncOwed = false;
   private closed = false;
-  private clearTimer: NodeJS.Timeout | undefined;
-  private retryTimer: NodeJS.Timeout | undefined;
+  private cancelClear: (() => void) | undefined;
+  private cancelRetry: (() => void) | undefined;
   private readonly sizeBytes: number;
   private readonly blockSizeBytes: number;
 
@@ -100,13 +117,15 @@ export class MirrorLeg {
       await leg.degrade(`cannot open ${path}: ${messageOf(error)}`);
       return leg;
     }
-    if (bitmap.dirtyCount === 0) {
-      leg.stateNow = "in-sync";
+    try {
+      if (bitmap.dirtyCount === 0) leg.stateNow = "in-sync";
       await leg.saveState(false);
-    } else {
-      await leg.saveState(false);
-      leg.resync().catch(() => undefined);
+    } catch (error) {
+      // The disk opens whatever its leg's state file meets (SPEC §6: a leg never stops the disk).
+      await leg.degrade(`cannot record the leg's state: ${messageOf(error)}`);
+      return leg;
     }
+    if (leg.stateNow !== "in-sync") leg.resync().catch(() => undefined);
     return leg;
   }
 
@@ -230,7 +249,7 @@ export class MirrorLeg {
     offsetBytes: number,
     lengthBytes: number,
     toLog: () => Promise<void>,
-    toMirror: (file: MirrorFile) => Promise<void>,
+    toMirror: (file: LegFile) => Promise<void>,
   ): Promise<void> {
     const end = offsetBytes + lengthBytes;
     const release = await this.locks.acquire(offsetBytes, end);
@@ -242,10 +261,22 @@ export class MirrorLeg {
       const file = this.takesWrites() ? this.file : undefined;
       const mirrorDone = file === undefined ? Promise.resolve() : this.guard(() => toMirror(file));
       const [logResult] = await Promise.allSettled([toLog(), mirrorDone]);
-      if (logResult.status === "rejected") throw logResult.reason;
+      if (logResult.status === "rejected") {
+        // The host is told the write failed, yet the mirror may hold it: the range is copied back
+        // from the log (a flush must not age its bit away). Found by the simulator with faults.
+        if (file !== undefined) {
+          await this.mark([{ offsetBytes, lengthBytes }]).catch(() => undefined);
+          this.resyncOwed = true;
+        }
+        throw logResult.reason;
+      }
     } finally {
       if (marked) this.bitmap.doneWriting(offsetBytes, end);
       release();
+      if (this.resyncOwed) {
+        this.resyncOwed = false;
+        this.resyncAfterChange();
+      }
     }
   }
 
@@ -275,9 +306,9 @@ export class MirrorLeg {
 
   /** A degraded leg is tried again every MIRROR_RETRY_MS (a resync: the file opened again, what differs copied) until it answers. */
   private scheduleRetry(): void {
-    if (this.retryTimer !== undefined || this.closed) return;
-    this.retryTimer = setTimeout(() => {
-      this.retryTimer = undefined;
+    if (this.cancelRetry !== undefined || this.closed) return;
+    this.cancelRetry = this.later(() => {
+      this.cancelRetry = undefined;
       if (this.closed || this.stateNow !== "degraded") return;
       this.resync().then(
         () =>
@@ -285,18 +316,27 @@ export class MirrorLeg {
         () => this.scheduleRetry(),
       );
     }, this.options.retryMs ?? MIRROR_RETRY_MS);
-    this.retryTimer.unref();
   }
 
   private scheduleClearPersist(): void {
-    if (this.clearTimer !== undefined || this.closed) return;
-    this.clearTimer = setTimeout(() => {
-      this.clearTimer = undefined;
+    if (this.cancelClear !== undefined || this.closed) return;
+    this.cancelClear = this.later(() => {
+      this.cancelClear = undefined;
       this.bitmap
         .persistIfStale()
         .catch((error: unknown) => this.options.warn?.(`mirror: could not persist its bitmap: ${messageOf(error)}`));
     }, CLEAR_PERSIST_DELAY_MS);
-    this.clearTimer.unref();
+  }
+
+  private later(run: () => void, delayMs: number): () => void {
+    return (this.options.schedule ?? scheduleOnTimer)(run, delayMs);
+  }
+
+  private stopTimers(): void {
+    this.cancelClear?.();
+    this.cancelRetry?.();
+    this.cancelClear = undefined;
+    this.cancelRetry = undefined;
   }
 
   // ---- resync ------------------------------------------------------------------------------
@@ -307,24 +347,63 @@ export class MirrorLeg {
    * under way is joined. A degraded leg's file is opened again first.
    */
   /**
-   * The current volume changed without the write path (a rollback, an import, a replica's
-   * batch, an interrupted import undone at open): every region is marked (durably) and a resync
-   * starts in the background; the leg is `syncing` until it is done, degraded if it fails.
+   * The current volume is about to change without the write path (a rollback, an import, a
+   * replica's batch): the regions are marked first, durably — a crash during the change then
+   * leaves them dirty, to be resynced at open — the change runs, and a resync of them follows
+   * in the background, whether the change worked or not; the leg is `syncing` until it is done.
+   * Found by the simulator (`npm run sim -- --mirror`, seed 1699): marked after the change, a
+   * crash in between left the mirror stale with its regions clear.
    */
-  async changedWholesale(): Promise<void> {
-    await this.changedRanges([{ offsetBytes: 0, lengthBytes: this.sizeBytes }]);
+  async aroundChange<T>(ranges: ChangedRanges, change: () => Promise<T>): Promise<T> {
+    if (this.closed) return change();
+    // The span held while the change runs: a resync's copy of a region must not read it half
+    // changed and then count it clean (found by the simulator, seed 1121). One span, not a lock
+    // per range: two changes taking several locks each could wait for each other forever.
+    let start = this.sizeBytes;
+    let end = 0;
+    for (const range of ranges === "all" ? [{ offsetBytes: 0, lengthBytes: this.sizeBytes }] : ranges) {
+      start = Math.min(start, range.offsetBytes);
+      end = Math.max(end, range.offsetBytes + range.lengthBytes);
+    }
+    const release = end > start ? await this.locks.acquire(start, end) : () => undefined;
+    try {
+      await this.mark(ranges);
+      return await change();
+    } finally {
+      release();
+      this.resyncAfterChange();
+    }
   }
 
-  /** As changedWholesale, for the byte ranges a change outside the write path touched (a replica's batch). */
-  async changedRanges(ranges: readonly { offsetBytes: number; lengthBytes: number }[]): Promise<void> {
-    if (this.closed || ranges.length === 0) return;
-    for (const { offsetBytes, lengthBytes } of ranges) {
+  /** The current volume changed without the write path and without aroundChange (found at open: an interrupted import undone). */
+  async changedRanges(ranges: ChangedRanges): Promise<void> {
+    if (this.closed) return;
+    await this.mark(ranges);
+    this.resyncAfterChange();
+  }
+
+  private async mark(ranges: ChangedRanges): Promise<void> {
+    this.changesMarked += 1;
+    const all = ranges === "all" ? [{ offsetBytes: 0, lengthBytes: this.sizeBytes }] : ranges;
+    for (const { offsetBytes, lengthBytes } of all) {
       for (let region = Math.floor(offsetBytes / REGION_BYTES); region * REGION_BYTES < offsetBytes + lengthBytes; region += 1)
-        this.bitmap.set(region);
+        this.bitmap.touch(region);
     }
     await this.bitmap.persist();
     if (this.stateNow === "in-sync") this.stateNow = "syncing";
-    this.resync().catch((error: unknown) => this.options.warn?.(`mirror: resync after a wholesale change failed: ${messageOf(error)}`));
+  }
+
+  /**
+   * A resync under way may have copied the regions before the change: a new pass follows it
+   * (touch moved their sequences, so that one does not clear them). Found by the simulator
+   * (seed 120: two rollbacks in a row left the mirror stale, "in sync").
+   */
+  private resyncAfterChange(): void {
+    if (this.closed) return;
+    const running = this.running;
+    (running === undefined ? this.resync() : running.catch(() => undefined).then(() => this.resync())).catch((error: unknown) =>
+      this.options.warn?.(`mirror: resync after a change outside the write path failed: ${messageOf(error)}`),
+    );
   }
 
   resync(onProgress?: ProgressCallback): Promise<LegResyncResult> {
@@ -367,6 +446,7 @@ export class MirrorLeg {
     this.bytesCopiedNow = 0;
     await this.saveState(false);
     if (wasDegraded) this.options.record("mirror-syncing", `mirror ${path} is being resynced`, { path });
+    const changesAtStart = this.changesMarked;
     const regions = this.bitmap.dirtyRegions();
     const copied = new Map<number, number>();
     onProgress?.(0, regions.length);
@@ -384,10 +464,19 @@ export class MirrorLeg {
         `mirror ${path} resync stopped: ${this.reasonNow ?? (this.closed ? "detached" : "interrupted")}`,
       );
     }
-    await this.guard(() => file.sync());
+    // Both legs durable before a bit is cleared: what was copied may be log data not yet synced
+    // (written since the last flush), and a crash must not leave the mirror ahead of the log with
+    // its region clear (found by the simulator, `npm run sim -- --mirror`, seed 51).
+    await Promise.all([this.options.engine.flush(), this.guard(() => file.sync())]);
     if (this.epoch !== epoch) throw new SnaplogError(ErrorCodes.IO, `mirror ${path} resync stopped: ${this.reasonNow ?? "interrupted"}`);
     for (const [region, sequence] of copied) this.bitmap.clearCopied(region, sequence);
     await this.bitmap.persist();
+    if (this.changesMarked !== changesAtStart) {
+      // A change outside the write path came during this pass: its regions wait for the pass
+      // that follows (resyncAfterChange); until then the leg is not in sync (and a close now
+      // must not clear their bits). Found by the simulator (seed 1121).
+      return { path, state: this.stateNow, bytesCopied: this.bytesCopiedNow, regionsChecked: copied.size };
+    }
     this.stateNow = "in-sync";
     await this.saveState(false);
     this.options.record("mirror-in-sync", `mirror ${path} is in sync (${this.bytesCopiedNow} bytes copied)`, {
@@ -398,7 +487,7 @@ export class MirrorLeg {
   }
 
   /** One region: under its range lock (no host write interleaves), log bytes compared with the mirror's, written if they differ. */
-  private async copyRegion(file: MirrorFile, region: number): Promise<number | undefined> {
+  private async copyRegion(file: LegFile, region: number): Promise<number | undefined> {
     const start = region * REGION_BYTES;
     const end = Math.min(this.sizeBytes, start + REGION_BYTES);
     const release = await this.locks.acquire(start, end);
@@ -430,8 +519,8 @@ export class MirrorLeg {
    * Opens the leg's file. One this open had to make is empty: whatever the bitmap says, the leg
    * holds nothing, so every region is marked (durably) and the resync rebuilds it whole.
    */
-  private async openFile(): Promise<MirrorFile> {
-    const file = await MirrorFile.open(this.options.path, this.sizeBytes);
+  private async openFile(): Promise<LegFile> {
+    const file = await (this.options.openFile ?? MirrorFile.open)(this.options.path, this.sizeBytes);
     if (file.created) {
       try {
         for (let region = 0; region * REGION_BYTES < this.sizeBytes; region += 1) this.bitmap.set(region);
@@ -466,8 +555,7 @@ export class MirrorLeg {
   async close(): Promise<void> {
     if (this.closed) return;
     this.closed = true;
-    if (this.clearTimer !== undefined) clearTimeout(this.clearTimer);
-    if (this.retryTimer !== undefined) clearTimeout(this.retryTimer);
+    this.stopTimers();
     await this.running?.catch(() => undefined);
     let clean = false;
     if (this.file !== undefined && this.stateNow === "in-sync") {
@@ -493,8 +581,7 @@ export class MirrorLeg {
   /** As a crash would: handles closed, nothing written. */
   async abandon(): Promise<void> {
     this.closed = true;
-    if (this.clearTimer !== undefined) clearTimeout(this.clearTimer);
-    if (this.retryTimer !== undefined) clearTimeout(this.retryTimer);
+    this.stopTimers();
     await this.bitmap.close().catch(() => undefined);
     await this.file?.close().catch(() => undefined);
   }

@@ -70,6 +70,12 @@ export class RegionBitmap {
     this.age[region] = 2;
   }
 
+  /** The region changed outside the write path: set, and its sequence moved (a copy made before does not clear it). */
+  touch(region: number): void {
+    this.set(region);
+    this.sequence[region] += 1;
+  }
+
   private clear(region: number): void {
     this.bits[region >> 3] &= ~(1 << (region & 7));
     // No longer known to be set on file: the next write to it persists again.

@@ -16,7 +16,7 @@
  *   delete   snapshots deleted at the source, by id
  *   promote  failover: read-write, the relation ends at the sender's next contact
  */
-import { mirrorChangedRanges, mirrorChangedWholesale } from "../mirror/disk-mirror.js";
+import { aroundMirrorChange } from "../mirror/disk-mirror.js";
 import { ErrorCodes, SnaplogError } from "../../util/errors.js";
 import { StreamReader } from "../../stream/index.js";
 import { createReadStream, promises as fs } from "node:fs";
@@ -191,11 +191,11 @@ async function applyBatch(catalog: Catalog, diskName: string, spool: Spool): Pro
   for (const run of runs) blockCount += run.blockCount;
   const snapshots: string[] = [];
   if (runs.length > 0) {
-    await disk.engine.importRuns(runs, header.to.timeMs, true);
     const blockSize = disk.meta.blockSizeBytes;
-    await mirrorChangedRanges(
+    await aroundMirrorChange(
       disk,
       runs.map((run) => ({ offsetBytes: run.lba * blockSize, lengthBytes: run.blockCount * blockSize })),
+      () => disk.engine.importRuns(runs, header.to.timeMs, true),
     );
   }
   if (header.cutTo !== false) {
@@ -261,8 +261,8 @@ export function replicaResync(
         new SnaplogError(ErrorCodes.CONFLICT, `disk ${diskName} became a replica; reconnect (read-only)`, { disk: diskName }),
       );
       disk.currentLife = new VolumeLife();
-      await disk.engine.rollback(common.lsn, name, await assignSnapshotLun(catalog, disk, name, undefined));
-      await mirrorChangedWholesale(disk);
+      const lun = await assignSnapshotLun(catalog, disk, name, undefined);
+      await aroundMirrorChange(disk, "all", () => disk.engine.rollback(common.lsn, name, lun));
     }
     const replica: ReplicaMeta = {
       sourceStoreId: source.storeId,
