@@ -23,6 +23,7 @@ import { TEMP_FILE_PREFIX } from "../src/vault/index.js";
 import { startCephRgwOrSkip, type CephRgw } from "./support/ceph-rgw.js";
 import { pattern } from "./support/data-pattern.js";
 import { killServeChildren, snaplogMainPath, startApiServeChild, startServeChild, type CliRun } from "./support/serve-child.js";
+import { readVolume } from "./support/store-fixtures.js";
 import { tempDir } from "./support/temp-dir.js";
 import { waitFor } from "./support/wait-for.js";
 
@@ -94,15 +95,6 @@ function storeIdOf(storePath: string): string {
 
 async function diskNames(storePath: string): Promise<string[]> {
   return withStore(storePath, async (store) => (await store.listDisks()).map((disk) => disk.name).sort());
-}
-
-async function readVolume(store: Store, exportName: string): Promise<Buffer> {
-  const volume = store.resolve(exportName);
-  try {
-    return Buffer.from(await volume.read(0, volume.sizeBytes));
-  } finally {
-    volume.release();
-  }
 }
 
 function firstDifference(left: Buffer, right: Buffer): number {

@@ -17,6 +17,7 @@ import { Store } from "../src/store/store.js";
 import { SnaplogError } from "../src/util/errors.js";
 import { pattern } from "./support/data-pattern.js";
 import { withCauseShown } from "./support/fast-check-report.js";
+import { readVolume } from "./support/store-fixtures.js";
 import { tempDir } from "./support/temp-dir.js";
 
 const MiB = 1024 * 1024;
@@ -30,15 +31,6 @@ let expected: Buffer;
 let manifestFile = "";
 let pristine: Buffer;
 const runs = process.env.SNAPLOG_FUZZ_RUNS === undefined ? { numRuns: 40, seed: 1306 } : { numRuns: Number(process.env.SNAPLOG_FUZZ_RUNS) };
-
-async function readVolume(store: Store, exportName: string): Promise<Buffer> {
-  const volume = store.resolve(exportName);
-  try {
-    return Buffer.from(await volume.read(0, volume.sizeBytes));
-  } finally {
-    volume.release();
-  }
-}
 
 /** Every file under a directory, as relative path → size (what the restore may not add to). */
 async function filesUnder(directory: string): Promise<Map<string, number>> {

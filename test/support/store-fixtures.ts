@@ -48,14 +48,17 @@ export async function storeWithDisk(
 
 /** Bytes of an export (DISK, DISK@SNAPSHOT, DISK@baseline, ...) read through the library; to its end by default. */
 export async function readExport(storePath: string, exportName: string, offsetBytes = 0, lengthBytes?: number): Promise<Buffer> {
-  return withStore(storePath, async (store) => {
-    const volume = store.resolve(exportName);
-    try {
-      return Buffer.from(await volume.read(offsetBytes, lengthBytes ?? volume.sizeBytes - offsetBytes));
-    } finally {
-      volume.release();
-    }
-  });
+  return withStore(storePath, (store) => readVolume(store, exportName, offsetBytes, lengthBytes));
+}
+
+/** As readExport, on a store already open. */
+export async function readVolume(store: Store, exportName: string, offsetBytes = 0, lengthBytes?: number): Promise<Buffer> {
+  const volume = store.resolve(exportName);
+  try {
+    return Buffer.from(await volume.read(offsetBytes, lengthBytes ?? volume.sizeBytes - offsetBytes));
+  } finally {
+    volume.release();
+  }
 }
 
 /** The first segment file of a disk: a fresh disk's first block written lands at its offset 0 (slot 0). */
