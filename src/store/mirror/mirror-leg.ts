@@ -342,11 +342,6 @@ export class MirrorLeg {
   // ---- resync ------------------------------------------------------------------------------
 
   /**
-   * Copies the dirty regions from the log (the current volume) to the mirror, writing only the
-   * regions whose bytes differ, then syncs, clears their bits and reports `in-sync`. A resync
-   * under way is joined. A degraded leg's file is opened again first.
-   */
-  /**
    * The current volume is about to change without the write path (a rollback, an import, a
    * replica's batch): the regions are marked first, durably — a crash during the change then
    * leaves them dirty, to be resynced at open — the change runs, and a resync of them follows
@@ -406,6 +401,11 @@ export class MirrorLeg {
     );
   }
 
+  /**
+   * Copies the dirty regions from the log (the current volume) to the mirror, writing only the
+   * regions whose bytes differ, then syncs, clears their bits and reports `in-sync` (both legs synced first). A resync
+   * under way is joined. A degraded leg's file is opened again first.
+   */
   resync(onProgress?: ProgressCallback): Promise<LegResyncResult> {
     if (this.running !== undefined) {
       const joined = this.running;
