@@ -1,8 +1,8 @@
 /**
  * The dashboard's screenshots in docs/dashboard/ (the README shows them): a real appliance with
- * two disks written in bursts for a couple of minutes (qemu-io over NBD), a schedule, manual
- * snapshots, a compaction and archives to a directory vault, photographed by Debian's chromium
- * through playwright-core. Run: `npm run screenshots [-- --out DIR --seconds N]`.
+ * two disks written in bursts for a couple of minutes (qemu-io over NBD), a schedule, a mirror
+ * leg, manual snapshots, a compaction, archives to a directory vault and a remote copy to a
+ * second appliance, photographed by Debian's chromium through playwright-core. Run: `npm run screenshots [-- --out DIR --seconds N]`.
  */
 import { execFileSync, spawn } from "node:child_process";
 import { once } from "node:events";
@@ -29,7 +29,23 @@ snaplog("init");
 snaplog("disk", "create", "vm-root", "--size", "2G");
 snaplog("disk", "create", "postgres", "--size", "1G");
 snaplog("vault", "add", "offsite", `file://${path.join(root, "vault")}`);
-snaplog("policy", "set", "vm-root", "--snapshot-every", "30s", "--keep-last", "3");
+snaplog("policy", "set", "vm-root", "--snapshot-every", "30s", "--keep-last", "3", "--mirror", path.join(root, "vm-root-mirror.img"));
+
+// A second appliance: the redundant site postgres is replicated to.
+const drStore = path.join(root, "dr-site");
+execFileSync(process.execPath, [main, "--store", drStore, "init"]);
+const drServer = spawn(process.execPath, [main, "--store", drStore, "serve", "--nbd", "127.0.0.1:0", "--replication", "127.0.0.1:0"], {
+  env: { ...process.env, SNAPLOG_LOG_LEVEL: "warn" },
+  stdio: ["ignore", "pipe", "inherit"],
+});
+let drStdout = "";
+const drAddress = await new Promise<string>((resolve) =>
+  drServer.stdout.on("data", (chunk: Buffer) => {
+    drStdout += chunk.toString();
+    const match = /^replication: snaplog:\/\/(\S+)\/DISK/m.exec(drStdout);
+    if (match !== null) resolve(match[1]);
+  }),
+);
 const server = spawn(process.execPath, [main, "--store", store, "serve", "--nbd", "127.0.0.1:0", "--api", "127.0.0.1:0"], {
   env: { ...process.env, SNAPLOG_LOG_LEVEL: "warn" },
   stdio: ["ignore", "pipe", "inherit"],
@@ -45,6 +61,7 @@ const { api, nbd } = await new Promise<{ api: string; nbd: string }>((resolve) =
 );
 
 try {
+  snaplog("replicate", "postgres", "--to", `snaplog://${drAddress}/postgres`, "--token-file", path.join(drStore, "api.token"));
   // Bursts of writes, a different rhythm per disk, with snapshots, a compaction and archives on the way.
   const started = Date.now();
   let step = 0;
@@ -94,12 +111,16 @@ try {
   await page.click("nav a:text-is('Vaults')");
   await page.waitForSelector("div.vault table");
   await shot("vaults", page);
+  await page.click("nav a:text-is('Replication and mirrors')");
+  await page.waitForSelector("tr[data-relation=postgres]");
+  await shot("replication", page);
   await page.click("nav a:text-is('Events')");
   await page.waitForSelector("table.event-log");
   await shot("events", page);
   await browser.close();
 } finally {
   server.kill("SIGTERM");
-  await once(server, "exit");
+  drServer.kill("SIGTERM");
+  await Promise.all([once(server, "exit"), once(drServer, "exit")]);
   rmSync(root, { recursive: true, force: true });
 }

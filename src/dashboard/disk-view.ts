@@ -144,16 +144,16 @@ export function DiskView({ name, live }: { name: string; live: LiveState }) {
               ? html`<span class="muted">none</span>`
               : html`<span class="state ${mirror.state}">${mirror.state}</span>
                   <code>${mirror.path}</code> ${mirror.reason === undefined ? null : html` — ${mirror.reason}`} ·
-                  ${bytes(mirror.dirtyBytes)} to copy · ${mirror.blocksRepaired} blocks repaired`
+                  ${bytes(mirror.dirtyBytes)} marked in the write-intent bitmap · ${mirror.blocksRepaired} blocks repaired`
           }
         </p>
         <p>
           Replication:${" "}${
             relation === undefined
               ? html`<span class="muted">none</span>`
-              : html`<span class="state ${relation.state}">${relation.state}</span> to <code>${relation.to}</code> (${relation.mode}) · lag
-                  <strong>${duration(relation.lagSeconds)}</strong> (${bytes(relation.lagBytes)}) · ${bytes(relation.bytesShipped)} shipped
-                  ${relation.reason === null ? null : html` — ${relation.reason}`}`
+              : html`<span class="state ${relation.state}">${relation.state}</span> to <code>${relation.to}</code> (${relation.mode}) ·
+                  lag${" "} <strong>${duration(relation.lagSeconds)}</strong> (${bytes(relation.lagBytes)}) ·
+                  ${bytes(relation.bytesShipped)} shipped ${relation.reason === null ? null : html` — ${relation.reason}`}`
           }
         </p>
       </div>

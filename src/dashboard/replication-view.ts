@@ -56,7 +56,7 @@ export function ReplicationView({ live }: { live: LiveState }) {
                 <th>Disk</th>
                 <th>Leg</th>
                 <th>State</th>
-                <th>To copy</th>
+                <th title="regions set in the write-intent bitmap: written lately, or waiting for a resync">Marked in bitmap</th>
                 <th>Copied</th>
                 <th>Blocks repaired</th>
               </tr>
