@@ -151,9 +151,8 @@ export function DiskView({ name, live }: { name: string; live: LiveState }) {
           Replication:${" "}${
             relation === undefined
               ? html`<span class="muted">none</span>`
-              : html`<span class="state ${relation.state}">${relation.state}</span> to <code>${relation.to}</code> (${relation.mode}) ·
-                  lag${" "} <strong>${duration(relation.lagSeconds)}</strong> (${bytes(relation.lagBytes)}) ·
-                  ${bytes(relation.bytesShipped)} shipped ${relation.reason === null ? null : html` — ${relation.reason}`}`
+              : html`<span class="state ${relation.state}">${relation.state}</span
+                  >${" to "}<code>${relation.to}</code>${` (${relation.mode}) · lag `}<strong>${duration(relation.lagSeconds)}</strong>${` (${bytes(relation.lagBytes)}) · ${bytes(relation.bytesShipped)} shipped${relation.reason === null ? "" : ` — ${relation.reason}`}`}`
           }
         </p>
       </div>
