@@ -32,6 +32,7 @@ test("replication-lag once past the mark, replication-lag-normal once back; none
       state: "connected",
       reason: null,
       ackedLsn: 1,
+      lastAckAt: null,
       lagSeconds: lag.get(disk) ?? 0,
       lagBytes: 0,
       bytesShipped: 0,

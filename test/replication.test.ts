@@ -326,6 +326,11 @@ describe("continuous and compacted relations", () => {
     qemuCompare(nbdUri(source, "d1"), nbdUri(receiver, "r1"));
     assert.equal(await replicaMatches(source, "d1", receiver, "r1"), relation.ackedLsn);
     assert.ok(relation.bytesShipped > 512 * BLOCK, `random data shipped: ${relation.bytesShipped}`);
+    // When the replica last acknowledged: just now (what an operator alerts on when it grows old).
+    assert.ok(
+      relation.lastAckAt !== null && Math.abs(Date.now() - Date.parse(relation.lastAckAt)) < 120_000,
+      `last ack ${relation.lastAckAt}`,
+    );
 
     // Read-only: no NBD write, no snapshot of its own.
     const write = spawnSync("qemu-io", ["-f", "raw", "-c", "write -P 0x55 0 4k", nbdUri(receiver, "r1")], { encoding: "utf8" });

@@ -259,6 +259,9 @@ export const RelationInfoSchema = Type.Object(
     state: Type.Union([Type.Literal("connected"), Type.Literal("retrying"), Type.Literal("ended"), Type.Literal("starting")]),
     reason: Type.Union([Type.String(), Type.Null()]),
     ackedLsn: Type.Union([Type.Integer(), Type.Null()]),
+    lastAckAt: Type.Union([Type.String(), Type.Null()], {
+      description: "when the replica last acknowledged (ISO 8601); null: not since this server started",
+    }),
     lagSeconds: Type.Number({ description: "age of the oldest write the replica has not acknowledged; 0 when caught up" }),
     lagBytes: Type.Integer(),
     bytesShipped: Type.Integer({ description: "on the wire, after compression, since this server started" }),
@@ -377,15 +380,20 @@ export const StoreEventSchema = Type.Object(
   { title: "StoreEvent" },
 );
 
+/** `?follow=1`: a stream that goes on with new items as they come (the event log, the dashboard's samples). */
+export const FollowFlagSchema = Type.Union([Type.Literal("1"), Type.Literal("true"), Type.Literal("0"), Type.Literal("false")], {
+  description: "1: go on streaming new items as they come",
+});
+
+export function wantsFollow(flag: Static<typeof FollowFlagSchema> | undefined): boolean {
+  return flag === "1" || flag === "true";
+}
+
 export const EventsQuerySchema = Type.Object(
   {
     disk: Type.Optional(DiskNameSchema),
     since: Type.Optional(Type.String({ description: "only events at or after this time (ISO 8601)" })),
-    follow: Type.Optional(
-      Type.Union([Type.Literal("1"), Type.Literal("true"), Type.Literal("0"), Type.Literal("false")], {
-        description: "1: stream new events as they happen",
-      }),
-    ),
+    follow: Type.Optional(FollowFlagSchema),
   },
   { additionalProperties: false },
 );

@@ -1,5 +1,5 @@
 /** Remote copies (lag, state, bytes shipped) and mirror legs. */
-import { bytes, duration } from "./format.js";
+import { ago, bytes, duration } from "./format.js";
 import { html } from "./html.js";
 import type { LiveState } from "./live.js";
 
@@ -24,6 +24,7 @@ export function ReplicationView({ live }: { live: LiveState }) {
                 <th>Behind</th>
                 <th>Shipped</th>
                 <th>Acknowledged LSN</th>
+                <th>Last acknowledged</th>
               </tr>
             </thead>
             <tbody>
@@ -41,6 +42,7 @@ export function ReplicationView({ live }: { live: LiveState }) {
                     <td>${bytes(relation.lagBytes)}</td>
                     <td>${bytes(relation.bytesShipped)}</td>
                     <td>${relation.ackedLsn ?? "–"}</td>
+                    <td>${relation.lastAckAt === null ? html`<span class="muted">not yet</span>` : ago(relation.lastAckAt)}</td>
                   </tr>`,
               )}
             </tbody>

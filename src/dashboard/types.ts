@@ -93,6 +93,7 @@ export interface Relation {
   state: "connected" | "retrying" | "ended" | "starting";
   reason: string | null;
   ackedLsn: number | null;
+  lastAckAt: string | null;
   lagSeconds: number;
   lagBytes: number;
   bytesShipped: number;

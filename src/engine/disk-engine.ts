@@ -30,8 +30,9 @@ export type { ScrubReport, SpaceReport } from "./inspections.js";
 export { BASELINE_FILE } from "./history/baseline-fold.js";
 export type { FoldResult } from "./history/baseline-fold.js";
 export type { CompactionResult, ProgressCallback } from "./history/compaction.js";
+export type { HistoryCapResult } from "./history/history-cap.js";
 
-/** Counters of DiskEngine.maintenanceCounters. */
+/** What compaction and folds did since a disk was opened (DiskEngine.maintenanceCounters). */
 export interface MaintenanceCounters {
   compactions: number;
   compactionBytesFreed: number;
@@ -39,7 +40,6 @@ export interface MaintenanceCounters {
   foldBytesMoved: number;
   foldBytesFreed: number;
 }
-export type { HistoryCapResult } from "./history/history-cap.js";
 
 export interface RollbackResult {
   /** The snapshot holding the state before the rollback. */

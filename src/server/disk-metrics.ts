@@ -5,12 +5,13 @@
  * (requests, bytes and errors by command, a latency histogram per command). Names follow the
  * Prometheus conventions: base units as suffixes, `_total` for counters.
  */
-import { Counter, Gauge, type Registry } from "prom-client";
+import { Counter, type Registry } from "prom-client";
 import { COMMAND_LABELS, LATENCY_BUCKETS_SECONDS, type DiskRequestStats, type RequestStatsByDisk } from "../nbd/disk-request-stats.js";
 import type { DiskInfo } from "../store/operations/index.js";
 import type { DiskCounters } from "../store/disk-info.js";
+import { registerScraped, type ScrapedSeries } from "./scraped-metric.js";
 
-const diskGauges: ReadonlyArray<{ name: string; help: string; value: (disk: DiskInfo) => number }> = [
+const diskGauges: ReadonlyArray<ScrapedSeries<DiskInfo>> = [
   { name: "snaplog_disk_size_bytes", help: "Size of the disk as hosts see it", value: (disk) => disk.sizeBytes },
   { name: "snaplog_disk_entries", help: "Live log entries (versions of blocks kept)", value: (disk) => disk.entryCount },
   { name: "snaplog_disk_live_bytes", help: "Bytes of data slots held by live entries", value: (disk) => disk.logBytes },
@@ -38,18 +39,7 @@ export function registerDiskMetrics(registry: Registry, listDisks: () => Promise
     inFlight ??= listDisks().finally(() => (inFlight = undefined));
     return inFlight;
   };
-  for (const { name, help, value } of diskGauges) {
-    new Gauge({
-      name,
-      help,
-      labelNames: ["disk"],
-      registers: [registry],
-      async collect() {
-        this.reset();
-        for (const disk of await disks()) this.set({ disk: disk.name }, value(disk));
-      },
-    });
-  }
+  registerScraped(registry, "gauge", ["disk"], disks, (disk) => ({ disk: disk.name }), diskGauges);
   const perCommand = (name: string, help: string, read: (index: number, disk: DiskRequestStats) => number, only?: number[]) =>
     new Counter({
       name,
@@ -120,7 +110,7 @@ class LatencyHistogram {
   reset(): void {}
 }
 
-const diskCounterMetrics: ReadonlyArray<{ name: string; help: string; value: (counters: DiskCounters) => number }> = [
+const diskCounterMetrics: ReadonlyArray<ScrapedSeries<DiskCounters>> = [
   {
     name: "snaplog_disk_checksum_errors_total",
     help: "Reads whose data failed its checksum, by disk, since the server started (alert on any)",
@@ -151,16 +141,5 @@ const diskCounterMetrics: ReadonlyArray<{ name: string; help: string; value: (co
 
 /** Counters the store keeps per open disk (checksum errors, compaction and fold work), read when scraped. */
 export function registerDiskCounterMetrics(registry: Registry, diskCounters: () => DiskCounters[]): void {
-  for (const { name, help, value } of diskCounterMetrics) {
-    new Counter({
-      name,
-      help,
-      labelNames: ["disk"],
-      registers: [registry],
-      collect() {
-        this.reset();
-        for (const counters of diskCounters()) this.inc({ disk: counters.disk }, value(counters));
-      },
-    });
-  }
+  registerScraped(registry, "counter", ["disk"], diskCounters, (counters) => ({ disk: counters.disk }), diskCounterMetrics);
 }

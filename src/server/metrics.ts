@@ -6,6 +6,7 @@ import { Counter, Gauge, type Registry } from "prom-client";
 import type { NbdCounters, NbdServer } from "../nbd/server.js";
 import type { RelationInfo } from "../store/operations/index.js";
 import type { VaultActivityFigures } from "../store/vault-activity.js";
+import { registerScraped, type ScrapedSeries } from "./scraped-metric.js";
 
 type CounterName = keyof Pick<
   NbdCounters,
@@ -59,7 +60,7 @@ export function registerNbdMetrics(registry: Registry, nbd: NbdServer): void {
   }
 }
 
-const relationGauges: ReadonlyArray<{ name: string; help: string; value: (relation: RelationInfo) => number }> = [
+const relationGauges: ReadonlyArray<ScrapedSeries<RelationInfo>> = [
   {
     name: "snaplog_replication_lag_seconds",
     help: "Age of the oldest write the replica has not acknowledged (0 when caught up)",
@@ -90,22 +91,16 @@ const relationGauges: ReadonlyArray<{ name: string; help: string; value: (relati
     help: "1 while the relation is connected, 0 while retrying or ended",
     value: (relation) => (relation.state === "connected" ? 1 : 0),
   },
+  {
+    name: "snaplog_replication_last_ack_timestamp_seconds",
+    help: "When the replica last acknowledged (absent until it has since this server started): alert when too old",
+    value: (relation) => (relation.lastAckAt === null ? undefined : Date.parse(relation.lastAckAt) / 1000),
+  },
 ];
 
 /** One series per relation (labels disk and to), read from the store when scraped (SPEC §5.4). */
 export function registerReplicationMetrics(registry: Registry, relations: () => Promise<RelationInfo[]>): void {
-  for (const { name, help, value } of relationGauges) {
-    new Gauge({
-      name,
-      help,
-      labelNames: ["disk", "to"],
-      registers: [registry],
-      async collect() {
-        this.reset();
-        for (const relation of await relations()) this.set({ disk: relation.disk, to: relation.to }, value(relation));
-      },
-    });
-  }
+  registerScraped(registry, "gauge", ["disk", "to"], relations, (relation) => ({ disk: relation.disk, to: relation.to }), relationGauges);
 }
 
 /**
@@ -114,56 +109,35 @@ export function registerReplicationMetrics(registry: Registry, relations: () => 
  * `replication-lag` — and what the policies did (`snapshot-created`, `compaction`, `archive`…).
  */
 export function registerEventMetrics(registry: Registry, counts: () => ReadonlyMap<string, number>): void {
-  new Counter({
-    name: "snaplog_events_total",
-    help: "Events recorded in the event log since the server started, by type",
-    labelNames: ["type"],
-    registers: [registry],
-    collect() {
-      this.reset();
-      for (const [type, count] of counts()) this.inc({ type }, count);
+  registerScraped(registry, "counter", ["type"], counts, ([type]) => ({ type }), [
+    {
+      name: "snaplog_events_total",
+      help: "Events recorded in the event log since the server started, by type",
+      value: ([, count]) => count,
     },
-  });
+  ]);
 }
 
 /** Archives per vault since the server started: successes, failures, bytes sent, when the last of each was. */
 export function registerVaultMetrics(registry: Registry, activity: () => VaultActivityFigures[]): void {
-  const counters: Array<[string, string, (figures: VaultActivityFigures) => number]> = [
-    ["snaplog_vault_archives_total", "Archives shipped to the vault", (figures) => figures.archives],
-    ["snaplog_vault_failures_total", "Archives to the vault that failed", (figures) => figures.failures],
-    ["snaplog_vault_sent_bytes_total", "Stream bytes uploaded to the vault", (figures) => figures.bytesSent],
-  ];
-  for (const [name, help, value] of counters) {
-    new Counter({
-      name,
-      help,
-      labelNames: ["vault"],
-      registers: [registry],
-      collect() {
-        this.reset();
-        for (const figures of activity()) this.inc({ vault: figures.vault }, value(figures));
-      },
-    });
-  }
+  const byVault = (figures: VaultActivityFigures) => ({ vault: figures.vault });
+  registerScraped(registry, "counter", ["vault"], activity, byVault, [
+    { name: "snaplog_vault_archives_total", help: "Archives shipped to the vault", value: (figures) => figures.archives },
+    { name: "snaplog_vault_failures_total", help: "Archives to the vault that failed", value: (figures) => figures.failures },
+    { name: "snaplog_vault_sent_bytes_total", help: "Stream bytes uploaded to the vault", value: (figures) => figures.bytesSent },
+  ]);
   // Absent until the first success (or failure): a zero time would read as "a very long time ago".
-  const times: Array<[string, string, (figures: VaultActivityFigures) => number]> = [
-    [
-      "snaplog_vault_last_success_timestamp_seconds",
-      "When the last archive to the vault succeeded (alert when too old)",
-      (figures) => figures.lastSuccessMs,
-    ],
-    ["snaplog_vault_last_failure_timestamp_seconds", "When the last archive to the vault failed", (figures) => figures.lastFailureMs],
-  ];
-  for (const [name, help, valueMs] of times) {
-    new Gauge({
-      name,
-      help,
-      labelNames: ["vault"],
-      registers: [registry],
-      collect() {
-        this.reset();
-        for (const figures of activity()) if (valueMs(figures) !== 0) this.set({ vault: figures.vault }, valueMs(figures) / 1000);
-      },
-    });
-  }
+  const seconds = (ms: number) => (ms === 0 ? undefined : ms / 1000);
+  registerScraped(registry, "gauge", ["vault"], activity, byVault, [
+    {
+      name: "snaplog_vault_last_success_timestamp_seconds",
+      help: "When the last archive to the vault succeeded (alert when too old)",
+      value: (figures) => seconds(figures.lastSuccessMs),
+    },
+    {
+      name: "snaplog_vault_last_failure_timestamp_seconds",
+      help: "When the last archive to the vault failed",
+      value: (figures) => seconds(figures.lastFailureMs),
+    },
+  ]);
 }

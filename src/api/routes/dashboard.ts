@@ -8,7 +8,7 @@ import type { FastifyReply } from "fastify";
 import { sendItemStream } from "../item-stream.js";
 import { dashboardAssets, dashboardContentSecurityPolicy, dashboardPage } from "../dashboard/assets.js";
 import type { MetricSeries } from "../dashboard/metric-series.js";
-import { ErrorSchema } from "../schemas.js";
+import { ErrorSchema, FollowFlagSchema, wantsFollow } from "../schemas.js";
 import { answers, ndjsonResponse, type TypedApp } from "./route-schema.js";
 
 declare module "fastify" {
@@ -33,7 +33,7 @@ const SeriesSampleSchema = Type.Object(
 
 export function registerDashboardRoutes(app: TypedApp, series: MetricSeries | undefined, tokenRequired: boolean): void {
   const page = { contentType: "text/html; charset=utf-8", body: dashboardPage(tokenRequired) };
-  const serveAsset = (url: string) => (_request: unknown, reply: FastifyReply) => {
+  const sendAsset = (reply: FastifyReply, url: string) => {
     const asset = url === "/" ? page : dashboardAssets().get(url);
     if (asset === undefined) return reply.callNotFound();
     return reply
@@ -44,9 +44,9 @@ export function registerDashboardRoutes(app: TypedApp, series: MetricSeries | un
       .header("cache-control", url === "/" ? "no-store" : "no-cache")
       .send(asset.body);
   };
-  app.get("/", { config: publicRoute, schema: { hide: true } }, serveAsset("/"));
+  app.get("/", { config: publicRoute, schema: { hide: true } }, (_request, reply) => sendAsset(reply, "/"));
   app.get<{ Params: { "*": string } }>("/assets/*", { config: publicRoute, schema: { hide: true } }, (request, reply) =>
-    serveAsset(`/assets/${request.params["*"]}`)(request, reply),
+    sendAsset(reply, `/assets/${request.params["*"]}`),
   );
 
   app.get(
@@ -55,15 +55,12 @@ export function registerDashboardRoutes(app: TypedApp, series: MetricSeries | un
       schema: {
         summary:
           "The dashboard's chart samples per disk (rates and space, every 2 s, the last hour): kept ones first; follow=1 streams new ones",
-        querystring: Type.Object(
-          { follow: Type.Optional(Type.Union([Type.Literal("1"), Type.Literal("true"), Type.Literal("0"), Type.Literal("false")])) },
-          { additionalProperties: false },
-        ),
+        querystring: Type.Object({ follow: Type.Optional(FollowFlagSchema) }, { additionalProperties: false }),
         response: answers(ndjsonResponse("one SeriesSample per line", Type.Union([SeriesSampleSchema, ErrorSchema]))),
       },
     },
     (request, reply) => {
-      const follow = request.query.follow === "1" || request.query.follow === "true";
+      const follow = wantsFollow(request.query.follow);
       if (series === undefined || !follow) return sendItemStream(reply, itemsOf(series?.history() ?? []), { waitForFirst: false });
       const stop = new AbortController();
       reply.raw.once("close", () => stop.abort());

@@ -2,7 +2,7 @@
 import { Type } from "@fastify/type-provider-typebox";
 import type { EventOperations } from "../../store/operations/index.js";
 import { sendItemStream } from "../item-stream.js";
-import { ErrorSchema, EventsQuerySchema, StoreEventSchema } from "../schemas.js";
+import { ErrorSchema, EventsQuerySchema, StoreEventSchema, wantsFollow } from "../schemas.js";
 import { answers, ndjsonResponse, type TypedApp } from "./route-schema.js";
 
 export function registerEventRoutes(app: TypedApp, operations: EventOperations): void {
@@ -21,7 +21,7 @@ export function registerEventRoutes(app: TypedApp, operations: EventOperations):
       },
     },
     (request, reply) => {
-      const follow = request.query.follow === "1" || request.query.follow === "true";
+      const follow = wantsFollow(request.query.follow);
       const stop = new AbortController();
       // The reader went away: end the follow (the store's subscription goes with it).
       reply.raw.once("close", () => stop.abort());

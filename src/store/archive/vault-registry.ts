@@ -95,12 +95,12 @@ export async function removeVault(catalog: Catalog, name: string): Promise<void>
   }
 }
 
-/** The vault named `name`, opened with its secrets (the caller closes it). */
 /** The store has a vault of this name. */
 export async function isKnownVault(catalog: Catalog, name: string): Promise<boolean> {
   return Object.hasOwn(await readVaults(catalog.path), name);
 }
 
+/** The vault named `name`, opened with its secrets (the caller closes it). */
 export async function openNamedVault(catalog: Catalog, name: string): Promise<Vault> {
   const entry = (await readVaults(catalog.path))[name];
   if (entry === undefined) throw notFound(`no vault named ${name}`, { hint: "add one: snaplog vault add NAME URL" });

@@ -79,8 +79,6 @@ export class MirrorLeg {
   private running: Promise<LegResyncResult> | undefined;
   /** Changes outside the write path marked so far: a resync that saw one come is not the one that ends in sync. */
   private changesMarked = 0;
-  /** A failed host write left a range to copy back: a resync starts once its range lock is released. */
-  private resyncOwed = false;
   private closed = false;
   private cancelClear: (() => void) | undefined;
   private cancelRetry: (() => void) | undefined;
@@ -253,11 +251,12 @@ export class MirrorLeg {
   ): Promise<void> {
     const end = offsetBytes + lengthBytes;
     const release = await this.locks.acquire(offsetBytes, end);
-    let marked = false;
+    const persistOwed = this.bitmap.markWriting(offsetBytes, end);
+    // A failed host write leaves its range to copy back: the resync starts once the range lock is released.
+    let copyBack = false;
     try {
-      marked = true;
       // The bit is on disk before the mirror (or the log) sees the write.
-      if (this.bitmap.markWriting(offsetBytes, end)) await this.bitmap.persist();
+      if (persistOwed) await this.bitmap.persist();
       const file = this.takesWrites() ? this.file : undefined;
       const mirrorDone = file === undefined ? Promise.resolve() : this.guard(() => toMirror(file));
       const [logResult] = await Promise.allSettled([toLog(), mirrorDone]);
@@ -266,17 +265,14 @@ export class MirrorLeg {
         // from the log (a flush must not age its bit away). Found by the simulator with faults.
         if (file !== undefined) {
           await this.mark([{ offsetBytes, lengthBytes }]).catch(() => undefined);
-          this.resyncOwed = true;
+          copyBack = true;
         }
         throw logResult.reason;
       }
     } finally {
-      if (marked) this.bitmap.doneWriting(offsetBytes, end);
+      this.bitmap.doneWriting(offsetBytes, end);
       release();
-      if (this.resyncOwed) {
-        this.resyncOwed = false;
-        this.resyncAfterChange();
-      }
+      if (copyBack) this.resyncAfterChange();
     }
   }
 

@@ -47,6 +47,8 @@ export interface RelationInfo {
   state: "connected" | "retrying" | "ended" | "starting";
   reason: string | null;
   ackedLsn: number | null;
+  /** When the replica last acknowledged (ISO 8601); null: not since this server started. */
+  lastAckAt: string | null;
   /** Age of the oldest write the replica has not acknowledged (0 when caught up). */
   lagSeconds: number;
   lagBytes: number;

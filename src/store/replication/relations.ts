@@ -63,6 +63,8 @@ interface Live {
   state: RelationInfo["state"];
   reason: string | null;
   ackedLsn: number | null;
+  /** When the replica last acknowledged (ms since the epoch; 0: not since this server started). */
+  ackedAtMs: number;
   bytesShipped: number;
 }
 
@@ -172,6 +174,7 @@ export class Relations {
       state: record.ended !== undefined ? "ended" : (live?.state ?? "starting"),
       reason: record.ended?.reason ?? live?.reason ?? null,
       ackedLsn: acked,
+      lastAckAt: live === undefined || live.ackedAtMs === 0 ? null : new Date(live.ackedAtMs).toISOString(),
       lagSeconds,
       lagBytes,
       bytesShipped: live?.bytesShipped ?? 0,
@@ -183,7 +186,7 @@ export class Relations {
   private startLoop(disk: string, record: RelationRecord, token: string): void {
     if (this.loops.has(disk)) return;
     const stop = new AbortController();
-    const live: Live = this.live.get(disk) ?? { state: "starting", reason: null, ackedLsn: null, bytesShipped: 0 };
+    const live: Live = this.live.get(disk) ?? { state: "starting", reason: null, ackedLsn: null, ackedAtMs: 0, bytesShipped: 0 };
     this.live.set(disk, live);
     const done = new RelationLoop(this, this.catalog, disk, record, token, live, stop.signal).run();
     this.loops.set(disk, { stop, done });
@@ -293,6 +296,12 @@ class RelationLoop {
   }
 
   /** The acknowledged LSN to go on from, with its view pinned. */
+  /** The replica holds everything up to `lsn`: the relation's acknowledged point, and when it was said. */
+  private acknowledged(lsn: number): void {
+    this.live.ackedLsn = lsn;
+    this.live.ackedAtMs = this.catalog.nowMs();
+  }
+
   private async establish(disk: OpenDisk, client: ReplicaClient, state: ReplicaState): Promise<number> {
     // Only snapshots this source has are ever deleted there (never one the receiver made itself, like before-resync-…).
     const diskId = diskIdOf(disk.meta);
@@ -300,7 +309,7 @@ class RelationLoop {
     this.replicaSnapshotIds = new Set(state.snapshots.map((snapshot) => snapshot.id).filter((id) => here.has(id)));
     if (state.state === "empty") return this.firstCopy(disk, client);
     if (state.state === "replica" && state.ackedLsn !== null && this.pinIfAvailable(disk, state.ackedLsn)) {
-      this.live.ackedLsn = state.ackedLsn;
+      this.acknowledged(state.ackedLsn);
       return state.ackedLsn;
     }
     // Diverged, or the acknowledged view is gone here: the newest snapshot both sides hold.
@@ -325,7 +334,7 @@ class RelationLoop {
       throw error;
     }
     this.release = release;
-    this.live.ackedLsn = common.lsn;
+    this.acknowledged(common.lsn);
     await this.relations.event(
       "replication-resync",
       disk.meta.name,
@@ -354,7 +363,7 @@ class RelationLoop {
     // The full stream carried every snapshot up to it.
     const diskId = diskIdOf(disk.meta);
     for (const cut of disk.engine.snapshots) if (cut.lsn <= lsn) this.replicaSnapshotIds.add(snapshotIdOf(diskId, cut));
-    this.live.ackedLsn = lsn;
+    this.acknowledged(lsn);
     return lsn;
   }
 
@@ -436,7 +445,7 @@ class RelationLoop {
     const next = engine.pinView(ack);
     this.release();
     this.release = next;
-    this.live.ackedLsn = ack;
+    this.acknowledged(ack);
     return ack;
   }
 
