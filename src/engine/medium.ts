@@ -2,6 +2,7 @@ import { writeAll } from "../util/write-all.js";
 import { constants as fsConstants, promises as fs } from "node:fs";
 import * as path from "node:path";
 import { fromSystemError } from "../util/errors.js";
+import { directWritable, writeDirect } from "./direct-write.js";
 
 /**
  * The storage medium under the engine: a directory of files. The real one is the file system
@@ -24,9 +25,19 @@ export interface MediumFile {
   close(): Promise<void>;
 }
 
+export interface OpenOptions {
+  create: boolean;
+  /**
+   * A hint: the file takes large writes of data that is written once and read back rarely (the
+   * log's segment files). The real medium writes such data around the page cache
+   * (direct-write.ts); its durability contract is unchanged.
+   */
+  writeAround?: boolean;
+}
+
 export interface Medium {
   /** Opens a file for reading and writing, creating it (empty) when `create` is set. */
-  open(name: string, options: { create: boolean }): Promise<MediumFile>;
+  open(name: string, options: OpenOptions): Promise<MediumFile>;
   exists(name: string): Promise<boolean>;
   remove(name: string): Promise<void>;
   rename(source: string, target: string): Promise<void>;
@@ -40,6 +51,8 @@ class FileOnDisk implements MediumFile {
   constructor(
     readonly name: string,
     private readonly handle: fs.FileHandle,
+    /** The same file opened O_DIRECT for writes (writeAround files where the file system allows it). */
+    private readonly direct?: fs.FileHandle,
   ) {}
 
   async read(target: Uint8Array, positionBytes: number): Promise<number> {
@@ -58,6 +71,9 @@ class FileOnDisk implements MediumFile {
 
   async writev(buffers: Uint8Array[], positionBytes: number): Promise<void> {
     try {
+      if (this.direct !== undefined && directWritable(positionBytes, totalBytes(buffers))) {
+        if (await writeDirect(this.direct, buffers, positionBytes)) return;
+      }
       await writeAll(this.handle, buffers, positionBytes);
     } catch (error) {
       throw fromSystemError(error, { path: this.name });
@@ -85,19 +101,30 @@ class FileOnDisk implements MediumFile {
   }
 
   async close(): Promise<void> {
-    await this.handle.close();
+    await Promise.all([this.handle.close(), this.direct?.close()]);
   }
+}
+
+function totalBytes(buffers: Uint8Array[]): number {
+  let sum = 0;
+  for (const buffer of buffers) sum += buffer.length;
+  return sum;
 }
 
 /** The real medium: files in one directory. */
 export class DirectoryMedium implements Medium {
-  constructor(readonly directory: string) {}
+  constructor(
+    readonly directory: string,
+    /** Honour the writeAround hint (SNAPLOG_DIRECT_WRITES=0 turns it off, for comparison runs). */
+    private readonly writeAround: boolean = process.env.SNAPLOG_DIRECT_WRITES !== "0",
+  ) {}
 
-  async open(name: string, options: { create: boolean }): Promise<MediumFile> {
+  async open(name: string, options: OpenOptions): Promise<MediumFile> {
     const flags = options.create ? fsConstants.O_RDWR | fsConstants.O_CREAT : fsConstants.O_RDWR;
     try {
       const handle = await fs.open(path.join(this.directory, name), flags, 0o644);
-      return new FileOnDisk(name, handle);
+      const direct = options.writeAround === true && this.writeAround ? await openDirect(path.join(this.directory, name)) : undefined;
+      return new FileOnDisk(name, handle, direct);
     } catch (error) {
       throw fromSystemError(error, { path: path.join(this.directory, name) });
     }
@@ -143,5 +170,14 @@ export class DirectoryMedium implements Medium {
     } catch (error) {
       throw fromSystemError(error, { path: sourcePath });
     }
+  }
+}
+
+/** The file opened for direct writes, or undefined where the file system refuses O_DIRECT. */
+async function openDirect(filePath: string): Promise<fs.FileHandle | undefined> {
+  try {
+    return await fs.open(filePath, fsConstants.O_WRONLY | fsConstants.O_DIRECT);
+  } catch {
+    return undefined;
   }
 }

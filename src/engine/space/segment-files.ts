@@ -162,7 +162,7 @@ export class SegmentFiles {
     if (pending === undefined) {
       const removal = this.releasing.get(segmentIndex);
       pending = (removal ?? Promise.resolve())
-        .then(() => this.medium.open(SegmentFiles.fileName(segmentIndex), { create: true }))
+        .then(() => this.medium.open(SegmentFiles.fileName(segmentIndex), { create: true, writeAround: true }))
         .then((file) => {
           const created = !this.present.has(segmentIndex);
           if (created) this.directoryDirty = true;
