@@ -9,6 +9,7 @@ import { JOB_SHAPES, type JobResult } from "./harness.js";
 import type { HistoryResults } from "./history.js";
 import type { RecoveryResults } from "./recovery.js";
 import type { MachineInfo } from "./machine.js";
+import type { MultiConnectionResults } from "./multi-connection.js";
 
 export const ANALYSIS_BEGIN = "<!-- analysis:begin -->";
 export const ANALYSIS_END = "<!-- analysis:end -->";
@@ -30,6 +31,8 @@ export interface Settings {
 }
 
 export interface DiskSnapshotState {
+  /** Payload bytes the disk took over NBD (its prefill and jobs). */
+  writtenBytes: number;
   entryCount: number;
   logBytes: number;
   segmentBytes: number;
@@ -61,6 +64,10 @@ export interface RunData {
   snaplog: JobResult[];
   /** --history 0. */
   snaplogNoHistory: JobResult[];
+  /** --history 24h. */
+  snaplogDay: JobResult[];
+  /** The jobs over several NBD connections, snaplog and peers (bench/multi-connection.ts). */
+  multiConnection?: MultiConnectionResults;
   diskStates: { label: string; state: DiskSnapshotState }[];
   defaultHistorySeconds?: number;
   peers: JobResult[];
@@ -71,6 +78,8 @@ export interface RunData {
 }
 
 type Row = { key: string; label: string; results: JobResult[] };
+
+const SNAPLOG_SHORT_NAMES: Record<string, string> = { snaplog: "snaplog", "snaplog-h0": "snaplog h0", "snaplog-h24": "snaplog h24" };
 
 const PEER_LABELS: Record<string, string> = {
   "qemu-qcow2": "qemu-nbd / qcow2",
@@ -139,6 +148,7 @@ function rows(data: RunData): { snaplog: Row[]; peers: Row[] } {
     { key: "snaplog", label: `snaplog (history ${fmtDuration(data.defaultHistorySeconds ?? 3600)}, default)`, results: data.snaplog },
     { key: "snaplog-h0", label: "snaplog (--history 0)", results: data.snaplogNoHistory },
   ];
+  if (data.snaplogDay.length > 0) snaplog.push({ key: "snaplog-h24", label: "snaplog (--history 24h)", results: data.snaplogDay });
   const peers: Row[] = data.settings.peers.map((peer) => ({
     key: peer,
     label: PEER_LABELS[peer] ?? peer,
@@ -263,6 +273,21 @@ function targetsSection(data: RunData): string {
       ratios: [ratio(snap.snapshotExport, snap.none), undefined],
     },
   ];
+  // Issue 14's targets: where users feel it.
+  const against = (job: string, peer: JobResult[], peerName: string, required: number, what: string): TargetCheck => ({
+    name: `${what} ≥ ${required.toFixed(1)}× ${peerName}`,
+    required,
+    basis: job.startsWith("seq") ? "MB/s" : "IOPS",
+    ratios: [ratio(find(data.snaplog, job), find(peer, job)), ratio(find(data.snaplogNoHistory, job), find(peer, job))],
+  });
+  checks.push(
+    against("seqwrite-1m-qd8", qcow2, "qemu-nbd/qcow2", 1.0, "1M sequential write QD8"),
+    against("seqwrite-1m-qd8", nbdkitFile, "nbdkit file", 0.5, "1M sequential write QD8"),
+    against("seqread-1m-qd8", nbdkitFile, "nbdkit file", 0.6, "1M sequential read QD8"),
+    against("randread-4k-qd32", nbdkitFile, "nbdkit file", 0.6, "4K random read QD32"),
+    against("randwrite-4k-qd32", qcow2, "qemu-nbd/qcow2", 1.5, "4K random write QD32"),
+    against("randwrite-4k-qd1", nbdkitFile, "nbdkit file", 0.7, "4K random write QD1"),
+  );
   const rowsOut = checks.map((check) => [
     check.name,
     check.basis,
@@ -274,7 +299,8 @@ function targetsSection(data: RunData): string {
     "## Targets",
     "",
     "Ratios of snaplog to the peer, measured in this run (same machine, settings and working set). " +
-      "The verdict is for the default history window; the `--history 0` column is for information.",
+      "The verdict is for the default history window; the `--history 0` column is for information. " +
+      "The first five rows are the foundation's targets (issue 2 and the snapshot-read target), the rest issue 14's.",
     "",
     table(["target", "measured on", "snaplog (default window)", "verdict", "snaplog (--history 0)"], rowsOut, [
       false,
@@ -338,8 +364,7 @@ function resultsSection(data: RunData): string {
     return cells;
   });
   const headers = ["job"];
-  for (const snapRow of snaplog)
-    for (const peer of peers) headers.push(`${snapRow.key === "snaplog" ? "snaplog" : "snaplog h0"} ÷ ${peer.key}`);
+  for (const snapRow of snaplog) for (const peer of peers) headers.push(`${SNAPLOG_SHORT_NAMES[snapRow.key] ?? snapRow.key} ÷ ${peer.key}`);
   out.push(
     "",
     "### Ratios at a glance (throughput, snaplog ÷ peer)",
@@ -352,7 +377,9 @@ function resultsSection(data: RunData): string {
   );
   if (data.peersSkippedReason !== undefined) out.push("", `Peers not run: ${data.peersSkippedReason}.`);
 
-  const errors = [...data.snaplog, ...data.snaplogNoHistory, ...data.peers].filter((result) => result.error !== undefined);
+  const errors = [...data.snaplog, ...data.snaplogNoHistory, ...data.snaplogDay, ...data.peers].filter(
+    (result) => result.error !== undefined,
+  );
   if (errors.length > 0) {
     out.push("", "Jobs that failed:", "");
     for (const result of errors) out.push(`- ${result.target} / ${result.job}: ${result.error}`);
@@ -363,16 +390,27 @@ function resultsSection(data: RunData): string {
       "snaplog disks after their jobs (from `disk show`):",
       "",
       table(
-        ["disk", "history", "live entries", "log (live data)", "segment files", "journal"],
+        [
+          "disk",
+          "history",
+          "written over NBD",
+          "live entries",
+          "log (live data)",
+          "segment files",
+          "journal",
+          "segment files per GB written",
+        ],
         data.diskStates.map(({ label, state }) => [
           label,
           fmtDuration(state.historySeconds),
+          fmtBytes(state.writtenBytes),
           fmtInt(state.entryCount),
           fmtBytes(state.logBytes),
           fmtBytes(state.segmentBytes),
           fmtBytes(state.journalBytes),
+          state.writtenBytes > 0 ? `${((state.segmentBytes / state.writtenBytes) * 1000).toFixed(0)} MB` : "—",
         ]),
-        [false, true, true, true, true, true],
+        [false, true, true, true, true, true, true, true],
       ),
     );
   }
@@ -496,6 +534,10 @@ export function renderReport(data: RunData, analysis: string): string {
     targetsSection(data),
     "",
     resultsSection(data),
+    "",
+    cpuSection(data),
+    "",
+    multiConnectionSection(data),
     "",
     snapshotSection(data),
     "",
@@ -655,6 +697,85 @@ function historySection(data: RunData): string {
         `(journal at ${fmtBytes(open.journalBytesAtKill)}: checkpoint, journal replay, check of the unsynced tail's data) ${open.killedSeconds.toFixed(2)} s.`,
       "",
     );
+  }
+  return out.join("\n");
+}
+
+/** Server CPU-seconds per GB moved (reads and writes): CPU % of one core ÷ MB/s. */
+function cpuPerGb(result: JobResult | undefined): string {
+  if (result?.server_cpu_pct_of_1_core === undefined || result.mb_s === undefined || result.mb_s <= 0 || result.error !== undefined)
+    return "—";
+  return (result.server_cpu_pct_of_1_core / 100 / (result.mb_s / 1000)).toFixed(2);
+}
+
+function cpuSection(data: RunData): string {
+  const { snaplog, peers } = rows(data);
+  const targets = [...snaplog, ...peers].filter((row) => row.key !== "local-direct");
+  const tableRows = data.settings.jobs.map((job) => [`\`${job}\``, ...targets.map((row) => cpuPerGb(find(row.results, job)))]);
+  return [
+    "## CPU per GB",
+    "",
+    "Server CPU-seconds per GB (10^9 bytes) read or written, per job: the server's CPU (% of one core, from /proc) ÷ its throughput, " +
+      "from the tables above. The raw disk has no server process.",
+    "",
+    table(["job", ...targets.map((row) => row.label)], tableRows, [false, ...targets.map(() => true)]),
+  ].join("\n");
+}
+
+function multiConnectionSection(data: RunData): string {
+  const multi = data.multiConnection;
+  if (multi === undefined) return "";
+  const targets = ["snaplog", ...data.settings.peers];
+  const out = [
+    `## ${multi.connections} NBD connections`,
+    "",
+    `The same jobs with ${multi.connections} NBD connections at once (snaplog advertises CAN_MULTI_CONN): fio's nbd engine with ` +
+      `\`numjobs=${multi.connections}\`, one connection per job, each on its own ${multi.connections}th of the working set ` +
+      "(`offset_increment`), reported as one group; each target prefilled once. snaplog on a fresh disk with the default window; the peers " +
+      "started by the runner as the harness starts them (qemu-nbd with `--shared`). No quiet wait or rerun here: server CPU is over the " +
+      "whole fio run, ramp included.",
+    "",
+  ];
+  const base = (job: string) =>
+    find(
+      multi.results.filter((result) => result.target === "snaplog"),
+      job,
+    );
+  const tableRows: string[][] = [];
+  for (const job of data.settings.jobs) {
+    for (const target of targets) {
+      const result = find(
+        multi.results.filter((entry) => entry.target === target),
+        job,
+      );
+      tableRows.push([
+        `\`${job}\``,
+        target === "snaplog" ? "snaplog (history 1 h, default)" : (PEER_LABELS[target] ?? target),
+        result?.error !== undefined ? "ERROR" : fmtInt(result?.iops),
+        fmtNum(result?.mb_s),
+        fmtNum(result?.lat_p99_us),
+        target === "local-direct" ? "—" : fmtNum(result?.server_cpu_pct_of_1_core, 0),
+        cpuPerGb(result),
+        target === "snaplog" ? "" : fmtRatio(ratio(base(job), result)),
+      ]);
+    }
+  }
+  out.push(
+    table(["job", "target", "IOPS", "MB/s", "p99 µs", "server CPU %", "CPU s per GB", "snaplog ÷ this"], tableRows, [
+      false,
+      false,
+      true,
+      true,
+      true,
+      true,
+      true,
+      true,
+    ]),
+  );
+  const errors = multi.results.filter((result) => result.error !== undefined);
+  if (errors.length > 0) {
+    out.push("", "Failed:", "");
+    for (const result of errors) out.push(`- ${result.target} / ${result.job}: ${result.error}`);
   }
   return out.join("\n");
 }

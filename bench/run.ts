@@ -25,6 +25,8 @@ import { createSnapshotsWithWrites } from "./snapshots.js";
 import { runRecoveryScenarios } from "./recovery.js";
 import { runHistoryScenarios, type RunningServer } from "./history.js";
 import { runCli, startServer, tail, type SnaplogServer } from "./server.js";
+import { runMultiConnectionPeers, runMultiConnectionSnaplog, type MultiConnectionSettings } from "./multi-connection.js";
+import { nbdWrittenBytes } from "./metrics.js";
 
 const repoRoot = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "..", "..");
 const cliPath = path.join(repoRoot, "dist", "src", "cli", "main.js");
@@ -45,6 +47,8 @@ Options (environment variable in brackets):
   --peers LIST          harness peers (default: ${PEER_NAMES.join(",")}) [SNAPLOG_BENCH_PEERS]
   --skip-peers          run no peers [SNAPLOG_BENCH_SKIP_PEERS=1]
   --scenarios LIST      snaplog scenarios: default (jobs, default window), h0 (jobs, --history 0),
+                        h24 (jobs, --history 24h), multi (jobs over 4 NBD connections, snaplog and
+                        the peers, started by the runner),
                         snapshots (snapshot read), history (compaction, points in time, open time),
                         recovery (open after SIGKILL with a full journal of the smallest records
                         and with 10^7 live entries, with the server's memory)
@@ -62,7 +66,7 @@ Options (environment variable in brackets):
 The harness is <repo>/../shared/bench/nbd-bench.sh, or SNAPLOG_BENCH_HARNESS.
 `;
 
-const SCENARIOS = ["default", "h0", "snapshots", "history", "recovery"] as const;
+const SCENARIOS = ["default", "h0", "h24", "multi", "snapshots", "history", "recovery"] as const;
 
 interface Options extends Settings {
   scenarios: string[];
@@ -152,6 +156,9 @@ function parseOptions(argv: string[]): Options {
   };
 }
 
+/** NBD connections of the multi-connection scenario (fio numjobs). */
+const MULTI_CONNECTIONS = 4;
+
 function sizeToBytes(size: string): number {
   const match = /^(\d+)([KMGT]?)$/i.exec(size);
   if (match === null) throw new Error(`bad size ${size}`);
@@ -209,6 +216,7 @@ for (const signal of ["SIGINT", "SIGTERM", "SIGHUP"] as const) {
 async function diskState(active: SnaplogServer, disk: string): Promise<DiskSnapshotState> {
   const detail = await active.api.showDisk(disk);
   return {
+    writtenBytes: await nbdWrittenBytes(active.api.socketPath, disk),
     entryCount: detail.entryCount,
     logBytes: detail.logBytes,
     segmentBytes: detail.segmentBytes,
@@ -313,6 +321,7 @@ async function main(): Promise<number> {
     settings: options,
     snaplog: [],
     snaplogNoHistory: [],
+    snaplogDay: [],
     diskStates: [],
     peers: [],
     peersSkippedReason: options.skipPeers ? "--skip-peers" : undefined,
@@ -351,6 +360,34 @@ async function main(): Promise<number> {
     data.snaplogNoHistory =
       (await step("snaplog, --history 0", data, () => runSnaplogScenario(server, runner, options, "bench-h0", "snaplog-h0", 0, data))) ??
       [];
+  if (wanted("h24"))
+    data.snaplogDay =
+      (await step("snaplog, --history 24h", data, () =>
+        runSnaplogScenario(server, runner, options, "bench-h24", "snaplog-h24", 86400, data),
+      )) ?? [];
+  if (wanted("multi")) {
+    const settings: MultiConnectionSettings = {
+      sizeBytes: sizeToBytes(options.size),
+      runtimeSeconds: options.runtimeSeconds,
+      rampSeconds: options.rampSeconds,
+      connections: MULTI_CONNECTIONS,
+      jobs: options.jobs,
+      scratch: scratch!,
+      log,
+    };
+    data.multiConnection = { connections: MULTI_CONNECTIONS, results: [] };
+    const results = data.multiConnection.results;
+    await step("snaplog, 4 connections", data, async () => {
+      await server.api.createDisk({ name: "bench-mc", sizeBytes: settings.sizeBytes });
+      log(`scenario multi: disk bench-mc, ${MULTI_CONNECTIONS} connections, jobs ${options.jobs.join(",")}`);
+      for (const result of await runMultiConnectionSnaplog(server.nbdSocket, "bench-mc", server.pid, settings)) results.push(result);
+      await server.api.deleteDisk("bench-mc");
+    });
+    if (options.peers.length > 0)
+      await step("peers, 4 connections", data, async () => {
+        for (const result of await runMultiConnectionPeers(options.peers, settings)) results.push(result);
+      });
+  }
   if (wanted("snapshots")) await step("snapshot read", data, () => runSnapshotScenario(server, runner, options, data.snapshot));
   if (wanted("history")) {
     data.history = await step("history", data, () =>
@@ -396,6 +433,8 @@ async function main(): Promise<number> {
   const all = [
     ...data.snaplog,
     ...data.snaplogNoHistory,
+    ...data.snaplogDay,
+    ...(data.multiConnection?.results ?? []),
     ...[data.snapshot.none, data.snapshot.current, data.snapshot.snapshotExport].filter((r) => r !== undefined),
     ...data.peers,
   ];
