@@ -23,6 +23,7 @@ import { parseArgs } from "node:util";
 import { ApiClient } from "../src/api/client.js";
 import type { RelationInfo } from "../src/store/operations/index.js";
 import { Store } from "../src/store/store.js";
+import { SERVER_NODE_FLAGS } from "../src/server/node-flags.js";
 
 const cli = fileURLToPath(new URL("../src/cli/main.js", import.meta.url));
 const MiB = 1024 * 1024;
@@ -88,7 +89,9 @@ async function serve(name: string, replication: boolean): Promise<Server> {
   if (port !== undefined) args.push("--replication", `127.0.0.1:${port}`);
   const profile =
     values.profile === undefined ? [] : ["--cpu-prof", `--cpu-prof-dir=${values.profile}`, `--cpu-prof-name=${name}.cpuprofile`];
-  const child = spawn(process.execPath, [...profile, ...args], { env: { ...process.env, SNAPLOG_LOG_LEVEL: "warn" } });
+  const child = spawn(process.execPath, [...SERVER_NODE_FLAGS, ...profile, ...args], {
+    env: { ...process.env, SNAPLOG_LOG_LEVEL: "warn" },
+  });
   children.push(child);
   // Drained always: a full pipe would stall the server being measured.
   child.stderr.pipe(process.stderr);

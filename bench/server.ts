@@ -8,6 +8,7 @@ import { openSync, closeSync, readFileSync } from "node:fs";
 import path from "node:path";
 import { ApiClient } from "../src/api/client.js";
 import { apiSocketPath } from "../src/store/paths.js";
+import { SERVER_NODE_FLAGS } from "../src/server/node-flags.js";
 
 export interface SnaplogServer {
   pid: number;
@@ -43,11 +44,15 @@ export async function startServer(cli: string, storePath: string, scratch: strin
   const logFd = openSync(logPath, "a");
   let child: ChildProcess;
   try {
-    child = spawn(process.execPath, [cli, "--store", storePath, "--json", "serve", "--nbd", "127.0.0.1:0", "--nbd-socket", nbdSocket], {
-      stdio: ["ignore", "pipe", logFd],
-      detached: true,
-      env: { ...process.env, SNAPLOG_LOG_LEVEL: process.env.SNAPLOG_LOG_LEVEL ?? "warn" },
-    });
+    child = spawn(
+      process.execPath,
+      [...SERVER_NODE_FLAGS, cli, "--store", storePath, "--json", "serve", "--nbd", "127.0.0.1:0", "--nbd-socket", nbdSocket],
+      {
+        stdio: ["ignore", "pipe", logFd],
+        detached: true,
+        env: { ...process.env, SNAPLOG_LOG_LEVEL: process.env.SNAPLOG_LOG_LEVEL ?? "warn" },
+      },
+    );
   } finally {
     closeSync(logFd);
   }

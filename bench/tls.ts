@@ -15,6 +15,7 @@ import { fileURLToPath } from "node:url";
 import { parseArgs } from "node:util";
 import { makeTlsFixture } from "../test/support/tls-certs.js";
 import { fio } from "./fio.js";
+import { SERVER_NODE_FLAGS } from "../src/server/node-flags.js";
 
 const cli = fileURLToPath(new URL("../src/cli/main.js", import.meta.url));
 const { values } = parseArgs({
@@ -88,6 +89,7 @@ const snaplogPort = await freePort();
 const snaplog = spawn(
   process.execPath,
   [
+    ...SERVER_NODE_FLAGS,
     cli,
     "--store",
     store,

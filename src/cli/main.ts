@@ -1,4 +1,4 @@
-#!/usr/bin/env node
+#!/usr/bin/env -S node --initial-old-space-size=128
 /**
  * The `snaplog` command (SPEC §3.2). One file per command group registers its commands;
  * this file holds the global options and the one place where errors become output and an

@@ -4,7 +4,7 @@
  * Lifecycle of a request:
  *   header parsed (from a socket chunk in place, or gathered in a 28-byte scratch when it spans
  *   chunks) → validateRequest (every check, returns an errno) → for WRITE, the payload is taken as a
- *   slice of one chunk or copied once into its own buffer (a rejected payload is read and dropped)
+ *   slice of one chunk or copied once into its own buffer, pooled when large (a rejected payload is read and dropped)
  *   → runRequest (a module-level async function, one per request, no closures) calls the volume →
  *   complete() sends the reply. Requests run concurrently; replies go out as each finishes, batched
  *   per event-loop turn with cork/uncork.
@@ -25,6 +25,7 @@ import { internalError } from "../util/errors.js";
 import { nbdErrnoForError, NBD_ERRNO_NAMES } from "./errno.js";
 import { writeUInt64, type HandshakeLogger, type Negotiated } from "./handshake.js";
 import * as P from "./protocol.js";
+import { givePayload, takePayload } from "./payload-pool.js";
 import type { DiskRequestStats, RequestStatsByDisk } from "./disk-request-stats.js";
 
 /** Server-wide counters, for metrics. */
@@ -77,6 +78,8 @@ export class NbdRequest {
   lengthBytes: number;
   /** WRITE: the payload; READ: the data read; BLOCK_STATUS: the encoded reply chunk. */
   payload: Buffer | null = null;
+  /** The payload came from payload-pool.ts and goes back there when the request completes. */
+  pooledPayload = false;
   /** Validation result for a WRITE whose payload is being discarded. */
   errno = 0;
   /** When it was parsed (performance.now()), for the latency figures. */
@@ -340,7 +343,10 @@ export class Transmission implements RequestLimits {
       this.payloadDone(request);
       return neededBytes;
     }
-    if (this.payloadBuffer === null) this.payloadBuffer = Buffer.allocUnsafe(request.lengthBytes);
+    if (this.payloadBuffer === null) {
+      this.payloadBuffer = takePayload(request.lengthBytes);
+      request.pooledPayload = true;
+    }
     const stepBytes = Math.min(neededBytes, availableBytes);
     chunk.copy(this.payloadBuffer, this.payloadFilledBytes, offsetBytes, offsetBytes + stepBytes);
     this.payloadFilledBytes += stepBytes;
@@ -484,6 +490,8 @@ export class Transmission implements RequestLimits {
     else this.sendError(request, errno);
     if (request.commandType === P.CMD_READ || request.commandType === P.CMD_WRITE) this.inflightBytes -= request.lengthBytes;
     this.noteBuffered();
+    // The write has resolved: nothing holds its payload any more (payload-pool.ts).
+    if (request.pooledPayload === true && request.payload !== null) givePayload(request.payload);
     request.payload = null;
     this.unblockInput();
     this.finishIfIdle();
