@@ -10,6 +10,7 @@ import { after, test } from "node:test";
 import assert from "node:assert/strict";
 import * as path from "node:path";
 import { givePayload, POOLED_PAYLOAD_BYTES_MIN, takePayload } from "../src/nbd/payload-pool.js";
+import { isPageAligned } from "../src/util/aligned-memory.js";
 import { requireTool } from "./support/nbd-server.js";
 import { runOk } from "./support/interop-tools.js";
 import { killServeChildren, snaplogCli, startServeChild } from "./support/serve-child.js";
@@ -18,24 +19,33 @@ import { tempDir } from "./support/temp-dir.js";
 after(killServeChildren);
 const directory = tempDir("payload-pool");
 
-test("the pool: large payloads reuse a buffer once given back; small ones are plain allocations", () => {
+/** Whether two views start at the same byte of the same memory. */
+function sameMemory(a: Buffer, b: Buffer): boolean {
+  return a.buffer === b.buffer && a.byteOffset === b.byteOffset;
+}
+
+test("the pool: large payloads are page-aligned and reuse a buffer once given back; small ones are plain allocations", () => {
   const first = takePayload(1024 * 1024);
   assert.equal(first.length, 1024 * 1024);
+  assert.ok(isPageAligned(first), "a large payload can go to O_DIRECT as it is");
   givePayload(first);
   const second = takePayload(1024 * 1024);
-  assert.equal(second.buffer, first.buffer, "a given-back buffer is taken again");
+  assert.ok(sameMemory(second, first), "a given-back buffer is taken again");
   const third = takePayload(1024 * 1024);
-  assert.notEqual(third.buffer, second.buffer, "a buffer in use is never handed out twice");
+  assert.ok(!sameMemory(third, second), "a buffer in use is never handed out twice");
   // A size between two classes takes the larger class's buffer, cut to length.
   givePayload(second);
   const odd = takePayload(600 * 1024);
   assert.equal(odd.length, 600 * 1024);
-  assert.equal(odd.buffer, second.buffer, "600 KiB is served from the 1 MiB class");
+  assert.ok(sameMemory(odd, second), "600 KiB is served from the 1 MiB class");
   givePayload(odd);
-  assert.equal(takePayload(1000 * 1024).buffer, odd.buffer, "and given back there whole");
+  assert.ok(sameMemory(takePayload(1000 * 1024), odd), "and given back there whole");
+  givePayload(Buffer.alloc(1024 * 1024));
+  assert.ok(!sameMemory(takePayload(1024 * 1024), third), "a buffer the pool did not hand out is not taken in");
   const small = takePayload(POOLED_PAYLOAD_BYTES_MIN);
+  assert.ok(!isPageAligned(small), "small payloads are plain allocations");
   givePayload(small);
-  assert.notEqual(takePayload(POOLED_PAYLOAD_BYTES_MIN).buffer, small.buffer, "small payloads are not pooled");
+  assert.ok(!sameMemory(takePayload(POOLED_PAYLOAD_BYTES_MIN), small), "and are not pooled");
 });
 
 test(

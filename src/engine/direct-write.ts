@@ -1,5 +1,6 @@
 import type { FileHandle } from "node:fs/promises";
 import { writeAll } from "../util/write-all.js";
+import { allocateAligned, isPageAligned } from "../util/aligned-memory.js";
 
 /**
  * Writes around the page cache (O_DIRECT) for the log's data files.
@@ -13,10 +14,10 @@ import { writeAll } from "../util/write-all.js";
  * cache (a second, buffered descriptor): Linux writes back and invalidates cached pages of a
  * range around a direct write to it, so the two descriptors stay coherent.
  *
- * O_DIRECT wants the memory, the file offset and the length aligned. Node's buffers are only
- * 16-byte aligned, so the data is copied into page-aligned staging chunks (the memory of a
- * WebAssembly.Memory, which V8 maps page-aligned) — one memcpy, cheaper than the kernel copy it
- * replaces. A write the kernel refuses for alignment (EINVAL) turns direct writes off for the
+ * O_DIRECT wants the memory, the file offset and the length aligned. Buffers from an aligned
+ * arena (util/aligned-memory.ts: large NBD payloads come from one) go to the kernel as they are;
+ * others are copied into page-aligned staging chunks — one memcpy, cheaper than the kernel copy
+ * it replaces. A write the kernel refuses for alignment (EINVAL) turns direct writes off for the
  * process and is written again buffered: never a failure a caller sees.
  */
 
@@ -32,10 +33,6 @@ export const DIRECT_ALIGN_BYTES = 4096;
 export const DIRECT_RUN_MIN_BYTES = 256 * 1024;
 const CHUNK_BYTES = 1024 * 1024;
 const CHUNK_COUNT = 32;
-const WASM_PAGE_BYTES = 65536;
-
-/** The one WebAssembly type used here (the project's lib settings have no WebAssembly declarations). */
-declare const WebAssembly: { Memory: new (descriptor: { initial: number; maximum: number }) => { buffer: ArrayBuffer } };
 
 /** A pool of page-aligned chunks, shared by every direct write of the process. */
 class AlignedChunks {
@@ -43,10 +40,8 @@ class AlignedChunks {
   private readonly waiting: Array<(chunk: Buffer) => void> = [];
 
   constructor() {
-    const pages = (CHUNK_BYTES * CHUNK_COUNT) / WASM_PAGE_BYTES;
-    // Fixed size (maximum = initial): growing would detach the buffers handed out.
-    const memory = new WebAssembly.Memory({ initial: pages, maximum: pages });
-    for (let index = 0; index < CHUNK_COUNT; index += 1) this.free.push(Buffer.from(memory.buffer, index * CHUNK_BYTES, CHUNK_BYTES));
+    const arena = allocateAligned(CHUNK_BYTES * CHUNK_COUNT);
+    for (let index = 0; index < CHUNK_COUNT; index += 1) this.free.push(arena.subarray(index * CHUNK_BYTES, (index + 1) * CHUNK_BYTES));
   }
 
   take(): Promise<Buffer> | Buffer {
@@ -87,6 +82,9 @@ export function directWritable(positionBytes: number, lengthBytes: number): bool
  * bytes buffered. Other errors are thrown once every chunk in flight has finished.
  */
 export async function writeDirect(direct: FileHandle, buffers: readonly Uint8Array[], positionBytes: number): Promise<boolean> {
+  if (buffers.every((buffer) => buffer.length % DIRECT_ALIGN_BYTES === 0 && isPageAligned(buffer))) {
+    return settleDirect([writeAll(direct, buffers, positionBytes).then(() => undefined)]);
+  }
   chunks ??= new AlignedChunks();
   const pool = chunks;
   const writes: Promise<void>[] = [];
@@ -121,6 +119,11 @@ export async function writeDirect(direct: FileHandle, buffers: readonly Uint8Arr
   }
   if (filled > 0) launch(chunk, filled, chunkPosition);
   else pool.give(chunk);
+  return settleDirect(writes);
+}
+
+/** Waits for every write; false when the kernel refused the alignment (direct writes stop), else the first error. */
+async function settleDirect(writes: Promise<void>[]): Promise<boolean> {
   const results = await Promise.allSettled(writes);
   const failure = results.find((result): result is PromiseRejectedResult => result.status === "rejected");
   if (failure === undefined) return true;
