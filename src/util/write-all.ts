@@ -3,6 +3,7 @@
  * a short count first and ENOSPC only on the next call), so the rest is written until all of it
  * is there or an error says why. Every file snaplog writes goes through this.
  */
+import { writevSync } from "node:fs";
 import type { FileHandle } from "node:fs/promises";
 
 /** Writes `buffers` at `positionBytes`, all of them; returns the position after them. */
@@ -15,6 +16,19 @@ export async function writeAll(handle: FileHandle, buffers: Uint8Array | readonl
         ? await handle.write(remaining[0], 0, remaining[0].length, position)
         : await handle.writev(remaining, position);
     // Nothing written and no error: never loop on it.
+    if (bytesWritten === 0) throw Object.assign(new Error(`no byte of a write at ${position} landed`), { code: "EIO" });
+    position += bytesWritten;
+    remaining = afterBytes(remaining, bytesWritten);
+  }
+  return position;
+}
+
+/** writeAll on the calling thread (a blocking pwritev): for small writes, where a thread-pool round trip costs more than the write. */
+export function writeAllSync(fd: number, buffers: readonly Uint8Array[], positionBytes: number): number {
+  let remaining = buffers.slice();
+  let position = positionBytes;
+  while (remaining.length > 0) {
+    const bytesWritten = writevSync(fd, remaining, position);
     if (bytesWritten === 0) throw Object.assign(new Error(`no byte of a write at ${position} landed`), { code: "EIO" });
     position += bytesWritten;
     remaining = afterBytes(remaining, bytesWritten);
