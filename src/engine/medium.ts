@@ -1,4 +1,4 @@
-import { writeAll, writeAllSync } from "../util/write-all.js";
+import { writeAllInlineWhenSmall } from "../util/write-all.js";
 import { constants as fsConstants, promises as fs } from "node:fs";
 import * as path from "node:path";
 import { fromSystemError } from "../util/errors.js";
@@ -47,19 +47,6 @@ export interface Medium {
   copyIn(sourcePath: string, name: string): Promise<void>;
 }
 
-/**
- * Small buffered writes (a journal record, a batch of a few 4 KiB blocks) are made on the event
- * loop's thread: a write into the page cache takes microseconds, a thread-pool round trip two
- * thread wake-ups more, which doubled 4 KiB QD 1 write latency (BENCHMARKS.md, analysis). A
- * write that blocks (the kernel throttling a writer past its dirty limits) would stall every
- * connection, so one that takes longer than SYNC_WRITE_SLOW_MS sends every write to the thread
- * pool for the next second.
- */
-const SYNC_WRITE_BYTES_MAX = 64 * 1024;
-const SYNC_WRITE_SLOW_MS = 2;
-const SYNC_WRITE_BACKOFF_MS = 1000;
-let syncWritesResumeAtMs = 0;
-
 class FileOnDisk implements MediumFile {
   constructor(
     readonly name: string,
@@ -88,14 +75,7 @@ class FileOnDisk implements MediumFile {
       if (this.direct !== undefined && directWritable(positionBytes, lengthBytes)) {
         if (await writeDirect(this.direct, buffers, positionBytes)) return;
       }
-      if (lengthBytes <= SYNC_WRITE_BYTES_MAX && performance.now() >= syncWritesResumeAtMs) {
-        const startedMs = performance.now();
-        writeAllSync(this.handle.fd, buffers, positionBytes);
-        const tookMs = performance.now() - startedMs;
-        if (tookMs > SYNC_WRITE_SLOW_MS) syncWritesResumeAtMs = startedMs + tookMs + SYNC_WRITE_BACKOFF_MS;
-        return;
-      }
-      await writeAll(this.handle, buffers, positionBytes);
+      await writeAllInlineWhenSmall(this.handle, buffers, positionBytes, lengthBytes);
     } catch (error) {
       throw fromSystemError(error, { path: this.name });
     }

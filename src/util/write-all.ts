@@ -23,8 +23,38 @@ export async function writeAll(handle: FileHandle, buffers: Uint8Array | readonl
   return position;
 }
 
-/** writeAll on the calling thread (a blocking pwritev): for small writes, where a thread-pool round trip costs more than the write. */
-export function writeAllSync(fd: number, buffers: readonly Uint8Array[], positionBytes: number): number {
+/**
+ * Small buffered writes (a journal record, a batch of a few 4 KiB blocks, a mirror leg's copy of
+ * one) are made on the event loop's thread: a write into the page cache takes microseconds, a
+ * thread-pool round trip two thread wake-ups more, which halved 4 KiB QD 1 write rates
+ * (docs/performance.md). A write that blocks (the kernel throttling a writer past its dirty
+ * limits) would stall every connection, so one that takes longer than INLINE_WRITE_SLOW_MS
+ * sends every write of the process to the thread pool for the next second.
+ */
+const INLINE_WRITE_BYTES_MAX = 64 * 1024;
+const INLINE_WRITE_SLOW_MS = 2;
+const INLINE_WRITE_BACKOFF_MS = 1000;
+let inlineWritesResumeAtMs = 0;
+
+/** writeAll, made on the calling thread when it is small and recent inline writes did not block. */
+export async function writeAllInlineWhenSmall(
+  handle: FileHandle,
+  buffers: readonly Uint8Array[],
+  positionBytes: number,
+  lengthBytes: number,
+): Promise<void> {
+  if (lengthBytes > INLINE_WRITE_BYTES_MAX || performance.now() < inlineWritesResumeAtMs) {
+    await writeAll(handle, buffers, positionBytes);
+    return;
+  }
+  const startedMs = performance.now();
+  writeAllSync(handle.fd, buffers, positionBytes);
+  const tookMs = performance.now() - startedMs;
+  if (tookMs > INLINE_WRITE_SLOW_MS) inlineWritesResumeAtMs = startedMs + tookMs + INLINE_WRITE_BACKOFF_MS;
+}
+
+/** writeAll on the calling thread (a blocking pwritev). */
+function writeAllSync(fd: number, buffers: readonly Uint8Array[], positionBytes: number): number {
   let remaining = buffers.slice();
   let position = positionBytes;
   while (remaining.length > 0) {

@@ -4,7 +4,7 @@
  * at byte offsets, fdatasync, and zeros written in 1 MiB pieces (Node's fs has no fallocate, so
  * WRITE_ZEROES and TRIM write zeros; a resync leaves regions that are zero on both legs as they are).
  */
-import { writeAll } from "../../util/write-all.js";
+import { writeAllInlineWhenSmall } from "../../util/write-all.js";
 import { constants, promises as fs } from "node:fs";
 
 const ZERO_CHUNK_BYTES = 1024 * 1024;
@@ -63,7 +63,7 @@ export class MirrorFile implements LegFile {
   }
 
   async write(data: Uint8Array, positionBytes: number): Promise<void> {
-    await writeAll(this.handle, data, positionBytes);
+    await writeAllInlineWhenSmall(this.handle, [data], positionBytes, data.length);
   }
 
   async writeZeroes(positionBytes: number, lengthBytes: number): Promise<void> {
