@@ -12,7 +12,7 @@ import { execFileSync } from "node:child_process";
 import { constants as fsConstants, promises as fs } from "node:fs";
 import * as path from "node:path";
 import { DirectoryMedium } from "../src/engine/index.js";
-import { DIRECT_RUN_MIN_BYTES, directWritesRefused, writeDirect } from "../src/engine/direct-write.js";
+import { DIRECT_RUN_MIN_BYTES, directWritesRefused, writeDirect } from "../src/util/direct-write.js";
 import { allocateAligned } from "../src/util/aligned-memory.js";
 import { tempDir } from "./support/temp-dir.js";
 

@@ -2,7 +2,7 @@ import { writeAllInlineWhenSmall } from "../util/write-all.js";
 import { constants as fsConstants, promises as fs } from "node:fs";
 import * as path from "node:path";
 import { fromSystemError } from "../util/errors.js";
-import { directWritable, writeDirect } from "./direct-write.js";
+import { directWritable, writeDirect } from "../util/direct-write.js";
 
 /**
  * The storage medium under the engine: a directory of files. The real one is the file system

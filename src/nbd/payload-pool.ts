@@ -5,7 +5,7 @@
  * accounting that starts a full mark-compact every few hundred megabytes; at 1 GB/s of 1 MiB
  * writes that was about a fifth of the server's CPU (perf, BENCHMARKS.md analysis). Payloads that
  * span socket chunks are assembled into a buffer anyway, so taking it from a free list costs
- * nothing. Why aligned: the log writes large runs with O_DIRECT (engine/direct-write.ts), which
+ * nothing. Why aligned: the log writes large runs with O_DIRECT (util/direct-write.ts), which
  * takes a payload carved from an aligned arena as it is instead of copying it first.
  * Smaller payloads stay plain allocations (young-generation scavenges handle them cheaply).
  *

@@ -1,6 +1,6 @@
 import type { FileHandle } from "node:fs/promises";
-import { writeAll } from "../util/write-all.js";
-import { allocateAligned, isPageAligned } from "../util/aligned-memory.js";
+import { writeAll } from "./write-all.js";
+import { allocateAligned, isPageAligned } from "./aligned-memory.js";
 
 /**
  * Writes around the page cache (O_DIRECT) for the log's data files.
