@@ -14,6 +14,10 @@ import type { MultiConnectionResults } from "./multi-connection.js";
 export const ANALYSIS_BEGIN = "<!-- analysis:begin -->";
 export const ANALYSIS_END = "<!-- analysis:end -->";
 export const ANALYSIS_PLACEHOLDER = "<!-- analysis: written by hand -->";
+export const SEPARATE_RUNS_BEGIN = "<!-- separate-runs:begin -->";
+export const SEPARATE_RUNS_END = "<!-- separate-runs:end -->";
+const SEPARATE_RUNS_PLACEHOLDER =
+  "<!-- the sections of npm run bench:archive, bench:replication, bench:tls, bench:mirror and the many-snapshots run go here, by hand -->";
 
 export interface Settings {
   quick: boolean;
@@ -490,17 +494,27 @@ function crcSection(data: RunData): string {
 
 /** The hand-written analysis of the existing file, or the placeholder. */
 export function preservedAnalysis(existingPath: string): string {
+  return preservedBlock(existingPath, ANALYSIS_BEGIN, ANALYSIS_END) ?? ANALYSIS_PLACEHOLDER;
+}
+
+/** The sections of the separate benchmark scripts (archive, replication, TLS, mirror, many snapshots), kept as they are. */
+export function preservedSeparateRuns(existingPath: string): string {
+  return preservedBlock(existingPath, SEPARATE_RUNS_BEGIN, SEPARATE_RUNS_END) ?? SEPARATE_RUNS_PLACEHOLDER;
+}
+
+/** The text between two markers of the existing report, or undefined. */
+function preservedBlock(existingPath: string, beginMarker: string, endMarker: string): string | undefined {
   let text: string;
   try {
     text = readFileSync(existingPath, "utf8");
   } catch {
-    return ANALYSIS_PLACEHOLDER;
+    return undefined;
   }
-  const begin = text.indexOf(ANALYSIS_BEGIN);
-  const end = text.indexOf(ANALYSIS_END, begin + ANALYSIS_BEGIN.length);
-  if (begin < 0 || end < 0) return ANALYSIS_PLACEHOLDER;
-  const inner = text.slice(begin + ANALYSIS_BEGIN.length, end).trim();
-  return inner === "" ? ANALYSIS_PLACEHOLDER : inner;
+  const begin = text.indexOf(beginMarker);
+  const end = text.indexOf(endMarker, begin + beginMarker.length);
+  if (begin < 0 || end < 0) return undefined;
+  const inner = text.slice(begin + beginMarker.length, end).trim();
+  return inner === "" ? undefined : inner;
 }
 
 const SHORT_PEER_NAMES: Record<string, string> = {
@@ -515,7 +529,7 @@ function peerList(peers: readonly string[]): string {
   return names.length === 1 ? names[0] : `${names.slice(0, -1).join(", ")} and ${names[names.length - 1]}`;
 }
 
-export function renderReport(data: RunData, analysis: string): string {
+export function renderReport(data: RunData, analysis: string, separateRuns: string = SEPARATE_RUNS_PLACEHOLDER): string {
   const sections = [
     "# snaplog benchmarks",
     "",
@@ -544,6 +558,11 @@ export function renderReport(data: RunData, analysis: string): string {
     historySection(data),
     "",
     recoverySection(data),
+    "",
+    "<!-- Sections from separate benchmark scripts, each with its own date and command; rerunning npm run bench keeps them. -->",
+    SEPARATE_RUNS_BEGIN,
+    separateRuns,
+    SEPARATE_RUNS_END,
     "",
     crcSection(data),
     "",

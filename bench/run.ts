@@ -20,7 +20,15 @@ import { parseArgs } from "node:util";
 import { runCrc32cBench, type Crc32cResult } from "./crc32c.js";
 import { ALL_JOBS, Harness, locateHarness, PEER_NAMES, type JobResult } from "./harness.js";
 import { collectMachineInfo } from "./machine.js";
-import { preservedAnalysis, renderReport, type DiskSnapshotState, type RunData, type Settings, type SnapshotScenario } from "./report.js";
+import {
+  preservedAnalysis,
+  preservedSeparateRuns,
+  renderReport,
+  type DiskSnapshotState,
+  type RunData,
+  type Settings,
+  type SnapshotScenario,
+} from "./report.js";
 import { createSnapshotsWithWrites } from "./snapshots.js";
 import { runRecoveryScenarios } from "./recovery.js";
 import { runHistoryScenarios, type RunningServer } from "./history.js";
@@ -439,7 +447,7 @@ async function main(): Promise<number> {
     ...data.peers,
   ];
   if (options.jsonPath !== undefined) writeFileSync(options.jsonPath, all.map((result) => JSON.stringify(result)).join("\n") + "\n");
-  writeFileSync(options.outPath, renderReport(data, preservedAnalysis(options.outPath)));
+  writeFileSync(options.outPath, renderReport(data, preservedAnalysis(options.outPath), preservedSeparateRuns(options.outPath)));
   log(`wrote ${options.outPath}`);
   return data.errors.length > 0 ? 1 : 0;
 }
