@@ -5,6 +5,11 @@
  * 4K random write QD32, 1M sequential write QD8 and 4K random read QD32; then the time a new
  * mirror of a written disk takes to get in sync (resync MB/s). Ratios are mirrored / plain.
  *
+ * The RAID-1-like peer: qemu-nbd on two raw files behind qemu's quorum driver (vote-threshold 1,
+ * read-pattern fifo: every write to both children, reads from the first), against qemu-nbd on one
+ * raw file, both cache=none aio=native as the main bench's qemu peer (this kernel has no md or
+ * device-mapper, so no md-raid1). The same jobs, the same alternation.
+ *
  *   node dist/bench/mirror.js [--size 1G] [--runtime 15] [--tmpdir /var/tmp]
  */
 import { execFileSync } from "node:child_process";
@@ -16,6 +21,8 @@ import { maxOf } from "../src/util/max-of.js";
 import { parseSize } from "../src/util/parse.js";
 import { fio } from "./fio.js";
 import { startServer } from "./server.js";
+import { spawn } from "node:child_process";
+import { existsSync } from "node:fs";
 
 const cliPath = path.join(path.dirname(fileURLToPath(import.meta.url)), "..", "src", "cli", "main.js");
 const { values } = parseArgs({
@@ -74,8 +81,10 @@ async function main(): Promise<void> {
     lines.push(
       `Resync of a new mirror of a ${sizeBytes / 2 ** 20} MiB disk written whole: ${(status.bytesCopied / 2 ** 20).toFixed(0)} MiB in ${seconds.toFixed(1)} s, ${(status.bytesCopied / 1e6 / seconds).toFixed(0)} MB/s.`,
     );
-    process.stdout.write(`\n${lines.join("\n")}\n`);
     await server.stop();
+    lines.push("");
+    for (const line of await quorumPeer()) lines.push(line);
+    process.stdout.write(`\n${lines.join("\n")}\n`);
   } finally {
     await server.kill().catch(() => undefined);
     rmSync(scratch, { recursive: true, force: true });
@@ -83,3 +92,64 @@ async function main(): Promise<void> {
 }
 
 await main();
+
+/** qemu-nbd serving `imageOpts` on a unix socket while `body` runs. */
+async function withQemuNbd<T>(name: string, imageOpts: string, body: (uri: string) => Promise<T>): Promise<T> {
+  const socketPath = path.join(scratch, `${name}.sock`);
+  const child = spawn(
+    "qemu-nbd",
+    ["--cache=none", "--aio=native", "--persistent", "--shared=2", "--socket", socketPath, "--image-opts", imageOpts],
+    {
+      stdio: ["ignore", "ignore", "inherit"],
+    },
+  );
+  try {
+    for (let attempt = 0; attempt < 100 && !existsSync(socketPath); attempt += 1) await new Promise((resolve) => setTimeout(resolve, 50));
+    if (!existsSync(socketPath)) throw new Error(`qemu-nbd (${name}) did not listen`);
+    return await body(`nbd+unix:///?socket=${socketPath}`);
+  } finally {
+    const exited = new Promise((resolve) => child.once("close", resolve));
+    child.kill("SIGTERM");
+    await exited;
+  }
+}
+
+/** The RAID-1-like peer: one raw file against a quorum of two (see the header). */
+async function quorumPeer(): Promise<string[]> {
+  const raw = (file: string, prefix = "") =>
+    `${prefix}driver=raw,${prefix}file.driver=file,${prefix}file.filename=${path.join(scratch, file)}`;
+  for (const file of ["single.raw", "leg-a.raw", "leg-b.raw"])
+    execFileSync("truncate", ["-s", String(sizeBytes), path.join(scratch, file)]);
+  const targets: Record<string, string> = {
+    single: raw("single.raw"),
+    quorum: `driver=quorum,vote-threshold=1,read-pattern=fifo,${raw("leg-a.raw", "children.0.")},${raw("leg-b.raw", "children.1.")}`,
+  };
+  const lines = [
+    "RAID-1-like peer: qemu-nbd, quorum of two raw files against one raw file (cache=none, aio=native):",
+    "",
+    "| job | one raw file | quorum of two | ratio |",
+    "| --- | --- | --- | --- |",
+  ];
+  const results: Record<string, Record<string, number[]>> = {};
+  for (const job of JOBS) results[job.name] = { single: [], quorum: [] };
+  // Each target's server runs once for all its jobs; targets alternate per round.
+  for (const target of ["single", "quorum", "quorum", "single"]) {
+    await withQemuNbd(target, targets[target], async (uri) => {
+      if (results[JOBS[0].name][target].length === 0) await fio(uri, ["--rw=write", "--bs=1m", "--iodepth=8", `--size=${sizeBytes}`]);
+      for (const job of JOBS) {
+        const common = [...job.args, `--size=${sizeBytes}`, "--time_based", `--runtime=${runtime}`, "--ramp_time=2"];
+        results[job.name][target].push((await fio(uri, common)).mbPerSecond);
+      }
+    });
+  }
+  for (const job of JOBS) {
+    const single = maxOf(results[job.name].single, 0);
+    const quorum = maxOf(results[job.name].quorum, 0);
+    const unit = job.name.startsWith("1M")
+      ? (value: number) => `${value.toFixed(0)} MB/s`
+      : (value: number) => `${((value * 1e6) / 4096).toFixed(0)} IOPS`;
+    lines.push(`| ${job.name} | ${unit(single)} | ${unit(quorum)} | ${(quorum / single).toFixed(2)}× |`);
+    process.stdout.write(`${lines[lines.length - 1]}\n`);
+  }
+  return lines;
+}
