@@ -133,6 +133,11 @@ function table(headers: string[], rows: string[][], alignRight: boolean[] = []):
 
 // ---------------------------------------------------------------------------- lookups
 
+/** Column alignment: the first `left` of `count` columns to the left, the rest (figures) to the right. */
+function rightAfter(count: number, left: number): boolean[] {
+  return Array.from({ length: count }, (_, index) => index >= left);
+}
+
 function find(results: readonly JobResult[], job: string): JobResult | undefined {
   return results.find((result) => result.phase === "job" && result.job === job);
 }
@@ -347,16 +352,11 @@ function resultsSection(data: RunData): string {
       "",
       `### \`${job}\` — ${shape?.description ?? job}, bs ${shape?.bs ?? "?"}, QD ${shape?.iodepth ?? "?"}`,
       "",
-      table(["target", "IOPS", "MB/s", "p99 µs", "server CPU %", "foreign %", "snaplog ÷ this", "snaplog h0 ÷ this"], tableRows, [
-        false,
-        true,
-        true,
-        true,
-        true,
-        true,
-        true,
-        true,
-      ]),
+      table(
+        ["target", "IOPS", "MB/s", "p99 µs", "server CPU %", "foreign %", "snaplog ÷ this", "snaplog h0 ÷ this"],
+        tableRows,
+        rightAfter(8, 1),
+      ),
     );
   }
 
@@ -780,16 +780,7 @@ function multiConnectionSection(data: RunData): string {
     }
   }
   out.push(
-    table(["job", "target", "IOPS", "MB/s", "p99 µs", "server CPU %", "CPU s per GB", "snaplog ÷ this"], tableRows, [
-      false,
-      false,
-      true,
-      true,
-      true,
-      true,
-      true,
-      true,
-    ]),
+    table(["job", "target", "IOPS", "MB/s", "p99 µs", "server CPU %", "CPU s per GB", "snaplog ÷ this"], tableRows, rightAfter(8, 2)),
   );
   const errors = multi.results.filter((result) => result.error !== undefined);
   if (errors.length > 0) {
