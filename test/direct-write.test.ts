@@ -26,7 +26,7 @@ function pattern(lengthBytes: number, seed: number): Buffer {
   return buffer;
 }
 
-/** Pages of the file the kernel holds in its page cache (fincore). */
+/** Pages of the file the kernel holds in its page cache (fincore, from Debian's util-linux-extra; .ci/run installs it). */
 function residentPages(filePath: string): number {
   const output = execFileSync("fincore", ["--bytes", "--noheadings", "--output", "PAGES", filePath], { encoding: "utf8" });
   return Number(output.trim());
