@@ -262,8 +262,12 @@ export class CommitPipeline {
       if (batch === undefined) {
         batch = new Batch();
         this.pending = batch;
-        // Everything that arrives in this turn of the event loop joins the batch.
-        setImmediate(this.pumpSoon);
+        // Everything that arrives in this turn of the event loop joins the batch. When nothing
+        // is committing, the batch goes once the current task's synchronous work is done (all
+        // requests parsed from one socket read have joined it by then); else it waits for the
+        // commit under way, gathering what arrives meanwhile.
+        if (this.committing) setImmediate(this.pumpSoon);
+        else queueMicrotask(this.pumpSoon);
       }
       batch.ops.push(op);
       batch.blockCount += blockCount;
