@@ -8,7 +8,7 @@ import type { CommitPipeline } from "./commit-pipeline.js";
  * Splits writes and zeroings of byte ranges into the block ops the commit pipeline takes: whole
  * blocks as they are, a partial block at either edge as a `partial` op that the pipeline merges
  * with the block's newest content at commit time. All ops of one request share an OpGroup and
- * are queued in one turn of the event loop (so they share one batch): all of them land, or none.
+ * are queued in one synchronous run (so they share one batch): all of them land, or none.
  */
 export class ByteRangeWriter {
   constructor(

@@ -74,8 +74,9 @@ export interface PipelineContext {
 }
 
 /**
- * The write path of one disk: group commit. Operations arriving in one turn of the event loop
- * form a batch; one batch commits at a time: LSNs and slots assigned, data written per segment
+ * The write path of one disk: group commit. Operations arriving together form a batch (those of
+ * one synchronous run when the pipeline is idle, all that arrive during a commit otherwise); one
+ * batch commits at a time: LSNs and slots assigned, data written per segment
  * run, one journal write, syncs when a FLUSH, FUA, snapshot or metadata record is in it; then
  * the batch becomes visible and its callers are answered. A batch that fails before its
  * journal record is written is rolled back; a failed sync leaves the pipeline failed (every
@@ -85,7 +86,7 @@ export interface PipelineContext {
  * log/journal-file.ts; this class decides when records are written and synced, in what order
  * with the data, and fires the crash points of those steps (crash-points.ts).
  *
- *   enqueue ─▶ pending batch ─(setImmediate)─▶ commit ─▶ writeBatch ─▶ publish ─▶ answered
+ *   enqueue ─▶ pending batch ─(microtask when idle, else after the commit under way)─▶ commit ─▶ writeBatch ─▶ publish ─▶ answered
  *   exclusive op (rollback) ─▶ seals pending, takes a sealed batch of its own, in order
  */
 export class CommitPipeline {
@@ -236,7 +237,7 @@ export class CommitPipeline {
   }
 
   /**
-   * Queues an op. Ops arriving in one turn of the event loop share a batch; an exclusive op
+   * Queues an op. Ops queued in one synchronous run share a batch; an exclusive op
    * (a rollback) seals the open batch and takes a batch of its own, so every op queued before
    * it commits before it and every op after it, after.
    */
