@@ -6,26 +6,35 @@
 import { spawn } from "node:child_process";
 import type { SnaplogServer } from "./server.js";
 
-/** Runs fio on `uri`; resolves with its MB/s (reads and writes). */
-export function fio(uri: string, args: string[]): Promise<{ mbPerSecond: number }> {
+/** Runs fio with `args`; resolves with what it printed (its JSON with --output-format=json), rejects when it fails. */
+export function runFio(args: string[]): Promise<string> {
   return new Promise((resolve, reject) => {
-    const child = spawn(
-      "fio",
-      ["--name=bench", "--ioengine=nbd", `--uri=${uri}`, "--output-format=json", "--norandommap", "--randrepeat=0", ...args],
-      { stdio: ["ignore", "pipe", "pipe"] },
-    );
+    const child = spawn("fio", args, { stdio: ["ignore", "pipe", "pipe"] });
     let stdout = "";
     let stderr = "";
     child.stdout.on("data", (chunk: Buffer) => (stdout += chunk.toString()));
     child.stderr.on("data", (chunk: Buffer) => (stderr += chunk.toString()));
     child.once("error", reject);
-    child.once("close", (code) => {
-      if (code !== 0) return reject(new Error(`fio ${args.join(" ")} exited ${code}: ${stderr.trim().slice(-400)}`));
-      const job = (JSON.parse(stdout.slice(stdout.indexOf("{"))) as { jobs: { write: { bw_bytes: number }; read: { bw_bytes: number } }[] })
-        .jobs[0];
-      resolve({ mbPerSecond: (job.write.bw_bytes + job.read.bw_bytes) / 1e6 });
-    });
+    child.once("close", (code) =>
+      code === 0 ? resolve(stdout) : reject(new Error(`fio ${args.join(" ")} exited ${code}: ${(stderr || stdout).trim().slice(-400)}`)),
+    );
   });
+}
+
+/** Runs fio on `uri`; resolves with its MB/s (reads and writes). */
+export async function fio(uri: string, args: string[]): Promise<{ mbPerSecond: number }> {
+  const stdout = await runFio([
+    "--name=bench",
+    "--ioengine=nbd",
+    `--uri=${uri}`,
+    "--output-format=json",
+    "--norandommap",
+    "--randrepeat=0",
+    ...args,
+  ]);
+  const job = (JSON.parse(stdout.slice(stdout.indexOf("{"))) as { jobs: { write: { bw_bytes: number }; read: { bw_bytes: number } }[] })
+    .jobs[0];
+  return { mbPerSecond: (job.write.bw_bytes + job.read.bw_bytes) / 1e6 };
 }
 
 /**

@@ -21,8 +21,7 @@ import { maxOf } from "../src/util/max-of.js";
 import { parseSize } from "../src/util/parse.js";
 import { fio } from "./fio.js";
 import { startServer } from "./server.js";
-import { spawn } from "node:child_process";
-import { existsSync } from "node:fs";
+import { withPeer } from "./multi-connection.js";
 
 const cliPath = path.join(path.dirname(fileURLToPath(import.meta.url)), "..", "src", "cli", "main.js");
 const { values } = parseArgs({
@@ -94,24 +93,10 @@ async function main(): Promise<void> {
 await main();
 
 /** qemu-nbd serving `imageOpts` on a unix socket while `body` runs. */
-async function withQemuNbd<T>(name: string, imageOpts: string, body: (uri: string) => Promise<T>): Promise<T> {
+function withQemuNbd<T>(name: string, imageOpts: string, body: (uri: string) => Promise<T>): Promise<T> {
   const socketPath = path.join(scratch, `${name}.sock`);
-  const child = spawn(
-    "qemu-nbd",
-    ["--cache=none", "--aio=native", "--persistent", "--shared=2", "--socket", socketPath, "--image-opts", imageOpts],
-    {
-      stdio: ["ignore", "ignore", "inherit"],
-    },
-  );
-  try {
-    for (let attempt = 0; attempt < 100 && !existsSync(socketPath); attempt += 1) await new Promise((resolve) => setTimeout(resolve, 50));
-    if (!existsSync(socketPath)) throw new Error(`qemu-nbd (${name}) did not listen`);
-    return await body(`nbd+unix:///?socket=${socketPath}`);
-  } finally {
-    const exited = new Promise((resolve) => child.once("close", resolve));
-    child.kill("SIGTERM");
-    await exited;
-  }
+  const args = ["--cache=none", "--aio=native", "--persistent", "--shared=2", "--socket", socketPath, "--image-opts", imageOpts];
+  return withPeer("qemu-nbd", args, socketPath, () => body(`nbd+unix:///?socket=${socketPath}`));
 }
 
 /** The RAID-1-like peer: one raw file against a quorum of two (see the header). */

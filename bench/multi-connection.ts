@@ -9,6 +9,8 @@
 import { spawn, type ChildProcess } from "node:child_process";
 import { existsSync, rmSync } from "node:fs";
 import path from "node:path";
+import { readFile } from "node:fs/promises";
+import { runFio } from "./fio.js";
 import { JOB_SHAPES, type JobResult } from "./harness.js";
 
 export interface MultiConnectionSettings {
@@ -55,25 +57,10 @@ function jobArgs(job: string, settings: MultiConnectionSettings): string[] {
   return args;
 }
 
-function runFio(args: string[]): Promise<string> {
-  return new Promise((resolve, reject) => {
-    const child = spawn("fio", args, { stdio: ["ignore", "pipe", "pipe"] });
-    let stdout = "";
-    let stderr = "";
-    child.stdout.on("data", (chunk: Buffer) => (stdout += chunk.toString()));
-    child.stderr.on("data", (chunk: Buffer) => (stderr += chunk.toString()));
-    child.once("error", reject);
-    child.once("close", (code) =>
-      code === 0 ? resolve(stdout) : reject(new Error(`fio exited ${code}: ${(stderr || stdout).trim().slice(-300)}`)),
-    );
-  });
-}
-
 /** utime + stime of a process, in clock ticks; 0 when it is gone. */
 async function cpuTicks(pid: number | undefined): Promise<number> {
   if (pid === undefined) return 0;
   try {
-    const { readFile } = await import("node:fs/promises");
     const stat = await readFile(`/proc/${pid}/stat`, "utf8");
     const fields = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
     return Number(fields[11]) + Number(fields[12]);
@@ -175,7 +162,7 @@ function runQuiet(command: string, args: string[]): Promise<void> {
 }
 
 /** Runs `body` against a peer server started with `command`, which is stopped afterwards. */
-async function withPeer<T>(command: string, args: string[], socketPath: string, body: (pid: number) => Promise<T>): Promise<T> {
+export async function withPeer<T>(command: string, args: string[], socketPath: string, body: (pid: number) => Promise<T>): Promise<T> {
   const child = spawn(command, args, { stdio: ["ignore", "ignore", "inherit"] });
   try {
     await waitForSocket(socketPath, child);

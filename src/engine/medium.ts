@@ -2,7 +2,7 @@ import { writeAllInlineWhenSmall } from "../util/write-all.js";
 import { constants as fsConstants, promises as fs } from "node:fs";
 import * as path from "node:path";
 import { fromSystemError } from "../util/errors.js";
-import { directWritable, writeDirect } from "../util/direct-write.js";
+import { directWritable, openDirect, writeDirect } from "../util/direct-write.js";
 
 /**
  * The storage medium under the engine: a directory of files. The real one is the file system
@@ -171,14 +171,5 @@ export class DirectoryMedium implements Medium {
     } catch (error) {
       throw fromSystemError(error, { path: sourcePath });
     }
-  }
-}
-
-/** The file opened for direct writes, or undefined where the file system refuses O_DIRECT. */
-async function openDirect(filePath: string): Promise<fs.FileHandle | undefined> {
-  try {
-    return await fs.open(filePath, fsConstants.O_WRONLY | fsConstants.O_DIRECT);
-  } catch {
-    return undefined;
   }
 }

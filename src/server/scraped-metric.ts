@@ -22,15 +22,19 @@ export function registerScraped<T, L extends string>(
 ): void {
   for (const { name, help, value } of table) {
     const options = { name, help, labelNames, registers: [registry] };
+    // One scrape: every item's figure, counted or set (a counter's total is the figure itself).
+    const fill = async (apply: (labels: Record<L, string>, figure: number) => void): Promise<void> => {
+      for (const item of await items()) {
+        const figure = value(item);
+        if (figure !== undefined) apply(labelsOf(item), figure);
+      }
+    };
     if (kind === "counter") {
       new Counter<L>({
         ...options,
         async collect() {
           this.reset();
-          for (const item of await items()) {
-            const figure = value(item);
-            if (figure !== undefined) this.inc(labelsOf(item), figure);
-          }
+          await fill((labels, figure) => this.inc(labels, figure));
         },
       });
     } else {
@@ -38,10 +42,7 @@ export function registerScraped<T, L extends string>(
         ...options,
         async collect() {
           this.reset();
-          for (const item of await items()) {
-            const figure = value(item);
-            if (figure !== undefined) this.set(labelsOf(item), figure);
-          }
+          await fill((labels, figure) => this.set(labels, figure));
         },
       });
     }

@@ -1,6 +1,7 @@
+import { constants as fsConstants, promises as fs } from "node:fs";
 import type { FileHandle } from "node:fs/promises";
 import { writeAll } from "./write-all.js";
-import { allocateAligned, isPageAligned } from "./aligned-memory.js";
+import { allocateAligned, isPageAligned, PAGE_BYTES } from "./aligned-memory.js";
 
 /**
  * Writes around the page cache (O_DIRECT) for the log's data files.
@@ -22,7 +23,7 @@ import { allocateAligned, isPageAligned } from "./aligned-memory.js";
  */
 
 /** File offsets and lengths written direct are multiples of this (the largest common logical block size). */
-export const DIRECT_ALIGN_BYTES = 4096;
+export const DIRECT_ALIGN_BYTES = PAGE_BYTES;
 /**
  * Only runs of at least this many bytes go direct: a stream (an image copied in, a restore, a
  * guest writing sequentially) forms runs of 1 MiB and more, while 4 KiB random writes at QD 32
@@ -132,4 +133,13 @@ async function settleDirect(writes: Promise<void>[]): Promise<boolean> {
     return false;
   }
   throw failure.reason;
+}
+
+/** `filePath` opened for direct writes, or undefined where the file system refuses O_DIRECT (writes then stay buffered). */
+export async function openDirect(filePath: string): Promise<FileHandle | undefined> {
+  try {
+    return await fs.open(filePath, fsConstants.O_WRONLY | fsConstants.O_DIRECT);
+  } catch {
+    return undefined;
+  }
 }

@@ -5,7 +5,7 @@
  * WRITE_ZEROES and TRIM write zeros; a resync leaves regions that are zero on both legs as they are).
  */
 import { writeAllInlineWhenSmall } from "../../util/write-all.js";
-import { directWritable, writeDirect } from "../../util/direct-write.js";
+import { directWritable, openDirect, writeDirect } from "../../util/direct-write.js";
 import { constants, promises as fs } from "node:fs";
 
 const ZERO_CHUNK_BYTES = 1024 * 1024;
@@ -63,7 +63,7 @@ export class MirrorFile implements LegFile {
       } else {
         throw new Error(`${path} is neither a regular file nor a block device`);
       }
-      const direct = await fs.open(path, constants.O_WRONLY | constants.O_DIRECT).catch(() => undefined);
+      const direct = await openDirect(path);
       return new MirrorFile(path, handle, created, direct);
     } catch (error) {
       await handle.close().catch(() => undefined);
