@@ -335,6 +335,47 @@ for (const timezone of ["America/New_York", "Europe/Berlin"]) {
   });
 }
 
+test("a slot whose run outlasts two periods: the slot due when it ends is on time (no catch-up), the one in between is skipped", async () => {
+  const startMs = Date.parse("2025-05-01T00:00:00Z");
+  const clock = new ManualClock(startMs);
+  const storePath = tempDir("runner-overrun");
+  await Store.init(storePath);
+  // The store reads the clock while it takes the snapshot: once armed, that read finds 2.5 hours gone.
+  let overrunOnce = false;
+  const store = await Store.open(storePath, {
+    mode: "server",
+    nowMs: () => {
+      if (overrunOnce) {
+        overrunOnce = false;
+        clock.set(clock.nowMs() + 2.5 * HOUR);
+      }
+      return clock.nowMs();
+    },
+  });
+  const runner = PolicyRunner.start(store, { clock });
+  try {
+    await store.createDisk({ name: DISK, sizeBytes: 1024 * 1024 });
+    await store.setPolicy({ disk: DISK, snapshotEverySeconds: 3600 });
+    await runner.settled();
+    overrunOnce = true;
+    clock.set(startMs + HOUR);
+    await runner.settled();
+    const created = (await eventsOf(store, "snapshot-created")).filter((event) => event.reason === "scheduled");
+    assert.deepEqual(
+      created.map((event) => event.snapshot),
+      [autoName(startMs + HOUR), autoName(startMs + 3 * HOUR)],
+    );
+    assert.deepEqual(
+      created.map((event) => event.details?.catchUp === true),
+      [false, false],
+      "neither is a catch-up: the first was awaited, the second came due while the first ran",
+    );
+  } finally {
+    await runner.stop();
+    await store.close();
+  }
+});
+
 test("disks deleted while their slot runs and before it, one made again: the runner goes on; a schedule stopped and set again at runtime", async () => {
   const startMs = Date.parse("2025-05-01T00:00:00Z");
   const clock = new ManualClock(startMs);

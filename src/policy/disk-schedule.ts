@@ -73,8 +73,11 @@ export class DiskSchedule {
     try {
       let pruneOwed = pruneAtStart;
       let retryDelayMs = SCHEDULE_RETRY_MS_MIN;
-      // The slot the loop slept until (or retries): any other slot due is a catch-up for one missed.
+      // The slot the loop slept until (or retries): any other slot due is a catch-up for one missed,
+      // unless it came due while the previous slot ran (after ranFromMs): that one is on time, even
+      // when the run took longer than a period and the slot in between is skipped.
       let awaitedSlotMs: number | undefined;
+      let ranFromMs: number | undefined;
       while (!this.stopped) {
         const pokesSeen = this.pokeCount;
         const state = await this.readState();
@@ -89,7 +92,8 @@ export class DiskSchedule {
         const nowMs = this.context.clock.nowMs();
         const decision = decideSlot(state.schedule, state.lastSlotMs, nowMs);
         if (decision.dueMs !== undefined) {
-          const outcome = await this.runSlot(decision.dueMs, decision.dueMs !== awaitedSlotMs);
+          const cameDueWhileRunning = ranFromMs !== undefined && decision.dueMs > ranFromMs;
+          const outcome = await this.runSlot(decision.dueMs, decision.dueMs !== awaitedSlotMs && !cameDueWhileRunning);
           pruneOwed = false;
           if (outcome === "gone") return;
           if (outcome === "failed") {
@@ -100,12 +104,14 @@ export class DiskSchedule {
             retryDelayMs = SCHEDULE_RETRY_MS_MIN;
             // The next slot is awaited from now: one that comes due while this one runs is no catch-up.
             awaitedSlotMs = decision.wakeMs;
+            ranFromMs = nowMs;
           }
           continue;
         }
         if (pruneOwed && (await this.prune()) === "gone") return;
         pruneOwed = false;
         awaitedSlotMs = decision.wakeMs;
+        ranFromMs = undefined;
         await this.sleep(decision.wakeMs ?? Infinity, pokesSeen);
       }
     } finally {
