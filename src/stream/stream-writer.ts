@@ -6,7 +6,7 @@
  * libuv pool while earlier ones are written, in order: the reader of the source keeps going.
  */
 import { createHash } from "node:crypto";
-import { encodeFrame, type CodecName } from "./codec.js";
+import { CodecId, encodeFrame, type CodecName } from "./codec.js";
 import {
   encodeCut,
   encodeEntries,
@@ -26,6 +26,8 @@ export const FRAME_DATA_BYTES_DEFAULT = 1024 * 1024;
 const FRAME_RUNS_MAX = 8192;
 /** Frames compressed at once: the pool has 4 threads; memory stays a few MiB. */
 const FRAMES_IN_FLIGHT_MAX = 4;
+/** While frames do not compress, only one in this many is tried (a probe); the rest go raw at no cost. */
+const PROBE_EVERY = 16;
 
 export interface StreamWriterOptions {
   codec: CodecName;
@@ -45,6 +47,8 @@ export class StreamWriter {
   /** Frames compressing or waiting to be written, oldest first. */
   private readonly inFlight: Promise<void>[] = [];
   private counts = { runCount: 0, blockCount: 0, cutCount: 0 };
+  /** Per frame: whether compressing it paid (true), did not (false), or was not tried (undefined). */
+  private readonly paid: (boolean | undefined)[] = [];
   /** Bytes handed to the sink so far. */
   bytesWritten = 0;
 
@@ -111,7 +115,11 @@ export class StreamWriter {
    */
   private async emitFrame(type: number, raw: Buffer): Promise<void> {
     const seq = this.seq++;
-    const encoded = encodeFrame(raw, this.options.codec);
+    const codec = this.codecFor(seq);
+    const encoded = encodeFrame(raw, codec).then((result) => {
+      if (codec !== "none") this.paid[seq] = result.codecId !== CodecId.none;
+      return result;
+    });
     // Whoever awaits sees a failure; none is left unhandled if nobody does.
     encoded.catch(() => undefined);
     const previous = this.tail;
@@ -126,6 +134,21 @@ export class StreamWriter {
     this.tail.catch(() => undefined);
     this.inFlight.push(this.tail);
     if (this.inFlight.length >= FRAMES_IN_FLIGHT_MAX) await this.inFlight.shift();
+  }
+
+  /**
+   * Incompressible data (encrypted or already compressed disks) is not compressed frame after
+   * frame for nothing: when the newest frame tried did not compress, only every PROBE_EVERY-th
+   * frame is tried. Decided from frames already written (at least FRAMES_IN_FLIGHT_MAX back),
+   * so the output still depends on the input alone.
+   */
+  private codecFor(seq: number): CodecName {
+    if (this.options.codec === "none" || seq % PROBE_EVERY === 0) return this.options.codec;
+    for (let before = seq - FRAMES_IN_FLIGHT_MAX; before >= 0 && before > seq - FRAMES_IN_FLIGHT_MAX - PROBE_EVERY; before--) {
+      const paid = this.paid[before];
+      if (paid !== undefined) return paid ? this.options.codec : "none";
+    }
+    return this.options.codec;
   }
 
   private async write(chunk: Buffer): Promise<void> {

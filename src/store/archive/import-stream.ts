@@ -87,7 +87,7 @@ export interface Spool {
 export async function receive(
   catalog: Catalog,
   source: AsyncIterable<Buffer | Uint8Array | string>,
-  options: { keepRunsBytesMax?: number } = {},
+  options: { keepRunsBytesMax?: number; onHeader?: (header: StreamHeader) => void } = {},
 ): Promise<Spool> {
   const directory = path.join(catalog.path, IMPORTS_DIRECTORY);
   await fs.mkdir(directory, { recursive: true });
@@ -120,6 +120,7 @@ export async function receive(
   const reader = new StreamReader(tee());
   try {
     const header = await reader.readHeader();
+    options.onHeader?.(header);
     let runs: EntryRun[] | undefined = header.kind === "incremental" && options.keepRunsBytesMax !== undefined ? [] : undefined;
     if (runs === undefined) await spill();
     let keptBytes = 0;

@@ -37,6 +37,8 @@ export const INTERVAL_MS_DEFAULT = 60_000;
 const POLL_MS = 20;
 /** A continuous batch ends after about this many entries (when that view is available), so batches stay small. */
 const BATCH_ENTRIES_MAX = 4 * 1024;
+/** Continuous batches sent ahead of their acknowledgement: the next is read and sent while the receiver applies one. */
+const BATCHES_IN_FLIGHT = 3;
 /** An idle relation still contacts the receiver this often (a promote there ends it; a lost replica state is noticed). */
 const HEARTBEAT_MS = 2_000;
 const RETRY_MS_MIN = 500;
@@ -233,6 +235,8 @@ export class Relations {
 class RelationLoop {
   private release: () => void = () => undefined;
   private replicaSnapshotIds = new Set<string>();
+  /** Cuts sent in a batch not yet acknowledged (by snapshot name): not planned again meanwhile. */
+  private readonly cutsInFlight = new Set<string>();
 
   constructor(
     private readonly relations: Relations,
@@ -262,7 +266,7 @@ class RelationLoop {
             await this.heartbeat(disk, client, acked);
             continue;
           }
-          const shipped = await this.ship(disk, client, acked);
+          const shipped = this.record.mode === "continuous" ? await this.shipWindow(disk, client, acked) : await this.ship(disk, client, acked);
           await this.shipDeletes(disk, client);
           if (shipped === acked && this.record.mode === "compacted") await this.heartbeat(disk, client, acked);
           acked = shipped;
@@ -412,41 +416,120 @@ class RelationLoop {
     return false;
   }
 
-  /** One batch from `acked`: to the next cut, else to the log's end (continuous: at most BATCH_ENTRIES_MAX entries when that view is here). */
-  private async ship(disk: OpenDisk, client: ReplicaClient, acked: number): Promise<number> {
+  /** The next batch from `from`: to the next cut, else to the log's end (continuous: at most BATCH_ENTRIES_MAX entries when that view is here). */
+  private planBatch(disk: OpenDisk, from: number): BatchPlan | undefined {
     const engine = disk.engine;
     let end = engine.lsnLast;
+    const diskId = diskIdOf(disk.meta);
     const cut = engine.snapshots
       .filter(
         (candidate) =>
-          candidate.lsn > acked || (candidate.lsn === acked && !this.replicaSnapshotIds.has(snapshotIdOf(diskIdOf(disk.meta), candidate))),
+          candidate.lsn > from ||
+          (candidate.lsn === from && !this.replicaSnapshotIds.has(snapshotIdOf(diskId, candidate)) && !this.cutsInFlight.has(candidate.name)),
       )
       .sort((a, b) => a.lsn - b.lsn)[0];
     if (cut !== undefined && cut.lsn <= end) end = cut.lsn;
-    else if (this.record.mode === "continuous" && end - acked > BATCH_ENTRIES_MAX) {
+    else if (this.record.mode === "continuous" && end - from > BATCH_ENTRIES_MAX) {
       try {
-        engine.checkViewAvailable(acked + BATCH_ENTRIES_MAX);
-        end = acked + BATCH_ENTRIES_MAX;
+        engine.checkViewAvailable(from + BATCH_ENTRIES_MAX);
+        end = from + BATCH_ENTRIES_MAX;
       } catch {
         // Only the log's end is a view here (no history window): one batch to it.
       }
     }
-    if (end <= acked && cut === undefined) return acked;
-    const toSpec = cut !== undefined && cut.lsn === end ? cut.name : `lsn:${end}`;
     const isCut = cut !== undefined && cut.lsn === end;
-    const ack = await this.send(client, (sink) =>
+    if (end <= from && !isCut) return undefined;
+    return { from, end, cut: isCut ? cut : undefined };
+  }
+
+  /** Starts sending a planned batch; its end stays pinned until it is acknowledged (the next batch starts there). */
+  private startBatch(disk: OpenDisk, client: ReplicaClient, plan: BatchPlan): InFlightBatch {
+    const releaseEnd = disk.engine.pinView(plan.end);
+    if (plan.cut !== undefined) this.cutsInFlight.add(plan.cut.name);
+    const ack = this.send(client, (sink) =>
       exportStream(
         this.catalog,
-        { disk: disk.meta.name, fromLsn: acked, to: toSpec, compact: this.record.mode === "compacted", cutTo: isCut },
+        {
+          disk: disk.meta.name,
+          fromLsn: plan.from,
+          to: plan.cut?.name ?? `lsn:${plan.end}`,
+          compact: this.record.mode === "compacted",
+          cutTo: plan.cut !== undefined,
+        },
         sink,
       ),
     );
-    if (isCut) this.replicaSnapshotIds.add(snapshotIdOf(diskIdOf(disk.meta), cut));
-    const next = engine.pinView(ack);
+    ack.catch(() => undefined);
+    return { plan, ack, releaseEnd };
+  }
+
+  /** A batch acknowledged: the pin moves to its end, its cut is on the replica. */
+  private settle(disk: OpenDisk, batch: InFlightBatch, ack: number): void {
+    if (batch.plan.cut !== undefined) {
+      this.cutsInFlight.delete(batch.plan.cut.name);
+      this.replicaSnapshotIds.add(snapshotIdOf(diskIdOf(disk.meta), batch.plan.cut));
+    }
+    const next = disk.engine.pinView(ack);
     this.release();
     this.release = next;
+    batch.releaseEnd();
     this.acknowledged(ack);
+  }
+
+  /** One batch from `acked` (compacted mode: one per interval); returns the acknowledged LSN. */
+  private async ship(disk: OpenDisk, client: ReplicaClient, acked: number): Promise<number> {
+    const plan = this.planBatch(disk, acked);
+    if (plan === undefined) return acked;
+    const batch = this.startBatch(disk, client, plan);
+    let ack: number;
+    try {
+      ack = await batch.ack;
+    } catch (error) {
+      batch.releaseEnd();
+      if (plan.cut !== undefined) this.cutsInFlight.delete(plan.cut.name);
+      throw error;
+    }
+    this.settle(disk, batch, ack);
     return ack;
+  }
+
+  /**
+   * Continuous mode: up to BATCHES_IN_FLIGHT batches sent one after the other without waiting
+   * for each acknowledgement (the receiver applies them in order), so the next batch is read and
+   * sent while the receiver applies the last. A batch that ends at a snapshot cut goes alone (the
+   * ones before it acknowledged first), so cuts arrive in order whatever the network does. Returns
+   * once nothing is in flight and nothing more is written; a failure waits for the batches
+   * still in flight (the receiver refuses those after it) and is thrown.
+   */
+  private async shipWindow(disk: OpenDisk, client: ReplicaClient, acked: number): Promise<number> {
+    const window: InFlightBatch[] = [];
+    let sentTo = acked;
+    try {
+      for (;;) {
+        const plan = window.length < BATCHES_IN_FLIGHT ? this.planBatch(disk, sentTo) : undefined;
+        if (plan !== undefined && (plan.cut === undefined || window.length === 0)) {
+          const batch = this.startBatch(disk, client, plan);
+          window.push(batch);
+          sentTo = plan.end;
+          if (plan.cut === undefined) continue;
+        }
+        const oldest = window[0];
+        if (oldest === undefined) return acked;
+        // New writes start the next batch while the oldest is being acknowledged.
+        const ack = plan === undefined && window.length < BATCHES_IN_FLIGHT ? await raceTimeout(oldest.ack, POLL_MS) : await oldest.ack;
+        if (ack === undefined) continue;
+        window.shift();
+        this.settle(disk, oldest, ack);
+        acked = ack;
+      }
+    } finally {
+      // After a failure: the batches behind it fail at the receiver too; wait for them, then drop their pins.
+      for (const batch of window) {
+        await batch.ack.catch(() => undefined);
+        batch.releaseEnd();
+        if (batch.plan.cut !== undefined) this.cutsInFlight.delete(batch.plan.cut.name);
+      }
+    }
   }
 
   /** Streams an export into one batch request; returns the acknowledged LSN. */
@@ -479,6 +562,27 @@ class RelationLoop {
     await client.deleteSnapshots(diskId, gone);
     for (const id of gone) this.replicaSnapshotIds.delete(id);
   }
+}
+
+interface BatchPlan {
+  from: number;
+  end: number;
+  /** The snapshot cut the batch ends at, if it ends at one. */
+  cut?: { name: string; lsn: number; timeMs: number };
+}
+
+interface InFlightBatch {
+  plan: BatchPlan;
+  /** The LSN the receiver acknowledged for it. */
+  ack: Promise<number>;
+  releaseEnd: () => void;
+}
+
+/** The promise's value, or undefined when it takes longer than `ms` (it goes on). */
+function raceTimeout<T>(promise: Promise<T>, ms: number): Promise<T | undefined> {
+  let timer: NodeJS.Timeout | undefined;
+  const timeout = new Promise<undefined>((resolve) => (timer = setTimeout(() => resolve(undefined), ms)));
+  return Promise.race([promise, timeout]).finally(() => clearTimeout(timer));
 }
 
 function sleep(ms: number, signal: AbortSignal): Promise<void> {

@@ -34,6 +34,7 @@ import { deleteSnapshotNow } from "../snapshots.js";
 import { diskIdOf, snapshotIdOf } from "../archive/identity.js";
 import { defaultSnapshotName } from "../snapshots.js";
 import { importSpool, receive, type Spool } from "../archive/import-stream.js";
+import { BatchOrder, type BatchTicket } from "./batch-order.js";
 
 /** A batch's data is applied as one engine batch, in memory: bounded (senders cut batches far below). */
 export const REPLICA_BATCH_BYTES_MAX = 256 * 1024 * 1024;
@@ -94,10 +95,17 @@ export async function replicaBatch(
 ): Promise<ReplicaAck> {
   checkName("disk", diskName);
   let spool: Awaited<ReturnType<typeof receive>> | undefined;
+  let ticket: BatchTicket | undefined;
   try {
-    const spooled = (spool = await receive(catalog, source, { keepRunsBytesMax: REPLICA_BATCH_BYTES_MAX }));
+    const spooled = (spool = await receive(catalog, source, {
+      keepRunsBytesMax: REPLICA_BATCH_BYTES_MAX,
+      onHeader: (header) => {
+        if (header.from !== undefined) ticket = batchOrderOf(catalog).enter(diskName, header.from.lsn, header.to.lsn);
+      },
+    }));
     const header = spooled.header;
     if (header.kind === "full") return await firstCopy(catalog, lifecycle, diskName, spooled);
+    await ticket?.turn();
     return await catalog.control.run(() => applyBatch(catalog, diskName, spooled));
   } catch (error) {
     // A refused batch (old, replayed, of another disk, damaged) is an event on the receiver: it changed nothing.
@@ -113,8 +121,17 @@ export async function replicaBatch(
     }
     throw error;
   } finally {
+    ticket?.leave();
     if (spool !== undefined) await fs.rm(spool.path, { force: true });
   }
+}
+
+const batchOrders = new WeakMap<Catalog, BatchOrder>();
+
+function batchOrderOf(catalog: Catalog): BatchOrder {
+  let order = batchOrders.get(catalog);
+  if (order === undefined) batchOrders.set(catalog, (order = new BatchOrder()));
+  return order;
 }
 
 /** A full stream makes the replica (built hidden, placed whole), at the stream's end. */
