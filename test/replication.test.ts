@@ -12,6 +12,7 @@ import assert from "node:assert/strict";
 import { execFile, spawn, spawnSync, type ChildProcessWithoutNullStreams } from "node:child_process";
 import { randomBytes } from "node:crypto";
 import { promises as fs, mkdirSync } from "node:fs";
+import * as http from "node:http";
 import * as net from "node:net";
 import * as path from "node:path";
 import { after, before, describe, test } from "node:test";
@@ -671,5 +672,81 @@ describe("hostile peers on the replication port", () => {
     assert.equal(response.status, 200, await response.text());
     assert.equal((await replicaMeta(receiver.store, "r1"))!.ackedLsn, await lsnLast(source, "d1"));
     qemuCompare(nbdUri(source, "d1"), nbdUri(receiver, "r1"));
+  });
+
+  /** POSTs a batch whose body is held back after `firstBytes` until `release()` (or cut off by `abort()`). */
+  function postHeld(
+    body: Buffer,
+    firstBytes: number,
+  ): { answer: Promise<{ status: number; text: string }>; release: () => void; abort: () => void } {
+    const request = http.request({
+      host: "127.0.0.1",
+      port: receiver.replicationPort,
+      method: "POST",
+      path: "/v1/replica/r1/batch",
+      headers: { authorization: `Bearer ${token}`, "content-type": "application/octet-stream", "content-length": body.length },
+    });
+    const answer = new Promise<{ status: number; text: string }>((resolve, reject) => {
+      request.once("response", (response) => {
+        let text = "";
+        response.on("data", (chunk: Buffer) => (text += chunk.toString()));
+        response.once("end", () => resolve({ status: response.statusCode ?? 0, text }));
+      });
+      request.once("error", reject);
+    });
+    answer.catch(() => undefined);
+    request.write(body.subarray(0, firstBytes));
+    return { answer, release: () => request.end(body.subarray(firstBytes)), abort: () => request.destroy() };
+  }
+
+  test("batches in flight side by side apply in LSN order: the second waits for the first; if the first never lands, it is refused", async () => {
+    // The replica holds the source's newest LSN (the test before); s3 marks it on the source.
+    await ok(source.store, ["snapshot", "create", "d1", "--name", "s3"]);
+    await writeBlocks(source, "d1", range(300, 16));
+    await ok(source.store, ["snapshot", "create", "d1", "--name", "s4"]);
+    await writeBlocks(source, "d1", range(320, 16));
+    await ok(source.store, ["snapshot", "create", "d1", "--name", "s5"]);
+    const first = await exportFile(["d1", "--from", "s3", "--to", "s4", "--compression", "none"]);
+    const second = await exportFile(["d1", "--from", "s4", "--to", "s5", "--compression", "none"]);
+    const acked = (await replicaMeta(receiver.store, "r1"))!.ackedLsn;
+
+    // The first batch's header arrives, its data does not yet; the second arrives whole.
+    const held = postHeld(first, 4096);
+    await sleep(300);
+    let secondAnswered = false;
+    const secondAnswer = post(second).then(async (response) => {
+      secondAnswered = true;
+      return { status: response.status, text: await response.text() };
+    });
+    await sleep(1000);
+    assert.equal(secondAnswered, false, "the second batch waits for the first (not refused as 'a batch is missing')");
+    assert.equal((await replicaMeta(receiver.store, "r1"))!.ackedLsn, acked, "nothing applied yet");
+    held.release();
+    const [firstDone, secondDone] = await Promise.all([held.answer, secondAnswer]);
+    assert.equal(firstDone.status, 200, firstDone.text);
+    assert.equal(secondDone.status, 200, secondDone.text);
+    const sourceS5 = await lsnLast(source, "d1");
+    assert.equal((await replicaMeta(receiver.store, "r1"))!.ackedLsn, sourceS5);
+    assert.ok((await snapshotNames(receiver, "r1")).includes("s4") && (await snapshotNames(receiver, "r1")).includes("s5"));
+    qemuCompare(nbdUri(source, "d1@s5"), nbdUri(receiver, "r1"));
+    qemuCompare(nbdUri(source, "d1@s4"), nbdUri(receiver, "r1@s4"));
+
+    // Now the first of two never lands (its connection is cut): the second is refused, nothing changes.
+    await writeBlocks(source, "d1", range(340, 16));
+    await ok(source.store, ["snapshot", "create", "d1", "--name", "s6"]);
+    await writeBlocks(source, "d1", range(360, 16));
+    await ok(source.store, ["snapshot", "create", "d1", "--name", "s7"]);
+    const lost = await exportFile(["d1", "--from", "s5", "--to", "s6", "--compression", "none"]);
+    const orphan = await exportFile(["d1", "--from", "s6", "--to", "s7", "--compression", "none"]);
+    const before = await replicaState();
+    const cut = postHeld(lost, 4096);
+    await sleep(300);
+    const orphanAnswer = post(orphan).then(async (response) => ({ status: response.status, text: await response.text() }));
+    await sleep(300);
+    cut.abort();
+    const refused = await orphanAnswer;
+    assert.equal(refused.status, 409, refused.text);
+    assert.match(refused.text, /a batch is missing/);
+    assert.deepEqual(await replicaState(), before, "the replica is unchanged");
   });
 });

@@ -51,6 +51,8 @@ export class StreamWriter {
   private readonly paid: (boolean | undefined)[] = [];
   /** Bytes handed to the sink so far. */
   bytesWritten = 0;
+  /** Frames compression was tried on (the rest went raw without trying). */
+  framesTried = 0;
 
   constructor(
     private readonly header: StreamHeader,
@@ -116,6 +118,7 @@ export class StreamWriter {
   private async emitFrame(type: number, raw: Buffer): Promise<void> {
     const seq = this.seq++;
     const codec = this.codecFor(seq);
+    if (codec !== "none") this.framesTried++;
     const encoded = encodeFrame(raw, codec).then((result) => {
       if (codec !== "none") this.paid[seq] = result.codecId !== CodecId.none;
       return result;

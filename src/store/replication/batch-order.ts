@@ -42,8 +42,7 @@ export class BatchOrder {
           // The predecessor ends where this one starts; of two that both start and end there (a
           // cut with no writes, sent twice), the one that entered first goes first.
           const before = [...all].find(
-            (other) =>
-              other !== self && other.toLsn === self.fromLsn && (other.fromLsn < other.toLsn || other.order < self.order),
+            (other) => other !== self && other.toLsn === self.fromLsn && (other.fromLsn < other.toLsn || other.order < self.order),
           );
           if (before === undefined) return;
           await before.left;

@@ -266,7 +266,8 @@ class RelationLoop {
             await this.heartbeat(disk, client, acked);
             continue;
           }
-          const shipped = this.record.mode === "continuous" ? await this.shipWindow(disk, client, acked) : await this.ship(disk, client, acked);
+          const shipped =
+            this.record.mode === "continuous" ? await this.shipWindow(disk, client, acked) : await this.ship(disk, client, acked);
           await this.shipDeletes(disk, client);
           if (shipped === acked && this.record.mode === "compacted") await this.heartbeat(disk, client, acked);
           acked = shipped;
@@ -425,7 +426,9 @@ class RelationLoop {
       .filter(
         (candidate) =>
           candidate.lsn > from ||
-          (candidate.lsn === from && !this.replicaSnapshotIds.has(snapshotIdOf(diskId, candidate)) && !this.cutsInFlight.has(candidate.name)),
+          (candidate.lsn === from &&
+            !this.replicaSnapshotIds.has(snapshotIdOf(diskId, candidate)) &&
+            !this.cutsInFlight.has(candidate.name)),
       )
       .sort((a, b) => a.lsn - b.lsn)[0];
     if (cut !== undefined && cut.lsn <= end) end = cut.lsn;
