@@ -35,15 +35,20 @@ test("readLog of a range inside a long journal starts at a seek point and equals
     historySeconds: 3600,
   });
   try {
-    // 6,000 batches of 1-3 blocks: about 400 KiB of journal, several seek points.
-    for (let index = 0; index < 6000; index++) {
+    // 20,000 batches of 1-3 blocks: over 1 MiB of journal (so records straddle the reader's
+    // 1 MiB reads), many seek points.
+    const written: string[] = [];
+    for (let index = 0; index < 20_000; index++) {
       const blocks = 1 + (index % 3);
-      await engine.writeBytes(((index * 7) % 4000) * BLOCK_BYTES, Buffer.alloc(blocks * BLOCK_BYTES, index % 251), false);
+      const lba = (index * 7) % 4000;
+      await engine.writeBytes(lba * BLOCK_BYTES, Buffer.alloc(blocks * BLOCK_BYTES, index % 251), false);
+      for (let block = 0; block < blocks; block++) written.push(`${written.length + 1} write ${lba + block}`);
     }
     const lsnLast = engine.lsnLast;
     const whole = await entries(engine, 1, lsnLast);
     assert.equal(whole.length, lsnLast, "every entry is live (a 1 h window)");
-    for (const lsnFirst of [1, 2, 1000, 4321, 7777, lsnLast - 50, lsnLast]) {
+    assert.deepEqual(whole, written, "the log read back is what was written, in order");
+    for (const lsnFirst of [1, 2, 1000, 4321, 7777, 25_000, lsnLast - 50, lsnLast]) {
       const expected = whole.filter((line) => Number(line.split(" ")[0]) >= lsnFirst);
       assert.deepEqual(await entries(engine, lsnFirst, lsnLast), expected, `from LSN ${lsnFirst}`);
     }

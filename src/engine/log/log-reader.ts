@@ -57,6 +57,8 @@ export interface LogSource {
 
 /** A row holds at most this many blocks, so a row with data stays small. */
 const ROW_BLOCKS_MAX = 256;
+/** Journal bytes read per positioned read (a record longer than this is read whole). */
+const JOURNAL_READ_BYTES = 1024 * 1024;
 /** Checkpoint entries read per positioned read. */
 const CHECKPOINT_ENTRIES_PER_READ = 16 * 1024;
 
@@ -202,15 +204,26 @@ async function* journalEntries(
   lsnLast: number,
   startBytes = 0,
 ): AsyncGenerator<RawEntry> {
-  let record = Buffer.alloc(64 * 1024);
+  // Records are parsed from JOURNAL_READ_BYTES read at once: a journal of small commits holds a
+  // record per write, and two positioned reads per record made reading it back crawl.
+  let buffer = Buffer.alloc(JOURNAL_READ_BYTES);
+  let bufferStart = startBytes;
+  let bufferLength = 0;
   let position = startBytes;
-  while (position + JOURNAL_HEADER_BYTES <= endBytes) {
-    await file.read(record.subarray(0, JOURNAL_HEADER_BYTES), position);
-    const lengthBytes = recordLengthOf(record, 0);
-    if (lengthBytes < JOURNAL_HEADER_BYTES || position + lengthBytes > endBytes) return;
-    if (lengthBytes > record.length) record = Buffer.alloc(lengthBytes);
-    await file.read(record.subarray(0, lengthBytes), position);
-    const check = checkRecord(record.subarray(0, lengthBytes), 0);
+  /** Whether [position, position + bytes) is in the buffer now (read from the file if need be). */
+  const have = async (bytes: number): Promise<boolean> => {
+    if (position + bytes > endBytes) return false;
+    if (position >= bufferStart && position + bytes <= bufferStart + bufferLength) return true;
+    if (bytes > buffer.length) buffer = Buffer.alloc(bytes);
+    bufferStart = position;
+    bufferLength = await file.read(buffer.subarray(0, Math.min(buffer.length, endBytes - position)), position);
+    return bufferLength >= bytes;
+  };
+  while (await have(JOURNAL_HEADER_BYTES)) {
+    const lengthBytes = recordLengthOf(buffer, position - bufferStart);
+    if (lengthBytes < JOURNAL_HEADER_BYTES || !(await have(lengthBytes))) return;
+    const record = buffer.subarray(position - bufferStart, position - bufferStart + lengthBytes);
+    const check = checkRecord(record, 0);
     if (check.kind !== "record") return;
     position += lengthBytes;
     if (check.header.type !== RecordType.ENTRIES) continue;

@@ -39,6 +39,15 @@ const POLL_MS = 20;
 const BATCH_ENTRIES_MAX = 4 * 1024;
 /** Continuous batches sent ahead of their acknowledgement: the next is read and sent while the receiver applies one. */
 const BATCHES_IN_FLIGHT = 3;
+/** A batch that is not full starts at most this long after the one before: under steady writes, fewer and larger batches. */
+const BATCH_GAP_MS = 100;
+/**
+ * While hosts write to the disk, batches are read out of its log at most this share of the
+ * time: reading, framing and sending run on the event loop that serves the hosts' I/O, and on a
+ * busy appliance replication yields (the lag grows) rather than slowing the hosts down. Idle
+ * hosts: no pacing (a backlog goes out as fast as it can).
+ */
+const EXPORT_SHARE = 0.2;
 /** An idle relation still contacts the receiver this often (a promote there ends it; a lost replica state is noticed). */
 const HEARTBEAT_MS = 2_000;
 const RETRY_MS_MIN = 500;
@@ -237,6 +246,8 @@ class RelationLoop {
   private replicaSnapshotIds = new Set<string>();
   /** Cuts sent in a batch not yet acknowledged (by snapshot name): not planned again meanwhile. */
   private readonly cutsInFlight = new Set<string>();
+  /** No batch starts before this (ms since the epoch): the pacing while hosts write (EXPORT_SHARE). */
+  private nextStartMs = 0;
 
   constructor(
     private readonly relations: Relations,
@@ -449,8 +460,10 @@ class RelationLoop {
   private startBatch(disk: OpenDisk, client: ReplicaClient, plan: BatchPlan): InFlightBatch {
     const releaseEnd = disk.engine.pinView(plan.end);
     if (plan.cut !== undefined) this.cutsInFlight.add(plan.cut.name);
-    const ack = this.send(client, (sink) =>
-      exportStream(
+    const startedMs = Date.now();
+    const lsnAtStart = disk.engine.lsnLast;
+    const ack = this.send(client, async (sink) => {
+      const result = await exportStream(
         this.catalog,
         {
           disk: disk.meta.name,
@@ -460,8 +473,11 @@ class RelationLoop {
           cutTo: plan.cut !== undefined,
         },
         sink,
-      ),
-    );
+      );
+      // Hosts writing meanwhile: the next batch waits so that exports take at most EXPORT_SHARE of the time.
+      if (disk.engine.lsnLast > lsnAtStart) this.nextStartMs = Date.now() + (Date.now() - startedMs) * (1 / EXPORT_SHARE - 1);
+      return result;
+    });
     ack.catch(() => undefined);
     return { plan, ack, releaseEnd };
   }
@@ -499,27 +515,44 @@ class RelationLoop {
   /**
    * Continuous mode: up to BATCHES_IN_FLIGHT batches sent one after the other without waiting
    * for each acknowledgement (the receiver applies them in order), so the next batch is read and
-   * sent while the receiver applies the last. A batch that ends at a snapshot cut goes alone (the
-   * ones before it acknowledged first), so cuts arrive in order whatever the network does. Returns
+   * sent while the receiver applies the last — once there is a backlog of full batches. A batch
+   * that ends at a snapshot cut goes alone (the ones before it acknowledged first), so cuts
+   * arrive in order whatever the network does. Returns
    * once nothing is in flight and nothing more is written; a failure waits for the batches
    * still in flight (the receiver refuses those after it) and is thrown.
    */
   private async shipWindow(disk: OpenDisk, client: ReplicaClient, acked: number): Promise<number> {
     const window: InFlightBatch[] = [];
     let sentTo = acked;
+    let lastStartMs = 0;
     try {
       for (;;) {
         const plan = window.length < BATCHES_IN_FLIGHT ? this.planBatch(disk, sentTo) : undefined;
-        if (plan !== undefined && (plan.cut === undefined || window.length === 0)) {
+        // With nothing in flight a batch goes at once (the lag stays one round trip); behind
+        // others only a full one does, so a backlog travels in few large batches, not a stream
+        // of small ones that each cost the receiver its syncs.
+        const full = plan !== undefined && plan.cut === undefined && plan.end - plan.from >= BATCH_ENTRIES_MAX;
+        const sendNow =
+          plan !== undefined &&
+          Date.now() >= this.nextStartMs &&
+          (full || (window.length === 0 && (plan.cut !== undefined || Date.now() - lastStartMs >= BATCH_GAP_MS)));
+        if (plan !== undefined && sendNow) {
+          lastStartMs = Date.now();
           const batch = this.startBatch(disk, client, plan);
           window.push(batch);
           sentTo = plan.end;
           if (plan.cut === undefined) continue;
         }
         const oldest = window[0];
-        if (oldest === undefined) return acked;
-        // New writes start the next batch while the oldest is being acknowledged.
-        const ack = plan === undefined && window.length < BATCHES_IN_FLIGHT ? await raceTimeout(oldest.ack, POLL_MS) : await oldest.ack;
+        if (oldest === undefined) {
+          if (plan === undefined) return acked;
+          await sleep(Math.max(1, BATCH_GAP_MS - (Date.now() - lastStartMs), this.nextStartMs - Date.now()), this.signal);
+          if (this.signal.aborted) return acked;
+          continue;
+        }
+        // While the oldest is acknowledged, writes go on: a batch that fills up meanwhile is sent.
+        const ack =
+          window.length < BATCHES_IN_FLIGHT && plan?.cut === undefined ? await raceTimeout(oldest.ack, POLL_MS) : await oldest.ack;
         if (ack === undefined) continue;
         window.shift();
         this.settle(disk, oldest, ack);
