@@ -10,7 +10,9 @@
  *      compacted relation, and the same writes under a continuous one: bytes shipped, compacted
  *      vs continuous (target <= 0.12x).
  *
- *   npm run bench:replication -- [--seconds 20] [--tmpdir /var/tmp] [--profile DIR] [--continuous-only]
+ *   npm run bench:replication -- [--seconds 20] [--tmpdir /var/tmp] [--profile DIR] [--continuous-only] [--max-load 20]
+ *
+ * --max-load is the continuous relation's (the share of the source's time shipping may take while hosts write).
  *
  * --profile writes a V8 CPU profile of each server into DIR (open it in Chrome's DevTools).
  */
@@ -34,6 +36,7 @@ const { values } = parseArgs({
     tmpdir: { type: "string", default: "/var/tmp" },
     profile: { type: "string" },
     "continuous-only": { type: "boolean", default: false },
+    "max-load": { type: "string", default: "20" },
   },
 });
 const seconds = Number(values.seconds);
@@ -184,7 +187,7 @@ const randwrite = ["--rw=randwrite", "--bs=4k", "--iodepth=32", "--size=1g", "--
 await run(source.store, ["disk", "create", "plain", "--size", "1G"]);
 await run(source.store, ["disk", "create", "copied", "--size", "1G"]);
 const plain = await fio(source, "plain", randwrite);
-await replicate(source, "copied", receiver, []);
+await replicate(source, "copied", receiver, ["--max-load", values["max-load"]]);
 const lags: number[] = [];
 let sampling = true;
 const sampler = (async () => {
@@ -246,6 +249,7 @@ const hotResult = values["continuous-only"] ? {} : await hotSet();
 
 const result = {
   seconds,
+  maxLoadPercent: Number(values["max-load"]),
   iopsWithout: Math.round(plain.writeIops),
   iopsWithContinuous: Math.round(copied.writeIops),
   iopsRatio: Number((copied.writeIops / plain.writeIops).toFixed(3)),

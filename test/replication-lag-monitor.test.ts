@@ -29,6 +29,7 @@ test("replication-lag once past the mark, replication-lag-normal once back; none
       to: `snaplog://dr:9090/${disk}`,
       mode: "continuous",
       intervalMs: 60000,
+      maxLoadPercent: 20,
       state: "connected",
       reason: null,
       ackedLsn: 1,

@@ -384,6 +384,27 @@ describe("setup refusals at replicate time", () => {
         [["--to", `snaplog://127.0.0.1:${receiver.replicationPort}/r1`, "--token-file", wrongToken], /refused the token/],
         [["--to", `snaplog://127.0.0.1:${closed}/r1`, "--token-file", await tokenFile(receiver)], /unreachable.*ECONNREFUSED/],
         [["--to", `snaplog://127.0.0.1:${receiver.replicationPort}/taken`, "--token-file", await tokenFile(receiver)], /exists here/],
+        [
+          ["--to", `snaplog://127.0.0.1:${receiver.replicationPort}/r1`, "--token-file", await tokenFile(receiver), "--max-load", "0"],
+          /whole percent from 1 to 100/,
+        ],
+        [
+          ["--to", `snaplog://127.0.0.1:${receiver.replicationPort}/r1`, "--token-file", await tokenFile(receiver), "--max-load", "150"],
+          /whole percent from 1 to 100/,
+        ],
+        [
+          [
+            "--to",
+            `snaplog://127.0.0.1:${receiver.replicationPort}/r1`,
+            "--token-file",
+            await tokenFile(receiver),
+            "--mode",
+            "compacted",
+            "--max-load",
+            "50",
+          ],
+          /--max-load goes with --mode continuous/,
+        ],
       ];
       for (const [args, reason] of cases) {
         const run = await cli(source.store, ["replicate", "d1", ...args]);
@@ -397,6 +418,19 @@ describe("setup refusals at replicate time", () => {
         ["taken"],
       );
       assert.equal(await replicaMeta(receiver.store, "taken"), undefined, "the disk there is untouched");
+      // A valid share is kept and listed (default 20).
+      await ok(source.store, [
+        "replicate",
+        "d1",
+        "--to",
+        `snaplog://127.0.0.1:${receiver.replicationPort}/r1`,
+        "--token-file",
+        await tokenFile(receiver),
+        "--max-load",
+        "100%",
+      ]);
+      const listed = JSON.parse(await ok(source.store, ["--json", "replicate", "--list"])) as RelationInfo[];
+      assert.equal(listed[0]?.maxLoadPercent, 100);
     } finally {
       await source.stop();
       await receiver.stop();

@@ -256,6 +256,9 @@ export const RelationInfoSchema = Type.Object(
     to: Type.String(),
     mode: Type.Union([Type.Literal("continuous"), Type.Literal("compacted")]),
     intervalMs: Type.Integer(),
+    maxLoadPercent: Type.Integer({
+      description: "continuous: the most of the source server's time shipping takes while hosts write (100: it never yields)",
+    }),
     state: Type.Union([Type.Literal("connected"), Type.Literal("retrying"), Type.Literal("ended"), Type.Literal("starting")]),
     reason: Type.Union([Type.String(), Type.Null()]),
     ackedLsn: Type.Union([Type.Integer(), Type.Null()]),

@@ -27,6 +27,7 @@ interface ReplicateOptions {
   tokenFile?: string;
   mode: string;
   interval?: string;
+  maxLoad?: string;
   stop?: boolean;
   list?: boolean;
 }
@@ -47,6 +48,11 @@ export function registerReplicate(program: Command): void {
       "continuous",
     )
     .option("--interval <duration>", "compacted: time between shipments (default 60s)")
+    .option(
+      "--max-load <percent>",
+      "continuous: the most of this server's time shipping may take while hosts write to the disk (1-100, default 20; " +
+        "100: it never yields to them, the lag stays lowest, their writes slow down)",
+    )
     .option("--stop", "stop replicating DISK (the replica stays as it is)")
     .option("--list", "the relations, with state, acknowledged LSN, lag and bytes")
     .addHelpText(
@@ -61,6 +67,7 @@ export function registerReplicate(program: Command): void {
         "Examples:",
         "  $ snaplog replicate vm1 --to snaplog://dr-site:9090/vm1 --token-file dr.token",
         "  $ snaplog replicate vm1 --to snaplog://dr-site:9090/vm1 --token-file dr.token --mode compacted --interval 5m",
+        "  $ snaplog replicate vm1 --to snaplog://dr-site:9090/vm1 --token-file dr.token --max-load 100   # lowest lag",
         "  $ snaplog replicate --list",
       ].join("\n"),
     )
@@ -85,6 +92,7 @@ export function registerReplicate(program: Command): void {
       if (options.mode !== "continuous" && options.mode !== "compacted")
         throw invalidArgument(`--mode must be continuous or compacted, not ${options.mode}`);
       if (options.interval !== undefined && options.mode !== "compacted") throw invalidArgument("--interval goes with --mode compacted");
+      if (options.maxLoad !== undefined && options.mode !== "continuous") throw invalidArgument("--max-load goes with --mode continuous");
       const token = await readToken(options.tokenFile);
       const request = {
         disk: name,
@@ -92,12 +100,20 @@ export function registerReplicate(program: Command): void {
         token,
         mode: options.mode,
         intervalMs: options.interval === undefined ? undefined : parseDuration(options.interval, "--interval") * 1000,
+        maxLoadPercent: options.maxLoad === undefined ? undefined : parsePercent(options.maxLoad),
       } as const;
       await runOperation(command, {
         run: (operations) => operations.replicate(request),
         print: (relation) => printLine(`disk ${relation.disk} replicates to ${relation.to} (${relation.mode}); the server runs it`),
       });
     });
+}
+
+function parsePercent(text: string): number {
+  const value = Number(text.replace(/%$/, ""));
+  if (!Number.isInteger(value) || value < 1 || value > 100)
+    throw invalidArgument(`--max-load must be a whole percent from 1 to 100, not ${text}`);
+  return value;
 }
 
 async function readToken(file: string | undefined): Promise<string> {

@@ -36,6 +36,13 @@ const ReplicateBodySchema = Type.Object(
     token: Type.String({ description: "the receiver's API token (its STORE/api.token)" }),
     mode: Type.Union([Type.Literal("continuous"), Type.Literal("compacted")]),
     intervalMs: Type.Optional(Type.Integer({ minimum: 100, description: "compacted: ms between shipments (default 60000)" })),
+    maxLoadPercent: Type.Optional(
+      Type.Integer({
+        minimum: 1,
+        maximum: 100,
+        description: "continuous: the most of the source server's time shipping may take while hosts write (default 20)",
+      }),
+    ),
   },
   { additionalProperties: false },
 );

@@ -37,6 +37,8 @@ export interface ReplicateRequest {
   mode: RelationMode;
   /** compacted: ms between shipments. */
   intervalMs?: number;
+  /** continuous: the most of the source server's time shipping may take while hosts write (1-100, default 20). */
+  maxLoadPercent?: number;
 }
 
 export interface RelationInfo {
@@ -44,6 +46,8 @@ export interface RelationInfo {
   to: string;
   mode: RelationMode;
   intervalMs: number;
+  /** continuous: the most of the source server's time shipping takes while hosts write (100: it never yields). */
+  maxLoadPercent: number;
   state: "connected" | "retrying" | "ended" | "starting";
   reason: string | null;
   ackedLsn: number | null;

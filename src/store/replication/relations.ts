@@ -42,12 +42,12 @@ const BATCHES_IN_FLIGHT = 3;
 /** A batch that is not full starts at most this long after the one before: under steady writes, fewer and larger batches. */
 const BATCH_GAP_MS = 100;
 /**
- * While hosts write to the disk, batches are read out of its log at most this share of the
- * time: reading, framing and sending run on the event loop that serves the hosts' I/O, and on a
- * busy appliance replication yields (the lag grows) rather than slowing the hosts down. Idle
- * hosts: no pacing (a backlog goes out as fast as it can).
+ * While hosts write to the disk, batches are read out of its log at most this share of the time
+ * (per relation: --max-load): reading, framing and sending run on the event loop that serves the
+ * hosts' I/O, and on a busy appliance replication yields (the lag grows) rather than slowing the
+ * hosts down. Idle hosts: no pacing (a backlog goes out as fast as it can).
  */
-const EXPORT_SHARE = 0.2;
+export const MAX_LOAD_PERCENT_DEFAULT = 20;
 /** An idle relation still contacts the receiver this often (a promote there ends it; a lost replica state is noticed). */
 const HEARTBEAT_MS = 2_000;
 const RETRY_MS_MIN = 500;
@@ -57,6 +57,8 @@ interface RelationRecord {
   to: string;
   mode: RelationMode;
   intervalMs: number;
+  /** Absent in relations set up before it existed: MAX_LOAD_PERCENT_DEFAULT. */
+  maxLoadPercent?: number;
   createdAt: string;
   /** The source's LSN when the relation was set up (bytes written since are counted from it). */
   lsnAtCreate: number;
@@ -92,6 +94,9 @@ export class Relations {
     if (request.mode !== "continuous" && request.mode !== "compacted") throw invalidArgument(`--mode must be continuous or compacted`);
     const intervalMs = request.intervalMs ?? INTERVAL_MS_DEFAULT;
     if (!Number.isSafeInteger(intervalMs) || intervalMs < 100) throw invalidArgument("--interval must be at least 100 ms");
+    const maxLoadPercent = request.maxLoadPercent ?? MAX_LOAD_PERCENT_DEFAULT;
+    if (!Number.isInteger(maxLoadPercent) || maxLoadPercent < 1 || maxLoadPercent > 100)
+      throw invalidArgument("--max-load must be a whole percent from 1 to 100");
     const target = parseReplicaUrl(request.to);
     const token = request.token.trim();
     if (token === "") throw invalidArgument("the receiver's token is empty");
@@ -108,6 +113,7 @@ export class Relations {
       to: request.to,
       mode: request.mode,
       intervalMs,
+      maxLoadPercent,
       createdAt: new Date(this.catalog.nowMs()).toISOString(),
       lsnAtCreate: disk.engine.lsnLast,
     };
@@ -182,6 +188,7 @@ export class Relations {
       to: record.to,
       mode: record.mode,
       intervalMs: record.intervalMs,
+      maxLoadPercent: record.maxLoadPercent ?? MAX_LOAD_PERCENT_DEFAULT,
       state: record.ended !== undefined ? "ended" : (live?.state ?? "starting"),
       reason: record.ended?.reason ?? live?.reason ?? null,
       ackedLsn: acked,
@@ -474,8 +481,9 @@ class RelationLoop {
         },
         sink,
       );
-      // Hosts writing meanwhile: the next batch waits so that exports take at most EXPORT_SHARE of the time.
-      if (disk.engine.lsnLast > lsnAtStart) this.nextStartMs = Date.now() + (Date.now() - startedMs) * (1 / EXPORT_SHARE - 1);
+      // Hosts writing meanwhile: the next batch waits so that exports take at most the relation's share of the time.
+      const share = (this.record.maxLoadPercent ?? MAX_LOAD_PERCENT_DEFAULT) / 100;
+      if (share < 1 && disk.engine.lsnLast > lsnAtStart) this.nextStartMs = Date.now() + (Date.now() - startedMs) * (1 / share - 1);
       return result;
     });
     ack.catch(() => undefined);
