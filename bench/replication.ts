@@ -16,7 +16,7 @@
  *
  * --profile writes a V8 CPU profile of each server into DIR (open it in Chrome's DevTools).
  */
-import { spawn, type ChildProcessWithoutNullStreams } from "node:child_process";
+import { spawn, spawnSync, type ChildProcessWithoutNullStreams } from "node:child_process";
 import { mkdtempSync, readFileSync, rmSync } from "node:fs";
 import * as net from "node:net";
 import path from "node:path";
@@ -112,6 +112,9 @@ async function serve(name: string, replication: boolean): Promise<Server> {
 }
 
 function fio(server: Server, disk: string, args: string[]): Promise<{ writeIops: number; writeBytes: number; cpuSeconds: number }> {
+  // Each run starts with the page cache written back: the gigabytes an earlier run left dirty
+  // would otherwise be flushed during (and charged to) the next one.
+  spawnSync("sync");
   return new Promise((resolve, reject) => {
     const child = spawn(
       "fio",
