@@ -380,31 +380,14 @@ describe("setup refusals at replicate time", () => {
       const wrongToken = path.join(path.dirname(source.store), "wrong.token");
       await fs.writeFile(wrongToken, "not-the-token\n");
       const closed = await freePort();
+      const toR1 = ["--to", `snaplog://127.0.0.1:${receiver.replicationPort}/r1`, "--token-file", await tokenFile(receiver)];
       const cases: [string[], RegExp][] = [
         [["--to", `snaplog://127.0.0.1:${receiver.replicationPort}/r1`, "--token-file", wrongToken], /refused the token/],
         [["--to", `snaplog://127.0.0.1:${closed}/r1`, "--token-file", await tokenFile(receiver)], /unreachable.*ECONNREFUSED/],
         [["--to", `snaplog://127.0.0.1:${receiver.replicationPort}/taken`, "--token-file", await tokenFile(receiver)], /exists here/],
-        [
-          ["--to", `snaplog://127.0.0.1:${receiver.replicationPort}/r1`, "--token-file", await tokenFile(receiver), "--max-load", "0"],
-          /whole percent from 1 to 100/,
-        ],
-        [
-          ["--to", `snaplog://127.0.0.1:${receiver.replicationPort}/r1`, "--token-file", await tokenFile(receiver), "--max-load", "150"],
-          /whole percent from 1 to 100/,
-        ],
-        [
-          [
-            "--to",
-            `snaplog://127.0.0.1:${receiver.replicationPort}/r1`,
-            "--token-file",
-            await tokenFile(receiver),
-            "--mode",
-            "compacted",
-            "--max-load",
-            "50",
-          ],
-          /--max-load goes with --mode continuous/,
-        ],
+        [[...toR1, "--max-load", "0"], /whole percent from 1 to 100/],
+        [[...toR1, "--max-load", "150"], /whole percent from 1 to 100/],
+        [[...toR1, "--mode", "compacted", "--max-load", "50"], /--max-load goes with --mode continuous/],
       ];
       for (const [args, reason] of cases) {
         const run = await cli(source.store, ["replicate", "d1", ...args]);
@@ -419,16 +402,7 @@ describe("setup refusals at replicate time", () => {
       );
       assert.equal(await replicaMeta(receiver.store, "taken"), undefined, "the disk there is untouched");
       // A valid share is kept and listed (default 20).
-      await ok(source.store, [
-        "replicate",
-        "d1",
-        "--to",
-        `snaplog://127.0.0.1:${receiver.replicationPort}/r1`,
-        "--token-file",
-        await tokenFile(receiver),
-        "--max-load",
-        "100%",
-      ]);
+      await ok(source.store, ["replicate", "d1", ...toR1, "--max-load", "100%"]);
       const listed = JSON.parse(await ok(source.store, ["--json", "replicate", "--list"])) as RelationInfo[];
       assert.equal(listed[0]?.maxLoadPercent, 100);
     } finally {
@@ -734,14 +708,20 @@ describe("hostile peers on the replication port", () => {
   }
 
   test("batches in flight side by side apply in LSN order: the second waits for the first; if the first never lands, it is refused", async () => {
+    /** Two consecutive batches from snapshot `from`: writes, a snapshot, writes, a snapshot; each batch ends at one. */
+    const twoBatches = async (from: string, middle: string, last: string, lba: number): Promise<[Buffer, Buffer]> => {
+      await writeBlocks(source, "d1", range(lba, 16));
+      await ok(source.store, ["snapshot", "create", "d1", "--name", middle]);
+      await writeBlocks(source, "d1", range(lba + 20, 16));
+      await ok(source.store, ["snapshot", "create", "d1", "--name", last]);
+      return [
+        await exportFile(["d1", "--from", from, "--to", middle, "--compression", "none"]),
+        await exportFile(["d1", "--from", middle, "--to", last, "--compression", "none"]),
+      ];
+    };
     // The replica holds the source's newest LSN (the test before); s3 marks it on the source.
     await ok(source.store, ["snapshot", "create", "d1", "--name", "s3"]);
-    await writeBlocks(source, "d1", range(300, 16));
-    await ok(source.store, ["snapshot", "create", "d1", "--name", "s4"]);
-    await writeBlocks(source, "d1", range(320, 16));
-    await ok(source.store, ["snapshot", "create", "d1", "--name", "s5"]);
-    const first = await exportFile(["d1", "--from", "s3", "--to", "s4", "--compression", "none"]);
-    const second = await exportFile(["d1", "--from", "s4", "--to", "s5", "--compression", "none"]);
+    const [first, second] = await twoBatches("s3", "s4", "s5", 300);
     const acked = (await replicaMeta(receiver.store, "r1"))!.ackedLsn;
 
     // The first batch's header arrives, its data does not yet; the second arrives whole.
@@ -766,12 +746,7 @@ describe("hostile peers on the replication port", () => {
     qemuCompare(nbdUri(source, "d1@s4"), nbdUri(receiver, "r1@s4"));
 
     // Now the first of two never lands (its connection is cut): the second is refused, nothing changes.
-    await writeBlocks(source, "d1", range(340, 16));
-    await ok(source.store, ["snapshot", "create", "d1", "--name", "s6"]);
-    await writeBlocks(source, "d1", range(360, 16));
-    await ok(source.store, ["snapshot", "create", "d1", "--name", "s7"]);
-    const lost = await exportFile(["d1", "--from", "s5", "--to", "s6", "--compression", "none"]);
-    const orphan = await exportFile(["d1", "--from", "s6", "--to", "s7", "--compression", "none"]);
+    const [lost, orphan] = await twoBatches("s5", "s6", "s7", 340);
     const before = await replicaState();
     const cut = postHeld(lost, 4096);
     await sleep(300);

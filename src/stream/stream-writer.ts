@@ -47,8 +47,8 @@ export class StreamWriter {
   /** Frames compressing or waiting to be written, oldest first. */
   private readonly inFlight: Promise<void>[] = [];
   private counts = { runCount: 0, blockCount: 0, cutCount: 0 };
-  /** Per frame: whether compressing it paid (true), did not (false), or was not tried (undefined). */
-  private readonly paid: (boolean | undefined)[] = [];
+  /** The newest frames tried, by seq modulo its length: whether compressing each paid. */
+  private readonly paid: { seq: number; paid: boolean }[] = new Array<{ seq: number; paid: boolean }>(FRAMES_IN_FLIGHT_MAX + PROBE_EVERY);
   /** Bytes handed to the sink so far. */
   bytesWritten = 0;
   /** Frames compression was tried on (the rest went raw without trying). */
@@ -120,7 +120,7 @@ export class StreamWriter {
     const codec = this.codecFor(seq);
     if (codec !== "none") this.framesTried++;
     const encoded = encodeFrame(raw, codec).then((result) => {
-      if (codec !== "none") this.paid[seq] = result.codecId !== CodecId.none;
+      if (codec !== "none") this.paid[seq % this.paid.length] = { seq, paid: result.codecId !== CodecId.none };
       return result;
     });
     // Whoever awaits sees a failure; none is left unhandled if nobody does.
@@ -148,8 +148,8 @@ export class StreamWriter {
   private codecFor(seq: number): CodecName {
     if (this.options.codec === "none" || seq % PROBE_EVERY === 0) return this.options.codec;
     for (let before = seq - FRAMES_IN_FLIGHT_MAX; before >= 0 && before > seq - FRAMES_IN_FLIGHT_MAX - PROBE_EVERY; before--) {
-      const paid = this.paid[before];
-      if (paid !== undefined) return paid ? this.options.codec : "none";
+      const tried = this.paid[before % this.paid.length];
+      if (tried?.seq === before) return tried.paid ? this.options.codec : "none";
     }
     return this.options.codec;
   }

@@ -253,7 +253,7 @@ class RelationLoop {
   private replicaSnapshotIds = new Set<string>();
   /** Cuts sent in a batch not yet acknowledged (by snapshot name): not planned again meanwhile. */
   private readonly cutsInFlight = new Set<string>();
-  /** No batch starts before this (ms since the epoch): the pacing while hosts write (EXPORT_SHARE). */
+  /** No batch starts before this (ms since the epoch): the pacing while hosts write (--max-load). */
   private nextStartMs = 0;
 
   constructor(
@@ -525,9 +525,9 @@ class RelationLoop {
    * for each acknowledgement (the receiver applies them in order), so the next batch is read and
    * sent while the receiver applies the last — once there is a backlog of full batches. A batch
    * that ends at a snapshot cut goes alone (the ones before it acknowledged first), so cuts
-   * arrive in order whatever the network does. Returns
-   * once nothing is in flight and nothing more is written; a failure waits for the batches
-   * still in flight (the receiver refuses those after it) and is thrown.
+   * arrive in order whatever the network does. Returns once nothing is in flight and nothing
+   * more is written; a failure waits for the batches still in flight (the receiver refuses those
+   * after it) and is thrown.
    */
   private async shipWindow(disk: OpenDisk, client: ReplicaClient, acked: number): Promise<number> {
     const window: InFlightBatch[] = [];
