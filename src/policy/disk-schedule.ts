@@ -73,11 +73,10 @@ export class DiskSchedule {
     try {
       let pruneOwed = pruneAtStart;
       let retryDelayMs = SCHEDULE_RETRY_MS_MIN;
-      // The slot the loop slept until (or retries): any other slot due is a catch-up for one missed,
-      // unless it came due while the previous slot ran (after ranFromMs): that one is on time, even
-      // when the run took longer than a period and the slot in between is skipped.
-      let awaitedSlotMs: number | undefined;
-      let ranFromMs: number | undefined;
+      // Whether a slot due now is on time, else a catch-up for one missed: the slot the loop slept
+      // until, the one it retries, or any that came due while the previous slot ran — also when
+      // that run took longer than a period and the slot in between is skipped.
+      let isOnTime: (dueMs: number) => boolean = () => false;
       while (!this.stopped) {
         const pokesSeen = this.pokeCount;
         const state = await this.readState();
@@ -92,26 +91,24 @@ export class DiskSchedule {
         const nowMs = this.context.clock.nowMs();
         const decision = decideSlot(state.schedule, state.lastSlotMs, nowMs);
         if (decision.dueMs !== undefined) {
-          const cameDueWhileRunning = ranFromMs !== undefined && decision.dueMs > ranFromMs;
-          const outcome = await this.runSlot(decision.dueMs, decision.dueMs !== awaitedSlotMs && !cameDueWhileRunning);
+          const outcome = await this.runSlot(decision.dueMs, !isOnTime(decision.dueMs));
           pruneOwed = false;
           if (outcome === "gone") return;
           if (outcome === "failed") {
-            awaitedSlotMs = decision.dueMs;
+            const retried = decision.dueMs;
+            isOnTime = (dueMs) => dueMs === retried;
             await this.sleep(Math.min(nowMs + retryDelayMs, decision.wakeMs ?? Infinity), pokesSeen);
             retryDelayMs = Math.min(retryDelayMs * 2, SCHEDULE_RETRY_MS_MAX);
           } else {
             retryDelayMs = SCHEDULE_RETRY_MS_MIN;
-            // The next slot is awaited from now: one that comes due while this one runs is no catch-up.
-            awaitedSlotMs = decision.wakeMs;
-            ranFromMs = nowMs;
+            isOnTime = (dueMs) => dueMs > nowMs;
           }
           continue;
         }
         if (pruneOwed && (await this.prune()) === "gone") return;
         pruneOwed = false;
-        awaitedSlotMs = decision.wakeMs;
-        ranFromMs = undefined;
+        const awaited = decision.wakeMs;
+        isOnTime = (dueMs) => dueMs === awaited;
         await this.sleep(decision.wakeMs ?? Infinity, pokesSeen);
       }
     } finally {

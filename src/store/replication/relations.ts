@@ -483,7 +483,8 @@ class RelationLoop {
       );
       // Hosts writing meanwhile: the next batch waits so that exports take at most the relation's share of the time.
       const share = (this.record.maxLoadPercent ?? MAX_LOAD_PERCENT_DEFAULT) / 100;
-      if (share < 1 && disk.engine.lsnLast > lsnAtStart) this.nextStartMs = Date.now() + (Date.now() - startedMs) * (1 / share - 1);
+      if (this.record.mode === "continuous" && share < 1 && disk.engine.lsnLast > lsnAtStart)
+        this.nextStartMs = Date.now() + (Date.now() - startedMs) * (1 / share - 1);
       return result;
     });
     ack.catch(() => undefined);
