@@ -250,8 +250,25 @@ async function hotSet() {
 }
 const hotResult = values["continuous-only"] ? {} : await hotSet();
 
+/**
+ * Whether this (virtual) machine hands freed memory back to its host (virtio-balloon free page
+ * reporting): then every page the page cache takes anew is a fault on the host, and a log that
+ * grows with every write pays it per write where a file overwritten in place does not
+ * (BENCHMARKS.md "Remote copy"). Read only; "absent" on a machine without it.
+ */
+function freePageReporting(): string {
+  try {
+    const order = readFileSync("/sys/module/page_reporting/parameters/page_reporting_order", "utf8").trim();
+    const delayMs = readFileSync("/sys/module/page_reporting/parameters/min_free_ms", "utf8").trim();
+    return `order ${order}, min_free_ms ${delayMs}${Number(order) > 10 ? " (off: above the largest page order)" : ""}`;
+  } catch {
+    return "absent";
+  }
+}
+
 const result = {
   seconds,
+  freePageReporting: freePageReporting(),
   maxLoadPercent: Number(values["max-load"]),
   iopsWithout: Math.round(plain.writeIops),
   iopsWithContinuous: Math.round(copied.writeIops),

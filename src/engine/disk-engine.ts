@@ -55,6 +55,8 @@ export interface ImportRun {
   kind: "write" | "zero" | "trim";
   /** Write runs: blockCount blocks. */
   data?: Buffer;
+  /** Write runs, when the caller has them: each block's CRC32C, computed from `data` (the log keeps them). */
+  blockCrcs?: Uint32Array;
 }
 
 /**
@@ -446,9 +448,13 @@ export class DiskEngine {
       if (run.kind !== "write") return { type: run.kind, lbaFirst: run.lba, blockCount: run.blockCount, noHole: run.kind === "zero" };
       const data = run.data;
       assert(data !== undefined && data.length === run.blockCount * blockSizeBytes, "an import write run carries its blocks");
-      const crcs = new Uint32Array(run.blockCount);
-      for (let index = 0; index < run.blockCount; index++)
-        crcs[index] = crc32c(data.subarray(index * blockSizeBytes, (index + 1) * blockSizeBytes));
+      let crcs = run.blockCrcs;
+      if (crcs === undefined) {
+        crcs = new Uint32Array(run.blockCount);
+        for (let index = 0; index < run.blockCount; index++)
+          crcs[index] = crc32c(data.subarray(index * blockSizeBytes, (index + 1) * blockSizeBytes));
+      }
+      assert(crcs.length === run.blockCount, "an import run's checksums are one per block");
       return { type: "write", lbaFirst: run.lba, blockCount: run.blockCount, data, crcs };
     });
     return this.pipeline.enqueueBatchAt(requests, timeMs, sync);

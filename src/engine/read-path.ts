@@ -1,4 +1,4 @@
-import { crc32c } from "../util/crc32c.js";
+import { crc32c, zeroBlockCrc } from "../util/crc32c.js";
 import { ErrorCodes, SnaplogError } from "../util/errors.js";
 import { INDEX_PAGE_BLOCKS, isDataSlot } from "./constants.js";
 import { blockCountOf, checkBlockRange, type DiskGeometry } from "./engine-options.js";
@@ -152,7 +152,10 @@ export class ReadPath {
     finishRun();
     if (reads.length > 0) await retiring.guardRead(reads);
     this.verifyBlocks(data, ids, expectedCrcs, lsns, (index) => lbas[index]);
-    return { data, live };
+    // Checked: now the checksums of what data holds (a block not read is zeros).
+    const zerosCrc = zeroBlockCrc(blockSizeBytes);
+    for (let index = 0; index < count; index++) if (ids[index] === 0) expectedCrcs[index] = zerosCrc;
+    return { data, live, crcs: expectedCrcs };
   }
 
   /** Throws CORRUPT (and reports it) for the first block read for entry ids[index] whose data fails its checksum. */

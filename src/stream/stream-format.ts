@@ -8,8 +8,8 @@
  *   trailer  "SLTR" | reserved u32 | frames u64 | runs u64 | blocks u64 | cuts u64 | bytesBefore u64
  *            | sha256[32] of every byte before the trailer | crc32c u32 (84 bytes)
  */
-import { crc32c } from "../util/crc32c.js";
-import { ErrorCodes, SnaplogError } from "../util/errors.js";
+import { crc32c, crc32cCombine, crc32cOfBlocks } from "../util/crc32c.js";
+import { assert, ErrorCodes, SnaplogError } from "../util/errors.js";
 
 export const STREAM_MAGIC = Buffer.from("SNAPLOGS", "latin1");
 export const STREAM_VERSION = 1;
@@ -75,6 +75,12 @@ export interface EntryRun {
   kind: EntryKindName;
   /** Write runs: blockCount blocks. */
   data?: Buffer;
+  /**
+   * Write runs, when known: each block's CRC32C, already checked against `data` (an export's
+   * from the log, which verified them reading; an import's computed decoding). Runs and frames
+   * take their checksums from these rather than passing over the data again.
+   */
+  blockCrcs?: Uint32Array;
 }
 
 /** A snapshot cut inside the stream's range: the source's partitions travel as they are. */
@@ -269,8 +275,11 @@ export function decodeTrailer(bytes: Buffer): StreamTrailer {
   };
 }
 
-/** An ENTRIES payload: run count, reserved, descriptors, then the write runs' data in order. */
-export function encodeEntries(runs: readonly EntryRun[], blockSizeBytes: number): Buffer {
+/**
+ * An ENTRIES payload: run count, reserved, descriptors, then the write runs' data in order;
+ * with the payload's CRC32C (combined from the runs', not computed over the data again).
+ */
+export function encodeEntries(runs: readonly EntryRun[], blockSizeBytes: number): { bytes: Buffer; crc32c: number } {
   let dataBytes = 0;
   for (const run of runs) if (run.kind === "write") dataBytes += run.blockCount * blockSizeBytes;
   const bytes = Buffer.allocUnsafe(8 + runs.length * RUN_DESCRIPTOR_BYTES + dataBytes);
@@ -278,7 +287,8 @@ export function encodeEntries(runs: readonly EntryRun[], blockSizeBytes: number)
   bytes.writeUInt32LE(0, 4);
   let at = 8;
   let dataAt = 8 + runs.length * RUN_DESCRIPTOR_BYTES;
-  for (const run of runs) {
+  const dataCrcs = new Uint32Array(runs.length);
+  for (const [index, run] of runs.entries()) {
     writeU64(bytes, run.lsn, at);
     writeU64(bytes, run.timeMs, at + 8);
     writeU64(bytes, run.lba, at + 16);
@@ -289,13 +299,18 @@ export function encodeEntries(runs: readonly EntryRun[], blockSizeBytes: number)
       const data = run.data as Buffer;
       data.copy(bytes, dataAt);
       dataAt += data.length;
-      crc = crc32c(data);
+      assert(run.blockCrcs === undefined || run.blockCrcs.length === run.blockCount, "a run's block checksums are one per block");
+      crc = run.blockCrcs !== undefined ? crc32cOfBlocks(run.blockCrcs, blockSizeBytes) : crc32c(data);
+      dataCrcs[index] = crc;
     }
     bytes.writeUInt32LE(crc, at + 32);
     bytes.writeUInt32LE(0, at + 36);
     at += RUN_DESCRIPTOR_BYTES;
   }
-  return bytes;
+  let payloadCrc = crc32c(bytes.subarray(0, at));
+  for (const [index, run] of runs.entries())
+    if (run.kind === "write") payloadCrc = crc32cCombine(payloadCrc, dataCrcs[index], run.blockCount * blockSizeBytes);
+  return { bytes, crc32c: payloadCrc };
 }
 
 const KIND_BY_ID: Record<number, EntryKindName | undefined> = { 1: "write", 2: "zero", 3: "trim" };
@@ -327,7 +342,13 @@ export function decodeEntries(raw: Buffer, geometry: { blockSizeBytes: number; b
       if (dataAt + bytes > raw.length) throw bad(`run ${index}'s data is cut short`);
       run.data = raw.subarray(dataAt, dataAt + bytes);
       dataAt += bytes;
-      if (crc32c(run.data) !== raw.readUInt32LE(at + 32)) throw bad(`run ${index} (block ${run.lba}): data checksum mismatch`);
+      // Block by block: the run's checksum is combined from them, and the receiver's log keeps them.
+      const blockCrcs = new Uint32Array(run.blockCount);
+      for (let block = 0; block < run.blockCount; block++)
+        blockCrcs[block] = crc32c(run.data.subarray(block * geometry.blockSizeBytes, (block + 1) * geometry.blockSizeBytes));
+      if (crc32cOfBlocks(blockCrcs, geometry.blockSizeBytes) !== raw.readUInt32LE(at + 32))
+        throw bad(`run ${index} (block ${run.lba}): data checksum mismatch`);
+      run.blockCrcs = blockCrcs;
     }
     runs.push(run);
   }

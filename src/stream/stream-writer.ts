@@ -105,17 +105,17 @@ export class StreamWriter {
 
   private async flushEntries(): Promise<void> {
     if (this.pending.length === 0) return;
-    const raw = encodeEntries(this.pending, this.header.blockSizeBytes);
+    const { bytes: raw, crc32c: rawCrc } = encodeEntries(this.pending, this.header.blockSizeBytes);
     this.pending = [];
     this.pendingBytes = 0;
-    await this.emitFrame(FrameType.ENTRIES, raw);
+    await this.emitFrame(FrameType.ENTRIES, raw, rawCrc);
   }
 
   /**
    * Starts compressing now (on the libuv pool, so frames compress side by side); frames are
    * written in order; returns once fewer than FRAMES_IN_FLIGHT_MAX frames are unwritten.
    */
-  private async emitFrame(type: number, raw: Buffer): Promise<void> {
+  private async emitFrame(type: number, raw: Buffer, rawCrc?: number): Promise<void> {
     const seq = this.seq++;
     const codec = this.codecFor(seq);
     if (codec !== "none") this.framesTried++;
@@ -129,9 +129,9 @@ export class StreamWriter {
     this.tail = (async () => {
       await previous;
       const { codecId, stored } = await encoded;
-      await this.write(
-        encodeFrameHeader({ type, codecId, seq, rawBytes: raw.length, storedBytes: stored.length, payloadCrc32c: crc32c(stored) }),
-      );
+      // A frame stored as it is has the checksum its runs gave (known without reading it again).
+      const payloadCrc32c = stored === raw && rawCrc !== undefined ? rawCrc : crc32c(stored);
+      await this.write(encodeFrameHeader({ type, codecId, seq, rawBytes: raw.length, storedBytes: stored.length, payloadCrc32c }));
       await this.write(stored);
     })();
     this.tail.catch(() => undefined);
@@ -168,5 +168,6 @@ function slice(run: EntryRun, blockFirst: number, blockCount: number, blockSizeB
     lba: run.lba + blockFirst,
     blockCount,
     data: run.data?.subarray(blockFirst * blockSizeBytes, (blockFirst + blockCount) * blockSizeBytes),
+    blockCrcs: run.blockCrcs?.subarray(blockFirst, blockFirst + blockCount),
   };
 }

@@ -42,6 +42,8 @@ export interface LogFiles {
 export interface EntriesData {
   data: Buffer;
   live: Uint8Array;
+  /** The CRC32C of each block of `data` (those read from the log checked against it): an export's checksums come from these. */
+  crcs: Uint32Array;
 }
 
 /** What the log reader needs of a disk (DiskEngine is one): its log files, what is live now, and entries' data. */

@@ -233,7 +233,7 @@ async function writeTimeOrdered(engine: DiskEngine, writer: StreamWriter, partit
         lsns[at] = row.lsnFirst + index;
       }
     }
-    const { data, live } = await engine.readEntriesData(lbas, lsns);
+    const { data, live, crcs } = await engine.readEntriesData(lbas, lsns);
     const runs: EntryRun[] = [];
     let next = 0;
     for (const row of group) {
@@ -258,6 +258,7 @@ async function writeTimeOrdered(engine: DiskEngine, writer: StreamWriter, partit
           blockCount: end - first,
           kind: "write",
           data: data.subarray((next + first) * blockSize, (next + end) * blockSize),
+          blockCrcs: crcs.subarray(next + first, next + end),
         });
         first = end;
       }

@@ -281,7 +281,7 @@ class RunApplier {
     if (run.timeMs !== this.pendingTimeMs || this.pendingBytes >= APPLY_BATCH_BYTES) await this.flush();
     this.pendingTimeMs = run.timeMs;
     // No copy: each frame decodes into buffers of its own, which nothing reuses.
-    this.pending.push({ lba: run.lba, blockCount: run.blockCount, kind: run.kind, data: run.data });
+    this.pending.push({ lba: run.lba, blockCount: run.blockCount, kind: run.kind, data: run.data, blockCrcs: run.blockCrcs });
     this.pendingBytes += run.data?.length ?? 0;
     this.blockCount += run.blockCount;
     return true;
