@@ -204,8 +204,19 @@ const copied = await fio(source, "copied", randwrite);
 const loadEnd = Date.now();
 sampling = false;
 await sampler;
+// The backlog left after the flood drains with the hosts idle: replication's own cost per entry
+// (each server's CPU over the entries shipped meanwhile), without fio or host writes beside it.
+const cpuAtLoadEnd = { source: cpuSeconds(source.pid), receiver: cpuSeconds(receiver.pid) };
+const ackedAtLoadEnd = (await relation(source, "copied")).ackedLsn;
 const afterLoad = await caughtUp(source, "copied");
 const catchUpSeconds = (Date.now() - loadEnd) / 1000;
+const catchUpEntries = (afterLoad.ackedLsn ?? 0) - (ackedAtLoadEnd ?? 0);
+const perCatchUpEntryUs = (cpu: number) => (catchUpEntries > 0 ? Number(((cpu * 1e6) / catchUpEntries).toFixed(1)) : null);
+const catchUpCost = {
+  catchUpEntries,
+  catchUpSourceUsPerEntry: perCatchUpEntryUs(cpuSeconds(source.pid) - cpuAtLoadEnd.source),
+  catchUpReceiverUsPerEntry: perCatchUpEntryUs(cpuSeconds(receiver.pid) - cpuAtLoadEnd.receiver),
+};
 const cpuUsed = { source: cpuSeconds(source.pid) - cpuBefore.source, receiver: cpuSeconds(receiver.pid) - cpuBefore.receiver };
 const sortedLags = [...lags].sort((a, b) => a - b);
 
@@ -278,6 +289,7 @@ const result = {
   lagP99Seconds: Number(percentile(sortedLags, 99).toFixed(3)),
   lagP50Seconds: Number(percentile(sortedLags, 50).toFixed(3)),
   catchUpSeconds,
+  ...catchUpCost,
   ratedIops: Math.round(rated.writeIops),
   ratedLagP50Seconds: Number(percentile(sortedRateLags, 50).toFixed(3)),
   ratedLagP99Seconds: Number(percentile(sortedRateLags, 99).toFixed(3)),

@@ -3,7 +3,7 @@ import { SerialQueue } from "../util/serial-queue.js";
 import { crc32c } from "../util/crc32c.js";
 import { Baseline, BASELINE_FILE, type FoldResult } from "./history/baseline-fold.js";
 import { checkpointStateOf, encodeCheckpoint, writeCheckpoint, type SnapshotCut } from "./log/checkpoint.js";
-import { noop, type OpRequest, type RollbackOp } from "./write/commit-batch.js";
+import { noop, type Op, type RollbackOp } from "./write/commit-batch.js";
 import { CommitPipeline } from "./write/commit-pipeline.js";
 import { ByteRangeWriter } from "./write/byte-range-writer.js";
 import { Compactor, type CompactionResult, type ProgressCallback } from "./history/compaction.js";
@@ -443,9 +443,10 @@ export class DiskEngine {
    */
   importRuns(runs: readonly ImportRun[], timeMs: number, sync: boolean): Promise<void> {
     const blockSizeBytes = this.geometry.blockSizeBytes;
-    const requests: OpRequest[] = runs.map((run) => {
+    const ops: Op[] = runs.map((run): Op => {
       checkBlockRange(this.geometry, run.lba, run.blockCount, "import");
-      if (run.kind !== "write") return { type: run.kind, lbaFirst: run.lba, blockCount: run.blockCount, noHole: run.kind === "zero" };
+      if (run.kind !== "write")
+        return { type: run.kind, lbaFirst: run.lba, blockCount: run.blockCount, noHole: run.kind === "zero", resolve: noop, reject: noop };
       const data = run.data;
       assert(data !== undefined && data.length === run.blockCount * blockSizeBytes, "an import write run carries its blocks");
       let crcs = run.blockCrcs;
@@ -455,9 +456,9 @@ export class DiskEngine {
           crcs[index] = crc32c(data.subarray(index * blockSizeBytes, (index + 1) * blockSizeBytes));
       }
       assert(crcs.length === run.blockCount, "an import run's checksums are one per block");
-      return { type: "write", lbaFirst: run.lba, blockCount: run.blockCount, data, crcs };
+      return { type: "write", lbaFirst: run.lba, blockCount: run.blockCount, data, crcs, resolve: noop, reject: noop };
     });
-    return this.pipeline.enqueueBatchAt(requests, timeMs, sync);
+    return this.pipeline.enqueueBatchAt(ops, timeMs, sync);
   }
 
   // ---- the read path (read-path.ts) -----------------------------------------------------

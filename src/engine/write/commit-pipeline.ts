@@ -179,7 +179,7 @@ export class CommitPipeline {
    * Queues ops as one batch of their own whose entries carry `timeMs` (an import: the source's
    * time). Ops queued before commit before them; the batch takes no other op.
    */
-  enqueueBatchAt(requests: OpRequest[], timeMs: number, sync: boolean): Promise<void> {
+  enqueueBatchAt(ops: Op[], timeMs: number, sync: boolean): Promise<void> {
     if (this.failure !== undefined) return Promise.reject(this.failure);
     if (this.closing)
       return Promise.reject(new SnaplogError(ErrorCodes.CLOSED, `disk ${this.diskName} is closing`, { disk: this.diskName }));
@@ -188,18 +188,25 @@ export class CommitPipeline {
     batch.timeMs = timeMs;
     batch.sync = sync;
     batch.sealed = true;
-    const settled = requests.map(
-      (request) =>
-        new Promise<void>((resolve, reject) => {
-          const op = { ...request, resolve, reject } as Op;
-          batch.ops.push(op);
-          if (op.type === "write" || op.type === "zero" || op.type === "trim") batch.blockCount += op.blockCount;
-        }),
-    );
+    // One promise for the batch, not one per op (an import batch holds thousands): it resolves
+    // when every op has, and rejects with the first failure, as Promise.all would.
+    const settled = new Promise<void>((resolve, reject) => {
+      let unsettled = ops.length;
+      const settleOne = (): void => {
+        if (--unsettled === 0) resolve();
+      };
+      for (const op of ops) {
+        op.resolve = settleOne;
+        op.reject = reject;
+        batch.ops.push(op);
+        if (op.type === "write" || op.type === "zero" || op.type === "trim") batch.blockCount += op.blockCount;
+      }
+      if (unsettled === 0) resolve();
+    });
     if (batch.blockCount > 0) this.lastWriteMs = Date.now();
     this.sealed.push(batch);
     setImmediate(this.pumpSoon);
-    return Promise.all(settled).then(noop);
+    return settled;
   }
 
   /** Queues an exclusive op (a rollback): it commits alone, after everything queued before it. */
