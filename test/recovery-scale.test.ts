@@ -131,7 +131,8 @@ test(
     );
     await checkVolume(socketPath, "d", index);
     for (const snapshot of snapshots) await checkVolume(socketPath, `d@${snapshot.name}`, snapshot.lsn);
-    const scrub = await snaplogCli(store, ["scrub", "d", "--json"]);
+    // Every entry read back: over a minute for 700,000 of them when the suite loads both cores.
+    const scrub = await snaplogCli(store, ["scrub", "d", "--json"], 300_000);
     assert.equal(scrub.code, 0, `scrub found damage: ${scrub.stdout}${scrub.stderr}`);
     await server.stop();
   },

@@ -120,9 +120,9 @@ export interface CliRun {
 }
 
 /** Runs the snaplog CLI on a store (through the running server's API when one answers). */
-export function snaplogCli(storePath: string, args: string[]): Promise<CliRun> {
+export function snaplogCli(storePath: string, args: string[], timeoutMs = 60_000): Promise<CliRun> {
   return new Promise((resolve) => {
-    execFile(process.execPath, [snaplogMainPath, "--store", storePath, ...args], { timeout: 60_000 }, (error, stdout, stderr) => {
+    execFile(process.execPath, [snaplogMainPath, "--store", storePath, ...args], { timeout: timeoutMs }, (error, stdout, stderr) => {
       const code = error === null ? 0 : typeof error.code === "number" ? error.code : -1;
       resolve({ code, stdout, stderr });
     });
