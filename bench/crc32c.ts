@@ -6,7 +6,8 @@
  */
 import { randomFillSync } from "node:crypto";
 import { fileURLToPath } from "node:url";
-import { crc32c } from "../src/util/crc32c.js";
+import { crc32c as portableCrc32c } from "@node-rs/crc32";
+import { crc32c, crc32cImplementation } from "../src/util/crc32c.js";
 
 export interface Crc32cResult {
   /** Median over rounds, nanoseconds per 4 KiB. */
@@ -14,6 +15,10 @@ export interface Crc32cResult {
   memcpyNsPer4k: number;
   /** crc32c throughput, GB/s (10^9 bytes). */
   crc32cGbPerS: number;
+  /** The native CRC32C the server loaded (src/util/crc32c.ts). */
+  implementation: string;
+  /** @node-rs/crc32, the fallback, in the same rounds: the loaded one's gain. */
+  portableNsPer4k: number;
   rounds: number;
   blocksPerRound: number;
 }
@@ -43,6 +48,7 @@ export function runCrc32cBench(budgetMs = 3000): Crc32cResult {
   const blocks = Array.from({ length: BLOCK_COUNT }, (_, index) => source.subarray(index * BLOCK_BYTES, (index + 1) * BLOCK_BYTES));
   const target = Buffer.alloc(BLOCK_BYTES);
   const crcBody = (index: number): number => crc32c(blocks[index & (BLOCK_COUNT - 1)]);
+  const portableBody = (index: number): number => portableCrc32c(blocks[index & (BLOCK_COUNT - 1)]);
   const copyBody = (index: number): number => {
     blocks[index & (BLOCK_COUNT - 1)].copy(target);
     return target[index & (BLOCK_BYTES - 1)];
@@ -51,18 +57,22 @@ export function runCrc32cBench(budgetMs = 3000): Crc32cResult {
   // Warm up (JIT, native binding) and size a round at ~1/10 of the budget per kind.
   timeLoop(20_000, crcBody);
   timeLoop(20_000, copyBody);
+  timeLoop(20_000, portableBody);
   const probe = timeLoop(50_000, crcBody).nsPerOp + timeLoop(50_000, copyBody).nsPerOp;
   const rounds = 5;
   const blocksPerRound = Math.max(10_000, Math.floor((budgetMs * 1e6) / rounds / probe));
   const crcTimes: number[] = [];
   const copyTimes: number[] = [];
+  const portableTimes: number[] = [];
   let sink = 0;
   for (let round = 0; round < rounds; round++) {
     const crc = timeLoop(blocksPerRound, crcBody);
     const copy = timeLoop(blocksPerRound, copyBody);
+    const portable = timeLoop(blocksPerRound, portableBody);
     crcTimes.push(crc.nsPerOp);
+    portableTimes.push(portable.nsPerOp);
     copyTimes.push(copy.nsPerOp);
-    sink ^= crc.sink ^ copy.sink;
+    sink ^= crc.sink ^ copy.sink ^ portable.sink;
   }
   if (sink === 0x5eed) process.stderr.write(""); // keeps the results observable
   const crc32cNsPer4k = median(crcTimes);
@@ -70,6 +80,8 @@ export function runCrc32cBench(budgetMs = 3000): Crc32cResult {
     crc32cNsPer4k,
     memcpyNsPer4k: median(copyTimes),
     crc32cGbPerS: BLOCK_BYTES / crc32cNsPer4k,
+    implementation: crc32cImplementation,
+    portableNsPer4k: median(portableTimes),
     rounds,
     blocksPerRound,
   };
