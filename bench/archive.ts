@@ -22,12 +22,12 @@ import path from "node:path";
 import { promisify } from "node:util";
 import * as zlib from "node:zlib";
 import { fileURLToPath } from "node:url";
-import { parseArgs } from "node:util";
 import { createRequire } from "node:module";
 import { decompress as zstdDecompress } from "@mongodb-js/zstd";
 import { compress as lz4Compress, uncompress as lz4Uncompress } from "lz4-napi";
 import { Store } from "../src/store/store.js";
 import { parseSize } from "../src/util/parse.js";
+import { parseBenchArgs } from "./bench-args.js";
 import { startCephRgw, missingCephBinaries } from "../test/support/ceph-rgw.js";
 import { CreateBucketCommand } from "@aws-sdk/client-s3";
 
@@ -41,8 +41,21 @@ const cliPath = path.join(path.dirname(fileURLToPath(import.meta.url)), "..", "s
 const MiB = 1024 * 1024;
 const FRAME = MiB;
 
-const { values } = parseArgs({
-  options: { size: { type: "string", default: "4G" }, tmpdir: { type: "string", default: "/var/tmp" }, out: { type: "string" } },
+const usage = `Usage: npm run bench:archive -- [options]   (or: node dist/bench/archive.js [options])
+
+Archive streams and vaults: compression candidates on real data, export and import MB/s against
+qemu-img convert, a hot set's incremental stream compacted against every entry, archive to a
+Ceph RGW started here (skipped without Ceph), and a resumed archive after SIGKILL.
+
+  --size SIZE     the disk exported (default 4G)
+  --tmpdir DIR    parent of the scratch store, a real disk (default /var/tmp)
+  --out FILE      also write the report there
+  -h, --help      this text
+`;
+const values = parseBenchArgs(usage, {
+  size: { type: "string", default: "4G" },
+  tmpdir: { type: "string", default: "/var/tmp" },
+  out: { type: "string" },
 });
 const diskBytes = parseSize(values.size ?? "4G");
 const scratch = mkdtempSync(path.join(values.tmpdir ?? "/var/tmp", "snaplog-bench-archive-"));

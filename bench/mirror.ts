@@ -16,20 +16,29 @@ import { execFileSync } from "node:child_process";
 import { mkdtempSync, rmSync } from "node:fs";
 import path from "node:path";
 import { fileURLToPath } from "node:url";
-import { parseArgs } from "node:util";
 import { maxOf } from "../src/util/max-of.js";
 import { parseSize } from "../src/util/parse.js";
+import { parseBenchArgs } from "./bench-args.js";
 import { fio } from "./fio.js";
 import { startServer } from "./server.js";
 import { withPeer } from "./multi-connection.js";
 
 const cliPath = path.join(path.dirname(fileURLToPath(import.meta.url)), "..", "src", "cli", "main.js");
-const { values } = parseArgs({
-  options: {
-    size: { type: "string", default: "1G" },
-    runtime: { type: "string", default: "15" },
-    tmpdir: { type: "string", default: "/var/tmp" },
-  },
+const usage = `Usage: npm run bench:mirror -- [options]   (or: node dist/bench/mirror.js [options])
+
+The mirror leg: fio over NBD on a mirrored and a plain disk, alternated (4K random write QD32,
+1M sequential write QD8, 4K random read QD32), against qemu's quorum driver on two raw files and
+one raw file; then a new mirror's resync MB/s.
+
+  --size SIZE     each disk (default 1G)
+  --runtime SEC   seconds per fio job (default 15)
+  --tmpdir DIR    parent of the scratch store, a real disk (default /var/tmp)
+  -h, --help      this text
+`;
+const values = parseBenchArgs(usage, {
+  size: { type: "string", default: "1G" },
+  runtime: { type: "string", default: "15" },
+  tmpdir: { type: "string", default: "/var/tmp" },
 });
 const sizeBytes = parseSize(values.size ?? "1G");
 const runtime = values.runtime ?? "15";

@@ -22,25 +22,38 @@ import { mkdtempSync, readFileSync, rmSync } from "node:fs";
 import * as net from "node:net";
 import path from "node:path";
 import { fileURLToPath } from "node:url";
-import { parseArgs } from "node:util";
 import { ApiClient } from "../src/api/client.js";
 import type { RelationInfo } from "../src/store/operations/index.js";
 import { Store } from "../src/store/store.js";
 import { SERVER_NODE_FLAGS } from "../src/server/node-flags.js";
+import { benchUsageError, parseBenchArgs } from "./bench-args.js";
 
 const cli = fileURLToPath(new URL("../src/cli/main.js", import.meta.url));
 const MiB = 1024 * 1024;
 
-const { values } = parseArgs({
-  options: {
-    seconds: { type: "string", default: "20" },
-    tmpdir: { type: "string", default: "/var/tmp" },
-    profile: { type: "string" },
-    "continuous-only": { type: "boolean", default: false },
-    "max-load": { type: "string", default: "20" },
-  },
+const usage = `Usage: npm run bench:replication -- [options]   (or: node dist/bench/replication.js [options])
+
+Remote copy between two snaplog servers on loopback: write IOPS with and without a continuous
+relation, the lag through a 4K random-write flood and at a sixth of its rate, the CPU each side
+spends per shipped entry, and bytes shipped compacted against continuous. Prints JSON.
+
+  --seconds N         fio run length (default 20)
+  --max-load PCT      the continuous relation's --max-load (default 20)
+  --continuous-only   skip the compacted hot-set measurement
+  --tmpdir DIR        parent of the scratch stores, a real disk (default /var/tmp)
+  --profile DIR       write a V8 CPU profile of each server into DIR
+  -h, --help          this text
+`;
+const values = parseBenchArgs(usage, {
+  seconds: { type: "string", default: "20" },
+  tmpdir: { type: "string", default: "/var/tmp" },
+  profile: { type: "string" },
+  "continuous-only": { type: "boolean", default: false },
+  "max-load": { type: "string", default: "20" },
 });
 const seconds = Number(values.seconds);
+if (!Number.isInteger(seconds) || seconds < 1)
+  benchUsageError(usage, `--seconds: expected a whole number of seconds, got "${values.seconds}"`);
 const scratch = mkdtempSync(path.join(values.tmpdir, "snaplog-bench-replication-"));
 const children: ChildProcessWithoutNullStreams[] = [];
 process.on("exit", () => {

@@ -12,18 +12,26 @@ import { mkdirSync, mkdtempSync, rmSync } from "node:fs";
 import * as net from "node:net";
 import path from "node:path";
 import { fileURLToPath } from "node:url";
-import { parseArgs } from "node:util";
 import { makeTlsFixture } from "../test/support/tls-certs.js";
 import { fio } from "./fio.js";
 import { SERVER_NODE_FLAGS } from "../src/server/node-flags.js";
+import { parseBenchArgs } from "./bench-args.js";
 
 const cli = fileURLToPath(new URL("../src/cli/main.js", import.meta.url));
-const { values } = parseArgs({
-  options: {
-    runtime: { type: "string", default: "10" },
-    size: { type: "string", default: "1G" },
-    tmpdir: { type: "string", default: "/var/tmp" },
-  },
+const usage = `Usage: npm run bench:tls -- [options]   (or: node dist/bench/tls.js [options])
+
+NBD over TLS: snaplog serve --tls optional, plain and TLS clients on the same data, against
+qemu-nbd plain and with tls-creds-x509; fio 1M sequential write QD8 and 4K random read QD32.
+
+  --runtime SEC   seconds per fio job (default 10)
+  --size SIZE     the export (default 1G)
+  --tmpdir DIR    parent of the scratch directory, a real disk (default /var/tmp)
+  -h, --help      this text
+`;
+const values = parseBenchArgs(usage, {
+  runtime: { type: "string", default: "10" },
+  size: { type: "string", default: "1G" },
+  tmpdir: { type: "string", default: "/var/tmp" },
 });
 const scratch = mkdtempSync(path.join(values.tmpdir, "snaplog-bench-tls-"));
 const children: ChildProcess[] = [];
