@@ -20,6 +20,15 @@ export function parseBenchArgs<T extends Options>(usage: string, options: T): Re
   }
 }
 
+/** --size, --runtime and --tmpdir: the options of the benches that run fio jobs on one disk. */
+export function fioJobOptions(defaults: { size: string; runtimeSeconds: number }) {
+  return {
+    size: { type: "string", default: defaults.size },
+    runtime: { type: "string", default: String(defaults.runtimeSeconds) },
+    tmpdir: { type: "string", default: "/var/tmp" },
+  } as const;
+}
+
 /** Prints what was wrong with the command line and the usage; exits 2. */
 export function benchUsageError(usage: string, message: string): never {
   process.stderr.write(`${message}\n\n${usage.trim()}\n`);

@@ -18,7 +18,7 @@ import path from "node:path";
 import { fileURLToPath } from "node:url";
 import { maxOf } from "../src/util/max-of.js";
 import { parseSize } from "../src/util/parse.js";
-import { parseBenchArgs } from "./bench-args.js";
+import { fioJobOptions, parseBenchArgs } from "./bench-args.js";
 import { fio } from "./fio.js";
 import { startServer } from "./server.js";
 import { withPeer } from "./multi-connection.js";
@@ -35,14 +35,10 @@ one raw file; then a new mirror's resync MB/s.
   --tmpdir DIR    parent of the scratch store, a real disk (default /var/tmp)
   -h, --help      this text
 `;
-const values = parseBenchArgs(usage, {
-  size: { type: "string", default: "1G" },
-  runtime: { type: "string", default: "15" },
-  tmpdir: { type: "string", default: "/var/tmp" },
-});
-const sizeBytes = parseSize(values.size ?? "1G");
-const runtime = values.runtime ?? "15";
-const scratch = mkdtempSync(path.join(values.tmpdir ?? "/var/tmp", "snaplog-bench-mirror-"));
+const values = parseBenchArgs(usage, fioJobOptions({ size: "1G", runtimeSeconds: 15 }));
+const sizeBytes = parseSize(values.size);
+const runtime = values.runtime;
+const scratch = mkdtempSync(path.join(values.tmpdir, "snaplog-bench-mirror-"));
 const storePath = path.join(scratch, "store");
 const cli = (...args: string[]) => execFileSync(process.execPath, [cliPath, "--store", storePath, ...args], { encoding: "utf8" });
 

@@ -15,7 +15,7 @@ import { fileURLToPath } from "node:url";
 import { makeTlsFixture } from "../test/support/tls-certs.js";
 import { fio } from "./fio.js";
 import { SERVER_NODE_FLAGS } from "../src/server/node-flags.js";
-import { parseBenchArgs } from "./bench-args.js";
+import { fioJobOptions, parseBenchArgs } from "./bench-args.js";
 
 const cli = fileURLToPath(new URL("../src/cli/main.js", import.meta.url));
 const usage = `Usage: npm run bench:tls -- [options]   (or: node dist/bench/tls.js [options])
@@ -28,11 +28,7 @@ qemu-nbd plain and with tls-creds-x509; fio 1M sequential write QD8 and 4K rando
   --tmpdir DIR    parent of the scratch directory, a real disk (default /var/tmp)
   -h, --help      this text
 `;
-const values = parseBenchArgs(usage, {
-  runtime: { type: "string", default: "10" },
-  size: { type: "string", default: "1G" },
-  tmpdir: { type: "string", default: "/var/tmp" },
-});
+const values = parseBenchArgs(usage, fioJobOptions({ size: "1G", runtimeSeconds: 10 }));
 const scratch = mkdtempSync(path.join(values.tmpdir, "snaplog-bench-tls-"));
 const children: ChildProcess[] = [];
 process.on("exit", () => {
