@@ -1,6 +1,6 @@
 import { assert, ErrorCodes, fromSystemError, notFound } from "../util/errors.js";
 import { SerialQueue } from "../util/serial-queue.js";
-import { crc32c } from "../util/crc32c.js";
+import { blockCrcsOf } from "../util/crc32c.js";
 import { Baseline, BASELINE_FILE, type FoldResult } from "./history/baseline-fold.js";
 import { checkpointStateOf, encodeCheckpoint, writeCheckpoint, type SnapshotCut } from "./log/checkpoint.js";
 import { noop, type Op, type RollbackOp } from "./write/commit-batch.js";
@@ -449,12 +449,7 @@ export class DiskEngine {
         return { type: run.kind, lbaFirst: run.lba, blockCount: run.blockCount, noHole: run.kind === "zero", resolve: noop, reject: noop };
       const data = run.data;
       assert(data !== undefined && data.length === run.blockCount * blockSizeBytes, "an import write run carries its blocks");
-      let crcs = run.blockCrcs;
-      if (crcs === undefined) {
-        crcs = new Uint32Array(run.blockCount);
-        for (let index = 0; index < run.blockCount; index++)
-          crcs[index] = crc32c(data.subarray(index * blockSizeBytes, (index + 1) * blockSizeBytes));
-      }
+      const crcs = run.blockCrcs ?? blockCrcsOf(data, blockSizeBytes);
       assert(crcs.length === run.blockCount, "an import run's checksums are one per block");
       return { type: "write", lbaFirst: run.lba, blockCount: run.blockCount, data, crcs, resolve: noop, reject: noop };
     });

@@ -8,7 +8,7 @@
  *   trailer  "SLTR" | reserved u32 | frames u64 | runs u64 | blocks u64 | cuts u64 | bytesBefore u64
  *            | sha256[32] of every byte before the trailer | crc32c u32 (84 bytes)
  */
-import { crc32c, crc32cCombine, crc32cOfBlocks } from "../util/crc32c.js";
+import { blockCrcsOf, crc32c, crc32cCombine, crc32cOfBlocks } from "../util/crc32c.js";
 import { assert, ErrorCodes, SnaplogError } from "../util/errors.js";
 
 export const STREAM_MAGIC = Buffer.from("SNAPLOGS", "latin1");
@@ -343,9 +343,7 @@ export function decodeEntries(raw: Buffer, geometry: { blockSizeBytes: number; b
       run.data = raw.subarray(dataAt, dataAt + bytes);
       dataAt += bytes;
       // Block by block: the run's checksum is combined from them, and the receiver's log keeps them.
-      const blockCrcs = new Uint32Array(run.blockCount);
-      for (let block = 0; block < run.blockCount; block++)
-        blockCrcs[block] = crc32c(run.data.subarray(block * geometry.blockSizeBytes, (block + 1) * geometry.blockSizeBytes));
+      const blockCrcs = blockCrcsOf(run.data, geometry.blockSizeBytes);
       if (crc32cOfBlocks(blockCrcs, geometry.blockSizeBytes) !== raw.readUInt32LE(at + 32))
         throw bad(`run ${index} (block ${run.lba}): data checksum mismatch`);
       run.blockCrcs = blockCrcs;

@@ -39,6 +39,14 @@ export function crc32c(bytes: Uint8Array, previous?: number): number {
   return computeCrc32c(bytes, previous) >>> 0;
 }
 
+/** The CRC32C of each `blockSizeBytes` block of `data` (whole blocks): what the log keeps per block. */
+export function blockCrcsOf(data: Uint8Array, blockSizeBytes: number): Uint32Array {
+  const crcs = new Uint32Array(Math.floor(data.length / blockSizeBytes));
+  for (let index = 0; index < crcs.length; index++)
+    crcs[index] = crc32c(data.subarray(index * blockSizeBytes, (index + 1) * blockSizeBytes));
+  return crcs;
+}
+
 /**
  * The CRC32C of A followed by B from crc32c(A), crc32c(B) and B's length, without reading
  * either: an export's runs and frames take their checksums from the block checksums the log

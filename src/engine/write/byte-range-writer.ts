@@ -1,4 +1,4 @@
-import { crc32c } from "../../util/crc32c.js";
+import { blockCrcsOf } from "../../util/crc32c.js";
 import { assert } from "../../util/errors.js";
 import { checkBlockRange, type DiskGeometry } from "../engine-options.js";
 import { noop, type OpGroup } from "./commit-batch.js";
@@ -81,10 +81,7 @@ export class ByteRangeWriter {
     assert(data.length % blockSizeBytes === 0, "queueBlocks takes whole blocks");
     const blockCount = data.length / blockSizeBytes;
     checkBlockRange(this.geometry, lbaFirst, blockCount, "write");
-    const crcs = new Uint32Array(blockCount);
-    for (let index = 0; index < blockCount; index++) {
-      crcs[index] = crc32c(data.subarray(index * blockSizeBytes, (index + 1) * blockSizeBytes));
-    }
+    const crcs = blockCrcsOf(data, blockSizeBytes);
     return this.pipeline.enqueue({ type: "write", lbaFirst, blockCount, data, crcs, group }, blockCount, fua);
   }
 }
