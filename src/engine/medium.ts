@@ -3,6 +3,7 @@ import { constants as fsConstants, promises as fs } from "node:fs";
 import * as path from "node:path";
 import { fromSystemError } from "../util/errors.js";
 import { directWritable, openDirect, writeDirect } from "../util/direct-write.js";
+import { PositionedReads } from "../util/positioned-reads.js";
 
 /**
  * The storage medium under the engine: a directory of files. The real one is the file system
@@ -53,20 +54,18 @@ class FileOnDisk implements MediumFile {
     private readonly handle: fs.FileHandle,
     /** The same file opened O_DIRECT for writes (writeAround files where the file system allows it). */
     private readonly direct?: fs.FileHandle,
-  ) {}
+  ) {
+    this.reads = new PositionedReads(handle);
+  }
+
+  private readonly reads: PositionedReads;
 
   async read(target: Uint8Array, positionBytes: number): Promise<number> {
-    let doneBytes = 0;
     try {
-      while (doneBytes < target.length) {
-        const { bytesRead } = await this.handle.read(target, doneBytes, target.length - doneBytes, positionBytes + doneBytes);
-        if (bytesRead === 0) break;
-        doneBytes += bytesRead;
-      }
+      return await this.reads.readAll(target, positionBytes);
     } catch (error) {
       throw fromSystemError(error, { path: this.name });
     }
-    return doneBytes;
   }
 
   async writev(buffers: Uint8Array[], positionBytes: number): Promise<void> {
@@ -102,6 +101,7 @@ class FileOnDisk implements MediumFile {
   }
 
   async close(): Promise<void> {
+    await this.reads.drained();
     await Promise.all([this.handle.close(), this.direct?.close()]);
   }
 }

@@ -7,6 +7,7 @@
 import { writeAllInlineWhenSmall } from "../../util/write-all.js";
 import { directWritable, openDirect, writeDirect } from "../../util/direct-write.js";
 import { constants, promises as fs } from "node:fs";
+import { PositionedReads } from "../../util/positioned-reads.js";
 
 const ZERO_CHUNK_BYTES = 1024 * 1024;
 let zeroChunk: Buffer | undefined;
@@ -37,7 +38,11 @@ export class MirrorFile implements LegFile {
      * in `ext4_block_write_begin` under 4 KiB random writes (docs/performance.md).
      */
     private readonly direct: fs.FileHandle | undefined,
-  ) {}
+  ) {
+    this.reads = new PositionedReads(handle);
+  }
+
+  private readonly reads: PositionedReads;
 
   /**
    * Opens (or creates sparse) `path` for a disk of `sizeBytes`: a regular file shorter than that
@@ -87,15 +92,8 @@ export class MirrorFile implements LegFile {
 
   /** Reads `target.length` bytes at `positionBytes` (past the end of the file: zeros). */
   async read(target: Buffer, positionBytes: number): Promise<void> {
-    let done = 0;
-    while (done < target.length) {
-      const { bytesRead } = await this.handle.read(target, done, target.length - done, positionBytes + done);
-      if (bytesRead === 0) {
-        target.fill(0, done);
-        return;
-      }
-      done += bytesRead;
-    }
+    const bytesRead = await this.reads.readAll(target, positionBytes);
+    if (bytesRead < target.length) target.fill(0, bytesRead);
   }
 
   sync(): Promise<void> {
@@ -114,6 +112,7 @@ export class MirrorFile implements LegFile {
   }
 
   async close(): Promise<void> {
+    await this.reads.drained();
     await Promise.all([this.handle.close(), this.direct?.close()]);
   }
 }
