@@ -446,12 +446,20 @@ export class DiskEngine {
     const ops: Op[] = runs.map((run): Op => {
       checkBlockRange(this.geometry, run.lba, run.blockCount, "import");
       if (run.kind !== "write")
-        return { type: run.kind, lbaFirst: run.lba, blockCount: run.blockCount, noHole: run.kind === "zero", resolve: noop, reject: noop };
+        return {
+          type: run.kind,
+          lbaFirst: run.lba,
+          blockCount: run.blockCount,
+          noHole: run.kind === "zero",
+          group: undefined,
+          resolve: noop,
+          reject: noop,
+        };
       const data = run.data;
       assert(data !== undefined && data.length === run.blockCount * blockSizeBytes, "an import write run carries its blocks");
       const crcs = run.blockCrcs ?? blockCrcsOf(data, blockSizeBytes);
       assert(crcs.length === run.blockCount, "an import run's checksums are one per block");
-      return { type: "write", lbaFirst: run.lba, blockCount: run.blockCount, data, crcs, resolve: noop, reject: noop };
+      return { type: "write", lbaFirst: run.lba, blockCount: run.blockCount, data, crcs, group: undefined, resolve: noop, reject: noop };
     });
     return this.pipeline.enqueueBatchAt(ops, timeMs, sync);
   }

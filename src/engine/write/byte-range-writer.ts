@@ -44,7 +44,7 @@ export class ByteRangeWriter {
       work.push(this.queueBytes(offsetBytes, Buffer.alloc(wholeFirst * blockSizeBytes - offsetBytes), options.fua, group));
     work.push(
       this.pipeline.enqueue(
-        { type: kind, lbaFirst: wholeFirst, blockCount: wholeEnd - wholeFirst, noHole: options.noHole, group },
+        { type: kind, lbaFirst: wholeFirst, blockCount: wholeEnd - wholeFirst, noHole: options.noHole, group, resolve: noop, reject: noop },
         wholeEnd - wholeFirst,
         options.fua,
       ),
@@ -60,9 +60,16 @@ export class ByteRangeWriter {
     const end = offsetBytes + data.length;
     const wholeFirst = Math.ceil(offsetBytes / blockSizeBytes);
     const wholeEnd = Math.floor(end / blockSizeBytes);
+    // Whole blocks only (what NBD clients send): no edges to merge, so no promise to combine.
+    if (offsetBytes === wholeFirst * blockSizeBytes && end === wholeEnd * blockSizeBytes && wholeEnd > wholeFirst)
+      return this.queueBlocks(wholeFirst, data, fua, group);
     const partial = (lba: number, offsetInBlock: number, bytes: Buffer) => {
       checkBlockRange(this.geometry, lba, 1, "write");
-      return this.pipeline.enqueue({ type: "partial", lba, offsetBytes: offsetInBlock, data: bytes, group }, 1, fua);
+      return this.pipeline.enqueue(
+        { type: "partial", lba, offsetBytes: offsetInBlock, data: bytes, group, resolve: noop, reject: noop },
+        1,
+        fua,
+      );
     };
     if (wholeEnd < wholeFirst) return partial(wholeEnd, offsetBytes - wholeEnd * blockSizeBytes, data);
     const work: Promise<void>[] = [];
@@ -82,6 +89,6 @@ export class ByteRangeWriter {
     const blockCount = data.length / blockSizeBytes;
     checkBlockRange(this.geometry, lbaFirst, blockCount, "write");
     const crcs = blockCrcsOf(data, blockSizeBytes);
-    return this.pipeline.enqueue({ type: "write", lbaFirst, blockCount, data, crcs, group }, blockCount, fua);
+    return this.pipeline.enqueue({ type: "write", lbaFirst, blockCount, data, crcs, group, resolve: noop, reject: noop }, blockCount, fua);
   }
 }

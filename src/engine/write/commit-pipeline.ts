@@ -13,7 +13,6 @@ import {
   noop,
   type ControlOp,
   type Op,
-  type OpRequest,
   type RollbackOp,
   type SlotRun,
   type SnapshotOp,
@@ -164,7 +163,7 @@ export class CommitPipeline {
 
   /** A FLUSH: everything committed before it durable when it resolves. */
   flush(): Promise<void> {
-    return this.enqueue({ type: "flush" }, 0, true);
+    return this.enqueue({ type: "flush", resolve: noop, reject: noop }, 0, true);
   }
 
   /** Cuts the log at its end (or at `lsn`, an earlier view the caller checked and pinned). */
@@ -239,8 +238,9 @@ export class CommitPipeline {
     await this.journal.close();
   }
 
-  enqueue(request: OpRequest, blockCount: number, sync: boolean): Promise<void> {
-    return this.enqueueOp({ ...request, resolve: noop, reject: noop } as Op, blockCount, sync);
+  /** Queues `op` (built whole by the caller: commit-batch.ts) into the open batch. */
+  enqueue(op: Op, blockCount: number, sync: boolean): Promise<void> {
+    return this.enqueueOp(op, blockCount, sync);
   }
 
   /**
