@@ -11,28 +11,15 @@
 import assert from "node:assert/strict";
 import { randomBytes } from "node:crypto";
 import { constants as fsConstants, promises as fs } from "node:fs";
-import { createRequire } from "node:module";
 import { constants as osConstants } from "node:os";
 import * as path from "node:path";
 import { test } from "node:test";
 import fc from "fast-check";
 import { allocateAligned } from "../src/util/aligned-memory.js";
-import { NOWAIT_READ_BYTES_MAX, PositionedReads, smallReadPath } from "../src/util/positioned-reads.js";
+import { loadNowaitRead, NOWAIT_READ_BYTES_MAX, PositionedReads, smallReadPath } from "../src/util/positioned-reads.js";
 import { tempDir } from "./support/temp-dir.js";
 
-interface NowaitReadModule {
-  readNowait(fd: number, target: Uint8Array, offset: number, length: number, positionBytes: number): number;
-}
-
-function loadAddon(): NowaitReadModule | undefined {
-  try {
-    return createRequire(import.meta.url)("snaplog-nowait-read") as NowaitReadModule;
-  } catch {
-    return undefined;
-  }
-}
-
-const addon = loadAddon();
+const addon = loadNowaitRead();
 const MIB = 1024 * 1024;
 
 /** A 4 MiB file: the first 2 MiB written buffered (cached), the last 2 MiB O_DIRECT (not cached). */
@@ -69,7 +56,7 @@ test(
 );
 
 test("the addon reads cached data, answers EAGAIN for uncached data without waiting, and refuses bad arguments", async (t) => {
-  if (addon === undefined) return t.skip("snaplog-nowait-read is not built here");
+  if (addon === undefined) return t.skip("snaplog-nowait-read is not built here (or SNAPLOG_NOWAIT_READS=0)");
   const { filePath, content, directWritten } = await halfCachedFile();
   const handle = await fs.open(filePath, "r");
   try {

@@ -93,12 +93,13 @@ const HIT_RATE_WEIGHT = 1 / 32;
 const PROBE_EVERY = 16;
 
 /** The shape of snaplog-nowait-read (native/nowait-read/nowait_read.c). */
-interface NowaitReadModule {
+export interface NowaitReadModule {
   /** Bytes read (0: end of file; fewer than asked: only part was cached), or minus the errno. */
   readNowait(fd: number, target: Uint8Array, offset: number, length: number, positionBytes: number): number;
 }
 
-function loadNowaitRead(): NowaitReadModule | undefined {
+/** The addon, or undefined when it did not build here or SNAPLOG_NOWAIT_READS=0 turns it off. */
+export function loadNowaitRead(): NowaitReadModule | undefined {
   if (process.env.SNAPLOG_NOWAIT_READS === "0") return undefined; // comparison runs
   try {
     return createRequire(import.meta.url)("snaplog-nowait-read") as NowaitReadModule;

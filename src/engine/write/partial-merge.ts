@@ -36,7 +36,7 @@ export async function mergePartials(batch: Batch, context: PartialMergeContext):
         blockCount: 1,
         data,
         crcs: new Uint32Array([crc32c(data)]),
-        group: undefined, // merged: its group's other ops were checked above
+        group: undefined, // as before the merge: a failed group was answered above
         resolve: op.resolve,
         reject: op.reject,
       };
