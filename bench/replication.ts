@@ -2,16 +2,19 @@
  * Remote copy (issue 11): the numbers in BENCHMARKS.md "Remote copy". Two `snaplog serve` on
  * loopback (the receiver with --replication), scratch stores on a real disk (/var/tmp):
  *
- *   1. fio 4K random write QD32 for --seconds (default 20) over NBD against a source disk with
- *      no relation, then against another with a continuous relation, then the first again: the
- *      write IOPS ratio (target >= 0.8x; also against the mean of the runs before and after) and
- *      the lag in seconds sampled every 100 ms during the run (max and p99; target < 1 s), how
- *      long the replica takes to catch up after the load, and each server's CPU per entry then;
+ *   1. fio 4K random write QD32 for --seconds (default 15) over NBD, --rounds times (default 3),
+ *      against a source disk with no relation and another with a continuous relation, in the
+ *      order A B, B A, A B... after one uncounted run on each (each disk's runs meet the same
+ *      store state and the same drift of this machine); before each run the relation has caught
+ *      up, so an unreplicated run shares the CPU with nothing. The write IOPS ratio (the replicated runs' sum over the
+ *      unreplicated runs'; target >= 0.8x) and each round's, the lag in seconds sampled every
+ *      100 ms during the replicated runs (p50, p99, max; target < 1 s), how long the replica
+ *      takes to catch up after each, and each server's CPU per entry then;
  *   2. a 64 MiB hot set overwritten 10x (fio, incompressible data) within one interval of a
  *      compacted relation, and the same writes under a continuous one: bytes shipped, compacted
  *      vs continuous (target <= 0.12x).
  *
- *   npm run bench:replication -- [--seconds 20] [--tmpdir /var/tmp] [--profile DIR] [--continuous-only] [--max-load 20]
+ *   npm run bench:replication -- [--seconds 15] [--rounds 3] [--tmpdir /var/tmp] [--profile DIR] [--continuous-only] [--max-load 20]
  *
  * --max-load is the continuous relation's (the share of the source's time shipping may take while hosts write).
  *
@@ -26,6 +29,7 @@ import { ApiClient } from "../src/api/client.js";
 import type { RelationInfo } from "../src/store/operations/index.js";
 import { Store } from "../src/store/store.js";
 import { SERVER_NODE_FLAGS } from "../src/server/node-flags.js";
+import { MAX_LOAD_PERCENT_DEFAULT } from "../src/store/replication/relations.js";
 import { benchUsageError, parseBenchArgs } from "./bench-args.js";
 
 const cli = fileURLToPath(new URL("../src/cli/main.js", import.meta.url));
@@ -37,23 +41,27 @@ Remote copy between two snaplog servers on loopback: write IOPS with and without
 relation, the lag through a 4K random-write flood and at a sixth of its rate, the CPU each side
 spends per shipped entry, and bytes shipped compacted against continuous. Prints JSON.
 
-  --seconds N         fio run length (default 20)
-  --max-load PCT      the continuous relation's --max-load (default 20)
+  --seconds N         fio run length (default 15)
+  --rounds N          pairs of runs with and without a relation, alternating order (default 3)
+  --max-load PCT      the continuous relation's --max-load (default: the product's, 10)
   --continuous-only   skip the compacted hot-set measurement
   --tmpdir DIR        parent of the scratch stores, a real disk (default /var/tmp)
   --profile DIR       write a V8 CPU profile of each server into DIR
   -h, --help          this text
 `;
 const values = parseBenchArgs(usage, {
-  seconds: { type: "string", default: "20" },
+  seconds: { type: "string", default: "15" },
+  rounds: { type: "string", default: "3" },
   tmpdir: { type: "string", default: "/var/tmp" },
   profile: { type: "string" },
   "continuous-only": { type: "boolean", default: false },
-  "max-load": { type: "string", default: "20" },
+  "max-load": { type: "string" },
 });
 const seconds = Number(values.seconds);
 if (!Number.isInteger(seconds) || seconds < 1)
   benchUsageError(usage, `--seconds: expected a whole number of seconds, got "${values.seconds}"`);
+const rounds = Number(values.rounds);
+if (!Number.isInteger(rounds) || rounds < 1) benchUsageError(usage, `--rounds: expected a whole number, got "${values.rounds}"`);
 const scratch = mkdtempSync(path.join(values.tmpdir, "snaplog-bench-replication-"));
 const children: ChildProcessWithoutNullStreams[] = [];
 process.on("exit", () => {
@@ -200,57 +208,95 @@ const source = await serve("source", false);
 const receiver = await serve("receiver", true);
 const randwrite = ["--rw=randwrite", "--bs=4k", "--iodepth=32", "--size=1g", "--time_based", `--runtime=${seconds}`, "--norandommap"];
 
-// 1. Continuous: IOPS with and without, lag during the run.
+// 1. Continuous: IOPS with and without, lag during the replicated runs, in alternating order.
 await run(source.store, ["disk", "create", "plain", "--size", "1G"]);
 await run(source.store, ["disk", "create", "copied", "--size", "1G"]);
-const plain = await fio(source, "plain", randwrite);
-await replicate(source, "copied", receiver, ["--max-load", values["max-load"]]);
+await replicate(source, "copied", receiver, values["max-load"] === undefined ? [] : ["--max-load", values["max-load"]]);
+
+function sampleLags(into: number[]): () => Promise<void> {
+  let sampling = true;
+  const sampler = (async () => {
+    while (sampling) {
+      into.push((await relation(source, "copied")).lagSeconds);
+      await new Promise((resolve) => setTimeout(resolve, 100));
+    }
+  })();
+  return async () => {
+    sampling = false;
+    await sampler;
+  };
+}
+
 const lags: number[] = [];
-let sampling = true;
-const sampler = (async () => {
-  while (sampling) {
-    lags.push((await relation(source, "copied")).lagSeconds);
-    await new Promise((resolve) => setTimeout(resolve, 100));
+const plainRuns: number[] = [];
+const copiedRuns: number[] = [];
+const catchUps: { seconds: number; entries: number; sourceCpu: number; receiverCpu: number }[] = [];
+const cpuUsed = { source: 0, receiver: 0, fio: 0 };
+let copiedBytes = 0;
+
+async function unreplicatedRun(): Promise<void> {
+  // Nothing of the relation's runs meanwhile: the unreplicated figure shares the CPU with nothing.
+  await caughtUp(source, "copied");
+  plainRuns.push((await fio(source, "plain", randwrite)).writeIops);
+}
+
+async function replicatedRun(): Promise<void> {
+  await caughtUp(source, "copied");
+  const cpuBefore = { source: cpuSeconds(source.pid), receiver: cpuSeconds(receiver.pid) };
+  const stopSampling = sampleLags(lags);
+  const copied = await fio(source, "copied", randwrite);
+  const loadEnd = Date.now();
+  await stopSampling();
+  copiedRuns.push(copied.writeIops);
+  copiedBytes += copied.writeBytes;
+  cpuUsed.fio += copied.cpuSeconds;
+  // The backlog left after the flood drains with the hosts idle: replication's own cost per entry
+  // (each server's CPU over the entries shipped meanwhile), without fio or host writes beside it.
+  const cpuAtLoadEnd = { source: cpuSeconds(source.pid), receiver: cpuSeconds(receiver.pid) };
+  const ackedAtLoadEnd = (await relation(source, "copied")).ackedLsn ?? 0;
+  const afterLoad = await caughtUp(source, "copied");
+  catchUps.push({
+    seconds: (Date.now() - loadEnd) / 1000,
+    entries: (afterLoad.ackedLsn ?? 0) - ackedAtLoadEnd,
+    sourceCpu: cpuSeconds(source.pid) - cpuAtLoadEnd.source,
+    receiverCpu: cpuSeconds(receiver.pid) - cpuAtLoadEnd.receiver,
+  });
+  cpuUsed.source += cpuSeconds(source.pid) - cpuBefore.source;
+  cpuUsed.receiver += cpuSeconds(receiver.pid) - cpuBefore.receiver;
+}
+
+// A run on each disk first, not counted: the first fio run of a bench meets fresh memory and an
+// empty disk (no overwrites) and ran up to 1.7x faster than the ones after it.
+await fio(source, "plain", randwrite);
+await fio(source, "copied", randwrite);
+const shippedBefore = (await caughtUp(source, "copied")).bytesShipped;
+for (let round = 0; round < rounds; round++) {
+  if (round % 2 === 0) {
+    await unreplicatedRun();
+    await replicatedRun();
+  } else {
+    await replicatedRun();
+    await unreplicatedRun();
   }
-})();
-const cpuBefore = { source: cpuSeconds(source.pid), receiver: cpuSeconds(receiver.pid) };
-const copied = await fio(source, "copied", randwrite);
-const loadEnd = Date.now();
-sampling = false;
-await sampler;
-// The backlog left after the flood drains with the hosts idle: replication's own cost per entry
-// (each server's CPU over the entries shipped meanwhile), without fio or host writes beside it.
-const cpuAtLoadEnd = { source: cpuSeconds(source.pid), receiver: cpuSeconds(receiver.pid) };
-const ackedAtLoadEnd = (await relation(source, "copied")).ackedLsn;
-const afterLoad = await caughtUp(source, "copied");
-const catchUpSeconds = (Date.now() - loadEnd) / 1000;
-const catchUpEntries = (afterLoad.ackedLsn ?? 0) - (ackedAtLoadEnd ?? 0);
+}
+const continuousShipped = (await relation(source, "copied")).bytesShipped - shippedBefore;
+const sum = (values: number[]) => values.reduce((total, value) => total + value, 0);
+const catchUpEntries = sum(catchUps.map((each) => each.entries));
 const perCatchUpEntryUs = (cpu: number) => (catchUpEntries > 0 ? Number(((cpu * 1e6) / catchUpEntries).toFixed(1)) : null);
 const catchUpCost = {
+  catchUpSeconds: catchUps.map((each) => Number(each.seconds.toFixed(1))),
   catchUpEntries,
-  catchUpSourceUsPerEntry: perCatchUpEntryUs(cpuSeconds(source.pid) - cpuAtLoadEnd.source),
-  catchUpReceiverUsPerEntry: perCatchUpEntryUs(cpuSeconds(receiver.pid) - cpuAtLoadEnd.receiver),
+  catchUpSourceUsPerEntry: perCatchUpEntryUs(sum(catchUps.map((each) => each.sourceCpu))),
+  catchUpReceiverUsPerEntry: perCatchUpEntryUs(sum(catchUps.map((each) => each.receiverCpu))),
 };
-const cpuUsed = { source: cpuSeconds(source.pid) - cpuBefore.source, receiver: cpuSeconds(receiver.pid) - cpuBefore.receiver };
 const sortedLags = [...lags].sort((a, b) => a - b);
-// The disk without a relation again: what a run costs can drift over a bench (a page cache that
-// grows into memory the host takes back: freePageReporting), so the ratio is also given against
-// the mean of the runs before and after.
-const plainAfter = await fio(source, "plain", randwrite);
 
 // 1b. The same at a write rate the replica can keep up with on this machine (a sixth of the unreplicated rate).
-const rateIops = Math.round(plain.writeIops / 6);
+const rateIops = Math.round(sum(plainRuns) / plainRuns.length / 6);
 const rateLags: number[] = [];
-sampling = true;
-const rateSampler = (async () => {
-  while (sampling) {
-    rateLags.push((await relation(source, "copied")).lagSeconds);
-    await new Promise((resolve) => setTimeout(resolve, 100));
-  }
-})();
+const stopRateSampling = sampleLags(rateLags);
 const rated = await fio(source, "copied", [...randwrite, `--rate_iops=${rateIops}`]);
-sampling = false;
-await rateSampler;
+await stopRateSampling();
 await caughtUp(source, "copied");
 const sortedRateLags = [...rateLags].sort((a, b) => a - b);
 
@@ -298,28 +344,28 @@ function freePageReporting(): string {
 const result = {
   seconds,
   freePageReporting: freePageReporting(),
-  maxLoadPercent: Number(values["max-load"]),
-  iopsWithout: Math.round(plain.writeIops),
-  iopsWithContinuous: Math.round(copied.writeIops),
-  iopsRatio: Number((copied.writeIops / plain.writeIops).toFixed(3)),
-  iopsWithoutAfter: Math.round(plainAfter.writeIops),
-  iopsRatioBracketed: Number(((2 * copied.writeIops) / (plain.writeIops + plainAfter.writeIops)).toFixed(3)),
+  maxLoadPercent: values["max-load"] === undefined ? MAX_LOAD_PERCENT_DEFAULT : Number(values["max-load"]),
+  rounds,
+  order: "A B, B A, ... (A without a relation, B with)",
+  iopsWithout: plainRuns.map(Math.round),
+  iopsWithContinuous: copiedRuns.map(Math.round),
+  iopsRatio: Number((sum(copiedRuns) / sum(plainRuns)).toFixed(3)),
+  iopsRatioPerRound: copiedRuns.map((copied, round) => Number((copied / plainRuns[round]).toFixed(3))),
   lagSamples: lags.length,
   lagMaxSeconds: Number(sortedLags[sortedLags.length - 1]?.toFixed(3)),
   lagP99Seconds: Number(percentile(sortedLags, 99).toFixed(3)),
   lagP50Seconds: Number(percentile(sortedLags, 50).toFixed(3)),
-  catchUpSeconds,
   ...catchUpCost,
   ratedIops: Math.round(rated.writeIops),
   ratedLagP50Seconds: Number(percentile(sortedRateLags, 50).toFixed(3)),
   ratedLagP99Seconds: Number(percentile(sortedRateLags, 99).toFixed(3)),
   ratedLagMaxSeconds: Number(sortedRateLags[sortedRateLags.length - 1]?.toFixed(3)),
-  continuousShippedMiB: Number((afterLoad.bytesShipped / MiB).toFixed(1)),
-  continuousWrittenMiB: Number((copied.writeBytes / MiB).toFixed(1)),
-  // CPU from the load's start to the replica caught up: the source serves fio and exports; the receiver applies.
+  continuousShippedMiB: Number((continuousShipped / MiB).toFixed(1)),
+  continuousWrittenMiB: Number((copiedBytes / MiB).toFixed(1)),
+  // CPU of the replicated runs, each from the load's start to the replica caught up: the source serves fio and exports; the receiver applies.
   sourceCpuSeconds: Number(cpuUsed.source.toFixed(1)),
   receiverCpuSeconds: Number(cpuUsed.receiver.toFixed(1)),
-  fioCpuSeconds: Number(copied.cpuSeconds.toFixed(1)),
+  fioCpuSeconds: Number(cpuUsed.fio.toFixed(1)),
   ...hotResult,
 };
 console.log(JSON.stringify(result, null, 2));

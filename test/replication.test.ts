@@ -20,6 +20,7 @@ import { setTimeout as sleep } from "node:timers/promises";
 import fc from "fast-check";
 import { ApiClient } from "../src/api/client.js";
 import type { RelationInfo } from "../src/store/operations/index.js";
+import { MAX_LOAD_PERCENT_DEFAULT } from "../src/store/replication/relations.js";
 import { Store } from "../src/store/store.js";
 import { withCauseShown } from "./support/fast-check-report.js";
 import { hashExport, NbdClient } from "./support/nbd-client.js";
@@ -297,7 +298,8 @@ describe("continuous and compacted relations", () => {
     await ok(source.store, ["disk", "create", "d1", "--size", "16M"]);
     await writeBlocks(source, "d1", range(0, 512));
     await replicateTo(source, "d1", receiver, "r1");
-    await caughtUp(source, "d1");
+    assert.equal((await caughtUp(source, "d1")).maxLoadPercent, MAX_LOAD_PERCENT_DEFAULT, "without --max-load: the default share");
+    assert.equal(MAX_LOAD_PERCENT_DEFAULT, 10);
     qemuCompare(nbdUri(source, "d1"), nbdUri(receiver, "r1"));
 
     // Writes while replicating, with cuts and a delete in between.
@@ -401,7 +403,7 @@ describe("setup refusals at replicate time", () => {
         ["taken"],
       );
       assert.equal(await replicaMeta(receiver.store, "taken"), undefined, "the disk there is untouched");
-      // A valid share is kept and listed (default 20).
+      // A valid share is kept and listed.
       await ok(source.store, ["replicate", "d1", ...toR1, "--max-load", "100%"]);
       const listed = JSON.parse(await ok(source.store, ["--json", "replicate", "--list"])) as RelationInfo[];
       assert.equal(listed[0]?.maxLoadPercent, 100);

@@ -40,7 +40,7 @@ const ReplicateBodySchema = Type.Object(
       Type.Integer({
         minimum: 1,
         maximum: 100,
-        description: "continuous: the most of the source server's time shipping may take while hosts write (default 20)",
+        description: "continuous: the most of the source server's time shipping may take while hosts write (default 10)",
       }),
     ),
   },
