@@ -637,6 +637,21 @@ describe("hostile peers on the replication port", () => {
     assert.equal(hello.status, 409, "a stranger's hello is refused by a live receiver");
   });
 
+  test("a batch with a snapshot cut inside (senders end batches at cuts): read to its end, refused (400), the replica unchanged", async () => {
+    const before = await replicaState();
+    await writeBlocks(source, "d1", range(300, 8));
+    await ok(source.store, ["snapshot", "create", "d1", "--name", "s3"]);
+    await writeBlocks(source, "d1", range(310, 8));
+    const body = await exportFile(["d1", "--from", "s2"]);
+    // Gone again, so that the next test's stream from s2 has no cut inside.
+    await ok(source.store, ["snapshot", "delete", "d1", "s3"]);
+    const response = await post(body);
+    const text = await response.text();
+    assert.equal(response.status, 400, text);
+    assert.match(text, /snapshot cut inside/);
+    assert.deepEqual(await replicaState(), before);
+  });
+
   test("fuzz: mutated valid batches are refused whole and change nothing; the valid one then applies", async () => {
     await writeBlocks(source, "d1", range(200, 40));
     const valid = await exportFile(["d1", "--from", "s2"]);

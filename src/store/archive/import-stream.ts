@@ -76,14 +76,20 @@ export interface Spool {
   header: StreamHeader;
   bytes: number;
   /**
-   * With receive()'s keepRunsBytesMax: the runs of an incremental stream without cuts, checked,
-   * when their data fit in it (a replication batch applies them without reading the spool). The
-   * spool file is then empty: the runs are the stream.
+   * With receive()'s keepRunsBytesMax: the runs of an incremental stream, checked (a replication
+   * batch applies them without a spool file, which stays empty). Undefined when the stream held
+   * a cut or more data than that: then `refusal` says which.
    */
   runs?: EntryRun[];
+  refusal?: SnaplogError;
 }
 
-/** Phase 1: the whole stream to a spool file, checked; nothing in the store changes. */
+/**
+ * Phase 1: the whole stream to a spool file, checked; nothing in the store changes. With
+ * keepRunsBytesMax, an incremental stream is kept as its runs instead and nothing is written:
+ * one with a cut inside or more data than that is still read and checked to its end, and comes
+ * back without runs, with the refusal (the caller checks who sent it first).
+ */
 export async function receive(
   catalog: Catalog,
   source: AsyncIterable<Buffer | Uint8Array | string>,
@@ -95,25 +101,17 @@ export async function receive(
   const handle = await fs.open(spoolPath, "wx", 0o600);
   let bytes = 0;
   let written = 0;
-  // While the runs may be kept (a replication batch), the stream's bytes are held here rather
-  // than written: a batch applied from its runs never reads the spool, and writing it would
-  // copy every replicated byte once more. Written out as soon as the runs cannot be kept.
-  let held: Buffer[] | undefined = options.keepRunsBytesMax !== undefined ? [] : undefined;
-  let heldBytes = 0;
-  const spill = async () => {
-    for (const buffer of held ?? []) written = await writeAll(handle, buffer, written);
-    held = undefined;
-  };
+  // Until the header says what the stream is, its bytes are held; then written to the spool, or,
+  // for runs kept in memory, let go: copying every replicated byte into a file never read
+  // again, or holding them to the end of the batch, costs the receiver more than the batch.
+  let held: Buffer[] | undefined = [];
+  let spooling = false;
   async function* tee(): AsyncGenerator<Buffer> {
     for await (const chunk of source) {
       const buffer = typeof chunk === "string" ? Buffer.from(chunk) : Buffer.from(chunk.buffer, chunk.byteOffset, chunk.byteLength);
       bytes += buffer.length;
-      if (held === undefined) written = await writeAll(handle, buffer, written);
-      else {
-        held.push(buffer);
-        heldBytes += buffer.length;
-        if (heldBytes > (options.keepRunsBytesMax ?? 0)) await spill();
-      }
+      if (spooling) written = await writeAll(handle, buffer, written);
+      else held?.push(buffer);
       yield buffer;
     }
   }
@@ -121,23 +119,33 @@ export async function receive(
   try {
     const header = await reader.readHeader();
     options.onHeader?.(header);
-    let runs: EntryRun[] | undefined = header.kind === "incremental" && options.keepRunsBytesMax !== undefined ? [] : undefined;
-    if (runs === undefined) await spill();
+    const keepRunsBytesMax = header.kind === "incremental" ? options.keepRunsBytesMax : undefined;
+    let runs: EntryRun[] | undefined = keepRunsBytesMax !== undefined ? [] : undefined;
+    let refusal: SnaplogError | undefined;
+    if (runs === undefined) {
+      for (const buffer of held) written = await writeAll(handle, buffer, written);
+      spooling = true;
+    }
+    held = undefined;
     let keptBytes = 0;
     for await (const item of reader.items()) {
       if (runs === undefined) continue;
-      if (item.type === "cut") runs = undefined;
-      else {
-        for (const run of item.runs) {
-          keptBytes += run.data?.length ?? 0;
-          runs.push(run);
-        }
-        if (keptBytes > (options.keepRunsBytesMax ?? 0)) runs = undefined;
+      if (item.type === "cut") {
+        refusal = new SnaplogError(ErrorCodes.BAD_STREAM, "a replication batch holds a snapshot cut inside: batches end at cuts");
+        runs = undefined;
+        continue;
       }
-      if (runs === undefined) await spill();
+      for (const run of item.runs) {
+        keptBytes += run.data?.length ?? 0;
+        runs.push(run);
+      }
+      if (keptBytes > (keepRunsBytesMax ?? 0)) {
+        refusal = new SnaplogError(ErrorCodes.OUT_OF_RANGE, `a replication batch holds more than ${keepRunsBytesMax} bytes of block data`);
+        runs = undefined;
+      }
     }
     // Not synced: a spool is read back at once from the page cache, and a crash discards it.
-    return { path: spoolPath, header, bytes, runs };
+    return { path: spoolPath, header, bytes, runs, refusal };
   } catch (error) {
     await fs.rm(spoolPath, { force: true });
     throw error instanceof SnaplogError ? error : fromSystemError(error, { path: spoolPath });

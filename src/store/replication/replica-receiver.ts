@@ -18,8 +18,7 @@
  */
 import { aroundMirrorChange } from "../mirror/disk-mirror.js";
 import { ErrorCodes, SnaplogError } from "../../util/errors.js";
-import { StreamReader } from "../../stream/index.js";
-import { createReadStream, promises as fs } from "node:fs";
+import { promises as fs } from "node:fs";
 import type { ImportRun } from "../../engine/index.js";
 import type { Catalog } from "../catalog.js";
 import type { DiskFile } from "../disk-file.js";
@@ -188,8 +187,10 @@ async function applyBatch(catalog: Catalog, diskName: string, spool: Spool): Pro
       },
     );
   }
-  // Kept while the batch was received and checked (one pass); read again only when it held a cut or too much.
-  const runs: ImportRun[] = spool.runs ?? (await readRuns(spool.path, disk.meta.blockSizeBytes));
+  // Kept while the batch was received and checked (one pass). Without them, it held a cut or too much.
+  const runs: ImportRun[] | undefined = spool.runs;
+  if (runs === undefined)
+    throw spool.refusal ?? new SnaplogError(ErrorCodes.BAD_STREAM, "a replication batch must be an incremental stream");
   // The intent first: if even disk.json cannot be written (a full file system), nothing is applied.
   const cut = header.cutTo !== false ? header.to.name : undefined;
   await saveMeta(disk, {
@@ -232,29 +233,6 @@ async function applyBatch(catalog: Catalog, diskName: string, spool: Spool): Pro
     replica: { ...replica, ackedLsn: header.to.lsn, ackedTimeMs: header.to.timeMs, pending: undefined },
   });
   return { disk: diskName, ackedLsn: header.to.lsn, ackedTimeMs: header.to.timeMs, snapshots, blockCount };
-}
-
-/** The runs of a checked spool, in order; a batch holding a cut inside is refused (senders end batches at cuts). */
-async function readRuns(spoolPath: string, blockSizeBytes: number): Promise<ImportRun[]> {
-  const reader = new StreamReader(createReadStream(spoolPath, { highWaterMark: 1024 * 1024 }));
-  const runs: ImportRun[] = [];
-  let bytes = 0;
-  try {
-    await reader.readHeader();
-    for await (const item of reader.items()) {
-      if (item.type === "cut")
-        throw new SnaplogError(ErrorCodes.BAD_STREAM, "a replication batch holds a snapshot cut inside: batches end at cuts");
-      for (const run of item.runs) {
-        bytes += run.blockCount * blockSizeBytes;
-        if (bytes > REPLICA_BATCH_BYTES_MAX)
-          throw new SnaplogError(ErrorCodes.OUT_OF_RANGE, `a replication batch holds more than ${REPLICA_BATCH_BYTES_MAX} bytes`);
-        runs.push(run);
-      }
-    }
-  } finally {
-    await reader.close();
-  }
-  return runs;
 }
 
 export function replicaResync(
