@@ -9,7 +9,7 @@
 import { after, test } from "node:test";
 import assert from "node:assert/strict";
 import * as path from "node:path";
-import { givePayload, POOLED_PAYLOAD_BYTES_MIN, takePayload } from "../src/nbd/payload-pool.js";
+import { givePayload, POOLED_PAYLOAD_BYTES_MIN, takePayload } from "../src/util/payload-pool.js";
 import { isPageAligned } from "../src/util/aligned-memory.js";
 import { requireTool } from "./support/nbd-server.js";
 import { runOk } from "./support/interop-tools.js";

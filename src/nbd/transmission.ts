@@ -25,7 +25,7 @@ import { internalError } from "../util/errors.js";
 import { nbdErrnoForError, NBD_ERRNO_NAMES } from "./errno.js";
 import { writeUInt64, type HandshakeLogger, type Negotiated } from "./handshake.js";
 import * as P from "./protocol.js";
-import { givePayload, takePayload } from "./payload-pool.js";
+import { givePayload, takePayload } from "../util/payload-pool.js";
 import type { DiskRequestStats, RequestStatsByDisk } from "./disk-request-stats.js";
 
 /** Server-wide counters, for metrics. */

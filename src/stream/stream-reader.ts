@@ -7,7 +7,7 @@
  * it. Anything after the trailer is refused. Memory: one frame (≤ 8 MiB decoded) at a time.
  */
 import { createHash } from "node:crypto";
-import { decodeFrame } from "./codec.js";
+import { CodecId, decodeFrame } from "./codec.js";
 import {
   corruptStream,
   decodeCut,
@@ -21,9 +21,11 @@ import {
   FRAME_TYPE_OPTIONAL_BIT,
   FrameType,
   HEADER_FIXED_BYTES,
+  RUN_DESCRIPTOR_BYTES,
   TRAILER_BYTES,
   TRAILER_MAGIC,
   type EntryRun,
+  type FrameHeader,
   type StreamCut,
   type StreamHeader,
   type StreamTrailer,
@@ -62,7 +64,8 @@ class ChunkQueue {
     return this.queuedBytes >= bytes;
   }
 
-  async read(bytes: number, what: string): Promise<Buffer> {
+  /** `assemble`: where bytes that span chunks are copied to (default a new buffer). */
+  async read(bytes: number, what: string, assemble?: (bytes: number) => Buffer): Promise<Buffer> {
     if (!(await this.fill(bytes)))
       throw corruptStream(`it ends after ${this.position + this.queuedBytes} bytes, inside ${what} (truncated)`);
     let out: Buffer;
@@ -72,7 +75,7 @@ class ChunkQueue {
       if (first.length === bytes) this.chunks.shift();
       else this.chunks[0] = first.subarray(bytes);
     } else {
-      out = Buffer.allocUnsafe(bytes);
+      out = assemble?.(bytes) ?? Buffer.allocUnsafe(bytes);
       let at = 0;
       while (at < bytes) {
         const chunk = this.chunks[0];
@@ -86,6 +89,20 @@ class ChunkQueue {
     this.queuedBytes -= bytes;
     this.position += bytes;
     return out;
+  }
+
+  /** The next 4 bytes as a little-endian u32, not consumed; undefined when the stream ends first. */
+  async peekUInt32LE(): Promise<number | undefined> {
+    if (!(await this.fill(4))) return undefined;
+    const first = this.chunks[0];
+    if (first.length >= 4) return first.readUInt32LE(0);
+    const head = Buffer.alloc(4);
+    let at = 0;
+    for (const chunk of this.chunks) {
+      at += chunk.copy(head, at, 0, Math.min(chunk.length, 4 - at));
+      if (at === 4) break;
+    }
+    return head.readUInt32LE(0);
   }
 
   async atEnd(): Promise<boolean> {
@@ -102,13 +119,25 @@ export interface StreamGeometry {
   blockCount: number;
 }
 
+/**
+ * Where frame payloads that span the source's chunks are assembled: a caller that keeps the
+ * decoded runs until they are written (a replication receiver) lends reused memory, in which
+ * `alignAt` (the data of an entries frame stored raw) falls on a page.
+ */
+export interface PayloadMemory {
+  take(lengthBytes: number, alignAt: number): Buffer;
+}
+
 export class StreamReader {
   private readonly queue: ChunkQueue;
   private readonly hash = createHash("sha256");
   private headerRead: StreamHeader | undefined;
   trailer: StreamTrailer | undefined;
 
-  constructor(source: AsyncIterable<Buffer | Uint8Array | string>) {
+  constructor(
+    source: AsyncIterable<Buffer | Uint8Array | string>,
+    private readonly payloadMemory?: PayloadMemory,
+  ) {
     this.queue = new ChunkQueue(source);
   }
 
@@ -117,8 +146,8 @@ export class StreamReader {
     return this.queue.position;
   }
 
-  private async take(bytes: number, what: string): Promise<Buffer> {
-    const chunk = await this.queue.read(bytes, what);
+  private async take(bytes: number, what: string, assemble?: (bytes: number) => Buffer): Promise<Buffer> {
+    const chunk = await this.queue.read(bytes, what, assemble);
     this.hash.update(chunk);
     return chunk;
   }
@@ -151,7 +180,7 @@ export class StreamReader {
       if (magic !== FRAME_MAGIC) throw corruptStream(`no frame header where frame ${seq} belongs (at byte ${bytesBefore})`);
       this.hash.update(head);
       const frame = decodeFrameHeader(Buffer.concat([head, await this.take(FRAME_HEADER_BYTES - 4, `frame ${seq}`)]), seq);
-      const stored = await this.take(frame.storedBytes, `frame ${seq}'s payload`);
+      const stored = await this.take(frame.storedBytes, `frame ${seq}'s payload`, await this.assemblerFor(frame));
       if (crc32c(stored) !== frame.payloadCrc32c) throw corruptStream(`frame ${seq}: payload checksum mismatch`);
       seq++;
       if (frame.type === FrameType.ENTRIES) {
@@ -166,6 +195,19 @@ export class StreamReader {
         throw corruptStream(`frame ${frame.seq} has type ${frame.type}, which this version does not know and may not skip`);
       }
     }
+  }
+
+  /** With lent memory: an entries frame stored raw has its data (after the run descriptors) page-aligned. */
+  private async assemblerFor(frame: FrameHeader): Promise<((bytes: number) => Buffer) | undefined> {
+    const memory = this.payloadMemory;
+    if (memory === undefined) return undefined;
+    let alignAt = 0;
+    if (frame.type === FrameType.ENTRIES && frame.codecId === CodecId.none) {
+      const runCount = await this.queue.peekUInt32LE();
+      const dataAt = runCount === undefined ? 0 : 8 + runCount * RUN_DESCRIPTOR_BYTES;
+      if (dataAt <= frame.storedBytes) alignAt = dataAt;
+    }
+    return (bytes) => memory.take(bytes, alignAt);
   }
 
   private checkTrailer(trailer: StreamTrailer, seen: StreamTrailer): void {

@@ -16,6 +16,7 @@
  * snapshots their names and times (so their ids), and `to` becomes a snapshot.
  */
 import { writeAll } from "../../util/write-all.js";
+import type { PayloadLease } from "../../util/payload-pool.js";
 import { randomUUID } from "node:crypto";
 import { createReadStream, promises as fs } from "node:fs";
 import * as path from "node:path";
@@ -93,7 +94,7 @@ export interface Spool {
 export async function receive(
   catalog: Catalog,
   source: AsyncIterable<Buffer | Uint8Array | string>,
-  options: { keepRunsBytesMax?: number; onHeader?: (header: StreamHeader) => void } = {},
+  options: { keepRunsBytesMax?: number; payloads?: PayloadLease; onHeader?: (header: StreamHeader) => void } = {},
 ): Promise<Spool> {
   const directory = path.join(catalog.path, IMPORTS_DIRECTORY);
   await fs.mkdir(directory, { recursive: true });
@@ -115,7 +116,8 @@ export async function receive(
       yield buffer;
     }
   }
-  const reader = new StreamReader(tee());
+  // Kept runs' frames are assembled in `payloads` (reused memory the caller gives back once the runs are written).
+  const reader = new StreamReader(tee(), options.payloads);
   try {
     const header = await reader.readHeader();
     options.onHeader?.(header);
@@ -123,6 +125,7 @@ export async function receive(
     let runs: EntryRun[] | undefined = keepRunsBytesMax !== undefined ? [] : undefined;
     let refusal: SnaplogError | undefined;
     if (runs === undefined) {
+      options.payloads?.giveBack();
       for (const buffer of held) written = await writeAll(handle, buffer, written);
       spooling = true;
     }
@@ -133,6 +136,8 @@ export async function receive(
       if (item.type === "cut") {
         refusal = new SnaplogError(ErrorCodes.BAD_STREAM, "a replication batch holds a snapshot cut inside: batches end at cuts");
         runs = undefined;
+        // Nothing holds the runs read so far any more.
+        options.payloads?.giveBack();
         continue;
       }
       for (const run of item.runs) {
@@ -142,6 +147,7 @@ export async function receive(
       if (keptBytes > (keepRunsBytesMax ?? 0)) {
         refusal = new SnaplogError(ErrorCodes.OUT_OF_RANGE, `a replication batch holds more than ${keepRunsBytesMax} bytes of block data`);
         runs = undefined;
+        options.payloads?.giveBack();
       }
     }
     // Not synced: a spool is read back at once from the page cache, and a crash discards it.

@@ -34,6 +34,7 @@ import { diskIdOf, snapshotIdOf } from "../archive/identity.js";
 import { defaultSnapshotName } from "../snapshots.js";
 import { importSpool, receive, type Spool } from "../archive/import-stream.js";
 import { BatchOrder, type BatchTicket } from "./batch-order.js";
+import { PayloadLease } from "../../util/payload-pool.js";
 
 /** A batch's data is applied as one engine batch, in memory: bounded (senders cut batches far below). */
 export const REPLICA_BATCH_BYTES_MAX = 256 * 1024 * 1024;
@@ -95,9 +96,13 @@ export async function replicaBatch(
   checkName("disk", diskName);
   let spool: Awaited<ReturnType<typeof receive>> | undefined;
   let ticket: BatchTicket | undefined;
+  // The batch's frames in reused memory (fresh 1 MiB buffers start V8's full collections), given
+  // back once the batch is applied or refused: the engine keeps nothing of a write it settled.
+  const payloads = new PayloadLease();
   try {
     const spooled = (spool = await receive(catalog, source, {
       keepRunsBytesMax: REPLICA_BATCH_BYTES_MAX,
+      payloads,
       onHeader: (header) => {
         if (header.from !== undefined) ticket = batchOrderOf(catalog).enter(diskName, header.from.lsn, header.to.lsn);
       },
@@ -121,6 +126,7 @@ export async function replicaBatch(
     throw error;
   } finally {
     ticket?.leave();
+    payloads.giveBack();
     if (spool !== undefined) await fs.rm(spool.path, { force: true });
   }
 }

@@ -1,5 +1,6 @@
 /**
- * Reused, page-aligned buffers for large WRITE payloads.
+ * Reused, page-aligned buffers for large WRITE payloads (NBD requests, and the frames of a
+ * replication batch the receiver keeps until it has applied them: PayloadLease).
  *
  * Why reused: V8 answers every freshly allocated ArrayBuffer of 512 KiB or more with old-space
  * accounting that starts a full mark-compact every few hundred megabytes; at 1 GB/s of 1 MiB
@@ -13,7 +14,7 @@
  * nothing below it keeps the bytes (the engine writes them before it settles; the mirror leg
  * waits for both legs).
  */
-import { allocateAligned } from "../util/aligned-memory.js";
+import { allocateAligned, PAGE_BYTES } from "./aligned-memory.js";
 
 /** Payloads above this size come from the pool. */
 export const POOLED_PAYLOAD_BYTES_MIN = 256 * 1024;
@@ -76,4 +77,28 @@ export function givePayload(payload: Buffer): void {
   }
   idle.push(whole);
   idleBytes += whole.length;
+}
+
+/**
+ * Payloads taken for one piece of work and given back together once it has completed and
+ * nothing uses them (a replication batch: applied or refused). `alignAt` is an offset inside the
+ * payload that should fall on a page: the data of a stream frame, which then goes to O_DIRECT as
+ * it is. After giveBack, takes are plain buffers.
+ */
+export class PayloadLease {
+  private readonly taken: Buffer[] = [];
+  private open = true;
+
+  take(lengthBytes: number, alignAt = 0): Buffer {
+    if (!this.open || lengthBytes <= POOLED_PAYLOAD_BYTES_MIN) return Buffer.allocUnsafe(lengthBytes);
+    const pad = (PAGE_BYTES - (alignAt % PAGE_BYTES)) % PAGE_BYTES;
+    const payload = takePayload(pad + lengthBytes);
+    this.taken.push(payload);
+    return payload.subarray(pad, pad + lengthBytes);
+  }
+
+  giveBack(): void {
+    this.open = false;
+    for (const payload of this.taken.splice(0)) givePayload(payload);
+  }
 }
