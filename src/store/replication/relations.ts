@@ -47,7 +47,7 @@ const BATCH_GAP_MS = 100;
  * hosts' I/O, and on a busy appliance replication yields (the lag grows) rather than slowing the
  * hosts down. Idle hosts: no pacing (a backlog goes out as fast as it can). 10: on the 2-core
  * benchmark machine, with the receiver beside it, 20 kept 0.62-0.71x of the source's 4K write
- * IOPS in a flood and 10 kept 0.82-0.86x (the target is 0.8x; BENCHMARKS.md "Remote copy"), at a
+ * IOPS in a flood and 10 kept 0.82-0.90x (the target is 0.8x; BENCHMARKS.md "Remote copy"), at a
  * lag under a second up to a sixth of that rate either way.
  */
 export const MAX_LOAD_PERCENT_DEFAULT = 10;
