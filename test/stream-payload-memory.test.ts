@@ -11,26 +11,19 @@ import assert from "node:assert/strict";
 import { randomBytes } from "node:crypto";
 import { test } from "node:test";
 import fc from "fast-check";
-import { type EntryRun, type StreamHeader } from "../src/stream/stream-format.js";
+import { type EntryRun } from "../src/stream/stream-format.js";
+import { testStreamHeader } from "./support/stream-header.js";
 import { StreamReader, StreamWriter } from "../src/stream/index.js";
 import { isPageAligned } from "../src/util/aligned-memory.js";
 import { PayloadLease, POOLED_PAYLOAD_BYTES_MIN } from "../src/util/payload-pool.js";
 
 const BLOCK = 4096;
 
-const header: StreamHeader = {
-  streamId: "test",
-  createdMs: 0,
-  source: { storeId: "s", diskId: "d", diskName: "d" },
-  blockSizeBytes: BLOCK,
-  sizeBytes: 1024 * 1024 * 1024,
-  historySeconds: 0,
+const header = testStreamHeader({
   kind: "incremental",
   from: { name: "f", id: "f", lsn: 0, timeMs: 0 },
-  compacted: false,
-  order: "time",
   to: { name: "t", id: "t", lsn: 1_000_000, timeMs: 0 },
-};
+});
 
 async function writeStream(runs: EntryRun[], codec: "none" | "zstd"): Promise<Buffer> {
   const chunks: Buffer[] = [];

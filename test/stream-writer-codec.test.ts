@@ -9,25 +9,15 @@ import assert from "node:assert/strict";
 import { randomBytes } from "node:crypto";
 import { test } from "node:test";
 import { CodecId } from "../src/stream/codec.js";
-import { FRAME_HEADER_BYTES, type StreamHeader } from "../src/stream/stream-format.js";
+import { FRAME_HEADER_BYTES } from "../src/stream/stream-format.js";
+import { testStreamHeader } from "./support/stream-header.js";
 import { StreamReader, StreamWriter } from "../src/stream/index.js";
 
 const BLOCK = 4096;
 const BLOCKS_PER_FRAME = 4;
 const FRAMES_EACH = 64;
 
-const header: StreamHeader = {
-  streamId: "test",
-  createdMs: 0,
-  source: { storeId: "s", diskId: "d", diskName: "d" },
-  blockSizeBytes: BLOCK,
-  sizeBytes: 1024 * 1024 * 1024,
-  historySeconds: 0,
-  kind: "full",
-  compacted: false,
-  order: "time",
-  to: { name: "t", id: "t", lsn: 2 * FRAMES_EACH * BLOCKS_PER_FRAME, timeMs: 0 },
-};
+const header = testStreamHeader({ kind: "full", to: { name: "t", id: "t", lsn: 2 * FRAMES_EACH * BLOCKS_PER_FRAME, timeMs: 0 } });
 
 async function write(data: Buffer): Promise<{ bytes: Buffer; tried: number }> {
   const chunks: Buffer[] = [];
