@@ -79,17 +79,17 @@ export interface Spool {
   /**
    * With receive()'s keepRunsBytesMax: the runs of an incremental stream, checked (a replication
    * batch applies them without a spool file, which stays empty). Undefined when the stream held
-   * a cut or more data than that: then `refusal` says which.
+   * a cut or more data than that: then `runsDropped` says which.
    */
   runs?: EntryRun[];
-  refusal?: SnaplogError;
+  runsDropped?: "cut" | "too-large";
 }
 
 /**
  * Phase 1: the whole stream to a spool file, checked; nothing in the store changes. With
  * keepRunsBytesMax, an incremental stream is kept as its runs instead and nothing is written:
  * one with a cut inside or more data than that is still read and checked to its end, and comes
- * back without runs, with the refusal (the caller checks who sent it first).
+ * back without runs, saying why (the caller checks who sent it before it refuses it).
  */
 export async function receive(
   catalog: Catalog,
@@ -123,7 +123,7 @@ export async function receive(
     options.onHeader?.(header);
     const keepRunsBytesMax = header.kind === "incremental" ? options.keepRunsBytesMax : undefined;
     let runs: EntryRun[] | undefined = keepRunsBytesMax !== undefined ? [] : undefined;
-    let refusal: SnaplogError | undefined;
+    let runsDropped: Spool["runsDropped"];
     if (runs === undefined) {
       options.payloads?.giveBack();
       for (const buffer of held) written = await writeAll(handle, buffer, written);
@@ -134,7 +134,7 @@ export async function receive(
     for await (const item of reader.items()) {
       if (runs === undefined) continue;
       if (item.type === "cut") {
-        refusal = new SnaplogError(ErrorCodes.BAD_STREAM, "a replication batch holds a snapshot cut inside: batches end at cuts");
+        runsDropped = "cut";
         runs = undefined;
         // Nothing holds the runs read so far any more.
         options.payloads?.giveBack();
@@ -145,13 +145,13 @@ export async function receive(
         runs.push(run);
       }
       if (keptBytes > (keepRunsBytesMax ?? 0)) {
-        refusal = new SnaplogError(ErrorCodes.OUT_OF_RANGE, `a replication batch holds more than ${keepRunsBytesMax} bytes of block data`);
+        runsDropped = "too-large";
         runs = undefined;
         options.payloads?.giveBack();
       }
     }
     // Not synced: a spool is read back at once from the page cache, and a crash discards it.
-    return { path: spoolPath, header, bytes, runs, refusal };
+    return { path: spoolPath, header, bytes, runs, runsDropped };
   } catch (error) {
     await fs.rm(spoolPath, { force: true });
     throw error instanceof SnaplogError ? error : fromSystemError(error, { path: spoolPath });

@@ -195,8 +195,11 @@ async function applyBatch(catalog: Catalog, diskName: string, spool: Spool): Pro
   }
   // Kept while the batch was received and checked (one pass). Without them, it held a cut or too much.
   const runs: ImportRun[] | undefined = spool.runs;
-  if (runs === undefined)
-    throw spool.refusal ?? new SnaplogError(ErrorCodes.BAD_STREAM, "a replication batch must be an incremental stream");
+  if (runs === undefined) {
+    throw spool.runsDropped === "too-large"
+      ? new SnaplogError(ErrorCodes.OUT_OF_RANGE, `a replication batch holds more than ${REPLICA_BATCH_BYTES_MAX} bytes of block data`)
+      : new SnaplogError(ErrorCodes.BAD_STREAM, "a replication batch holds a snapshot cut inside: batches end at cuts");
+  }
   // The intent first: if even disk.json cannot be written (a full file system), nothing is applied.
   const cut = header.cutTo !== false ? header.to.name : undefined;
   await saveMeta(disk, {
