@@ -3,13 +3,14 @@
  * crc32cCombine, crc32cOfBlocks), so the runs and frames an export writes from the log's block
  * checksums carry exactly what a reader computes; and a decoded run hands its block checksums on.
  * Method: fast-check over random byte strings and block runs against the native CRC32C; an
- * ENTRIES payload encoded from block checksums against one encoded from the data alone.
+ * ENTRIES payload encoded from block checksums against one encoded from the data alone; the
+ * payload as pieces (views of the runs' buffers, not copied) against the layout copied out.
  */
 import assert from "node:assert/strict";
 import { test } from "node:test";
 import fc from "fast-check";
 import { crc32c, crc32cCombine, crc32cOfBlocks, zeroBlockCrc } from "../src/util/crc32c.js";
-import { decodeEntries, encodeEntries, type EntryRun } from "../src/stream/stream-format.js";
+import { decodeEntries, encodeEntries, encodeEntriesParts, RUN_DESCRIPTOR_BYTES, type EntryRun } from "../src/stream/stream-format.js";
 
 test("the CRC32C of A then B combines from the CRCs of A and B", () => {
   fc.assert(
@@ -67,5 +68,56 @@ test("an ENTRIES payload from block checksums is the payload from the data, its 
   assert.throws(
     () => decodeEntries(encodeEntries(broken, block).bytes, { blockSizeBytes: block, blockCount: 1024 }, 0),
     /checksum mismatch/,
+  );
+});
+
+test("an ENTRIES payload as pieces (views of the runs' buffers, neighbours joined) is the payload copied out", () => {
+  const block = 512;
+  fc.assert(
+    fc.property(
+      fc.array(
+        fc.record({ blocks: fc.integer({ min: 1, max: 4 }), kind: fc.constantFrom("write", "write", "zero", "trim"), gap: fc.boolean() }),
+        {
+          minLength: 1,
+          maxLength: 30,
+        },
+      ),
+      fc.integer({ min: 0, max: 3 }),
+      (shapes, buffersWanted) => {
+        // Write runs are views of a few shared buffers, taken in order: some touch the one before, some skip a block.
+        const buffers = Array.from({ length: buffersWanted + 1 }, (_, index) => {
+          const bytes = Buffer.alloc(200 * block);
+          for (let at = 0; at < bytes.length; at++) bytes[at] = (at * 31 + index * 7 + (at >> 9)) & 0xff;
+          return { bytes, at: 0 };
+        });
+        const runs: EntryRun[] = shapes.map((shape, index) => {
+          const run = { lsn: index + 1, timeMs: 7, lba: index * 8, blockCount: shape.blocks, kind: shape.kind as EntryRun["kind"] };
+          if (shape.kind !== "write") return run;
+          const source = buffers[index % buffers.length];
+          if (shape.gap) source.at += block;
+          const data = source.bytes.subarray(source.at, source.at + shape.blocks * block);
+          source.at += shape.blocks * block;
+          return { ...run, data };
+        });
+        const { parts, bytes, crc32c: partsCrc } = encodeEntriesParts(runs, block);
+        const joined = Buffer.concat(parts);
+        assert.equal(joined.length, bytes);
+        // The reference layout: count, reserved, the descriptors, then each write run's data copied in order.
+        const head = joined.subarray(0, 8 + runs.length * RUN_DESCRIPTOR_BYTES);
+        const data = Buffer.concat(runs.flatMap((run) => (run.data === undefined ? [] : [run.data])));
+        assert.deepEqual(joined, Buffer.concat([head, data]));
+        assert.equal(head.readUInt32LE(0), runs.length);
+        assert.equal(partsCrc, crc32c(joined));
+        assert.deepEqual(encodeEntries(runs, block).bytes, joined);
+        const decoded = decodeEntries(joined, { blockSizeBytes: block, blockCount: 1024 }, 0);
+        assert.deepEqual(
+          decoded.map((run) => run.data),
+          runs.map((run) => run.data),
+        );
+        // Pieces never outnumber the write runs (plus the descriptors).
+        assert.ok(parts.length <= 1 + runs.filter((run) => run.kind === "write").length);
+      },
+    ),
+    { numRuns: 300 },
   );
 });

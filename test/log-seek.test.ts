@@ -20,6 +20,7 @@ async function entries(engine: DiskEngine, lsnFirst: number, lsnLast: number): P
 }
 
 function describe(row: LogRow): string[] {
+  if (row.kind === "snapshot") return [`${row.lsnFirst} snapshot ${row.snapshot?.name}`];
   const lines: string[] = [];
   for (let index = 0; index < row.blockCount; index++) lines.push(`${row.lsnFirst + index} ${row.kind} ${row.lba + index}`);
   return lines;
@@ -52,6 +53,70 @@ test("readLog of a range inside a long journal starts at a seek point and equals
       const expected = whole.filter((line) => Number(line.split(" ")[0]) >= lsnFirst);
       assert.deepEqual(await entries(engine, lsnFirst, lsnLast), expected, `from LSN ${lsnFirst}`);
     }
+  } finally {
+    await engine.close();
+  }
+});
+
+test("readLog across the checkpoint and the journal: records larger than a read, zero and trim entries, cuts, any range", async () => {
+  const directory = tempDir("log-read-back");
+  const options = { name: "back", sizeBytes: 65_536 * BLOCK_BYTES, blockSizeBytes: BLOCK_BYTES, historySeconds: 3600 };
+  await DiskEngine.create(new DirectoryMedium(directory));
+  const expected: string[] = [];
+  let lsn = 0;
+  const write = async (engine: DiskEngine, lba: number, blocks: number, fill: number) => {
+    await engine.writeBytes(lba * BLOCK_BYTES, Buffer.alloc(blocks * BLOCK_BYTES, fill), false);
+    for (let block = 0; block < blocks; block++) expected.push(`${++lsn} write ${lba + block}`);
+  };
+  const zero = async (engine: DiskEngine, lba: number, blocks: number, kind: "zero" | "trim") => {
+    await engine.zeroBytes(lba * BLOCK_BYTES, blocks * BLOCK_BYTES, kind, { fua: false, noHole: kind === "zero" });
+    for (let block = 0; block < blocks; block++) expected.push(`${++lsn} ${kind} ${lba + block}`);
+  };
+  const cut = async (engine: DiskEngine, name: string) => {
+    await engine.cutSnapshot(name, 0);
+    expected.push(`${lsn} snapshot ${name}`);
+  };
+  const sorted = () =>
+    expected.slice().sort((a, b) => Number(a.split(" ")[0]) - Number(b.split(" ")[0]) || (a.includes("snapshot") ? 1 : -1));
+  // First life: one write of 40,000 blocks (a record longer than the reader hands on at once),
+  // small writes, zero and trim runs, two cuts. Closing and opening again moves them into the checkpoint.
+  let engine = await DiskEngine.open(new DirectoryMedium(directory), options);
+  await write(engine, 1000, 40_000, 1);
+  for (let index = 0; index < 3000; index++) await write(engine, (index * 13) % 60_000, 1 + (index % 2), index % 251);
+  await cut(engine, "one");
+  // Inside the big write: a zero or trim of a block already zero is no entry.
+  await zero(engine, 1005, 300, "zero");
+  await zero(engine, 1400, 200, "trim");
+  await cut(engine, "two");
+  await engine.close();
+  // Second life: the journal after the checkpoint.
+  engine = await DiskEngine.open(new DirectoryMedium(directory), options);
+  try {
+    for (let index = 0; index < 3000; index++) await write(engine, (index * 17) % 60_000, 1 + (index % 3), index % 241);
+    await zero(engine, 20_000, 50, "trim");
+    await write(engine, 30_000, 20_000, 7);
+    const all = sorted();
+    const lsnLast = engine.lsnLast;
+    assert.equal(lsnLast, all.filter((line) => !line.includes("snapshot")).length);
+    const inRange = (first: number, last: number) =>
+      all.filter((line) => Number(line.split(" ")[0]) >= first && Number(line.split(" ")[0]) <= last);
+    assert.deepEqual(await entries(engine, 1, lsnLast), inRange(1, lsnLast), "the whole log");
+    for (const [first, last] of [
+      [1, 1],
+      [1, 20_000],
+      [39_999, 40_002],
+      [40_001, 43_000],
+      [45_000, 45_600],
+      [45_400, lsnLast - 10_000],
+      [lsnLast - 20_000, lsnLast],
+    ])
+      assert.deepEqual(await entries(engine, first, last), inRange(first, last), `LSNs ${first}-${last}`);
+    const rows: LogRow[] = [];
+    for await (const row of readLog(engine, { lsnFirst: 39_990, lsnLast: 40_010, withData: true })) rows.push(row);
+    const bytes = Buffer.concat(rows.filter((row) => row.kind === "write").map((row) => row.data ?? Buffer.alloc(0)));
+    assert.deepEqual(bytes.subarray(0, 11 * BLOCK_BYTES), Buffer.alloc(11 * BLOCK_BYTES, 1), "the big write's last blocks");
+    assert.deepEqual(bytes.subarray(11 * BLOCK_BYTES, 12 * BLOCK_BYTES), Buffer.alloc(BLOCK_BYTES, 0), "then the first small write's");
+    assert.equal(bytes.length, 21 * BLOCK_BYTES, "every entry read with its data");
   } finally {
     await engine.close();
   }

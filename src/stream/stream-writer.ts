@@ -9,7 +9,7 @@ import { createHash } from "node:crypto";
 import { CodecId, encodeFrame, type CodecName } from "./codec.js";
 import {
   encodeCut,
-  encodeEntries,
+  encodeEntriesParts,
   encodeFrameHeader,
   encodeHeader,
   encodeTrailer,
@@ -79,10 +79,22 @@ export class StreamWriter {
     await this.pushRun(rest);
   }
 
+  /** Runs in order, as addRun each; what fits in the frame being filled is added without waiting. */
+  async addRuns(runs: readonly EntryRun[]): Promise<void> {
+    const blockSize = this.header.blockSizeBytes;
+    for (const run of runs) {
+      const bytes = RUN_DESCRIPTOR_BYTES + (run.kind === "write" ? run.blockCount * blockSize : 0);
+      const fits = this.pendingBytes + bytes < this.frameDataBytes && this.pending.length + 1 < FRAME_RUNS_MAX;
+      if (fits) this.take(run);
+      else await this.addRun(run);
+    }
+  }
+
   async addCut(cut: StreamCut): Promise<void> {
     await this.flushEntries();
     this.counts.cutCount++;
-    await this.emitFrame(FrameType.CUT, encodeCut(cut));
+    const payload = encodeCut(cut);
+    await this.emitFrame(FrameType.CUT, [payload], payload.length);
   }
 
   /** Flushes the last frame and writes the trailer; returns it. */
@@ -96,33 +108,42 @@ export class StreamWriter {
   }
 
   private async pushRun(run: EntryRun): Promise<void> {
+    this.take(run);
+    if (this.pendingBytes >= this.frameDataBytes || this.pending.length >= FRAME_RUNS_MAX) await this.flushEntries();
+  }
+
+  /** The run joins the frame being filled. */
+  private take(run: EntryRun): void {
     this.pending.push(run);
     this.counts.runCount++;
     this.counts.blockCount += run.blockCount;
     this.pendingBytes += RUN_DESCRIPTOR_BYTES + (run.kind === "write" ? run.blockCount * this.header.blockSizeBytes : 0);
-    if (this.pendingBytes >= this.frameDataBytes || this.pending.length >= FRAME_RUNS_MAX) await this.flushEntries();
   }
 
   private async flushEntries(): Promise<void> {
     if (this.pending.length === 0) return;
-    const { bytes: raw, crc32c: rawCrc } = encodeEntries(this.pending, this.header.blockSizeBytes);
+    const { parts, bytes, crc32c: rawCrc } = encodeEntriesParts(this.pending, this.header.blockSizeBytes);
     this.pending = [];
     this.pendingBytes = 0;
-    await this.emitFrame(FrameType.ENTRIES, raw, rawCrc);
+    await this.emitFrame(FrameType.ENTRIES, parts, bytes, rawCrc);
   }
 
   /**
    * Starts compressing now (on the libuv pool, so frames compress side by side); frames are
-   * written in order; returns once fewer than FRAMES_IN_FLIGHT_MAX frames are unwritten.
+   * written in order; returns once fewer than FRAMES_IN_FLIGHT_MAX frames are unwritten. The
+   * payload comes in pieces (`rawBytes` in all): joined only to be compressed.
    */
-  private async emitFrame(type: number, raw: Buffer, rawCrc?: number): Promise<void> {
+  private async emitFrame(type: number, parts: Buffer[], rawBytes: number, rawCrc?: number): Promise<void> {
     const seq = this.seq++;
     const codec = this.codecFor(seq);
+    const encoded =
+      codec === "none"
+        ? Promise.resolve({ codecId: CodecId.none, stored: parts })
+        : encodeFrame(parts.length === 1 ? parts[0] : Buffer.concat(parts), codec).then((result) => {
+            this.paid[seq % this.paid.length] = { seq, paid: result.codecId !== CodecId.none };
+            return { codecId: result.codecId, stored: [result.stored] };
+          });
     if (codec !== "none") this.framesTried++;
-    const encoded = encodeFrame(raw, codec).then((result) => {
-      if (codec !== "none") this.paid[seq % this.paid.length] = { seq, paid: result.codecId !== CodecId.none };
-      return result;
-    });
     // Whoever awaits sees a failure; none is left unhandled if nobody does.
     encoded.catch(() => undefined);
     const previous = this.tail;
@@ -130,9 +151,10 @@ export class StreamWriter {
       await previous;
       const { codecId, stored } = await encoded;
       // A frame stored as it is has the checksum its runs gave (known without reading it again).
-      const payloadCrc32c = stored === raw && rawCrc !== undefined ? rawCrc : crc32c(stored);
-      await this.write(encodeFrameHeader({ type, codecId, seq, rawBytes: raw.length, storedBytes: stored.length, payloadCrc32c }));
-      await this.write(stored);
+      const storedBytes = codecId === CodecId.none ? rawBytes : stored[0].length;
+      const payloadCrc32c = codecId === CodecId.none && rawCrc !== undefined ? rawCrc : crc32cOfParts(stored);
+      await this.write(encodeFrameHeader({ type, codecId, seq, rawBytes, storedBytes, payloadCrc32c }));
+      for (const part of stored) await this.write(part);
     })();
     this.tail.catch(() => undefined);
     this.inFlight.push(this.tail);
@@ -159,6 +181,12 @@ export class StreamWriter {
     this.bytesWritten += chunk.length;
     await this.sink(chunk);
   }
+}
+
+function crc32cOfParts(parts: readonly Buffer[]): number {
+  let crc: number | undefined;
+  for (const part of parts) crc = crc32c(part, crc);
+  return crc ?? crc32c(Buffer.alloc(0));
 }
 
 function slice(run: EntryRun, blockFirst: number, blockCount: number, blockSizeBytes: number): EntryRun {

@@ -61,6 +61,8 @@ export interface LogSource {
 const ROW_BLOCKS_MAX = 256;
 /** Journal bytes read per positioned read (a record longer than this is read whole). */
 const JOURNAL_READ_BYTES = 1024 * 1024;
+/** Journal entries passed on at once, at most (a record with more is passed whole). */
+const JOURNAL_ENTRIES_PER_YIELD = 16 * 1024;
 /** Checkpoint entries read per positioned read. */
 const CHECKPOINT_ENTRIES_PER_READ = 16 * 1024;
 
@@ -70,11 +72,20 @@ export interface JournalSeekPoint {
   bytes: number;
 }
 
-/** One entry as the files hold it. */
-interface RawEntry {
-  lba: number;
-  lsn: number;
-  slot: number;
+/**
+ * Entries as the files hold them, one read's worth (entry i: lbas[i], lsns[i], slots[i]).
+ * Passed a read at a time, not an entry at a time: a step of an async generator per entry (and
+ * an object per entry) was most of what reading a log of small writes back cost.
+ */
+interface RawEntries {
+  count: number;
+  lbas: Float64Array;
+  lsns: Float64Array;
+  slots: Float64Array;
+}
+
+function rawEntries(capacity: number): RawEntries {
+  return { count: 0, lbas: new Float64Array(capacity), lsns: new Float64Array(capacity), slots: new Float64Array(capacity) };
 }
 
 /**
@@ -84,6 +95,11 @@ interface RawEntry {
  * ones no longer exist); snapshot cuts are interleaved at their LSN.
  */
 export async function* readLog(source: LogSource, query: LogQuery): AsyncGenerator<LogRow> {
+  for await (const rows of readLogRows(source, query)) yield* rows;
+}
+
+/** The same rows, a read of the files at a time (for readers that go through many rows). */
+export async function* readLogRows(source: LogSource, query: LogQuery): AsyncGenerator<LogRow[]> {
   const view = source.logView();
   const files = await source.openLogFiles();
   try {
@@ -91,40 +107,54 @@ export async function* readLog(source: LogSource, query: LogQuery): AsyncGenerat
     const cuts = view.snapshots.filter((cut) => cut.lsn >= query.lsnFirst && cut.lsn <= lsnLast).sort((a, b) => a.lsn - b.lsn);
     let cutIndex = 0;
     let row: LogRow | undefined;
-    const finishRow = async (): Promise<LogRow | undefined> => {
+    let rows: LogRow[] = [];
+    // Ends the row being built; a promise only when its data is to be read (an await per row was garbage).
+    const endRow = (): Promise<void> | undefined => {
       const done = row;
       row = undefined;
-      if (done !== undefined && query.withData) done.data = await rowData(source, done);
-      return done;
+      if (done === undefined) return undefined;
+      rows.push(done);
+      if (!query.withData) return undefined;
+      return rowData(source, done).then((data) => {
+        done.data = data;
+      });
     };
-    for await (const entry of entriesInLsnOrder(files, query.lsnFirst, lsnLast)) {
-      while (cutIndex < cuts.length && cuts[cutIndex].lsn < entry.lsn) {
-        const finished = await finishRow();
-        if (finished !== undefined) yield finished;
-        yield cutRow(cuts[cutIndex++]);
+    for await (const entries of entriesInLsnOrder(files, query.lsnFirst, lsnLast)) {
+      for (let index = 0; index < entries.count; index++) {
+        const lba = entries.lbas[index];
+        const lsn = entries.lsns[index];
+        const slot = entries.slots[index];
+        while (cutIndex < cuts.length && cuts[cutIndex].lsn < lsn) {
+          await endRow();
+          rows.push(cutRow(cuts[cutIndex++]));
+        }
+        if (!view.isLive(lba, lsn)) continue;
+        const kind = slot === SLOT_ZERO ? "zero" : slot === SLOT_TRIM ? "trim" : "write";
+        const timeMs = view.timeOf(lsn);
+        const extends_ =
+          row !== undefined &&
+          row.kind === kind &&
+          row.lsnLast + 1 === lsn &&
+          row.lba + row.blockCount === lba &&
+          row.timeMs === timeMs &&
+          row.blockCount < ROW_BLOCKS_MAX;
+        if (extends_) {
+          row!.lsnLast = lsn;
+          row!.blockCount++;
+          continue;
+        }
+        const reading = endRow();
+        if (reading !== undefined) await reading;
+        row = { kind, lsnFirst: lsn, lsnLast: lsn, timeMs, lba, blockCount: 1 };
       }
-      if (!view.isLive(entry.lba, entry.lsn)) continue;
-      const kind = entry.slot === SLOT_ZERO ? "zero" : entry.slot === SLOT_TRIM ? "trim" : "write";
-      const timeMs = view.timeOf(entry.lsn);
-      const extends_ =
-        row !== undefined &&
-        row.kind === kind &&
-        row.lsnLast + 1 === entry.lsn &&
-        row.lba + row.blockCount === entry.lba &&
-        row.timeMs === timeMs &&
-        row.blockCount < ROW_BLOCKS_MAX;
-      if (extends_) {
-        row!.lsnLast = entry.lsn;
-        row!.blockCount++;
-        continue;
+      if (rows.length > 0) {
+        yield rows;
+        rows = [];
       }
-      const finished = await finishRow();
-      if (finished !== undefined) yield finished;
-      row = { kind, lsnFirst: entry.lsn, lsnLast: entry.lsn, timeMs, lba: entry.lba, blockCount: 1 };
     }
-    const finished = await finishRow();
-    if (finished !== undefined) yield finished;
-    while (cutIndex < cuts.length) yield cutRow(cuts[cutIndex++]);
+    await endRow();
+    while (cutIndex < cuts.length) rows.push(cutRow(cuts[cutIndex++]));
+    if (rows.length > 0) yield rows;
   } finally {
     await files.checkpoint.close();
     for (const journal of files.journals) await journal.file.close();
@@ -154,14 +184,17 @@ async function rowData(source: LogSource, row: LogRow): Promise<Buffer | undefin
   return live.every((flag) => flag === 1) ? data : undefined;
 }
 
-/** Every entry of the checkpoint and the journals with LSN in [lsnFirst, lsnLast], in LSN order. */
-async function* entriesInLsnOrder(files: LogFiles, lsnFirst: number, lsnLast: number): AsyncGenerator<RawEntry> {
+/**
+ * Every entry of the checkpoint and the journals with LSN in [lsnFirst, lsnLast], in LSN order.
+ * Each yielded batch is only valid until the next is asked for (its arrays are reused).
+ */
+async function* entriesInLsnOrder(files: LogFiles, lsnFirst: number, lsnLast: number): AsyncGenerator<RawEntries> {
   yield* checkpointEntries(files.checkpoint, lsnFirst, lsnLast);
   for (const journal of files.journals)
     yield* journalEntries(journal.file, journal.endBytes, lsnFirst, lsnLast, startBytesFor(journal.seekPoints, lsnFirst));
 }
 
-async function* checkpointEntries(file: MediumFile, lsnFirst: number, lsnLast: number): AsyncGenerator<RawEntry> {
+async function* checkpointEntries(file: MediumFile, lsnFirst: number, lsnLast: number): AsyncGenerator<RawEntries> {
   const { entryCount } = await readCheckpointHeader(file);
   const entryAt = async (index: number, target: Buffer) => file.read(target, CHECKPOINT_HEADER_BYTES + index * CHECKPOINT_ENTRY_BYTES);
   // Entries are in LSN order: find the first with lsn >= lsnFirst by bisection.
@@ -175,14 +208,25 @@ async function* checkpointEntries(file: MediumFile, lsnFirst: number, lsnLast: n
     else high = middle;
   }
   const chunk = Buffer.alloc(CHECKPOINT_ENTRIES_PER_READ * CHECKPOINT_ENTRY_BYTES);
+  const entries = rawEntries(CHECKPOINT_ENTRIES_PER_READ);
+  const entry = { lba: 0, lsn: 0, slot: 0, crc: 0 };
   for (let index = low; index < entryCount; index += CHECKPOINT_ENTRIES_PER_READ) {
     const count = Math.min(CHECKPOINT_ENTRIES_PER_READ, entryCount - index);
     await entryAt(index, chunk.subarray(0, count * CHECKPOINT_ENTRY_BYTES));
+    entries.count = 0;
+    let past = false;
     for (let offset = 0; offset < count * CHECKPOINT_ENTRY_BYTES; offset += CHECKPOINT_ENTRY_BYTES) {
-      const { lba, lsn, slot } = readCheckpointEntry(chunk, offset);
-      if (lsn > lsnLast) return;
-      yield { lba, lsn, slot };
+      readCheckpointEntry(chunk, offset, entry);
+      if (entry.lsn > lsnLast) {
+        past = true;
+        break;
+      }
+      entries.lbas[entries.count] = entry.lba;
+      entries.lsns[entries.count] = entry.lsn;
+      entries.slots[entries.count++] = entry.slot;
     }
+    if (entries.count > 0) yield entries;
+    if (past) return;
   }
 }
 
@@ -205,7 +249,7 @@ async function* journalEntries(
   lsnFirst: number,
   lsnLast: number,
   startBytes = 0,
-): AsyncGenerator<RawEntry> {
+): AsyncGenerator<RawEntries> {
   // Records are parsed from JOURNAL_READ_BYTES read at once: a journal of small commits holds a
   // record per write, and two positioned reads per record made reading it back crawl.
   // Only the bytes read (bufferLength) are ever parsed: no need to zero it.
@@ -213,31 +257,47 @@ async function* journalEntries(
   let bufferStart = startBytes;
   let bufferLength = 0;
   let position = startBytes;
-  /** Whether [position, position + bytes) is in the buffer now (read from the file if need be). */
-  const have = async (bytes: number): Promise<boolean> => {
+  // Checked before awaiting `load`: most records are in the buffer already, and an await per record cost.
+  const inBuffer = (bytes: number): boolean =>
+    position + bytes <= endBytes && position >= bufferStart && position + bytes <= bufferStart + bufferLength;
+  /** Whether [position, position + bytes) is in the buffer after reading the file from `position`. */
+  const load = async (bytes: number): Promise<boolean> => {
     if (position + bytes > endBytes) return false;
-    if (position >= bufferStart && position + bytes <= bufferStart + bufferLength) return true;
     if (bytes > buffer.length) buffer = Buffer.allocUnsafe(bytes);
     bufferStart = position;
     bufferLength = await file.read(buffer.subarray(0, Math.min(buffer.length, endBytes - position)), position);
     return bufferLength >= bytes;
   };
-  while (await have(JOURNAL_HEADER_BYTES)) {
+  // The entries parsed since the last yield (copied out of the buffer, which is read over).
+  let entries = rawEntries(JOURNAL_ENTRIES_PER_YIELD);
+  const entry = { lba: 0, slot: 0, crc: 0 };
+  while (inBuffer(JOURNAL_HEADER_BYTES) || (await load(JOURNAL_HEADER_BYTES))) {
     const lengthBytes = recordLengthOf(buffer, position - bufferStart);
-    if (lengthBytes < JOURNAL_HEADER_BYTES || !(await have(lengthBytes))) return;
+    if (lengthBytes < JOURNAL_HEADER_BYTES || !(inBuffer(lengthBytes) || (await load(lengthBytes)))) break;
     const record = buffer.subarray(position - bufferStart, position - bufferStart + lengthBytes);
     const check = checkRecord(record, 0);
-    if (check.kind !== "record") return;
+    if (check.kind !== "record") break;
     position += lengthBytes;
     if (check.header.type !== RecordType.ENTRIES) continue;
     const count = entryCountOf(record, 0);
     if (check.header.lsn + count - 1 < lsnFirst) continue;
+    if (entries.count + count > entries.lbas.length) {
+      if (entries.count > 0) yield entries;
+      entries.count = 0;
+      if (count > entries.lbas.length) entries = rawEntries(count);
+    }
     for (let index = 0; index < count; index++) {
       const lsn = check.header.lsn + index;
       if (lsn < lsnFirst) continue;
-      if (lsn > lsnLast) return;
-      const { lba, slot } = readEntry(record, 0, index);
-      yield { lba, lsn, slot };
+      if (lsn > lsnLast) {
+        if (entries.count > 0) yield entries;
+        return;
+      }
+      readEntry(record, 0, index, entry);
+      entries.lbas[entries.count] = entry.lba;
+      entries.lsns[entries.count] = lsn;
+      entries.slots[entries.count++] = entry.slot;
     }
   }
+  if (entries.count > 0) yield entries;
 }

@@ -12,7 +12,7 @@
  *                                 in block order or in LSN order
  */
 import { randomUUID } from "node:crypto";
-import { BlockSource, readLog, type DiskEngine, type LogRow } from "../../engine/index.js";
+import { BlockSource, readLogRows, type DiskEngine, type LogRow } from "../../engine/index.js";
 import { isAllZero } from "../../util/all-zero.js";
 import { mapAhead } from "../../util/map-ahead.js";
 import { invalidArgument, notFound } from "../../util/errors.js";
@@ -219,7 +219,7 @@ async function writeBase(engine: DiskEngine, writer: StreamWriter): Promise<void
 async function writeTimeOrdered(engine: DiskEngine, writer: StreamWriter, partition: Partition): Promise<void> {
   if (partition.lsnLast <= partition.lsnAfter) return;
   const blockSize = engine.geometry.blockSizeBytes;
-  const rows = readLog(engine, { lsnFirst: partition.lsnAfter + 1, lsnLast: partition.lsnLast, withData: false });
+  const rows = readLogRows(engine, { lsnFirst: partition.lsnAfter + 1, lsnLast: partition.lsnLast, withData: false });
   const withData = async (group: LogRow[]): Promise<EntryRun[]> => {
     let count = 0;
     for (const row of group) if (row.kind === "write") count += row.blockCount;
@@ -266,20 +266,22 @@ async function writeTimeOrdered(engine: DiskEngine, writer: StreamWriter, partit
     }
     return runs;
   };
-  for await (const runs of mapAhead(rowGroups(rows), withData, GROUPS_IN_FLIGHT)) for (const run of runs) await writer.addRun(run);
+  for await (const runs of mapAhead(rowGroups(rows), withData, GROUPS_IN_FLIGHT)) await writer.addRuns(runs);
 }
 
 /** The log's rows in groups of about ENTRIES_PER_READ entries: each group's data is read at once. */
-async function* rowGroups(rows: AsyncIterable<LogRow>): AsyncGenerator<LogRow[]> {
+async function* rowGroups(batches: AsyncIterable<LogRow[]>): AsyncGenerator<LogRow[]> {
   let group: LogRow[] = [];
   let entries = 0;
-  for await (const row of rows) {
-    group.push(row);
-    entries += row.blockCount;
-    if (entries >= ENTRIES_PER_READ) {
-      yield group;
-      group = [];
-      entries = 0;
+  for await (const rows of batches) {
+    for (const row of rows) {
+      group.push(row);
+      entries += row.blockCount;
+      if (entries >= ENTRIES_PER_READ) {
+        yield group;
+        group = [];
+        entries = 0;
+      }
     }
   }
   if (group.length > 0) yield group;
@@ -291,10 +293,12 @@ async function writeBlockOrdered(engine: DiskEngine, writer: StreamWriter, parti
   const blockSize = engine.geometry.blockSizeBytes;
   type Entry = { lba: number; lsn: number; timeMs: number; kind: "write" | "zero" | "trim" };
   const entries: Entry[] = [];
-  for await (const row of readLog(engine, { lsnFirst: partition.lsnAfter + 1, lsnLast: partition.lsnLast, withData: false })) {
-    if (row.kind === "snapshot") continue;
-    for (let index = 0; index < row.blockCount; index++)
-      entries.push({ lba: row.lba + index, lsn: row.lsnFirst + index, timeMs: row.timeMs, kind: row.kind });
+  for await (const rows of readLogRows(engine, { lsnFirst: partition.lsnAfter + 1, lsnLast: partition.lsnLast, withData: false })) {
+    for (const row of rows) {
+      if (row.kind === "snapshot") continue;
+      for (let index = 0; index < row.blockCount; index++)
+        entries.push({ lba: row.lba + index, lsn: row.lsnFirst + index, timeMs: row.timeMs, kind: row.kind });
+    }
   }
   entries.sort((a, b) => a.lba - b.lba || a.lsn - b.lsn);
   function* groups(): Generator<Entry[]> {

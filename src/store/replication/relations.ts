@@ -22,7 +22,7 @@ import { PassThrough } from "node:stream";
 import { once } from "node:events";
 import { ErrorCodes, invalidArgument, notFound, SnaplogError } from "../../util/errors.js";
 import { readJsonFileIfExists, writeJsonFile } from "../../util/json-file.js";
-import type { StreamPoint } from "../../stream/index.js";
+import { CODEC_DEFAULT, type CodecName, type StreamPoint } from "../../stream/index.js";
 import type { Catalog } from "../catalog.js";
 import type { OpenDisk } from "../open-disk.js";
 import type { RelationInfo, RelationMode, ReplicaState, ReplicateRequest } from "../operations/index.js";
@@ -53,6 +53,15 @@ const BATCH_GAP_MS = 100;
 export const MAX_LOAD_PERCENT_DEFAULT = 10;
 /** An idle relation still contacts the receiver this often (a promote there ends it; a lost replica state is noticed). */
 const HEARTBEAT_MS = 2_000;
+/**
+ * A batch of at least COMPRESSION_CHECK_BYTES that compression did not shrink by 3 % makes the
+ * next this many batches go uncompressed; then compression is tried again. Within one stream the
+ * writer already stops trying after a few frames, but each batch is a new stream: for data that
+ * does not compress (encrypted disks, random test data), a third of every batch was compressed
+ * for nothing, and copied to be, on the loop that serves the hosts.
+ */
+const UNCOMPRESSED_BATCHES_AFTER_MISS = 16;
+const COMPRESSION_CHECK_BYTES = 4 * 1024 * 1024;
 const RETRY_MS_MIN = 500;
 const RETRY_MS_MAX = 10_000;
 
@@ -258,6 +267,8 @@ class RelationLoop {
   private readonly cutsInFlight = new Set<string>();
   /** No batch starts before this (ms since the epoch): the pacing while hosts write (--max-load). */
   private nextStartMs = 0;
+  /** Batches still to go uncompressed (the last batch tried did not compress). */
+  private uncompressedBatches = 0;
 
   constructor(
     private readonly relations: Relations,
@@ -472,6 +483,8 @@ class RelationLoop {
     if (plan.cut !== undefined) this.cutsInFlight.add(plan.cut.name);
     const startedMs = Date.now();
     const lsnAtStart = disk.engine.lsnLast;
+    const codec: CodecName = this.uncompressedBatches > 0 ? "none" : CODEC_DEFAULT;
+    if (codec === "none") this.uncompressedBatches--;
     const ack = this.send(client, async (sink) => {
       const result = await exportStream(
         this.catalog,
@@ -481,9 +494,13 @@ class RelationLoop {
           to: plan.cut?.name ?? `lsn:${plan.end}`,
           compact: this.record.mode === "compacted",
           cutTo: plan.cut !== undefined,
+          codec,
         },
         sink,
       );
+      const dataBytes = result.blockCount * disk.meta.blockSizeBytes;
+      if (codec !== "none" && dataBytes >= COMPRESSION_CHECK_BYTES && result.bytes > dataBytes * 0.97)
+        this.uncompressedBatches = UNCOMPRESSED_BATCHES_AFTER_MISS;
       // Hosts writing meanwhile: the next batch waits so that exports take at most the relation's share of the time.
       const share = (this.record.maxLoadPercent ?? MAX_LOAD_PERCENT_DEFAULT) / 100;
       if (this.record.mode === "continuous" && share < 1 && disk.engine.lsnLast > lsnAtStart)
