@@ -497,8 +497,8 @@ export class DiskEngine {
   }
 
   /** The data of entries (block lbas[i] at LSN lsns[i]) in one buffer, checksum-checked; consecutive slots are read in one I/O (ReadPath). */
-  readEntriesData(lbas: ArrayLike<number>, lsns: ArrayLike<number>): Promise<EntriesData> {
-    return this.reads.readEntriesData(lbas, lsns);
+  readEntriesData(lbas: ArrayLike<number>, lsns: ArrayLike<number>, memory: "private" | "shared" = "private"): Promise<EntriesData> {
+    return this.reads.readEntriesData(lbas, lsns, memory);
   }
 
   /** The files that hold the log in LSN order, for a streaming reader (CommitPipeline.openLogFiles). */

@@ -110,15 +110,17 @@ export class ReadPath {
    * buffer: entry i's bytes at i × the block size, zeros for a zero or trim entry; live[i] is 0
    * for an entry no longer live (never was, or freed). Entries whose slots are consecutive are
    * read in one I/O: the log's entries in LSN order mostly are, so an export reads the log back
-   * in large reads rather than one per block.
+   * in large reads rather than one per block. With `shared` memory the data is in a
+   * SharedArrayBuffer, which a worker thread can read without a copy (util/stream-hash.ts).
    */
-  async readEntriesData(lbas: ArrayLike<number>, lsns: ArrayLike<number>): Promise<EntriesData> {
+  async readEntriesData(lbas: ArrayLike<number>, lsns: ArrayLike<number>, memory: "private" | "shared" = "private"): Promise<EntriesData> {
     const { geometry, state, segments, retiring } = this.context;
     const blockSizeBytes = geometry.blockSizeBytes;
     const count = lbas.length;
     // Not zero-filled: the blocks read are overwritten, the others zeroed below (an export
     // passes over every byte it ships; a fill first was one pass more).
-    const data = Buffer.allocUnsafe(count * blockSizeBytes);
+    const data =
+      memory === "shared" ? Buffer.from(new SharedArrayBuffer(count * blockSizeBytes)) : Buffer.allocUnsafe(count * blockSizeBytes);
     const live = new Uint8Array(count);
     const ids = new Uint32Array(count);
     const expectedCrcs = new Uint32Array(count);

@@ -5,7 +5,6 @@
  * its parts and check them against what the vault holds. Frames compress side by side on the
  * libuv pool while earlier ones are written, in order: the reader of the source keeps going.
  */
-import { createHash } from "node:crypto";
 import { CodecId, encodeFrame, type CodecName } from "./codec.js";
 import {
   encodeCut,
@@ -21,6 +20,7 @@ import {
   type StreamTrailer,
 } from "./stream-format.js";
 import { crc32c } from "../util/crc32c.js";
+import { streamHash, type StreamHash } from "../util/stream-hash.js";
 
 export const FRAME_DATA_BYTES_DEFAULT = 1024 * 1024;
 const FRAME_RUNS_MAX = 8192;
@@ -33,12 +33,14 @@ export interface StreamWriterOptions {
   codec: CodecName;
   /** A frame closes once its data reaches this (default 1 MiB; at most FRAME_RAW_BYTES_MAX with its descriptors). */
   frameDataBytes?: number;
+  /** Hash the stream on a worker thread (util/stream-hash.ts): for a writer sharing its loop with host I/O. */
+  hashOffThread?: boolean;
 }
 
 export type StreamSink = (chunk: Buffer) => Promise<void>;
 
 export class StreamWriter {
-  private readonly hash = createHash("sha256");
+  private readonly hash: StreamHash;
   private readonly frameDataBytes: number;
   private pending: EntryRun[] = [];
   private pendingBytes = 0;
@@ -60,6 +62,7 @@ export class StreamWriter {
     private readonly sink: StreamSink,
   ) {
     this.frameDataBytes = options.frameDataBytes ?? FRAME_DATA_BYTES_DEFAULT;
+    this.hash = streamHash(options.hashOffThread ?? false);
   }
 
   async start(): Promise<void> {
@@ -101,7 +104,12 @@ export class StreamWriter {
   async finish(): Promise<StreamTrailer> {
     await this.flushEntries();
     await this.tail;
-    const trailer: StreamTrailer = { frameCount: this.seq, ...this.counts, bytesBefore: this.bytesWritten, sha256: this.hash.digest() };
+    const trailer: StreamTrailer = {
+      frameCount: this.seq,
+      ...this.counts,
+      bytesBefore: this.bytesWritten,
+      sha256: await this.hash.digest(),
+    };
     await this.sink(encodeTrailer(trailer));
     this.bytesWritten += 84;
     return trailer;
@@ -177,7 +185,8 @@ export class StreamWriter {
   }
 
   private async write(chunk: Buffer): Promise<void> {
-    this.hash.update(chunk);
+    const behind = this.hash.update(chunk);
+    if (behind !== undefined) await behind;
     this.bytesWritten += chunk.length;
     await this.sink(chunk);
   }

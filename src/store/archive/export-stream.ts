@@ -41,11 +41,18 @@ const ENTRIES_PER_READ = 1024;
 /** Groups being read while earlier ones are compressed and sent. */
 const GROUPS_IN_FLIGHT = 3;
 
+/** How an export runs (not what it writes): for a caller that shares its event loop with hosts' I/O. */
+export interface ExportTuning {
+  /** The stream's SHA-256 on a worker thread, the log's data read into memory it can share. */
+  hashOffThread?: boolean;
+}
+
 export async function exportStream(
   catalog: Catalog,
   request: ExportRequest,
   sink: StreamSink,
   onProgress?: ProgressCallback,
+  tuning: ExportTuning = {},
 ): Promise<ExportResult> {
   const disk = catalog.disk(request.disk);
   const engine = disk.engine;
@@ -81,7 +88,8 @@ export async function exportStream(
       ...(request.cutTo === false ? { cutTo: false } : {}),
     };
     const codec = request.codec ?? CODEC_DEFAULT;
-    const writer = new StreamWriter(header, { codec, frameDataBytes: request.frameDataBytes }, sink);
+    const hashOffThread = tuning.hashOffThread ?? false;
+    const writer = new StreamWriter(header, { codec, frameDataBytes: request.frameDataBytes, hashOffThread }, sink);
     await writer.start();
     const lsnStart = from?.lsn ?? 0;
     const progress = (lsn: number) => onProgress?.(lsn - lsnStart, to.lsn - lsnStart);
@@ -89,7 +97,7 @@ export async function exportStream(
     const cuts: StreamPoint[] = [];
     for (const partition of partitionsOf(disk, diskId, lsnStart, to)) {
       if (header.compacted) await writeCompacted(engine, writer, partition, header.order);
-      else if (header.order === "time") await writeTimeOrdered(engine, writer, partition);
+      else if (header.order === "time") await writeTimeOrdered(engine, writer, partition, hashOffThread ? "shared" : "private");
       else await writeBlockOrdered(engine, writer, partition);
       if (partition.cut !== undefined) {
         await writer.addCut(partition.cut);
@@ -216,7 +224,12 @@ async function writeBase(engine: DiskEngine, writer: StreamWriter): Promise<void
 }
 
 /** Every live entry of the partition in LSN order, runs split where the log's rows are. */
-async function writeTimeOrdered(engine: DiskEngine, writer: StreamWriter, partition: Partition): Promise<void> {
+async function writeTimeOrdered(
+  engine: DiskEngine,
+  writer: StreamWriter,
+  partition: Partition,
+  memory: "private" | "shared",
+): Promise<void> {
   if (partition.lsnLast <= partition.lsnAfter) return;
   const blockSize = engine.geometry.blockSizeBytes;
   const rows = readLogRows(engine, { lsnFirst: partition.lsnAfter + 1, lsnLast: partition.lsnLast, withData: false });
@@ -233,7 +246,7 @@ async function writeTimeOrdered(engine: DiskEngine, writer: StreamWriter, partit
         lsns[at] = row.lsnFirst + index;
       }
     }
-    const { data, live, crcs } = await engine.readEntriesData(lbas, lsns);
+    const { data, live, crcs } = await engine.readEntriesData(lbas, lsns, memory);
     const runs: EntryRun[] = [];
     let next = 0;
     for (const row of group) {

@@ -497,6 +497,8 @@ class RelationLoop {
           codec,
         },
         sink,
+        undefined,
+        { hashOffThread: true },
       );
       const dataBytes = result.blockCount * disk.meta.blockSizeBytes;
       if (codec !== "none" && dataBytes >= COMPRESSION_CHECK_BYTES && result.bytes > dataBytes * 0.97)
