@@ -20,7 +20,7 @@ export const CodecId = { none: 0, zstd: 1, deflate: 2 } as const satisfies Recor
 
 const DEFLATE_LEVEL = 1;
 /** Keep the compressed form only when it saves this fraction of the raw bytes. */
-const SAVING_MIN = 0.03;
+export const SAVING_MIN = 0.03;
 
 const deflateRaw = promisify(zlib.deflateRaw);
 const inflateRaw = promisify(zlib.inflateRaw);

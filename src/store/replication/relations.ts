@@ -22,7 +22,7 @@ import { PassThrough } from "node:stream";
 import { once } from "node:events";
 import { ErrorCodes, invalidArgument, notFound, SnaplogError } from "../../util/errors.js";
 import { readJsonFileIfExists, writeJsonFile } from "../../util/json-file.js";
-import { CODEC_DEFAULT, type CodecName, type StreamPoint } from "../../stream/index.js";
+import { CODEC_DEFAULT, SAVING_MIN, type CodecName, type StreamPoint } from "../../stream/index.js";
 import type { Catalog } from "../catalog.js";
 import type { OpenDisk } from "../open-disk.js";
 import type { RelationInfo, RelationMode, ReplicaState, ReplicateRequest } from "../operations/index.js";
@@ -54,7 +54,7 @@ export const MAX_LOAD_PERCENT_DEFAULT = 10;
 /** An idle relation still contacts the receiver this often (a promote there ends it; a lost replica state is noticed). */
 const HEARTBEAT_MS = 2_000;
 /**
- * A batch of at least COMPRESSION_CHECK_BYTES that compression did not shrink by 3 % makes the
+ * A batch of at least COMPRESSION_CHECK_BYTES that compression did not shrink (by SAVING_MIN) makes the
  * next this many batches go uncompressed; then compression is tried again. Within one stream the
  * writer already stops trying after a few frames, but each batch is a new stream: for data that
  * does not compress (encrypted disks, random test data), a third of every batch was compressed
@@ -501,7 +501,7 @@ class RelationLoop {
         { hashOffThread: true },
       );
       const dataBytes = result.blockCount * disk.meta.blockSizeBytes;
-      if (codec !== "none" && dataBytes >= COMPRESSION_CHECK_BYTES && result.bytes > dataBytes * 0.97)
+      if (codec !== "none" && dataBytes >= COMPRESSION_CHECK_BYTES && result.bytes > dataBytes * (1 - SAVING_MIN))
         this.uncompressedBatches = UNCOMPRESSED_BATCHES_AFTER_MISS;
       // Hosts writing meanwhile: the next batch waits so that exports take at most the relation's share of the time.
       const share = (this.record.maxLoadPercent ?? MAX_LOAD_PERCENT_DEFAULT) / 100;
