@@ -9,8 +9,9 @@
  * A chunk handed over must not change afterwards (the stream writer never changes what it wrote).
  *
  * One worker hashes every off-thread stream, each under its own id, in the order its chunks came.
- * It keeps the process alive only while a writer waits for it. If it cannot be started or it
- * fails, streams are hashed in place (a stream it was hashing fails; the caller retries).
+ * It keeps the process alive only while a writer waits for it. If it fails, the streams it was
+ * hashing fail (their callers retry) and the next stream starts a new one; if a worker cannot be
+ * created at all, streams are hashed in place.
  */
 import { createHash, type Hash } from "node:crypto";
 import { Worker } from "node:worker_threads";
