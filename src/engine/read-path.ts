@@ -117,8 +117,8 @@ export class ReadPath {
     const { geometry, state, segments, retiring } = this.context;
     const blockSizeBytes = geometry.blockSizeBytes;
     const count = lbas.length;
-    // Not zero-filled: the blocks read are overwritten, the others zeroed below (an export
-    // passes over every byte it ships; a fill first was one pass more).
+    // Private memory is not zero-filled: the blocks read are overwritten, the others zeroed below
+    // (an export passes over every byte it ships; a fill first was one pass more).
     const data =
       memory === "shared" ? Buffer.from(new SharedArrayBuffer(count * blockSizeBytes)) : Buffer.allocUnsafe(count * blockSizeBytes);
     const live = new Uint8Array(count);

@@ -277,16 +277,9 @@ export function decodeTrailer(bytes: Buffer): StreamTrailer {
 
 /**
  * An ENTRIES payload: run count, reserved, descriptors, then the write runs' data in order;
- * with the payload's CRC32C (combined from the runs', not computed over the data again).
- */
-export function encodeEntries(runs: readonly EntryRun[], blockSizeBytes: number): { bytes: Buffer; crc32c: number } {
-  const { parts, crc32c } = encodeEntriesParts(runs, blockSizeBytes);
-  return { bytes: parts.length === 1 ? parts[0] : Buffer.concat(parts), crc32c };
-}
-
-/**
- * The same payload as pieces, the runs' data not copied: the descriptors, then views of the
- * runs' own buffers (neighbouring views of one buffer joined). A frame stored raw goes out as
+ * with the payload's CRC32C (combined from the runs', not computed over the data again). It is
+ * made as pieces, the runs' data not copied: the descriptors, then views of the runs' own buffers
+ * (neighbouring views of one buffer joined). A frame stored raw goes out as
  * these pieces; copying a megabyte per frame into a fresh buffer was a sixth of the sender's time.
  */
 export function encodeEntriesParts(runs: readonly EntryRun[], blockSizeBytes: number): { parts: Buffer[]; bytes: number; crc32c: number } {

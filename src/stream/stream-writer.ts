@@ -73,23 +73,22 @@ export class StreamWriter {
   async addRun(run: EntryRun): Promise<void> {
     const blockSize = this.header.blockSizeBytes;
     let rest = run;
-    for (;;) {
-      const room = Math.max(1, Math.floor((this.frameDataBytes - this.pendingBytes) / blockSize));
-      if (rest.kind !== "write" || rest.blockCount <= room) break;
+    while (this.mustSplit(rest)) {
+      const room = this.roomBlocks();
       await this.pushRun(slice(rest, 0, room, blockSize));
       rest = slice(rest, room, rest.blockCount - room, blockSize);
     }
     await this.pushRun(rest);
   }
 
-  /** Runs in order, as addRun each; what fits in the frame being filled is added without waiting. */
+  /** Runs in order, as addRun each; a run that needs no split and fills no frame is added without waiting. */
   async addRuns(runs: readonly EntryRun[]): Promise<void> {
-    const blockSize = this.header.blockSizeBytes;
     for (const run of runs) {
-      const bytes = RUN_DESCRIPTOR_BYTES + (run.kind === "write" ? run.blockCount * blockSize : 0);
-      const fits = this.pendingBytes + bytes < this.frameDataBytes && this.pending.length + 1 < FRAME_RUNS_MAX;
-      if (fits) this.take(run);
-      else await this.addRun(run);
+      if (this.mustSplit(run)) await this.addRun(run);
+      else {
+        this.take(run);
+        if (this.frameFull()) await this.flushEntries();
+      }
     }
   }
 
@@ -117,7 +116,20 @@ export class StreamWriter {
 
   private async pushRun(run: EntryRun): Promise<void> {
     this.take(run);
-    if (this.pendingBytes >= this.frameDataBytes || this.pending.length >= FRAME_RUNS_MAX) await this.flushEntries();
+    if (this.frameFull()) await this.flushEntries();
+  }
+
+  /** Whole blocks the frame being filled still has room for (at least one: a frame holds at least a block). */
+  private roomBlocks(): number {
+    return Math.max(1, Math.floor((this.frameDataBytes - this.pendingBytes) / this.header.blockSizeBytes));
+  }
+
+  private mustSplit(run: EntryRun): boolean {
+    return run.kind === "write" && run.blockCount > this.roomBlocks();
+  }
+
+  private frameFull(): boolean {
+    return this.pendingBytes >= this.frameDataBytes || this.pending.length >= FRAME_RUNS_MAX;
   }
 
   /** The run joins the frame being filled. */

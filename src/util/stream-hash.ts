@@ -64,15 +64,15 @@ class HashWorker {
 
   private constructor(readonly worker: Worker) {
     worker.on("message", (answer: StreamHashAnswer) => {
-      const waiting = this.answers.get(answer.id);
+      const asker = this.answers.get(answer.id);
       this.answers.delete(answer.id);
-      waiting?.resolve(Buffer.from(answer.digest));
+      asker?.resolve(Buffer.from(answer.digest));
     });
     const fail = (error: Error) => {
       if (this.failed !== undefined) return;
       this.failed = error;
       if (HashWorker.current === this) HashWorker.current = undefined;
-      for (const waiting of this.answers.values()) waiting.reject(error);
+      for (const asker of this.answers.values()) asker.reject(error);
       this.answers.clear();
     };
     worker.on("error", fail);
