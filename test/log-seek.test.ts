@@ -8,6 +8,7 @@
 import { test } from "node:test";
 import assert from "node:assert/strict";
 import { DirectoryMedium, DiskEngine, readLog, type LogRow } from "../src/engine/index.js";
+import { LoopClock } from "../src/util/loop-clock.js";
 import { tempDir } from "./support/temp-dir.js";
 
 const BLOCK_BYTES = 512;
@@ -117,6 +118,15 @@ test("readLog across the checkpoint and the journal: records larger than a read,
     assert.deepEqual(bytes.subarray(0, 11 * BLOCK_BYTES), Buffer.alloc(11 * BLOCK_BYTES, 1), "the big write's last blocks");
     assert.deepEqual(bytes.subarray(11 * BLOCK_BYTES, 12 * BLOCK_BYTES), Buffer.alloc(BLOCK_BYTES, 0), "then the first small write's");
     assert.equal(bytes.length, 21 * BLOCK_BYTES, "every entry read with its data");
+    // With data across both cuts (a cut met while the row before it is being read) and a clock
+    // (the parsing then runs in timed steps): the same rows, each write with all its blocks.
+    const clock = new LoopClock();
+    const withData: LogRow[] = [];
+    for await (const row of readLog(engine, { lsnFirst: 40_001, lsnLast: 48_000, withData: true, clock })) withData.push(row);
+    assert.deepEqual(withData.flatMap(describe), inRange(40_001, 48_000), "rows read with data and a clock");
+    const short = withData.filter((row) => row.kind === "write" && row.data?.length !== row.blockCount * BLOCK_BYTES);
+    assert.deepEqual(short, [], "every write row has its data");
+    assert.ok(clock.ms > 0, "the reader's steps were timed");
   } finally {
     await engine.close();
   }

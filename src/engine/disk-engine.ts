@@ -16,7 +16,7 @@ import { JournalFile } from "./log/journal-file.js";
 import { encodeHeaderRecord, encodeMarkRecord, encodeSnapshotRecord, journalFileName, RecordType } from "./log/journal-format.js";
 import type { Medium, MediumFile } from "./medium.js";
 import { ReadPath, type BlockRun } from "./read-path.js";
-import type { EntriesData } from "./log/log-reader.js";
+import type { EntriesData, EntriesDataOptions } from "./log/log-reader.js";
 import type { LogFiles } from "./log/log-reader.js";
 import { recoverDisk } from "./log/recovery.js";
 import { RetiringSlots } from "./space/retiring-slots.js";
@@ -497,8 +497,8 @@ export class DiskEngine {
   }
 
   /** The data of entries (block lbas[i] at LSN lsns[i]) in one buffer, checksum-checked; consecutive slots are read in one I/O (ReadPath). */
-  readEntriesData(lbas: ArrayLike<number>, lsns: ArrayLike<number>, memory: "private" | "shared" = "private"): Promise<EntriesData> {
-    return this.reads.readEntriesData(lbas, lsns, memory);
+  readEntriesData(lbas: ArrayLike<number>, lsns: ArrayLike<number>, options: EntriesDataOptions = {}): Promise<EntriesData> {
+    return this.reads.readEntriesData(lbas, lsns, options);
   }
 
   /** The files that hold the log in LSN order, for a streaming reader (CommitPipeline.openLogFiles). */

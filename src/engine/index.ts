@@ -31,7 +31,7 @@ export type { Medium, MediumFile } from "./medium.js";
 export { CrashPoints } from "./crash-points.js";
 export type { CrashHook, CrashPoint } from "./crash-points.js";
 export { readLog, readLogRows } from "./log/log-reader.js";
-export type { EntriesData, LogFiles, LogQuery, LogRow, LogSource } from "./log/log-reader.js";
+export type { EntriesData, EntriesDataOptions, LogFiles, LogQuery, LogRow, LogSource } from "./log/log-reader.js";
 export {
   BLOCK_SIZE_BYTES_DEFAULT,
   BLOCK_SIZE_BYTES_MAX,

@@ -8,7 +8,7 @@ import type { RetiringSlots } from "./space/retiring-slots.js";
 import type { SegmentFiles } from "./space/segment-files.js";
 import { BlockSource, type DiskState } from "./tables/disk-state.js";
 import type { CommitPipeline } from "./write/commit-pipeline.js";
-import type { EntriesData } from "./log/log-reader.js";
+import type { EntriesData, EntriesDataOptions } from "./log/log-reader.js";
 
 /** A block-status answer stops after this many runs (a shorter answer is allowed by the protocol). */
 const BLOCK_RUN_COUNT_MAX = 256;
@@ -113,7 +113,8 @@ export class ReadPath {
    * in large reads rather than one per block. With `shared` memory the data is in a
    * SharedArrayBuffer, which a worker thread can read without a copy (util/stream-hash.ts).
    */
-  async readEntriesData(lbas: ArrayLike<number>, lsns: ArrayLike<number>, memory: "private" | "shared" = "private"): Promise<EntriesData> {
+  async readEntriesData(lbas: ArrayLike<number>, lsns: ArrayLike<number>, options: EntriesDataOptions = {}): Promise<EntriesData> {
+    const memory = options.memory ?? "private";
     const { geometry, state, segments, retiring } = this.context;
     const blockSizeBytes = geometry.blockSizeBytes;
     const count = lbas.length;
@@ -156,10 +157,14 @@ export class ReadPath {
     }
     finishRun();
     if (reads.length > 0) await retiring.guardRead(reads);
-    this.verifyBlocks(data, ids, expectedCrcs, lsns, (index) => lbas[index]);
-    // Checked: now the checksums of what data holds (a block not read is zeros).
-    const zerosCrc = zeroBlockCrc(blockSizeBytes);
-    for (let index = 0; index < count; index++) if (ids[index] === 0) expectedCrcs[index] = zerosCrc;
+    const check = () => {
+      this.verifyBlocks(data, ids, expectedCrcs, lsns, (index) => lbas[index]);
+      // Checked: now the checksums of what data holds (a block not read is zeros).
+      const zerosCrc = zeroBlockCrc(blockSizeBytes);
+      for (let index = 0; index < count; index++) if (ids[index] === 0) expectedCrcs[index] = zerosCrc;
+    };
+    if (options.clock === undefined) check();
+    else options.clock.time(check);
     return { data, live, crcs: expectedCrcs };
   }
 

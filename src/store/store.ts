@@ -29,7 +29,7 @@ import type { CompactionScheduler } from "./compaction-scheduler.js";
 import { diskCounters, diskDetail, diskInfo, type DiskCounters } from "./disk-info.js";
 import type { VaultActivityFigures } from "./vault-activity.js";
 import { DiskLifecycle } from "./disk-lifecycle.js";
-import { exportStream } from "./archive/export-stream.js";
+import { exportStream, type ExportTuning } from "./archive/export-stream.js";
 import { importStream } from "./archive/import-stream.js";
 import { archiveToVault } from "./archive/archive-to-vault.js";
 import { addVault, listVaults, removeVault } from "./archive/vault-registry.js";
@@ -308,8 +308,8 @@ export class Store implements Operations, VolumeResolver {
     return compact(this.catalog, request, onProgress);
   }
 
-  exportStream(request: ExportRequest, sink: StreamSink, onProgress?: ProgressCallback): Promise<ExportResult> {
-    return exportStream(this.catalog, request, sink, onProgress);
+  exportStream(request: ExportRequest, sink: StreamSink, onProgress?: ProgressCallback, tuning?: ExportTuning): Promise<ExportResult> {
+    return exportStream(this.catalog, request, sink, onProgress, tuning);
   }
 
   importStream(request: ImportRequest, source: AsyncIterable<Buffer | Uint8Array | string>): Promise<ImportResult> {

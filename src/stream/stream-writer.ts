@@ -20,6 +20,7 @@ import {
   type StreamTrailer,
 } from "./stream-format.js";
 import { crc32c } from "../util/crc32c.js";
+import type { LoopClock } from "../util/loop-clock.js";
 import { streamHash, type StreamHash } from "../util/stream-hash.js";
 
 export const FRAME_DATA_BYTES_DEFAULT = 1024 * 1024;
@@ -35,6 +36,8 @@ export interface StreamWriterOptions {
   frameDataBytes?: number;
   /** Hash the stream on a worker thread (util/stream-hash.ts): for a writer sharing its loop with host I/O. */
   hashOffThread?: boolean;
+  /** Counts the writer's work on the event loop: framing, and handing frames to the sink. */
+  loopClock?: LoopClock;
 }
 
 export type StreamSink = (chunk: Buffer) => Promise<void>;
@@ -81,14 +84,26 @@ export class StreamWriter {
     await this.pushRun(rest);
   }
 
-  /** Runs in order, as addRun each; a run that needs no split and fills no frame is added without waiting. */
+  /** Runs in order, as addRun each; runs that need no split and fill no frame are added without waiting. */
   async addRuns(runs: readonly EntryRun[]): Promise<void> {
-    for (const run of runs) {
-      if (this.mustSplit(run)) await this.addRun(run);
-      else {
-        this.take(run);
-        if (this.frameFull()) await this.flushEntries();
+    let index = 0;
+    // Takes runs up to one that must be split or that fills the frame: timed, since it also runs after waits.
+    const takeRuns = (): "split" | "full" | "done" => {
+      for (; index < runs.length; index++) {
+        if (this.mustSplit(runs[index])) return "split";
+        this.take(runs[index]);
+        if (this.frameFull()) {
+          index++;
+          return "full";
+        }
       }
+      return "done";
+    };
+    for (;;) {
+      const stop = this.timed(takeRuns);
+      if (stop === "done") return;
+      if (stop === "split") await this.addRun(runs[index++]);
+      else await this.flushEntries();
     }
   }
 
@@ -140,12 +155,14 @@ export class StreamWriter {
     this.pendingBytes += RUN_DESCRIPTOR_BYTES + (run.kind === "write" ? run.blockCount * this.header.blockSizeBytes : 0);
   }
 
-  private async flushEntries(): Promise<void> {
-    if (this.pending.length === 0) return;
-    const { parts, bytes, crc32c: rawCrc } = encodeEntriesParts(this.pending, this.header.blockSizeBytes);
-    this.pending = [];
-    this.pendingBytes = 0;
-    await this.emitFrame(FrameType.ENTRIES, parts, bytes, rawCrc);
+  private flushEntries(): Promise<void> {
+    return this.timed(() => {
+      if (this.pending.length === 0) return Promise.resolve();
+      const { parts, bytes, crc32c: rawCrc } = encodeEntriesParts(this.pending, this.header.blockSizeBytes);
+      this.pending = [];
+      this.pendingBytes = 0;
+      return this.emitFrame(FrameType.ENTRIES, parts, bytes, rawCrc);
+    });
   }
 
   /**
@@ -173,8 +190,9 @@ export class StreamWriter {
       // A frame stored as it is has the checksum its runs gave (known without reading it again).
       const storedBytes = codecId === CodecId.none ? rawBytes : stored[0].length;
       const payloadCrc32c = codecId === CodecId.none && rawCrc !== undefined ? rawCrc : crc32cOfParts(stored);
-      await this.write(encodeFrameHeader({ type, codecId, seq, rawBytes, storedBytes, payloadCrc32c }));
-      for (const part of stored) await this.write(part);
+      // Runs after the frame's turn came (not inside the caller's timed step): timed on its own.
+      await this.timed(() => this.write(encodeFrameHeader({ type, codecId, seq, rawBytes, storedBytes, payloadCrc32c })));
+      for (const part of stored) await this.timed(() => this.write(part));
     })();
     this.tail.catch(() => undefined);
     this.inFlight.push(this.tail);
@@ -194,6 +212,11 @@ export class StreamWriter {
       if (tried?.seq === before) return tried.paid ? this.options.codec : "none";
     }
     return this.options.codec;
+  }
+
+  private timed<T>(work: () => T): T {
+    const clock = this.options.loopClock;
+    return clock === undefined ? work() : clock.time(work);
   }
 
   private async write(chunk: Buffer): Promise<void> {

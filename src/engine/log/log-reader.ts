@@ -3,6 +3,7 @@ import { JOURNAL_HEADER_BYTES, SLOT_TRIM, SLOT_ZERO } from "../constants.js";
 import { checkRecord, entryCountOf, readEntry, recordLengthOf, RecordType } from "./journal-format.js";
 import type { MediumFile } from "../medium.js";
 import type { SnapshotCut } from "../tables/snapshot-cut.js";
+import type { LoopClock } from "../../util/loop-clock.js";
 
 /** One row of the log: a run of entries (consecutive LSNs and blocks, one kind, one time), or a snapshot cut. */
 export interface LogRow {
@@ -24,6 +25,8 @@ export interface LogQuery {
   lsnFirst: number;
   lsnLast: number;
   withData: boolean;
+  /** Counts the reader's work on the event loop (a replication sender paces itself by it). */
+  clock?: LoopClock;
 }
 
 /** The files that hold a disk's log in LSN order: the checkpoint, then each journal after it up to `endBytes`. */
@@ -46,6 +49,12 @@ export interface EntriesData {
   crcs: Uint32Array;
 }
 
+/** How entries' data is read: into memory a worker thread can share (util/stream-hash.ts), and whose clock counts the checking. */
+export interface EntriesDataOptions {
+  memory?: "private" | "shared";
+  clock?: LoopClock;
+}
+
 /** What the log reader needs of a disk (DiskEngine is one): its log files, what is live now, and entries' data. */
 export interface LogSource {
   readonly geometry: { blockSizeBytes: number };
@@ -54,7 +63,7 @@ export interface LogSource {
   /** Facts from memory: whether an entry is still live, entry times, snapshot cuts. */
   logView(): { isLive(lba: number, lsn: number): boolean; timeOf(lsn: number): number; snapshots: readonly SnapshotCut[] };
   /** The checked data of entries (zeros for zero/trim) in one buffer, and which are still live. */
-  readEntriesData(lbas: ArrayLike<number>, lsns: ArrayLike<number>): Promise<EntriesData>;
+  readEntriesData(lbas: ArrayLike<number>, lsns: ArrayLike<number>, options?: EntriesDataOptions): Promise<EntriesData>;
 }
 
 /** A row holds at most this many blocks, so a row with data stays small. */
@@ -119,14 +128,17 @@ export async function* readLogRows(source: LogSource, query: LogQuery): AsyncGen
         done.data = data;
       });
     };
-    for await (const entries of entriesInLsnOrder(files, query.lsnFirst, lsnLast)) {
-      for (let index = 0; index < entries.count; index++) {
+    // The entries of one read, from `index`: returns where it stopped and, with data, the read to
+    // wait for before going on (an entry's row is started before its predecessor's data is read).
+    const scan = (entries: RawEntries, from: number): { index: number; reading?: Promise<void> } => {
+      for (let index = from; index < entries.count; index++) {
         const lba = entries.lbas[index];
         const lsn = entries.lsns[index];
         const slot = entries.slots[index];
         while (cutIndex < cuts.length && cuts[cutIndex].lsn < lsn) {
-          await endRow();
+          const reading = endRow();
           rows.push(cutRow(cuts[cutIndex++]));
+          if (reading !== undefined) return { index, reading };
         }
         if (!view.isLive(lba, lsn)) continue;
         const kind = slot === SLOT_ZERO ? "zero" : slot === SLOT_TRIM ? "trim" : "write";
@@ -144,8 +156,17 @@ export async function* readLogRows(source: LogSource, query: LogQuery): AsyncGen
           continue;
         }
         const reading = endRow();
-        if (reading !== undefined) await reading;
         row = { kind, lsnFirst: lsn, lsnLast: lsn, timeMs, lba, blockCount: 1 };
+        if (reading !== undefined) return { index: index + 1, reading };
+      }
+      return { index: entries.count };
+    };
+    const clock = query.clock;
+    for await (const entries of entriesInLsnOrder(files, query.lsnFirst, lsnLast, clock)) {
+      for (let index = 0; index < entries.count;) {
+        const step = clock === undefined ? scan(entries, index) : clock.time(() => scan(entries, index));
+        index = step.index;
+        if (step.reading !== undefined) await step.reading;
       }
       if (rows.length > 0) {
         yield rows;
@@ -188,13 +209,18 @@ async function rowData(source: LogSource, row: LogRow): Promise<Buffer | undefin
  * Every entry of the checkpoint and the journals with LSN in [lsnFirst, lsnLast], in LSN order.
  * Each yielded batch is only valid until the next is asked for (its arrays are reused).
  */
-async function* entriesInLsnOrder(files: LogFiles, lsnFirst: number, lsnLast: number): AsyncGenerator<RawEntries> {
-  yield* checkpointEntries(files.checkpoint, lsnFirst, lsnLast);
+async function* entriesInLsnOrder(files: LogFiles, lsnFirst: number, lsnLast: number, clock?: LoopClock): AsyncGenerator<RawEntries> {
+  yield* checkpointEntries(files.checkpoint, lsnFirst, lsnLast, clock);
   for (const journal of files.journals)
-    yield* journalEntries(journal.file, journal.endBytes, lsnFirst, lsnLast, startBytesFor(journal.seekPoints, lsnFirst));
+    yield* journalEntries(journal.file, journal.endBytes, lsnFirst, lsnLast, startBytesFor(journal.seekPoints, lsnFirst), clock);
 }
 
-async function* checkpointEntries(file: MediumFile, lsnFirst: number, lsnLast: number): AsyncGenerator<RawEntries> {
+/** `work` timed by `clock` when there is one. */
+function timed<T>(clock: LoopClock | undefined, work: () => T): T {
+  return clock === undefined ? work() : clock.time(work);
+}
+
+async function* checkpointEntries(file: MediumFile, lsnFirst: number, lsnLast: number, clock?: LoopClock): AsyncGenerator<RawEntries> {
   const { entryCount } = await readCheckpointHeader(file);
   const entryAt = async (index: number, target: Buffer) => file.read(target, CHECKPOINT_HEADER_BYTES + index * CHECKPOINT_ENTRY_BYTES);
   // Entries are in LSN order: find the first with lsn >= lsnFirst by bisection.
@@ -210,21 +236,22 @@ async function* checkpointEntries(file: MediumFile, lsnFirst: number, lsnLast: n
   const chunk = Buffer.alloc(CHECKPOINT_ENTRIES_PER_READ * CHECKPOINT_ENTRY_BYTES);
   const entries = rawEntries(CHECKPOINT_ENTRIES_PER_READ);
   const entry = { lba: 0, lsn: 0, slot: 0, crc: 0 };
-  for (let index = low; index < entryCount; index += CHECKPOINT_ENTRIES_PER_READ) {
-    const count = Math.min(CHECKPOINT_ENTRIES_PER_READ, entryCount - index);
-    await entryAt(index, chunk.subarray(0, count * CHECKPOINT_ENTRY_BYTES));
+  // Copies a read's entries up to lsnLast out; returns whether it got past it.
+  const copyOut = (count: number): boolean => {
     entries.count = 0;
-    let past = false;
     for (let offset = 0; offset < count * CHECKPOINT_ENTRY_BYTES; offset += CHECKPOINT_ENTRY_BYTES) {
       readCheckpointEntry(chunk, offset, entry);
-      if (entry.lsn > lsnLast) {
-        past = true;
-        break;
-      }
+      if (entry.lsn > lsnLast) return true;
       entries.lbas[entries.count] = entry.lba;
       entries.lsns[entries.count] = entry.lsn;
       entries.slots[entries.count++] = entry.slot;
     }
+    return false;
+  };
+  for (let index = low; index < entryCount; index += CHECKPOINT_ENTRIES_PER_READ) {
+    const count = Math.min(CHECKPOINT_ENTRIES_PER_READ, entryCount - index);
+    await entryAt(index, chunk.subarray(0, count * CHECKPOINT_ENTRY_BYTES));
+    const past = timed(clock, () => copyOut(count));
     if (entries.count > 0) yield entries;
     if (past) return;
   }
@@ -249,6 +276,7 @@ async function* journalEntries(
   lsnFirst: number,
   lsnLast: number,
   startBytes = 0,
+  clock?: LoopClock,
 ): AsyncGenerator<RawEntries> {
   // Records are parsed from JOURNAL_READ_BYTES read at once: a journal of small commits holds a
   // record per write, and two positioned reads per record made reading it back crawl.
@@ -257,7 +285,6 @@ async function* journalEntries(
   let bufferStart = startBytes;
   let bufferLength = 0;
   let position = startBytes;
-  // Checked before awaiting `load`: most records are in the buffer already, and an await per record cost.
   const inBuffer = (bytes: number): boolean =>
     position + bytes <= endBytes && position >= bufferStart && position + bytes <= bufferStart + bufferLength;
   /** Whether [position, position + bytes) is in the buffer after reading the file from `position`. */
@@ -271,33 +298,64 @@ async function* journalEntries(
   // The entries parsed since the last yield (copied out of the buffer, which is read over).
   let entries = rawEntries(JOURNAL_ENTRIES_PER_YIELD);
   const entry = { lba: 0, slot: 0, crc: 0 };
-  while (inBuffer(JOURNAL_HEADER_BYTES) || (await load(JOURNAL_HEADER_BYTES))) {
-    const lengthBytes = recordLengthOf(buffer, position - bufferStart);
-    if (lengthBytes < JOURNAL_HEADER_BYTES || !(inBuffer(lengthBytes) || (await load(lengthBytes)))) break;
-    const record = buffer.subarray(position - bufferStart, position - bufferStart + lengthBytes);
-    const check = checkRecord(record, 0);
-    if (check.kind !== "record") break;
-    position += lengthBytes;
-    if (check.header.type !== RecordType.ENTRIES) continue;
-    const count = entryCountOf(record, 0);
-    if (check.header.lsn + count - 1 < lsnFirst) continue;
-    if (entries.count + count > entries.lbas.length) {
-      if (entries.count > 0) yield entries;
-      entries.count = 0;
-      if (count > entries.lbas.length) entries = rawEntries(count);
-    }
-    for (let index = 0; index < count; index++) {
-      const lsn = check.header.lsn + index;
-      if (lsn < lsnFirst) continue;
-      if (lsn > lsnLast) {
-        if (entries.count > 0) yield entries;
-        return;
+  /** Bytes to read at `position` before parsing can go on (after a "load"). */
+  let needBytes = 0;
+  /**
+   * Parses the records already in the buffer (most are: an await per record cost), without
+   * waiting: "load" when it needs `needBytes` more from the file, "yield" when `entries` is full
+   * (the record that did not fit is parsed again after), "last" past lsnLast, "end" at the
+   * journal's end or a record that does not check out.
+   */
+  const parse = (): "load" | "yield" | "last" | "end" => {
+    for (;;) {
+      if (!inBuffer(JOURNAL_HEADER_BYTES)) {
+        needBytes = JOURNAL_HEADER_BYTES;
+        return "load";
       }
-      readEntry(record, 0, index, entry);
-      entries.lbas[entries.count] = entry.lba;
-      entries.lsns[entries.count] = lsn;
-      entries.slots[entries.count++] = entry.slot;
+      const lengthBytes = recordLengthOf(buffer, position - bufferStart);
+      if (lengthBytes < JOURNAL_HEADER_BYTES) return "end";
+      if (!inBuffer(lengthBytes)) {
+        needBytes = lengthBytes;
+        return "load";
+      }
+      const record = buffer.subarray(position - bufferStart, position - bufferStart + lengthBytes);
+      const check = checkRecord(record, 0);
+      if (check.kind !== "record") return "end";
+      if (check.header.type !== RecordType.ENTRIES) {
+        position += lengthBytes;
+        continue;
+      }
+      const count = entryCountOf(record, 0);
+      if (check.header.lsn + count - 1 < lsnFirst) {
+        position += lengthBytes;
+        continue;
+      }
+      if (entries.count + count > entries.lbas.length) {
+        if (entries.count > 0) return "yield";
+        entries = rawEntries(count);
+      }
+      position += lengthBytes;
+      for (let index = 0; index < count; index++) {
+        const lsn = check.header.lsn + index;
+        if (lsn < lsnFirst) continue;
+        if (lsn > lsnLast) return "last";
+        readEntry(record, 0, index, entry);
+        entries.lbas[entries.count] = entry.lba;
+        entries.lsns[entries.count] = lsn;
+        entries.slots[entries.count++] = entry.slot;
+      }
     }
+  };
+  for (;;) {
+    const step = timed(clock, parse);
+    if (step === "load") {
+      if (await load(needBytes)) continue;
+    } else if (step === "yield") {
+      yield entries;
+      entries.count = 0;
+      continue;
+    }
+    if (entries.count > 0) yield entries;
+    return;
   }
-  if (entries.count > 0) yield entries;
 }

@@ -115,7 +115,9 @@ export class SegmentFiles {
       target.fill(0);
       return;
     }
-    const file = await this.file(segmentIndex);
+    // An open file is used at once: the read (from the page cache, when it is there) starts in the caller's turn.
+    const opened = this.file(segmentIndex);
+    const file = opened instanceof Promise ? await opened : opened;
     const readBytes = await file.read(target, (slotFirst % this.slotsPerSegment) * this.blockSizeBytes);
     if (readBytes < target.length) target.fill(0, readBytes);
   }

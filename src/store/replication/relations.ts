@@ -27,6 +27,7 @@ import type { Catalog } from "../catalog.js";
 import type { OpenDisk } from "../open-disk.js";
 import type { RelationInfo, RelationMode, ReplicaState, ReplicateRequest } from "../operations/index.js";
 import { exportStream } from "../archive/export-stream.js";
+import { LoopClock } from "../../util/loop-clock.js";
 import { diskIdOf, snapshotIdOf, storeIdOf } from "../archive/identity.js";
 import { parseReplicaUrl, ReplicaClient } from "./replica-client.js";
 
@@ -42,13 +43,15 @@ const BATCHES_IN_FLIGHT = 3;
 /** A batch that is not full starts at most this long after the one before: under steady writes, fewer and larger batches. */
 const BATCH_GAP_MS = 100;
 /**
- * While hosts write to the disk, batches are read out of its log at most this share of the time
- * (per relation: --max-load): reading, framing and sending run on the event loop that serves the
- * hosts' I/O, and on a busy appliance replication yields (the lag grows) rather than slowing the
- * hosts down. Idle hosts: no pacing (a backlog goes out as fast as it can). 10: on the 2-core
- * benchmark machine, with the receiver beside it, 20 kept 0.62-0.71x of the source's 4K write
- * IOPS in a flood and 10 kept 0.82-0.90x (the target is 0.8x; BENCHMARKS.md "Remote copy"), at a
- * lag under a second up to a sixth of that rate either way.
+ * While hosts write to the disk, batches take at most this share of the event loop's time (per
+ * relation: --max-load): reading, framing and sending run on the loop that serves the hosts' I/O,
+ * and on a busy appliance replication yields (the lag grows) rather than slowing the hosts down.
+ * The share is of the sender's own time on the loop (util/loop-clock.ts), not of a batch's wall
+ * time, which in a flood was mostly the hosts' own writes served meanwhile: the sender then got a
+ * few percent and the lag grew by seconds. Idle hosts: no pacing (a backlog goes out at once).
+ * 10: on the 2-core benchmark machine, with the receiver beside it, 10 kept 0.85x of the source's
+ * 4K write IOPS in a flood and 15 kept 0.81-0.82x (the target is 0.8x), at a lag p99 of 0.7-1.4 s
+ * either way (BENCHMARKS.md "Remote copy").
  */
 export const MAX_LOAD_PERCENT_DEFAULT = 10;
 /** An idle relation still contacts the receiver this often (a promote there ends it; a lost replica state is noticed). */
@@ -481,7 +484,7 @@ class RelationLoop {
   private startBatch(disk: OpenDisk, client: ReplicaClient, plan: BatchPlan): InFlightBatch {
     const releaseEnd = disk.engine.pinView(plan.end);
     if (plan.cut !== undefined) this.cutsInFlight.add(plan.cut.name);
-    const startedMs = Date.now();
+    const loopClock = new LoopClock();
     const lsnAtStart = disk.engine.lsnLast;
     const codec: CodecName = this.uncompressedBatches > 0 ? "none" : CODEC_DEFAULT;
     if (codec === "none") this.uncompressedBatches--;
@@ -498,15 +501,15 @@ class RelationLoop {
         },
         sink,
         undefined,
-        { hashOffThread: true },
+        { hashOffThread: true, loopClock },
       );
       const dataBytes = result.blockCount * disk.meta.blockSizeBytes;
       if (codec !== "none" && dataBytes >= COMPRESSION_CHECK_BYTES && result.bytes > dataBytes * (1 - SAVING_MIN))
         this.uncompressedBatches = UNCOMPRESSED_BATCHES_AFTER_MISS;
-      // Hosts writing meanwhile: the next batch waits so that exports take at most the relation's share of the time.
+      // Hosts writing meanwhile: the next batch waits so that exports take at most the relation's share of the loop's time.
       const share = (this.record.maxLoadPercent ?? MAX_LOAD_PERCENT_DEFAULT) / 100;
       if (this.record.mode === "continuous" && share < 1 && disk.engine.lsnLast > lsnAtStart)
-        this.nextStartMs = Date.now() + (Date.now() - startedMs) * (1 / share - 1);
+        this.nextStartMs = Date.now() + loopClock.ms * (1 / share - 1);
       return result;
     });
     ack.catch(() => undefined);
