@@ -21,7 +21,7 @@
  * --profile writes a V8 CPU profile of each server into DIR (open it in Chrome's DevTools).
  */
 import { spawn, spawnSync, type ChildProcessWithoutNullStreams } from "node:child_process";
-import { mkdtempSync, readFileSync, rmSync } from "node:fs";
+import { appendFileSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import * as net from "node:net";
 import path from "node:path";
 import { fileURLToPath } from "node:url";
@@ -47,6 +47,8 @@ spends per shipped entry, and bytes shipped compacted against continuous. Prints
   --continuous-only   skip the compacted hot-set measurement
   --tmpdir DIR        parent of the scratch stores, a real disk (default /var/tmp)
   --profile DIR       write a V8 CPU profile of each server into DIR
+  --lag-series FILE   write every lag sample of the floods to FILE (JSON lines: ms since the
+                      first, round, lag seconds and bytes, acknowledged LSN)
   -h, --help          this text
 `;
 const values = parseBenchArgs(usage, {
@@ -54,6 +56,7 @@ const values = parseBenchArgs(usage, {
   rounds: { type: "string", default: "3" },
   tmpdir: { type: "string", default: "/var/tmp" },
   profile: { type: "string" },
+  "lag-series": { type: "string" },
   "continuous-only": { type: "boolean", default: false },
   "max-load": { type: "string" },
 });
@@ -213,11 +216,28 @@ await run(source.store, ["disk", "create", "plain", "--size", "1G"]);
 await run(source.store, ["disk", "create", "copied", "--size", "1G"]);
 await replicate(source, "copied", receiver, values["max-load"] === undefined ? [] : ["--max-load", values["max-load"]]);
 
+const lagSeries = values["lag-series"];
+if (lagSeries !== undefined) writeFileSync(lagSeries, "");
+const seriesStartMs = Date.now();
+let seriesRound = 0;
+
 function sampleLags(into: number[]): () => Promise<void> {
   let sampling = true;
+  seriesRound++;
   const sampler = (async () => {
     while (sampling) {
-      into.push((await relation(source, "copied")).lagSeconds);
+      const info = await relation(source, "copied");
+      into.push(info.lagSeconds);
+      if (lagSeries !== undefined) {
+        const sample = {
+          ms: Date.now() - seriesStartMs,
+          round: seriesRound,
+          lagSeconds: info.lagSeconds,
+          lagBytes: info.lagBytes,
+          ackedLsn: info.ackedLsn,
+        };
+        appendFileSync(lagSeries, `${JSON.stringify(sample)}\n`);
+      }
       await new Promise((resolve) => setTimeout(resolve, 100));
     }
   })();
