@@ -15,7 +15,7 @@ import { pattern } from "./support/data-pattern.js";
 
 test("the loop clock counts what its sections run, nested sections once, and not the waits between", async () => {
   let now = 1000;
-  const clock = new LoopClock(() => now);
+  const clock = new LoopClock(Infinity, () => now);
   const run = (ms: number) => {
     now += ms;
   };
@@ -44,6 +44,10 @@ test("the loop clock counts what its sections run, nested sections once, and not
   assert.equal(clock.ms, 15, "a section that throws is counted");
   clock.time(() => run(1));
   assert.equal(clock.ms, 16, "and counting goes on after it (no section left open)");
+  const capped = new LoopClock(5, () => now);
+  capped.time(() => run(3));
+  capped.time(() => run(40));
+  assert.equal(capped.ms, 8, "with a section maximum, a longer section counts that much");
 });
 
 test("an export timed by a loop clock writes the same bytes, and the clock counts its work", async () => {

@@ -5,7 +5,9 @@
  * not the hosts' requests served in between. Pacing by wall time instead charged a batch for
  * everything the loop did while the batch was under way — in a flood mostly the hosts' own
  * writes — so the busier the hosts, the less the sender shipped, and the lag grew for seconds.
- * Garbage collection is not counted; neither are the few sections too small to time.
+ * The few sections too small to time are not counted. With `sectionMsMax`, a section counts at
+ * most that long: for work whose steps are bounded, time beyond is a garbage collection (charged
+ * to whichever code allocated) or the thread waiting for a core, not the work's own.
  */
 export class LoopClock {
   private totalMs = 0;
@@ -13,7 +15,10 @@ export class LoopClock {
   private startedAt = 0;
 
   /** `now` in milliseconds: performance.now unless a test drives the clock. */
-  constructor(private readonly now: () => number = () => performance.now()) {}
+  constructor(
+    private readonly sectionMsMax = Infinity,
+    private readonly now: () => number = () => performance.now(),
+  ) {}
 
   /** Runs `work` and counts the time of its synchronous part (sections timed inside it count once). */
   time<T>(work: () => T): T {
@@ -21,7 +26,7 @@ export class LoopClock {
     try {
       return work();
     } finally {
-      if (--this.depth === 0) this.totalMs += this.now() - this.startedAt;
+      if (--this.depth === 0) this.totalMs += Math.min(this.sectionMsMax, this.now() - this.startedAt);
     }
   }
 

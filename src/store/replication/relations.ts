@@ -61,6 +61,12 @@ const BATCH_GAP_MS = 100;
  * either way (BENCHMARKS.md "Remote copy").
  */
 export const MAX_LOAD_PERCENT_DEFAULT = 10;
+/**
+ * A step of the sender (a frame of about 1 MiB, one read's log entries, one read's checksums)
+ * takes 1-4 ms on the benchmark machine; a longer one was a collection or the thread waiting for a
+ * core, and counted whole it held the next batch back nine times as long (a 50 ms step: 0.45 s).
+ */
+const SENDER_SECTION_MS_MAX = 5;
 /** An idle relation still contacts the receiver this often (a promote there ends it; a lost replica state is noticed). */
 const HEARTBEAT_MS = 2_000;
 /**
@@ -488,7 +494,7 @@ class RelationLoop {
   private startBatch(disk: OpenDisk, client: ReplicaClient, plan: BatchPlan): InFlightBatch {
     const releaseEnd = disk.engine.pinView(plan.end);
     if (plan.cut !== undefined) this.cutsInFlight.add(plan.cut.name);
-    const loopClock = new LoopClock();
+    const loopClock = new LoopClock(SENDER_SECTION_MS_MAX);
     const lsnAtStart = disk.engine.lsnLast;
     const codec: CodecName = this.uncompressedBatches > 0 ? "none" : CODEC_DEFAULT;
     if (codec === "none") this.uncompressedBatches--;
