@@ -43,7 +43,7 @@ spends per shipped entry, and bytes shipped compacted against continuous. Prints
 
   --seconds N         fio run length (default 15)
   --rounds N          pairs of runs with and without a relation, alternating order (default 3)
-  --max-load PCT      the continuous relation's --max-load (default: the product's, 10)
+  --max-load PCT      the continuous relation's --max-load (default: the product's, 7)
   --continuous-only   skip the compacted hot-set measurement
   --tmpdir DIR        parent of the scratch stores, a real disk (default /var/tmp)
   --profile DIR       write a V8 CPU profile of each server into DIR

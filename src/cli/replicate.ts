@@ -50,7 +50,7 @@ export function registerReplicate(program: Command): void {
     .option("--interval <duration>", "compacted: time between shipments (default 60s)")
     .option(
       "--max-load <percent>",
-      "continuous: the most of this server's time shipping may take while hosts write to the disk (1-100, default 10; " +
+      "continuous: the most of this server's event-loop time shipping may take while hosts write to the disk (1-100, default 7; " +
         "100: it never yields to them, the lag stays lowest, their writes slow down)",
     )
     .option("--stop", "stop replicating DISK (the replica stays as it is)")

@@ -40,7 +40,7 @@ const ReplicateBodySchema = Type.Object(
       Type.Integer({
         minimum: 1,
         maximum: 100,
-        description: "continuous: the most of the source server's time shipping may take while hosts write (default 10)",
+        description: "continuous: the most of the source server's event-loop time shipping may take while hosts write (default 7)",
       }),
     ),
   },

@@ -37,7 +37,7 @@ export interface ReplicateRequest {
   mode: RelationMode;
   /** compacted: ms between shipments. */
   intervalMs?: number;
-  /** continuous: the most of the source server's time shipping may take while hosts write (1-100, default 10). */
+  /** continuous: the most of the source server's time shipping may take while hosts write (1-100, default 7). */
   maxLoadPercent?: number;
 }
 

@@ -56,11 +56,11 @@ const BATCH_GAP_MS = 100;
  * The share is of the sender's own time on the loop (util/loop-clock.ts), not of a batch's wall
  * time, which in a flood was mostly the hosts' own writes served meanwhile: the sender then got a
  * few percent and the lag grew by seconds. Idle hosts: no pacing (a backlog goes out at once).
- * 10: on the 2-core benchmark machine, with the receiver beside it, 10 kept 0.85x of the source's
- * 4K write IOPS in a flood and 15 kept 0.81-0.82x (the target is 0.8x), at a lag p99 of 0.7-1.4 s
- * either way (BENCHMARKS.md "Remote copy").
+ * 7: on the 2-core benchmark machine, with the receiver beside it and 200 ms batches, 7 kept
+ * 0.85x of the source's 4K write IOPS in a flood at a lag p99 of 0.5 s, and 10 kept 0.78-0.79x at
+ * 0.35-0.46 s (the targets are 0.8x and 1 s; BENCHMARKS.md "Remote copy").
  */
-export const MAX_LOAD_PERCENT_DEFAULT = 10;
+export const MAX_LOAD_PERCENT_DEFAULT = 7;
 /**
  * A step of the sender (a frame of about 1 MiB, one read's log entries, one read's checksums)
  * takes 1-4 ms on the benchmark machine; a longer one was a collection or the thread waiting for a
