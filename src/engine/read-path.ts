@@ -1,4 +1,5 @@
 import { crc32c, zeroBlockCrc } from "../util/crc32c.js";
+import { timedBy } from "../util/loop-clock.js";
 import { ErrorCodes, SnaplogError } from "../util/errors.js";
 import { INDEX_PAGE_BLOCKS, isDataSlot } from "./constants.js";
 import { blockCountOf, checkBlockRange, type DiskGeometry } from "./engine-options.js";
@@ -163,8 +164,7 @@ export class ReadPath {
       const zerosCrc = zeroBlockCrc(blockSizeBytes);
       for (let index = 0; index < count; index++) if (ids[index] === 0) expectedCrcs[index] = zerosCrc;
     };
-    if (options.clock === undefined) check();
-    else options.clock.time(check);
+    timedBy(options.clock, check);
     return { data, live, crcs: expectedCrcs };
   }
 

@@ -20,7 +20,7 @@ import {
   type StreamTrailer,
 } from "./stream-format.js";
 import { crc32c } from "../util/crc32c.js";
-import type { LoopClock } from "../util/loop-clock.js";
+import { timedBy, type LoopClock } from "../util/loop-clock.js";
 import { streamHash, type StreamHash } from "../util/stream-hash.js";
 
 export const FRAME_DATA_BYTES_DEFAULT = 1024 * 1024;
@@ -215,8 +215,7 @@ export class StreamWriter {
   }
 
   private timed<T>(work: () => T): T {
-    const clock = this.options.loopClock;
-    return clock === undefined ? work() : clock.time(work);
+    return timedBy(this.options.loopClock, work);
   }
 
   private async write(chunk: Buffer): Promise<void> {

@@ -35,3 +35,8 @@ export class LoopClock {
     return this.totalMs;
   }
 }
+
+/** `work` timed by `clock` when there is one (the code that takes an optional clock). */
+export function timedBy<T>(clock: LoopClock | undefined, work: () => T): T {
+  return clock === undefined ? work() : clock.time(work);
+}

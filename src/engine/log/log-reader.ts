@@ -3,7 +3,7 @@ import { JOURNAL_HEADER_BYTES, SLOT_TRIM, SLOT_ZERO } from "../constants.js";
 import { checkRecord, entryCountOf, readEntry, recordLengthOf, RecordType } from "./journal-format.js";
 import type { MediumFile } from "../medium.js";
 import type { SnapshotCut } from "../tables/snapshot-cut.js";
-import type { LoopClock } from "../../util/loop-clock.js";
+import { timedBy, type LoopClock } from "../../util/loop-clock.js";
 
 /** One row of the log: a run of entries (consecutive LSNs and blocks, one kind, one time), or a snapshot cut. */
 export interface LogRow {
@@ -164,7 +164,7 @@ export async function* readLogRows(source: LogSource, query: LogQuery): AsyncGen
     const clock = query.clock;
     for await (const entries of entriesInLsnOrder(files, query.lsnFirst, lsnLast, clock)) {
       for (let index = 0; index < entries.count;) {
-        const step = clock === undefined ? scan(entries, index) : clock.time(() => scan(entries, index));
+        const step = timedBy(clock, () => scan(entries, index));
         index = step.index;
         if (step.reading !== undefined) await step.reading;
       }
@@ -215,11 +215,6 @@ async function* entriesInLsnOrder(files: LogFiles, lsnFirst: number, lsnLast: nu
     yield* journalEntries(journal.file, journal.endBytes, lsnFirst, lsnLast, startBytesFor(journal.seekPoints, lsnFirst), clock);
 }
 
-/** `work` timed by `clock` when there is one. */
-function timed<T>(clock: LoopClock | undefined, work: () => T): T {
-  return clock === undefined ? work() : clock.time(work);
-}
-
 async function* checkpointEntries(file: MediumFile, lsnFirst: number, lsnLast: number, clock?: LoopClock): AsyncGenerator<RawEntries> {
   const { entryCount } = await readCheckpointHeader(file);
   const entryAt = async (index: number, target: Buffer) => file.read(target, CHECKPOINT_HEADER_BYTES + index * CHECKPOINT_ENTRY_BYTES);
@@ -251,7 +246,7 @@ async function* checkpointEntries(file: MediumFile, lsnFirst: number, lsnLast: n
   for (let index = low; index < entryCount; index += CHECKPOINT_ENTRIES_PER_READ) {
     const count = Math.min(CHECKPOINT_ENTRIES_PER_READ, entryCount - index);
     await entryAt(index, chunk.subarray(0, count * CHECKPOINT_ENTRY_BYTES));
-    const past = timed(clock, () => copyOut(count));
+    const past = timedBy(clock, () => copyOut(count));
     if (entries.count > 0) yield entries;
     if (past) return;
   }
@@ -347,7 +342,7 @@ async function* journalEntries(
     }
   };
   for (;;) {
-    const step = timed(clock, parse);
+    const step = timedBy(clock, parse);
     if (step === "load") {
       if (await load(needBytes)) continue;
     } else if (step === "yield") {

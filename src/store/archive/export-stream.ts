@@ -14,7 +14,7 @@
 import { randomUUID } from "node:crypto";
 import { BlockSource, readLogRows, type DiskEngine, type EntriesData, type EntriesDataOptions, type LogRow } from "../../engine/index.js";
 import { isAllZero } from "../../util/all-zero.js";
-import type { LoopClock } from "../../util/loop-clock.js";
+import { timedBy, type LoopClock } from "../../util/loop-clock.js";
 import { mapAhead } from "../../util/map-ahead.js";
 import { invalidArgument, notFound } from "../../util/errors.js";
 import {
@@ -238,7 +238,7 @@ async function writeTimeOrdered(
   if (partition.lsnLast <= partition.lsnAfter) return;
   const blockSize = engine.geometry.blockSizeBytes;
   const clock = options.clock;
-  const timed = <T>(work: () => T): T => (clock === undefined ? work() : clock.time(work));
+  const timed = <T>(work: () => T): T => timedBy(clock, work);
   const rows = readLogRows(engine, { lsnFirst: partition.lsnAfter + 1, lsnLast: partition.lsnLast, withData: false, clock });
   const readData = (group: LogRow[]): Promise<EntriesData> => {
     let count = 0;
